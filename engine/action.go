@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Action performs one kind of remediation (run a playbook, call a URL, ...).
+//
+// Run makes one attempt. ctx carries the invocation's timeout and is cancelled
+// on shutdown; an action must stop promptly when it ends and report
+// Retryable. Run must be safe for concurrent use: the dispatcher runs several
+// invocations of one action at once. The invocation ID is stable across
+// attempts and restarts, so an action that talks to an external system can use
+// it as an idempotency key.
+type Action interface {
+	Run(ctx context.Context, inv *Invocation) Result
+}
+
+// Status is the outcome class of one attempt.
+type Status string
+
+const (
+	// Succeeded: done; the invocation is final.
+	Succeeded Status = "succeeded"
+	// Retryable: failed, but trying again may help (a timeout, a 5xx, a
+	// connection error, a crashed plugin). The dispatcher retries with backoff
+	// while retries remain.
+	Retryable Status = "retryable"
+	// Failed: failed permanently (a 4xx, a failing playbook task, a missing
+	// file); retrying cannot help.
+	Failed Status = "failed"
+)
+
+// Result is what one attempt produced.
+type Result struct {
+	Status Status
+	// Error says what went wrong when Status is not Succeeded.
+	Error string
+	// RetryAfter, when set, is the earliest time the next attempt may start
+	// (an HTTP 429's Retry-After); the dispatcher waits at least this long.
+	RetryAfter time.Duration
+	// Output is what the action printed or received; the dispatcher keeps the
+	// beginning of it in the audit trail.
+	Output string
+	// ExitCode is a process's exit status (nil when there was no process).
+	ExitCode *int `json:",omitempty"`
+	// HTTPStatus is the HTTP response status (0 when there was none).
+	HTTPStatus int `json:",omitempty"`
+	// Details holds structured, action-specific results (a playbook recap).
+	Details map[string]any `json:",omitempty"`
+	// Facts and Events are fed back into the invocation's ruleset, as
+	// set_fact and post_event would (a playbook's set_stats).
+	Facts  []map[string]any `json:",omitempty"`
+	Events []map[string]any `json:",omitempty"`
+}
+
+// Success returns a Succeeded result with output.
+func Success(output string) Result { return Result{Status: Succeeded, Output: output} }
+
+// Failure returns a permanent failure.
+func Failure(format string, args ...any) Result {
+	return Result{Status: Failed, Error: fmt.Sprintf(format, args...)}
+}
+
+// RetryableFailure returns a failure that may succeed when tried again.
+func RetryableFailure(format string, args ...any) Result {
+	return Result{Status: Retryable, Error: fmt.Sprintf(format, args...)}
+}
+
+// Policy is how the dispatcher runs one action: the keys `timeout`,
+// `retries`, `delay`, `max_delay` and `lock` that every action accepts.
+type Policy struct {
+	// Timeout bounds one attempt; zero means the dispatcher's default.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Retries is how many times a Retryable failure is tried again.
+	Retries int `json:"retries,omitempty"`
+	// Delay is the first backoff; each retry doubles it, with jitter, up to
+	// MaxDelay.
+	Delay    time.Duration `json:"delay,omitempty"`
+	MaxDelay time.Duration `json:"max_delay,omitempty"`
+	// Lock, when not empty, is a key (rendered from the rule's `lock:`
+	// template, e.g. the host) that no two invocations hold at once.
+	Lock string `json:"lock,omitempty"`
+}
+
+// Invocation is one action to run, created from a rule firing.
+type Invocation struct {
+	// ID is stable: derived from the firing and the action's position, so the
+	// same firing processed twice yields the same IDs.
+	ID       string `json:"id"`
+	FiringID string `json:"firing_id"`
+	// Index is the action's position in its rule's action list.
+	Index   int    `json:"index"`
+	Action  string `json:"action"`
+	Ruleset string `json:"ruleset"`
+	Rule    string `json:"rule"`
+	// Args are the action's arguments with templates rendered. Secret
+	// references (${env:NAME}, ${file:PATH}) are still references: the
+	// dispatcher resolves them with ResolveSecrets just before Run, so secrets
+	// are never stored or audited.
+	Args map[string]any `json:"args"`
+	// Event is the event that completed the match; Events are all matched
+	// events by name (m_0, m_1, or the names the rule gave them).
+	Event  Event            `json:"event,omitempty"`
+	Events map[string]Event `json:"events,omitempty"`
+	// Hosts are the hosts of the matched events (meta.hosts); HostPattern is
+	// the ruleset's `hosts:`, used when Hosts is empty.
+	Hosts       []string `json:"hosts,omitempty"`
+	HostPattern string   `json:"host_pattern,omitempty"`
+	Policy      Policy   `json:"policy"`
+	// Sequential invocations of a ruleset with execution_strategy sequential
+	// wait for the ruleset's earlier firings.
+	Sequential bool `json:"sequential,omitempty"`
+	// Created is when the firing happened.
+	Created time.Time `json:"created"`
+	// Secrets are the values ResolveSecrets found in Args; Redact masks them
+	// in output. They are never stored.
+	Secrets []string `json:"-"`
+}
+
+// Redact replaces every secret value of the invocation in s with "******".
+func (inv *Invocation) Redact(s string) string {
+	for _, sec := range inv.Secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "******")
+		}
+	}
+	return s
+}
+
+// RedactedArgs returns a deep copy of Args with secret values masked.
+func (inv *Invocation) RedactedArgs() map[string]any {
+	out, _ := redactValue(inv.Args, inv.Redact).(map[string]any)
+	return out
+}
+
+func redactValue(v any, redact func(string) string) any {
+	switch x := v.(type) {
+	case string:
+		return redact(x)
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[k] = redactValue(vv, redact)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, vv := range x {
+			l[i] = redactValue(vv, redact)
+		}
+		return l
+	}
+	return v
+}
+
+// ActionEnv is what an action constructor receives.
+type ActionEnv struct {
+	// DataDir is the engine's data directory (for scratch files).
+	DataDir string
+	Log     zerolog.Logger
+}
+
+// ActionSpec registers an action type.
+type ActionSpec struct {
+	// Type is the key used in rulebooks (`run_playbook:`, `http:` ...).
+	Type        string
+	Description string
+	// Check validates the arguments at load time, before templates are
+	// rendered: a value that is a template string ("{{ ... }}") must be
+	// accepted wherever a rendered value could be valid. Errors should be
+	// *ArgError so the loader can point at the offending key.
+	Check func(args map[string]any) error
+	// New builds the action once per engine.
+	New func(env ActionEnv) (Action, error)
+}
+
+// ArgError is an argument problem found by a Check, with the path of the key
+// inside the arguments (e.g. ["headers", "Authorization"]).
+type ArgError struct {
+	Path []string
+	Err  error
+}
+
+func (e *ArgError) Error() string {
+	if len(e.Path) == 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %v", strings.Join(e.Path, "."), e.Err)
+}
+
+func (e *ArgError) Unwrap() error { return e.Err }
+
+// ArgErrorf returns an *ArgError for the key at path.
+func ArgErrorf(path []string, format string, args ...any) *ArgError {
+	return &ArgError{Path: path, Err: fmt.Errorf(format, args...)}
+}
+
+// IsTemplate reports whether a string argument contains a "{{ ... }}"
+// template and so can only be checked once rendered.
+func IsTemplate(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.Contains(s, "{{")
+}

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Firing is one rule match: the events that made it and the actions it
+// starts.
+type Firing struct {
+	// ID is stable: derived from the journal position of the event that
+	// completed the match, the ruleset, rule and match, so reprocessing the
+	// same journal record after a crash yields the same ID.
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Ruleset string    `json:"ruleset"`
+	Rule    string    `json:"rule"`
+	// EventIDs are the meta.uuid of every matched event.
+	EventIDs []string `json:"event_ids"`
+	// Invocations are the firing's non-engine actions, in rule order.
+	Invocations []*Invocation `json:"-"`
+}
+
+// Dispatcher runs the actions of firings. Submit stores the firing and its
+// invocations durably and returns; running them (timeouts, retries,
+// concurrency, locks) happens afterwards. An error means nothing was stored
+// and the engine must not mark the event done.
+type Dispatcher interface {
+	Submit(ctx context.Context, f *Firing) error
+}
+
+// InvocationStatus is where an invocation stands.
+type InvocationStatus string
+
+const (
+	StatusQueued    InvocationStatus = "queued"
+	StatusRunning   InvocationStatus = "running"
+	StatusRetrying  InvocationStatus = "retrying"
+	StatusSucceeded InvocationStatus = "succeeded"
+	// StatusFailed is final: a permanent failure or retries exhausted (a dead
+	// letter).
+	StatusFailed InvocationStatus = "failed"
+)
+
+// Final reports whether nothing more will happen to the invocation.
+func (s InvocationStatus) Final() bool { return s == StatusSucceeded || s == StatusFailed }
+
+// Attempt is one run of an invocation, as recorded.
+type Attempt struct {
+	N        int           `json:"n"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"`
+	Status   Status        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	// Output is the beginning of the attempt's output, secrets masked.
+	Output     string         `json:"output,omitempty"`
+	ExitCode   *int           `json:"exit_code,omitempty"`
+	HTTPStatus int            `json:"http_status,omitempty"`
+	Details    map[string]any `json:"details,omitempty"`
+}
+
+// InvocationState is the recorded state of one invocation.
+type InvocationState struct {
+	Invocation *Invocation      `json:"invocation"`
+	Status     InvocationStatus `json:"status"`
+	Attempts   []Attempt        `json:"attempts,omitempty"`
+	// NextAttempt is when a retrying invocation may run again.
+	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// ActionStore is the durable queue of invocations and the audit trail, kept
+// in the same embedded store as the journal.
+type ActionStore interface {
+	// Submit stores a firing and its invocations (status queued) atomically
+	// and durably. A firing whose ID is already stored is left as it is, so
+	// resubmitting after a crash is harmless.
+	Submit(ctx context.Context, f *Firing) error
+	// Unfinished returns every invocation not in a final state, in the order
+	// they were submitted: what a restarted dispatcher must run.
+	Unfinished(ctx context.Context) ([]*InvocationState, error)
+	// Update durably replaces the recorded state of one invocation.
+	Update(ctx context.Context, st *InvocationState) error
+	// Query reads the audit trail: firings with their invocations' states,
+	// newest first.
+	Query(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// Compact deletes firings older than before whose invocations are all
+	// final.
+	Compact(ctx context.Context, before time.Time) (int, error)
+}
+
+// AuditFilter selects audit entries; zero fields do not filter.
+type AuditFilter struct {
+	Ruleset string
+	Rule    string
+	// Status matches firings having at least one invocation in that status.
+	Status  InvocationStatus
+	EventID string
+	Since   time.Time
+	Until   time.Time
+	Limit   int
+}
+
+// AuditEntry is one firing and what became of its actions.
+type AuditEntry struct {
+	Firing      Firing             `json:"firing"`
+	Invocations []*InvocationState `json:"invocations"`
+}

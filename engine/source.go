@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Source produces events. Run emits through out until ctx is cancelled or the
+// source is exhausted; it returns nil in both cases and an error only when the
+// source cannot go on (a listener that cannot bind, a broker that refuses the
+// credentials). A source acknowledges its sender only after out.Emit has
+// returned without error: only then is the event durable.
+type Source interface {
+	Run(ctx context.Context, out Emitter) error
+}
+
+// Entry is one event offered to an Emitter, with what the ingest path needs
+// to recognise repeats and stale deliveries.
+type Entry struct {
+	Event Event
+	// DedupeKey identifies a delivery within its source (a delivery id, an
+	// alert fingerprint+status+startsAt). A key seen within the source's
+	// dedupe window makes the entry a Duplicate. Empty: never a duplicate.
+	DedupeKey string
+	// DedupeWindow is how long DedupeKey is remembered. Zero: the journal's
+	// default.
+	DedupeWindow time.Duration
+	// OrderKey and Timestamp recognise stale deliveries: an entry whose
+	// Timestamp is older than the newest already accepted for the same
+	// OrderKey of the same source is Stale. Empty key or zero time: never stale.
+	OrderKey  string
+	Timestamp time.Time
+}
+
+// Outcome says what became of one Entry.
+type Outcome int
+
+const (
+	// Accepted: durable, and it will be processed.
+	Accepted Outcome = iota
+	// Duplicate: its DedupeKey was seen within the window; not stored again.
+	Duplicate
+	// Stale: older than the newest accepted for its OrderKey; not processed.
+	Stale
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Duplicate:
+		return "duplicate"
+	case Stale:
+		return "stale"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Emitter takes events from a source. Emit stores all entries of one call
+// atomically and returns only when they are durable (fsync'd), with one
+// Outcome per entry. On error nothing of the call was accepted and the sender
+// must be told to retry: a *BacklogError when the backlog is full (answer 503
+// with Retry-After), ErrClosed while shutting down, any other error for a
+// storage failure (answer 5xx).
+type Emitter interface {
+	Emit(ctx context.Context, source SourceRef, entries []Entry) ([]Outcome, error)
+}
+
+// SourceRef names the source an event came from and the ruleset it feeds.
+type SourceRef struct {
+	Ruleset string
+	Name    string
+	Type    string
+}
+
+// ErrClosed is returned by an Emitter that no longer accepts events.
+var ErrClosed = errors.New("not accepting events: shutting down")
+
+// BacklogError is returned by an Emitter whose backlog is over its bound.
+type BacklogError struct {
+	// RetryAfter is the advice for the sender's Retry-After header.
+	RetryAfter time.Duration
+}
+
+func (e *BacklogError) Error() string {
+	return fmt.Sprintf("backlog full: retry after %s", e.RetryAfter)
+}
+
+// IsBacklog reports whether err is a *BacklogError and returns it.
+func IsBacklog(err error) (*BacklogError, bool) {
+	var be *BacklogError
+	ok := errors.As(err, &be)
+	return be, ok
+}
+
+// SourceConfig is what a source constructor receives: the source's entry in
+// the rulebook, with secrets already resolved.
+type SourceConfig struct {
+	// Name is the source's name in the rulebook (its `name:` or its type).
+	Name string
+	// Type is the source type, e.g. "webhook".
+	Type string
+	// Ruleset is the ruleset that declared it.
+	Ruleset string
+	// Args are the source's arguments as decoded from YAML.
+	Args map[string]any
+	// Clock is the engine's clock.
+	Clock Clock
+	// Log is scoped to the source.
+	Log zerolog.Logger
+}
+
+// SourceSpec registers a source type.
+type SourceSpec struct {
+	// Type is the key used in rulebooks (`webhook:`, `range:` ...).
+	Type string
+	// Description is one line for `rulebook --help` and the JSON Schema.
+	Description string
+	// Check validates args at load time without side effects. Errors should be
+	// *ArgError so the loader can point at the offending key.
+	Check func(args map[string]any) error
+	// New builds the source. It is called after Check succeeded.
+	New func(cfg SourceConfig) (Source, error)
+}
