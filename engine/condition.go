@@ -1,0 +1,549 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Conditions follow Event-Driven Ansible's treatment of missing data, which
+// keeps remediation from firing on incomplete events: any comparison,
+// membership test, regex or function over a field the event lacks is
+// "unknown", and unknown is not a match; its negation is unknown too. Only the
+// presence checks (defined, is_defined, is_not_defined) look at absence.
+//
+// The evaluator gets this by three-valued (Kleene) logic: a condition is
+// parsed once, its boolean skeleton (&&, ||, not) is kept as a tree, and
+// every other maximal sub-expression (an "atom") is compiled as its own expr
+// program. Member chains rooted at event, events, fact, facts and vars are
+// rewritten into __get calls that fail with errMissing when a key is absent;
+// an atom that fails that way is unknown. An explicit null is a value.
+
+// Tri is a three-valued truth value.
+type Tri uint8
+
+const (
+	False Tri = iota
+	True
+	Unknown
+)
+
+func (t Tri) String() string {
+	switch t {
+	case False:
+		return "false"
+	case True:
+		return "true"
+	}
+	return "unknown"
+}
+
+// The names a condition can read.
+var rootNames = map[string]bool{"event": true, "events": true, "fact": true, "facts": true, "vars": true}
+
+var errMissing = errors.New("field is not defined")
+
+// Condition is a compiled, type-checked condition.
+type Condition struct {
+	// Source is the expression as written.
+	Source string
+	root   condNode
+}
+
+type condNode interface {
+	eval(e *evalState) Tri
+}
+
+type andNode struct{ l, r condNode }
+type orNode struct{ l, r condNode }
+type notNode struct{ n condNode }
+type atomNode struct{ prog *vm.Program }
+
+func (n andNode) eval(e *evalState) Tri {
+	l := n.l.eval(e)
+	if l == False {
+		return False
+	}
+	r := n.r.eval(e)
+	switch {
+	case r == False:
+		return False
+	case l == True && r == True:
+		return True
+	}
+	return Unknown
+}
+
+func (n orNode) eval(e *evalState) Tri {
+	l := n.l.eval(e)
+	if l == True {
+		return True
+	}
+	r := n.r.eval(e)
+	switch {
+	case r == True:
+		return True
+	case l == False && r == False:
+		return False
+	}
+	return Unknown
+}
+
+func (n notNode) eval(e *evalState) Tri {
+	switch n.n.eval(e) {
+	case True:
+		return False
+	case False:
+		return True
+	}
+	return Unknown
+}
+
+func (n atomNode) eval(e *evalState) Tri {
+	out, err := e.vm.Run(n.prog, e.env)
+	if err != nil {
+		if !errors.Is(err, errMissing) && e.onError != nil {
+			e.onError(err)
+		}
+		return Unknown
+	}
+	if b, ok := out.(bool); ok {
+		if b {
+			return True
+		}
+		return False
+	}
+	return Unknown
+}
+
+// evalState is what one evaluation needs; the engine keeps one and reuses it
+// (evaluation is single-threaded per engine).
+type evalState struct {
+	vm      vm.VM
+	env     map[string]any
+	onError func(error)
+}
+
+func newEvalState(onError func(error)) *evalState {
+	return &evalState{env: make(map[string]any, 6), onError: onError}
+}
+
+// bind sets the names conditions and templates read.
+func (e *evalState) bind(event map[string]any, events map[string]any, vars map[string]any) {
+	e.env["event"] = event
+	e.env["fact"] = event
+	e.env["events"] = events
+	e.env["facts"] = events
+	e.env["vars"] = vars
+}
+
+// Eval evaluates the condition against one item and the matches so far.
+func (c *Condition) eval(e *evalState) Tri { return c.root.eval(e) }
+
+// Compiler compiles conditions, templates and other expressions of one
+// rulebook load. Its clock drives now() and age().
+type Compiler struct {
+	Clock Clock
+	// Vars are the ruleset's variables, used to type-check `vars.x`.
+	Vars map[string]any
+}
+
+// ExprError is a compile error inside an expression, with the 1-based line
+// and column inside the expression text.
+type ExprError struct {
+	Line, Column int
+	Msg          string
+}
+
+func (e *ExprError) Error() string { return e.Msg }
+
+func exprError(err error, src file.Source) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		if fe.Line == 0 {
+			fe = fe.Bind(src)
+		}
+		return &ExprError{Line: fe.Line, Column: fe.Column + 1, Msg: fe.Message}
+	}
+	return err
+}
+
+func (c *Compiler) config() *conf.Config {
+	cfg := conf.CreateNew()
+	env := map[string]any{
+		"event": map[string]any{}, "fact": map[string]any{},
+		"events": map[string]any{}, "facts": map[string]any{},
+		"vars": c.varsOrEmpty(),
+	}
+	opts := []expr.Option{expr.Env(env), expr.DisableBuiltin("now")}
+	opts = append(opts, c.functions()...)
+	for _, op := range opts {
+		op(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+	return cfg
+}
+
+func (c *Compiler) varsOrEmpty() map[string]any {
+	if c.Vars == nil {
+		return map[string]any{}
+	}
+	return c.Vars
+}
+
+// assignment is EDA's `events.name << condition` that names a match.
+var assignment = regexp.MustCompile(`^\s*(?:events|facts)\.([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*`)
+
+// SplitAssignment separates an EDA match name (`events.first << cond`) from
+// the condition. offset is the number of bytes removed from the front.
+func SplitAssignment(src string) (name, cond string, offset int) {
+	m := assignment.FindStringSubmatchIndex(src)
+	if m == nil {
+		return "", src, 0
+	}
+	return src[m[2]:m[3]], src[m[1]:], m[1]
+}
+
+// CompileCondition parses, rewrites, type-checks and compiles a condition.
+// Errors are *ExprError when they have a position.
+func (c *Compiler) CompileCondition(src string) (*Condition, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, errors.New("condition is empty")
+	}
+	cfg := c.config()
+	tree, err := parser.ParseWithConfig(src, cfg)
+	if err != nil {
+		return nil, exprError(err, file.NewSource(src))
+	}
+	rewrite(&tree.Node, false)
+	root, err := c.skeleton(tree.Node, tree.Source, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Condition{Source: src, root: root}, nil
+}
+
+func (c *Compiler) skeleton(n ast.Node, src file.Source, cfg *conf.Config) (condNode, error) {
+	switch x := n.(type) {
+	case *ast.BinaryNode:
+		switch x.Operator {
+		case "&&", "and", "||", "or":
+			l, err := c.skeleton(x.Left, src, cfg)
+			if err != nil {
+				return nil, err
+			}
+			r, err := c.skeleton(x.Right, src, cfg)
+			if err != nil {
+				return nil, err
+			}
+			if x.Operator == "&&" || x.Operator == "and" {
+				return andNode{l, r}, nil
+			}
+			return orNode{l, r}, nil
+		}
+	case *ast.UnaryNode:
+		if x.Operator == "!" || x.Operator == "not" {
+			inner, err := c.skeleton(x.Node, src, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return notNode{inner}, nil
+		}
+	}
+	prog, err := compileNode(n, src, cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	return atomNode{prog}, nil
+}
+
+func compileNode(n ast.Node, src file.Source, cfg *conf.Config, wantBool bool) (*vm.Program, error) {
+	tree := &parser.Tree{Node: n, Source: src}
+	t, err := checker.Check(tree, cfg)
+	if err != nil {
+		return nil, exprError(err, src)
+	}
+	if wantBool && (neverBool(n) || t != nil && t.Kind() != reflect.Bool && t.Kind() != reflect.Interface) {
+		fe := (&file.Error{Location: n.Location()}).Bind(src)
+		return nil, &ExprError{Line: fe.Line, Column: fe.Column + 1,
+			Msg: fmt.Sprintf("condition must be a boolean, but this part is %s", t)}
+	}
+	prog, err := compiler.Compile(tree, cfg)
+	if err != nil {
+		return nil, exprError(err, src)
+	}
+	return prog, nil
+}
+
+// neverBool reports nodes whose value cannot be a boolean whatever the
+// event holds: arithmetic, literals, lists and maps.
+func neverBool(n ast.Node) bool {
+	switch x := n.(type) {
+	case *ast.BinaryNode:
+		switch x.Operator {
+		case "+", "-", "*", "/", "%", "**", "^", "..":
+			return true
+		}
+	case *ast.UnaryNode:
+		return x.Operator == "-" || x.Operator == "+"
+	case *ast.IntegerNode, *ast.FloatNode, *ast.StringNode, *ast.ArrayNode, *ast.MapNode, *ast.NilNode:
+		return true
+	}
+	return false
+}
+
+// rewrite turns member chains rooted at the event names into __get/__has
+// calls and `contains` into __contains, in place. lenient (inside ??) makes
+// a missing path nil instead of unknown.
+func rewrite(node *ast.Node, lenient bool) {
+	switch n := (*node).(type) {
+	case *ast.ChainNode:
+		rewrite(&n.Node, lenient)
+		if call, ok := n.Node.(*ast.CallNode); ok && isHelper(call, "__get", "__getor") {
+			*node = n.Node
+		}
+		return
+	case *ast.MemberNode:
+		if root, keys, ok := memberPath(n); ok {
+			for i := range keys {
+				rewrite(&keys[i], false)
+			}
+			fn := "__get"
+			if lenient {
+				fn = "__getor"
+			}
+			args := append([]ast.Node{&ast.IdentifierNode{Value: root}}, keys...)
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: args})
+			return
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+			switch id.Value {
+			case "defined", "is_defined", "is_not_defined":
+				if len(n.Arguments) == 1 {
+					if m, ok := n.Arguments[0].(*ast.ChainNode); ok {
+						n.Arguments[0] = m.Node
+					}
+					if m, ok := n.Arguments[0].(*ast.MemberNode); ok {
+						if root, keys, ok := memberPath(m); ok {
+							for i := range keys {
+								rewrite(&keys[i], false)
+							}
+							args := append([]ast.Node{&ast.IdentifierNode{Value: root}}, keys...)
+							var repl ast.Node = &ast.CallNode{Callee: &ast.IdentifierNode{Value: "__has"}, Arguments: args}
+							if id.Value == "is_not_defined" {
+								repl = &ast.UnaryNode{Operator: "!", Node: repl}
+							}
+							ast.Patch(node, repl)
+							return
+						}
+					}
+					if r, ok := n.Arguments[0].(*ast.IdentifierNode); ok && rootNames[r.Value] {
+						var repl ast.Node = &ast.BoolNode{Value: true}
+						if id.Value == "is_not_defined" {
+							repl = &ast.BoolNode{Value: false}
+						}
+						ast.Patch(node, repl)
+						return
+					}
+				}
+			}
+		}
+	case *ast.BinaryNode:
+		if n.Operator == "??" {
+			rewrite(&n.Left, true)
+			rewrite(&n.Right, lenient)
+			return
+		}
+		rewrite(&n.Left, lenient)
+		rewrite(&n.Right, lenient)
+		if n.Operator == "contains" {
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "__contains"},
+				Arguments: []ast.Node{n.Left, n.Right}})
+		}
+		return
+	}
+	walkChildren(*node, func(child *ast.Node) { rewrite(child, lenient) })
+}
+
+func isHelper(c *ast.CallNode, names ...string) bool {
+	id, ok := c.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return false
+	}
+	for _, n := range names {
+		if id.Value == n {
+			return true
+		}
+	}
+	return false
+}
+
+// memberPath returns the root name and the key nodes of a chain like
+// event.a["b"][0], when its root is one of the event names.
+func memberPath(n *ast.MemberNode) (string, []ast.Node, bool) {
+	var keys []ast.Node
+	var cur ast.Node = n
+	for {
+		switch x := cur.(type) {
+		case *ast.MemberNode:
+			if x.Method {
+				return "", nil, false
+			}
+			keys = append(keys, x.Property)
+			cur = x.Node
+			continue
+		case *ast.ChainNode:
+			cur = x.Node
+			continue
+		case *ast.IdentifierNode:
+			if !rootNames[x.Value] {
+				return "", nil, false
+			}
+			for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
+				keys[i], keys[j] = keys[j], keys[i]
+			}
+			return x.Value, keys, true
+		}
+		return "", nil, false
+	}
+}
+
+func walkChildren(n ast.Node, f func(*ast.Node)) {
+	switch x := n.(type) {
+	case *ast.UnaryNode:
+		f(&x.Node)
+	case *ast.BinaryNode:
+		f(&x.Left)
+		f(&x.Right)
+	case *ast.ChainNode:
+		f(&x.Node)
+	case *ast.MemberNode:
+		f(&x.Node)
+		f(&x.Property)
+	case *ast.SliceNode:
+		f(&x.Node)
+		if x.From != nil {
+			f(&x.From)
+		}
+		if x.To != nil {
+			f(&x.To)
+		}
+	case *ast.CallNode:
+		f(&x.Callee)
+		for i := range x.Arguments {
+			f(&x.Arguments[i])
+		}
+	case *ast.BuiltinNode:
+		for i := range x.Arguments {
+			f(&x.Arguments[i])
+		}
+	case *ast.PredicateNode:
+		f(&x.Node)
+	case *ast.ConditionalNode:
+		f(&x.Cond)
+		f(&x.Exp1)
+		f(&x.Exp2)
+	case *ast.VariableDeclaratorNode:
+		f(&x.Value)
+		f(&x.Expr)
+	case *ast.SequenceNode:
+		for i := range x.Nodes {
+			f(&x.Nodes[i])
+		}
+	case *ast.ArrayNode:
+		for i := range x.Nodes {
+			f(&x.Nodes[i])
+		}
+	case *ast.MapNode:
+		for i := range x.Pairs {
+			f(&x.Pairs[i])
+		}
+	case *ast.PairNode:
+		f(&x.Key)
+		f(&x.Value)
+	}
+}
+
+// lookup walks keys from root. ok is false when a key is absent, an index is
+// out of range, or a step is not a container.
+func lookup(root any, keys []any) (any, bool) {
+	cur := root
+	for _, k := range keys {
+		switch c := cur.(type) {
+		case map[string]any:
+			ks, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			v, ok := c[ks]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []any:
+			i, ok := toIndex(k, len(c))
+			if !ok {
+				return nil, false
+			}
+			cur = c[i]
+		case map[string]string:
+			ks, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			v, ok := c[ks]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []string:
+			i, ok := toIndex(k, len(c))
+			if !ok {
+				return nil, false
+			}
+			cur = c[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func toIndex(k any, n int) (int, bool) {
+	var i int
+	switch x := k.(type) {
+	case int:
+		i = x
+	case int64:
+		i = int(x)
+	case float64:
+		if x != float64(int(x)) {
+			return 0, false
+		}
+		i = int(x)
+	default:
+		return 0, false
+	}
+	if i < 0 {
+		i += n
+	}
+	if i < 0 || i >= n {
+		return 0, false
+	}
+	return i, true
+}

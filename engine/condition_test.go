@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func evalCond(t *testing.T, c *Compiler, src string, event, events map[string]any) Tri {
+	t.Helper()
+	cond, err := c.CompileCondition(src)
+	if err != nil {
+		t.Fatalf("compile %q: %v", src, err)
+	}
+	var runtimeErr error
+	st := newEvalState(func(err error) { runtimeErr = err })
+	st.bind(event, events, c.varsOrEmpty())
+	got := cond.eval(st)
+	_ = runtimeErr
+	return got
+}
+
+func TestConditionMissingFields(t *testing.T) {
+	c := &Compiler{Clock: NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)), Vars: map[string]any{"threshold": 90, "hosts": []any{"a", "b"}}}
+	ev := map[string]any{
+		"i": 1.0, "s": "Hello World", "n": nil, "flag": true,
+		"a":    map[string]any{"b": 2.0, "list": []any{"x", 3.0}},
+		"ip":   "10.1.2.3",
+		"ts":   "2026-01-01T11:50:00Z",
+		"tags": []any{"prod", "web"},
+	}
+	cases := []struct {
+		name string
+		src  string
+		want Tri
+	}{
+		{"equal", "event.i == 1", True},
+		{"int float equal", "event.a.b == 2", True},
+		{"not equal present", "event.i != 2", True},
+		{"missing equal", "event.x == 5", Unknown},
+		{"missing not equal", "event.x != 5", Unknown},
+		{"negated missing", "not (event.x == 5)", Unknown},
+		{"bang negated missing", "!(event.x == 5)", Unknown},
+		{"nested missing", "event.q.r == 1", Unknown},
+		{"nested through scalar", "event.i.r == 1", Unknown},
+		{"or rescues unknown", "event.x == 5 || event.i == 1", True},
+		{"or with unknown and false", "event.x == 5 || event.i == 2", Unknown},
+		{"and false wins", "event.x == 5 && event.i == 2", False},
+		{"and unknown", "event.x == 5 && event.i == 1", Unknown},
+		{"explicit null is a value", "event.n == nil", True},
+		{"null not equal", "event.n != 1", True},
+		{"defined present", "defined(event.a.b)", True},
+		{"defined missing", "defined(event.a.zz)", False},
+		{"defined through missing parent", "defined(event.q.r)", False},
+		{"defined null", "defined(event.n)", True},
+		{"is_not_defined", "is_not_defined(event.q.r)", True},
+		{"not defined", "not defined(event.q)", True},
+		{"in list", `"prod" in event.tags`, True},
+		{"in missing list", `"prod" in event.nope`, Unknown},
+		{"not in missing list", `"prod" not in event.nope`, Unknown},
+		{"value in list literal", "event.i in [1, 2]", True},
+		{"contains string", `event.s contains "World"`, True},
+		{"contains list", `event.tags contains "web"`, True},
+		{"contains list no", `event.tags contains "db"`, False},
+		{"contains missing", `event.zz contains "x"`, Unknown},
+		{"match anchored", `match(event.s, "Hello")`, True},
+		{"match anchored miss", `match(event.s, "World")`, False},
+		{"match ignore case", `match(event.s, "hello", true)`, True},
+		{"search anywhere", `search(event.s, "wor", true)`, True},
+		{"search case sensitive", `search(event.s, "wor")`, False},
+		{"search missing", `search(event.zz, "x")`, Unknown},
+		{"not search missing", `not search(event.zz, "x")`, Unknown},
+		{"expr matches operator", `event.s matches "^H.*d$"`, True},
+		{"lower", `lower(event.s) == "hello world"`, True},
+		{"upper", `upper(event.s) == "HELLO WORLD"`, True},
+		{"cidr", `cidr_match(event.ip, "10.0.0.0/8")`, True},
+		{"cidr list", `cidr_match(event.ip, ["192.168.0.0/16", "10.1.0.0/16"])`, True},
+		{"cidr no", `cidr_match(event.ip, "192.168.0.0/16")`, False},
+		{"age older", `age(event.ts) > duration("5m")`, True},
+		{"age younger", `age(event.ts) > duration("15m")`, False},
+		{"now compare", `timestamp(event.ts) < now() - duration("5m")`, True},
+		{"vars", "event.i == 1 && vars.threshold > 50", True},
+		{"vars list", `"a" in vars.hosts`, True},
+		{"missing var", "vars.nope == 1", Unknown},
+		{"index", `event.a.list[1] == 3`, True},
+		{"index out of range", `event.a.list[7] == 3`, Unknown},
+		{"bracket key", `event["a"]["b"] == 2`, True},
+		{"optional chain", `event?.q?.r == 1`, Unknown},
+		{"coalesce missing", `(event.zz ?? 7) == 7`, True},
+		{"coalesce present", `(event.i ?? 7) == 1`, True},
+		{"bare bool field", "event.flag", True},
+		{"bare missing field", "event.zz", Unknown},
+		{"type mismatch is no match", `event.s > 5`, Unknown},
+		{"events binding", `event.i == events.m_0.i`, True},
+		{"events binding missing", `event.i == events.m_9.i`, Unknown},
+		{"fact alias", `fact.i == 1`, True},
+		{"any predicate", `any(event.tags, # == "web")`, True},
+		{"len", `len(event.tags) == 2`, True},
+		{"len missing", `len(event.zz) == 0`, Unknown},
+	}
+	events := map[string]any{"m_0": map[string]any{"i": 1.0}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := evalCond(t, c, tc.src, ev, events); got != tc.want {
+				t.Errorf("%s = %s, want %s", tc.src, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConditionCompileErrors(t *testing.T) {
+	c := &Compiler{}
+	cases := []struct {
+		name, src, want string
+		line, col    int
+	}{
+		{"unknown name", "evnt.i == 1", "unknown name evnt", 1, 1},
+		{"not boolean", "event.i + 1", "condition must be a boolean", 1, 9},
+		{"syntax", "event.i == == 1", "unexpected token", 1, 12},
+		{"unknown function", "frobnicate(event.i)", "unknown name frobnicate", 1, 1},
+		{"bool and int", "event.i == 1 && 5", "condition must be a boolean", 1, 17},
+		{"empty", "  ", "condition is empty", 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.CompileCondition(tc.src)
+			if err == nil {
+				t.Fatalf("compile %q: no error", tc.src)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			if tc.line == 0 {
+				return
+			}
+			ee, ok := err.(*ExprError)
+			if !ok {
+				t.Fatalf("error %T is not *ExprError", err)
+			}
+			if ee.Line != tc.line || ee.Column != tc.col {
+				t.Errorf("position = %d:%d, want %d:%d", ee.Line, ee.Column, tc.line, tc.col)
+			}
+		})
+	}
+}
+
+func TestSplitAssignment(t *testing.T) {
+	name, cond, off := SplitAssignment("events.first << event.i == 1")
+	if name != "first" || cond != "event.i == 1" || off != 16 {
+		t.Fatalf("got %q %q %d", name, cond, off)
+	}
+	name, cond, off = SplitAssignment("event.i << 2")
+	if name != "" || cond != "event.i << 2" || off != 0 {
+		t.Fatalf("got %q %q %d", name, cond, off)
+	}
+}
+
+func FuzzCompileCondition(f *testing.F) {
+	for _, s := range []string{"event.i == 1", `match(event.s, "a.*", true)`, "not defined(event.a.b)", "event.x ?? 1 > 0", "events.m_0.h == event.h"} {
+		f.Add(s)
+	}
+	c := &Compiler{Clock: NewFakeClock(time.Unix(0, 0))}
+	f.Fuzz(func(t *testing.T, src string) {
+		cond, err := c.CompileCondition(src)
+		if err != nil {
+			return
+		}
+		st := newEvalState(nil)
+		st.bind(map[string]any{"i": 1.0, "s": "x", "a": map[string]any{}}, map[string]any{}, map[string]any{})
+		_ = cond.eval(st)
+	})
+}
