@@ -1,0 +1,145 @@
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+func kmsgCreateTopics(topic string, partitions int32) *kmsg.CreateTopicsRequest {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic = topic
+	t.NumPartitions = partitions
+	t.ReplicationFactor = -1
+	req.Topics = append(req.Topics, t)
+	req.TimeoutMillis = 5000
+	return req
+}
+
+func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
+
+func listEnd(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	parts, err := partitionsOf(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, p := range parts {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p
+		rp.Timestamp = -1 // latest
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	// A ListOffsets must reach each partition's leader; the client splits
+	// the request by leader when sharded.
+	out := map[int32]int64{}
+	for _, sr := range cl.RequestSharded(ctx, req) {
+		if sr.Err != nil {
+			return nil, fmt.Errorf("kafkatest: list offsets of %q: %w", topic, sr.Err)
+		}
+		resp := sr.Resp.(*kmsg.ListOffsetsResponse)
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return nil, fmt.Errorf("kafkatest: list offsets of %q/%d: %w", topic, p.Partition, err)
+				}
+				out[p.Partition] = p.Offset
+			}
+		}
+	}
+	return out, nil
+}
+
+func partitionsOf(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, mt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("kafkatest: metadata of %q: %w", topic, err)
+	}
+	var parts []int32
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("kafkatest: metadata of %q: %w", topic, err)
+		}
+		for _, p := range t.Partitions {
+			parts = append(parts, p.Partition)
+		}
+	}
+	return parts, nil
+}
+
+func fetchCommitted(ctx context.Context, cl *kgo.Client, group, topic string) (map[int32]int64, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	parts, err := partitionsOf(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	rt.Partitions = parts
+	req.Topics = append(req.Topics, rt)
+	// v8+ carries groups in Groups; older versions in Group and Topics.
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = group
+	gt := kmsg.NewOffsetFetchRequestGroupTopic()
+	gt.Topic = topic
+	gt.Partitions = parts
+	rg.Topics = append(rg.Topics, gt)
+	req.Groups = append(req.Groups, rg)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("kafkatest: committed offsets of group %q: %w", group, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("kafkatest: committed offsets of group %q: %w", group, err)
+	}
+	out := map[int32]int64{}
+	for _, g := range resp.Groups {
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return nil, fmt.Errorf("kafkatest: committed offsets of group %q: %w", group, err)
+		}
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				if p.Offset >= 0 {
+					out[p.Partition] = p.Offset
+				}
+			}
+		}
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("kafkatest: committed offset of %q/%d: %w", topic, p.Partition, err)
+			}
+			if p.Offset >= 0 {
+				out[p.Partition] = p.Offset
+			}
+		}
+	}
+	return out, nil
+}
+
+func saslMechanism(u *SASLUser) sasl.Mechanism {
+	switch u.Mechanism {
+	case "PLAIN":
+		return plain.Auth{User: u.Username, Pass: u.Password}.AsMechanism()
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: u.Username, Pass: u.Password}.AsSha512Mechanism()
+	default:
+		return scram.Auth{User: u.Username, Pass: u.Password}.AsSha256Mechanism()
+	}
+}
