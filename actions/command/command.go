@@ -1,0 +1,424 @@
+// Package command implements the run_command action: it runs a program with
+// an argv list (no shell unless `shell: true` is given), the matched event as
+// JSON on stdin, in its own process group so that a timeout kills everything
+// it started, and classifies its exit status as success, retryable or failed.
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// Type is the key of the action in rulebooks.
+const Type = "run_command"
+
+// MaxKillGrace bounds kill_grace.
+const MaxKillGrace = time.Minute
+
+// Spec registers run_command.
+func Spec() engine.ActionSpec {
+	return engine.ActionSpec{
+		Type:        Type,
+		Description: "run a program with an argv list (no shell unless shell: true), the event as JSON on stdin",
+		Check:       Check,
+		New: func(env engine.ActionEnv) (engine.Action, error) {
+			return New(env.Log), nil
+		},
+	}
+}
+
+// Command is the run_command action. It is safe for concurrent use.
+type Command struct {
+	log zerolog.Logger
+	// environ returns the environment a process inherits.
+	environ func() []string
+}
+
+var _ engine.Action = (*Command)(nil)
+
+// New returns the action; log is scoped by the caller.
+func New(log zerolog.Logger) *Command {
+	return &Command{log: log.With().Str("action", Type).Logger(), environ: os.Environ}
+}
+
+// Stdin modes.
+const (
+	StdinEvent  = "event"  // the event that completed the match, as JSON
+	StdinEvents = "events" // all matched events by name, as a JSON object
+	StdinNone   = "none"   // nothing (/dev/null)
+)
+
+type config struct {
+	argv         []string
+	shell        bool
+	env          map[string]string
+	inheritEnv   bool
+	dir          string
+	stdin        string
+	successCodes []int
+	retryCodes   []int
+	outputLimit  int
+	killGrace    time.Duration
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Check validates run_command arguments before templates are rendered.
+func Check(args map[string]any) error {
+	_, err := parse(args, true)
+	return err
+}
+
+// parse reads the arguments. With check, template strings are accepted
+// wherever a rendered value could be valid and the result is incomplete.
+func parse(args map[string]any, check bool) (config, error) {
+	cfg := config{
+		inheritEnv:   true,
+		stdin:        StdinEvent,
+		successCodes: []int{0},
+		outputLimit:  DefaultOutputLimit,
+		killGrace:    DefaultKillGrace,
+	}
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := args[k]
+		p := []string{k}
+		var err error
+		switch k {
+		case "argv", "shell":
+			// read below, together
+		case "env":
+			cfg.env, err = parseEnv(p, v, check)
+		case "inherit_env":
+			cfg.inheritEnv, err = toBool(p, v, check)
+		case "dir":
+			cfg.dir, err = toString(p, v)
+			if err == nil && cfg.dir == "" {
+				err = argErr(p, "must not be empty")
+			}
+		case "stdin":
+			var s string
+			if s, err = toString(p, v); err == nil {
+				switch {
+				case s == StdinEvent || s == StdinEvents || s == StdinNone:
+					cfg.stdin = s
+				case check && engine.IsTemplate(s):
+				default:
+					err = argErr(p, "must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, s)
+				}
+			}
+		case "success_exit_codes":
+			cfg.successCodes, err = toExitCodes(p, v, check)
+		case "retry_exit_codes":
+			cfg.retryCodes, err = toExitCodes(p, v, check)
+		case "output_limit":
+			if n, e := toSize(p, v, check); e != nil {
+				err = e
+			} else if n > 0 {
+				cfg.outputLimit = n
+			}
+		case "kill_grace":
+			if d, e := toDuration(p, v, check, MaxKillGrace); e != nil {
+				err = e
+			} else if d > 0 {
+				cfg.killGrace = d
+			}
+		default:
+			if !policyKeys[k] {
+				err = argErr(p, "unknown key (known: argv, shell, env, inherit_env, dir, stdin, success_exit_codes, retry_exit_codes, output_limit, kill_grace)")
+			}
+		}
+		if err != nil {
+			return cfg, err
+		}
+	}
+	if v, ok := args["shell"]; ok {
+		var err error
+		if cfg.shell, err = toBool([]string{"shell"}, v, check); err != nil {
+			return cfg, err
+		}
+		if check && engine.IsTemplate(v) {
+			// shell: "{{ ... }}" cannot be decided before rendering;
+			// only the argv shapes valid either way pass.
+			return cfg, checkArgvEitherWay(args["argv"])
+		}
+	}
+	argv, err := parseArgv(args["argv"], cfg.shell, check)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.argv = argv
+	for _, c := range cfg.retryCodes {
+		for _, s := range cfg.successCodes {
+			if c == s {
+				return cfg, argErr([]string{"retry_exit_codes"}, "exit code %d is also in success_exit_codes", c)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+func checkArgvEitherWay(v any) error {
+	if _, err := parseArgv(v, false, true); err == nil {
+		return nil
+	}
+	_, err := parseArgv(v, true, true)
+	return err
+}
+
+func parseArgv(v any, shell, check bool) ([]string, error) {
+	p := []string{"argv"}
+	switch x := v.(type) {
+	case nil:
+		return nil, argErr(p, "is required: a list such as [\"systemctl\", \"restart\", \"nginx\"]")
+	case string:
+		if shell {
+			if strings.TrimSpace(x) == "" {
+				return nil, argErr(p, "must not be empty")
+			}
+			return []string{x}, nil
+		}
+		if check && engine.IsTemplate(x) && strings.TrimSpace(x) == x && strings.HasPrefix(x, "{{") && strings.HasSuffix(x, "}}") {
+			// a template that may render to a list
+			return nil, nil
+		}
+		return nil, argErr(p, "must be a list of strings; a command line in one string runs only with shell: true")
+	case []any:
+		if len(x) == 0 {
+			return nil, argErr(p, "must not be empty")
+		}
+		if shell && len(x) != 1 {
+			return nil, argErr(p, "with shell: true must be one string, the command line for /bin/sh -c (got %d elements)", len(x))
+		}
+		out := make([]string, len(x))
+		for i, e := range x {
+			s, err := toString([]string{"argv", strconv.Itoa(i)}, e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = s
+		}
+		if out[0] == "" {
+			return nil, argErr([]string{"argv", "0"}, "the program must not be empty")
+		}
+		return out, nil
+	case []string:
+		l := make([]any, len(x))
+		for i, s := range x {
+			l[i] = s
+		}
+		return parseArgv(l, shell, check)
+	}
+	return nil, argErr(p, "must be a list of strings, got %s", typeName(v))
+}
+
+func parseEnv(path []string, v any, check bool) (map[string]string, error) {
+	if s, ok := v.(string); ok && check && engine.IsTemplate(s) {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, argErr(path, "must be a map of variable names to values, got %s", typeName(v))
+	}
+	out := make(map[string]string, len(m))
+	for k, e := range m {
+		p := appendPath(path, k)
+		if !envName.MatchString(k) {
+			return nil, argErr(p, "%q is not a valid environment variable name", k)
+		}
+		s, err := toScalarString(p, e)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// Run runs the command once.
+func (c *Command) Run(ctx context.Context, inv *engine.Invocation) engine.Result {
+	cfg, err := parse(inv.Args, false)
+	if err != nil {
+		return engine.Failure("%s", inv.Redact(err.Error()))
+	}
+	name, args := cfg.argv[0], cfg.argv[1:]
+	if cfg.shell {
+		name, args = "/bin/sh", []string{"-c", cfg.argv[0]}
+	}
+	if cfg.dir != "" {
+		// The kernel reports a missing working directory as if the program
+		// were missing; say which it is.
+		if st, err := os.Stat(cfg.dir); err != nil {
+			return engine.Failure("dir: %q: %v", inv.Redact(cfg.dir), unwrapExec(err))
+		} else if !st.IsDir() {
+			return engine.Failure("dir: %q is not a directory", inv.Redact(cfg.dir))
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = cfg.dir
+	cmd.Env = c.buildEnv(cfg, inv)
+	switch cfg.stdin {
+	case StdinEvent:
+		b, err := json.Marshal(inv.Event)
+		if err != nil {
+			return engine.Failure("stdin: event is not JSON: %v", err)
+		}
+		cmd.Stdin = strings.NewReader(string(b) + "\n")
+	case StdinEvents:
+		b, err := json.Marshal(inv.Events)
+		if err != nil {
+			return engine.Failure("stdin: events are not JSON: %v", err)
+		}
+		cmd.Stdin = strings.NewReader(string(b) + "\n")
+	case StdinNone:
+	default:
+		return engine.Failure("stdin: must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, inv.Redact(cfg.stdin))
+	}
+	out := newCapture(cfg.outputLimit)
+	cmd.Stdout, cmd.Stderr = out, out
+
+	po := runGroup(ctx, cmd, cfg.killGrace)
+	res := classify(cfg, po)
+	res.Output = inv.Redact(out.String())
+	res.Error = inv.Redact(res.Error)
+	if res.Status != engine.Succeeded {
+		if last := lastLine(res.Output); last != "" && po.startErr == nil {
+			res.Error += ": " + last
+		}
+	}
+	details := map[string]any{"duration_ms": po.duration.Milliseconds(), "output_bytes": out.Total()}
+	if n := out.Truncated(); n > 0 {
+		details["output_truncated_bytes"] = n
+	}
+	if po.signaled {
+		details["signal"] = po.signal.String()
+	}
+	if po.heldOpen {
+		details["output_held_open"] = true
+	}
+	res.Details = details
+	c.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
+		Int("exit_code", po.exitCode).Dur("duration", po.duration).Msg("command finished")
+	return res
+}
+
+func (c *Command) buildEnv(cfg config, inv *engine.Invocation) []string {
+	var env []string
+	if cfg.inheritEnv {
+		env = append(env, c.environ()...)
+	} else if path, ok := os.LookupEnv("PATH"); ok {
+		env = append(env, "PATH="+path)
+	}
+	env = append(env,
+		"RULEBOOK_INVOCATION_ID="+inv.ID,
+		"RULEBOOK_RULESET="+inv.Ruleset,
+		"RULEBOOK_RULE="+inv.Rule,
+	)
+	keys := make([]string, 0, len(cfg.env))
+	for k := range cfg.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+cfg.env[k])
+	}
+	return env // exec keeps the last value of a duplicated name
+}
+
+func classify(cfg config, po procOutcome) engine.Result {
+	prog := cfg.argv[0]
+	if cfg.shell {
+		prog = "/bin/sh"
+	}
+	switch {
+	case po.ctxErr != nil:
+		r := engine.RetryableFailure("command %s", ctxReason(po.ctxErr))
+		if po.exitCode >= 0 && !po.signaled {
+			r.ExitCode = intPtr(po.exitCode)
+		}
+		return r
+	case po.startErr != nil:
+		// A missing program or directory, a permission problem: trying
+		// again does not help.
+		return engine.Failure("argv.0: cannot start %q: %v", prog, unwrapExec(po.startErr))
+	case po.waitErr != nil:
+		return engine.RetryableFailure("command %q: %v", prog, po.waitErr)
+	case po.signaled:
+		// Killed from outside (the OOM killer, an operator): may work next
+		// time.
+		return engine.RetryableFailure("command killed by signal %s", po.signal)
+	}
+	code := po.exitCode
+	r := engine.Result{ExitCode: intPtr(code)}
+	switch {
+	case containsInt(cfg.successCodes, code):
+		r.Status = engine.Succeeded
+	case containsInt(cfg.retryCodes, code):
+		r.Status = engine.Retryable
+		r.Error = fmt.Sprintf("command exited with status %d (retryable)", code)
+	default:
+		r.Status = engine.Failed
+		r.Error = fmt.Sprintf("command exited with status %d", code)
+	}
+	return r
+}
+
+func ctxReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out; its process group was killed"
+	}
+	return "cancelled; its process group was killed"
+}
+
+func unwrapExec(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func containsInt(l []int, n int) bool {
+	for _, x := range l {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+func intPtr(n int) *int { return &n }
+
+// lastLine returns the last non-empty line of s, shortened.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\r\n\t ")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = string(trimIncompleteEnd([]byte(s[:200]))) + "..."
+	}
+	return s
+}

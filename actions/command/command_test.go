@@ -1,0 +1,445 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// The test binary doubles as the helper program: with RULEBOOK_TEST_HELPER
+// set it prints its arguments and stdin as JSON and exits.
+func TestMain(m *testing.M) {
+	switch os.Getenv("RULEBOOK_TEST_HELPER") {
+	case "argv":
+		in, _ := io.ReadAll(os.Stdin)
+		_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"args":  os.Args[1:],
+			"stdin": string(in),
+			"env":   os.Getenv("EXTRA"),
+			"id":    os.Getenv("RULEBOOK_INVOCATION_ID"),
+		})
+		os.Exit(0)
+	case "spew":
+		n, _ := strconv.Atoi(os.Args[1])
+		fmt.Print(strings.Repeat("a", n))
+		fmt.Print("END")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type helperOut struct {
+	Args  []string `json:"args"`
+	Stdin string   `json:"stdin"`
+	Env   string   `json:"env"`
+	ID    string   `json:"id"`
+}
+
+func newInv(args map[string]any) *engine.Invocation {
+	return &engine.Invocation{
+		ID: "inv-1", Action: Type, Ruleset: "rs", Rule: "r", Args: args,
+		Event: engine.Event{"payload": map[string]any{"x": "y"}},
+	}
+}
+
+func toAny(ss ...string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func helperEnv(mode string) map[string]any {
+	// atexit_sleep_ms: a -race helper would otherwise linger 1s at exit.
+	return map[string]any{"RULEBOOK_TEST_HELPER": mode, "GORACE": "atexit_sleep_ms=0"}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    map[string]any
+		errPath string // "" means valid
+		errHas  string
+	}{
+		{"minimal", map[string]any{"argv": toAny("true")}, "", ""},
+		{"templated element", map[string]any{"argv": toAny("echo", "{{ event.x }}")}, "", ""},
+		{"whole argv template", map[string]any{"argv": "{{ vars.cmd }}"}, "", ""},
+		{"all options", map[string]any{
+			"argv": toAny("x"), "env": map[string]any{"A": "1", "B": 2, "C": true}, "inherit_env": false,
+			"dir": "/tmp", "stdin": "none", "success_exit_codes": []any{0, 3}, "retry_exit_codes": []any{75},
+			"output_limit": "1MiB", "kill_grace": "1s", "timeout": "5s", "retries": 3,
+		}, "", ""},
+		{"templates in typed keys", map[string]any{
+			"argv": toAny("x"), "shell": "{{ vars.s }}", "stdin": "{{ vars.in }}", "success_exit_codes": "{{ vars.c }}",
+			"retry_exit_codes": []any{"{{ vars.r }}"}, "output_limit": "{{ vars.n }}", "inherit_env": "{{ vars.i }}",
+		}, "", ""},
+		{"shell string", map[string]any{"argv": "echo hi | wc -c", "shell": true}, "", ""},
+		{"shell one-element list", map[string]any{"argv": toAny("echo hi"), "shell": true}, "", ""},
+		{"missing argv", map[string]any{}, "argv", "required"},
+		{"empty argv", map[string]any{"argv": []any{}}, "argv", "empty"},
+		{"empty program", map[string]any{"argv": toAny("", "x")}, "argv.0", "empty"},
+		{"string argv without shell", map[string]any{"argv": "rm -rf /"}, "argv", "shell: true"},
+		{"number element", map[string]any{"argv": []any{"sleep", 5}}, "argv.1", "must be a string"},
+		{"map element", map[string]any{"argv": []any{"x", map[string]any{}}}, "argv.1", "must be a string"},
+		{"shell with several elements", map[string]any{"argv": toAny("echo", "hi"), "shell": true}, "argv", "one string"},
+		{"shell not bool", map[string]any{"argv": toAny("x"), "shell": "yes please"}, "shell", "true or false"},
+		{"unknown key", map[string]any{"argv": toAny("x"), "args": toAny("y")}, "args", "unknown key"},
+		{"bad env name", map[string]any{"argv": toAny("x"), "env": map[string]any{"A-B": "1"}}, "env.A-B", "not a valid"},
+		{"env list value", map[string]any{"argv": toAny("x"), "env": map[string]any{"A": []any{}}}, "env.A", "string, number or boolean"},
+		{"bad stdin", map[string]any{"argv": toAny("x"), "stdin": "file"}, "stdin", `"file"`},
+		{"exit code out of range", map[string]any{"argv": toAny("x"), "retry_exit_codes": []any{256}}, "retry_exit_codes.0", "outside"},
+		{"exit code overlap", map[string]any{"argv": toAny("x"), "retry_exit_codes": []any{0}}, "retry_exit_codes", "also in success"},
+		{"exit codes not list", map[string]any{"argv": toAny("x"), "success_exit_codes": 0}, "success_exit_codes", "list"},
+		{"bad size", map[string]any{"argv": toAny("x"), "output_limit": "lots"}, "output_limit", "not a size"},
+		{"zero size", map[string]any{"argv": toAny("x"), "output_limit": 0}, "output_limit", "positive"},
+		{"huge size", map[string]any{"argv": toAny("x"), "output_limit": "1000MiB"}, "output_limit", "larger"},
+		{"bad grace", map[string]any{"argv": toAny("x"), "kill_grace": "soon"}, "kill_grace", "not a duration"},
+		{"empty dir", map[string]any{"argv": toAny("x"), "dir": ""}, "dir", "empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.args)
+			if tc.errPath == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			var ae *engine.ArgError
+			if !errors.As(err, &ae) {
+				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
+			}
+			if got := strings.Join(ae.Path, "."); got != tc.errPath {
+				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
+			}
+			if !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("error %q does not contain %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+// Rendered event values that look like shell syntax reach the program as
+// literal arguments and do nothing else.
+func TestInjectionStaysLiteral(t *testing.T) {
+	dir := t.TempDir()
+	hostile := []string{
+		"; rm -rf " + filepath.Join(dir, "victim"),
+		"$(touch pwned1)",
+		"`touch pwned2`",
+		"line1\nline2; touch pwned3",
+		"a && touch pwned4 || touch pwned5",
+		"'\"; touch pwned6 #",
+		"*",
+		"--help",
+		"${env:HOME} $HOME",
+		"",
+	}
+	if err := os.Mkdir(filepath.Join(dir, "victim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	event := engine.Event{"payload": map[string]any{"cmd": hostile[1], "nl": hostile[3]}}
+	inv := newInv(map[string]any{
+		"argv": toAny(append([]string{os.Args[0]}, hostile...)...),
+		"env":  helperEnv("argv"),
+		"dir":  dir,
+	})
+	inv.Event = event
+	res := New(zerolog.Nop()).Run(context.Background(), inv)
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.Output)
+	}
+	var got helperOut
+	if err := json.Unmarshal([]byte(res.Output), &got); err != nil {
+		t.Fatalf("helper output %q: %v", res.Output, err)
+	}
+	if strings.Join(got.Args, "\x00") != strings.Join(hostile, "\x00") || len(got.Args) != len(hostile) {
+		t.Errorf("argv changed:\n got %q\nwant %q", got.Args, hostile)
+	}
+	var stdinEvent engine.Event
+	if err := json.Unmarshal([]byte(got.Stdin), &stdinEvent); err != nil {
+		t.Fatalf("stdin %q is not the event: %v", got.Stdin, err)
+	}
+	if p, _ := stdinEvent["payload"].(map[string]any); p["nl"] != hostile[3] {
+		t.Errorf("stdin event = %v", stdinEvent)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "pwned") {
+			t.Errorf("injection ran: %s exists", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "victim")); err != nil {
+		t.Errorf("victim directory removed: %v", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	helper := os.Args[0]
+	tests := []struct {
+		name    string
+		args    map[string]any
+		secrets []string
+		status  engine.Status
+		exit    int // -1: no exit code expected
+		output  string
+		errHas  string
+	}{
+		{"success", map[string]any{"argv": toAny("sh", "-c", "echo hello")}, nil, engine.Succeeded, 0, "hello\n", ""},
+		{"shell", map[string]any{"argv": "echo $((40+2)) | tr 4 X", "shell": true}, nil, engine.Succeeded, 0, "X2\n", ""},
+		{"failure", map[string]any{"argv": toAny("sh", "-c", "echo oops >&2; exit 3")}, nil, engine.Failed, 3, "oops\n", "status 3: oops"},
+		{"extra success code", map[string]any{"argv": toAny("sh", "-c", "exit 3"), "success_exit_codes": []any{0, 3}}, nil, engine.Succeeded, 3, "", ""},
+		{"retry code", map[string]any{"argv": toAny("sh", "-c", "exit 75"), "retry_exit_codes": []any{75}}, nil, engine.Retryable, 75, "", "status 75"},
+		{"zero not success", map[string]any{"argv": toAny("true"), "success_exit_codes": []any{1}}, nil, engine.Failed, 0, "", "status 0"},
+		{"killed by signal", map[string]any{"argv": toAny("sh", "-c", "kill -KILL $$")}, nil, engine.Retryable, -1, "", "signal killed"},
+		{"missing program", map[string]any{"argv": toAny("/nonexistent/prog")}, nil, engine.Failed, -1, "", "argv.0: cannot start"},
+		{"missing dir", map[string]any{"argv": toAny("true"), "dir": "/nonexistent/dir"}, nil, engine.Failed, -1, "", "dir: \"/nonexistent/dir\""},
+		{"secret redacted", map[string]any{"argv": toAny("sh", "-c", "echo token=s3cr3t; exit 1")}, []string{"s3cr3t"}, engine.Failed, 1, "token=******\n", "token=******"},
+		{"env and id", map[string]any{"argv": toAny(helper), "env": map[string]any{"RULEBOOK_TEST_HELPER": "argv", "GORACE": "atexit_sleep_ms=0", "EXTRA": 7}, "stdin": "none"}, nil, engine.Succeeded, 0,
+			`{"args":[],"env":"7","id":"inv-1","stdin":""}` + "\n", ""},
+		{"inherit_env false keeps PATH only", map[string]any{"argv": toAny("sh", "-c", `echo "${HOME:-nohome}"`), "inherit_env": false}, nil, engine.Succeeded, 0, "nohome\n", ""},
+		{"events on stdin", map[string]any{"argv": toAny("cat"), "stdin": "events"}, nil, engine.Succeeded, 0, `{"m_0":{"a":1}}` + "\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Check(tc.args); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			inv := newInv(tc.args)
+			inv.Secrets = tc.secrets
+			inv.Events = map[string]engine.Event{"m_0": {"a": 1}}
+			res := New(zerolog.Nop()).Run(context.Background(), inv)
+			if res.Status != tc.status {
+				t.Fatalf("status = %s (%s), want %s; output %q", res.Status, res.Error, tc.status, res.Output)
+			}
+			if tc.exit < 0 {
+				if res.ExitCode != nil {
+					t.Errorf("exit code = %d, want none", *res.ExitCode)
+				}
+			} else if res.ExitCode == nil || *res.ExitCode != tc.exit {
+				t.Errorf("exit code = %v, want %d", res.ExitCode, tc.exit)
+			}
+			if res.Output != tc.output {
+				t.Errorf("output = %q, want %q", res.Output, tc.output)
+			}
+			if !strings.Contains(res.Error, tc.errHas) {
+				t.Errorf("error %q does not contain %q", res.Error, tc.errHas)
+			}
+			for _, s := range tc.secrets {
+				if strings.Contains(res.Error+res.Output, s) {
+					t.Errorf("secret %q leaked", s)
+				}
+			}
+		})
+	}
+}
+
+func TestOutputLimit(t *testing.T) {
+	args := map[string]any{"argv": toAny(os.Args[0], "100000"), "env": helperEnv("spew"), "output_limit": "1KiB"}
+	if err := Check(args); err != nil {
+		t.Fatal(err)
+	}
+	res := New(zerolog.Nop()).Run(context.Background(), newInv(args))
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	if !strings.HasPrefix(res.Output, strings.Repeat("a", 512)) || !strings.HasSuffix(res.Output, "END") {
+		t.Errorf("output does not keep head and tail: %q...", res.Output[:40])
+	}
+	if !strings.Contains(res.Output, "output truncated: 98979 bytes omitted") {
+		t.Errorf("no truncation marker in %q", res.Output)
+	}
+	if got := res.Details["output_bytes"]; got != int64(100003) {
+		t.Errorf("output_bytes = %v", got)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie (an orphan may stay a
+// zombie when PID 1 of a container does not reap).
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A timeout kills the child and the grandchild it started, also when they
+// ignore SIGTERM (then SIGKILL follows after kill_grace).
+func TestTimeoutKillsProcessGroup(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+	}{
+		{"obeys SIGTERM", `sleep 300 & echo $! > "$1"; wait`},
+		{"ignores SIGTERM", `trap "" TERM; sleep 300 & echo $! > "$1"; wait; wait`},
+		{"grandchild without pipes", `trap "" TERM; sleep 300 >/dev/null 2>&1 & echo $! > "$1"; wait`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			args := map[string]any{"argv": toAny("sh", "-c", tc.script, "sh", pidfile), "kill_grace": "300ms", "stdin": "none"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan engine.Result, 1)
+			go func() { done <- New(zerolog.Nop()).Run(ctx, newInv(args)) }()
+			var pid int
+			waitFor(t, "the pid file", 10*time.Second, func() bool {
+				b, err := os.ReadFile(pidfile)
+				if err != nil || !strings.HasSuffix(string(b), "\n") {
+					return false
+				}
+				pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+				return err == nil
+			})
+			if !alive(pid) {
+				t.Fatalf("grandchild %d not running before the timeout", pid)
+			}
+			start := time.Now()
+			cancel()
+			var res engine.Result
+			select {
+			case res = <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("Run did not return after cancellation")
+			}
+			if res.Status != engine.Retryable || !strings.Contains(res.Error, "cancelled") {
+				t.Errorf("result = %s %q, want retryable cancelled", res.Status, res.Error)
+			}
+			waitFor(t, fmt.Sprintf("grandchild %d to die", pid), 5*time.Second, func() bool { return !alive(pid) })
+			if el := time.Since(start); el > 5*time.Second {
+				t.Errorf("took %v to stop", el)
+			}
+		})
+	}
+}
+
+func TestDeadlineSaysTimedOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	res := New(zerolog.Nop()).Run(ctx, newInv(map[string]any{"argv": toAny("sleep", "30"), "stdin": "none"}))
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "timed out") {
+		t.Fatalf("result = %s %q, want retryable timed out", res.Status, res.Error)
+	}
+}
+
+func TestCaptureKeepsHeadAndTail(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int
+		writes []string
+		want   string
+	}{
+		{"fits", 10, []string{"abc", "def"}, "abcdef"},
+		{"exactly", 6, []string{"abc", "def"}, "abcdef"},
+		{"one over", 6, []string{"abcdefg"}, "abc\n[... output truncated: 1 bytes omitted ...]\nefg"},
+		{"many small writes", 4, []string{"1", "2", "3", "4", "5", "6", "7", "8"}, "12\n[... output truncated: 4 bytes omitted ...]\n78"},
+		{"big write", 4, []string{"0123456789"}, "01\n[... output truncated: 6 bytes omitted ...]\n89"},
+		{"utf8 cut", 6, []string{"ééééé"}, "é\n[... output truncated: 4 bytes omitted ...]\né"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCapture(tc.limit)
+			for _, w := range tc.writes {
+				_, _ = c.Write([]byte(w))
+			}
+			if got := c.String(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzCapture(f *testing.F) {
+	f.Add(7, []byte("hello world, this is output"), 3)
+	f.Add(1, []byte("x"), 1)
+	f.Fuzz(func(t *testing.T, limit int, data []byte, chunk int) {
+		if limit <= 0 || limit > 1<<12 || chunk <= 0 {
+			return
+		}
+		c := newCapture(limit)
+		for i := 0; i < len(data); i += chunk {
+			_, _ = c.Write(data[i:min(i+chunk, len(data))])
+		}
+		got := c.String()
+		if len(data) <= limit {
+			if got != string(data) {
+				t.Fatalf("got %q, want %q", got, data)
+			}
+			return
+		}
+		h := limit / 2
+		if !strings.HasPrefix(got, string(trimIncompleteEnd(data[:h]))) {
+			t.Fatalf("head lost: %q", got)
+		}
+		if !strings.HasSuffix(got, string(trimIncompleteStart(data[len(data)-(limit-h):]))) {
+			t.Fatalf("tail lost: %q", got)
+		}
+		if c.Truncated() != int64(len(data)-limit) {
+			t.Fatalf("truncated = %d, want %d", c.Truncated(), len(data)-limit)
+		}
+	})
+}
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"64KiB", "1MiB", "512", "10kb", "", "k", "99999999999999999999", "16MiB", "17MiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseSize(s)
+		if err == nil && (n < 0 || n > MaxOutputLimit) {
+			t.Fatalf("parseSize(%q) = %d", s, n)
+		}
+	})
+}
+
+// FuzzCheck feeds arbitrary JSON argument maps to Check: it must not panic
+// and must return *engine.ArgError for what it rejects.
+func FuzzCheck(f *testing.F) {
+	f.Add(`{"argv":["echo","{{ x }}"],"env":{"A":1}}`)
+	f.Add(`{"argv":"ls | wc","shell":true}`)
+	f.Add(`{"argv":[1],"retry_exit_codes":[1.5]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var args map[string]any
+		if json.Unmarshal([]byte(s), &args) != nil {
+			return
+		}
+		err := Check(args)
+		var ae *engine.ArgError
+		if err != nil && !errors.As(err, &ae) {
+			t.Fatalf("Check(%s) = %T %v, want *engine.ArgError", s, err, err)
+		}
+	})
+}
