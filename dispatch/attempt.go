@@ -1,0 +1,446 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// runInvocation drives one invocation to a final state. It returns false
+// when the dispatcher is stopping and the invocation stays unfinished.
+func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
+	inv := st.Invocation
+	log := d.invLog(inv)
+
+	if st.Status == engine.StatusRunning {
+		// Recorded as running but no attempt of ours runs it: the process
+		// that ran it died.
+		n := len(st.Attempts) + 1
+		st.Attempts = append(st.Attempts, engine.Attempt{
+			N: n, Start: st.Updated, Status: engine.Retryable, Error: ErrTextInterrupted,
+		})
+		log.Warn().Int("attempt", n).Msg("attempt interrupted by restart")
+		d.afterFailure(st, engine.Result{Status: engine.Retryable, Error: ErrTextInterrupted}, log)
+		if err := d.persist(st); err != nil {
+			return false
+		}
+		if st.Status.Final() {
+			return true
+		}
+	}
+
+	for {
+		if st.Status == engine.StatusRetrying {
+			if wait := st.NextAttempt.Sub(d.clock.Now()); wait > 0 {
+				select {
+				case <-d.clock.After(wait):
+				case <-d.quit:
+					return false
+				}
+			}
+		}
+		if d.stopping() {
+			return false
+		}
+		n := len(st.Attempts) + 1
+		action, ok := d.cfg.Actions(inv.Action)
+		if !ok {
+			d.failWithoutRun(st, fmt.Sprintf("unknown action type %q", inv.Action))
+			return d.persist(st) == nil
+		}
+		// Secrets are resolved per attempt into a copy only the action sees.
+		run := *inv
+		resolved, secrets, err := engine.ResolveSecrets(inv.Args)
+		if err != nil {
+			d.failWithoutRun(st, "args: "+err.Error())
+			return d.persist(st) == nil
+		}
+		run.Args, _ = resolved.(map[string]any)
+		run.Secrets = secrets
+
+		release, ok := d.acquire(inv)
+		if !ok {
+			return false
+		}
+		st.Status = engine.StatusRunning
+		if err := d.persist(st); err != nil {
+			release()
+			return false
+		}
+		start := d.clock.Now()
+		log.Debug().Int("attempt", n).Msg("attempt started")
+		res := d.callAction(action, &run)
+		release()
+		dur := d.clock.Now().Sub(start)
+		shutdown := d.runCtx.Err() != nil && res.Status != engine.Succeeded
+
+		att := engine.Attempt{
+			N:          n,
+			Start:      start,
+			Duration:   dur,
+			Status:     res.Status,
+			Error:      d.clip(run.Redact(res.Error)),
+			Output:     d.clip(run.Redact(res.Output)),
+			ExitCode:   res.ExitCode,
+			HTTPStatus: res.HTTPStatus,
+		}
+		if res.Details != nil {
+			att.Details, _ = redactAny(res.Details, run.Redact).(map[string]any)
+		}
+		switch {
+		case res.Status == engine.Succeeded:
+			st.Status = engine.StatusSucceeded
+			st.NextAttempt = time.Time{}
+		case shutdown:
+			att.Status = engine.Retryable
+			if att.Error == "" {
+				att.Error = ErrTextShutdown
+			} else {
+				att.Error = ErrTextShutdown + ": " + att.Error
+			}
+			if att.Details == nil {
+				att.Details = map[string]any{}
+			}
+			att.Details[detailInterrupted] = "shutdown"
+			st.Status = engine.StatusRetrying
+			st.NextAttempt = d.clock.Now()
+		}
+		st.Attempts = append(st.Attempts, att)
+		if !st.Status.Final() && !shutdown {
+			d.afterFailure(st, res, log)
+		}
+		if err := d.persist(st); err != nil {
+			return false
+		}
+		ev := log.Info()
+		if st.Status == engine.StatusFailed {
+			ev = log.Error()
+		} else if st.Status == engine.StatusRetrying {
+			ev = log.Warn().Time("next_attempt", st.NextAttempt)
+		}
+		ev.Int("attempt", n).Dur("duration", dur).Str("status", string(st.Status)).Str("error", att.Error).Msg("attempt finished")
+		if shutdown {
+			return false
+		}
+		if st.Status == engine.StatusSucceeded {
+			if d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
+				d.cfg.Feedback(inv.Ruleset, res.Facts, res.Events)
+			}
+			return true
+		}
+		if st.Status == engine.StatusFailed {
+			return true
+		}
+	}
+}
+
+// afterFailure sets the status after a failed attempt (the last one in
+// st.Attempts): retrying with its next time while retries remain for a
+// Retryable result, failed otherwise.
+func (d *Dispatcher) afterFailure(st *engine.InvocationState, res engine.Result, log zerolog.Logger) {
+	counted := countedAttempts(st.Attempts)
+	p := st.Invocation.Policy
+	if res.Status == engine.Retryable && counted <= p.Retries {
+		wait := Backoff(p, counted, d.cfg.Rand())
+		if res.RetryAfter > wait {
+			wait = res.RetryAfter
+		}
+		st.Status = engine.StatusRetrying
+		st.NextAttempt = d.clock.Now().Add(wait)
+		return
+	}
+	st.Status = engine.StatusFailed
+	st.NextAttempt = time.Time{}
+	if res.Status == engine.Retryable {
+		log.Error().Int("attempts", len(st.Attempts)).Int("retries", p.Retries).Msg("retries exhausted; invocation failed (dead letter)")
+	}
+}
+
+// countedAttempts counts the attempts that use up retries: all but those
+// cancelled by a shutdown.
+func countedAttempts(atts []engine.Attempt) int {
+	n := 0
+	for _, a := range atts {
+		if a.Details != nil && a.Details[detailInterrupted] == "shutdown" {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// Backoff returns the wait before retry n (1 for the first retry) under p,
+// with r in [0, 1) choosing the jitter: base = min(Delay*2^(n-1), MaxDelay)
+// (Delay defaults to 1s, MaxDelay to 5m) and the wait is base/2 +
+// r*base/2 ("equal jitter").
+func Backoff(p engine.Policy, n int, r float64) time.Duration {
+	delay, maxDelay := p.Delay, p.MaxDelay
+	if delay <= 0 {
+		delay = DefaultDelay
+	}
+	if maxDelay <= 0 {
+		maxDelay = DefaultMaxDelay
+	}
+	if n < 1 {
+		n = 1
+	}
+	base := delay
+	for i := 1; i < n && base < maxDelay; i++ {
+		base *= 2
+	}
+	if base > maxDelay {
+		base = maxDelay
+	}
+	if r < 0 || r >= 1 {
+		r = 0
+	}
+	half := base / 2
+	return half + time.Duration(r*float64(base-half))
+}
+
+// failWithoutRun records a permanent failure found before the action ran.
+func (d *Dispatcher) failWithoutRun(st *engine.InvocationState, msg string) {
+	st.Attempts = append(st.Attempts, engine.Attempt{
+		N: len(st.Attempts) + 1, Start: d.clock.Now(), Status: engine.Failed, Error: msg,
+	})
+	st.Status = engine.StatusFailed
+	st.NextAttempt = time.Time{}
+	log := d.invLog(st.Invocation)
+	log.Error().Str("error", msg).Msg("invocation failed before running")
+}
+
+// skip marks an invocation failed because an earlier one of its firing
+// failed.
+func (d *Dispatcher) skip(st *engine.InvocationState) {
+	st.Status = engine.StatusFailed
+	st.NextAttempt = time.Time{}
+	st.Attempts = append(st.Attempts, engine.Attempt{
+		N: len(st.Attempts) + 1, Start: d.clock.Now(), Status: engine.Failed, Error: ErrTextSkipped,
+	})
+	log := d.invLog(st.Invocation)
+	log.Warn().Msg(ErrTextSkipped)
+	_ = d.persist(st)
+}
+
+// callAction runs one attempt with its timeout, turning a panic into a
+// permanent failure.
+func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res engine.Result) {
+	timeout := inv.Policy.Timeout
+	if timeout <= 0 {
+		timeout = d.cfg.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(d.runCtx, timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			res = engine.Failure("action panicked: %v", r)
+		}
+	}()
+	res = a.Run(ctx, inv)
+	switch res.Status {
+	case engine.Succeeded, engine.Retryable, engine.Failed:
+	default:
+		res.Error = fmt.Sprintf("action returned unknown status %q: %s", res.Status, res.Error)
+		res.Status = engine.Failed
+	}
+	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
+		res.Error = fmt.Sprintf("timed out after %s", timeout)
+	}
+	return res
+}
+
+// persist records st in the store, retrying with backoff while the
+// dispatcher runs; it gives up (and returns the error) once stopping.
+func (d *Dispatcher) persist(st *engine.InvocationState) error {
+	st.Updated = d.clock.Now()
+	wait := 100 * time.Millisecond
+	for {
+		err := d.store.Update(context.Background(), st)
+		if err == nil {
+			break
+		}
+		log := d.invLog(st.Invocation)
+		log.Error().Err(err).Str("status", string(st.Status)).Msg("cannot record invocation state")
+		select {
+		case <-d.quit:
+			return err
+		case <-d.clock.After(wait):
+		}
+		if wait *= 2; wait > 30*time.Second {
+			wait = 30 * time.Second
+		}
+	}
+	if d.cfg.OnResult != nil {
+		cp := *st
+		cp.Attempts = slices.Clone(st.Attempts)
+		d.cfg.OnResult(&cp)
+	}
+	return nil
+}
+
+// acquire takes the invocation's lock key, its action slot and a global
+// slot, in this order, or gives up when the dispatcher stops.
+func (d *Dispatcher) acquire(inv *engine.Invocation) (release func(), ok bool) {
+	var undo []func()
+	releaseAll := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	if key := inv.Policy.Lock; key != "" {
+		if !d.locks.acquire(key, d.quit) {
+			return nil, false
+		}
+		undo = append(undo, func() { d.locks.release(key) })
+	}
+	if sem := d.perAction[inv.Action]; sem != nil {
+		select {
+		case sem <- struct{}{}:
+			undo = append(undo, func() { <-sem })
+		case <-d.quit:
+			releaseAll()
+			return nil, false
+		}
+	}
+	select {
+	case d.global <- struct{}{}:
+		undo = append(undo, func() { <-d.global })
+	case <-d.quit:
+		releaseAll()
+		return nil, false
+	}
+	if d.stopping() {
+		releaseAll()
+		return nil, false
+	}
+	return releaseAll, true
+}
+
+func (d *Dispatcher) invLog(inv *engine.Invocation) zerolog.Logger {
+	return d.log.With().
+		Str("ruleset", inv.Ruleset).Str("rule", inv.Rule).Str("action", inv.Action).
+		Str("firing_id", inv.FiringID).Str("invocation_id", inv.ID).Logger()
+}
+
+// clip keeps the first OutputLimit bytes of s (cut at a rune boundary) and
+// says how much was dropped.
+func (d *Dispatcher) clip(s string) string {
+	return clip(s, d.cfg.OutputLimit)
+}
+
+func clip(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("\n[... %d more bytes]", len(s)-cut)
+}
+
+// redactAny returns a deep copy of v with redact applied to every string,
+// map keys included.
+func redactAny(v any, redact func(string) string) any {
+	switch x := v.(type) {
+	case string:
+		return redact(x)
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[redact(k)] = redactAny(vv, redact)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, vv := range x {
+			l[i] = redactAny(vv, redact)
+		}
+		return l
+	case []string:
+		l := make([]string, len(x))
+		for i, vv := range x {
+			l[i] = redact(vv)
+		}
+		return l
+	case []map[string]any:
+		l := make([]map[string]any, len(x))
+		for i, vv := range x {
+			l[i], _ = redactAny(vv, redact).(map[string]any)
+		}
+		return l
+	}
+	return v
+}
+
+// compactLoop deletes old finished firings every CompactInterval.
+func (d *Dispatcher) compactLoop() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-d.clock.After(d.cfg.CompactInterval):
+		}
+		before := d.clock.Now().Add(-d.cfg.Retention)
+		n, err := d.store.Compact(context.Background(), before)
+		if err != nil {
+			d.log.Error().Err(err).Msg("audit trail compaction failed")
+			continue
+		}
+		d.log.Info().Int("firings", n).Time("before", before).Msg("audit trail compacted")
+	}
+}
+
+// keyLocks holds the lock keys of running invocations.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *keyLocks) acquire(key string, quit <-chan struct{}) bool {
+	l.mu.Lock()
+	k := l.m[key]
+	if k == nil {
+		k = &keyLock{ch: make(chan struct{}, 1)}
+		l.m[key] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	select {
+	case k.ch <- struct{}{}:
+		return true
+	case <-quit:
+		l.mu.Lock()
+		l.unref(key, k)
+		l.mu.Unlock()
+		return false
+	}
+}
+
+func (l *keyLocks) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := l.m[key]
+	<-k.ch
+	l.unref(key, k)
+}
+
+func (l *keyLocks) unref(key string, k *keyLock) {
+	k.refs--
+	if k.refs == 0 {
+		delete(l.m, key)
+	}
+}

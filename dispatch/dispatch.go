@@ -1,0 +1,595 @@
+// Package dispatch runs the actions of rule firings. A firing's invocations
+// are stored durably in an engine.ActionStore before Submit returns; the
+// dispatcher then runs them with timeouts, retries with backoff, global and
+// per-action concurrency limits and lock keys, and records every attempt in
+// the store, which is also the audit trail.
+//
+// # Order
+//
+// The invocations of one firing run in order: invocation i+1 starts only once
+// invocation i reached a final state. When i fails for good (a Failed result,
+// retries exhausted, an unknown action type, a secret reference that does not
+// resolve), every later invocation of that firing is marked failed with the
+// error "skipped: earlier action failed" and never runs.
+//
+// Firings whose invocations are Sequential (the ruleset's
+// execution_strategy: sequential) run one firing at a time per ruleset, in
+// submit order. Other firings run concurrently.
+//
+// # Retries
+//
+// Only Retryable results are retried, at most Policy.Retries times. The wait
+// before retry n uses "equal jitter": with base = min(Delay*2^(n-1),
+// MaxDelay), the wait is drawn uniformly from [base/2, base), and it is never
+// shorter than the result's RetryAfter. Delay defaults to 1s and MaxDelay to
+// 5m. After the last attempt the invocation is failed: a dead letter, logged
+// at error level and kept in the audit trail.
+//
+// # Concurrency
+//
+// An attempt first takes its lock key (Policy.Lock, when not empty), then a
+// slot of its action type (Config.PerAction), then a global slot
+// (Config.MaxConcurrency); it holds them only while it runs, not while it
+// backs off. An invocation waiting for a lock holds no slot.
+//
+// # Durability and restarts
+//
+// Before an attempt starts the invocation is recorded as running; when it
+// ends, the attempt is appended and the status becomes retrying (with
+// NextAttempt), succeeded or failed. Start resumes what the store reports as
+// unfinished. An invocation found running was interrupted by a crash: the
+// interrupted attempt is recorded as Retryable ("interrupted by restart") and
+// counts against the retries like any other.
+//
+// Stop works in two phases: no new attempt starts (queued invocations and
+// backoffs stay in the store), running attempts may finish until the
+// context's deadline, then they are cancelled. A cancelled attempt is
+// recorded with the error "cancelled by shutdown", the invocation stays
+// retrying and runs again on the next start; such attempts do not count
+// against the retries.
+//
+// # Secrets
+//
+// Just before each attempt the invocation's Args are resolved with
+// engine.ResolveSecrets into a copy that only the action sees. The stored
+// invocation keeps the references; the attempt's output, error and details
+// are masked with Invocation.Redact before they are stored or logged.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// Defaults applied by New to zero Config fields and by the dispatcher to
+// zero Policy fields.
+const (
+	DefaultMaxConcurrency  = 16
+	DefaultTimeout         = 30 * time.Minute
+	DefaultOutputLimit     = 4096
+	DefaultDelay           = time.Second
+	DefaultMaxDelay        = 5 * time.Minute
+	DefaultCompactInterval = time.Hour
+)
+
+// Error texts recorded in attempts and skipped invocations.
+const (
+	ErrTextInterrupted = "interrupted by restart"
+	ErrTextShutdown    = "cancelled by shutdown"
+	ErrTextSkipped     = "skipped: earlier action failed"
+)
+
+// detailInterrupted marks an attempt cut short by Stop in Attempt.Details;
+// such attempts do not count against the retries.
+const detailInterrupted = "interrupted"
+
+// ErrStopped is returned by Submit once Stop was called.
+var ErrStopped = errors.New("dispatcher is stopped")
+
+// Clock is the dispatcher's source of time: attempt timestamps and backoff
+// waits. Tests inject a fake one so backoff needs no sleeping.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives the time once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Store is the durable queue and audit trail. Required.
+	Store engine.ActionStore
+	// Actions returns the built action for an action type (run_playbook,
+	// http, ...). Required. An invocation of a type it does not know fails
+	// permanently.
+	Actions func(typ string) (engine.Action, bool)
+	// Clock defaults to the system clock.
+	Clock Clock
+	// Rand returns a number in [0, 1) for the backoff jitter; defaults to
+	// math/rand/v2's Float64.
+	Rand func() float64
+	// MaxConcurrency bounds the attempts running at once (default 16).
+	MaxConcurrency int
+	// PerAction bounds the attempts of one action type running at once;
+	// types not listed are bounded by MaxConcurrency only.
+	PerAction map[string]int
+	// DefaultTimeout bounds an attempt whose Policy.Timeout is zero
+	// (default 30m).
+	DefaultTimeout time.Duration
+	// OutputLimit is how many bytes of an attempt's output (and error) the
+	// audit trail keeps (default 4096).
+	OutputLimit int
+	// Retention, when positive, makes the dispatcher delete firings older
+	// than this whose invocations are all final, every CompactInterval
+	// (default 1h).
+	Retention       time.Duration
+	CompactInterval time.Duration
+	// Feedback receives the Facts and Events of a succeeded attempt (a
+	// playbook's set_stats), for the invocation's ruleset. It is called from
+	// the invocation's goroutine after the success is recorded.
+	Feedback func(ruleset string, facts, events []map[string]any)
+	// OnResult, when set, receives a copy of every state the dispatcher
+	// records (running, retrying, succeeded, failed): for logs, metrics or
+	// a live stream. It must not block for long.
+	OnResult func(*engine.InvocationState)
+	Log      zerolog.Logger
+}
+
+// ActionMap adapts a map of built actions to Config.Actions.
+func ActionMap(m map[string]engine.Action) func(string) (engine.Action, bool) {
+	return func(typ string) (engine.Action, bool) {
+		a, ok := m[typ]
+		return a, ok
+	}
+}
+
+const (
+	stateNew = iota
+	stateStarting
+	stateStarted
+	stateStopped
+)
+
+// Dispatcher runs the invocations of submitted firings. Build it with New,
+// then Start, Submit, Stop.
+type Dispatcher struct {
+	cfg       Config
+	store     engine.ActionStore
+	clock     Clock
+	log       zerolog.Logger
+	global    chan struct{}
+	perAction map[string]chan struct{}
+	locks     *keyLocks
+
+	mu     sync.Mutex
+	state  int
+	ready  chan struct{} // closed when Start has scheduled the unfinished work
+	active map[string]bool
+	seq    map[string][]*job
+
+	quit      chan struct{} // closed by Stop: start no new attempt
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+}
+
+var _ engine.Dispatcher = (*Dispatcher)(nil)
+
+// New checks cfg, applies defaults and returns a dispatcher that runs
+// nothing until Start.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("dispatch: config: store is required")
+	}
+	if cfg.Actions == nil {
+		return nil, errors.New("dispatch: config: actions is required")
+	}
+	if cfg.MaxConcurrency < 0 {
+		return nil, fmt.Errorf("dispatch: config: max_concurrency %d is negative", cfg.MaxConcurrency)
+	}
+	if cfg.MaxConcurrency == 0 {
+		cfg.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if cfg.DefaultTimeout < 0 {
+		return nil, fmt.Errorf("dispatch: config: default_timeout %s is negative", cfg.DefaultTimeout)
+	}
+	if cfg.DefaultTimeout == 0 {
+		cfg.DefaultTimeout = DefaultTimeout
+	}
+	if cfg.OutputLimit < 0 {
+		return nil, fmt.Errorf("dispatch: config: output_limit %d is negative", cfg.OutputLimit)
+	}
+	if cfg.OutputLimit == 0 {
+		cfg.OutputLimit = DefaultOutputLimit
+	}
+	if cfg.Retention < 0 {
+		return nil, fmt.Errorf("dispatch: config: retention %s is negative", cfg.Retention)
+	}
+	if cfg.CompactInterval < 0 {
+		return nil, fmt.Errorf("dispatch: config: compact_interval %s is negative", cfg.CompactInterval)
+	}
+	if cfg.CompactInterval == 0 {
+		cfg.CompactInterval = DefaultCompactInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	per := make(map[string]chan struct{}, len(cfg.PerAction))
+	for typ, n := range cfg.PerAction {
+		if n <= 0 {
+			return nil, fmt.Errorf("dispatch: config: per_action %q: limit %d must be positive", typ, n)
+		}
+		per[typ] = make(chan struct{}, n)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	return &Dispatcher{
+		cfg:       cfg,
+		store:     cfg.Store,
+		clock:     cfg.Clock,
+		log:       cfg.Log.With().Str("component", "dispatch").Logger(),
+		global:    make(chan struct{}, cfg.MaxConcurrency),
+		perAction: per,
+		locks:     &keyLocks{m: map[string]*keyLock{}},
+		ready:     make(chan struct{}),
+		active:    map[string]bool{},
+		seq:       map[string][]*job{},
+		quit:      make(chan struct{}),
+		runCtx:    runCtx,
+		cancelRun: cancel,
+	}, nil
+}
+
+// job is one firing's invocations, ordered by Index. Final ones are kept so
+// an earlier failure skips the later ones.
+type job struct {
+	firingID   string
+	ruleset    string
+	sequential bool
+	states     []*engine.InvocationState
+}
+
+func newJob(firingID string, states []*engine.InvocationState) *job {
+	sort.SliceStable(states, func(i, j int) bool { return states[i].Invocation.Index < states[j].Invocation.Index })
+	j := &job{firingID: firingID, states: states}
+	for _, st := range states {
+		j.ruleset = st.Invocation.Ruleset
+		if st.Invocation.Sequential {
+			j.sequential = true
+		}
+	}
+	return j
+}
+
+func (j *job) unfinished() bool {
+	for _, st := range j.states {
+		if !st.Status.Final() {
+			return true
+		}
+	}
+	return false
+}
+
+// Start resumes every unfinished invocation of the store and starts
+// retention. It returns once they are scheduled; an error means nothing was
+// started.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	if d.state != stateNew {
+		d.mu.Unlock()
+		return errors.New("dispatch: start called twice or after stop")
+	}
+	d.state = stateStarting
+	d.mu.Unlock()
+
+	unfinished, err := d.store.Unfinished(ctx)
+	if err != nil {
+		d.mu.Lock()
+		d.state = stateNew
+		d.mu.Unlock()
+		return fmt.Errorf("dispatch: load unfinished invocations: %w", err)
+	}
+	var order []string
+	byFiring := map[string][]*engine.InvocationState{}
+	for _, st := range unfinished {
+		if st == nil || st.Invocation == nil {
+			d.log.Error().Msg("store returned an invocation state without invocation; ignored")
+			continue
+		}
+		id := st.Invocation.FiringID
+		if _, ok := byFiring[id]; !ok {
+			order = append(order, id)
+		}
+		byFiring[id] = append(byFiring[id], st)
+	}
+	jobs := make([]*job, 0, len(order))
+	for _, id := range order {
+		states := byFiring[id]
+		first := states[0].Invocation
+		// The store returns only unfinished invocations; the finished ones
+		// of the same firing say whether an earlier action failed.
+		if e, err := d.storedFiring(ctx, id, first.Ruleset, first.Rule, engine.EventID(first.Event), first.Created); err != nil {
+			d.log.Warn().Err(err).Str("firing_id", id).Msg("cannot read firing from audit trail; resuming its unfinished invocations only")
+		} else if e != nil {
+			states = mergeStates(e.Invocations, states)
+		}
+		jobs = append(jobs, newJob(id, states))
+	}
+
+	d.mu.Lock()
+	if d.state != stateStarting { // stopped meanwhile
+		d.mu.Unlock()
+		return ErrStopped
+	}
+	d.state = stateStarted
+	for _, j := range jobs {
+		d.scheduleLocked(j)
+	}
+	if d.cfg.Retention > 0 {
+		d.wg.Add(1)
+		go d.compactLoop()
+	}
+	close(d.ready)
+	d.mu.Unlock()
+	d.log.Info().Int("invocations", len(unfinished)).Int("firings", len(jobs)).Msg("dispatcher started")
+	return nil
+}
+
+// mergeStates returns the stored states of a firing, preferring the
+// unfinished ones (the store's Unfinished view) for the same invocation.
+func mergeStates(all, unfinished []*engine.InvocationState) []*engine.InvocationState {
+	byID := make(map[string]*engine.InvocationState, len(unfinished))
+	for _, st := range unfinished {
+		byID[st.Invocation.ID] = st
+	}
+	out := make([]*engine.InvocationState, 0, len(all)+len(unfinished))
+	for _, st := range all {
+		if st == nil || st.Invocation == nil {
+			continue
+		}
+		if u, ok := byID[st.Invocation.ID]; ok {
+			out = append(out, u)
+			delete(byID, st.Invocation.ID)
+			continue
+		}
+		out = append(out, st)
+	}
+	for _, st := range unfinished {
+		if _, ok := byID[st.Invocation.ID]; ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// storedFiring finds one firing in the audit trail, or nil when the store
+// does not return it.
+func (d *Dispatcher) storedFiring(ctx context.Context, id, ruleset, rule, eventID string, at time.Time) (*engine.AuditEntry, error) {
+	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID}
+	if !at.IsZero() {
+		f.Since = at.Add(-time.Second)
+		f.Until = at.Add(time.Second)
+	}
+	entries, err := d.store.Query(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for i := range entries {
+		if entries[i].Firing.ID == id {
+			return &entries[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// Submit stores the firing and its invocations durably, then schedules
+// them; it returns once the store returned. An error means nothing was
+// stored. Submitting a firing again (after a crash, before the engine marked
+// its event done) is harmless: what the store already recorded for it wins,
+// and finished invocations do not run again.
+func (d *Dispatcher) Submit(ctx context.Context, f *engine.Firing) error {
+	if f == nil || f.ID == "" {
+		return errors.New("dispatch: submit: firing has no id")
+	}
+	for i, inv := range f.Invocations {
+		if inv == nil || inv.ID == "" {
+			return fmt.Errorf("dispatch: submit: firing %q: invocation %d has no id", f.ID, i)
+		}
+		if inv.FiringID != f.ID {
+			return fmt.Errorf("dispatch: submit: firing %q: invocation %q names firing %q", f.ID, inv.ID, inv.FiringID)
+		}
+	}
+	if err := d.waitStarted(ctx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	dup := d.active[f.ID]
+	d.mu.Unlock()
+	if dup {
+		return nil
+	}
+	if err := d.store.Submit(ctx, f); err != nil {
+		return fmt.Errorf("dispatch: store firing %q: %w", f.ID, err)
+	}
+	if len(f.Invocations) == 0 {
+		return nil
+	}
+	var states []*engine.InvocationState
+	eventID := ""
+	if len(f.EventIDs) > 0 {
+		eventID = f.EventIDs[0]
+	}
+	e, err := d.storedFiring(ctx, f.ID, f.Ruleset, f.Rule, eventID, f.Time)
+	switch {
+	case err != nil:
+		d.log.Warn().Err(err).Str("firing_id", f.ID).Msg("cannot read submitted firing back; running it as submitted")
+	case e != nil && len(e.Invocations) > 0:
+		states = e.Invocations
+	}
+	if states == nil {
+		for _, inv := range f.Invocations {
+			states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: f.Time})
+		}
+	}
+	j := newJob(f.ID, states)
+	if !j.unfinished() {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state != stateStarted {
+		// Stored: the next start runs it.
+		return nil
+	}
+	d.scheduleLocked(j)
+	return nil
+}
+
+func (d *Dispatcher) waitStarted(ctx context.Context) error {
+	d.mu.Lock()
+	st := d.state
+	d.mu.Unlock()
+	switch st {
+	case stateNew:
+		return errors.New("dispatch: submit before start")
+	case stateStopped:
+		return ErrStopped
+	}
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.quit:
+		return ErrStopped
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state != stateStarted {
+		return ErrStopped
+	}
+	return nil
+}
+
+// scheduleLocked starts a job, or queues it behind its ruleset's earlier
+// firings when sequential. d.mu is held and the state is started.
+func (d *Dispatcher) scheduleLocked(j *job) {
+	if d.active[j.firingID] || !j.unfinished() {
+		return
+	}
+	d.active[j.firingID] = true
+	if !j.sequential {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.runJob(j)
+		}()
+		return
+	}
+	q, running := d.seq[j.ruleset]
+	d.seq[j.ruleset] = append(q, j)
+	if !running {
+		d.wg.Add(1)
+		go d.sequentialWorker(j.ruleset)
+	}
+}
+
+// sequentialWorker runs a sequential ruleset's firings one after the other;
+// d.seq[ruleset] exists exactly while a worker runs.
+func (d *Dispatcher) sequentialWorker(ruleset string) {
+	defer d.wg.Done()
+	for {
+		d.mu.Lock()
+		q := d.seq[ruleset]
+		if len(q) == 0 || d.stopping() {
+			delete(d.seq, ruleset)
+			d.mu.Unlock()
+			return
+		}
+		j := q[0]
+		d.seq[ruleset] = q[1:]
+		d.mu.Unlock()
+		d.runJob(j)
+	}
+}
+
+func (d *Dispatcher) stopping() bool {
+	select {
+	case <-d.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// runJob runs a firing's invocations in order.
+func (d *Dispatcher) runJob(j *job) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.active, j.firingID)
+		d.mu.Unlock()
+	}()
+	earlierFailed := false
+	for _, st := range j.states {
+		if st.Status.Final() {
+			if st.Status == engine.StatusFailed {
+				earlierFailed = true
+			}
+			continue
+		}
+		if earlierFailed {
+			d.skip(st)
+			continue
+		}
+		if !d.runInvocation(st) {
+			return // stopping: the rest stays queued in the store
+		}
+		if st.Status == engine.StatusFailed {
+			earlierFailed = true
+		}
+	}
+}
+
+// Stop stops the dispatcher in two phases: no new attempt starts, running
+// attempts may finish until ctx ends, then they are cancelled (and recorded
+// as such, to run again on the next start). It waits for every goroutine and
+// may be called more than once. It returns an error when attempts had to be
+// cancelled.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() {
+		d.mu.Lock()
+		d.state = stateStopped
+		close(d.quit)
+		d.mu.Unlock()
+	})
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		d.cancelRun()
+		return nil
+	case <-ctx.Done():
+	}
+	d.log.Warn().Msg("stop deadline reached; cancelling running actions")
+	d.cancelRun()
+	<-done
+	return fmt.Errorf("dispatch: stop: running actions cancelled: %w", ctx.Err())
+}
