@@ -334,9 +334,9 @@ func TestConcurrencyLimits(t *testing.T) {
 		wantMax     map[string]int
 	}{
 		{
-			name:   "global limit",
-			global: 3,
-			subs:   []sub{{action: "a"}, {action: "a"}, {action: "b"}, {action: "b"}, {action: "a"}, {action: "b"}, {action: "a"}},
+			name:        "global limit",
+			global:      3,
+			subs:        []sub{{action: "a"}, {action: "a"}, {action: "b"}, {action: "b"}, {action: "a"}, {action: "b"}, {action: "a"}},
 			wantRunning: map[string]int{"*": 3},
 			wantMax:     map[string]int{"*": 3},
 		},

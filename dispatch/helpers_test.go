@@ -268,7 +268,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // actionFunc adapts a function to engine.Action.
 type actionFunc func(ctx context.Context, inv *engine.Invocation) engine.Result
 
-func (f actionFunc) Run(ctx context.Context, inv *engine.Invocation) engine.Result { return f(ctx, inv) }
+func (f actionFunc) Run(ctx context.Context, inv *engine.Invocation) engine.Result {
+	return f(ctx, inv)
+}
 
 // script returns its results in order (the last one repeats) and counts
 // calls.
