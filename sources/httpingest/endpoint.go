@@ -1,0 +1,331 @@
+package httpingest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// DefaultMaxBodyBytes is the body limit when an Endpoint sets none.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Request is a received request after the checks passed: what a source needs
+// to build its events.
+type Request struct {
+	HTTP *http.Request
+	// Body is the raw body; Payload is what ParseBody made of it, under
+	// MediaType (the Content-Type, or the endpoint's override).
+	Body      []byte
+	MediaType string
+	Payload   any
+	// Received is the endpoint clock's time when the request arrived.
+	Received time.Time
+	// Sensitive are the canonical names of headers that must not reach an
+	// event (see SafeHeaders).
+	Sensitive []string
+}
+
+// SafeHeaders returns the request headers without credentials or
+// signatures, as a map from canonical name to the values joined by ", ".
+func (r *Request) SafeHeaders() map[string]any {
+	return SafeHeaders(r.HTTP.Header, r.Sensitive)
+}
+
+// SafeHeaders returns h without the headers named in drop (canonical names),
+// as a map from canonical name to the values joined by ", ".
+func SafeHeaders(h http.Header, drop []string) map[string]any {
+	out := make(map[string]any, len(h))
+outer:
+	for k, vs := range h {
+		for _, d := range drop {
+			if k == d {
+				continue outer
+			}
+		}
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+// RemoteIP is the IP of the connection's peer (proxy headers are not
+// trusted).
+func RemoteIP(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(host)
+		return a.Unmap(), err == nil
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// Counts are an endpoint's request counters, safe to read concurrently.
+type Counts struct {
+	Accepted   atomic.Int64 // events accepted
+	Duplicates atomic.Int64 // entries answered as duplicates
+	Stale      atomic.Int64 // entries answered as stale
+	Rejected   atomic.Int64 // requests answered 4xx
+	Failed     atomic.Int64 // requests answered 5xx
+}
+
+// Endpoint is the http.Handler of one HTTP source: it applies the checks in
+// this order, answering at the first that fails: IP allowlist (403), method
+// (405 with Allow), client certificate names (403), body size (413),
+// authentication (401, the reason only in the debug log), content type
+// (415), parsing (400 with the reason), Build (400 with its error); then
+// emits the entries and answers 200 only once Emit returned, that is once
+// they are durable. Duplicate and stale entries are answered 200 as well, and
+// the body says so. Emit errors: *engine.BacklogError → 503 with
+// Retry-After, engine.ErrClosed → 503, others → 500. Nothing is emitted for a
+// rejected request.
+//
+// Set the fields before serving and do not change them afterwards.
+type Endpoint struct {
+	Source engine.SourceRef
+	Out    engine.Emitter
+	// Build turns a checked request into entries. An error is answered 400
+	// with its message, so it must not contain a secret.
+	Build func(req *Request) ([]engine.Entry, error)
+
+	// Methods allowed; empty: POST only.
+	Methods []string
+	// MaxBodyBytes; zero: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// AllowIPs, when not empty, are the only client networks accepted.
+	AllowIPs []netip.Prefix
+	// ClientNames, when not empty, are the accepted client certificate names
+	// (subject common name or a DNS SAN); needs a Listener with ClientCA.
+	ClientNames []string
+	// ContentType overrides the request's Content-Type for parsing.
+	ContentType string
+	// Auth checks credentials; nil accepts every request.
+	Auth *Verifier
+	// Now is the clock (signature timestamps, Request.Received); nil: time.Now.
+	Now func() time.Time
+	Log zerolog.Logger
+
+	Counts Counts
+}
+
+func (e *Endpoint) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Endpoint) methods() []string {
+	if len(e.Methods) == 0 {
+		return []string{http.MethodPost}
+	}
+	return e.Methods
+}
+
+func (e *Endpoint) reject(w http.ResponseWriter, r *http.Request, status int, msg string, reason error) {
+	e.Counts.Rejected.Add(1)
+	ev := e.Log.Debug().Int("status", status).Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr)
+	if reason != nil {
+		ev = ev.AnErr("reason", reason)
+	}
+	ev.Msg("request rejected")
+	WriteError(w, status, msg)
+}
+
+// ServeHTTP implements http.Handler.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := e.now()
+	if len(e.AllowIPs) > 0 {
+		ip, ok := RemoteIP(r)
+		if !ok || !ipAllowed(e.AllowIPs, ip) {
+			e.reject(w, r, http.StatusForbidden, "forbidden", errors.New("client address not in allow_ips"))
+			return
+		}
+	}
+	if !methodAllowed(e.methods(), r.Method) {
+		w.Header().Set("Allow", strings.Join(e.methods(), ", "))
+		e.reject(w, r, http.StatusMethodNotAllowed, "method "+strconv.Quote(r.Method)+" not allowed", nil)
+		return
+	}
+	if len(e.ClientNames) > 0 && !clientNameAllowed(r, e.ClientNames) {
+		e.reject(w, r, http.StatusForbidden, "forbidden", errors.New("client certificate name not in tls.client_names"))
+		return
+	}
+	max := e.MaxBodyBytes
+	if max <= 0 {
+		max = DefaultMaxBodyBytes
+	}
+	if r.ContentLength > max {
+		e.reject(w, r, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(max, 10)+" bytes", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			e.reject(w, r, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(max, 10)+" bytes", nil)
+			return
+		}
+		e.reject(w, r, http.StatusBadRequest, "reading body failed", err)
+		return
+	}
+	if err := e.Auth.Verify(r.Header, body, received); err != nil {
+		if c := e.Auth.Challenge(); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
+		e.reject(w, r, http.StatusUnauthorized, "unauthorized", err)
+		return
+	}
+	mt := e.ContentType
+	if mt == "" {
+		mt = r.Header.Get("Content-Type")
+	}
+	payload, err := ParseBody(mt, body)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrUnsupportedMediaType) {
+			status = http.StatusUnsupportedMediaType
+		}
+		e.reject(w, r, status, err.Error(), nil)
+		return
+	}
+	req := &Request{HTTP: r, Body: body, MediaType: mt, Payload: payload, Received: received, Sensitive: e.Auth.SensitiveHeaders()}
+	entries, err := e.Build(req)
+	if err != nil {
+		e.reject(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	e.emit(w, r, entries)
+}
+
+func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine.Entry) {
+	var outcomes []engine.Outcome
+	var err error
+	if len(entries) > 0 {
+		outcomes, err = e.Out.Emit(r.Context(), e.Source, entries)
+	}
+	if err != nil {
+		e.Counts.Failed.Add(1)
+		if be, ok := engine.IsBacklog(err); ok {
+			secs := int64(math.Ceil(be.RetryAfter.Seconds()))
+			if secs < 1 {
+				secs = 1
+			}
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			e.Log.Warn().Dur("retry_after", be.RetryAfter).Msg("backlog full: answered 503")
+			WriteError(w, http.StatusServiceUnavailable, "backlog full, retry later")
+			return
+		}
+		if errors.Is(err, engine.ErrClosed) {
+			WriteError(w, http.StatusServiceUnavailable, "shutting down, retry later")
+			return
+		}
+		e.Log.Error().Err(err).Msg("storing events failed")
+		WriteError(w, http.StatusInternalServerError, "storing the event failed")
+		return
+	}
+	resp := Answer{Status: "accepted", IDs: []string{}}
+	for i, o := range outcomes {
+		id := engine.EventID(entries[i].Event)
+		switch o {
+		case engine.Accepted:
+			resp.IDs = append(resp.IDs, id)
+			e.Counts.Accepted.Add(1)
+			e.Log.Debug().Str("event_id", id).Msg("event accepted")
+		case engine.Duplicate:
+			resp.Duplicates++
+			e.Counts.Duplicates.Add(1)
+			e.Log.Info().Str("dedupe_key", entries[i].DedupeKey).Msg("duplicate delivery not processed again")
+		case engine.Stale:
+			resp.Stale++
+			e.Counts.Stale.Add(1)
+			e.Log.Info().Str("order_key", entries[i].OrderKey).Time("timestamp", entries[i].Timestamp).Msg("stale event not processed")
+		}
+	}
+	if len(resp.IDs) == 0 && len(outcomes) > 0 {
+		switch {
+		case resp.Duplicates > 0 && resp.Stale == 0:
+			resp.Status = "duplicate"
+		case resp.Stale > 0 && resp.Duplicates == 0:
+			resp.Status = "stale"
+		default:
+			resp.Status = "ignored"
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Answer is the body of a 200: Status is "accepted" when at least one event
+// was accepted, else "duplicate", "stale" (or "ignored" for a mix of both);
+// IDs are the meta.uuid of the accepted events.
+type Answer struct {
+	Status     string   `json:"status"`
+	IDs        []string `json:"ids"`
+	Duplicates int      `json:"duplicates,omitempty"`
+	Stale      int      `json:"stale,omitempty"`
+}
+
+// WriteError answers status with {"error": msg}.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func methodAllowed(allowed []string, m string) bool {
+	for _, a := range allowed {
+		if a == m {
+			return true
+		}
+	}
+	return false
+}
+
+func ipAllowed(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientNameAllowed checks the verified client certificate's common name
+// and DNS SANs against names.
+func clientNameAllowed(r *http.Request, names []string) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	for _, n := range names {
+		if leaf.Subject.CommonName == n {
+			return true
+		}
+		for _, d := range leaf.DNSNames {
+			if strings.EqualFold(d, n) {
+				return true
+			}
+		}
+	}
+	return false
+}
