@@ -41,6 +41,9 @@ func TestRestartResumesUnfinished(t *testing.T) {
 
 	act := &script{results: []engine.Result{engine.Success("ok")}}
 	h := start(t, store, newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
+	// f1/0 backs off after its interrupted attempt, f2/0 waits for its
+	// next_attempt; let both timers exist before time moves.
+	waitFor(t, "two backoff timers", func() bool { return h.clock.pending() == 2 })
 	all := []string{"f1/0", "f1/1", "f2/0", "f3/0", "f3/1", "f4/1", "f5/1"}
 	h.waitFinal(all...)
 
@@ -133,7 +136,7 @@ func TestStopCancelsAfterDeadlineAndResumes(t *testing.T) {
 	g := newGate(func(*engine.Invocation) []string { return nil })
 	store := newMemStore()
 	h := start(t, store, newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": g})})
-	h.submit(newFiring("f", "rs", false, invSpec{action: "x"}, invSpec{action: "x"}))
+	h.submit(newFiring("f", "rs", false, invSpec{action: "x", policy: engine.Policy{Retries: 1}}, invSpec{action: "x"}))
 	waitFor(t, "action running", func() bool { return g.running("*") == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -153,16 +156,16 @@ func TestStopCancelsAfterDeadlineAndResumes(t *testing.T) {
 		t.Fatalf("second action %s, want queued", store.status("f/1"))
 	}
 
-	// The next start runs it again although it has no retries: a
-	// shutdown does not use them up.
-	act := &script{results: []engine.Result{engine.Success("ok")}}
+	// The next start runs it again, and its one retry is still there: a
+	// shutdown does not use it up.
+	act := &script{results: []engine.Result{engine.RetryableFailure("503"), engine.Success("ok")}}
 	h2 := start(t, store, newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
 	h2.waitFinal("f/0", "f/1")
-	if store.status("f/0") != engine.StatusSucceeded || store.status("f/1") != engine.StatusSucceeded || act.count() != 2 {
+	if store.status("f/0") != engine.StatusSucceeded || store.status("f/1") != engine.StatusSucceeded || act.count() != 3 {
 		t.Fatalf("after restart: %s, %s, %d runs", store.status("f/0"), store.status("f/1"), act.count())
 	}
-	if n := len(store.state("f/0").Attempts); n != 2 {
-		t.Fatalf("%d attempts, want 2", n)
+	if n := len(store.state("f/0").Attempts); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
 	}
 }
 
