@@ -378,9 +378,22 @@ func mergeStates(all, unfinished []*engine.InvocationState) []*engine.Invocation
 	return out
 }
 
+// FiringReader is an optional interface of an engine.ActionStore: it reads
+// one firing and its invocations' states by firing ID, or returns nil, nil
+// when the firing is not stored. The dispatcher reads every submitted firing
+// back (a resubmitted firing must not run again) and, on start, every firing
+// with unfinished invocations; without this interface it finds them with
+// Query (ruleset, rule, event ID and a time window around the firing).
+type FiringReader interface {
+	Firing(ctx context.Context, id string) (*engine.AuditEntry, error)
+}
+
 // storedFiring finds one firing in the audit trail, or nil when the store
 // does not return it.
 func (d *Dispatcher) storedFiring(ctx context.Context, id, ruleset, rule, eventID string, at time.Time) (*engine.AuditEntry, error) {
+	if fr, ok := d.store.(FiringReader); ok {
+		return fr.Firing(ctx, id)
+	}
 	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID}
 	if !at.IsZero() {
 		f.Since = at.Add(-time.Second)

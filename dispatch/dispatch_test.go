@@ -558,9 +558,15 @@ func TestFeedback(t *testing.T) {
 }
 
 func TestSubmit(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) { testSubmit(t, kind.wrap) })
+	}
+}
+
+func testSubmit(t *testing.T, wrap func(*memStore) engine.ActionStore) {
 	act := &script{results: []engine.Result{engine.Success("ok")}}
 	store := newMemStore()
-	cfg := Config{Store: store, Clock: newFakeClock(), Actions: ActionMap(map[string]engine.Action{"x": act})}
+	cfg := Config{Store: wrap(store), Clock: newFakeClock(), Actions: ActionMap(map[string]engine.Action{"x": act})}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -569,7 +575,7 @@ func TestSubmit(t *testing.T) {
 	if err := d.Submit(context.Background(), f); err == nil || !strings.Contains(err.Error(), "before start") {
 		t.Fatalf("submit before start: %v", err)
 	}
-	h := start(t, store, newFakeClock(), Config{Actions: cfg.Actions})
+	h := start(t, store, newFakeClock(), Config{Store: cfg.Store, Actions: cfg.Actions})
 	h.submit(f)
 	h.waitFinal("f/0")
 	n := len(store.history)
@@ -580,6 +586,9 @@ func TestSubmit(t *testing.T) {
 	h.submit(f)
 	if act.count() != 1 || len(store.history) != n || store.status("f/0") != engine.StatusSucceeded {
 		t.Fatalf("resubmit ran %d times, %d updates (want 1, %d)", act.count(), len(store.history), n)
+	}
+	if rs, ok := cfg.Store.(*readerStore); ok && rs.reads.Load() != 3 {
+		t.Fatalf("%d firing reads, want one per submit", rs.reads.Load())
 	}
 
 	bad := []struct {

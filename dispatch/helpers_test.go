@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,11 +390,47 @@ type harness struct {
 	d     *Dispatcher
 }
 
+// readerStore is a memStore that also implements FiringReader.
+type readerStore struct {
+	*memStore
+	reads atomic.Int64
+}
+
+var _ FiringReader = (*readerStore)(nil)
+
+func (s *readerStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
+	s.reads.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fr, ok := s.firings[id]
+	if !ok {
+		return nil, nil
+	}
+	e := &engine.AuditEntry{Firing: fr}
+	for _, iid := range s.iorder {
+		if st := s.states[iid]; st.Invocation.FiringID == id {
+			e.Invocations = append(e.Invocations, clone(st))
+		}
+	}
+	return e, nil
+}
+
+// storeKinds runs a test against a store with and without FiringReader.
+var storeKinds = []struct {
+	name string
+	wrap func(*memStore) engine.ActionStore
+}{
+	{"query", func(s *memStore) engine.ActionStore { return s }},
+	{"firing reader", func(s *memStore) engine.ActionStore { return &readerStore{memStore: s} }},
+}
+
 // start builds and starts a dispatcher over store with the fake clock and
 // a jitter of 0.5, stopped at the end of the test.
 func start(t testing.TB, store *memStore, clock *fakeClock, cfg Config) *harness {
 	t.Helper()
-	cfg.Store = store
+	if cfg.Store == nil {
+		cfg.Store = store
+	}
 	cfg.Clock = clock
 	if cfg.Rand == nil {
 		cfg.Rand = func() float64 { return 0.5 }

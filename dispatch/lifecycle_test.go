@@ -17,6 +17,12 @@ func stateOf(f *engine.Firing, i int, status engine.InvocationStatus, atts ...en
 }
 
 func TestRestartResumesUnfinished(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) { testRestartResumesUnfinished(t, kind.wrap) })
+	}
+}
+
+func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.ActionStore) {
 	store := newMemStore()
 	retry2 := engine.Policy{Retries: 2}
 
@@ -40,7 +46,7 @@ func TestRestartResumesUnfinished(t *testing.T) {
 	store.put(f5, stateOf(f5, 0, engine.StatusSucceeded, engine.Attempt{N: 1, Status: engine.Succeeded}), stateOf(f5, 1, engine.StatusQueued))
 
 	act := &script{results: []engine.Result{engine.Success("ok")}}
-	h := start(t, store, newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
+	h := start(t, store, newFakeClock(), Config{Store: wrap(store), Actions: ActionMap(map[string]engine.Action{"x": act})})
 	// f1/0 backs off after its interrupted attempt, f2/0 waits for its
 	// next_attempt; let both timers exist before time moves.
 	waitFor(t, "two backoff timers", func() bool { return h.clock.pending() == 2 })
