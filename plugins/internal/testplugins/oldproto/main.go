@@ -13,7 +13,9 @@ import (
 	"github.com/rulebook-dev/rulebook/plugins/proto"
 )
 
-type old struct{ goplugin.NetRPCUnsupportedPlugin }
+type old struct {
+	goplugin.NetRPCUnsupportedPlugin
+}
 
 func (old) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error { return nil }
 
