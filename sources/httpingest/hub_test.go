@@ -1,0 +1,484 @@
+package httpingest
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func newHub(t *testing.T) *Hub {
+	t.Helper()
+	h := NewHub(HubConfig{Log: zerolog.Nop(), ShutdownGrace: 5 * time.Second})
+	t.Cleanup(func() {
+		if err := h.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return h
+}
+
+func text(s string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s) })
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func TestHubSharesAnAddress(t *testing.T) {
+	h := newHub(t)
+	l := Listener{Address: "127.0.0.1:0"}
+	a, err := h.Register(l, []string{"/a", "/a2"}, text("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Register(l, []string{"/b"}, text("B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Addr().String() != b.Addr().String() {
+		t.Fatalf("two listeners: %s and %s", a.Addr(), b.Addr())
+	}
+	base := "http://" + a.Addr().String()
+	for path, want := range map[string]string{"/a": "A", "/a2": "A", "/b": "B"} {
+		if code, body := get(t, http.DefaultClient, base+path); code != 200 || body != want {
+			t.Errorf("%s: %d %q", path, code, body)
+		}
+	}
+	if code, body := get(t, http.DefaultClient, base+"/c"); code != 404 || body != `{"error":"no source on this path"}` {
+		t.Errorf("/c: %d %q", code, body)
+	}
+	if got := h.Paths(l.Address); strings.Join(got, ",") != "/a,/a2,/b" {
+		t.Errorf("paths %v", got)
+	}
+
+	// Conflicts.
+	if _, err := h.Register(l, []string{"/b"}, text("X")); err == nil || !strings.Contains(err.Error(), `path "/b" on "127.0.0.1:0" is already served by another source`) {
+		t.Errorf("path conflict: %v", err)
+	}
+	if _, err := h.Register(Listener{Address: l.Address, TLS: &TLSFiles{Cert: "c", Key: "k"}}, []string{"/t"}, text("T")); err == nil || !strings.Contains(err.Error(), "one source uses tls and the other does not") {
+		t.Errorf("tls conflict: %v", err)
+	}
+	if _, err := h.Register(Listener{Address: l.Address, Timeouts: Timeouts{Read: time.Second}}, []string{"/t"}, text("T")); err == nil || !strings.Contains(err.Error(), "timeouts differ") {
+		t.Errorf("timeouts conflict: %v", err)
+	}
+
+	// Closing one registration keeps the other; closing the last closes the
+	// listener.
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/a"); code != 404 {
+		t.Errorf("/a after close: %d", code)
+	}
+	if code, body := get(t, http.DefaultClient, base+"/b"); code != 200 || body != "B" {
+		t.Errorf("/b after closing a: %d %q", code, body)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", b.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("listener still open after the last registration closed")
+	}
+	if _, ok := h.Lookup(l.Address, "/b"); ok {
+		t.Fatal("lookup finds a closed path")
+	}
+}
+
+func TestHubConflictingTLSWhenTLSFirst(t *testing.T) {
+	dir := t.TempDir()
+	pki := newPKI(t, dir)
+	h := newHub(t)
+	l := Listener{Address: "127.0.0.1:0", TLS: &TLSFiles{Cert: pki.serverCert, Key: pki.serverKey}}
+	if _, err := h.Register(l, []string{"/a"}, text("A")); err != nil {
+		t.Fatal(err)
+	}
+	other := Listener{Address: l.Address, TLS: &TLSFiles{Cert: pki.serverCert, Key: pki.serverKey, ClientCA: pki.caFile}}
+	if _, err := h.Register(other, []string{"/b"}, text("B")); err == nil || !strings.Contains(err.Error(), "tls settings differ") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHubBindError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h := newHub(t)
+	if _, err := h.Register(Listener{Address: ln.Addr().String()}, []string{"/"}, text("x")); err == nil || !strings.Contains(err.Error(), "listening on") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHubStopAndServe(t *testing.T) {
+	h := NewHub(HubConfig{Log: zerolog.Nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ctx, Listener{Address: "127.0.0.1:0"}, []string{"/s"}, text("S")) }()
+	addr := waitLookup(t, h, "127.0.0.1:0", "/s")
+	if code, body := get(t, http.DefaultClient, "http://"+addr+"/s"); code != 200 || body != "S" {
+		t.Fatalf("%d %q", code, body)
+	}
+	if err := h.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if err := h.Stop(context.Background()); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if _, err := h.Register(Listener{Address: "127.0.0.1:0"}, []string{"/"}, text("x")); !errors.Is(err, ErrHubStopped) {
+		t.Fatalf("register after stop: %v", err)
+	}
+}
+
+// TestCloseWaitsForRequestsInFlight: Close does not return before the
+// handlers on its paths finished, unless its context ends first; when the
+// context ends while the listener must close, remaining connections are
+// dropped.
+func TestCloseWaitsForRequestsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		shared  bool // another registration keeps the listener open
+		expired bool // Close's context has already ended
+		want    string
+	}{
+		{name: "shared listener, patient close", shared: true, want: "done"},
+		{name: "own listener, patient close", want: "done"},
+		{name: "shared listener, impatient close", shared: true, expired: true, want: "done"},
+		{name: "own listener, impatient close drops the request", expired: true, want: "EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t)
+			inside, release := make(chan struct{}), make(chan struct{})
+			l := Listener{Address: "127.0.0.1:0"}
+			reg, err := h.Register(l, []string{"/slow"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(inside)
+				<-release
+				io.WriteString(w, "done")
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.shared {
+				if _, err := h.Register(l, []string{"/other"}, text("o")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := make(chan string, 1)
+			go func() {
+				resp, err := http.Get("http://" + reg.Addr().String() + "/slow")
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- string(b)
+			}()
+			<-inside
+			ctx, cancel := context.WithCancel(context.Background())
+			if tc.expired {
+				cancel()
+			}
+			defer cancel()
+			closed := make(chan error, 1)
+			go func() { closed <- reg.Close(ctx) }()
+			if tc.expired {
+				if err := <-closed; !errors.Is(err, context.Canceled) {
+					t.Fatalf("impatient close: %v", err)
+				}
+			} else {
+				select {
+				case err := <-closed:
+					t.Fatalf("close returned (%v) with a request in flight", err)
+				default:
+				}
+			}
+			close(release)
+			if s := <-got; !strings.Contains(s, tc.want) {
+				t.Fatalf("in-flight request got %q, want %q", s, tc.want)
+			}
+			if !tc.expired {
+				if err := <-closed; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func waitLookup(t *testing.T, h *Hub, address, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if a, ok := h.Lookup(address, path); ok {
+			return a.String()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s%s never served", address, path)
+	return ""
+}
+
+// waitClosed reads from c until the server closes it or the deadline passes.
+func waitClosed(t *testing.T, c net.Conn, within time.Duration) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	b, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open after %s", within)
+	}
+	return string(b)
+}
+
+// TestSlowClientsCannotHoldTheListener: a client that never finishes its
+// headers, or its body, is cut off by the listener's timeouts and nothing is
+// emitted.
+func TestSlowClientsCannotHoldTheListener(t *testing.T) {
+	h := newHub(t)
+	rec := &recorder{}
+	ep := newEndpoint(rec, func(e *Endpoint) { e.Now = nil })
+	reg, err := h.Register(Listener{Address: "127.0.0.1:0", Timeouts: Timeouts{ReadHeader: 150 * time.Millisecond, Read: 300 * time.Millisecond}}, []string{"/hook"}, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := reg.Addr().String()
+
+	t.Run("headers never finished", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n")
+		waitClosed(t, c, 5*time.Second)
+	})
+	t.Run("body never finished", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly a little")
+		out := waitClosed(t, c, 5*time.Second)
+		if out != "" && !strings.HasPrefix(out, "HTTP/1.1 400") {
+			t.Fatalf("answer %q", out)
+		}
+	})
+	t.Run("a normal request still works", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
+	if n := len(rec.entries()); n != 1 {
+		t.Fatalf("emitted %d entries, want only the normal one", n)
+	}
+}
+
+type pki struct {
+	caFile, serverCert, serverKey string
+	ca                            *x509.Certificate
+	caKey                         *ecdsa.PrivateKey
+	pool                          *x509.CertPool
+	dir                           string
+}
+
+func genKey(t *testing.T) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key := genKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, dns []string, client bool) tls.Certificate {
+	key := genKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, DNSNames: dns,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	} else {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newPKI(t *testing.T, dir string) *pki {
+	p := &pki{dir: dir}
+	p.ca, p.caKey = newCA(t, "test ca")
+	p.pool = x509.NewCertPool()
+	p.pool.AddCert(p.ca)
+	p.caFile = filepath.Join(dir, "ca.pem")
+	writePEM(t, p.caFile, "CERTIFICATE", p.ca.Raw)
+	srv := issue(t, p.ca, p.caKey, "server", nil, false)
+	p.serverCert, p.serverKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	writePEM(t, p.serverCert, "CERTIFICATE", srv.Certificate[0])
+	kder, err := x509.MarshalECPrivateKey(srv.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, p.serverKey, "EC PRIVATE KEY", kder)
+	return p
+}
+
+func TestMutualTLS(t *testing.T) {
+	p := newPKI(t, t.TempDir())
+	otherCA, otherKey := newCA(t, "other ca")
+	h := newHub(t)
+	rec := &recorder{}
+	l := Listener{Address: "127.0.0.1:0", TLS: &TLSFiles{Cert: p.serverCert, Key: p.serverKey, ClientCA: p.caFile}}
+	open := newEndpoint(rec, nil)
+	named := newEndpoint(rec, func(e *Endpoint) { e.ClientNames = []string{"alertmanager", "am.example.com"} })
+	reg, err := h.Register(l, []string{"/open"}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Register(l, []string{"/named"}, named); err != nil {
+		t.Fatal(err)
+	}
+	base := "https://" + reg.Addr().String()
+
+	client := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool, Certificates: certs}}}
+	}
+	cases := []struct {
+		name   string
+		client *http.Client
+		path   string
+		status int // 0: the TLS handshake must fail
+	}{
+		{"no client certificate", client(), "/open", 0},
+		{"certificate from another CA", client(issue(t, otherCA, otherKey, "alertmanager", nil, true)), "/open", 0},
+		{"certificate from the CA", client(issue(t, p.ca, p.caKey, "someone", nil, true)), "/open", 200},
+		{"right CA, name not allowed", client(issue(t, p.ca, p.caKey, "someone", []string{"x.example.com"}, true)), "/named", 403},
+		{"right CA, allowed common name", client(issue(t, p.ca, p.caKey, "alertmanager", nil, true)), "/named", 200},
+		{"right CA, allowed DNS name", client(issue(t, p.ca, p.caKey, "other", []string{"AM.example.com"}, true)), "/named", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(rec.entries())
+			resp, err := tc.client.Post(base+tc.path, "text/plain", strings.NewReader("x"))
+			if tc.status == 0 {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("handshake succeeded: %d", resp.StatusCode)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+				}
+			}
+			want := before
+			if tc.status == 200 {
+				want++
+			}
+			if n := len(rec.entries()); n != want {
+				t.Fatalf("emitted %d, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("not pem"), 0o600)
+	h := newHub(t)
+	cases := []struct {
+		name string
+		tls  TLSFiles
+		want string
+	}{
+		{"missing key file", TLSFiles{Cert: p.serverCert, Key: filepath.Join(dir, "nope.key")}, "loading tls cert"},
+		{"client ca not pem", TLSFiles{Cert: p.serverCert, Key: p.serverKey, ClientCA: bad}, "holds no PEM certificate"},
+		{"client ca missing", TLSFiles{Cert: p.serverCert, Key: p.serverKey, ClientCA: filepath.Join(dir, "none")}, "reading tls client_ca"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.tls
+			_, err := h.Register(Listener{Address: "127.0.0.1:0", TLS: &f}, []string{"/"}, text("x"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
