@@ -116,6 +116,9 @@ type Invocation struct {
 	// Sequential invocations of a ruleset with execution_strategy sequential
 	// wait for the ruleset's earlier firings.
 	Sequential bool `json:"sequential,omitempty"`
+	// RenderError is set when the arguments could not be rendered; the
+	// dispatcher records the invocation as failed without running it.
+	RenderError string `json:"render_error,omitempty"`
 	// Created is when the firing happened.
 	Created time.Time `json:"created"`
 	// Secrets are the values ResolveSecrets found in Args; Redact masks them
@@ -176,6 +179,9 @@ type ActionSpec struct {
 	// accepted wherever a rendered value could be valid. Errors should be
 	// *ArgError so the loader can point at the offending key.
 	Check func(args map[string]any) error
+	// Schema is the JSON Schema of the arguments, published in the rulebook
+	// schema (optional).
+	Schema map[string]any
 	// New builds the action once per engine.
 	New func(env ActionEnv) (Action, error)
 }

@@ -17,6 +17,8 @@ type Firing struct {
 	Rule    string    `json:"rule"`
 	// EventIDs are the meta.uuid of every matched event.
 	EventIDs []string `json:"event_ids"`
+	// Events are the matched events by name (m_0, or the rule's names).
+	Events map[string]Event `json:"-"`
 	// Invocations are the firing's non-engine actions, in rule order.
 	Invocations []*Invocation `json:"-"`
 }

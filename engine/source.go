@@ -123,6 +123,33 @@ type SourceSpec struct {
 	// Check validates args at load time without side effects. Errors should be
 	// *ArgError so the loader can point at the offending key.
 	Check func(args map[string]any) error
+	// Schema is the JSON Schema of the arguments, published in the rulebook
+	// schema (optional).
+	Schema map[string]any
 	// New builds the source. It is called after Check succeeded.
 	New func(cfg SourceConfig) (Source, error)
+}
+
+// EmitWait emits like out.Emit but waits and retries while the backlog is
+// full, for sources that can hold their input (a file, a generator) rather
+// than answer a sender. It returns ctx's error when ctx ends first.
+func EmitWait(ctx context.Context, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
+	for {
+		res, err := out.Emit(ctx, src, entries)
+		be, full := IsBacklog(err)
+		if !full {
+			return res, err
+		}
+		wait := be.RetryAfter
+		if wait <= 0 || wait > time.Second {
+			wait = 100 * time.Millisecond
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -1,0 +1,142 @@
+// Command rulebook runs event-driven automation: event sources feed rules
+// written in YAML rulebooks, and matching rules run remediation actions.
+//
+//	rulebook run RULEBOOK        run until the sources end or a shutdown action
+//	rulebook validate RULEBOOK…  report every problem with file:line:col
+//	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook schema              print the rulebook JSON Schema
+//	rulebook version             print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `rulebook turns events into remediation.
+
+Usage:
+  rulebook run RULEBOOK [flags]       run a rulebook until its sources end or a shutdown action
+  rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
+  rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
+  rulebook audit [flags]              list what fired and what the actions did
+  rulebook plugins list|describe NAME show installed action plugins
+  rulebook schema                     print the JSON Schema of the rulebook format
+  rulebook version                    print the version
+
+Run "rulebook COMMAND --help" for the flags of a command.
+`
+
+// errUsage marks errors already explained by a usage message.
+var errUsage = errors.New("usage")
+
+// exitError carries an exit status without a message of its own.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(rest, stdin, stdout, stderr)
+	case "validate":
+		err = cmdValidate(rest, stdout, stderr)
+	case "test":
+		err = cmdTest(rest, stdout, stderr)
+	case "audit":
+		err = cmdAudit(rest, stdout, stderr)
+	case "plugins":
+		err = cmdPlugins(rest, stdout, stderr)
+	case "schema":
+		err = cmdSchema(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "rulebook %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "rulebook: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "rulebook %s: %v\n", cmd, err)
+	return 1
+}
+
+// newFlags returns a flag set whose --help prints the command's synopsis.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: rulebook %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+		if len(args) == 0 {
+			return pos, nil
+		}
+	}
+}
+
+// listFlag collects repeated or comma-separated values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--check-secrets]", stderr)
+	format := fs.String("format", "text", "output format: text or json")
+	vf := addVarsFlags(fs)
+	checkSecrets := fs.Bool("check-secrets", false, "also require every ${env:...}/${file:...} secret to resolve here")
+	pluginDirs := addPluginFlags(fs)
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *format != "text" && *format != "json" {
+		return fmt.Errorf("--format: want text or json, got %q", *format)
+	}
+	extra, err := vf.load()
+	if err != nil {
+		return err
+	}
+	var all []*rulebooks.Error
+	failed := false
+	for _, f := range files {
+		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
+		if err != nil {
+			return err
+		}
+		_, err = rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
+		closeReg()
+		if err == nil {
+			if *format == "text" {
+				fmt.Fprintf(stdout, "%s: ok\n", f)
+			}
+			continue
+		}
+		failed = true
+		var list rulebooks.ErrorList
+		if !errors.As(err, &list) {
+			list = rulebooks.ErrorList{{File: f, Line: 0, Column: 0, Message: err.Error()}}
+		}
+		all = append(all, list...)
+		if *format == "text" {
+			for _, e := range list {
+				fmt.Fprintln(stdout, e.Error())
+			}
+		}
+	}
+	if *format == "json" {
+		if all == nil {
+			all = []*rulebooks.Error{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"valid": !failed, "errors": all}); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}

@@ -1,0 +1,1006 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultEventsTTL is how long partial matches are kept when neither the rule
+// nor the ruleset says.
+const DefaultEventsTTL = 2 * time.Hour
+
+// Options configure an Engine.
+type Options struct {
+	Clock Clock
+	// Dispatcher receives every firing (also those with engine actions only,
+	// for the audit trail). Nil: firings are only reported to OnFiring.
+	Dispatcher Dispatcher
+	// Stdout receives debug and print_event output (default os.Stdout).
+	Stdout io.Writer
+	Log    zerolog.Logger
+	// OnFiring, when set, sees every firing with all its rendered actions,
+	// the engine's own included, before it is submitted.
+	OnFiring func(f *Firing, actions []RenderedAction)
+	// OnShutdown is called when a shutdown action runs.
+	OnShutdown func(ShutdownRequest)
+	// MaxCascade bounds how many items (events, facts) one input may
+	// produce through post_event and set_fact, so a rule that posts what it
+	// matches cannot loop forever. Default 10000.
+	MaxCascade int
+}
+
+// RenderedAction is one action of a firing with its arguments rendered.
+type RenderedAction struct {
+	Type string         `json:"action"`
+	Args map[string]any `json:"args,omitempty"`
+	// Error is set when the arguments could not be rendered.
+	Error string `json:"error,omitempty"`
+}
+
+// ShutdownRequest is what a shutdown action asked for.
+type ShutdownRequest struct {
+	Message string
+	Delay   time.Duration
+	// Now skips draining running actions (kind: now).
+	Now     bool
+	Ruleset string
+	Rule    string
+}
+
+// Engine evaluates rulesets over a stream of events and keeps their state:
+// facts, partial matches of multi-event rules, throttle windows. All methods
+// are safe for concurrent use; evaluation itself is serialised.
+type Engine struct {
+	mu       sync.Mutex
+	opts     Options
+	rulesets []*rsState
+	byName   map[string]*rsState
+	st       *evalState
+	queue    []queued
+	seq      uint64
+	fired    int
+	errCount map[string]int
+	stats    map[string]*RuleStats
+}
+
+// RuleStats counts a rule's activity.
+type RuleStats struct {
+	Ruleset   string    `json:"ruleset"`
+	Rule      string    `json:"rule"`
+	Fired     int64     `json:"fired"`
+	LastFired time.Time `json:"last_fired,omitempty"`
+}
+
+type item struct {
+	id   string
+	data map[string]any
+	fact bool
+}
+
+type queued struct {
+	rs *rsState
+	it *item
+}
+
+type rsState struct {
+	rs    *Ruleset
+	facts []*item
+	rules []*ruleState
+}
+
+type ruleState struct {
+	rule     *Rule
+	partials []*partial
+	window   *partial // not_all
+	groups   map[string]*throttleGroup
+}
+
+type partial struct {
+	slots   []*item
+	expires time.Time
+}
+
+type throttleGroup struct {
+	until   time.Time
+	trigger *item
+	bound   map[string]*item
+	times   []time.Time
+}
+
+// New builds an engine for the compiled rulesets.
+func New(rulesets []*Ruleset, opts Options) *Engine {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.MaxCascade <= 0 {
+		opts.MaxCascade = 10000
+	}
+	e := &Engine{opts: opts, byName: map[string]*rsState{}, errCount: map[string]int{}, stats: map[string]*RuleStats{}}
+	e.st = newEvalState(nil)
+	for _, rs := range rulesets {
+		s := newRulesetState(rs)
+		e.rulesets = append(e.rulesets, s)
+		e.byName[rs.Name] = s
+		for _, r := range rs.Rules {
+			e.stats[rs.Name+"\x00"+r.Name] = &RuleStats{Ruleset: rs.Name, Rule: r.Name}
+		}
+	}
+	return e
+}
+
+func newRulesetState(rs *Ruleset) *rsState {
+	s := &rsState{rs: rs}
+	for _, r := range rs.Rules {
+		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}})
+	}
+	return s
+}
+
+// Rulesets returns the compiled rulesets.
+func (e *Engine) Rulesets() []*Ruleset {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Ruleset, len(e.rulesets))
+	for i, s := range e.rulesets {
+		out[i] = s.rs
+	}
+	return out
+}
+
+// Process evaluates one journal record in its ruleset, after firing whatever
+// timers are due. It returns an error only when a firing could not be
+// submitted before ctx ended; the record must then not be marked done.
+func (e *Engine) Process(ctx context.Context, rec Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq = rec.Seq
+	e.fired = 0
+	if err := e.expire(ctx); err != nil {
+		return err
+	}
+	s := e.byName[rec.Source.Ruleset]
+	if s == nil {
+		e.opts.Log.Warn().Str("ruleset", rec.Source.Ruleset).Str("event_id", EventID(rec.Event)).Msg("event for unknown ruleset dropped")
+		return nil
+	}
+	e.queue = append(e.queue, queued{s, &item{id: EventID(rec.Event), data: rec.Event}})
+	return e.drain(ctx)
+}
+
+// Tick fires the timers due at the clock's current time (not_all timeouts,
+// once_after windows) and drops expired state.
+func (e *Engine) Tick(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq = 0
+	e.fired = 0
+	if err := e.expire(ctx); err != nil {
+		return err
+	}
+	return e.drain(ctx)
+}
+
+// NextDeadline returns the earliest time at which Tick has something to do.
+func (e *Engine) NextDeadline() (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			if r.window != nil {
+				consider(r.window.expires)
+			}
+			for _, p := range r.partials {
+				consider(p.expires)
+			}
+			for _, g := range r.groups {
+				consider(g.until)
+			}
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Inject adds facts and events to a ruleset as set_fact and post_event would
+// (an action's feedback, an admin's test event) and evaluates them.
+func (e *Engine) Inject(ctx context.Context, ruleset string, facts, events []map[string]any) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.byName[ruleset]
+	if s == nil {
+		return fmt.Errorf("no ruleset named %q", ruleset)
+	}
+	e.seq = 0
+	e.fired = 0
+	for _, f := range facts {
+		e.assertFact(s, f)
+	}
+	for _, ev := range events {
+		e.postEvent(s, ev, "inject")
+	}
+	return e.drain(ctx)
+}
+
+// Facts returns a copy of a ruleset's facts.
+func (e *Engine) Facts(ruleset string) []map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.byName[ruleset]
+	if s == nil {
+		return nil
+	}
+	out := make([]map[string]any, len(s.facts))
+	for i, f := range s.facts {
+		out[i], _ = deepCopy(f.data).(map[string]any)
+	}
+	return out
+}
+
+// Stats returns every rule's counters, in rulebook order.
+func (e *Engine) Stats() []RuleStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []RuleStats
+	for _, s := range e.rulesets {
+		for _, r := range s.rs.Rules {
+			out = append(out, *e.stats[s.rs.Name+"\x00"+r.Name])
+		}
+	}
+	return out
+}
+
+func (e *Engine) drain(ctx context.Context) error {
+	n := 0
+	for len(e.queue) > 0 {
+		q := e.queue[0]
+		e.queue[0] = queued{}
+		e.queue = e.queue[1:]
+		n++
+		if n > e.opts.MaxCascade {
+			e.opts.Log.Error().Str("ruleset", q.rs.rs.Name).Int("limit", e.opts.MaxCascade).
+				Msg("post_event/set_fact cascade over the limit; the rest is dropped")
+			e.queue = nil
+			return nil
+		}
+		if err := e.evaluate(ctx, q.rs, q.it); err != nil {
+			e.queue = nil
+			return err
+		}
+	}
+	e.queue = nil
+	return nil
+}
+
+func (e *Engine) vars(s *rsState) map[string]any {
+	if s.rs.Vars == nil {
+		return map[string]any{}
+	}
+	return s.rs.Vars
+}
+
+func (e *Engine) test(s *rsState, c *Condition, it *item, bound map[string]any) Tri {
+	e.st.bind(it.data, bound, e.vars(s))
+	return c.eval(e.st)
+}
+
+// evaluate runs one item through a ruleset's rules in order.
+func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
+	now := e.opts.Clock.Now()
+	for _, r := range s.rules {
+		if !r.rule.Enabled {
+			continue
+		}
+		var matched bool
+		var err error
+		switch r.rule.Kind {
+		case Single:
+			if e.test(s, r.rule.Conditions[0], it, map[string]any{}) == True {
+				matched = true
+				err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[0]: it}, now)
+			}
+		case Any:
+			for i, c := range r.rule.Conditions {
+				if e.test(s, c, it, map[string]any{}) == True {
+					matched = true
+					err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[i]: it}, now)
+					break
+				}
+			}
+		case All:
+			matched, err = e.matchAll(ctx, s, r, it, now)
+		case NotAll:
+			matched = e.matchNotAll(s, r, it, now)
+		}
+		if err != nil {
+			return err
+		}
+		if matched && !s.rs.MatchMultiple {
+			break
+		}
+	}
+	return nil
+}
+
+func boundData(p *partial, names []string) map[string]any {
+	m := make(map[string]any, len(p.slots))
+	for i, sl := range p.slots {
+		if sl != nil {
+			m[names[i]] = sl.data
+		}
+	}
+	return m
+}
+
+func (p *partial) complete() bool {
+	for _, sl := range p.slots {
+		if sl == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *partial) holds(it *item) bool {
+	for _, sl := range p.slots {
+		if sl == it {
+			return true
+		}
+	}
+	return false
+}
+
+// fill puts it into the first empty slot of p whose condition it meets.
+func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item) bool {
+	if p.holds(it) {
+		return false
+	}
+	for i, sl := range p.slots {
+		if sl != nil {
+			continue
+		}
+		if e.test(s, r.rule.Conditions[i], it, boundData(p, r.rule.Names)) == True {
+			p.slots[i] = it
+			return true
+		}
+	}
+	return false
+}
+
+// fillFromFacts completes empty slots with current facts: facts persist, so
+// they join any match that needs them.
+func (e *Engine) fillFromFacts(s *rsState, r *ruleState, p *partial) {
+	for _, f := range s.facts {
+		if p.complete() {
+			return
+		}
+		e.fill(s, r, p, f)
+	}
+}
+
+func (e *Engine) ruleTTL(s *rsState, r *Rule) time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	if s.rs.DefaultEventsTTL > 0 {
+		return s.rs.DefaultEventsTTL
+	}
+	return DefaultEventsTTL
+}
+
+func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *item, now time.Time) (bool, error) {
+	var done *partial
+	used := false
+	for _, p := range r.partials {
+		if e.fill(s, r, p, it) {
+			used = true
+			e.fillFromFacts(s, r, p)
+			if p.complete() {
+				done = p
+				break
+			}
+		}
+	}
+	if done == nil {
+		p := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
+		if e.fill(s, r, p, it) {
+			used = true
+			e.fillFromFacts(s, r, p)
+			if p.complete() {
+				done = p
+			} else if !it.fact || !e.partialRedundant(r, p) {
+				r.partials = append(r.partials, p)
+			}
+		}
+	}
+	if done == nil {
+		return used, nil
+	}
+	e.consume(r, done)
+	bound := map[string]*item{}
+	for i, sl := range done.slots {
+		bound[r.rule.Names[i]] = sl
+	}
+	return true, e.matched(ctx, s, r, it, bound, now)
+}
+
+// partialRedundant: a fact starting a partial that an identical one already
+// holds would only duplicate it.
+func (e *Engine) partialRedundant(r *ruleState, p *partial) bool {
+	for _, q := range r.partials {
+		same := true
+		for i := range p.slots {
+			if p.slots[i] != q.slots[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	return false
+}
+
+// consume removes a completed partial and every other partial sharing one of
+// its events (facts are not consumed).
+func (e *Engine) consume(r *ruleState, done *partial) {
+	keep := r.partials[:0]
+	for _, p := range r.partials {
+		if p == done {
+			continue
+		}
+		shared := false
+		for _, sl := range done.slots {
+			if sl != nil && !sl.fact && p.holds(sl) {
+				shared = true
+				break
+			}
+		}
+		if !shared {
+			keep = append(keep, p)
+		}
+	}
+	for i := len(keep); i < len(r.partials); i++ {
+		r.partials[i] = nil
+	}
+	r.partials = keep
+}
+
+func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) bool {
+	w := r.window
+	fresh := false
+	if w == nil {
+		w = &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
+		fresh = true
+	}
+	if !e.fill(s, r, w, it) {
+		return false
+	}
+	e.fillFromFacts(s, r, w)
+	if w.complete() {
+		// Everything arrived in time: nothing to report.
+		r.window = nil
+		return true
+	}
+	if fresh {
+		r.window = w
+	}
+	return true
+}
+
+// matched applies the rule's throttle and fires when it lets the match
+// through.
+func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, now time.Time) error {
+	th := r.rule.Throttle
+	if th == nil {
+		return e.fire(ctx, s, r, trigger, bound, now)
+	}
+	key := e.groupKey(s, th, trigger, bound)
+	g := r.groups[key]
+	switch th.Kind {
+	case OnceWithin:
+		if g != nil && now.Before(g.until) {
+			return nil
+		}
+		r.groups[key] = &throttleGroup{until: now.Add(th.Window)}
+		return e.fire(ctx, s, r, trigger, bound, now)
+	case OnceAfter:
+		if g == nil {
+			r.groups[key] = &throttleGroup{until: now.Add(th.Window), trigger: trigger, bound: bound}
+			return nil
+		}
+		// Keep the newest event; the firing reports every event of the window.
+		g.trigger = trigger
+		for k, v := range bound {
+			g.bound[k] = v
+		}
+		return nil
+	case AccumulateWithin:
+		if g == nil {
+			g = &throttleGroup{}
+			r.groups[key] = g
+		}
+		cut := now.Add(-th.Window)
+		keep := g.times[:0]
+		for _, t := range g.times {
+			if t.After(cut) {
+				keep = append(keep, t)
+			}
+		}
+		g.times = append(keep, now)
+		g.until = now.Add(th.Window)
+		if len(g.times) >= th.Threshold {
+			delete(r.groups, key)
+			return e.fire(ctx, s, r, trigger, bound, now)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[string]*item) string {
+	if len(th.GroupBy) == 0 {
+		return ""
+	}
+	e.st.bind(trigger.data, itemsData(bound), e.vars(s))
+	parts := make([]string, len(th.GroupBy))
+	for i, t := range th.GroupBy {
+		v, err := t.render(e.st)
+		if err != nil {
+			parts[i] = "<error>"
+			continue
+		}
+		parts[i] = textOf(v)
+	}
+	return strings.Join(parts, "\x1f")
+}
+
+func itemsData(bound map[string]*item) map[string]any {
+	m := make(map[string]any, len(bound))
+	for k, v := range bound {
+		m[k] = v.data
+	}
+	return m
+}
+
+// expire fires due timers and drops expired state, in time order.
+func (e *Engine) expire(ctx context.Context) error {
+	now := e.opts.Clock.Now()
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			keep := r.partials[:0]
+			for _, p := range r.partials {
+				if now.Before(p.expires) {
+					keep = append(keep, p)
+				}
+			}
+			for i := len(keep); i < len(r.partials); i++ {
+				r.partials[i] = nil
+			}
+			r.partials = keep
+			if w := r.window; w != nil && !now.Before(w.expires) {
+				r.window = nil
+				bound := map[string]*item{}
+				var trigger *item
+				for i, sl := range w.slots {
+					if sl != nil {
+						bound[r.rule.Names[i]] = sl
+						trigger = sl
+					}
+				}
+				if err := e.fire(ctx, s, r, trigger, bound, w.expires); err != nil {
+					return err
+				}
+			}
+			if len(r.groups) == 0 {
+				continue
+			}
+			keys := make([]string, 0, len(r.groups))
+			for k := range r.groups {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				g := r.groups[k]
+				if now.Before(g.until) {
+					continue
+				}
+				delete(r.groups, k)
+				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
+					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.until); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// firingID is derived from the journal position and the match, so the same
+// record processed twice yields the same firing and invocation IDs.
+func (e *Engine) firingID(s *rsState, r *Rule, at time.Time) string {
+	e.fired++
+	key := fmt.Sprintf("%d\x00%s\x00%s\x00%d", e.seq, s.rs.Name, r.Name, e.fired)
+	if e.seq == 0 {
+		key = fmt.Sprintf("t\x00%d\x00%s\x00%s\x00%d", at.UnixNano(), s.rs.Name, r.Name, e.fired)
+		if e.opts.Dispatcher != nil {
+			// Timer and injected firings have no journal position; keep them
+			// unique across restarts.
+			key += "\x00" + NewID()
+		}
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
+	rule := r.rule
+	f := &Firing{ID: e.firingID(s, rule, at), Time: at, Ruleset: s.rs.Name, Rule: rule.Name}
+	names := make([]string, 0, len(bound))
+	for k := range bound {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	events := make(map[string]Event, len(bound))
+	var hosts []string
+	seen := map[string]bool{}
+	for _, k := range names {
+		it := bound[k]
+		events[k] = it.data
+		if it.id != "" {
+			f.EventIDs = append(f.EventIDs, it.id)
+		}
+		for _, h := range EventHosts(it.data) {
+			if !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	f.Events = events
+	var triggerData map[string]any
+	if trigger != nil {
+		triggerData = trigger.data
+	}
+	st := e.stats[s.rs.Name+"\x00"+rule.Name]
+	st.Fired++
+	st.LastFired = at
+	e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).
+		Strs("event_ids", f.EventIDs).Msg("rule fired")
+
+	rendered := make([]RenderedAction, 0, len(rule.Actions))
+	for i, a := range rule.Actions {
+		e.st.bind(triggerData, itemsData(bound), e.vars(s))
+		v, err := a.Args.render(e.st)
+		args, _ := v.(map[string]any)
+		if args == nil {
+			args = map[string]any{}
+		}
+		ra := RenderedAction{Type: a.Type, Args: args}
+		if err != nil {
+			ra.Error = err.Error()
+			e.opts.Log.Error().Err(err).Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("action", a.Type).Msg("action arguments did not render")
+		}
+		rendered = append(rendered, ra)
+		if IsBuiltinAction(a.Type) {
+			if err == nil {
+				e.builtin(s, rule, a.Type, args, triggerData, events)
+			}
+			continue
+		}
+		inv := &Invocation{
+			ID: fmt.Sprintf("%s-%d", f.ID, i), FiringID: f.ID, Index: i, Action: a.Type,
+			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, Event: triggerData, Events: events,
+			Hosts: hosts, HostPattern: s.rs.Hosts, Policy: a.Policy, Sequential: s.rs.Sequential, Created: at,
+		}
+		if err != nil {
+			inv.RenderError = err.Error()
+		}
+		if a.Lock != nil {
+			lv, lerr := a.Lock.render(e.st)
+			if lerr == nil {
+				inv.Policy.Lock = textOf(lv)
+			} else if inv.RenderError == "" {
+				inv.RenderError = "lock: " + lerr.Error()
+			}
+		}
+		f.Invocations = append(f.Invocations, inv)
+	}
+	if e.opts.OnFiring != nil {
+		e.opts.OnFiring(f, rendered)
+	}
+	if e.opts.Dispatcher == nil {
+		return nil
+	}
+	return e.submit(ctx, f)
+}
+
+// submit retries a failing store until ctx ends: a firing that is not stored
+// must not be lost, and the journal record stays un-done meanwhile.
+func (e *Engine) submit(ctx context.Context, f *Firing) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := e.opts.Dispatcher.Submit(ctx, f)
+		if err == nil {
+			return nil
+		}
+		e.opts.Log.Error().Err(err).Str("firing_id", f.ID).Msg("cannot store firing; retrying")
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func (e *Engine) targetRuleset(s *rsState, args map[string]any) *rsState {
+	if name, ok := args["ruleset"].(string); ok && name != "" {
+		if t := e.byName[name]; t != nil {
+			return t
+		}
+		e.opts.Log.Error().Str("ruleset", name).Msg("action names an unknown ruleset")
+		return nil
+	}
+	return s
+}
+
+func (e *Engine) builtin(s *rsState, rule *Rule, typ string, args map[string]any, event map[string]any, events map[string]Event) {
+	switch typ {
+	case ActionDebug:
+		e.debug(s, rule, args, event, events)
+	case ActionPrintEvent:
+		var v any = event
+		if len(events) > 1 {
+			v = events
+		}
+		var b []byte
+		if pretty, _ := args["pretty"].(bool); pretty {
+			b, _ = json.MarshalIndent(v, "", "  ")
+		} else {
+			b, _ = json.Marshal(v)
+		}
+		fmt.Fprintln(e.opts.Stdout, string(b))
+	case ActionSetFact:
+		if t := e.targetRuleset(s, args); t != nil {
+			if fact, ok := args["fact"].(map[string]any); ok {
+				e.assertFact(t, fact)
+			}
+		}
+	case ActionRetractFact:
+		if t := e.targetRuleset(s, args); t != nil {
+			if fact, ok := args["fact"].(map[string]any); ok {
+				partial := true
+				if p, ok := args["partial"].(bool); ok {
+					partial = p
+				}
+				e.retractFact(t, fact, partial)
+			}
+		}
+	case ActionPostEvent:
+		if t := e.targetRuleset(s, args); t != nil {
+			if ev, ok := args["event"].(map[string]any); ok {
+				e.postEvent(t, ev, rule.Name)
+			}
+		}
+	case ActionShutdown:
+		req := ShutdownRequest{Ruleset: s.rs.Name, Rule: rule.Name}
+		req.Message, _ = args["message"].(string)
+		if d, ok := args["delay"]; ok {
+			req.Delay, _ = ParseDuration(d)
+		}
+		req.Now = args["kind"] == "now"
+		e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("message", req.Message).Msg("shutdown requested")
+		if e.opts.OnShutdown != nil {
+			e.opts.OnShutdown(req)
+		}
+	case ActionNone:
+	}
+}
+
+func (e *Engine) debug(s *rsState, rule *Rule, args map[string]any, event map[string]any, events map[string]Event) {
+	w := e.opts.Stdout
+	if msg, ok := args["msg"]; ok {
+		switch m := msg.(type) {
+		case []any:
+			for _, line := range m {
+				fmt.Fprintln(w, textOf(line))
+			}
+		default:
+			fmt.Fprintln(w, textOf(m))
+		}
+		return
+	}
+	if name, ok := args["var"].(string); ok {
+		e.st.bind(event, toAnyMap(events), e.vars(s))
+		root, rest, _ := strings.Cut(name, ".")
+		var keys []any
+		if rest != "" {
+			for _, k := range strings.Split(rest, ".") {
+				keys = append(keys, k)
+			}
+		}
+		v, ok := lookup(e.st.env[root], keys)
+		if !ok {
+			fmt.Fprintf(w, "%s: (not defined)\n", name)
+			return
+		}
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "%s: %s\n", name, b)
+		return
+	}
+	b, _ := json.MarshalIndent(map[string]any{"ruleset": s.rs.Name, "rule": rule.Name, "event": event, "events": events, "vars": e.vars(s)}, "", "  ")
+	fmt.Fprintln(w, string(b))
+}
+
+func toAnyMap(m map[string]Event) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Engine) assertFact(s *rsState, fact map[string]any) {
+	data, _ := deepCopy(fact).(map[string]any)
+	meta := Meta(data)
+	if _, ok := meta[MetaUUID]; !ok {
+		meta[MetaUUID] = NewID()
+	}
+	it := &item{id: EventID(data), data: data, fact: true}
+	s.facts = append(s.facts, it)
+	e.queue = append(e.queue, queued{s, it})
+}
+
+func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
+	keep := s.facts[:0]
+	var gone []*item
+	for _, f := range s.facts {
+		if factMatches(f.data, fact, partial) {
+			gone = append(gone, f)
+			continue
+		}
+		keep = append(keep, f)
+	}
+	for i := len(keep); i < len(s.facts); i++ {
+		s.facts[i] = nil
+	}
+	s.facts = keep
+	if len(gone) == 0 {
+		return
+	}
+	for _, r := range s.rules {
+		for _, f := range gone {
+			for _, p := range r.partials {
+				for i, sl := range p.slots {
+					if sl == f {
+						p.slots[i] = nil
+					}
+				}
+			}
+			if r.window != nil {
+				for i, sl := range r.window.slots {
+					if sl == f {
+						r.window.slots[i] = nil
+					}
+				}
+			}
+		}
+	}
+}
+
+// factMatches: with partial, every key of want (meta aside) equals the
+// fact's; without, the fact has exactly want's keys.
+func factMatches(have, want map[string]any, partial bool) bool {
+	n := 0
+	for k, v := range want {
+		if k == MetaKey {
+			continue
+		}
+		n++
+		hv, ok := have[k]
+		if !ok || !valuesEqualDeep(hv, v) {
+			return false
+		}
+	}
+	if partial {
+		return true
+	}
+	m := 0
+	for k := range have {
+		if k != MetaKey {
+			m++
+		}
+	}
+	return m == n
+}
+
+func valuesEqualDeep(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if !valuesEqualDeep(v, y[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !valuesEqualDeep(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return valuesEqual(a, b)
+}
+
+func (e *Engine) postEvent(s *rsState, ev map[string]any, by string) {
+	data, _ := deepCopy(ev).(map[string]any)
+	data = NewEvent(data, by, "post_event", e.opts.Clock.Now())
+	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}})
+}
+
+// ParseDuration reads a duration from YAML: a Go duration string ("90s",
+// "2h"), EDA's "5 minutes" form, or a number of seconds.
+func ParseDuration(v any) (time.Duration, error) {
+	switch x := v.(type) {
+	case time.Duration:
+		return x, nil
+	case int:
+		return time.Duration(x) * time.Second, nil
+	case int64:
+		return time.Duration(x) * time.Second, nil
+	case float64:
+		return time.Duration(x * float64(time.Second)), nil
+	case string:
+		s := strings.TrimSpace(x)
+		if d, err := time.ParseDuration(s); err == nil {
+			return d, nil
+		}
+		fields := strings.Fields(s)
+		if len(fields) == 2 {
+			var n float64
+			if _, err := fmt.Sscanf(fields[0], "%g", &n); err == nil {
+				unit := strings.TrimSuffix(strings.ToLower(fields[1]), "s")
+				mult := map[string]time.Duration{"millisecond": time.Millisecond, "second": time.Second, "sec": time.Second,
+					"minute": time.Minute, "min": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[unit]
+				if mult > 0 {
+					return time.Duration(n * float64(mult)), nil
+				}
+			}
+		}
+		return 0, fmt.Errorf("invalid duration %q (use e.g. \"90s\", \"5m\", \"2h\" or \"5 minutes\")", x)
+	}
+	return 0, fmt.Errorf("invalid duration %v: want a string like \"5m\" or a number of seconds", v)
+}

@@ -1,0 +1,324 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks"
+	"github.com/rulebook-dev/rulebook/sources/generic"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type step struct {
+	at      time.Duration
+	ruleset string
+	event   map[string]any
+}
+
+type harness struct {
+	t     *testing.T
+	clock *engine.FakeClock
+	eng   *engine.Engine
+	fired []string
+	out   bytes.Buffer
+	seq   uint64
+}
+
+func newHarness(t *testing.T, rulebook string) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: engine.NewFakeClock(t0)}
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook), rulebooks.Options{Registry: reg, Clock: h.clock})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	h.eng = engine.New(rb.Rulesets, engine.Options{Clock: h.clock, Stdout: &h.out,
+		OnFiring: func(f *engine.Firing, acts []engine.RenderedAction) {
+			desc := fmt.Sprintf("%s@%s", f.Rule, f.Time.Sub(t0))
+			for _, a := range acts {
+				if m, ok := a.Args["msg"]; ok {
+					desc += fmt.Sprintf(":%v", m)
+				}
+			}
+			h.fired = append(h.fired, desc)
+		}})
+	return h
+}
+
+// advance moves virtual time to `to`, firing due timers in order.
+func (h *harness) advance(to time.Time) {
+	for {
+		d, ok := h.eng.NextDeadline()
+		if !ok || d.After(to) {
+			break
+		}
+		if d.After(h.clock.Now()) {
+			h.clock.Set(d)
+		}
+		if err := h.eng.Tick(context.Background()); err != nil {
+			h.t.Fatal(err)
+		}
+		if n, ok := h.eng.NextDeadline(); ok && !n.After(d) {
+			break
+		}
+	}
+	h.clock.Set(to)
+}
+
+func (h *harness) run(steps []step, runFor time.Duration) {
+	var last time.Duration
+	for _, s := range steps {
+		h.advance(t0.Add(s.at))
+		h.seq++
+		rs := s.ruleset
+		if rs == "" {
+			rs = "r"
+		}
+		ev := engine.NewEvent(s.event, "src", "generic", h.clock.Now())
+		if err := h.eng.Process(context.Background(), engine.Record{Seq: h.seq, Source: engine.SourceRef{Ruleset: rs, Name: "src"}, Event: ev}); err != nil {
+			h.t.Fatal(err)
+		}
+		last = s.at
+	}
+	h.advance(t0.Add(last + runFor))
+}
+
+func rulebook(rules string) string {
+	return "- name: r\n  sources:\n    - generic: {payload: []}\n  rules:\n" + rules
+}
+
+func ev(kv ...any) map[string]any {
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
+func TestRuleSemantics(t *testing.T) {
+	cases := []struct {
+		name   string
+		rules  string
+		steps  []step
+		runFor time.Duration
+		want   []string
+	}{
+		{
+			name: "first matching rule consumes the event",
+			rules: `    - {name: a, condition: event.x == 1, action: {none: {}}}
+    - {name: b, condition: event.x >= 1, action: {none: {}}}
+`,
+			steps: []step{{0, "", ev("x", 1)}, {0, "", ev("x", 2)}},
+			want:  []string{"a@0s", "b@0s"},
+		},
+		{
+			name: "all in any order",
+			rules: `    - name: pair
+      condition:
+        all: [event.k == "a", event.k == "b"]
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("k", "b")}, {time.Minute, "", ev("k", "a")}},
+			want:  []string{"pair@1m0s"},
+		},
+		{
+			name: "all consumes matched events, leftovers wait for their partner",
+			rules: `    - name: pair
+      condition:
+        all: [event.k == "a", event.k == "b"]
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("k", "a")}, {0, "", ev("k", "a")}, {time.Second, "", ev("k", "b")}, {2 * time.Second, "", ev("k", "b")}, {3 * time.Second, "", ev("k", "b")}},
+			want:  []string{"pair@1s", "pair@2s"},
+		},
+		{
+			name: "all with default_events_ttl from the ruleset expires partial matches",
+			rules: `    - name: pair
+      condition:
+        all: [event.k == "a", event.k == "b"]
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("k", "a")}, {3 * time.Hour, "", ev("k", "b")}},
+			want:  nil,
+		},
+		{
+			name: "later condition refers to the earlier match by m_0",
+			rules: `    - name: same host
+      condition:
+        all:
+          - event.kind == "down"
+          - event.kind == "up" && event.host == events.m_0.host
+      action: {debug: {msg: "{{ events.m_0.host }}"}}
+`,
+			steps: []step{{0, "", ev("kind", "down", "host", "a")}, {time.Second, "", ev("kind", "up", "host", "b")}, {2 * time.Second, "", ev("kind", "up", "host", "a")}},
+			want:  []string{"same host@2s:a"},
+		},
+		{
+			name: "facts join multi-condition rules whenever they exist",
+			rules: `    - name: mark
+      condition: event.kind == "maint"
+      action: {set_fact: {fact: {maintenance: "{{ event.host }}"}}}
+    - name: suppressed alert
+      condition:
+        all:
+          - fact.maintenance == "db1"
+          - event.kind == "alert" && event.host == "db1"
+      action: {debug: {msg: "{{ events.m_1.host }} in maintenance"}}
+`,
+			steps: []step{{0, "", ev("kind", "maint", "host", "db1")}, {time.Minute, "", ev("kind", "alert", "host", "db1")}, {2 * time.Minute, "", ev("kind", "alert", "host", "db1")}},
+			want:  []string{"mark@0s", "suppressed alert@1m0s:db1 in maintenance", "suppressed alert@2m0s:db1 in maintenance"},
+		},
+		{
+			name: "retract_fact removes facts by partial match",
+			rules: `    - name: set
+      condition: event.kind == "set"
+      action: {set_fact: {fact: {lock: "{{ event.host }}", owner: ops}}}
+    - name: retract
+      condition: event.kind == "clear"
+      action: {retract_fact: {fact: {lock: "{{ event.host }}"}}}
+    - name: locked
+      condition:
+        all: [fact.lock == "a", event.kind == "ping"]
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("kind", "set", "host", "a")}, {time.Second, "", ev("kind", "clear", "host", "a")}, {2 * time.Second, "", ev("kind", "ping")}},
+			want:  []string{"set@0s", "retract@1s"},
+		},
+		{
+			name: "not_all without any match opens no window",
+			rules: `    - name: na
+      condition:
+        not_all: [event.k == "a", event.k == "b"]
+        timeout: 1m
+      action: {none: {}}
+`,
+			steps:  []step{{0, "", ev("k", "c")}},
+			runFor: time.Hour,
+			want:   nil,
+		},
+		{
+			name: "once_within without group_by throttles the whole rule",
+			rules: `    - name: t
+      condition: event.x == 1
+      throttle: {once_within: 1m}
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("x", 1, "h", "a")}, {10 * time.Second, "", ev("x", 1, "h", "b")}, {61 * time.Second, "", ev("x", 1)}},
+			want:  []string{"t@0s", "t@1m1s"},
+		},
+		{
+			name: "once_after groups separately and fires at each window end",
+			rules: `    - name: t
+      condition: event.x == 1
+      throttle: {once_after: 1m, group_by: [event.h]}
+      action: {debug: {msg: "{{ event.h }}"}}
+`,
+			steps:  []step{{0, "", ev("x", 1, "h", "a")}, {30 * time.Second, "", ev("x", 1, "h", "b")}, {40 * time.Second, "", ev("x", 1, "h", "a")}},
+			runFor: 5 * time.Minute,
+			want:   []string{"t@1m0s:a", "t@1m30s:b"},
+		},
+		{
+			name: "post_event to another ruleset",
+			rules: `    - name: forward
+      condition: event.x == 1
+      action: {post_event: {ruleset: other, event: {y: "{{ event.x + 1 }}"}}}
+- name: other
+  sources:
+    - generic: {payload: []}
+  rules:
+    - name: got
+      condition: event.y == 2
+      action: {debug: {msg: "y={{ event.y }}"}}
+`,
+			steps: []step{{0, "", ev("x", 1)}},
+			want:  []string{"forward@0s", "got@0s:y=2"},
+		},
+		{
+			name: "a post_event loop is cut off",
+			rules: `    - name: loop
+      condition: event.x == 1
+      action: {post_event: {event: {x: 1}}}
+`,
+			steps: []step{{0, "", ev("x", 1)}},
+			want:  nil, // checked by count below
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, rulebook(tc.rules))
+			h.run(tc.steps, tc.runFor)
+			if tc.name == "a post_event loop is cut off" {
+				if len(h.fired) != 10000 {
+					t.Fatalf("loop fired %d times, want the cascade limit 10000", len(h.fired))
+				}
+				return
+			}
+			if strings.Join(h.fired, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("fired:\n  %s\nwant:\n  %s", strings.Join(h.fired, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestTemplatesKeepTypesAndEscapeSecrets(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: t
+      condition: event.x == 1
+      action:
+        debug:
+          msg:
+            n: "{{ event.n }}"
+            text: "n={{ event.n }} missing={{ event.nope }}"
+            list: "{{ event.list }}"
+            sneaky: "{{ event.s }}"
+            default: "{{ event.nope ?? 'none' }}"
+`))
+	var got map[string]any
+	h.eng = engine.New(h.eng.Rulesets(), engine.Options{Clock: h.clock, Stdout: &h.out, OnFiring: func(f *engine.Firing, acts []engine.RenderedAction) {
+		got = acts[0].Args["msg"].(map[string]any)
+	}})
+	h.run([]step{{0, "", ev("x", 1, "n", 3.0, "list", []any{"a"}, "s", "${env:HOME}")}}, 0)
+	if got["n"] != 3.0 {
+		t.Errorf("n = %#v, want the number 3", got["n"])
+	}
+	if got["text"] != "n=3 missing=" {
+		t.Errorf("text = %q", got["text"])
+	}
+	if l, ok := got["list"].([]any); !ok || len(l) != 1 {
+		t.Errorf("list = %#v", got["list"])
+	}
+	if got["sneaky"] != "$${env:HOME}" {
+		t.Errorf("event data naming a secret was not escaped: %q", got["sneaky"])
+	}
+	resolved, _, err := engine.ResolveSecrets(got["sneaky"])
+	if err != nil || resolved != "${env:HOME}" {
+		t.Errorf("escaped reference resolved to %q (%v), want it literal", resolved, err)
+	}
+	if got["default"] != "none" {
+		t.Errorf("default = %q", got["default"])
+	}
+}
+
+func TestFiringIDsAreStableForTheSameRecord(t *testing.T) {
+	rb := rulebook(`    - name: t
+      condition: event.x == 1
+      action: {none: {}}
+`)
+	ids := func() string {
+		h := newHarness(t, rb)
+		var id string
+		h.eng = engine.New(h.eng.Rulesets(), engine.Options{Clock: h.clock, Stdout: &h.out, OnFiring: func(f *engine.Firing, _ []engine.RenderedAction) { id = f.ID }})
+		h.run([]step{{0, "", ev("x", 1)}}, 0)
+		return id
+	}
+	a, b := ids(), ids()
+	if a == "" || a != b {
+		t.Fatalf("firing ids %q and %q differ for the same record", a, b)
+	}
+}

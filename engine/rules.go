@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"time"
+)
+
+// Ruleset is a compiled ruleset, ready to run. The rulebooks package builds
+// it from YAML; nothing in it is re-parsed at run time.
+type Ruleset struct {
+	Name string
+	// Hosts is the default host pattern for actions (`hosts:`).
+	Hosts string
+	Vars  map[string]any
+	// MatchMultiple lets every matching rule see an event; by default the
+	// first rule that fires consumes it.
+	MatchMultiple bool
+	// DefaultEventsTTL bounds how long partial matches of multi-event rules
+	// are kept.
+	DefaultEventsTTL time.Duration
+	// Sequential (execution_strategy: sequential) makes firings of this
+	// ruleset run their actions one firing at a time.
+	Sequential bool
+	Sources    []SourceConfig
+	Rules      []*Rule
+}
+
+// RuleKind is how a rule's conditions combine.
+type RuleKind int
+
+const (
+	// Single: one condition.
+	Single RuleKind = iota
+	// All: every condition matched by some event, within the timeout.
+	All
+	// Any: one of the conditions.
+	Any
+	// NotAll: fires when, once a condition matched, not all of them matched
+	// within the timeout.
+	NotAll
+)
+
+func (k RuleKind) String() string {
+	return [...]string{"condition", "all", "any", "not_all"}[k]
+}
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name    string
+	Enabled bool
+	Kind    RuleKind
+	// Conditions in order; Names[i] is how later conditions and templates
+	// refer to the event that matched Conditions[i] (events.m_0, or the name
+	// given with `events.name << ...`).
+	Conditions []*Condition
+	Names      []string
+	// Timeout of all / not_all; zero means the ruleset's DefaultEventsTTL
+	// for all.
+	Timeout  time.Duration
+	Throttle *Throttle
+	Actions  []*ActionDef
+}
+
+// ThrottleKind selects how a throttle limits firings.
+type ThrottleKind int
+
+const (
+	// OnceWithin: fire on the first match, then stay quiet for the window.
+	OnceWithin ThrottleKind = iota
+	// OnceAfter: open a window on the first match and fire once when it
+	// ends, with every event matched in it.
+	OnceAfter
+	// AccumulateWithin: fire when Threshold matches fall within the window.
+	AccumulateWithin
+)
+
+// Throttle limits a rule's firings per group of GroupBy values.
+type Throttle struct {
+	Kind      ThrottleKind
+	Window    time.Duration
+	Threshold int
+	// GroupBy are templates rendered against the matched event; their values
+	// form the group key.
+	GroupBy []*Template
+}
+
+// ActionDef is one compiled action of a rule.
+type ActionDef struct {
+	// Type is the action's key (`run_playbook`, `debug`, `ticket.open`).
+	Type string
+	Args *Template
+	// Policy holds the static policy; Lock, when set, is rendered per firing.
+	Policy Policy
+	Lock   *Template
+	// Pos is "file:line:col" of the action, for messages.
+	Pos string
+}
+
+// Engine-handled action types.
+const (
+	ActionDebug       = "debug"
+	ActionPrintEvent  = "print_event"
+	ActionSetFact     = "set_fact"
+	ActionRetractFact = "retract_fact"
+	ActionPostEvent   = "post_event"
+	ActionShutdown    = "shutdown"
+	ActionNone        = "none"
+)
+
+// BuiltinActions lists the actions the engine handles itself.
+var BuiltinActions = []string{ActionDebug, ActionPrintEvent, ActionSetFact, ActionRetractFact, ActionPostEvent, ActionShutdown, ActionNone}
+
+// IsBuiltinAction reports whether the engine itself handles typ.
+func IsBuiltinAction(typ string) bool {
+	for _, b := range BuiltinActions {
+		if b == typ {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,287 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Template is a compiled action argument: any YAML value whose strings may
+// hold "{{ expr }}" parts. A string that is exactly one template keeps the
+// expression's type (a number stays a number, a map stays a map); otherwise
+// the parts are joined as text. Templates read event, events, fact, facts and
+// vars with expr's own semantics: a missing field is null, rendered as "" in
+// text, so `{{ event.x ?? "none" }}` gives defaults. Every value a template
+// inserts has its "${" escaped, so event data cannot name a secret.
+type Template struct {
+	node tplNode
+}
+
+type tplNode interface {
+	render(st *evalState) (any, error)
+}
+
+type tplLiteral struct{ v any }
+type tplExpr struct {
+	src  string
+	prog *vm.Program
+}
+type tplText struct{ parts []tplNode }
+type tplMap struct {
+	keys []string
+	vals []tplNode
+}
+type tplList struct{ items []tplNode }
+
+// TemplateError is a template compile error at a path inside the value, with
+// the 1-based column of the expression inside its string.
+type TemplateError struct {
+	Path   []string
+	Column int
+	Err    error
+}
+
+func (e *TemplateError) Error() string {
+	if len(e.Path) == 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %v", strings.Join(e.Path, "."), e.Err)
+}
+
+func (e *TemplateError) Unwrap() error { return e.Err }
+
+// CompileTemplate compiles every template in v.
+func (c *Compiler) CompileTemplate(v any) (*Template, error) {
+	cfg := c.config()
+	n, err := c.compileValue(v, nil, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Template{node: n}, nil
+}
+
+// IsStatic reports whether the template holds no expression.
+func (t *Template) IsStatic() bool {
+	_, ok := t.node.(tplLiteral)
+	return ok
+}
+
+func (c *Compiler) compileValue(v any, path []string, cfg *conf.Config) (tplNode, error) {
+	switch x := v.(type) {
+	case string:
+		return c.compileString(x, path, cfg)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		m := tplMap{keys: keys, vals: make([]tplNode, len(keys))}
+		static := true
+		for i, k := range keys {
+			n, err := c.compileValue(x[k], append(path[:len(path):len(path)], k), cfg)
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := n.(tplLiteral); !ok {
+				static = false
+			}
+			m.vals[i] = n
+		}
+		if static {
+			return tplLiteral{v}, nil
+		}
+		return m, nil
+	case []any:
+		l := tplList{items: make([]tplNode, len(x))}
+		static := true
+		for i, item := range x {
+			n, err := c.compileValue(item, append(path[:len(path):len(path)], strconv.Itoa(i)), cfg)
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := n.(tplLiteral); !ok {
+				static = false
+			}
+			l.items[i] = n
+		}
+		if static {
+			return tplLiteral{v}, nil
+		}
+		return l, nil
+	}
+	return tplLiteral{v}, nil
+}
+
+func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tplNode, error) {
+	if !strings.Contains(s, "{{") {
+		return tplLiteral{s}, nil
+	}
+	var parts []tplNode
+	rest, offset := s, 0
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			if rest != "" {
+				parts = append(parts, tplLiteral{rest})
+			}
+			break
+		}
+		j := strings.Index(rest[i+2:], "}}")
+		if j < 0 {
+			return nil, &TemplateError{Path: path, Column: offset + i + 1, Err: fmt.Errorf("template %q has no closing }}", s)}
+		}
+		if i > 0 {
+			parts = append(parts, tplLiteral{rest[:i]})
+		}
+		src := rest[i+2 : i+2+j]
+		prog, err := compileTemplateExpr(src, cfg)
+		if err != nil {
+			col := offset + i + 3
+			if ee, ok := err.(*ExprError); ok {
+				col += ee.Column - 1
+			}
+			return nil, &TemplateError{Path: path, Column: col, Err: fmt.Errorf("template %q: %w", strings.TrimSpace(src), err)}
+		}
+		parts = append(parts, tplExpr{src: strings.TrimSpace(src), prog: prog})
+		offset += i + 2 + j + 2
+		rest = rest[i+2+j+2:]
+	}
+	if len(parts) == 1 {
+		if e, ok := parts[0].(tplExpr); ok {
+			return e, nil
+		}
+	}
+	return tplText{parts: parts}, nil
+}
+
+func compileTemplateExpr(src string, cfg *conf.Config) (*vm.Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, fmt.Errorf("empty template")
+	}
+	tree, err := parser.ParseWithConfig(src, cfg)
+	if err != nil {
+		return nil, exprError(err, file.NewSource(src))
+	}
+	rewrite(&tree.Node, true)
+	return compileNode(tree.Node, tree.Source, cfg, false)
+}
+
+// Render evaluates the template against a bound evaluation state.
+func (t *Template) render(st *evalState) (any, error) { return t.node.render(st) }
+
+func (n tplLiteral) render(*evalState) (any, error) { return deepCopy(n.v), nil }
+
+func (n tplExpr) render(st *evalState) (any, error) {
+	out, err := st.vm.Run(n.prog, st.env)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: %w", n.src, err)
+	}
+	return EscapeSecretRefs(normalize(out)), nil
+}
+
+func (n tplText) render(st *evalState) (any, error) {
+	var b strings.Builder
+	for _, p := range n.parts {
+		v, err := p.render(st)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(textOf(v))
+	}
+	return b.String(), nil
+}
+
+func (n tplMap) render(st *evalState) (any, error) {
+	m := make(map[string]any, len(n.keys))
+	for i, k := range n.keys {
+		v, err := n.vals[i].render(st)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func (n tplList) render(st *evalState) (any, error) {
+	l := make([]any, len(n.items))
+	for i, item := range n.items {
+		v, err := item.render(st)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		l[i] = v
+	}
+	return l, nil
+}
+
+// textOf renders a value inside text: null is empty, whole numbers have no
+// decimal point, containers are JSON.
+func textOf(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case fmt.Stringer:
+		return x.String()
+	case map[string]any, []any:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Sprint(x)
+		}
+		return string(b)
+	}
+	return fmt.Sprint(v)
+}
+
+// normalize turns typed Go values that expr may return into JSON-ish ones.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case []string:
+		l := make([]any, len(x))
+		for i, s := range x {
+			l[i] = s
+		}
+		return l
+	case map[string]string:
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return m
+	case int:
+		return x
+	}
+	return v
+}
+
+// deepCopy copies maps and lists so rendered values never share memory with
+// the rulebook or an event.
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[k] = deepCopy(vv)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, vv := range x {
+			l[i] = deepCopy(vv)
+		}
+		return l
+	}
+	return v
+}

@@ -1,0 +1,1008 @@
+package rulebooks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// Options configure a load.
+type Options struct {
+	// Registry knows the source and action types; required.
+	Registry *engine.Registry
+	// Clock drives now() and age() in conditions.
+	Clock engine.Clock
+	// ExtraVars override every ruleset's vars (from --vars and --env-vars).
+	ExtraVars map[string]any
+	// CheckSecrets makes an unresolvable ${env:...}/${file:...} reference an
+	// error. `run` sets it; `validate` and `test` do not, so rulebooks can be
+	// checked where the secrets are absent.
+	CheckSecrets bool
+}
+
+// Rulebook is a loaded rulebook.
+type Rulebook struct {
+	Path     string
+	Rulesets []*engine.Ruleset
+}
+
+// Error is one problem in a rulebook, with its position.
+type Error struct {
+	File         string `json:"file"`
+	Line         int    `json:"line"`
+	Column       int    `json:"column"`
+	Ruleset      string `json:"ruleset,omitempty"`
+	Rule         string `json:"rule,omitempty"`
+	Where        string `json:"where,omitempty"`
+	Message      string `json:"message"`
+	rulesetKnown bool
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	if e.Ruleset != "" || e.rulesetKnown {
+		fmt.Fprintf(&b, "ruleset %q: ", e.Ruleset)
+	}
+	if e.Rule != "" {
+		fmt.Fprintf(&b, "rule %q: ", e.Rule)
+	}
+	if e.Where != "" {
+		b.WriteString(e.Where)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// ErrorList is every problem found in a load, in file order.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Load reads and compiles the rulebook at path. A returned error is an
+// ErrorList (all problems, not just the first) or an I/O error.
+func Load(path string, opts Options) (*Rulebook, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse compiles a rulebook from data; name is used in error positions.
+func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
+	if opts.Registry == nil {
+		opts.Registry = engine.NewRegistry()
+	}
+	l := &loader{file: name, opts: opts}
+	rb := l.parse(data)
+	if len(l.errs) > 0 {
+		sort.SliceStable(l.errs, func(i, j int) bool {
+			if l.errs[i].Line != l.errs[j].Line {
+				return l.errs[i].Line < l.errs[j].Line
+			}
+			return l.errs[i].Column < l.errs[j].Column
+		})
+		return nil, l.errs
+	}
+	rb.Path = name
+	return rb, nil
+}
+
+type loader struct {
+	file    string
+	opts    Options
+	errs    ErrorList
+	ruleset string
+	rule    string
+	inRS    bool
+	// names of every ruleset, for cross-references
+	rulesetNames map[string]bool
+	pendingRefs  []rulesetRef
+}
+
+type rulesetRef struct {
+	name string
+	node *yaml.Node
+	rs   string
+	rule string
+	at   string
+}
+
+func (l *loader) errf(n *yaml.Node, where, format string, args ...any) {
+	line, col := 0, 0
+	if n != nil {
+		line, col = n.Line, n.Column
+	}
+	l.errAt(line, col, where, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) errAt(line, col int, where, msg string) {
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Ruleset: l.ruleset, Rule: l.rule,
+		Where: where, Message: msg, rulesetKnown: l.inRS})
+}
+
+func (l *loader) parse(data []byte) *Rulebook {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, col := 1, 1
+		msg := err.Error()
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			// yaml.v3 reports "yaml: line N: ..."
+			if _, after, ok := strings.Cut(msg, "line "); ok {
+				if n, rest, ok := strings.Cut(after, ":"); ok {
+					if v, err := strconv.Atoi(n); err == nil {
+						line = v
+						msg = "invalid YAML:" + rest
+					}
+				}
+			}
+		}
+		l.errAt(line, col, "", msg)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.errAt(1, 1, "", "the rulebook is empty: want a list of rulesets")
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.SequenceNode {
+		l.errf(root, "", "a rulebook is a list of rulesets, not a %s", kindName(root))
+		return nil
+	}
+	l.rulesetNames = map[string]bool{}
+	for _, n := range root.Content {
+		if n.Kind == yaml.MappingNode {
+			if v := mapValue(n, "name"); v != nil && v.Kind == yaml.ScalarNode {
+				l.rulesetNames[v.Value] = true
+			}
+		}
+	}
+	rb := &Rulebook{}
+	seen := map[string]*yaml.Node{}
+	for _, n := range root.Content {
+		rs := l.ruleset1(n)
+		if rs == nil {
+			continue
+		}
+		if prev, dup := seen[rs.Name]; dup {
+			l.inRS, l.ruleset = true, rs.Name
+			l.errf(mapValue(n, "name"), "name", "duplicate ruleset name (first defined at line %d)", prev.Line)
+		}
+		seen[rs.Name] = n
+		rb.Rulesets = append(rb.Rulesets, rs)
+	}
+	l.inRS, l.ruleset, l.rule = false, "", ""
+	for _, ref := range l.pendingRefs {
+		if !l.rulesetNames[ref.name] {
+			l.inRS, l.ruleset, l.rule = true, ref.rs, ref.rule
+			l.errf(ref.node, ref.at, "unknown ruleset %q", ref.name)
+		}
+	}
+	return rb
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "document"
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// allowedKeys are the JSON names of a spec type's fields.
+func allowedKeys(v any) map[string]bool {
+	t := reflect.TypeOf(v)
+	keys := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fields checks a mapping against allowed keys and returns key → value node.
+func (l *loader) fields(n *yaml.Node, where string, allowed map[string]bool) map[string]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		l.errf(n, where, "want a mapping, got a %s", kindName(n))
+		return nil
+	}
+	out := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if allowed != nil && !allowed[k.Value] {
+			l.errf(k, where, "unknown key %q%s", k.Value, suggest(k.Value, sortedKeys(allowed)))
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			l.errf(k, where, "key %q given twice", k.Value)
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out
+}
+
+func (l *loader) str(n *yaml.Node, where string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errf(n, where, "want a string, got a %s", kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) boolean(n *yaml.Node, where string) (bool, bool) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+		l.errf(n, where, "want true or false, got %q", n.Value)
+		return false, false
+	}
+	return b, true
+}
+
+func (l *loader) integer(n *yaml.Node, where string, min int) (int, bool) {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+		l.errf(n, where, "want a whole number, got %q", n.Value)
+		return 0, false
+	}
+	if v < min {
+		l.errf(n, where, "must be at least %d, got %d", min, v)
+		return 0, false
+	}
+	return v, true
+}
+
+func (l *loader) duration(n *yaml.Node, where string) (time.Duration, bool) {
+	var v any
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+		l.errf(n, where, "want a duration like \"5m\", got a %s", kindName(n))
+		return 0, false
+	}
+	d, err := engine.ParseDuration(v)
+	if err != nil {
+		l.errf(n, where, "%v", err)
+		return 0, false
+	}
+	if d <= 0 {
+		l.errf(n, where, "duration must be positive, got %q", n.Value)
+		return 0, false
+	}
+	return d, true
+}
+
+// value decodes a node into plain Go values (map[string]any, []any, ...).
+func (l *loader) value(n *yaml.Node, where string) (any, bool) {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		l.errf(n, where, "%v", err)
+		return nil, false
+	}
+	return normalizeYAML(v), true
+}
+
+// normalizeYAML turns yaml.v3's decoded values into JSON-shaped ones:
+// map[string]any keys, float64 for non-integers kept, ints kept as int.
+func normalizeYAML(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, vv := range x {
+			x[k] = normalizeYAML(vv)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[fmt.Sprint(k)] = normalizeYAML(vv)
+		}
+		return m
+	case []any:
+		for i, vv := range x {
+			x[i] = normalizeYAML(vv)
+		}
+		return x
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
+	l.inRS, l.ruleset, l.rule = true, "", ""
+	if v := mapValue(n, "name"); v != nil && v.Kind == yaml.ScalarNode {
+		l.ruleset = v.Value
+	}
+	f := l.fields(n, "", allowedKeys(RulesetSpec{}))
+	if f == nil {
+		return nil
+	}
+	rs := &engine.Ruleset{Sequential: true}
+	if v := f["name"]; v == nil {
+		l.errf(n, "", "missing key \"name\"")
+	} else if s, ok := l.str(v, "name"); ok {
+		if strings.TrimSpace(s) == "" {
+			l.errf(v, "name", "must not be empty")
+		}
+		rs.Name = s
+		l.ruleset = s
+	}
+	if v := f["hosts"]; v != nil {
+		rs.Hosts, _ = l.str(v, "hosts")
+	}
+	vars := map[string]any{}
+	if v := f["vars"]; v != nil {
+		if v.Kind != yaml.MappingNode {
+			l.errf(v, "vars", "want a mapping, got a %s", kindName(v))
+		} else if x, ok := l.value(v, "vars"); ok {
+			if m, ok := x.(map[string]any); ok {
+				vars = m
+			}
+		}
+	}
+	for k, v := range l.opts.ExtraVars {
+		vars[k] = v
+	}
+	rs.Vars = vars
+	if v := f["match_multiple_rules"]; v != nil {
+		rs.MatchMultiple, _ = l.boolean(v, "match_multiple_rules")
+	}
+	if v := f["default_events_ttl"]; v != nil {
+		rs.DefaultEventsTTL, _ = l.duration(v, "default_events_ttl")
+	}
+	if v := f["execution_strategy"]; v != nil {
+		if s, ok := l.str(v, "execution_strategy"); ok {
+			switch s {
+			case "sequential":
+			case "parallel":
+				rs.Sequential = false
+			default:
+				l.errf(v, "execution_strategy", "want \"sequential\" or \"parallel\", got %q", s)
+			}
+		}
+	}
+	if v := f["gather_facts"]; v != nil {
+		l.boolean(v, "gather_facts")
+	}
+	var defaults engine.Policy
+	if v := f["defaults"]; v != nil {
+		defaults = l.policy(l.fields(v, "defaults", allowedKeys(DefaultsSpec{})), "defaults")
+	}
+	comp := &engine.Compiler{Clock: l.opts.Clock, Vars: vars}
+	if v := f["sources"]; v == nil {
+		l.errf(n, "", "missing key \"sources\"")
+	} else {
+		rs.Sources = l.sources(v, rs.Name)
+	}
+	if v := f["rules"]; v == nil {
+		l.errf(n, "", "missing key \"rules\"")
+	} else if v.Kind != yaml.SequenceNode {
+		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
+	} else {
+		seen := map[string]int{}
+		for _, rn := range v.Content {
+			r := l.rule1(rn, comp, defaults)
+			if r == nil {
+				continue
+			}
+			if line, dup := seen[r.Name]; dup {
+				l.rule = r.Name
+				l.errf(mapValue(rn, "name"), "name", "duplicate rule name (first defined at line %d)", line)
+			}
+			seen[r.Name] = rn.Line
+			rs.Rules = append(rs.Rules, r)
+		}
+		if len(v.Content) == 0 {
+			l.errf(v, "rules", "a ruleset needs at least one rule")
+		}
+	}
+	l.rule = ""
+	return rs
+}
+
+func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, "sources", "want a list of sources, got a %s", kindName(n))
+		return nil
+	}
+	var out []engine.SourceConfig
+	seen := map[string]bool{}
+	for i, sn := range n.Content {
+		where := fmt.Sprintf("sources[%d]", i)
+		f := l.fields(sn, where, nil)
+		if f == nil {
+			continue
+		}
+		name := ""
+		if v := f["name"]; v != nil {
+			name, _ = l.str(v, where+": name")
+		}
+		var typ string
+		var argsNode *yaml.Node
+		for i := 0; i+1 < len(sn.Content); i += 2 {
+			k := sn.Content[i]
+			if k.Value == "name" || k.Value == "filters" {
+				continue
+			}
+			if typ != "" {
+				l.errf(k, where, "a source has exactly one type key, got %q and %q", typ, k.Value)
+				continue
+			}
+			typ, argsNode = k.Value, sn.Content[i+1]
+		}
+		if v := f["filters"]; v != nil {
+			l.errf(v, where, "source filters are not supported; transform events in conditions and templates instead")
+		}
+		if typ == "" {
+			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
+			continue
+		}
+		typ = strings.TrimPrefix(typ, "ansible.eda.")
+		if name == "" {
+			name = typ
+		}
+		if seen[name] {
+			l.errf(sn, where, "duplicate source name %q: give each source a distinct name", name)
+		}
+		seen[name] = true
+		args := map[string]any{}
+		if argsNode.Kind != yaml.ScalarNode || argsNode.Tag != "!!null" {
+			if argsNode.Kind != yaml.MappingNode {
+				l.errf(argsNode, where+": "+typ, "want a mapping of arguments, got a %s", kindName(argsNode))
+				continue
+			}
+			if v, ok := l.value(argsNode, where); ok {
+				args, _ = v.(map[string]any)
+			}
+		}
+		spec, ok := l.opts.Registry.Source(typ)
+		if !ok {
+			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
+			continue
+		}
+		if spec.Check != nil {
+			if err := spec.Check(args); err != nil {
+				l.argError(argsNode, where+": "+typ, err)
+			}
+		}
+		if l.opts.CheckSecrets {
+			l.checkSecrets(argsNode, args, where+": "+typ, nil)
+		}
+		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args})
+	}
+	return out
+}
+
+// argError reports a Check error at the offending key when it has a path.
+func (l *loader) argError(args *yaml.Node, where string, err error) {
+	var ae *engine.ArgError
+	if errors.As(err, &ae) {
+		n := nodeAt(args, ae.Path)
+		w := where
+		if len(ae.Path) > 0 {
+			w = where + ": " + strings.Join(ae.Path, ".")
+		}
+		l.errf(n, w, "%v", ae.Err)
+		return
+	}
+	l.errf(args, where, "%v", err)
+}
+
+// nodeAt follows a key path into a node; it stops at the deepest node found.
+func nodeAt(n *yaml.Node, path []string) *yaml.Node {
+	cur := n
+	for _, p := range path {
+		if cur == nil {
+			return n
+		}
+		switch cur.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(cur.Content); i += 2 {
+				if cur.Content[i].Value == p {
+					cur = cur.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return cur
+			}
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(cur.Content) {
+				return cur
+			}
+			cur = cur.Content[i]
+		default:
+			return cur
+		}
+	}
+	return cur
+}
+
+func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) {
+	switch x := v.(type) {
+	case string:
+		if engine.HasSecretRef(x) {
+			if err := engine.CheckSecretRefs(x); err != nil {
+				l.errf(nodeAt(n, path), where, "%v", err)
+			}
+		}
+	case map[string]any:
+		for k, vv := range x {
+			l.checkSecrets(n, vv, where, append(path[:len(path):len(path)], k))
+		}
+	case []any:
+		for i, vv := range x {
+			l.checkSecrets(n, vv, where, append(path[:len(path):len(path)], strconv.Itoa(i)))
+		}
+	}
+}
+
+func (l *loader) rule1(n *yaml.Node, comp *engine.Compiler, defaults engine.Policy) *engine.Rule {
+	l.rule = ""
+	if v := mapValue(n, "name"); v != nil && v.Kind == yaml.ScalarNode {
+		l.rule = v.Value
+	}
+	f := l.fields(n, "", allowedKeys(RuleSpec{}))
+	if f == nil {
+		return nil
+	}
+	r := &engine.Rule{Enabled: true}
+	if v := f["name"]; v == nil {
+		l.errf(n, "", "missing key \"name\"")
+	} else if s, ok := l.str(v, "name"); ok {
+		if strings.TrimSpace(s) == "" {
+			l.errf(v, "name", "must not be empty")
+		}
+		r.Name = s
+		l.rule = s
+	}
+	if v := f["enabled"]; v != nil {
+		r.Enabled, _ = l.boolean(v, "enabled")
+	}
+	if v := f["condition"]; v == nil {
+		l.errf(n, "", "missing key \"condition\"")
+	} else {
+		l.condition(v, r, comp)
+	}
+	if v := f["throttle"]; v != nil {
+		r.Throttle = l.throttle(v, comp)
+	}
+	var actionNodes []*yaml.Node
+	switch a, as := f["action"], f["actions"]; {
+	case a != nil && as != nil:
+		l.errf(as, "actions", "give either action or actions, not both")
+	case a != nil:
+		actionNodes = []*yaml.Node{a}
+	case as != nil:
+		if as.Kind != yaml.SequenceNode {
+			l.errf(as, "actions", "want a list of actions, got a %s", kindName(as))
+		} else {
+			actionNodes = as.Content
+			if len(as.Content) == 0 {
+				l.errf(as, "actions", "a rule needs at least one action")
+			}
+		}
+	default:
+		l.errf(n, "", "missing key \"actions\" (or \"action\")")
+	}
+	for i, an := range actionNodes {
+		if a := l.action(an, i, comp, defaults); a != nil {
+			r.Actions = append(r.Actions, a)
+		}
+	}
+	return r
+}
+
+func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		r.Kind = engine.Single
+		c, name := l.compileCond(n, n.Value, "condition", comp)
+		if c != nil {
+			r.Conditions = []*engine.Condition{c}
+			if name == "" {
+				name = "m_0"
+			}
+			r.Names = []string{name}
+		}
+	case yaml.MappingNode:
+		f := l.fields(n, "condition", allowedKeys(ConditionSpec{}))
+		if f == nil {
+			return
+		}
+		var list *yaml.Node
+		var kind string
+		for _, k := range []string{"all", "any", "not_all"} {
+			if v := f[k]; v != nil {
+				if list != nil {
+					l.errf(v, "condition", "give one of all, any or not_all, not %s and %s", kind, k)
+					continue
+				}
+				list, kind = v, k
+			}
+		}
+		if list == nil {
+			l.errf(n, "condition", "want all, any or not_all")
+			return
+		}
+		r.Kind = map[string]engine.RuleKind{"all": engine.All, "any": engine.Any, "not_all": engine.NotAll}[kind]
+		if v := f["timeout"]; v != nil {
+			r.Timeout, _ = l.duration(v, "condition: timeout")
+			if r.Kind == engine.Any {
+				l.errf(v, "condition: timeout", "timeout applies to all and not_all, not any")
+			}
+		} else if r.Kind == engine.NotAll {
+			l.errf(n, "condition", "not_all needs a timeout")
+		}
+		if list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
+			l.errf(list, "condition: "+kind, "want a non-empty list of conditions")
+			return
+		}
+		names := map[string]bool{}
+		for i, cn := range list.Content {
+			where := fmt.Sprintf("condition: %s[%d]", kind, i)
+			if cn.Kind != yaml.ScalarNode {
+				l.errf(cn, where, "want an expression, got a %s", kindName(cn))
+				continue
+			}
+			c, name := l.compileCond(cn, cn.Value, where, comp)
+			if name == "" {
+				name = fmt.Sprintf("m_%d", i)
+			}
+			if names[name] {
+				l.errf(cn, where, "match name %q is used twice", name)
+			}
+			names[name] = true
+			if c != nil {
+				r.Conditions = append(r.Conditions, c)
+				r.Names = append(r.Names, name)
+			}
+		}
+	default:
+		l.errf(n, "condition", "want an expression or a mapping with all/any/not_all, got a %s", kindName(n))
+	}
+}
+
+// compileCond compiles one condition and maps expression errors to file
+// positions.
+func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
+	name, cond, offset := engine.SplitAssignment(src)
+	c, err := comp.CompileCondition(cond)
+	if err != nil {
+		line, col := exprPos(n, err, offset)
+		l.errAt(line, col, where, err.Error())
+		return nil, name
+	}
+	return c, name
+}
+
+// exprPos maps a position inside an expression to the file.
+func exprPos(n *yaml.Node, err error, offset int) (int, int) {
+	var ee *engine.ExprError
+	if !errors.As(err, &ee) || ee.Line == 0 {
+		return n.Line, n.Column
+	}
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		return n.Line + ee.Line, ee.Column + n.Column + 1
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if ee.Line == 1 {
+			return n.Line, n.Column + 1 + offset + ee.Column - 1
+		}
+	default:
+		if ee.Line == 1 {
+			return n.Line, n.Column + offset + ee.Column - 1
+		}
+	}
+	return n.Line + ee.Line - 1, n.Column
+}
+
+func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle {
+	f := l.fields(n, "throttle", allowedKeys(ThrottleSpec{}))
+	if f == nil {
+		return nil
+	}
+	th := &engine.Throttle{}
+	kinds := 0
+	for key, kind := range map[string]engine.ThrottleKind{"once_within": engine.OnceWithin, "once_after": engine.OnceAfter, "accumulate_within": engine.AccumulateWithin} {
+		if v := f[key]; v != nil {
+			kinds++
+			th.Kind = kind
+			th.Window, _ = l.duration(v, "throttle: "+key)
+		}
+	}
+	if kinds != 1 {
+		l.errf(n, "throttle", "give exactly one of once_within, once_after or accumulate_within")
+		return nil
+	}
+	if v := f["threshold"]; v != nil {
+		if th.Kind != engine.AccumulateWithin {
+			l.errf(v, "throttle: threshold", "threshold goes with accumulate_within")
+		}
+		th.Threshold, _ = l.integer(v, "throttle: threshold", 1)
+	} else if th.Kind == engine.AccumulateWithin {
+		l.errf(n, "throttle", "accumulate_within needs a threshold")
+	}
+	if v := f["group_by"]; v != nil {
+		if v.Kind != yaml.SequenceNode {
+			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
+		} else {
+			for i, g := range v.Content {
+				where := fmt.Sprintf("throttle: group_by[%d]", i)
+				s, ok := l.str(g, where)
+				if !ok {
+					continue
+				}
+				src := s
+				if !strings.Contains(s, "{{") {
+					src = "{{ " + s + " }}"
+				}
+				t, err := comp.CompileTemplate(src)
+				if err != nil {
+					l.errf(g, where, "%v", err)
+					continue
+				}
+				th.GroupBy = append(th.GroupBy, t)
+			}
+		}
+	}
+	return th
+}
+
+var policyKeys = allowedKeys(PolicySpec{})
+
+func (l *loader) policy(f map[string]*yaml.Node, where string) engine.Policy {
+	var p engine.Policy
+	if v := f["timeout"]; v != nil {
+		p.Timeout, _ = l.duration(v, where+": timeout")
+	}
+	if v := f["retries"]; v != nil {
+		p.Retries, _ = l.integer(v, where+": retries", 0)
+	}
+	if v := f["delay"]; v != nil {
+		p.Delay, _ = l.duration(v, where+": delay")
+	}
+	if v := f["max_delay"]; v != nil {
+		p.MaxDelay, _ = l.duration(v, where+": max_delay")
+	}
+	return p
+}
+
+func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults engine.Policy) *engine.ActionDef {
+	where := fmt.Sprintf("actions[%d]", i)
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		l.errf(n, where, "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
+		return nil
+	}
+	kn, argsNode := n.Content[0], n.Content[1]
+	typ := strings.TrimPrefix(kn.Value, "ansible.eda.")
+	where += ": " + typ
+	a := &engine.ActionDef{Type: typ, Pos: fmt.Sprintf("%s:%d:%d", l.file, kn.Line, kn.Column)}
+	var spec engine.ActionSpec
+	builtin := engine.IsBuiltinAction(typ)
+	if !builtin {
+		var ok bool
+		if spec, ok = l.opts.Registry.Action(typ); !ok {
+			all := append(append([]string{}, engine.BuiltinActions...), l.opts.Registry.ActionTypes()...)
+			l.errf(kn, fmt.Sprintf("actions[%d]", i), "unknown action %q%s", typ, suggest(typ, all))
+			return nil
+		}
+	}
+	args := map[string]any{}
+	if argsNode.Kind == yaml.MappingNode {
+		v, ok := l.value(argsNode, where)
+		if !ok {
+			return nil
+		}
+		args, _ = v.(map[string]any)
+	} else if !(argsNode.Kind == yaml.ScalarNode && argsNode.Tag == "!!null") {
+		l.errf(argsNode, where, "want a mapping of arguments, got a %s", kindName(argsNode))
+		return nil
+	}
+	if builtin {
+		l.checkBuiltin(typ, argsNode, args, where)
+	} else {
+		a.Policy = defaults
+		pf := map[string]*yaml.Node{}
+		for k := range policyKeys {
+			if v := mapValue(argsNode, k); v != nil {
+				pf[k] = v
+				delete(args, k)
+			}
+		}
+		p := l.policy(pf, where)
+		if pf["timeout"] != nil {
+			a.Policy.Timeout = p.Timeout
+		}
+		if pf["retries"] != nil {
+			a.Policy.Retries = p.Retries
+		}
+		if pf["delay"] != nil {
+			a.Policy.Delay = p.Delay
+		}
+		if pf["max_delay"] != nil {
+			a.Policy.MaxDelay = p.MaxDelay
+		}
+		if v := pf["lock"]; v != nil {
+			if s, ok := l.str(v, where+": lock"); ok {
+				src := s
+				if !strings.Contains(s, "{{") {
+					src = "{{ " + s + " }}"
+				}
+				t, err := comp.CompileTemplate(src)
+				if err != nil {
+					l.errf(v, where+": lock", "%v", err)
+				} else {
+					a.Lock = t
+				}
+			}
+		}
+		if spec.Check != nil {
+			if err := spec.Check(args); err != nil {
+				l.argError(argsNode, where, err)
+			}
+		}
+		if l.opts.CheckSecrets {
+			l.checkSecrets(argsNode, args, where, nil)
+		}
+	}
+	t, err := comp.CompileTemplate(args)
+	if err != nil {
+		var te *engine.TemplateError
+		if errors.As(err, &te) {
+			tn := nodeAt(argsNode, te.Path)
+			line, col := tn.Line, tn.Column
+			if tn.Kind == yaml.ScalarNode && te.Column > 0 {
+				col += te.Column - 1
+				if tn.Style == yaml.DoubleQuotedStyle || tn.Style == yaml.SingleQuotedStyle {
+					col++
+				}
+			}
+			w := where
+			if len(te.Path) > 0 {
+				w += ": " + strings.Join(te.Path, ".")
+			}
+			l.errAt(line, col, w, te.Err.Error())
+		} else {
+			l.errf(argsNode, where, "%v", err)
+		}
+		return nil
+	}
+	a.Args = t
+	return a
+}
+
+var builtinArgs = map[string]map[string]bool{
+	engine.ActionDebug:       {"msg": true, "var": true},
+	engine.ActionPrintEvent:  {"pretty": true},
+	engine.ActionSetFact:     {"fact": true, "ruleset": true},
+	engine.ActionRetractFact: {"fact": true, "ruleset": true, "partial": true},
+	engine.ActionPostEvent:   {"event": true, "ruleset": true},
+	engine.ActionShutdown:    {"message": true, "delay": true, "kind": true},
+	engine.ActionNone:        {},
+}
+
+func (l *loader) checkBuiltin(typ string, n *yaml.Node, args map[string]any, where string) {
+	allowed := builtinArgs[typ]
+	for k := range args {
+		if !allowed[k] {
+			l.errf(nodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
+		}
+	}
+	switch typ {
+	case engine.ActionSetFact, engine.ActionRetractFact:
+		if _, ok := args["fact"].(map[string]any); !ok && !engine.IsTemplate(args["fact"]) {
+			l.errf(n, where, "needs fact: a mapping")
+		}
+	case engine.ActionPostEvent:
+		if _, ok := args["event"].(map[string]any); !ok && !engine.IsTemplate(args["event"]) {
+			l.errf(n, where, "needs event: a mapping")
+		}
+	case engine.ActionShutdown:
+		if d, ok := args["delay"]; ok && !engine.IsTemplate(d) {
+			if _, err := engine.ParseDuration(d); err != nil {
+				l.errf(nodeAt(n, []string{"delay"}), where+": delay", "%v", err)
+			}
+		}
+		if k, ok := args["kind"]; ok && k != "graceful" && k != "now" {
+			l.errf(nodeAt(n, []string{"kind"}), where+": kind", "want \"graceful\" or \"now\", got %v", k)
+		}
+	case engine.ActionPrintEvent:
+		if p, ok := args["pretty"]; ok {
+			if _, isBool := p.(bool); !isBool {
+				l.errf(nodeAt(n, []string{"pretty"}), where+": pretty", "want true or false")
+			}
+		}
+	}
+	if rs, ok := args["ruleset"].(string); ok && !engine.IsTemplate(rs) {
+		l.pendingRefs = append(l.pendingRefs, rulesetRef{name: rs, node: nodeAt(n, []string{"ruleset"}), rs: l.ruleset, rule: l.rule, at: where + ": ruleset"})
+	}
+}
+
+// suggest returns `; did you mean "x"?` for a close match.
+func suggest(got string, options []string) string {
+	best, bestD := "", 3
+	for _, o := range options {
+		if d := editDistance(got, o); d < bestD {
+			best, bestD = o, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
