@@ -112,7 +112,7 @@ func TestConditionCompileErrors(t *testing.T) {
 	c := &Compiler{}
 	cases := []struct {
 		name, src, want string
-		line, col    int
+		line, col       int
 	}{
 		{"unknown name", "evnt.i == 1", "unknown name evnt", 1, 1},
 		{"not boolean", "event.i + 1", "condition must be a boolean", 1, 9},
