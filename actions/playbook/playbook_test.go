@@ -1,0 +1,562 @@
+package playbook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// requireAnsible skips (or, under CI, fails) when bin is not installed.
+func requireAnsible(t *testing.T, bin string) {
+	t.Helper()
+	if _, err := exec.LookPath(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required under CI=true: %v (bash test/setup.sh installs ansible-core)", bin, err)
+		}
+		t.Skipf("%s is not installed (bash test/setup.sh installs ansible-core): %v", bin, err)
+	}
+}
+
+func newAction(t *testing.T, mode Mode) *Ansible {
+	t.Helper()
+	a := New(mode, engine.ActionEnv{DataDir: t.TempDir(), Log: zerolog.Nop()})
+	tmp := t.TempDir()
+	a.environ = func() []string {
+		return append(os.Environ(),
+			"ANSIBLE_HOST_KEY_CHECKING=False",
+			"ANSIBLE_LOCAL_TEMP="+filepath.Join(tmp, "local"),
+			"ANSIBLE_REMOTE_TEMP="+filepath.Join(tmp, "remote"),
+		)
+	}
+	return a
+}
+
+func testdata(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newInv(args map[string]any) *engine.Invocation {
+	return &engine.Invocation{
+		ID: "inv-1", Ruleset: "web", Rule: "restart widget", Args: args,
+		Event: engine.Event{
+			"payload": map[string]any{"widget": "w1"},
+			"meta":    map[string]any{"uuid": "e-1"},
+		},
+		Events: map[string]engine.Event{"m_0": {"payload": map[string]any{"widget": "w1"}}},
+	}
+}
+
+func run(t *testing.T, a *Ansible, ctx context.Context, inv *engine.Invocation) engine.Result {
+	t.Helper()
+	check := CheckPlaybook
+	if a.mode == ModeModule {
+		check = CheckModule
+	}
+	if err := check(inv.Args); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	res := a.Run(ctx, inv)
+	t.Logf("status %s, error %q, exit %v\n%s", res.Status, res.Error, res.ExitCode, res.Output)
+	return res
+}
+
+func TestCheck(t *testing.T) {
+	play := testdata(t, "event.yml")
+	inventory := filepath.Join(t.TempDir(), "hosts.ini")
+	if err := os.WriteFile(inventory, []byte("localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		mode    Mode
+		args    map[string]any
+		errPath string
+		errHas  string
+	}{
+		{"playbook path", ModePlaybook, map[string]any{"name": play}, "", ""},
+		{"collection playbook", ModePlaybook, map[string]any{"name": "my_ns.my_coll.restart"}, "", ""},
+		{"templated name", ModePlaybook, map[string]any{"name": "{{ vars.play }}"}, "", ""},
+		{"all options", ModePlaybook, map[string]any{
+			"name": play, "inventory": inventory, "extra_vars": map[string]any{"a": 1}, "limit": []any{"web1", "web2"},
+			"verbosity": 2, "check": true, "connection": "local", "set_facts": true, "post_events": false,
+			"output_limit": 4096, "kill_grace": "2s", "timeout": "1m", "retries": 2, "delay": "1s",
+		}, "", ""},
+		{"templated options", ModePlaybook, map[string]any{
+			"name": play, "inventory": "{{ vars.inv }}", "extra_vars": "{{ vars.ev }}", "limit": "{{ event.host }}",
+			"verbosity": "{{ vars.v }}", "check": "{{ vars.c }}", "set_facts": "{{ vars.f }}", "connection": "{{ vars.conn }}",
+		}, "", ""},
+		{"inline inventory", ModePlaybook, map[string]any{"name": play, "inventory": "web1,web2,"}, "", ""},
+		{"missing playbook", ModePlaybook, map[string]any{"name": "/nonexistent/site.yml"}, "name", `playbook "/nonexistent/site.yml" does not exist`},
+		{"relative missing playbook", ModePlaybook, map[string]any{"name": "playbooks/site.yml"}, "name", "does not exist"},
+		{"playbook is a directory", ModePlaybook, map[string]any{"name": t.TempDir()}, "name", "directory"},
+		{"no name", ModePlaybook, map[string]any{"limit": "x"}, "name", "required"},
+		{"name not string", ModePlaybook, map[string]any{"name": 3}, "name", "string"},
+		{"unknown key", ModePlaybook, map[string]any{"name": play, "extravars": map[string]any{}}, "extravars", "unknown key"},
+		{"module_args on playbook", ModePlaybook, map[string]any{"name": play, "module_args": "x"}, "module_args", "unknown key"},
+		{"missing inventory", ModePlaybook, map[string]any{"name": play, "inventory": "/nonexistent/inv"}, "inventory", "does not exist"},
+		{"extra_vars not map", ModePlaybook, map[string]any{"name": play, "extra_vars": []any{"a"}}, "extra_vars", "map"},
+		{"ansible_eda reserved", ModePlaybook, map[string]any{"name": play, "extra_vars": map[string]any{"ansible_eda": 1}}, "extra_vars.ansible_eda", "set by rulebook"},
+		{"verbosity range", ModePlaybook, map[string]any{"name": play, "verbosity": 5}, "verbosity", "0 to 4"},
+		{"check not bool", ModePlaybook, map[string]any{"name": play, "check": "maybe"}, "check", "true or false"},
+		{"bad connection", ModePlaybook, map[string]any{"name": play, "connection": "local; rm"}, "connection", "not a connection"},
+		{"limit list element", ModePlaybook, map[string]any{"name": play, "limit": []any{"a", 1}}, "limit.1", "string"},
+		{"empty limit", ModePlaybook, map[string]any{"name": play, "limit": []any{}}, "limit", "empty"},
+		{"module", ModeModule, map[string]any{"name": "ansible.builtin.copy", "module_args": map[string]any{"dest": "/tmp/x"}}, "", ""},
+		{"module free-form", ModeModule, map[string]any{"name": "ansible.builtin.command", "module_args": "uptime"}, "", ""},
+		{"module templated args", ModeModule, map[string]any{"name": "ansible.builtin.copy", "module_args": "{{ vars.args }}"}, "", ""},
+		{"module key=value string", ModeModule, map[string]any{"name": "ansible.builtin.copy", "module_args": "dest=/tmp/x"}, "module_args", "give \"ansible.builtin.copy\" a map"},
+		{"module bad name", ModeModule, map[string]any{"name": "copy -a x"}, "name", "not a module name"},
+		{"module missing name", ModeModule, map[string]any{}, "name", "the module to run"},
+		{"module set_facts", ModeModule, map[string]any{"name": "ping", "set_facts": true}, "set_facts", "unknown key"},
+		{"module args list", ModeModule, map[string]any{"name": "ping", "module_args": []any{}}, "module_args", "map"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := CheckPlaybook
+			if tc.mode == ModeModule {
+				check = CheckModule
+			}
+			err := check(tc.args)
+			if tc.errPath == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			var ae *engine.ArgError
+			if !errors.As(err, &ae) {
+				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
+			}
+			if got := strings.Join(ae.Path, "."); got != tc.errPath {
+				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
+			}
+			if !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("error %q does not contain %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+func TestArgv(t *testing.T) {
+	tests := []struct {
+		name  string
+		mode  Mode
+		args  map[string]any
+		hosts []string
+		pat   string
+		want  string
+	}{
+		{"hosts from events", ModePlaybook, map[string]any{"name": "a.b.c"}, []string{"web1", "web2"}, "all",
+			"-i web1,web2, --limit web1,web2 -e @V a.b.c"},
+		{"host pattern", ModePlaybook, map[string]any{"name": "a.b.c"}, nil, "webservers",
+			"--limit webservers -e @V a.b.c"},
+		{"explicit limit and inventory", ModePlaybook, map[string]any{"name": "a.b.c", "limit": "db*", "inventory": "h1,h2,", "verbosity": 3, "check": true, "connection": "local"}, []string{"web1"}, "",
+			"-i h1,h2, --limit db* -c local -vvv --check -e @V a.b.c"},
+		{"limit list inlines", ModePlaybook, map[string]any{"name": "a.b.c", "limit": []any{"h1", "h2"}}, nil, "",
+			"-i h1,h2, --limit h1,h2 -e @V a.b.c"},
+		{"module", ModeModule, map[string]any{"name": "ping"}, []string{"localhost"}, "",
+			"all -m ping -i localhost, --limit localhost -e @V"},
+		{"module with args", ModeModule, map[string]any{"name": "copy", "module_args": map[string]any{"dest": "/x"}}, nil, "",
+			"all -m copy -a {{ rulebook_module_args }} -e @V"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(tc.mode, engine.ActionEnv{Log: zerolog.Nop()})
+			cfg, err := parse(tc.mode, tc.args, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv := newInv(tc.args)
+			inv.Hosts, inv.HostPattern = tc.hosts, tc.pat
+			limit, inline, err := cfg.target(inv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(a.argv(cfg, limit, inline, "V"), " "); got != tc.want {
+				t.Errorf("argv = %q\n      want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEventHostsMustBeHostNames(t *testing.T) {
+	for _, h := range []string{"web1", "10.0.0.1", "::1", "host-1.example.com"} {
+		if _, err := eventHosts([]string{h}); err != nil {
+			t.Errorf("%q rejected: %v", h, err)
+		}
+	}
+	for _, h := range []string{"all", "*", "@/etc/passwd", "!prod", "a,b", "web[1:3]", "a b", "", "-x", "web&db", "~re"} {
+		if _, err := eventHosts([]string{h}); err == nil {
+			t.Errorf("%q accepted as an event host", h)
+		}
+	}
+	inv := newInv(map[string]any{"name": testdata(t, "event.yml")})
+	inv.Hosts = []string{"@/etc/passwd"}
+	res := New(ModePlaybook, engine.ActionEnv{Log: zerolog.Nop()}).Run(context.Background(), inv)
+	if res.Status != engine.Failed || !strings.Contains(res.Error, "meta.hosts") {
+		t.Errorf("result = %s %q, want failed naming meta.hosts", res.Status, res.Error)
+	}
+}
+
+func TestMissingBinaryFails(t *testing.T) {
+	a := New(ModePlaybook, engine.ActionEnv{Log: zerolog.Nop()})
+	a.Bin = "/nonexistent/ansible-playbook"
+	res := a.Run(context.Background(), newInv(map[string]any{"name": testdata(t, "event.yml")}))
+	if res.Status != engine.Failed || !strings.Contains(res.Error, "not installed") {
+		t.Errorf("result = %s %q", res.Status, res.Error)
+	}
+}
+
+// The matched events, ruleset, rule and extra_vars reach the playbook as
+// data: strings that look like Jinja are not evaluated.
+func TestEventReachesPlaybook(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "out.json")
+	payload := map[string]any{
+		"widget":  "w1",
+		"jinja":   "{{ 7 * 6 }}",
+		"lookup":  "{{ lookup('pipe', 'touch /tmp/rulebook-pwned') }}",
+		"shell":   "$(touch pwned); `id`",
+		"unicode": "héllo ☃ 😀 \u2028 \u0085 \x7f \x01",
+		"nested":  map[string]any{"list": []any{1.0, 2.5, true, nil, "x"}},
+		"number":  12345678901.0,
+		"big":     1e21,
+	}
+	args := map[string]any{
+		"name":       testdata(t, "event.yml"),
+		"extra_vars": map[string]any{"out_file": out, "extra": "{% raw %}x"},
+		"connection": "local",
+	}
+	inv := newInv(args)
+	inv.Event = engine.Event{"payload": payload, "meta": map[string]any{"uuid": "e-1", "hosts": []any{"localhost"}}}
+	inv.Hosts = []string{"localhost"}
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		EDA   map[string]any `json:"eda"`
+		Extra any            `json:"extra"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	want := map[string]any{
+		"event":         jsonRoundTrip(t, inv.Event),
+		"events":        jsonRoundTrip(t, inv.Events),
+		"ruleset":       "web",
+		"rule":          "restart widget",
+		"invocation_id": "inv-1",
+	}
+	if !reflect.DeepEqual(got.EDA, want) {
+		t.Errorf("ansible_eda =\n%v\nwant\n%v", got.EDA, want)
+	}
+	if got.Extra != "{% raw %}x" {
+		t.Errorf("extra = %v", got.Extra)
+	}
+	if _, err := os.Stat("/tmp/rulebook-pwned"); err == nil {
+		t.Error("a lookup in event data was evaluated")
+	}
+	recap, _ := res.Details["recap"].(map[string]any)
+	if h, _ := recap["localhost"].(map[string]any); h["changed"] != 1 || h["failed"] != 0 {
+		t.Errorf("recap = %v", res.Details["recap"])
+	}
+	if res.ExitCode == nil || *res.ExitCode != 0 {
+		t.Errorf("exit code = %v", res.ExitCode)
+	}
+}
+
+func jsonRoundTrip(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Only the limited hosts of a two-host inventory run.
+func TestLimit(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inventory := filepath.Join(t.TempDir(), "hosts.ini")
+	if err := os.WriteFile(inventory, []byte("alpha ansible_connection=local\nbeta ansible_connection=local\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		limit any
+		hosts []string
+		want  []string
+	}{
+		{"limit argument", "beta", nil, []string{"beta"}},
+		{"hosts of the events", nil, []string{"alpha"}, []string{"alpha"}},
+		{"no limit", nil, nil, []string{"alpha", "beta"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			args := map[string]any{"name": testdata(t, "hosts.yml"), "inventory": inventory, "extra_vars": map[string]any{"out_dir": dir}}
+			if tc.limit != nil {
+				args["limit"] = tc.limit
+			}
+			inv := newInv(args)
+			inv.Hosts = tc.hosts
+			res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+			if res.Status != engine.Succeeded {
+				t.Fatalf("status %s: %s", res.Status, res.Error)
+			}
+			var ran []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				ran = append(ran, e.Name())
+			}
+			sort.Strings(ran)
+			if !reflect.DeepEqual(ran, tc.want) {
+				t.Errorf("hosts that ran = %v, want %v", ran, tc.want)
+			}
+			recap, _ := res.Details["recap"].(map[string]any)
+			if len(recap) != len(tc.want) {
+				t.Errorf("recap = %v, want hosts %v", recap, tc.want)
+			}
+		})
+	}
+}
+
+func TestFailingTask(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inv := newInv(map[string]any{"name": testdata(t, "fail.yml"), "inventory": "localhost,", "connection": "local"})
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Failed {
+		t.Fatalf("status = %s, want failed", res.Status)
+	}
+	if res.ExitCode == nil || *res.ExitCode != exitHostFailed {
+		t.Errorf("exit code = %v, want 2", res.ExitCode)
+	}
+	wantErr := `task "restart the widget" on localhost: widget w1 refused to restart`
+	if !strings.Contains(res.Error, wantErr) {
+		t.Errorf("error %q does not contain %q", res.Error, wantErr)
+	}
+	for _, s := range []string{"before the failure", "FAILED!", "PLAY RECAP"} {
+		if !strings.Contains(res.Output, s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+	recap, _ := res.Details["recap"].(map[string]any)
+	if h, _ := recap["localhost"].(map[string]any); h["failed"] != 1 || h["ok"] != 1 {
+		t.Errorf("recap = %v", res.Details["recap"])
+	}
+}
+
+func TestParseErrorFails(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inv := newInv(map[string]any{"name": testdata(t, "syntax.yml"), "inventory": "localhost,", "connection": "local"})
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Failed || !strings.Contains(res.Error, "ERROR!") {
+		t.Errorf("result = %s %q, want failed with Ansible's ERROR! line", res.Status, res.Error)
+	}
+}
+
+func TestUnreachableIsRetryable(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	// Port 1 on loopback refuses connections at once.
+	inventory := filepath.Join(t.TempDir(), "hosts.ini")
+	if err := os.WriteFile(inventory, []byte("gone ansible_host=127.0.0.1 ansible_port=1 ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=2'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inv := newInv(map[string]any{"name": testdata(t, "hosts.yml"), "inventory": inventory, "extra_vars": map[string]any{"out_dir": t.TempDir()}})
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "unreachable") {
+		t.Errorf("result = %s %q, want retryable unreachable", res.Status, res.Error)
+	}
+}
+
+// A ctx deadline kills ansible-playbook and the task's process, and the
+// attempt is retryable.
+func TestTimeoutKillsPlaybook(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	inv := newInv(map[string]any{
+		"name": testdata(t, "sleep.yml"), "inventory": "localhost,", "connection": "local",
+		"extra_vars": map[string]any{"pid_file": pidFile}, "kill_grace": "1s",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	a := newAction(t, ModePlaybook)
+	done := make(chan engine.Result, 1)
+	go func() { done <- a.Run(ctx, inv) }()
+	var pid int
+	waitFor(t, "the task to start", 10*time.Second, func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	})
+	var res engine.Result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its deadline")
+	}
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "timed out") {
+		t.Errorf("result = %s %q, want retryable timed out", res.Status, res.Error)
+	}
+	waitFor(t, fmt.Sprintf("the task's sleep (pid %d) to die", pid), 5*time.Second, func() bool { return !alive(pid) })
+}
+
+func TestSetStatsBecomeFactsAndEvents(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inv := newInv(map[string]any{
+		"name": testdata(t, "stats.yml"), "inventory": "localhost,", "connection": "local",
+		"set_facts": true, "post_events": true,
+	})
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	want := []map[string]any{
+		{"answer": int64(42), "widget": "w1"},
+		{"checked": true, "host": "localhost"},
+	}
+	if !reflect.DeepEqual(res.Facts, want) {
+		t.Errorf("facts = %#v\nwant %#v", res.Facts, want)
+	}
+	if !reflect.DeepEqual(res.Events, want) {
+		t.Errorf("events = %#v\nwant %#v", res.Events, want)
+	}
+	// Without set_facts / post_events nothing is fed back.
+	inv.Args = map[string]any{"name": testdata(t, "stats.yml"), "inventory": "localhost,", "connection": "local"}
+	res = run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	if res.Status != engine.Succeeded || res.Facts != nil || res.Events != nil {
+		t.Errorf("status %s, facts %v, events %v; want nothing fed back", res.Status, res.Facts, res.Events)
+	}
+}
+
+func TestRunModule(t *testing.T) {
+	requireAnsible(t, "ansible")
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    map[string]any
+		file    string
+		content string
+		status  engine.Status
+		errHas  string
+	}{
+		{"copy", map[string]any{"name": "ansible.builtin.copy", "module_args": map[string]any{
+			"dest": filepath.Join(dir, "copied"), "content": "widget {{ not templated }}\n"}},
+			"copied", "widget {{ not templated }}\n", engine.Succeeded, ""},
+		{"command free-form", map[string]any{"name": "ansible.builtin.command", "module_args": "touch " + filepath.Join(dir, "touched")},
+			"touched", "", engine.Succeeded, ""},
+		{"failing command", map[string]any{"name": "ansible.builtin.command", "module_args": "ls /nonexistent-dir"},
+			"", "", engine.Failed, `task "ansible.builtin.command" on localhost: non-zero return code: ls: cannot access`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.args["connection"] = "local"
+			inv := newInv(tc.args)
+			inv.Hosts = []string{"localhost"}
+			res := run(t, newAction(t, ModeModule), context.Background(), inv)
+			if res.Status != tc.status {
+				t.Fatalf("status = %s (%s), want %s", res.Status, res.Error, tc.status)
+			}
+			if !strings.Contains(res.Error, tc.errHas) {
+				t.Errorf("error %q does not contain %q", res.Error, tc.errHas)
+			}
+			if tc.file != "" {
+				b, err := os.ReadFile(filepath.Join(dir, tc.file))
+				if err != nil {
+					t.Fatalf("module did not write its file: %v", err)
+				}
+				if string(b) != tc.content {
+					t.Errorf("content = %q, want %q", b, tc.content)
+				}
+			}
+			if _, ok := res.Details["recap"].(map[string]any)["localhost"]; !ok {
+				t.Errorf("no recap for localhost: %v", res.Details)
+			}
+		})
+	}
+}
+
+func TestSecretsRedacted(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inv := newInv(map[string]any{"name": testdata(t, "fail.yml"), "inventory": "localhost,", "connection": "local"})
+	inv.Event = engine.Event{"payload": map[string]any{"widget": "hunter2-secret"}}
+	inv.Secrets = []string{"hunter2-secret"}
+	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	b, _ := json.Marshal(res)
+	if strings.Contains(string(b), "hunter2-secret") {
+		t.Errorf("secret in result: %s", b)
+	}
+	if !strings.Contains(res.Error, "widget ****** refused") {
+		t.Errorf("error = %q", res.Error)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,174 @@
+package playbook
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+func TestYAMLNumber(t *testing.T) {
+	tests := map[string]string{
+		"42":     "42",
+		"-7":     "-7",
+		"2.5":    "2.5",
+		"1e21":   "1.0e+21",
+		"1E-7":   "1.0e-07",
+		"1.5e10": "1.5e+10",
+		"100.0":  "100.0",
+	}
+	for in, want := range tests {
+		if got := yamlNumber(in); got != want {
+			t.Errorf("yamlNumber(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestVarsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vars.yml")
+	vars := map[string]any{"a": "{{ x }}", "n": 1, "l": []any{true, nil, 2.5}, "m": map[string]any{"k\"ey": "v\n"}}
+	if err := writeVarsFile(path, vars); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	want := `{"a": !unsafe "{{ x }}", "l": [true, null, 2.5], "m": {"k\"ey": !unsafe "v\n"}, "n": 1}` + "\n"
+	if string(b) != want {
+		t.Errorf("vars file =\n%s\nwant\n%s", b, want)
+	}
+	if err := writeVarsFile(path, vars); err == nil {
+		t.Error("an existing file was overwritten")
+	}
+	if err := writeVarsFile(filepath.Join(t.TempDir(), "x"), map[string]any{"c": make(chan int)}); err == nil {
+		t.Error("a non-JSON value was accepted")
+	}
+}
+
+// scalars collects the scalar values of a parsed YAML node with their tags.
+func scalars(n *yaml.Node, out *[]*yaml.Node) {
+	if n.Kind == yaml.ScalarNode {
+		*out = append(*out, n)
+	}
+	for _, c := range n.Content {
+		scalars(c, out)
+	}
+}
+
+// FuzzWriteQuoted: any string written by writeQuoted reads back unchanged
+// and contains only characters PyYAML accepts raw.
+func FuzzWriteQuoted(f *testing.F) {
+	for _, s := range []string{"", "plain", "{{ 7*6 }}", "a\"b\\c", "tab\there\nnl", "\x00\x01\x7f\u0085\u2028\ufeff", "😀 ☃", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b bytes.Buffer
+		writeUnsafeYAML(&b, map[string]any{"k": s})
+		for _, r := range b.String() {
+			if !yamlPrintable(r) {
+				t.Fatalf("unprintable %U in %q", r, b.String())
+			}
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(b.Bytes(), &doc); err != nil {
+			t.Fatalf("%q does not parse: %v", b.String(), err)
+		}
+		var sc []*yaml.Node
+		scalars(&doc, &sc)
+		if len(sc) != 2 {
+			t.Fatalf("%d scalars in %q", len(sc), b.String())
+		}
+		want := strings.ToValidUTF8(s, "\uFFFD")
+		if !utf8.ValidString(s) {
+			// each invalid byte becomes one U+FFFD
+			want = ""
+			for i := 0; i < len(s); {
+				r, n := utf8.DecodeRuneInString(s[i:])
+				want += string(r)
+				i += n
+			}
+		}
+		if sc[1].Value != want || sc[1].Tag != "!unsafe" {
+			t.Fatalf("read back %q tag %q, want %q", sc[1].Value, sc[1].Tag, want)
+		}
+	})
+}
+
+// FuzzVarsJSON: any JSON document written as vars parses as YAML.
+func FuzzVarsJSON(f *testing.F) {
+	f.Add(`{"a":[1,2.5,1e300,-0.0,"x"],"b":{"c":null,"d":true}}`)
+	f.Add(`{"n":123456789012345678901234567890}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var v map[string]any
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		if dec.Decode(&v) != nil {
+			return
+		}
+		norm, err := normalize(v)
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		writeUnsafeYAML(&b, norm)
+		var out yaml.Node
+		if err := yaml.Unmarshal(b.Bytes(), &out); err != nil {
+			t.Fatalf("%s -> %q does not parse: %v", doc, b.String(), err)
+		}
+	})
+}
+
+func TestClassify(t *testing.T) {
+	failed := &runStats{
+		Hosts:    map[string]hostStats{"h": {OK: 1, Failures: 1}},
+		Failures: []taskFailure{{Kind: "failed", Host: "h", Task: "t", Msg: "boom"}, {Kind: "failed", Host: "h2", Task: "t", Msg: "x"}},
+	}
+	unreachable := &runStats{
+		Hosts:    map[string]hostStats{"h": {Unreachable: 1}},
+		Failures: []taskFailure{{Kind: "unreachable", Host: "h", Task: "t", Msg: "refused"}},
+	}
+	tests := []struct {
+		name   string
+		po     procOutcome
+		st     *runStats
+		status engine.Status
+		errHas string
+	}{
+		{"ok", procOutcome{exitCode: 0}, &runStats{}, engine.Succeeded, ""},
+		{"task failed", procOutcome{exitCode: 2}, failed, engine.Failed, `task "t" on h: boom (and 1 more)`},
+		{"unreachable 4", procOutcome{exitCode: 4}, unreachable, engine.Retryable, `unreachable (exit status 4): task "t" on h: refused`},
+		{"unreachable 3", procOutcome{exitCode: 3}, nil, engine.Retryable, "unreachable"},
+		{"parse error 4", procOutcome{exitCode: 4}, nil, engine.Failed, "could not parse"},
+		{"error 1", procOutcome{exitCode: 1}, nil, engine.Failed, "exit status 1"},
+		{"bad options 5", procOutcome{exitCode: 5}, nil, engine.Failed, "exit status 5"},
+		{"interrupted", procOutcome{exitCode: 99}, nil, engine.Retryable, "interrupted"},
+		{"signal", procOutcome{exitCode: -1, signaled: true, signal: syscall.SIGKILL}, nil, engine.Retryable, "signal killed"},
+		{"cancelled", procOutcome{exitCode: -1, ctxErr: errCanceled{}}, nil, engine.Retryable, "cancelled"},
+		{"start error", procOutcome{exitCode: -1, startErr: os.ErrPermission}, nil, engine.Failed, "cannot start"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := classify("ansible-playbook", tc.po, tc.st)
+			if r.Status != tc.status || !strings.Contains(r.Error, tc.errHas) {
+				t.Errorf("classify = %s %q, want %s containing %q", r.Status, r.Error, tc.status, tc.errHas)
+			}
+		})
+	}
+}
+
+type errCanceled struct{}
+
+func (errCanceled) Error() string { return "context canceled" }
