@@ -143,3 +143,37 @@ func saslMechanism(u *SASLUser) sasl.Mechanism {
 		return scram.Auth{User: u.Username, Pass: u.Password}.AsSha256Mechanism()
 	}
 }
+
+// GroupState describes a consumer group as its coordinator sees it.
+type GroupState struct {
+	// State is the group's state: "Stable", "PreparingRebalance",
+	// "CompletingRebalance", "Empty" or "Dead".
+	State string
+	// Members is the number of members.
+	Members int
+}
+
+// Group returns the state of a consumer group.
+func (c *Cluster) Group(ctx context.Context, group string) (GroupState, error) {
+	cl, err := c.client()
+	if err != nil {
+		return GroupState{}, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return GroupState{}, fmt.Errorf("kafkatest: describe group %q: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.Group != group {
+			continue
+		}
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return GroupState{}, fmt.Errorf("kafkatest: describe group %q: %w", group, err)
+		}
+		return GroupState{State: g.State, Members: len(g.Members)}, nil
+	}
+	return GroupState{State: "Dead"}, nil
+}
