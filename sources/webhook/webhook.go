@@ -275,15 +275,15 @@ outer:
 	return engine.ArgErrorf(append(append([]string{}, path...), unknown[0]), "unknown key %q (known: %s)", unknown[0], strings.Join(sorted, ", "))
 }
 
-// exprEnv is the typed environment expressions are compiled against.
-func exprEnv() map[string]any {
-	return map[string]any{
-		"headers": map[string]any{},
-		"query":   map[string]any{},
-		"payload": nil,
-		"method":  "",
-		"path":    "",
-	}
+// exprEnv is what dedupe and order expressions see.
+type exprEnv struct {
+	// Headers has every safe header twice: under its canonical name and in
+	// lowercase.
+	Headers map[string]any `expr:"headers"`
+	Query   map[string]any `expr:"query"`
+	Payload any            `expr:"payload"`
+	Method  string         `expr:"method"`
+	Path    string         `expr:"path"`
 }
 
 func compile(path []string, v any) (*vm.Program, error) {
@@ -291,7 +291,7 @@ func compile(path []string, v any) (*vm.Program, error) {
 	if !ok || strings.TrimSpace(src) == "" {
 		return nil, engine.ArgErrorf(path, "must be an expression string")
 	}
-	p, err := expr.Compile(src, expr.Env(exprEnv()))
+	p, err := expr.Compile(src, expr.Env(exprEnv{}))
 	if err != nil {
 		return nil, engine.ArgErrorf(path, "expression %q: %v", src, err)
 	}
@@ -374,15 +374,15 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 	ev := engine.NewEvent(map[string]any{"payload": req.Payload, engine.MetaKey: meta}, s.name, s.ref.Type, req.Received)
 	entry := engine.Entry{Event: ev, DedupeWindow: s.cfg.dedupeWindow}
 
-	var env map[string]any
-	envFor := func() map[string]any {
+	var env *exprEnv
+	envFor := func() *exprEnv {
 		if env == nil {
 			hs := make(map[string]any, 2*len(headers))
 			for k, v := range headers {
 				hs[k] = v
 				hs[strings.ToLower(k)] = v
 			}
-			env = map[string]any{"headers": hs, "query": query, "payload": req.Payload, "method": r.Method, "path": r.URL.Path}
+			env = &exprEnv{Headers: hs, Query: query, Payload: req.Payload, Method: r.Method, Path: r.URL.Path}
 		}
 		return env
 	}
@@ -406,7 +406,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 
 // evalKey runs a key expression; failures give no key (logged), so a
 // request is never refused because of them.
-func (s *Source) evalKey(name string, p *vm.Program, env map[string]any) string {
+func (s *Source) evalKey(name string, p *vm.Program, env *exprEnv) string {
 	v, err := expr.Run(p, env)
 	if err != nil {
 		s.log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
@@ -437,7 +437,7 @@ func keyString(v any) (string, bool) {
 	return "", false
 }
 
-func (s *Source) evalTime(env map[string]any) (time.Time, error) {
+func (s *Source) evalTime(env *exprEnv) (time.Time, error) {
 	v, err := expr.Run(s.cfg.orderTime, env)
 	if err != nil {
 		return time.Time{}, err
