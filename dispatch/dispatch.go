@@ -394,7 +394,9 @@ func (d *Dispatcher) storedFiring(ctx context.Context, id, ruleset, rule, eventI
 	if fr, ok := d.store.(FiringReader); ok {
 		return fr.Firing(ctx, id)
 	}
-	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID}
+	// Newest first: a firing just submitted is found at once. The limit
+	// bounds the scan; firings sharing ruleset, rule and event are rare.
+	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID, Limit: 16}
 	if !at.IsZero() {
 		f.Since = at.Add(-time.Second)
 		f.Until = at.Add(time.Second)
