@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Ingest benchmark: requests/s and latency percentiles under wrk of
+#   (a) bare:    a plain net/http handler that reads the body and answers 200
+#                (bench/bare), and
+#   (b) webhook: `rulebook run bench/webhook.yml`, a webhook source writing
+#                every event durably to the journal, with a rule matching
+#                every event,
+# then the ratio (b)/(a). Target (issue 3): ratio >= 0.5 and p99 < 10 ms at
+# 32 connections.
+#
+#   bench/ingest.sh                 # 10 s per target, 2 threads, 32 connections
+#   DURATION=30s CONNS=64 bench/ingest.sh
+#   ONLY=bare bench/ingest.sh       # one target only (bare or webhook)
+#
+# Needs wrk (installed by test/setup.sh) and Go. Traffic stays on 127.0.0.1.
+# Results are also written to bench/results/ingest-<UTC time>.txt.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+WARMUP=${WARMUP:-2s}
+BARE_PORT=${BARE_PORT:-18080}
+HOOK_PORT=${HOOK_PORT:-18081}
+ONLY=${ONLY:-}
+
+command -v wrk >/dev/null || { echo "ingest.sh: wrk is missing; run test/setup.sh" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/rulebook-bench.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_port PORT PID: wait until something accepts on 127.0.0.1:PORT, while
+# PID is alive, for at most 30 s.
+wait_port() {
+  local port=$1 pid=$2 deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "ingest.sh: process $pid exited before listening on $port" >&2
+      return 1
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "ingest.sh: nothing listens on 127.0.0.1:$port after 30 s" >&2
+  return 1
+}
+
+# to_ms VALUE: wrk's "1.23ms", "456.00us", "1.20s" in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else { printf "%s", v }
+  }'
+}
+
+declare -A rps p50 p90 p99 errors
+
+# measure NAME PORT: warm up, then run wrk and record its figures.
+measure() {
+  local name=$1 port=$2 out
+  wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$repo/bench/post.lua" "http://127.0.0.1:$port/" >/dev/null
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$repo/bench/post.lua" "http://127.0.0.1:$port/")
+  echo "$out" >"$work/$name.wrk"
+  echo "--- $name (wrk -t$THREADS -c$CONNS -d$DURATION)"
+  echo "$out"
+  rps[$name]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50[$name]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p90[$name]=$(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$out")")
+  p99[$name]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  local non2xx sockerr
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+  sockerr=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
+  errors[$name]=$(( ${non2xx:-0} + ${sockerr:-0} ))
+}
+
+mkdir -p "$work/bin"
+echo "building (go build) ..."
+(cd "$repo" && go build -o "$work/bin/bare" ./bench/bare)
+
+if [[ -z $ONLY || $ONLY == bare ]]; then
+  "$work/bin/bare" -addr "127.0.0.1:$BARE_PORT" &
+  pids+=($!)
+  wait_port "$BARE_PORT" "${pids[-1]}"
+  measure bare "$BARE_PORT"
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+fi
+
+if [[ -z $ONLY || $ONLY == webhook ]]; then
+  mkdir -p "$repo/bin"
+  (cd "$repo" && go build -o bin/rulebook ./cmd/rulebook)
+  sed "s/PORT/$HOOK_PORT/" "$repo/bench/webhook.yml" >"$work/webhook.yml"
+  "$repo/bin/rulebook" run "$work/webhook.yml" --data-dir "$work/data" >"$work/rulebook.log" 2>&1 &
+  pids+=($!)
+  if ! wait_port "$HOOK_PORT" "${pids[-1]}"; then
+    echo "--- rulebook log" >&2
+    cat "$work/rulebook.log" >&2
+    exit 1
+  fi
+  measure webhook "$HOOK_PORT"
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+fi
+
+summary() {
+  printf '%-8s %12s %9s %9s %9s %7s\n' target "requests/s" "p50 ms" "p90 ms" "p99 ms" errors
+  for n in bare webhook; do
+    [[ -n ${rps[$n]:-} ]] || continue
+    printf '%-8s %12s %9s %9s %9s %7s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p90[$n]}" "${p99[$n]}" "${errors[$n]}"
+  done
+  if [[ -n ${rps[bare]:-} && -n ${rps[webhook]:-} ]]; then
+    awk -v b="${rps[bare]}" -v w="${rps[webhook]}" -v p="${p99[webhook]}" -v c="$CONNS" 'BEGIN {
+      r = w / b
+      printf "ratio webhook/bare: %.3f\n", r
+      printf "target (ratio >= 0.5 and p99 < 10 ms at 32 connections): %s\n", (r >= 0.5 && p < 10 && c == 32) ? "met" : "not met"
+    }'
+  fi
+  echo "machine: $(nproc) cores, $(uname -sr), $(go version | awk '{print $3}')"
+}
+
+echo
+mkdir -p "$repo/bench/results"
+result="$repo/bench/results/ingest-$(date -u +%Y%m%dT%H%M%SZ).txt"
+summary | tee "$result"
+echo "(written to ${result#"$repo"/})"
+if [[ -n ${errors[webhook]:-} && ${errors[webhook]} -ne 0 ]]; then
+  echo "ingest.sh: the webhook source answered ${errors[webhook]} requests with errors" >&2
+  exit 1
+fi
