@@ -1,0 +1,421 @@
+// Command journal compares storage engines for the embedded journal under the
+// ingest workload: N concurrent goroutines, each durably appending a ~1 KiB
+// event together with a dedupe-key check-and-insert (one atomic decision),
+// then acknowledging. It prints events/s and latency percentiles per engine.
+//
+//	go run ./bench/journal -engines bolt-batch,bolt-group,pebble-group,pebble-pipeline -c 32 -d 5s
+//
+// The figures chose the engine of package journal; see journal/README.md.
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// appender is one engine under test: Append must durably store ev under a new
+// sequence number unless key was already stored, as one atomic decision.
+type appender interface {
+	Append(key string, ev []byte) (dup bool, err error)
+	Close() error
+}
+
+var pebbleMemtable = flag.Int("pebble-memtable", 0, "Pebble MemTableSize in bytes (0: Pebble's default)")
+
+func main() {
+	engines := flag.String("engines", "bolt-batch,bolt-group,pebble-group,pebble-pipeline", "comma-separated engines to measure")
+	conc := flag.Int("c", 32, "concurrent writers")
+	dur := flag.Duration("d", 5*time.Second, "measuring time per engine")
+	size := flag.Int("size", 1024, "event size in bytes")
+	dir := flag.String("dir", "", "directory for the stores (default: a temporary directory on the working filesystem)")
+	boltDelay := flag.Duration("bolt-delay", time.Millisecond, "bbolt MaxBatchDelay for bolt-batch")
+	boltSize := flag.Int("bolt-size", 0, "bbolt MaxBatchSize for bolt-batch (0: the number of writers)")
+	randKeys := flag.Bool("random-keys", true, "use random dedupe keys (like delivery UUIDs) instead of ordered ones")
+	flag.Parse()
+
+	base := *dir
+	if base == "" {
+		var err error
+		base, err = os.MkdirTemp(".", "journal-bench-")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(base)
+	}
+	fmt.Printf("writers=%d event=%dB duration=%s\n", *conc, *size, *dur)
+	fmt.Printf("%-16s %10s %9s %9s %9s %8s %12s\n", "engine", "events/s", "p50", "p99", "p99.9", "dups", "cpu/event")
+	for _, name := range strings.Split(*engines, ",") {
+		path := filepath.Join(base, name)
+		var a appender
+		var err error
+		switch name {
+		case "bolt-batch":
+			size := *boltSize
+			if size == 0 {
+				size = *conc
+			}
+			a, err = openBoltBatch(path, *boltDelay, size)
+		case "bolt-group":
+			a, err = openBoltGroup(path)
+		case "pebble-group":
+			a, err = openPebbleGroup(path)
+		case "pebble-pipeline":
+			a, err = openPebblePipeline(path)
+		default:
+			err = fmt.Errorf("unknown engine %q", name)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		r := run(a, *conc, *dur, *size, *randKeys)
+		if err := a.Close(); err != nil {
+			fatal(err)
+		}
+		fmt.Printf("%-16s %10.0f %9s %9s %9s %8d %12s\n", name, r.rate, r.p50, r.p99, r.p999, r.dups, r.cpu)
+	}
+}
+
+type result struct {
+	rate           float64
+	p50, p99, p999 time.Duration
+	dups           int64
+	cpu            time.Duration // user+system CPU per event
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func run(a appender, conc int, dur time.Duration, size int, randKeys bool) result {
+	ev := []byte(`{"payload":"` + strings.Repeat("x", max(size-14, 0)) + `"}`)
+	var (
+		wg    sync.WaitGroup
+		stop  atomic.Bool
+		dups  atomic.Int64
+		mu    sync.Mutex
+		lats  []time.Duration
+		total int64
+	)
+	start, cpu0 := time.Now(), cpuTime()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<16)
+			var prev string
+			for i := 0; !stop.Load(); i++ {
+				// Every 50th key repeats an earlier one, so the check has hits.
+				key := fmt.Sprintf("w%d-%d", w, i)
+				if randKeys {
+					key = fmt.Sprintf("%016x-%d", rand.Uint64(), w)
+				}
+				if i%50 == 49 {
+					key = prev
+				}
+				prev = key
+				t0 := time.Now()
+				dup, err := a.Append(key, ev)
+				if err != nil {
+					fatal(err)
+				}
+				local = append(local, time.Since(t0))
+				if dup {
+					dups.Add(1)
+				}
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			total += int64(len(local))
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(dur)
+	stop.Store(true)
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	slices.Sort(lats)
+	pct := func(p float64) time.Duration {
+		if len(lats) == 0 {
+			return 0
+		}
+		return lats[min(len(lats)-1, int(float64(len(lats))*p))].Round(10 * time.Microsecond)
+	}
+	return result{rate: float64(total) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), dups: dups.Load(), cpu: (cpu / time.Duration(max(total, 1))).Round(100 * time.Nanosecond)}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "journal bench:", err)
+	os.Exit(1)
+}
+
+var (
+	bEvents = []byte("events")
+	bDedupe = []byte("dedupe")
+)
+
+func openBolt(path string) (*bolt.DB, error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(path, "bolt.db"), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bEvents); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bDedupe)
+		return err
+	})
+	return db, err
+}
+
+func boltAppend(tx *bolt.Tx, key string, ev []byte) (bool, error) {
+	dd := tx.Bucket(bDedupe)
+	if dd.Get([]byte(key)) != nil {
+		return true, nil
+	}
+	if err := dd.Put([]byte(key), []byte{1}); err != nil {
+		return false, err
+	}
+	eb := tx.Bucket(bEvents)
+	seq, _ := eb.NextSequence()
+	return false, eb.Put(binary.BigEndian.AppendUint64(nil, seq), ev)
+}
+
+// boltBatch uses bbolt's own DB.Batch: concurrent calls are coalesced into one
+// transaction after MaxBatchDelay or MaxBatchSize calls.
+type boltBatch struct{ db *bolt.DB }
+
+func openBoltBatch(path string, delay time.Duration, size int) (*boltBatch, error) {
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	db.MaxBatchDelay = delay
+	db.MaxBatchSize = size
+	return &boltBatch{db: db}, nil
+}
+
+func (b *boltBatch) Append(key string, ev []byte) (bool, error) {
+	var dup bool
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		var err error
+		dup, err = boltAppend(tx, key, ev)
+		return err
+	})
+	return dup, err
+}
+
+func (b *boltBatch) Close() error { return b.db.Close() }
+
+// committer is a leader-style group commit: one goroutine takes everything
+// queued while the previous commit was running and commits it at once, with no
+// added delay.
+type committer struct {
+	reqs chan *req
+	done chan struct{}
+}
+
+type req struct {
+	key string
+	ev  []byte
+	dup bool
+	err chan error
+}
+
+func newCommitter(commit func([]*req) error) *committer {
+	c := &committer{reqs: make(chan *req, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		var group []*req
+		for r := range c.reqs {
+			group = append(group[:0], r)
+		drain:
+			for {
+				select {
+				case r, ok := <-c.reqs:
+					if !ok {
+						break drain
+					}
+					group = append(group, r)
+				default:
+					break drain
+				}
+			}
+			err := commit(group)
+			for _, r := range group {
+				r.err <- err
+			}
+		}
+	}()
+	return c
+}
+
+func (c *committer) append(key string, ev []byte) (bool, error) {
+	r := &req{key: key, ev: ev, err: make(chan error, 1)}
+	c.reqs <- r
+	err := <-r.err
+	return r.dup, err
+}
+
+func (c *committer) close() {
+	close(c.reqs)
+	<-c.done
+}
+
+type boltGroup struct {
+	db *bolt.DB
+	c  *committer
+}
+
+func openBoltGroup(path string) (*boltGroup, error) {
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	g := &boltGroup{db: db}
+	g.c = newCommitter(func(group []*req) error {
+		return db.Update(func(tx *bolt.Tx) error {
+			for _, r := range group {
+				var err error
+				if r.dup, err = boltAppend(tx, r.key, r.ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	return g, nil
+}
+
+func (g *boltGroup) Append(key string, ev []byte) (bool, error) { return g.c.append(key, ev) }
+func (g *boltGroup) Close() error                               { g.c.close(); return g.db.Close() }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fatal(fmt.Errorf(format, args...))
+}
+
+func openPebble(path string) (*pebble.DB, error) {
+	opts := &pebble.Options{Logger: quietLogger{}}
+	if *pebbleMemtable > 0 {
+		opts.MemTableSize = uint64(*pebbleMemtable)
+	}
+	return pebble.Open(path, opts)
+}
+
+func pebbleSeen(db *pebble.DB, key []byte) (bool, error) {
+	_, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// pebbleGroup runs the same committer as boltGroup over one synced Pebble
+// batch per group.
+type pebbleGroup struct {
+	db  *pebble.DB
+	c   *committer
+	seq uint64
+}
+
+func openPebbleGroup(path string) (*pebbleGroup, error) {
+	db, err := openPebble(path)
+	if err != nil {
+		return nil, err
+	}
+	g := &pebbleGroup{db: db}
+	g.c = newCommitter(func(group []*req) error {
+		b := db.NewBatch()
+		defer b.Close()
+		inGroup := map[string]bool{}
+		for _, r := range group {
+			k := append([]byte("d/"), r.key...)
+			seen, err := pebbleSeen(db, k)
+			if err != nil {
+				return err
+			}
+			if seen || inGroup[r.key] {
+				r.dup = true
+				continue
+			}
+			inGroup[r.key] = true
+			g.seq++
+			_ = b.Set(k, []byte{1}, nil)
+			_ = b.Set(binary.BigEndian.AppendUint64([]byte("e/"), g.seq), r.ev, nil)
+		}
+		return b.Commit(pebble.Sync)
+	})
+	return g, nil
+}
+
+func (g *pebbleGroup) Append(key string, ev []byte) (bool, error) { return g.c.append(key, ev) }
+func (g *pebbleGroup) Close() error                               { g.c.close(); return g.db.Close() }
+
+// pebblePipeline decides under a mutex and applies without waiting for the
+// WAL sync, then waits for a synced (empty) log write outside the mutex: the
+// concurrent waits share Pebble's own WAL group commit.
+type pebblePipeline struct {
+	db  *pebble.DB
+	mu  sync.Mutex
+	seq uint64
+}
+
+func openPebblePipeline(path string) (*pebblePipeline, error) {
+	db, err := openPebble(path)
+	if err != nil {
+		return nil, err
+	}
+	return &pebblePipeline{db: db}, nil
+}
+
+func (p *pebblePipeline) Append(key string, ev []byte) (bool, error) {
+	k := append([]byte("d/"), key...)
+	p.mu.Lock()
+	seen, err := pebbleSeen(p.db, k)
+	if err != nil || seen {
+		p.mu.Unlock()
+		if err == nil {
+			err = p.db.LogData(nil, pebble.Sync)
+		}
+		return seen, err
+	}
+	p.seq++
+	b := p.db.NewBatch()
+	_ = b.Set(k, []byte{1}, nil)
+	_ = b.Set(binary.BigEndian.AppendUint64([]byte("e/"), p.seq), ev, nil)
+	err = b.Commit(pebble.NoSync)
+	b.Close()
+	p.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	return false, p.db.LogData(nil, pebble.Sync)
+}
+
+func (p *pebblePipeline) Close() error { return p.db.Close() }

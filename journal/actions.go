@@ -1,0 +1,353 @@
+package journal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// actionStore is the dispatcher's durable queue and the audit trail. A
+// firing gets the next firing sequence number (fseq) when submitted; its
+// invocation states are stored under fseq and their index, and an
+// unfinished-index entry exists while an invocation is not final.
+//
+// Writes are decided under mu and applied without waiting for the WAL sync;
+// each writer then waits for a synced empty log write outside mu, so
+// concurrent writers share Pebble's WAL group commit. Pebble treats a failed
+// WAL sync as fatal, so an applied but unsynced write is never reported as
+// stored.
+type actionStore struct {
+	s    *Store
+	mu   sync.Mutex
+	fseq uint64
+}
+
+var _ engine.ActionStore = (*actionStore)(nil)
+
+func newActionStore(s *Store) (*actionStore, error) {
+	fseq, err := s.metaU64(metaFiring)
+	if err != nil {
+		return nil, err
+	}
+	return &actionStore{s: s, fseq: fseq}, nil
+}
+
+// read runs fn with the database open, or returns engine.ErrClosed.
+func (a *actionStore) read(fn func(db *pebble.DB) error) error {
+	a.s.mu.RLock()
+	defer a.s.mu.RUnlock()
+	if a.s.closed {
+		return engine.ErrClosed
+	}
+	return fn(a.s.db)
+}
+
+// write decides under mu with fn, applies the batch fn filled, then waits
+// for the WAL sync.
+func (a *actionStore) write(ctx context.Context, fn func(db *pebble.DB, b *pebble.Batch) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return a.read(func(db *pebble.DB) error {
+		a.mu.Lock()
+		b := db.NewBatch()
+		err := fn(db, b)
+		if err == nil && !b.Empty() {
+			err = b.Commit(pebble.NoSync)
+		}
+		_ = b.Close()
+		a.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := db.LogData(nil, pebble.Sync); err != nil {
+			return fmt.Errorf("journal: sync: %w", err)
+		}
+		return nil
+	})
+}
+
+func getValue(db *pebble.DB, k []byte) ([]byte, bool, error) {
+	v, closer, err := db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return slices.Clone(v), true, nil
+}
+
+// Submit implements engine.ActionStore.
+func (a *actionStore) Submit(ctx context.Context, f *engine.Firing) error {
+	if f == nil || f.ID == "" {
+		return errors.New("journal: submit: firing has no id")
+	}
+	fj, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("journal: submit firing %q: %w", f.ID, err)
+	}
+	now := a.s.clock.Now()
+	states := make([][]byte, len(f.Invocations))
+	seen := map[string]bool{}
+	for i, inv := range f.Invocations {
+		if inv == nil || inv.ID == "" {
+			return fmt.Errorf("journal: submit firing %q: invocation %d has no id", f.ID, i)
+		}
+		if seen[inv.ID] {
+			return fmt.Errorf("journal: submit firing %q: invocation id %q repeats", f.ID, inv.ID)
+		}
+		seen[inv.ID] = true
+		states[i], err = json.Marshal(&engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: now})
+		if err != nil {
+			return fmt.Errorf("journal: submit firing %q: invocation %q: %w", f.ID, inv.ID, err)
+		}
+	}
+	return a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+		_, exists, err := getValue(db, append([]byte{pFiringID}, f.ID...))
+		if err != nil || exists {
+			return err
+		}
+		fseq := a.fseq + 1
+		_ = b.Set(seqKey(pFiring, fseq), fj, nil)
+		_ = b.Set(append([]byte{pFiringID}, f.ID...), u64(fseq), nil)
+		_ = b.Set(metaKey(metaFiring), u64(fseq), nil)
+		for i, inv := range f.Invocations {
+			ref := invRef(fseq, i)
+			_ = b.Set(invKey(pInvocation, ref), states[i], nil)
+			_ = b.Set(append([]byte{pInvID}, inv.ID...), ref, nil)
+			_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+		}
+		// Advanced before the commit: a failed commit leaves a gap, which
+		// is harmless, never a reused number.
+		a.fseq = fseq
+		return nil
+	})
+}
+
+// Update implements engine.ActionStore. The invocation must have been
+// submitted.
+func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) error {
+	if st == nil || st.Invocation == nil || st.Invocation.ID == "" {
+		return errors.New("journal: update: state has no invocation id")
+	}
+	id := st.Invocation.ID
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("journal: update invocation %q: %w", id, err)
+	}
+	return a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
+		if err != nil {
+			return fmt.Errorf("journal: update invocation %q: %w", id, err)
+		}
+		if !ok {
+			return fmt.Errorf("journal: update: unknown invocation %q", id)
+		}
+		if len(ref) != invRefLen {
+			return fmt.Errorf("%w: invocation %q has a %d-byte reference", errCorrupt, id, len(ref))
+		}
+		_ = b.Set(invKey(pInvocation, ref), v, nil)
+		if st.Status.Final() {
+			_ = b.Delete(invKey(pUnfinished, ref), nil)
+		} else {
+			_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+		}
+		return nil
+	})
+}
+
+// Unfinished implements engine.ActionStore.
+func (a *actionStore) Unfinished(ctx context.Context) ([]*engine.InvocationState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*engine.InvocationState
+	err := a.read(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			v, found, err := getValue(db, invKey(pInvocation, it.Key()[1:]))
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("%w: unfinished invocation without state", errCorrupt)
+			}
+			st, err := decodeState(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: unfinished: %w", err)
+	}
+	return out, nil
+}
+
+func decodeState(v []byte) (*engine.InvocationState, error) {
+	var st engine.InvocationState
+	if err := json.Unmarshal(v, &st); err != nil {
+		return nil, fmt.Errorf("%w: invocation state: %v", errCorrupt, err)
+	}
+	return &st, nil
+}
+
+// firingStates returns the invocation states of the firing fseq in rule
+// order.
+func firingStates(db *pebble.DB, fseq uint64) ([]*engine.InvocationState, error) {
+	lower := seqKey(pInvocation, fseq)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*engine.InvocationState
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		st, err := decodeState(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, it.Error()
+}
+
+// Query implements engine.ActionStore: entries newest first (in submit
+// order), Since inclusive and Until exclusive on the firing time.
+func (a *actionStore) Query(ctx context.Context, f engine.AuditFilter) ([]engine.AuditEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []engine.AuditEntry
+	err := a.read(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pFiring}, UpperBound: []byte{pFiring + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.Last(); ok && (f.Limit <= 0 || len(out) < f.Limit); ok = it.Prev() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fseq, err := keySeq(it.Key())
+			if err != nil {
+				return err
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			var fr engine.Firing
+			if err := json.Unmarshal(v, &fr); err != nil {
+				return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+			}
+			if !firingMatches(&fr, f) {
+				continue
+			}
+			states, err := firingStates(db, fseq)
+			if err != nil {
+				return err
+			}
+			if f.Status != "" && !slices.ContainsFunc(states, func(st *engine.InvocationState) bool { return st.Status == f.Status }) {
+				continue
+			}
+			fr.Invocations = make([]*engine.Invocation, len(states))
+			for i, st := range states {
+				fr.Invocations[i] = st.Invocation
+			}
+			out = append(out, engine.AuditEntry{Firing: fr, Invocations: states})
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: query audit: %w", err)
+	}
+	return out, nil
+}
+
+func firingMatches(fr *engine.Firing, f engine.AuditFilter) bool {
+	switch {
+	case f.Ruleset != "" && fr.Ruleset != f.Ruleset,
+		f.Rule != "" && fr.Rule != f.Rule,
+		!f.Since.IsZero() && fr.Time.Before(f.Since),
+		!f.Until.IsZero() && !fr.Time.Before(f.Until),
+		f.EventID != "" && !slices.Contains(fr.EventIDs, f.EventID):
+		return false
+	}
+	return true
+}
+
+// Compact implements engine.ActionStore.
+func (a *actionStore) Compact(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pFiring}, UpperBound: []byte{pFiring + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fseq, err := keySeq(it.Key())
+			if err != nil {
+				return err
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			var fr engine.Firing
+			if err := json.Unmarshal(v, &fr); err != nil {
+				return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+			}
+			if !fr.Time.Before(before) {
+				continue
+			}
+			states, err := firingStates(db, fseq)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(states, func(st *engine.InvocationState) bool { return !st.Status.Final() }) {
+				continue
+			}
+			_ = b.Delete(seqKey(pFiring, fseq), nil)
+			_ = b.Delete(append([]byte{pFiringID}, fr.ID...), nil)
+			for i, st := range states {
+				if st.Invocation != nil {
+					_ = b.Delete(append([]byte{pInvID}, st.Invocation.ID...), nil)
+				}
+				_ = b.Delete(invKey(pUnfinished, invRef(fseq, i)), nil)
+			}
+			lower := seqKey(pInvocation, fseq)
+			_ = b.DeleteRange(lower, prefixEnd(lower), nil)
+			n++
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal: compact audit: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,683 @@
+package journal
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxBacklog   = 100_000
+	DefaultRetryAfter   = 5 * time.Second
+	DefaultDedupeWindow = 24 * time.Hour
+	DefaultRetention    = 24 * time.Hour
+	DefaultCompactEvery = time.Minute
+)
+
+// maxGroup bounds how many Emit/Done calls one group commit takes.
+const maxGroup = 1024
+
+// purgeChunk bounds how many expired keys one purge step deletes, so that a
+// purge never holds up ingest for long.
+const purgeChunk = 1000
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the data directory; it is created when missing.
+	Dir string
+	// MaxBacklog is how many records may be accepted but not yet done before
+	// Emit returns a *engine.BacklogError. Zero: DefaultMaxBacklog; negative:
+	// no bound.
+	MaxBacklog int
+	// RetryAfter is the advice carried by a *engine.BacklogError.
+	// Zero: DefaultRetryAfter.
+	RetryAfter time.Duration
+	// DedupeWindow is how long a dedupe key, and the newest timestamp of an
+	// order key, are remembered when the Entry does not say. Zero:
+	// DefaultDedupeWindow.
+	DedupeWindow time.Duration
+	// Retention is how long done records are kept before compaction removes
+	// them. Zero: DefaultRetention.
+	Retention time.Duration
+	// CompactEvery is the period of the background compaction started by
+	// Start. Zero: DefaultCompactEvery.
+	CompactEvery time.Duration
+	// Tick, when set, drives the background compaction instead of a ticker
+	// of CompactEvery: one compaction per value received.
+	Tick <-chan time.Time
+	// AuditRetention, when positive, makes the background compaction also
+	// delete audit entries (firings whose invocations are all final) older
+	// than this. Zero: the audit trail is compacted only by explicit calls
+	// to Actions().Compact.
+	AuditRetention time.Duration
+	// Clock stamps records and expires dedupe keys. Nil: the system clock.
+	Clock engine.Clock
+	// Log receives the store's own messages and Pebble's.
+	Log zerolog.Logger
+}
+
+// Store is the embedded journal: a durable, ordered event log with
+// per-source dedupe and order state, plus the dispatcher's durable queue and
+// audit trail (Actions), all in one Pebble database in Options.Dir.
+//
+// Emit and Done calls go through one committer goroutine that takes every
+// call queued while the previous commit was syncing, decides each call
+// atomically (backlog bound, dedupe, stale) and writes the whole group with a
+// single synced Pebble batch: one WAL fsync per group, not per call.
+type Store struct {
+	opts  Options
+	db    *pebble.DB
+	log   zerolog.Logger
+	clock engine.Clock
+
+	// mu guards closed and every use of db or reqs: readers hold it shared,
+	// Close holds it exclusively.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	// committerDone is closed when the committer goroutine has returned.
+	committerDone chan struct{}
+
+	// lastSeq is the Seq of the newest durable record; lastDone the newest
+	// durable Done. Written only by the committer after a successful commit.
+	lastSeq  atomic.Uint64
+	lastDone atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced when records are added or on Close
+
+	loopMu     sync.Mutex
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	actions *actionStore
+}
+
+var _ engine.Journal = (*Store)(nil)
+
+type requestKind int
+
+const (
+	reqEmit requestKind = iota
+	reqDone
+	reqApply
+)
+
+// request is one call handed to the committer.
+type request struct {
+	kind requestKind
+	// emit
+	scope    []byte
+	entries  []engine.Entry
+	values   [][]byte // record values, with timeValueLen bytes reserved in front
+	outcomes []engine.Outcome
+	// done
+	seq uint64
+	// apply runs inside the committer with the group's batch.
+	apply func(g *group) error
+
+	err   error
+	ready chan struct{}
+}
+
+// group is the state of one group commit.
+type group struct {
+	b   *pebble.Batch
+	now int64
+	// dedupe and order hold the keys written by this group (scoped key →
+	// expiry, and → newest timestamp), which the database does not show yet.
+	dedupe map[string]int64
+	order  map[string]int64
+}
+
+// Open opens (or creates) the store in opts.Dir and recovers its state.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("journal: data directory is empty")
+	}
+	if opts.MaxBacklog == 0 {
+		opts.MaxBacklog = DefaultMaxBacklog
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = DefaultRetryAfter
+	}
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = DefaultDedupeWindow
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.CompactEvery <= 0 {
+		opts.CompactEvery = DefaultCompactEvery
+	}
+	if opts.Clock == nil {
+		opts.Clock = engine.SystemClock{}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("journal: create data directory: %w", err)
+	}
+	log := opts.Log.With().Str("component", "journal").Logger()
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		Logger: pebbleLogger{log: log},
+		// A larger memtable than Pebble's 4 MiB default means fewer flushes
+		// under a burst of 1 KiB events, and a shorter latency tail.
+		MemTableSize:       32 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %q: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts:          opts,
+		db:            db,
+		log:           log,
+		clock:         opts.Clock,
+		reqs:          make(chan *request, maxGroup),
+		committerDone: make(chan struct{}),
+		notify:        make(chan struct{}),
+	}
+	seq, err := s.metaU64(metaSeq)
+	if err == nil {
+		var done uint64
+		done, err = s.metaU64(metaDone)
+		if err == nil && done > seq {
+			err = fmt.Errorf("%w: done %d is beyond the last record %d", errCorrupt, done, seq)
+		}
+		s.lastSeq.Store(seq)
+		s.lastDone.Store(done)
+	}
+	if err == nil {
+		s.actions, err = newActionStore(s)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: open %q: %w", opts.Dir, err)
+	}
+	go s.commitLoop()
+	log.Info().Str("dir", opts.Dir).Uint64("last_seq", s.lastSeq.Load()).
+		Uint64("last_done", s.lastDone.Load()).Msg("journal opened")
+	return s, nil
+}
+
+func (s *Store) metaU64(name string) (uint64, error) {
+	v, closer, err := s.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	return getU64(v)
+}
+
+// Emit implements engine.Emitter: the entries of one call are decided
+// together (backlog bound, then per entry dedupe and stale checks) and made
+// durable before Emit returns.
+func (s *Store) Emit(ctx context.Context, source engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		if s.isClosed() {
+			return nil, engine.ErrClosed
+		}
+		return []engine.Outcome{}, nil
+	}
+	src, err := json.Marshal(source)
+	if err != nil {
+		return nil, fmt.Errorf("journal: encode source: %w", err)
+	}
+	values := make([][]byte, len(entries))
+	for i, e := range entries {
+		ev, err := json.Marshal(e.Event)
+		if err != nil {
+			return nil, fmt.Errorf("journal: encode event %d: %w", i, err)
+		}
+		values[i] = encodeRecord(src, ev)
+	}
+	r := &request{kind: reqEmit, scope: scope(source), entries: entries, values: values}
+	if err := s.submit(r); err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.outcomes, nil
+}
+
+// submit hands r to the committer and waits for its decision. Once handed
+// over, r is decided even when the caller's context ends, so that an error
+// always means that nothing of the call was accepted.
+func (s *Store) submit(r *request) error {
+	r.ready = make(chan struct{})
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return engine.ErrClosed
+	}
+	s.reqs <- r
+	s.mu.RUnlock()
+	<-r.ready
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// recordJSON is the stored form of a record, after the accepted time.
+type recordJSON struct {
+	Source engine.SourceRef `json:"source"`
+	Event  engine.Event     `json:"event"`
+}
+
+// encodeRecord builds a record value with room for the accepted time in
+// front, which the committer fills in.
+func encodeRecord(src, ev []byte) []byte {
+	const head, mid, tail = `{"source":`, `,"event":`, `}`
+	b := make([]byte, timeValueLen, timeValueLen+len(head)+len(src)+len(mid)+len(ev)+len(tail))
+	b = append(b, head...)
+	b = append(b, src...)
+	b = append(b, mid...)
+	b = append(b, ev...)
+	return append(b, tail...)
+}
+
+func decodeRecord(seq uint64, v []byte) (engine.Record, error) {
+	if len(v) < timeValueLen {
+		return engine.Record{}, fmt.Errorf("%w: record %d is %d bytes", errCorrupt, seq, len(v))
+	}
+	var rj recordJSON
+	if err := json.Unmarshal(v[timeValueLen:], &rj); err != nil {
+		return engine.Record{}, fmt.Errorf("%w: record %d: %v", errCorrupt, seq, err)
+	}
+	return engine.Record{
+		Seq:      seq,
+		Source:   rj.Source,
+		Event:    rj.Event,
+		Accepted: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
+	}, nil
+}
+
+// commitLoop is the committer: it owns the sequence and done counters and
+// is the only writer of records, dedupe and order keys.
+func (s *Store) commitLoop() {
+	defer close(s.committerDone)
+	seq, done := s.lastSeq.Load(), s.lastDone.Load()
+	reqs := make([]*request, 0, maxGroup)
+	for r := range s.reqs {
+		reqs = append(reqs[:0], r)
+	drain:
+		for len(reqs) < maxGroup {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		seq, done = s.commitGroup(reqs, seq, done)
+	}
+}
+
+// commitGroup decides and writes one group and returns the new counters.
+func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) {
+	g := &group{
+		b:      s.db.NewBatch(),
+		now:    unixNano(s.clock.Now()),
+		dedupe: map[string]int64{},
+		order:  map[string]int64{},
+	}
+	defer g.b.Close()
+	startSeq, startDone := seq, done
+	for _, r := range reqs {
+		switch r.kind {
+		case reqEmit:
+			seq = s.decideEmit(g, r, seq, done)
+		case reqDone:
+			switch {
+			case r.seq > seq:
+				r.err = fmt.Errorf("journal: done %d is beyond the last accepted record %d", r.seq, seq)
+			case r.seq > done:
+				done = r.seq
+			}
+		case reqApply:
+			r.err = r.apply(g)
+		}
+	}
+	if seq != startSeq {
+		_ = g.b.Set(metaKey(metaSeq), u64(seq), nil)
+	}
+	if done != startDone {
+		_ = g.b.Set(metaKey(metaDone), u64(done), nil)
+	}
+	var err error
+	if !g.b.Empty() {
+		err = g.b.Commit(pebble.Sync)
+	}
+	if err != nil {
+		err = fmt.Errorf("journal: commit: %w", err)
+		s.log.Error().Err(err).Int("calls", len(reqs)).Msg("group commit failed")
+		seq, done = startSeq, startDone
+	} else {
+		s.lastDone.Store(done)
+		if seq != startSeq {
+			s.lastSeq.Store(seq)
+			s.wake()
+		}
+	}
+	for _, r := range reqs {
+		if err != nil && r.err == nil {
+			r.err = err
+			r.outcomes = nil
+		}
+		close(r.ready)
+	}
+	return seq, done
+}
+
+// plannedEntry is one accepted entry of an Emit call, before it is written.
+type plannedEntry struct {
+	value         []byte
+	dedupeKey     []byte
+	dedupeExpiry  int64
+	orderKey      []byte
+	orderNewest   int64
+	orderExpiry   int64
+	orderHasEntry bool
+}
+
+// decideEmit decides one Emit call as a whole: either every entry gets an
+// outcome and the accepted ones are added to the batch, or r.err is set and
+// nothing of the call is written. It returns the new last sequence.
+func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
+	if s.opts.MaxBacklog > 0 && seq-done >= uint64(s.opts.MaxBacklog) {
+		r.err = &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
+		return seq
+	}
+	outcomes := make([]engine.Outcome, len(r.entries))
+	planned := make([]plannedEntry, 0, len(r.entries))
+	// Keys written by earlier entries of this same call.
+	var callDedupe map[string]int64
+	var callOrder map[string]int64
+	for i, e := range r.entries {
+		window := e.DedupeWindow
+		if window <= 0 {
+			window = s.opts.DedupeWindow
+		}
+		p := plannedEntry{value: r.values[i]}
+		if e.DedupeKey != "" {
+			k := scopedKey(pDedupe, r.scope, e.DedupeKey)
+			seen, err := s.dedupeSeen(g, callDedupe, k)
+			if err != nil {
+				r.err = err
+				return seq
+			}
+			if seen {
+				outcomes[i] = engine.Duplicate
+				continue
+			}
+			p.dedupeKey, p.dedupeExpiry = k, g.now+int64(window)
+		}
+		if e.OrderKey != "" && !e.Timestamp.IsZero() {
+			k := scopedKey(pOrder, r.scope, e.OrderKey)
+			ts := unixNano(e.Timestamp)
+			newest, found, err := s.orderNewest(g, callOrder, k)
+			if err != nil {
+				r.err = err
+				return seq
+			}
+			if found && ts < newest {
+				outcomes[i] = engine.Stale
+				continue
+			}
+			p.orderKey, p.orderNewest, p.orderExpiry = k, max(ts, newest), g.now+int64(window)
+			p.orderHasEntry = true
+		}
+		outcomes[i] = engine.Accepted
+		if p.dedupeKey != nil {
+			if callDedupe == nil {
+				callDedupe = map[string]int64{}
+			}
+			callDedupe[string(p.dedupeKey)] = p.dedupeExpiry
+		}
+		if p.orderHasEntry {
+			if callOrder == nil {
+				callOrder = map[string]int64{}
+			}
+			callOrder[string(p.orderKey)] = p.orderNewest
+		}
+		planned = append(planned, p)
+	}
+	for _, p := range planned {
+		seq++
+		binary.BigEndian.PutUint64(p.value, uint64(g.now))
+		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
+		if p.dedupeKey != nil {
+			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
+			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
+			g.dedupe[string(p.dedupeKey)] = p.dedupeExpiry
+		}
+		if p.orderHasEntry {
+			v := binary.BigEndian.AppendUint64(u64(uint64(p.orderNewest)), uint64(p.orderExpiry))
+			_ = g.b.Set(p.orderKey, v, nil)
+			_ = g.b.Set(expiryKey(pOrderExp, p.orderExpiry, p.orderKey), nil, nil)
+			g.order[string(p.orderKey)] = p.orderNewest
+		}
+	}
+	r.outcomes = outcomes
+	return seq
+}
+
+// dedupeSeen reports whether the scoped dedupe key k is remembered and not
+// expired, looking at this call, this group, then the database.
+func (s *Store) dedupeSeen(g *group, call map[string]int64, k []byte) (bool, error) {
+	if _, ok := call[string(k)]; ok {
+		return true, nil
+	}
+	if _, ok := g.dedupe[string(k)]; ok {
+		return true, nil
+	}
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("journal: read dedupe key: %w", err)
+	}
+	defer closer.Close()
+	expiry, err := getU64(v)
+	if err != nil {
+		return false, err
+	}
+	return int64(expiry) > g.now, nil
+}
+
+// orderNewest returns the newest accepted timestamp of the scoped order key
+// k, if it is remembered and not expired.
+func (s *Store) orderNewest(g *group, call map[string]int64, k []byte) (int64, bool, error) {
+	if ts, ok := call[string(k)]; ok {
+		return ts, true, nil
+	}
+	if ts, ok := g.order[string(k)]; ok {
+		return ts, true, nil
+	}
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("journal: read order key: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		return 0, false, fmt.Errorf("%w: order value of %d bytes", errCorrupt, len(v))
+	}
+	newest, expiry := int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+	if expiry <= g.now {
+		return 0, false, nil
+	}
+	return newest, true, nil
+}
+
+func (s *Store) wake() {
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// Read implements engine.Journal: it blocks until a durable record with
+// Seq > after exists, ctx ends or the store closes (engine.ErrClosed), and
+// returns up to max records in order (max < 1 reads one). Records that were
+// done and compacted are skipped.
+func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Record, error) {
+	if max < 1 {
+		max = 1
+	}
+	for {
+		s.notifyMu.Lock()
+		changed := s.notify
+		s.notifyMu.Unlock()
+		last := s.lastSeq.Load()
+		if after < last {
+			recs, err := s.readRange(after, last, max)
+			if err != nil || len(recs) > 0 {
+				return recs, err
+			}
+		} else if s.isClosed() {
+			return nil, engine.ErrClosed
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// readRange returns up to max records with after < Seq <= last.
+func (s *Store) readRange(after, last uint64, max int) ([]engine.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, engine.ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: seqKey(pEvent, after+1),
+		UpperBound: seqKey(pEvent, last+1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: read: %w", err)
+	}
+	defer it.Close()
+	var recs []engine.Record
+	for ok := it.First(); ok && len(recs) < max; ok = it.Next() {
+		seq, err := keySeq(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("journal: read record %d: %w", seq, err)
+		}
+		rec, err := decodeRecord(seq, v)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("journal: read: %w", err)
+	}
+	return recs, nil
+}
+
+// Done implements engine.Journal: every record up to and including seq is
+// processed, durably when Done returns. A seq at or below LastDone is a
+// no-op; a seq beyond the last accepted record is an error.
+func (s *Store) Done(ctx context.Context, seq uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: reqDone, seq: seq}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// LastDone implements engine.Journal.
+func (s *Store) LastDone(context.Context) (uint64, error) { return s.lastDone.Load(), nil }
+
+// LastSeq returns the Seq of the newest durable record (0: none yet).
+func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
+
+// Backlog implements engine.Journal: records accepted and not yet done.
+func (s *Store) Backlog() int { return int(s.lastSeq.Load() - s.lastDone.Load()) }
+
+// Close implements engine.Journal: it stops the background compaction,
+// decides every call already handed to the committer, makes Emit and Done
+// return engine.ErrClosed, wakes blocked readers and closes the database.
+// Calling it again returns the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Stop(stopCtx); err != nil {
+			s.log.Error().Err(err).Msg("stop compaction")
+		}
+		s.mu.Lock()
+		s.closed = true
+		close(s.reqs)
+		s.mu.Unlock()
+		<-s.committerDone
+		s.wake()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("journal: close: %w", err)
+		}
+		s.log.Info().Uint64("last_seq", s.lastSeq.Load()).Uint64("last_done", s.lastDone.Load()).Msg("journal closed")
+	})
+	return s.closeErr
+}
+
+// Actions returns the dispatcher's durable queue and audit trail, kept in
+// the same database as the journal.
+func (s *Store) Actions() engine.ActionStore { return s.actions }
+
+// pebbleLogger sends Pebble's messages to zerolog: its routine flush and
+// compaction reports at debug level.
+type pebbleLogger struct{ log zerolog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
+
+func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error().Msgf(format, args...) }
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error().Msg(msg)
+	panic("journal: pebble: " + msg)
+}
