@@ -50,6 +50,10 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 			return false
 		}
 		n := len(st.Attempts) + 1
+		if inv.RenderError != "" {
+			d.failWithoutRun(st, "arguments did not render: "+inv.RenderError)
+			return d.persist(st) == nil
+		}
 		action, ok := d.cfg.Actions(inv.Action)
 		if !ok {
 			d.failWithoutRun(st, fmt.Sprintf("unknown action type %q", inv.Action))

@@ -413,6 +413,22 @@ func TestUnknownActionType(t *testing.T) {
 	}
 }
 
+func TestRenderErrorFailsWithoutRunning(t *testing.T) {
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	h := start(t, newMemStore(), newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
+	f := newFiring("f", "rs", false, invSpec{action: "x", policy: engine.Policy{Retries: 3}}, invSpec{action: "x"})
+	f.Invocations[0].RenderError = `url: unknown name "evnt"`
+	h.submit(f)
+	h.waitFinal("f/0", "f/1")
+	st := h.store.state("f/0")
+	if st.Status != engine.StatusFailed || len(st.Attempts) != 1 || st.Attempts[0].Error != `arguments did not render: url: unknown name "evnt"` {
+		t.Fatalf("render error: %s %+v", st.Status, st.Attempts)
+	}
+	if h.store.status("f/1") != engine.StatusFailed || act.count() != 0 {
+		t.Fatalf("later action %s after %d runs, want skipped", h.store.status("f/1"), act.count())
+	}
+}
+
 func TestPanickingAction(t *testing.T) {
 	act := actionFunc(func(context.Context, *engine.Invocation) engine.Result { panic("kaboom") })
 	h := start(t, newMemStore(), newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
