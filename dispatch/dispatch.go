@@ -7,10 +7,11 @@
 // # Order
 //
 // The invocations of one firing run in order: invocation i+1 starts only once
-// invocation i reached a final state. When i fails for good (a Failed result,
-// retries exhausted, an unknown action type, a secret reference that does not
-// resolve, arguments that did not render), every later invocation of that firing is marked failed with the
-// error "skipped: earlier action failed" and never runs.
+// invocation i reached a final state. When i fails for good (a Failed
+// result, retries exhausted, an unknown action type, a secret reference that
+// does not resolve, arguments that did not render), every later invocation
+// of that firing is marked failed with the error "skipped: earlier action
+// failed" and never runs.
 //
 // Firings whose invocations are Sequential (the ruleset's
 // execution_strategy: sequential) run one firing at a time per ruleset, in
