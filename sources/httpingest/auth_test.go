@@ -174,6 +174,19 @@ func TestPublishedVectors(t *testing.T) {
 	if err := v.Verify(h, body, time.Unix(1614265330, 0).Add(10*time.Minute)); err == nil {
 		t.Fatal("standard webhooks vector accepted 10 minutes later")
 	}
+	// Slack's worked example (api.slack.com/authentication/verifying-requests-from-slack).
+	slackBody := "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V" +
+		"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=" +
+		"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN" +
+		"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+	sl := mustCompile(t, Auth{HMAC: &HMAC{Preset: PresetSlack, Secrets: []string{"8f742231b10e8888abcd99yyyzzz85a5"}}})
+	sh := hdr("X-Slack-Request-Timestamp", "1531420618", "X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")
+	if err := sl.Verify(sh, []byte(slackBody), time.Unix(1531420618, 0).Add(time.Minute)); err != nil {
+		t.Fatalf("slack documented vector rejected: %v", err)
+	}
+	if err := sl.Verify(sh, []byte(slackBody+"&x=1"), time.Unix(1531420618, 0)); err == nil {
+		t.Fatal("slack vector accepted for another body")
+	}
 	// GitHub's documented example: secret "It's a Secret to Everybody",
 	// payload "Hello, World!".
 	gh := mustCompile(t, Auth{HMAC: &HMAC{Preset: PresetGitHub, Secrets: []string{"It's a Secret to Everybody"}}})
