@@ -1,0 +1,458 @@
+package httpcall
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newInv(args map[string]any) *engine.Invocation {
+	return &engine.Invocation{ID: "inv-42", Ruleset: "rs", Rule: "r", Args: args}
+}
+
+func runArgs(t *testing.T, ctx context.Context, args map[string]any) engine.Result {
+	t.Helper()
+	if err := Check(args); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	h := New(zerolog.Nop(), engine.NewFakeClock(epoch))
+	defer h.Close()
+	return h.Run(ctx, newInv(args))
+}
+
+func TestCheck(t *testing.T) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    map[string]any
+		errPath string
+		errHas  string
+	}{
+		{"minimal", map[string]any{"url": "https://example.test/hook"}, "", ""},
+		{"all options", map[string]any{
+			"url": "http://127.0.0.1:9/x", "method": "put", "headers": map[string]any{"X-A": "1", "X-N": 2},
+			"body": map[string]any{"a": 1}, "tls": map[string]any{"ca": caFile, "insecure_skip_verify": false},
+			"expect_status": []any{200, 202}, "output_limit": "4KiB", "timeout": "5s", "retries": 3,
+		}, "", ""},
+		{"templates", map[string]any{
+			"url": "https://{{ event.host }}/x", "method": "{{ vars.m }}", "headers": "{{ vars.h }}",
+			"body": "{{ event.payload }}", "expect_status": "{{ vars.s }}", "tls": map[string]any{"ca": "{{ vars.ca }}", "insecure_skip_verify": "{{ vars.i }}"},
+		}, "", ""},
+		{"secret in url", map[string]any{"url": "${env:HOOK_URL}"}, "", ""},
+		{"raw body", map[string]any{"url": "http://h/", "raw_body": "a=b"}, "", ""},
+		{"list body", map[string]any{"url": "http://h/", "body": []any{1, 2}}, "", ""},
+		{"no url", map[string]any{"method": "GET"}, "url", "required"},
+		{"bad scheme", map[string]any{"url": "ftp://h/x"}, "url", "http:// or https://"},
+		{"no host", map[string]any{"url": "http:///x"}, "url", "no host"},
+		{"bad url", map[string]any{"url": "http://h/%zz"}, "url", "not a URL"},
+		{"bad method", map[string]any{"url": "http://h/", "method": "GET X"}, "method", "not an HTTP method"},
+		{"unknown key", map[string]any{"url": "http://h/", "header": map[string]any{}}, "header", "unknown key"},
+		{"bad header name", map[string]any{"url": "http://h/", "headers": map[string]any{"X A": "1"}}, "headers.X A", "header name"},
+		{"header injection", map[string]any{"url": "http://h/", "headers": map[string]any{"X-A": "1\r\nX-B: 2"}}, "headers.X-A", "line breaks"},
+		{"string body", map[string]any{"url": "http://h/", "body": "text"}, "body", "raw_body"},
+		{"number body", map[string]any{"url": "http://h/", "body": 3}, "body", "map or a list"},
+		{"both bodies", map[string]any{"url": "http://h/", "body": map[string]any{}, "raw_body": "x"}, "raw_body", "together"},
+		{"tls unknown", map[string]any{"url": "http://h/", "tls": map[string]any{"verify": false}}, "tls.verify", "unknown key"},
+		{"tls missing ca", map[string]any{"url": "http://h/", "tls": map[string]any{"ca": "/nonexistent/ca.pem"}}, "tls.ca", "no such file"},
+		{"tls cert without key", map[string]any{"url": "http://h/", "tls": map[string]any{"cert": caFile}}, "tls", "together"},
+		{"tls not map", map[string]any{"url": "http://h/", "tls": true}, "tls", "must be a map"},
+		{"bad status", map[string]any{"url": "http://h/", "expect_status": []any{99}}, "expect_status.0", "not an HTTP status"},
+		{"empty statuses", map[string]any{"url": "http://h/", "expect_status": []any{}}, "expect_status", "empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.args)
+			if tc.errPath == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			var ae *engine.ArgError
+			if !errors.As(err, &ae) {
+				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
+			}
+			if got := strings.Join(ae.Path, "."); got != tc.errPath {
+				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
+			}
+			if !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("error %q does not contain %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+func TestStatusClassification(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		expect     []any
+		want       engine.Status
+		wantAfter  time.Duration
+	}{
+		{"200", 200, "", nil, engine.Succeeded, 0},
+		{"204", 204, "", nil, engine.Succeeded, 0},
+		{"expected 201", 201, "", []any{201}, engine.Succeeded, 0},
+		{"200 not expected", 200, "", []any{201}, engine.Failed, 0},
+		{"expected 404", 404, "", []any{200, 404}, engine.Succeeded, 0},
+		{"400 not retried", 400, "", nil, engine.Failed, 0},
+		{"401", 401, "", nil, engine.Failed, 0},
+		{"404", 404, "", nil, engine.Failed, 0},
+		{"409", 409, "", nil, engine.Failed, 0},
+		{"500", 500, "", nil, engine.Retryable, 0},
+		{"502", 502, "", nil, engine.Retryable, 0},
+		{"503 with date", 503, epoch.Add(90 * time.Second).Format(http.TimeFormat), nil, engine.Retryable, 90 * time.Second},
+		{"500 not expected but retryable", 500, "", []any{200}, engine.Retryable, 0},
+		{"429 seconds", 429, "7", nil, engine.Retryable, 7 * time.Second},
+		{"429 past date", 429, epoch.Add(-time.Minute).Format(http.TimeFormat), nil, engine.Retryable, 0},
+		{"429 garbage", 429, "soon", nil, engine.Retryable, 0},
+		{"429 huge", 429, "99999999", nil, engine.Retryable, MaxRetryAfter},
+		{"304", 304, "", nil, engine.Failed, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, "reply line\nsecond line\n")
+			}))
+			defer srv.Close()
+			args := map[string]any{"url": srv.URL + "/hook"}
+			if tc.expect != nil {
+				args["expect_status"] = tc.expect
+			}
+			res := runArgs(t, context.Background(), args)
+			if res.Status != tc.want {
+				t.Errorf("status = %s (%s), want %s", res.Status, res.Error, tc.want)
+			}
+			if res.HTTPStatus != tc.status {
+				t.Errorf("HTTPStatus = %d, want %d", res.HTTPStatus, tc.status)
+			}
+			if res.RetryAfter != tc.wantAfter {
+				t.Errorf("RetryAfter = %v, want %v", res.RetryAfter, tc.wantAfter)
+			}
+			if tc.status != 204 && tc.status != 304 && res.Output != "reply line\nsecond line\n" {
+				t.Errorf("output = %q", res.Output)
+			}
+			if res.Status != engine.Succeeded && !strings.Contains(res.Error, "POST "+srv.URL+"/hook: ") {
+				t.Errorf("error %q does not name the request", res.Error)
+			}
+		})
+	}
+}
+
+type recorded struct {
+	method, path, host string
+	header             http.Header
+	body               string
+}
+
+func recorder(t *testing.T) (*httptest.Server, func() recorded) {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got recorded
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = recorded{r.Method, r.URL.RequestURI(), r.Host, r.Header.Clone(), string(b)}
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() recorded { mu.Lock(); defer mu.Unlock(); return got }
+}
+
+func TestRequest(t *testing.T) {
+	srv, last := recorder(t)
+	tests := []struct {
+		name   string
+		args   map[string]any
+		method string
+		body   string
+		header map[string]string
+		host   string
+	}{
+		{"json body", map[string]any{"url": srv.URL + "/a?x=1", "body": map[string]any{"alert": "down", "n": 2}}, "POST",
+			`{"alert":"down","n":2}`, map[string]string{"Content-Type": "application/json", "Idempotency-Key": "inv-42", "User-Agent": "rulebook"}, ""},
+		{"raw body", map[string]any{"url": srv.URL + "/a", "method": "put", "raw_body": "k=v&x", "headers": map[string]any{"Content-Type": "application/x-www-form-urlencoded"}}, "PUT",
+			"k=v&x", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, ""},
+		{"no body", map[string]any{"url": srv.URL + "/a", "method": "GET"}, "GET", "", map[string]string{"Content-Type": ""}, ""},
+		{"user idempotency key and headers", map[string]any{"url": srv.URL + "/a", "headers": map[string]any{"idempotency-key": "mine", "X-Count": 3, "Authorization": "Bearer t"}}, "POST",
+			"", map[string]string{"Idempotency-Key": "mine", "X-Count": "3", "Authorization": "Bearer t"}, ""},
+		{"host header", map[string]any{"url": srv.URL + "/a", "headers": map[string]any{"Host": "api.example.test"}}, "POST", "", nil, "api.example.test"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runArgs(t, context.Background(), tc.args)
+			if res.Status != engine.Succeeded {
+				t.Fatalf("status %s: %s", res.Status, res.Error)
+			}
+			got := last()
+			if got.method != tc.method || got.body != tc.body {
+				t.Errorf("request %s %q, want %s %q", got.method, got.body, tc.method, tc.body)
+			}
+			for k, v := range tc.header {
+				if got.header.Get(k) != v {
+					t.Errorf("header %s = %q, want %q", k, got.header.Get(k), v)
+				}
+			}
+			if tc.host != "" && got.host != tc.host {
+				t.Errorf("Host = %q, want %q", got.host, tc.host)
+			}
+		})
+	}
+}
+
+func TestConnectionErrorsAreRetryable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	res := runArgs(t, context.Background(), map[string]any{"url": "http://" + addr + "/x"})
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "refused") {
+		t.Errorf("refused: %s %q, want retryable", res.Status, res.Error)
+	}
+
+	// A server that closes the connection without answering.
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 1024))
+			c.Close()
+		}
+	}()
+	res = runArgs(t, context.Background(), map[string]any{"url": "http://" + l.Addr().String() + "/x"})
+	if res.Status != engine.Retryable {
+		t.Errorf("closed connection: %s %q, want retryable", res.Status, res.Error)
+	}
+}
+
+func TestTimeoutIsRetryable(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	res := runArgs(t, ctx, map[string]any{"url": srv.URL})
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "timed out") {
+		t.Errorf("result = %s %q, want retryable timed out", res.Status, res.Error)
+	}
+}
+
+func TestSecretsAndLimits(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		_, _ = io.WriteString(w, "bad token "+r.URL.Query().Get("token")+"\n"+strings.Repeat("x", 5000))
+	}))
+	defer srv.Close()
+	inv := newInv(map[string]any{"url": srv.URL + "/x?token=t0ps3cret", "output_limit": 100})
+	inv.Secrets = []string{"t0ps3cret"}
+	h := New(zerolog.Nop(), engine.SystemClock{})
+	defer h.Close()
+	res := h.Run(context.Background(), inv)
+	b, _ := json.Marshal(res)
+	if strings.Contains(string(b), "t0ps3cret") {
+		t.Errorf("secret leaked: %s", b)
+	}
+	if !strings.Contains(res.Error, "token=******") || !strings.Contains(res.Error, "bad token ******") {
+		t.Errorf("error = %q", res.Error)
+	}
+	if !strings.HasSuffix(res.Output, "[... response truncated after 100 bytes ...]") || res.Details["output_truncated"] != true {
+		t.Errorf("output not truncated: %q", res.Output)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"0", 0}, {"120", 2 * time.Minute}, {" 5 ", 5 * time.Second}, {"-5", 0}, {"1.5", 0},
+		{epoch.Add(time.Hour / 2).Format(http.TimeFormat), 30 * time.Minute},
+		{"Sun, 06 Nov 1994 08:49:37 GMT", 0},
+		{"Fri, 02 Jan 2026 03:05:05 GMT", time.Minute},
+		{"Friday, 02-Jan-26 03:05:05 GMT", time.Minute}, // RFC 850
+		{"Fri Jan  2 03:05:05 2026", time.Minute},       // asctime
+		{"99999999999999999999", MaxRetryAfter},
+		{epoch.Add(48 * time.Hour).Format(http.TimeFormat), MaxRetryAfter},
+	}
+	for _, tc := range tests {
+		if got := parseRetryAfter(tc.in, epoch); got != tc.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "Fri, 02 Jan 2026 03:05:05 GMT", "", "-1", "1e9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d := parseRetryAfter(s, epoch); d < 0 || d > MaxRetryAfter {
+			t.Fatalf("parseRetryAfter(%q) = %v", s, d)
+		}
+	})
+}
+
+func FuzzCheck(f *testing.F) {
+	f.Add(`{"url":"https://h/x","headers":{"A":"b"},"body":{"a":[1]}}`)
+	f.Add(`{"url":"{{ x }}","tls":{"insecure_skip_verify":"{{ y }}"},"expect_status":[200,"{{ z }}"]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var args map[string]any
+		if json.Unmarshal([]byte(s), &args) != nil {
+			return
+		}
+		err := Check(args)
+		var ae *engine.ArgError
+		if err != nil && !errors.As(err, &ae) {
+			t.Fatalf("Check(%s) = %T %v, want *engine.ArgError", s, err, err)
+		}
+	})
+}
+
+// testPKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate, all signed by the CA, and returns their paths.
+type testPKI struct {
+	caFile, clientCert, clientKey string
+	caPool                        *x509.CertPool
+	server                        tls.Certificate
+}
+
+func newPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rulebook test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, _ := x509.MarshalECPrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := testPKI{caPool: x509.NewCertPool()}
+	p.caPool.AddCert(ca)
+	p.caFile = write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	sc, sk := issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	if p.server, err = tls.X509KeyPair(sc, sk); err != nil {
+		t.Fatal(err)
+	}
+	cc, ck := issue(3, "rulebook client", x509.ExtKeyUsageClientAuth, nil)
+	p.clientCert, p.clientKey = write("client.pem", cc), write("client-key.pem", ck)
+	return p
+}
+
+func TestTLS(t *testing.T) {
+	pki := newPKI(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // rejected handshakes are expected
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.caPool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	client := map[string]any{"cert": pki.clientCert, "key": pki.clientKey}
+	with := func(m map[string]any, kv ...any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i].(string)] = kv[i+1]
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		tls    map[string]any
+		want   engine.Status
+		errHas string
+	}{
+		{"test CA and client cert", with(client, "ca", pki.caFile), engine.Succeeded, ""},
+		{"system roots reject the test CA", client, engine.Failed, "certificate"},
+		{"insecure_skip_verify", with(client, "insecure_skip_verify", true), engine.Succeeded, ""},
+		{"no client cert", map[string]any{"ca": pki.caFile}, engine.Failed, "tls: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runArgs(t, context.Background(), map[string]any{"url": srv.URL + "/", "method": "GET", "tls": tc.tls})
+			if res.Status != tc.want || !strings.Contains(res.Error, tc.errHas) {
+				t.Fatalf("result = %s %q, want %s containing %q", res.Status, res.Error, tc.want, tc.errHas)
+			}
+			if tc.want == engine.Succeeded && res.Output != "hello rulebook client" {
+				t.Errorf("output = %q", res.Output)
+			}
+		})
+	}
+}

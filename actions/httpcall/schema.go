@@ -1,0 +1,48 @@
+package httpcall
+
+// Schema returns the JSON Schema (draft 2020-12) of the http action's
+// arguments, as the loader sees them before rendering.
+func Schema() map[string]any {
+	orTmpl := func(s map[string]any) map[string]any {
+		return map[string]any{"anyOf": []any{s, map[string]any{"$ref": "#/$defs/template"}}}
+	}
+	return map[string]any{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"title":                Type,
+		"description":          "Send an HTTP request. 5xx, 429 (Retry-After honoured) and connection errors are retryable; other 4xx are not. The invocation ID is sent as Idempotency-Key unless headers set it.",
+		"type":                 "object",
+		"required":             []any{"url"},
+		"additionalProperties": false,
+		"$defs":                map[string]any{"template": map[string]any{"type": "string", "pattern": `\{\{`}},
+		"not":                  map[string]any{"required": []any{"body", "raw_body"}},
+		"properties": map[string]any{
+			"method":   map[string]any{"type": "string", "default": "POST", "pattern": "^([!#$%&'*+.^_`|~0-9A-Za-z-]+|.*\\{\\{.*)$"},
+			"url":      map[string]any{"type": "string", "description": "http:// or https:// URL"},
+			"headers":  orTmpl(map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}),
+			"body":     orTmpl(map[string]any{"type": []any{"object", "array"}, "description": "sent as JSON with Content-Type application/json"}),
+			"raw_body": map[string]any{"type": "string", "description": "sent as is"},
+			"tls": map[string]any{
+				"type":                 "object",
+				"additionalProperties": false,
+				"dependentRequired":    map[string]any{"cert": []any{"key"}, "key": []any{"cert"}},
+				"properties": map[string]any{
+					"ca":                   map[string]any{"type": "string", "description": "PEM file of the CAs to trust instead of the system's"},
+					"cert":                 map[string]any{"type": "string", "description": "PEM client certificate"},
+					"key":                  map[string]any{"type": "string", "description": "PEM client key"},
+					"insecure_skip_verify": orTmpl(map[string]any{"type": "boolean", "default": false}),
+				},
+			},
+			"expect_status": orTmpl(map[string]any{
+				"type": "array", "minItems": 1,
+				"items":       orTmpl(map[string]any{"type": "integer", "minimum": 100, "maximum": 599}),
+				"description": "statuses that count as success (default: any 2xx)",
+			}),
+			"output_limit": orTmpl(map[string]any{"anyOf": []any{map[string]any{"type": "integer", "minimum": 1, "maximum": MaxOutputLimit}, map[string]any{"type": "string", "pattern": `^\s*[0-9]+\s*([kKmM]i?[bB]?|[bB])?\s*$`}}, "description": "bytes of the response body kept; default 64KiB"}),
+			"timeout":      map[string]any{"description": "dispatcher policy: time limit of one attempt"},
+			"retries":      map[string]any{"description": "dispatcher policy: retries of a retryable failure"},
+			"delay":        map[string]any{"description": "dispatcher policy: first backoff"},
+			"max_delay":    map[string]any{"description": "dispatcher policy: longest backoff"},
+			"lock":         map[string]any{"description": "dispatcher policy: mutual exclusion key"},
+		},
+	}
+}
