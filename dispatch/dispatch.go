@@ -395,20 +395,28 @@ func (d *Dispatcher) storedFiring(ctx context.Context, id, ruleset, rule, eventI
 	if fr, ok := d.store.(FiringReader); ok {
 		return fr.Firing(ctx, id)
 	}
-	// Newest first: a firing just submitted is found at once. The limit
-	// bounds the scan; firings sharing ruleset, rule and event are rare.
-	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID, Limit: 16}
+	// Query returns newest first and a store may scan until the limit is
+	// reached, so ask for the newest match first: a firing just submitted
+	// is that one. Only when another firing shares ruleset, rule and event
+	// look further.
+	f := engine.AuditFilter{Ruleset: ruleset, Rule: rule, EventID: eventID}
 	if !at.IsZero() {
 		f.Since = at.Add(-time.Second)
 		f.Until = at.Add(time.Second)
 	}
-	entries, err := d.store.Query(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	for i := range entries {
-		if entries[i].Firing.ID == id {
-			return &entries[i], nil
+	for _, limit := range []int{1, 64} {
+		f.Limit = limit
+		entries, err := d.store.Query(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for i := range entries {
+			if entries[i].Firing.ID == id {
+				return &entries[i], nil
+			}
+		}
+		if len(entries) < limit {
+			break
 		}
 	}
 	return nil, nil

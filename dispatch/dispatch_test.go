@@ -607,6 +607,21 @@ func testSubmit(t *testing.T, wrap func(*memStore) engine.ActionStore) {
 		t.Fatalf("%d firing reads, want one per submit", rs.reads.Load())
 	}
 
+	// A newer firing of the same rule and event does not hide the older
+	// one from the lookup.
+	g1 := newFiring("g1", "rs", false, invSpec{action: "x"})
+	g2 := newFiring("g2", "rs", false, invSpec{action: "x"})
+	g2.EventIDs = g1.EventIDs
+	h.submit(g1)
+	h.waitFinal("g1/0")
+	h.submit(g2)
+	h.waitFinal("g2/0")
+	n = len(store.history)
+	h.submit(g1)
+	if act.count() != 3 || len(store.history) != n {
+		t.Fatalf("resubmitting an older firing of the same event ran %d times, %d updates (want 3, %d)", act.count(), len(store.history), n)
+	}
+
 	bad := []struct {
 		name string
 		f    *engine.Firing
