@@ -68,7 +68,18 @@ type condNode interface {
 type andNode struct{ l, r condNode }
 type orNode struct{ l, r condNode }
 type notNode struct{ n condNode }
-type atomNode struct{ prog *vm.Program }
+type atomNode struct {
+	prog *vm.Program
+	// paths, when set, are the constant field paths the atom reads: it is
+	// unknown unless all exist, and the program reads them natively. When
+	// nil, the program was rewritten to presence-aware __get calls.
+	paths []fieldPath
+}
+
+type fieldPath struct {
+	root string
+	keys []any
+}
 
 func (n andNode) eval(e *evalState) Tri {
 	l := n.l.eval(e)
@@ -111,6 +122,11 @@ func (n notNode) eval(e *evalState) Tri {
 }
 
 func (n atomNode) eval(e *evalState) Tri {
+	for _, p := range n.paths {
+		if _, ok := lookup(e.env.root(p.root), p.keys); !ok {
+			return Unknown
+		}
+	}
 	out, err := e.vm.Run(n.prog, e.env)
 	if err != nil {
 		if !errors.Is(err, errMissing) && e.onError != nil {
@@ -127,25 +143,52 @@ func (n atomNode) eval(e *evalState) Tri {
 	return Unknown
 }
 
+// Env is what conditions and templates read. event and fact are the same
+// item (as in Event-Driven Ansible), events and facts the matches so far.
+type Env struct {
+	Event  map[string]any `expr:"event"`
+	Fact   map[string]any `expr:"fact"`
+	Events map[string]any `expr:"events"`
+	Facts  map[string]any `expr:"facts"`
+	Vars   map[string]any `expr:"vars"`
+}
+
+// root returns the value of one of the root names.
+func (e *Env) root(name string) any {
+	switch name {
+	case "event":
+		return e.Event
+	case "fact":
+		return e.Fact
+	case "events":
+		return e.Events
+	case "facts":
+		return e.Facts
+	case "vars":
+		return e.Vars
+	}
+	return nil
+}
+
 // evalState is what one evaluation needs; the engine keeps one and reuses it
 // (evaluation is single-threaded per engine).
 type evalState struct {
 	vm      vm.VM
-	env     map[string]any
+	env     *Env
 	onError func(error)
 }
 
 func newEvalState(onError func(error)) *evalState {
-	return &evalState{env: make(map[string]any, 6), onError: onError}
+	return &evalState{env: &Env{}, onError: onError}
 }
 
 // bind sets the names conditions and templates read.
 func (e *evalState) bind(event map[string]any, events map[string]any, vars map[string]any) {
-	e.env["event"] = event
-	e.env["fact"] = event
-	e.env["events"] = events
-	e.env["facts"] = events
-	e.env["vars"] = vars
+	e.env.Event = event
+	e.env.Fact = event
+	e.env.Events = events
+	e.env.Facts = events
+	e.env.Vars = vars
 }
 
 // Eval evaluates the condition against one item and the matches so far.
@@ -181,12 +224,7 @@ func exprError(err error, src file.Source) error {
 
 func (c *Compiler) config() *conf.Config {
 	cfg := conf.CreateNew()
-	env := map[string]any{
-		"event": map[string]any{}, "fact": map[string]any{},
-		"events": map[string]any{}, "facts": map[string]any{},
-		"vars": c.varsOrEmpty(),
-	}
-	opts := []expr.Option{expr.Env(env), expr.DisableBuiltin("now")}
+	opts := []expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now")}
 	opts = append(opts, c.functions()...)
 	for _, op := range opts {
 		op(cfg)
@@ -229,7 +267,6 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if err != nil {
 		return nil, exprError(err, file.NewSource(src))
 	}
-	rewrite(&tree.Node, false)
 	root, err := c.skeleton(tree.Node, tree.Source, cfg)
 	if err != nil {
 		return nil, err
@@ -264,11 +301,111 @@ func (c *Compiler) skeleton(n ast.Node, src file.Source, cfg *conf.Config) (cond
 			return notNode{inner}, nil
 		}
 	}
+	if paths, ok := staticPaths(n); ok {
+		rewritePresence(&n)
+		prog, err := compileNode(n, src, cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		if paths == nil {
+			paths = []fieldPath{}
+		}
+		return atomNode{prog: prog, paths: paths}, nil
+	}
+	rewrite(&n, false)
 	prog, err := compileNode(n, src, cfg, true)
 	if err != nil {
 		return nil, err
 	}
-	return atomNode{prog}, nil
+	return atomNode{prog: prog}, nil
+}
+
+// staticPaths collects the field paths an atom reads when every one has
+// constant keys and nothing in the atom evaluates conditionally (ternaries,
+// ??, closures); ok is false otherwise. Paths inside presence checks are not
+// required.
+func staticPaths(n ast.Node) (paths []fieldPath, ok bool) {
+	ok = true
+	var visit func(n ast.Node)
+	visit = func(n ast.Node) {
+		if !ok || n == nil {
+			return
+		}
+		switch x := n.(type) {
+		case *ast.ConditionalNode, *ast.PredicateNode, *ast.PointerNode, *ast.VariableDeclaratorNode, *ast.SequenceNode:
+			ok = false
+			return
+		case *ast.BinaryNode:
+			if x.Operator == "??" {
+				ok = false
+				return
+			}
+		case *ast.CallNode:
+			if id, isID := x.Callee.(*ast.IdentifierNode); isID {
+				switch id.Value {
+				case "defined", "is_defined", "is_not_defined":
+					return
+				}
+			}
+		case *ast.BuiltinNode:
+			switch x.Name {
+			case "all", "none", "any", "one", "filter", "map", "count", "sum", "find", "findIndex", "findLast", "findLastIndex", "groupBy", "sortBy", "reduce":
+				ok = false
+				return
+			}
+		case *ast.ChainNode:
+			ok = false
+			return
+		case *ast.MemberNode:
+			if root, keys, isPath := memberPath(x); isPath {
+				p := fieldPath{root: root}
+				for _, k := range keys {
+					switch kv := k.(type) {
+					case *ast.StringNode:
+						p.keys = append(p.keys, kv.Value)
+					case *ast.IntegerNode:
+						p.keys = append(p.keys, kv.Value)
+					default:
+						ok = false
+						return
+					}
+				}
+				paths = append(paths, p)
+				return
+			}
+		case *ast.IdentifierNode:
+			if rootNames[x.Value] {
+				paths = append(paths, fieldPath{root: x.Value})
+			}
+		}
+		walkChildren(n, func(c *ast.Node) { visit(*c) })
+	}
+	visit(n)
+	return paths, ok
+}
+
+// rewritePresence rewrites only the presence checks and `contains`, leaving
+// member access native (for atoms whose paths are checked up front).
+func rewritePresence(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+			switch id.Value {
+			case "defined", "is_defined", "is_not_defined":
+				rewrite(node, false)
+				return
+			}
+		}
+	case *ast.BinaryNode:
+		rewritePresence(&n.Left)
+		rewritePresence(&n.Right)
+		if n.Operator == "contains" {
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "__contains"},
+				Arguments: []ast.Node{n.Left, n.Right}})
+		}
+		return
+	}
+	walkChildren(*node, func(c *ast.Node) { rewritePresence(c) })
 }
 
 func compileNode(n ast.Node, src file.Source, cfg *conf.Config, wantBool bool) (*vm.Program, error) {

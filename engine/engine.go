@@ -303,6 +303,10 @@ func (e *Engine) test(s *rsState, c *Condition, it *item, bound map[string]any) 
 	return c.eval(e.st)
 }
 
+// noBindings is what a condition sees as events before anything matched; it
+// is never written to.
+var noBindings = map[string]any{}
+
 // evaluate runs one item through a ruleset's rules in order.
 func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 	now := e.opts.Clock.Now()
@@ -314,13 +318,13 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 		var err error
 		switch r.rule.Kind {
 		case Single:
-			if e.test(s, r.rule.Conditions[0], it, map[string]any{}) == True {
+			if e.test(s, r.rule.Conditions[0], it, noBindings) == True {
 				matched = true
 				err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[0]: it}, now)
 			}
 		case Any:
 			for i, c := range r.rule.Conditions {
-				if e.test(s, c, it, map[string]any{}) == True {
+				if e.test(s, c, it, noBindings) == True {
 					matched = true
 					err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[i]: it}, now)
 					break
@@ -842,7 +846,7 @@ func (e *Engine) debug(s *rsState, rule *Rule, args map[string]any, event map[st
 				keys = append(keys, k)
 			}
 		}
-		v, ok := lookup(e.st.env[root], keys)
+		v, ok := lookup(e.st.env.root(root), keys)
 		if !ok {
 			fmt.Fprintf(w, "%s: (not defined)\n", name)
 			return

@@ -528,7 +528,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 func (l *loader) argError(args *yaml.Node, where string, err error) {
 	var ae *engine.ArgError
 	if errors.As(err, &ae) {
-		n := nodeAt(args, ae.Path)
+		n := keyNodeAt(args, ae.Path)
 		w := where
 		if len(ae.Path) > 0 {
 			w = where + ": " + strings.Join(ae.Path, ".")
@@ -537,6 +537,23 @@ func (l *loader) argError(args *yaml.Node, where string, err error) {
 		return
 	}
 	l.errf(args, where, "%v", err)
+}
+
+// keyNodeAt is nodeAt, but when the path ends at a mapping key it returns
+// the key's node: errors about an argument point at its name.
+func keyNodeAt(n *yaml.Node, path []string) *yaml.Node {
+	if len(path) == 0 {
+		return n
+	}
+	parent := nodeAt(n, path[:len(path)-1])
+	if parent.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(parent.Content); i += 2 {
+			if parent.Content[i].Value == path[len(path)-1] {
+				return parent.Content[i]
+			}
+		}
+	}
+	return nodeAt(n, path)
 }
 
 // nodeAt follows a key path into a node; it stops at the deepest node found.
@@ -940,7 +957,7 @@ func (l *loader) checkBuiltin(typ string, n *yaml.Node, args map[string]any, whe
 	allowed := builtinArgs[typ]
 	for k := range args {
 		if !allowed[k] {
-			l.errf(nodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
+			l.errf(keyNodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
 		}
 	}
 	switch typ {

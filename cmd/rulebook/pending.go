@@ -12,4 +12,3 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 }
 func cmdAudit(args []string, stdout, stderr io.Writer) error   { return errors.New("not wired yet") }
 func cmdPlugins(args []string, stdout, stderr io.Writer) error { return errors.New("not wired yet") }
-func cmdSchema(args []string, stdout, stderr io.Writer) error  { return errors.New("not wired yet") }

@@ -1,0 +1,150 @@
+package rulebooks
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+func testRegistry() *engine.Registry {
+	reg := engine.NewRegistry()
+	reg.RegisterSource(engine.SourceSpec{Type: "range", New: func(engine.SourceConfig) (engine.Source, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			for k := range args {
+				if k != "limit" {
+					return engine.ArgErrorf([]string{k}, "unknown key %q", k)
+				}
+			}
+			return nil
+		}})
+	reg.RegisterAction(engine.ActionSpec{Type: "run_playbook", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			if _, ok := args["name"]; !ok {
+				return engine.ArgErrorf(nil, "missing key \"name\"")
+			}
+			if v, ok := args["verbosity"]; ok {
+				if _, isInt := v.(int); !isInt {
+					return engine.ArgErrorf([]string{"verbosity"}, "want a number")
+				}
+			}
+			return nil
+		}})
+	return reg
+}
+
+const header = "- name: rs\n  sources:\n    - range: {limit: 1}\n  rules:\n"
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"not a list", "name: x\n", []string{"f.yml:1:1: a rulebook is a list of rulesets, not a mapping"}},
+		{"invalid yaml", "- name: [\n", []string{"f.yml:1:1: invalid YAML: did not find expected node content"}},
+		{"missing keys", "- hosts: all\n", []string{
+			`f.yml:1:3: ruleset "": missing key "name"`, `f.yml:1:3: ruleset "": missing key "sources"`, `f.yml:1:3: ruleset "": missing key "rules"`}},
+		{"unknown ruleset key with suggestion", "- name: rs\n  sources: []\n  rules: []\n  match_multiple_rule: true\n", []string{
+			`f.yml:3:10: ruleset "rs": rules: a ruleset needs at least one rule`,
+			`f.yml:4:3: ruleset "rs": unknown key "match_multiple_rule"; did you mean "match_multiple_rules"?`}},
+		{"source arg error points at the key", "- name: rs\n  sources:\n    - range:\n        limt: 3\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:4:9: ruleset "rs": sources[0]: range: limt: unknown key "limt"`}},
+		{"action arg error points at the key", header + "    - name: r\n      condition: event.i == 1\n      action:\n        run_playbook:\n          name: x.yml\n          verbosity: loud\n", []string{
+			`f.yml:10:11: ruleset "rs": rule "r": actions[0]: run_playbook: verbosity: want a number`}},
+		{"policy keys are checked and removed", header + "    - name: r\n      condition: event.i == 1\n      action:\n        run_playbook: {name: x.yml, retries: -1, timeout: soon}\n", []string{
+			`f.yml:8:46: ruleset "rs": rule "r": actions[0]: run_playbook: retries: must be at least 0, got -1`,
+			`f.yml:8:59: ruleset "rs": rule "r": actions[0]: run_playbook: timeout: invalid duration "soon"`}},
+		{"condition column inside a quoted string", header + "    - name: r\n      condition: \"event.i == 1 and evnt.j\"\n      action: {none: {}}\n", []string{
+			`f.yml:6:36: ruleset "rs": rule "r": condition: unknown name evnt`}},
+		{"condition column after an assignment", header + "    - name: r\n      condition:\n        all:\n          - events.a << event.i = 1\n      action: {none: {}}\n", []string{
+			`f.yml:8:33: ruleset "rs": rule "r": condition: all[0]: unexpected token Operator("=")`}},
+		{"not_all needs a timeout", header + "    - name: r\n      condition:\n        not_all: [event.i == 1]\n      action: {none: {}}\n", []string{
+			`f.yml:7:9: ruleset "rs": rule "r": condition: not_all needs a timeout`}},
+		{"throttle needs one kind", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 1m, once_after: 2m}\n      action: {none: {}}\n", []string{
+			`f.yml:7:17: ruleset "rs": rule "r": throttle: give exactly one of once_within, once_after or accumulate_within`}},
+		{"accumulate needs a threshold", header + "    - name: r\n      condition: event.i == 1\n      throttle: {accumulate_within: 1m}\n      action: {none: {}}\n", []string{
+			`f.yml:7:17: ruleset "rs": rule "r": throttle: accumulate_within needs a threshold`}},
+		{"action and actions", header + "    - name: r\n      condition: event.i == 1\n      action: {none: {}}\n      actions: [{none: {}}]\n", []string{
+			`f.yml:8:16: ruleset "rs": rule "r": actions: give either action or actions, not both`}},
+		{"unknown builtin arg", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {mesage: hi}}\n", []string{
+			`f.yml:7:24: ruleset "rs": rule "r": actions[0]: debug: unknown key "mesage"`}},
+		{"unknown action", header + "    - name: r\n      condition: event.i == 1\n      action: {run_playbok: {}}\n", []string{
+			`f.yml:7:16: ruleset "rs": rule "r": actions[0]: unknown action "run_playbok"; did you mean "run_playbook"?`}},
+		{"duplicate ruleset", header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n" + header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:6:9: ruleset "rs": name: duplicate ruleset name (first defined at line 1)`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yml", []byte(tc.src), Options{Registry: testRegistry()})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			got := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in:\n%s", w, got)
+				}
+			}
+			if n := strings.Count(got, "\n") + 1; n != len(tc.want) {
+				t.Errorf("%d errors, want %d:\n%s", n, len(tc.want), got)
+			}
+		})
+	}
+}
+
+func TestLoadSecrets(t *testing.T) {
+	src := header + "    - name: r\n      condition: event.i == 1\n      action: {run_playbook: {name: x.yml, extra_vars: {token: \"${env:RULEBOOK_TEST_UNSET}\"}}}\n"
+	if _, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry()}); err != nil {
+		t.Fatalf("without CheckSecrets: %v", err)
+	}
+	_, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
+	if err == nil || !strings.Contains(err.Error(), `environment variable "RULEBOOK_TEST_UNSET" is not set`) {
+		t.Fatalf("with CheckSecrets: %v", err)
+	}
+	t.Setenv("RULEBOOK_TEST_SET", "s3cret")
+	src = strings.ReplaceAll(src, "RULEBOOK_TEST_UNSET", "RULEBOOK_TEST_SET")
+	rb, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rb.Rulesets[0].Rules[0].Actions[0].Pos, "s3cret") {
+		t.Fatal("secret leaked")
+	}
+}
+
+func TestLoadPolicyAndVars(t *testing.T) {
+	src := "- name: rs\n  vars: {a: 1, b: 2}\n  defaults: {retries: 2, timeout: 1m}\n  execution_strategy: parallel\n  sources: [{range: {limit: 1}}]\n  rules:\n" +
+		"    - name: r\n      condition: event.i == vars.a\n      action: {run_playbook: {name: x.yml, timeout: 5m, lock: event.host}}\n"
+	rb, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry(), ExtraVars: map[string]any{"b": 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := rb.Rulesets[0]
+	if rs.Vars["a"] != 1 || rs.Vars["b"] != 3 || rs.Sequential {
+		t.Fatalf("vars %v sequential %v", rs.Vars, rs.Sequential)
+	}
+	a := rs.Rules[0].Actions[0]
+	if a.Policy.Retries != 2 || a.Policy.Timeout != 5*time.Minute || a.Lock == nil {
+		t.Fatalf("policy %+v lock %v", a.Policy, a.Lock)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n"))
+	f.Add([]byte(header + "    - name: r\n      condition: {all: [event.a == 1, events.m_0.b == event.b], timeout: 1m}\n      throttle: {once_after: 1m, group_by: [event.h]}\n      actions: [{debug: {msg: \"{{ event.a }}\"}}, {set_fact: {fact: {x: 1}}}]\n"))
+	f.Add([]byte("- name: [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rb, err := Parse("fuzz.yml", data, Options{Registry: testRegistry(), Clock: engine.NewFakeClock(time.Unix(0, 0))})
+		if err != nil {
+			if _, ok := err.(ErrorList); !ok {
+				t.Fatalf("error is %T, want ErrorList", err)
+			}
+			return
+		}
+		if rb == nil {
+			t.Fatal("no rulebook and no error")
+		}
+	})
+}
