@@ -160,4 +160,3 @@ func withPolicy(args map[string]any, policy map[string]any) map[string]any {
 	out["properties"] = p
 	return out
 }
-
