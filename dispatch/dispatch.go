@@ -323,8 +323,18 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	for _, id := range order {
 		states := byFiring[id]
 		first := states[0].Invocation
+		for _, st := range states[1:] {
+			if st.Invocation.Index < first.Index {
+				first = st.Invocation
+			}
+		}
 		// The store returns only unfinished invocations; the finished ones
-		// of the same firing say whether an earlier action failed.
+		// of the same firing say whether an earlier action failed. Index 0
+		// has no earlier one.
+		if first.Index == 0 {
+			jobs = append(jobs, newJob(id, states))
+			continue
+		}
 		if e, err := d.storedFiring(ctx, id, first.Ruleset, first.Rule, engine.EventID(first.Event), first.Created); err != nil {
 			d.log.Warn().Err(err).Str("firing_id", id).Msg("cannot read firing from audit trail; resuming its unfinished invocations only")
 		} else if e != nil {

@@ -46,7 +46,8 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 	store.put(f5, stateOf(f5, 0, engine.StatusSucceeded, engine.Attempt{N: 1, Status: engine.Succeeded}), stateOf(f5, 1, engine.StatusQueued))
 
 	act := &script{results: []engine.Result{engine.Success("ok")}}
-	h := start(t, store, newFakeClock(), Config{Store: wrap(store), Actions: ActionMap(map[string]engine.Action{"x": act})})
+	ws := wrap(store)
+	h := start(t, store, newFakeClock(), Config{Store: ws, Actions: ActionMap(map[string]engine.Action{"x": act})})
 	// f1/0 backs off after its interrupted attempt, f2/0 waits for its
 	// next_attempt; let both timers exist before time moves.
 	waitFor(t, "two backoff timers", func() bool { return h.clock.pending() == 2 })
@@ -91,6 +92,9 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 				}
 			}
 		})
+	}
+	if rs, ok := ws.(*readerStore); ok && rs.reads.Load() != 2 {
+		t.Fatalf("%d firing reads at start, want 2 (f4 and f5 resume after index 0)", rs.reads.Load())
 	}
 	if act.count() != 4 {
 		t.Fatalf("%d runs, want 4 (f1/0, f1/1, f2/0, f5/1)", act.count())
