@@ -251,9 +251,13 @@ func TestEventReachesPlaybook(t *testing.T) {
 	inv := newInv(args)
 	inv.Event = engine.Event{"payload": payload, "meta": map[string]any{"uuid": "e-1", "hosts": []any{"localhost"}}}
 	inv.Hosts = []string{"localhost"}
-	res := run(t, newAction(t, ModePlaybook), context.Background(), inv)
+	a := newAction(t, ModePlaybook)
+	res := run(t, a, context.Background(), inv)
 	if res.Status != engine.Succeeded {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 0 {
+		t.Errorf("scratch files left behind in %s: %v %v", a.tempDir, left, err)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -558,5 +562,24 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A play whose hosts match nothing in the inventory exits 0 without doing
+// anything; that is reported as a failure.
+func TestNoHostMatchedFails(t *testing.T) {
+	requireAnsible(t, "ansible-playbook")
+	t.Parallel()
+	inventory := filepath.Join(t.TempDir(), "hosts.ini")
+	if err := os.WriteFile(inventory, []byte("[web]\nalpha ansible_connection=local\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	play := filepath.Join(t.TempDir(), "db.yml")
+	if err := os.WriteFile(play, []byte("- hosts: db\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, newAction(t, ModePlaybook), context.Background(), newInv(map[string]any{"name": play, "inventory": inventory}))
+	if res.Status != engine.Failed || !strings.Contains(res.Error, "ran on no host") {
+		t.Errorf("result = %s %q, want failed: ran on no host", res.Status, res.Error)
 	}
 }

@@ -185,6 +185,11 @@ func classify(bin string, po procOutcome, st *runStats) engine.Result {
 		failed, unreachable = st.totals()
 	}
 	switch {
+	case code == exitOK && st != nil && len(st.Hosts) == 0:
+		// ansible exits 0 when the inventory has no host the play or the
+		// limit matches; the remediation did not happen.
+		r.Status = engine.Failed
+		r.Error = fmt.Sprintf("%s ran on no host: the inventory and limit matched none", bin)
 	case code == exitOK:
 		r.Status = engine.Succeeded
 		return r

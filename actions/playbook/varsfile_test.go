@@ -147,7 +147,9 @@ func TestClassify(t *testing.T) {
 		status engine.Status
 		errHas string
 	}{
-		{"ok", procOutcome{exitCode: 0}, &runStats{}, engine.Succeeded, ""},
+		{"ok", procOutcome{exitCode: 0}, &runStats{Hosts: map[string]hostStats{"h": {OK: 1}}}, engine.Succeeded, ""},
+		{"ok without recap", procOutcome{exitCode: 0}, nil, engine.Succeeded, ""},
+		{"no host matched", procOutcome{exitCode: 0}, &runStats{}, engine.Failed, "ran on no host"},
 		{"task failed", procOutcome{exitCode: 2}, failed, engine.Failed, `task "t" on h: boom (and 1 more)`},
 		{"unreachable 4", procOutcome{exitCode: 4}, unreachable, engine.Retryable, `unreachable (exit status 4): task "t" on h: refused`},
 		{"unreachable 3", procOutcome{exitCode: 3}, nil, engine.Retryable, "unreachable"},
