@@ -169,6 +169,7 @@ func (a Auth) Compile() (*Verifier, error) {
 			v.sensitive = append(v.sensitive, m.header)
 		}
 	}
+	v.sensitive = append(append([]string(nil), sensitiveHeaders...), v.sensitive...)
 	return v, nil
 }
 
@@ -266,13 +267,12 @@ var sensitiveHeaders = []string{
 
 // SensitiveHeaders returns the canonical names of the headers that carry
 // credentials: the well-known ones plus those this verifier reads. v may be
-// nil.
+// nil. The slice is shared: do not modify it.
 func (v *Verifier) SensitiveHeaders() []string {
-	out := append([]string(nil), sensitiveHeaders...)
-	if v != nil {
-		out = append(out, v.sensitive...)
+	if v == nil {
+		return sensitiveHeaders
 	}
-	return out
+	return v.sensitive
 }
 
 // Challenge is the WWW-Authenticate value for a 401, "" when none applies.

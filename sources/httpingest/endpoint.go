@@ -98,8 +98,8 @@ type Counts struct {
 type Endpoint struct {
 	Source engine.SourceRef
 	Out    engine.Emitter
-	// Build turns a checked request into entries. An error is answered 400
-	// with its message, so it must not contain a secret.
+	// Build (required) turns a checked request into entries. An error is
+	// answered 400 with its message, so it must not contain a secret.
 	Build func(req *Request) ([]engine.Entry, error)
 
 	// Methods allowed; empty: POST only.

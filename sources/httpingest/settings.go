@@ -39,6 +39,17 @@ var SettingsKeys = []string{
 	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
 }
 
+// CheckKeys returns an *engine.ArgError for the first key of args (in sorted
+// order) that is neither one of SettingsKeys nor one of own: a typo must not
+// silently disable a setting.
+func CheckKeys(args map[string]any, own ...string) error {
+	d := decoder{}
+	known := append(append([]string{}, SettingsKeys...), own...)
+	sort.Strings(known)
+	d.onlyKeys(nil, args, known...)
+	return d.err
+}
+
 // DefaultHost is the host a source listens on when only a port is given.
 const DefaultHost = "0.0.0.0"
 

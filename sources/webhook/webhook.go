@@ -186,7 +186,7 @@ func Check(args map[string]any) error {
 }
 
 func decode(args map[string]any, resolved bool) (*config, error) {
-	if err := checkKeys(args); err != nil {
+	if err := httpingest.CheckKeys(args, ownKeys...); err != nil {
 		return nil, err
 	}
 	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/"})
@@ -250,10 +250,6 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-func checkKeys(args map[string]any) error {
-	known := append(append([]string{}, httpingest.SettingsKeys...), ownKeys...)
-	return onlyKeys(nil, args, known...)
-}
 
 func onlyKeys(path []string, m map[string]any, keys ...string) error {
 	var unknown []string
