@@ -250,7 +250,6 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-
 func onlyKeys(path []string, m map[string]any, keys ...string) error {
 	var unknown []string
 outer:
