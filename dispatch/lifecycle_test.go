@@ -51,6 +51,8 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 	// f1/0 backs off after its interrupted attempt, f2/0 waits for its
 	// next_attempt; let both timers exist before time moves.
 	waitFor(t, "two backoff timers", func() bool { return h.clock.pending() == 2 })
+	h.clock.Advance(750 * time.Millisecond)
+	waitFor(t, "f1 final", func() bool { return store.status("f1/0").Final() && store.status("f1/1").Final() })
 	all := []string{"f1/0", "f1/1", "f2/0", "f3/0", "f3/1", "f4/1", "f5/1"}
 	h.waitFinal(all...)
 
