@@ -125,6 +125,7 @@ func Spec(hub *httpingest.Hub) engine.SourceSpec {
 		Type:        Type,
 		Description: "receive events over HTTP(S): any provider's webhooks, with signatures, TLS, dedupe and ordering",
 		Check:       Check,
+		Schema:      Schema(),
 		New: func(cfg engine.SourceConfig) (engine.Source, error) {
 			return New(hub, cfg)
 		},

@@ -595,3 +595,18 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.buf.Write(b)
 }
 func (r *recorder) WriteHeader(c int) { r.code = c }
+
+func TestSpec(t *testing.T) {
+	spec := Spec(httpingest.NewHub(httpingest.HubConfig{Log: zerolog.Nop()}))
+	if spec.Type != "webhook" || spec.Check == nil || spec.New == nil || spec.Schema == nil || spec.Description == "" {
+		t.Fatalf("incomplete spec %+v", spec)
+	}
+	reg := engine.NewRegistry()
+	reg.RegisterSource(spec)
+	if _, err := spec.New(engine.SourceConfig{Name: "x", Args: map[string]any{"port": 1, "hmac": map[string]any{"preset": "standard", "secret": "not-whsec!"}}}); err == nil {
+		t.Fatal("New accepted an unusable resolved secret")
+	}
+	if _, err := New(nil, engine.SourceConfig{Args: map[string]any{"port": 1}}); err == nil {
+		t.Fatal("New without a hub")
+	}
+}
