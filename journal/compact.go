@@ -71,7 +71,7 @@ func (s *Store) Start(ctx context.Context) error {
 }
 
 // Stop ends the background compaction and waits for it, or for ctx. It is
-// safe to call more than once and without Start.
+// safe to call more than once and without Start; Start may follow it.
 func (s *Store) Stop(ctx context.Context) error {
 	s.loopMu.Lock()
 	cancel, done := s.loopCancel, s.loopDone
@@ -82,6 +82,11 @@ func (s *Store) Stop(ctx context.Context) error {
 	cancel()
 	select {
 	case <-done:
+		s.loopMu.Lock()
+		if s.loopDone == done {
+			s.loopCancel, s.loopDone = nil, nil
+		}
+		s.loopMu.Unlock()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("journal: stop compaction: %w", ctx.Err())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,8 @@ const purgeChunk = 1000
 
 // Options configure a Store.
 type Options struct {
-	// Dir is the data directory; it is created when missing.
+	// Dir is the data directory (--data-dir); the store lives in its
+	// "journal" subdirectory. Both are created when missing.
 	Dir string
 	// MaxBacklog is how many records may be accepted but not yet done before
 	// Emit returns a *engine.BacklogError. Zero: DefaultMaxBacklog; negative:
@@ -168,11 +170,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Clock == nil {
 		opts.Clock = engine.SystemClock{}
 	}
-	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+	path := filepath.Join(opts.Dir, "journal")
+	if err := os.MkdirAll(path, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: create data directory: %w", err)
 	}
 	log := opts.Log.With().Str("component", "journal").Logger()
-	db, err := pebble.Open(opts.Dir, &pebble.Options{
+	db, err := pebble.Open(path, &pebble.Options{
 		Logger: pebbleLogger{log: log},
 		// A larger memtable than Pebble's 4 MiB default means fewer flushes
 		// under a burst of 1 KiB events, and a shorter latency tail.
@@ -180,7 +183,7 @@ func Open(opts Options) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("journal: open %q: %w", opts.Dir, err)
+		return nil, fmt.Errorf("journal: open %q: %w", path, err)
 	}
 	s := &Store{
 		opts:          opts,
@@ -206,10 +209,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("journal: open %q: %w", opts.Dir, err)
+		return nil, fmt.Errorf("journal: open %q: %w", path, err)
 	}
 	go s.commitLoop()
-	log.Info().Str("dir", opts.Dir).Uint64("last_seq", s.lastSeq.Load()).
+	log.Info().Str("dir", path).Uint64("last_seq", s.lastSeq.Load()).
 		Uint64("last_done", s.lastDone.Load()).Msg("journal opened")
 	return s, nil
 }

@@ -3,12 +3,13 @@
 // event together with a dedupe-key check-and-insert (one atomic decision),
 // then acknowledging. It prints events/s and latency percentiles per engine.
 //
-//	go run ./bench/journal -engines bolt-batch,bolt-group,pebble-group,pebble-pipeline -c 32 -d 5s
+//	go run ./bench/journal -engines bolt-batch,bolt-group,pebble-group,pebble-pipeline,journal -c 32 -d 5s -rounds 3
 //
 // The figures chose the engine of package journal; see journal/README.md.
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +26,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/journal"
 )
 
 // appender is one engine under test: Append must durably store ev under a new
@@ -37,13 +43,14 @@ type appender interface {
 var pebbleMemtable = flag.Int("pebble-memtable", 0, "Pebble MemTableSize in bytes (0: Pebble's default)")
 
 func main() {
-	engines := flag.String("engines", "bolt-batch,bolt-group,pebble-group,pebble-pipeline", "comma-separated engines to measure")
+	engines := flag.String("engines", "bolt-batch,bolt-group,pebble-group,pebble-pipeline", "comma-separated engines to measure (also: journal, the real package)")
 	conc := flag.Int("c", 32, "concurrent writers")
 	dur := flag.Duration("d", 5*time.Second, "measuring time per engine")
 	size := flag.Int("size", 1024, "event size in bytes")
 	dir := flag.String("dir", "", "directory for the stores (default: a temporary directory on the working filesystem)")
 	boltDelay := flag.Duration("bolt-delay", time.Millisecond, "bbolt MaxBatchDelay for bolt-batch")
 	boltSize := flag.Int("bolt-size", 0, "bbolt MaxBatchSize for bolt-batch (0: the number of writers)")
+	rounds := flag.Int("rounds", 1, "rounds over all engines; more than one prints medians too")
 	randKeys := flag.Bool("random-keys", true, "use random dedupe keys (like delivery UUIDs) instead of ordered ones")
 	flag.Parse()
 
@@ -56,36 +63,81 @@ func main() {
 		}
 		defer os.RemoveAll(base)
 	}
-	fmt.Printf("writers=%d event=%dB duration=%s\n", *conc, *size, *dur)
-	fmt.Printf("%-16s %10s %9s %9s %9s %8s %12s\n", "engine", "events/s", "p50", "p99", "p99.9", "dups", "cpu/event")
-	for _, name := range strings.Split(*engines, ",") {
-		path := filepath.Join(base, name)
-		var a appender
-		var err error
-		switch name {
-		case "bolt-batch":
-			size := *boltSize
-			if size == 0 {
-				size = *conc
+	fmt.Printf("writers=%d event=%dB duration=%s rounds=%d random-keys=%v\n", *conc, *size, *dur, *rounds, *randKeys)
+	header := func() {
+		fmt.Printf("%-16s %10s %9s %9s %9s %8s %12s %11s\n", "engine", "events/s", "p50", "p99", "p99.9", "dups", "cpu/event", "disk/event")
+	}
+	header()
+	names := strings.Split(*engines, ",")
+	all := map[string][]result{}
+	// Rounds interleave the engines, so that load from elsewhere on the
+	// machine spreads over all of them; the summary takes medians.
+	for round := range *rounds {
+		for _, name := range names {
+			path := filepath.Join(base, fmt.Sprintf("%s-%d", name, round))
+			var a appender
+			var err error
+			switch name {
+			case "bolt-batch":
+				size := *boltSize
+				if size == 0 {
+					size = *conc
+				}
+				a, err = openBoltBatch(path, *boltDelay, size)
+			case "bolt-group":
+				a, err = openBoltGroup(path)
+			case "pebble-group":
+				a, err = openPebbleGroup(path)
+			case "pebble-pipeline":
+				a, err = openPebblePipeline(path)
+			case "journal":
+				a, err = openJournal(path)
+			default:
+				err = fmt.Errorf("unknown engine %q", name)
 			}
-			a, err = openBoltBatch(path, *boltDelay, size)
-		case "bolt-group":
-			a, err = openBoltGroup(path)
-		case "pebble-group":
-			a, err = openPebbleGroup(path)
-		case "pebble-pipeline":
-			a, err = openPebblePipeline(path)
-		default:
-			err = fmt.Errorf("unknown engine %q", name)
+			if err != nil {
+				fatal(err)
+			}
+			r := run(a, *conc, *dur, *size, *randKeys)
+			_ = os.RemoveAll(path)
+			all[name] = append(all[name], r)
+			r.print(name)
 		}
-		if err != nil {
-			fatal(err)
+	}
+	if *rounds > 1 {
+		fmt.Println("median of rounds:")
+		header()
+		for _, name := range names {
+			median(all[name]).print(name)
 		}
-		r := run(a, *conc, *dur, *size, *randKeys)
-		if err := a.Close(); err != nil {
-			fatal(err)
+	}
+}
+
+func (r result) print(name string) {
+	fmt.Printf("%-16s %10.0f %9s %9s %9s %8d %12s %10.0fB\n", name, r.rate, r.p50, r.p99, r.p999, r.dups, r.cpu, r.disk)
+}
+
+// median takes the median of each figure on its own.
+func median(rs []result) result {
+	mid := func(get func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
 		}
-		fmt.Printf("%-16s %10.0f %9s %9s %9s %8d %12s\n", name, r.rate, r.p50, r.p99, r.p999, r.dups, r.cpu)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	d := func(get func(result) time.Duration) time.Duration {
+		return time.Duration(mid(func(r result) float64 { return float64(get(r)) }))
+	}
+	return result{
+		rate: mid(func(r result) float64 { return r.rate }),
+		p50:  d(func(r result) time.Duration { return r.p50 }),
+		p99:  d(func(r result) time.Duration { return r.p99 }),
+		p999: d(func(r result) time.Duration { return r.p999 }),
+		dups: int64(mid(func(r result) float64 { return float64(r.dups) })),
+		cpu:  d(func(r result) time.Duration { return r.cpu }),
+		disk: mid(func(r result) float64 { return r.disk }),
 	}
 }
 
@@ -94,6 +146,25 @@ type result struct {
 	p50, p99, p999 time.Duration
 	dups           int64
 	cpu            time.Duration // user+system CPU per event
+	disk           float64       // bytes written to the disk per event
+}
+
+// writeBytes returns the bytes this process caused to be written to storage
+// (/proc/self/io write_bytes), or -1 when unavailable.
+func writeBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func cpuTime() time.Duration {
@@ -112,7 +183,7 @@ func run(a appender, conc int, dur time.Duration, size int, randKeys bool) resul
 		lats  []time.Duration
 		total int64
 	)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0, disk0 := time.Now(), cpuTime(), writeBytes()
 	for w := range conc {
 		wg.Add(1)
 		go func() {
@@ -149,6 +220,13 @@ func run(a appender, conc int, dur time.Duration, size int, randKeys bool) resul
 	stop.Store(true)
 	wg.Wait()
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	// Close flushes what is still buffered, so the store is closed before
+	// the disk figure is taken.
+	closeErr := a.Close()
+	if closeErr != nil {
+		fatal(closeErr)
+	}
+	disk := float64(writeBytes()-disk0) / float64(max(total, 1))
 	slices.Sort(lats)
 	pct := func(p float64) time.Duration {
 		if len(lats) == 0 {
@@ -156,7 +234,7 @@ func run(a appender, conc int, dur time.Duration, size int, randKeys bool) resul
 		}
 		return lats[min(len(lats)-1, int(float64(len(lats))*p))].Round(10 * time.Microsecond)
 	}
-	return result{rate: float64(total) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), dups: dups.Load(), cpu: (cpu / time.Duration(max(total, 1))).Round(100 * time.Nanosecond)}
+	return result{rate: float64(total) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), p999: pct(0.999), dups: dups.Load(), cpu: (cpu / time.Duration(max(total, 1))).Round(100 * time.Nanosecond), disk: disk}
 }
 
 func fatal(err error) {
@@ -419,3 +497,30 @@ func (p *pebblePipeline) Append(key string, ev []byte) (bool, error) {
 }
 
 func (p *pebblePipeline) Close() error { return p.db.Close() }
+
+// journalStore measures package journal itself: Pebble with its own group
+// committer, per-source dedupe and order state, backlog bound.
+type journalStore struct{ s *journal.Store }
+
+var benchSource = engine.SourceRef{Ruleset: "bench", Name: "hook", Type: "webhook"}
+
+func openJournal(path string) (*journalStore, error) {
+	s, err := journal.Open(journal.Options{Dir: path, MaxBacklog: -1, Log: zerolog.Nop()})
+	if err != nil {
+		return nil, err
+	}
+	return &journalStore{s: s}, nil
+}
+
+func (j *journalStore) Append(key string, ev []byte) (bool, error) {
+	out, err := j.s.Emit(context.Background(), benchSource, []engine.Entry{{
+		Event:     engine.Event{"payload": string(ev)},
+		DedupeKey: key,
+	}})
+	if err != nil {
+		return false, err
+	}
+	return out[0] == engine.Duplicate, nil
+}
+
+func (j *journalStore) Close() error { return j.s.Close() }
