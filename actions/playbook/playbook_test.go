@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -408,6 +409,30 @@ func TestUnreachableIsRetryable(t *testing.T) {
 	}
 }
 
+// expiring is a context whose deadline passes when expire is called, so a
+// test can let the deadline hit at a known point however slow the machine.
+type expiring struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newExpiring() *expiring {
+	return &expiring{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *expiring) expire()                     { c.once.Do(func() { close(c.done) }) }
+func (c *expiring) Done() <-chan struct{}       { return c.done }
+func (c *expiring) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *expiring) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
 // A ctx deadline kills ansible-playbook and the task's process, and the
 // attempt is retryable.
 func TestTimeoutKillsPlaybook(t *testing.T) {
@@ -418,13 +443,13 @@ func TestTimeoutKillsPlaybook(t *testing.T) {
 		"name": testdata(t, "sleep.yml"), "inventory": "localhost,", "connection": "local",
 		"extra_vars": map[string]any{"pid_file": pidFile}, "kill_grace": "1s",
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
-	defer cancel()
+	ctx := newExpiring()
+	defer ctx.expire()
 	a := newAction(t, ModePlaybook)
 	done := make(chan engine.Result, 1)
 	go func() { done <- a.Run(ctx, inv) }()
 	var pid int
-	waitFor(t, "the task to start", 10*time.Second, func() bool {
+	waitFor(t, "the task to start", time.Minute, func() bool {
 		b, err := os.ReadFile(pidFile)
 		if err != nil || !strings.HasSuffix(string(b), "\n") {
 			return false
@@ -432,16 +457,23 @@ func TestTimeoutKillsPlaybook(t *testing.T) {
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
 	})
+	if !alive(pid) {
+		t.Fatalf("the task's sleep (pid %d) is not running", pid)
+	}
+	ctx.expire()
 	var res engine.Result
 	select {
 	case res = <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after its deadline")
 	}
 	if res.Status != engine.Retryable || !strings.Contains(res.Error, "timed out") {
 		t.Errorf("result = %s %q, want retryable timed out", res.Status, res.Error)
 	}
-	waitFor(t, fmt.Sprintf("the task's sleep (pid %d) to die", pid), 5*time.Second, func() bool { return !alive(pid) })
+	waitFor(t, fmt.Sprintf("the task's sleep (pid %d) to die", pid), 10*time.Second, func() bool { return !alive(pid) })
+	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 0 {
+		t.Errorf("scratch files left behind in %s: %v %v", a.tempDir, left, err)
+	}
 }
 
 func TestSetStatsBecomeFactsAndEvents(t *testing.T) {
