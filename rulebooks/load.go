@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -415,6 +417,9 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	if v := f["gather_facts"]; v != nil {
 		l.boolean(v, "gather_facts")
 	}
+	if v := f["plugins"]; v != nil {
+		l.plugins(v)
+	}
 	var defaults engine.Policy
 	if v := f["defaults"]; v != nil {
 		defaults = l.policy(l.fields(v, "defaults", allowedKeys(DefaultsSpec{})), "defaults")
@@ -449,6 +454,62 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	}
 	l.rule = ""
 	return rs
+}
+
+func (l *loader) plugins(n *yaml.Node) {
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, "plugins", "want a list of {path, sha256}, got a %s", kindName(n))
+		return
+	}
+	for i, pn := range n.Content {
+		where := fmt.Sprintf("plugins[%d]", i)
+		f := l.fields(pn, where, allowedKeys(PluginSpec{}))
+		if f == nil {
+			continue
+		}
+		if f["path"] == nil {
+			l.errf(pn, where, "missing key \"path\"")
+		} else {
+			l.str(f["path"], where+": path")
+		}
+		if v := f["sha256"]; v != nil {
+			if s, ok := l.str(v, where+": sha256"); ok && !sha256Hex.MatchString(s) {
+				l.errf(v, where+": sha256", "want 64 hex digits, got %q", s)
+			}
+		}
+		if v := f["name"]; v != nil {
+			l.str(v, where+": name")
+		}
+	}
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// DeclaredPlugins reads the plugins a rulebook declares, with paths made
+// relative to the rulebook's directory, so the CLI can start them before
+// loading (their actions must be known to check the rules). Problems in the
+// rulebook are left to Load.
+func DeclaredPlugins(path string) ([]PluginSpec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc []struct {
+		Plugins []PluginSpec `yaml:"plugins"`
+	}
+	if yaml.Unmarshal(data, &doc) != nil {
+		return nil, nil
+	}
+	var out []PluginSpec
+	for _, rs := range doc {
+		for _, p := range rs.Plugins {
+			if p.Path != "" && !filepath.IsAbs(p.Path) {
+				p.Path = filepath.Join(filepath.Dir(path), p.Path)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {

@@ -17,8 +17,16 @@ type RulesetSpec struct {
 	ExecutionStrategy  string         `json:"execution_strategy,omitempty" jsonschema:"enum=sequential,enum=parallel,default=sequential,description=sequential: firings of this ruleset run their actions one firing at a time; parallel: concurrently."`
 	GatherFacts        bool           `json:"gather_facts,omitempty" jsonschema:"description=Accepted for ansible-rulebook compatibility; has no effect."`
 	Defaults           *DefaultsSpec  `json:"defaults,omitempty" jsonschema:"description=Policy applied to every action of the ruleset unless the action sets its own."`
+	Plugins            []PluginSpec   `json:"plugins,omitempty" jsonschema:"description=Action plugins this ruleset needs, by path; with sha256 a mismatching file is refused."`
 	Sources            []SourceSpec   `json:"sources" jsonschema:"required,description=Event sources feeding this ruleset."`
 	Rules              []RuleSpec     `json:"rules" jsonschema:"required,description=Rules evaluated in order for every event."`
+}
+
+// PluginSpec declares an action plugin executable.
+type PluginSpec struct {
+	Name   string `json:"name,omitempty" yaml:"name" jsonschema:"description=Plugin name (default: from the file name rulebook-plugin-NAME)."`
+	Path   string `json:"path" yaml:"path" jsonschema:"required,description=Executable, relative to the rulebook's directory."`
+	SHA256 string `json:"sha256,omitempty" yaml:"sha256" jsonschema:"pattern=^[0-9a-fA-F]{64}$,description=Expected SHA-256 of the executable, hex."`
 }
 
 // DefaultsSpec holds the action policy defaults of a ruleset.

@@ -1,29 +1,158 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/command"
+	"github.com/rulebook-dev/rulebook/actions/httpcall"
+	kafkaaction "github.com/rulebook-dev/rulebook/actions/kafka"
+	"github.com/rulebook-dev/rulebook/actions/playbook"
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/plugins"
+	"github.com/rulebook-dev/rulebook/rulebooks"
 	"github.com/rulebook-dev/rulebook/sources/filesrc"
 	"github.com/rulebook-dev/rulebook/sources/generic"
+	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
+	"github.com/rulebook-dev/rulebook/sources/webhook"
 )
 
 // registryOptions say what a registry needs beyond the built-ins.
 type registryOptions struct {
 	rulebookPath string
 	pluginDirs   []string
-	log          zerolog.Logger
+	// pluginState is the plugins' state directory (the data dir's plugins/).
+	pluginState string
+	// hub serves the HTTP sources; nil builds one that is never started
+	// (validate, test, schema only check arguments).
+	hub *httpingest.Hub
+	log zerolog.Logger
+}
+
+// wiring is what newRegistry built and its owner must release.
+type wiring struct {
+	reg  *engine.Registry
+	host *plugins.Host
 }
 
 // newRegistry is the one place where source and action types are wired.
 // The returned func releases what the registry started (plugin processes).
 func newRegistry(opts registryOptions) (*engine.Registry, func(), error) {
+	w, err := buildRegistry(opts)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	return w.reg, func() {
+		if w.host != nil {
+			w.host.Close()
+		}
+	}, nil
+}
+
+func buildRegistry(opts registryOptions) (*wiring, error) {
+	hub := opts.hub
+	if hub == nil {
+		hub = httpingest.NewHub(httpingest.HubConfig{Log: opts.log})
+	}
 	reg := engine.NewRegistry()
 	reg.RegisterSource(rangesrc.Spec())
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
-	return reg, func() {}, nil
+	reg.RegisterSource(withSchema(webhook.Spec(hub), webhook.Schema()))
+	reg.RegisterSource(kafkasource.Spec())
+	registerReceivers(reg, hub)
+
+	reg.RegisterAction(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()))
+	reg.RegisterAction(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()))
+	reg.RegisterAction(withActionSchema(command.Spec(), command.Schema()))
+	reg.RegisterAction(withActionSchema(httpcall.Spec(), httpcall.Schema()))
+	reg.RegisterAction(kafkaaction.Spec())
+
+	w := &wiring{reg: reg}
+	dirs := opts.pluginDirs
+	var declared []plugins.Declared
+	if opts.rulebookPath != "" {
+		decl, err := rulebooks.DeclaredPlugins(opts.rulebookPath)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range decl {
+			declared = append(declared, plugins.Declared{Name: d.Name, Path: d.Path, SHA256: d.SHA256})
+		}
+	}
+	if len(dirs) == 0 {
+		exe, _ := os.Executable()
+		var rbs []string
+		if opts.rulebookPath != "" {
+			rbs = []string{opts.rulebookPath}
+		}
+		dirs = plugins.DefaultDirs(rbs, exe)
+	}
+	if !anyPlugins(dirs) && len(declared) == 0 {
+		return w, nil
+	}
+	host, err := plugins.NewHost(plugins.Options{Dirs: dirs, Declared: declared, StateDir: opts.pluginState, Log: opts.log})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	infos, err := host.Start(ctx)
+	for _, in := range infos {
+		if in.Err != nil {
+			opts.log.Error().Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("plugin not started")
+		}
+	}
+	if err != nil {
+		// A declared plugin that cannot start (a checksum mismatch, an old
+		// protocol) is an error: its actions would be unknown.
+		for _, in := range infos {
+			if in.Declared && in.Err != nil {
+				host.Close()
+				return nil, fmt.Errorf("plugin %q (%s): %w", in.Name, in.Path, in.Err)
+			}
+		}
+	}
+	if err := host.Register(reg); err != nil {
+		host.Close()
+		return nil, err
+	}
+	w.host = host
+	return w, nil
 }
+
+// anyPlugins reports whether a plugin directory holds a plugin, so the host
+// (and its processes) only start when there is something to start.
+func anyPlugins(dirs []string) bool {
+	for _, d := range dirs {
+		m, _ := filepath.Glob(filepath.Join(d, plugins.FilePrefix+"*"))
+		if len(m) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func withSchema(s engine.SourceSpec, schema map[string]any) engine.SourceSpec {
+	if s.Schema == nil {
+		s.Schema = schema
+	}
+	return s
+}
+
+func withActionSchema(a engine.ActionSpec, schema map[string]any) engine.ActionSpec {
+	if a.Schema == nil {
+		a.Schema = schema
+	}
+	return a
+}
+
+var errNoRulebook = errors.New("no rulebook given")

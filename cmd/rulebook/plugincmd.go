@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/plugins"
+)
+
+func cmdPlugins(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("plugins", "plugins list | describe NAME [--plugins-dir DIR]", stderr)
+	dirs := addPluginFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 || (pos[0] == "list" && len(pos) != 1) || (pos[0] == "describe" && len(pos) != 2) || (pos[0] != "list" && pos[0] != "describe") {
+		fs.Usage()
+		return errUsage
+	}
+	d := *dirs
+	if len(d) == 0 {
+		exe, _ := os.Executable()
+		d = plugins.DefaultDirs(nil, exe)
+	}
+	host, err := plugins.NewHost(plugins.Options{Dirs: d, Log: discardLog()})
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	infos, _ := host.Start(ctx)
+	if pos[0] == "list" {
+		return plugins.ListTable(stdout, infos)
+	}
+	in, ok := host.Info(pos[1])
+	if !ok {
+		return fmt.Errorf("no plugin named %q in %v", pos[1], d)
+	}
+	return plugins.Describe(stdout, in)
+}
