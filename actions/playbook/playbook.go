@@ -479,13 +479,7 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 			details["set_stats"] = redactAny(inv, st.Custom)
 		}
 		if res.Status == engine.Succeeded {
-			stats := st.customStats()
-			if cfg.setFacts {
-				res.Facts = stats
-			}
-			if cfg.postEvents {
-				res.Events = stats
-			}
+			res.Facts, res.Events = feedback(cfg, st)
 		}
 	} else if po.startErr == nil && po.ctxErr == nil && statsErr != nil {
 		details["stats_error"] = statsErr.Error()
@@ -494,6 +488,21 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	a.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
 		Int("exit_code", po.exitCode).Dur("duration", po.duration).Msg("ansible finished")
 	return res
+}
+
+// feedback returns the set_stats data to feed back as facts (set_facts)
+// and as events (post_events).
+func feedback(cfg config, st *runStats) (facts, events []map[string]any) {
+	if !cfg.setFacts && !cfg.postEvents {
+		return nil, nil
+	}
+	if cfg.setFacts {
+		facts = st.customStats()
+	}
+	if cfg.postEvents {
+		events = st.customStats() // a copy of its own: the engine may change either
+	}
+	return facts, events
 }
 
 func (a *Ansible) vars(cfg config, inv *engine.Invocation) map[string]any {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,3 +175,38 @@ func TestClassify(t *testing.T) {
 type errCanceled struct{}
 
 func (errCanceled) Error() string { return "context canceled" }
+
+func TestFeedback(t *testing.T) {
+	st := &runStats{Custom: map[string]map[string]any{
+		"_run": {"n": json.Number("42"), "f": json.Number("1.5")},
+		"web2": {"ok": true},
+		"web1": {"host": "override"},
+		"db":   {},
+	}}
+	want := []map[string]any{{"n": int64(42), "f": 1.5}, {"host": "override"}, {"ok": true, "host": "web2"}}
+	tests := []struct {
+		name                string
+		setFacts, postEvent bool
+	}{{"neither", false, false}, {"facts", true, false}, {"events", false, true}, {"both", true, true}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			facts, events := feedback(config{setFacts: tc.setFacts, postEvents: tc.postEvent}, st)
+			if got, exp := facts != nil, tc.setFacts; got != exp {
+				t.Errorf("facts = %v", facts)
+			} else if exp && !reflect.DeepEqual(facts, want) {
+				t.Errorf("facts = %#v, want %#v", facts, want)
+			}
+			if got, exp := events != nil, tc.postEvent; got != exp {
+				t.Errorf("events = %v", events)
+			} else if exp && !reflect.DeepEqual(events, want) {
+				t.Errorf("events = %#v, want %#v", events, want)
+			}
+			if tc.setFacts && tc.postEvent {
+				facts[0]["n"] = "changed"
+				if events[0]["n"] == "changed" {
+					t.Error("facts and events share maps")
+				}
+			}
+		})
+	}
+}
