@@ -58,6 +58,7 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 		if argSchema == nil {
 			argSchema = map[string]any{"type": "object"}
 		}
+		argSchema = withID(argSchema, "sources/"+typ)
 		sourceAlts = append(sourceAlts, map[string]any{
 			"type":                 "object",
 			"description":          spec.Description,
@@ -92,7 +93,7 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 		if args == nil {
 			args = map[string]any{"type": "object"}
 		}
-		args = withPolicy(args, policy["properties"].(map[string]any))
+		args = withID(withPolicy(args, policy["properties"].(map[string]any)), "actions/"+typ)
 		actionAlts = append(actionAlts, actionAlt(typ, spec.Description, args))
 	}
 	// Plugin actions are namespaced (ticket.open); their schemas come from
@@ -137,6 +138,17 @@ func actionAlt(typ, desc string, args map[string]any) map[string]any {
 		"type": "object", "description": desc, "required": []any{typ}, "additionalProperties": false,
 		"properties": map[string]any{typ: map[string]any{"anyOf": []any{args, map[string]any{"type": "null"}}}},
 	}
+}
+
+// withID makes an embedded argument schema its own resource, so its
+// "#/$defs/..." references resolve inside it.
+func withID(schema map[string]any, name string) map[string]any {
+	out := map[string]any{}
+	for k, v := range schema {
+		out[k] = v
+	}
+	out["$id"] = "https://rulebook.dev/schemas/" + name + ".schema.json"
+	return out
 }
 
 // withPolicy adds the dispatcher's policy keys to an action's argument

@@ -341,4 +341,3 @@ func waitActions(ctx context.Context, s engine.ActionStore, every time.Duration)
 		}
 	}
 }
-
