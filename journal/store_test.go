@@ -532,6 +532,13 @@ func TestBackgroundCompaction(t *testing.T) {
 		t.Fatal("compaction loop still running after stop")
 	default:
 	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("start after stop: %v", err)
+	}
+	tick <- clock.Now()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close with compaction running: %v", err)
+	}
 }
 
 func TestConcurrentEmit(t *testing.T) {
