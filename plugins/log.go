@@ -87,9 +87,25 @@ func (w *zerologWriter) emit(line []byte) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		ev = ev.Interface(k, m[k])
+		ev = ev.Interface(fieldName(k), m[k])
 	}
 	ev.Msg(msg)
+}
+
+// reserved are the fields the engine's log lines already carry; a plugin's
+// field of the same name is renamed so the JSON keeps one of each.
+var reserved = map[string]bool{
+	"plugin": true, "component": true, "level": true, "message": true, "time": true, "timestamp": true,
+}
+
+func fieldName(k string) string {
+	switch {
+	case k == "plugin":
+		return "plugin_path" // go-plugin's own lines name the executable
+	case reserved[k]:
+		return "plugin_" + k
+	}
+	return k
 }
 
 func zerologLevel(l string) zerolog.Level {

@@ -11,7 +11,7 @@ import (
 
 // ListTable writes `rulebook plugins list`: one line per plugin with its
 // name, version, actions, status and path. A plugin that could not start
-// shows "error" and the reason on the next line.
+// shows "error", and the reasons follow the table.
 func ListTable(w io.Writer, infos []Info) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tACTIONS\tSTATUS\tPATH")
@@ -31,11 +31,18 @@ func ListTable(w io.Writer, infos []Info) error {
 			st = "error"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, version, actions, st, in.Path)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, in := range infos {
 		if in.Err != nil {
-			fmt.Fprintf(tw, "  error: %s\t\t\t\t\n", oneLine(in.Err.Error()))
+			if _, err := fmt.Fprintf(w, "\n%s: %s\n", in.Name, oneLine(in.Err.Error())); err != nil {
+				return err
+			}
 		}
 	}
-	return tw.Flush()
+	return nil
 }
 
 // Describe writes `rulebook plugins describe NAME`: the plugin's
