@@ -23,7 +23,7 @@ func TestDiscover(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	touch(t, filepath.Join(a, "rulebook-plugin-ticket"), 0o755)
 	touch(t, filepath.Join(a, "rulebook-plugin-notes.txt"), 0o644) // not executable
-	touch(t, filepath.Join(a, "other-tool"), 0o755)                 // wrong prefix
+	touch(t, filepath.Join(a, "other-tool"), 0o755)                // wrong prefix
 	if err := os.Mkdir(filepath.Join(a, "rulebook-plugin-dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
