@@ -104,7 +104,7 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 		"patternProperties":    map[string]any{`^[a-z0-9_]+\.[a-z0-9_.]+$`: map[string]any{"type": "object"}},
 		"additionalProperties": false,
 	})
-	action := map[string]any{"oneOf": actionAlts}
+	action := map[string]any{"$ref": "#/$defs/action"}
 
 	rules := props["rules"].(map[string]any)
 	rule := rules["items"].(map[string]any)
@@ -125,6 +125,7 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 		"type":        "array",
 		"minItems":    1,
 		"items":       ruleset,
+		"$defs":       map[string]any{"action": map[string]any{"oneOf": actionAlts}},
 	}
 	b, err := json.MarshalIndent(root, "", "  ")
 	if err != nil {
