@@ -1,0 +1,276 @@
+// Package dynatrace is the `dynatrace` source: it receives the problem
+// notifications of a Dynatrace custom webhook integration and turns each
+// into one `problem` event, through the same durable HTTP ingest path as the
+// webhook source (httpingest): 200 only once the event is durable, 503 with
+// Retry-After under back-pressure, 400 with the reason for a payload that is
+// not a problem notification.
+//
+// # Authentication is required
+//
+// Dynatrace does not sign its requests, so anybody who can reach the
+// endpoint could open problems. The source therefore refuses to load unless
+// a credential is configured: a bearer token (token, sent by Dynatrace as a
+// custom header "Authorization: Bearer <token>"), a token in a named header
+// (header_token), or basic auth (basic). A source behind something that
+// authenticates for it can say so explicitly with insecure_no_auth: true.
+//
+// # Arguments
+//
+// Every argument of the webhook source about listening, TLS, limits and
+// authentication (host, port, address, path, paths, methods, tls,
+// max_body_bytes, allow_ips, token, basic, header_token, the timeouts) means
+// the same here; path defaults to "/" and bodies are read as JSON whatever
+// their Content-Type. Beyond those:
+//
+//	insecure_no_auth: false   # accept unauthenticated requests (not recommended)
+//	dedupe_window: 24h        # how long a problem state is remembered (default 24h)
+//
+// # Events
+//
+//	problem:
+//	  PID: "-123456789"          # always a string
+//	  ProblemID: P-2611
+//	  State: OPEN                # or RESOLVED, upper case
+//	  ProblemTitle, ProblemSeverity, ProblemImpact, ProblemURL
+//	  ImpactedEntities: [{type: HOST, name: web1, entity: HOST-...}]
+//	  ProblemDetailsJSON: {...}  # an object, also when the template quoted it
+//	  Tags: [env:prod, team:web] # the comma-separated {Tags} as a list
+//	  ...                        # any other field of the template, as sent
+//	meta:
+//	  hosts: [web1]              # names of the impacted entities of type HOST
+//	  headers, endpoint, remote_addr, uuid, source, received_at
+//
+// A notification repeating the PID and State of one seen within
+// dedupe_window is answered 200 and not processed again: Dynatrace sends
+// OPEN once and RESOLVED once per problem, and a retry or an "always send"
+// update of the same state does not run a remediation twice.
+package dynatrace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/sources/httpingest"
+)
+
+// Type is the source type in rulebooks.
+const Type = "dynatrace"
+
+// DefaultDedupeWindow is how long a problem state is remembered by default.
+const DefaultDedupeWindow = 24 * time.Hour
+
+var _ engine.Source = (*Source)(nil)
+
+// Spec registers the dynatrace source. It listens through hub, which the CLI
+// shares with the other HTTP sources and stops on shutdown.
+func Spec(hub *httpingest.Hub) engine.SourceSpec {
+	return engine.SourceSpec{
+		Type:        Type,
+		Description: "receive Dynatrace problem notifications (custom webhook integration); a token is required",
+		Check:       Check,
+		Schema:      Schema(),
+		New: func(cfg engine.SourceConfig) (engine.Source, error) {
+			return New(hub, cfg)
+		},
+	}
+}
+
+var ownKeys = []string{"insecure_no_auth", "dedupe_window"}
+
+// Schema is the JSON Schema (draft 2020-12) of the dynatrace arguments.
+func Schema() map[string]any {
+	props := httpingest.SettingsSchema()
+	delete(props, "hmac")
+	delete(props, "timestamp_tolerance")
+	props["insecure_no_auth"] = map[string]any{"type": "boolean", "description": "accept requests without credentials; Dynatrace does not sign its requests, so only behind something that authenticates them (default false)"}
+	props["dedupe_window"] = map[string]any{"type": []any{"string", "number"}, "description": `how long a problem state (PID, State) is remembered (default "24h"; a duration or seconds)`}
+	return map[string]any{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"title":                Type,
+		"description":          "dynatrace source arguments",
+		"type":                 "object",
+		"additionalProperties": false,
+		"properties":           props,
+		"allOf": []any{
+			map[string]any{"oneOf": []any{
+				map[string]any{"required": []any{"port"}},
+				map[string]any{"required": []any{"address"}},
+			}},
+			map[string]any{"anyOf": []any{
+				map[string]any{"required": []any{"token"}},
+				map[string]any{"required": []any{"header_token"}},
+				map[string]any{"required": []any{"basic"}},
+				map[string]any{"required": []any{"insecure_no_auth"}, "properties": map[string]any{"insecure_no_auth": map[string]any{"const": true}}},
+			}},
+		},
+	}
+}
+
+// settingsKeys are the httpingest keys that make sense for Dynatrace: it
+// neither signs bodies nor sends timestamps.
+func settingsKeys() []string {
+	var out []string
+	for _, k := range httpingest.SettingsKeys {
+		if k != "hmac" && k != "timestamp_tolerance" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+type config struct {
+	http         httpingest.Settings
+	noAuth       bool
+	dedupeWindow time.Duration
+}
+
+// Check validates args as written in the rulebook (secret references not
+// resolved). Errors are *engine.ArgError naming the key.
+func Check(args map[string]any) error {
+	_, err := decode(args, false)
+	return err
+}
+
+func decode(args map[string]any, resolved bool) (*config, error) {
+	known := append(settingsKeys(), ownKeys...)
+	if err := onlyKeys(args, known); err != nil {
+		return nil, err
+	}
+	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/"})
+	if err != nil {
+		return nil, err
+	}
+	if hs.ContentType == "" {
+		hs.ContentType = "application/json"
+	}
+	c := &config{http: hs, dedupeWindow: DefaultDedupeWindow}
+	if v, ok := args["insecure_no_auth"]; ok && v != nil {
+		b, isBool := v.(bool)
+		if !isBool {
+			return nil, engine.ArgErrorf([]string{"insecure_no_auth"}, "must be true or false")
+		}
+		c.noAuth = b
+	}
+	hasAuth := len(hs.Auth.BearerTokens) > 0 || len(hs.Auth.Basic) > 0 || hs.Auth.HeaderToken != nil
+	switch {
+	case !hasAuth && !c.noAuth:
+		return nil, engine.ArgErrorf([]string{"token"}, "dynatrace does not sign its requests: set token, header_token or basic (or insecure_no_auth: true to accept anyone who can reach the endpoint)")
+	case hasAuth && c.noAuth:
+		return nil, engine.ArgErrorf([]string{"insecure_no_auth"}, "cannot be combined with token, header_token or basic")
+	}
+	if v, ok := args["dedupe_window"]; ok && v != nil {
+		if c.dedupeWindow, err = httpingest.ParseDuration(v); err != nil {
+			return nil, &engine.ArgError{Path: []string{"dedupe_window"}, Err: err}
+		}
+	}
+	return c, nil
+}
+
+func onlyKeys(m map[string]any, keys []string) error {
+	var unknown []string
+	for k := range m {
+		found := false
+		for _, ok := range keys {
+			if k == ok {
+				found = true
+				break
+			}
+		}
+		if !found {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	if unknown[0] == "hmac" || unknown[0] == "timestamp_tolerance" {
+		return engine.ArgErrorf([]string{unknown[0]}, "dynatrace does not sign its requests: use token, header_token or basic")
+	}
+	sorted := append([]string{}, keys...)
+	sort.Strings(sorted)
+	return engine.ArgErrorf([]string{unknown[0]}, "unknown key %q (known: %s)", unknown[0], strings.Join(sorted, ", "))
+}
+
+// Source is a running dynatrace source.
+type Source struct {
+	hub   *httpingest.Hub
+	name  string
+	cfg   *config
+	clock engine.Clock
+	log   zerolog.Logger
+	ref   engine.SourceRef
+}
+
+// New builds a dynatrace source from resolved arguments.
+func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
+	if hub == nil {
+		return nil, errors.New("dynatrace source needs an http hub")
+	}
+	c, err := decode(sc.Args, true)
+	if err != nil {
+		return nil, err
+	}
+	clock := sc.Clock
+	if clock == nil {
+		clock = engine.SystemClock{}
+	}
+	typ := sc.Type
+	if typ == "" {
+		typ = Type
+	}
+	name := sc.Name
+	if name == "" {
+		name = typ
+	}
+	if c.noAuth {
+		sc.Log.Warn().Str("source", name).Msg("insecure_no_auth: accepting problem notifications without credentials")
+	}
+	return &Source{
+		hub:   hub,
+		name:  name,
+		cfg:   c,
+		clock: clock,
+		log:   sc.Log,
+		ref:   engine.SourceRef{Ruleset: sc.Ruleset, Name: name, Type: typ},
+	}, nil
+}
+
+// Listener is where the source listens.
+func (s *Source) Listener() httpingest.Listener { return s.cfg.http.Listener }
+
+// Paths are the paths the source serves.
+func (s *Source) Paths() []string { return s.cfg.http.Paths }
+
+// Run serves the source's paths until ctx ends. It returns an error only
+// when the listener cannot be opened or shared.
+func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
+	ep := s.cfg.http.Endpoint(s.ref, s.clock.Now, s.log, s.build)
+	ep.Out = out
+	if err := s.hub.Serve(ctx, s.cfg.http.Listener, s.cfg.http.Paths, ep); err != nil {
+		return fmt.Errorf("dynatrace source %q: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
+	p, err := Decode(req.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("dynatrace problem notification: %w", err)
+	}
+	meta := map[string]any{
+		engine.MetaHosts:   p.Hosts,
+		engine.MetaHeaders: req.SafeHeaders(),
+		"endpoint":         req.HTTP.URL.Path,
+		"remote_addr":      req.HTTP.RemoteAddr,
+	}
+	ev := engine.NewEvent(map[string]any{"problem": p.Fields, engine.MetaKey: meta}, s.name, s.ref.Type, req.Received)
+	return []engine.Entry{{Event: ev, DedupeKey: p.DedupeKey(), DedupeWindow: s.cfg.dedupeWindow}}, nil
+}

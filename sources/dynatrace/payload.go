@@ -1,0 +1,209 @@
+package dynatrace
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Problem is one decoded problem notification.
+type Problem struct {
+	// Fields is the notification as received, normalized: Tags is a list of
+	// strings, ImpactedEntities a list, ProblemDetailsJSON an object when it
+	// was sent as a JSON string, PID a string, and ProblemURL set when only
+	// the default template's "Problem URL" was given. Unknown fields are
+	// kept.
+	Fields map[string]any
+	PID    string
+	// State is OPEN or RESOLVED (Dynatrace may add others; they are kept).
+	State string
+	// Hosts are the names of the impacted entities of type HOST.
+	Hosts []string
+}
+
+// DedupeKey identifies one state of one problem.
+func (p *Problem) DedupeKey() string { return "problem/" + p.PID + "/" + p.State }
+
+// Decode reads a parsed body (what encoding/json makes of it) as a Dynatrace
+// custom integration problem notification. The payload is a template the
+// Dynatrace user writes, so the decoder is lenient where a template may
+// differ ({PID} quoted or not, {ImpactedEntities} and {ProblemDetailsJSON}
+// quoted into strings) and strict on what rules need: PID and State.
+// Errors say which field is wrong, for a 400 answer.
+func Decode(payload any) (*Problem, error) {
+	obj, ok := payload.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("body is %s, not a problem notification object", kind(payload))
+	}
+	fields := make(map[string]any, len(obj)+1)
+	for k, v := range obj {
+		fields[k] = v
+	}
+	p := &Problem{Fields: fields}
+	switch v := obj["PID"].(type) {
+	case string:
+		p.PID = strings.TrimSpace(v)
+	case float64:
+		p.PID = strconv.FormatFloat(v, 'f', -1, 64)
+	case nil:
+	default:
+		return nil, fmt.Errorf("PID: must be a string or a number, not %s", kind(v))
+	}
+	if p.PID == "" || p.PID == "{PID}" {
+		return nil, errors.New(`PID: missing (the payload template needs "PID": "{PID}")`)
+	}
+	fields["PID"] = p.PID
+	st, isStr := obj["State"].(string)
+	st = strings.ToUpper(strings.TrimSpace(st))
+	if !isStr || st == "" || st == "{STATE}" {
+		return nil, fmt.Errorf(`State: must be OPEN or RESOLVED, not %s (the payload template needs "State": "{State}")`, describe(obj["State"]))
+	}
+	p.State = st
+	fields["State"] = st
+	for _, k := range []string{"ProblemID", "ProblemTitle", "ProblemSeverity", "ProblemImpact", "ProblemURL", "Problem URL", "ImpactedEntity"} {
+		if v, ok := obj[k]; ok && v != nil {
+			if _, isStr := v.(string); !isStr {
+				return nil, fmt.Errorf("%s: must be a string, not %s", k, kind(v))
+			}
+		}
+	}
+	if _, ok := obj["ProblemURL"]; !ok {
+		if u, ok := obj["Problem URL"].(string); ok {
+			fields["ProblemURL"] = u
+		}
+	}
+
+	tags, err := decodeTags(obj["Tags"])
+	if err != nil {
+		return nil, fmt.Errorf("Tags: %w", err)
+	}
+	fields["Tags"] = tags
+
+	if v, ok := obj["ProblemDetailsJSON"]; ok {
+		if s, isStr := v.(string); isStr && strings.TrimSpace(s) != "" {
+			var parsed any
+			if json.Unmarshal([]byte(s), &parsed) == nil {
+				fields["ProblemDetailsJSON"] = parsed
+			}
+		}
+	}
+
+	entities, err := decodeEntities(obj["ImpactedEntities"])
+	if err != nil {
+		return nil, fmt.Errorf("ImpactedEntities: %w", err)
+	}
+	if _, ok := obj["ImpactedEntities"]; ok {
+		fields["ImpactedEntities"] = entities
+	}
+	seen := map[string]bool{}
+	p.Hosts = []string{}
+	for _, e := range entities {
+		m := e.(map[string]any)
+		typ, _ := m["type"].(string)
+		name, _ := m["name"].(string)
+		name = strings.TrimSpace(name)
+		if strings.EqualFold(typ, "HOST") && name != "" && !seen[name] {
+			seen[name] = true
+			p.Hosts = append(p.Hosts, name)
+		}
+	}
+	return p, nil
+}
+
+// decodeTags reads {Tags}: a comma-separated string ("env:prod, team:web,
+// [AWS]owner:ops") as a list of trimmed, non-empty tags; a list of strings
+// is taken as is.
+func decodeTags(v any) ([]any, error) {
+	out := []any{}
+	switch x := v.(type) {
+	case nil:
+	case string:
+		for _, t := range strings.Split(x, ",") {
+			if t = strings.TrimSpace(t); t != "" && t != "{Tags}" {
+				out = append(out, t)
+			}
+		}
+	case []any:
+		for i, t := range x {
+			s, ok := t.(string)
+			if !ok {
+				return nil, fmt.Errorf("item %d is %s, not a string", i, kind(t))
+			}
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("must be a comma-separated string, not %s", kind(v))
+	}
+	return out, nil
+}
+
+// decodeEntities reads {ImpactedEntities}: a list of {type, name, entity},
+// or that list quoted into a JSON string.
+func decodeEntities(v any) ([]any, error) {
+	if s, ok := v.(string); ok {
+		s = strings.TrimSpace(s)
+		if s == "" || s == "{ImpactedEntities}" {
+			return []any{}, nil
+		}
+		var parsed any
+		if err := json.Unmarshal([]byte(s), &parsed); err != nil {
+			return nil, errors.New("is a string that is not a JSON list (write {ImpactedEntities} unquoted in the template)")
+		}
+		v = parsed
+	}
+	switch x := v.(type) {
+	case nil:
+		return []any{}, nil
+	case []any:
+		for i, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("item %d is %s, not an entity object", i, kind(e))
+			}
+			for _, k := range []string{"type", "name", "entity"} {
+				if f, ok := m[k]; ok && f != nil {
+					if _, isStr := f.(string); !isStr {
+						return nil, fmt.Errorf("item %d: %s is %s, not a string", i, k, kind(f))
+					}
+				}
+			}
+		}
+		return x, nil
+	}
+	return nil, fmt.Errorf("is %s, not a list of entities", kind(v))
+}
+
+func kind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case float64, int, int64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func describe(v any) string {
+	if s, ok := v.(string); ok {
+		if len(s) > 64 {
+			s = s[:64] + "..."
+		}
+		return strconv.Quote(s)
+	}
+	if v == nil {
+		return "missing"
+	}
+	return kind(v)
+}
