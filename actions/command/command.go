@@ -34,6 +34,7 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "run a program with an argv list (no shell unless shell: true), the event as JSON on stdin",
 		Check:       Check,
+		Schema:      Schema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env.Log), nil
 		},
@@ -109,13 +110,13 @@ func parse(args map[string]any, check bool) (config, error) {
 		case "inherit_env":
 			cfg.inheritEnv, err = toBool(p, v, check)
 		case "dir":
-			cfg.dir, err = toString(p, v)
+			cfg.dir, err = toString(p, v, check)
 			if err == nil && cfg.dir == "" {
 				err = argErr(p, "must not be empty")
 			}
 		case "stdin":
 			var s string
-			if s, err = toString(p, v); err == nil {
+			if s, err = toString(p, v, check); err == nil {
 				switch {
 				case s == StdinEvent || s == StdinEvents || s == StdinNone:
 					cfg.stdin = s
@@ -209,7 +210,7 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 		}
 		out := make([]string, len(x))
 		for i, e := range x {
-			s, err := toString([]string{"argv", strconv.Itoa(i)}, e)
+			s, err := toString([]string{"argv", strconv.Itoa(i)}, e, check)
 			if err != nil {
 				return nil, err
 			}

@@ -443,3 +443,25 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// A whole-value template keeps its type when rendered ("{{ event.count }}"
+// may give 42); at run time such values become text as templates render
+// them inside text, while Check still refuses literal non-strings.
+func TestRenderedValuesBecomeText(t *testing.T) {
+	args := map[string]any{
+		"argv": []any{os.Args[0], 42.0, 2.5, true, nil, map[string]any{"a": 1.0}, []any{"x"}},
+		"env":  helperEnv("argv"),
+	}
+	res := New(zerolog.Nop()).Run(context.Background(), newInv(args))
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	var got helperOut
+	if err := json.Unmarshal([]byte(res.Output), &got); err != nil {
+		t.Fatalf("helper output %q: %v", res.Output, err)
+	}
+	want := []string{"42", "2.5", "true", "", `{"a":1}`, `["x"]`}
+	if strings.Join(got.Args, "|") != strings.Join(want, "|") {
+		t.Errorf("argv = %q, want %q", got.Args, want)
+	}
+}

@@ -93,14 +93,38 @@ func toInt(path []string, v any, check bool) (n int, isTemplate bool, err error)
 	return 0, false, argErr(path, "must be a whole number, got %s", typeName(v))
 }
 
-// toString accepts strings only; numbers and booleans are refused so that a
-// YAML value like `0755` or `yes` never changes meaning silently.
-func toString(path []string, v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
+// toString reads a text argument. At load time (check) it accepts strings
+// only, so that a YAML value like `0755` or `yes` never changes meaning
+// silently; at run time a whole-value template may have rendered to another
+// type, which is turned into text the way templates render inside text.
+func toString(path []string, v any, check bool) (string, error) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	if check {
 		return "", argErr(path, "must be a string, got %s (quote it in YAML)", typeName(v))
 	}
-	return s, nil
+	return textOf(v), nil
+}
+
+// textOf renders a value as text like engine templates do: null is empty,
+// whole numbers have no decimal point, containers are JSON.
+func textOf(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case map[string]any, []any:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Sprint(x)
+		}
+		return string(b)
+	}
+	return fmt.Sprint(v)
 }
 
 // toScalarString accepts strings, numbers and booleans (env values).

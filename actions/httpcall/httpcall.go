@@ -42,6 +42,7 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "send an HTTP request; 5xx, 429 and connection errors are retryable",
 		Check:       Check,
+		Schema:      Schema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env.Log, engine.SystemClock{}), nil
 		},
@@ -119,14 +120,14 @@ func parse(args map[string]any, check bool) (config, error) {
 		switch k {
 		case "method":
 			var s string
-			if s, err = toString(p, v); err == nil && !(check && engine.IsTemplate(s)) {
+			if s, err = toString(p, v, check); err == nil && !(check && engine.IsTemplate(s)) {
 				if !tokenRE.MatchString(s) {
 					err = argErr(p, "%q is not an HTTP method", s)
 				}
 				cfg.method = strings.ToUpper(s)
 			}
 		case "url":
-			cfg.url, err = toString(p, v)
+			cfg.url, err = toString(p, v, check)
 			if err == nil && !(check && engine.IsTemplate(cfg.url)) && !engine.HasSecretRef(cfg.url) {
 				err = checkURL(cfg.url)
 			}
@@ -146,7 +147,7 @@ func parse(args map[string]any, check bool) (config, error) {
 			}
 			cfg.body, cfg.hasBody = v, true
 		case "raw_body":
-			cfg.rawBody, err = toString(p, v)
+			cfg.rawBody, err = toString(p, v, check)
 			cfg.hasRawBody = true
 		case "tls":
 			cfg.tls, err = parseTLS(p, v, check)
@@ -236,7 +237,7 @@ func parseTLS(p []string, v any, check bool) (tlsConfig, error) {
 		switch k {
 		case "ca", "cert", "key":
 			var s string
-			if s, err = toString(kp, e); err != nil {
+			if s, err = toString(kp, e, check); err != nil {
 				return c, err
 			}
 			if s == "" {

@@ -456,3 +456,20 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+// Rendered whole-value templates may have any type; text arguments take
+// their text form at run time.
+func TestRenderedValuesBecomeText(t *testing.T) {
+	srv, last := recorder(t)
+	h := New(zerolog.Nop(), engine.SystemClock{})
+	defer h.Close()
+	res := h.Run(context.Background(), newInv(map[string]any{
+		"url": srv.URL + "/x", "raw_body": map[string]any{"a": 1.0}, "headers": map[string]any{"X-N": 3.0},
+	}))
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s", res.Status, res.Error)
+	}
+	if got := last(); got.body != `{"a":1}` || got.header.Get("X-N") != "3" {
+		t.Errorf("request body %q, X-N %q", got.body, got.header.Get("X-N"))
+	}
+}

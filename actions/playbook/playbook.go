@@ -54,6 +54,7 @@ func PlaybookSpec() engine.ActionSpec {
 		Type:        PlaybookType,
 		Description: "run an Ansible playbook with ansible-playbook; the matched events are ansible_eda.event/events",
 		Check:       CheckPlaybook,
+		Schema:      PlaybookSchema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(ModePlaybook, env), nil
 		},
@@ -66,6 +67,7 @@ func ModuleSpec() engine.ActionSpec {
 		Type:        ModuleType,
 		Description: "run one Ansible module ad hoc with ansible; the matched events are ansible_eda.event/events",
 		Check:       CheckModule,
+		Schema:      ModuleSchema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(ModeModule, env), nil
 		},
@@ -192,7 +194,7 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 		case "name":
 			err = parseName(mode, &cfg, v, check)
 		case "inventory":
-			cfg.inventory, err = toString(p, v)
+			cfg.inventory, err = toString(p, v, check)
 			if err == nil {
 				err = checkInventory(cfg.inventory, check)
 			}
@@ -221,7 +223,7 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 		case "check":
 			cfg.check, err = toBool(p, v, check)
 		case "connection":
-			cfg.connection, err = toString(p, v)
+			cfg.connection, err = toString(p, v, check)
 			if err == nil && !(check && engine.IsTemplate(cfg.connection)) && !connectionName.MatchString(cfg.connection) {
 				err = argErr(p, "%q is not a connection plugin name (e.g. local, ssh)", cfg.connection)
 			}
@@ -268,7 +270,7 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 
 func parseName(mode Mode, cfg *config, v any, check bool) error {
 	p := []string{"name"}
-	s, err := toString(p, v)
+	s, err := toString(p, v, check)
 	if err != nil {
 		return err
 	}
@@ -342,7 +344,7 @@ func parseLimit(p []string, v any, check bool) ([]string, error) {
 	case []any:
 		out := make([]string, 0, len(x))
 		for i, e := range x {
-			s, err := toString(appendPath(p, fmt.Sprint(i)), e)
+			s, err := toString(appendPath(p, fmt.Sprint(i)), e, check)
 			if err != nil {
 				return nil, err
 			}
@@ -355,6 +357,9 @@ func parseLimit(p []string, v any, check bool) ([]string, error) {
 			return nil, argErr(p, "must not be empty")
 		}
 		return out, nil
+	}
+	if !check && v != nil {
+		return []string{textOf(v)}, nil
 	}
 	return nil, argErr(p, "must be a host pattern or a list of hosts, got %s", typeName(v))
 }
