@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
@@ -40,7 +41,7 @@ type appender interface {
 	Close() error
 }
 
-var pebbleMemtable = flag.Int("pebble-memtable", 0, "Pebble MemTableSize in bytes (0: Pebble's default)")
+var pebbleMemtable = flag.Int("pebble-memtable", 0, "Pebble MemTableSize in bytes (0: 32 MiB, as package journal)")
 
 func main() {
 	engines := flag.String("engines", "bolt-batch,bolt-group,pebble-group,pebble-pipeline", "comma-separated engines to measure (also: journal, the real package)")
@@ -396,7 +397,10 @@ func (quietLogger) Fatalf(format string, args ...any) {
 }
 
 func openPebble(path string) (*pebble.DB, error) {
-	opts := &pebble.Options{Logger: quietLogger{}}
+	// The same tuning as package journal: bloom filters for the dedupe
+	// lookups, a 32 MiB memtable.
+	opts := &pebble.Options{Logger: quietLogger{}, MemTableSize: 32 << 20}
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	if *pebbleMemtable > 0 {
 		opts.MemTableSize = uint64(*pebbleMemtable)
 	}
