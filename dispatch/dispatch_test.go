@@ -474,6 +474,7 @@ func TestSecrets(t *testing.T) {
 	}
 	h.submit(newFiring("f", "rs", false, invSpec{action: "x", args: args, policy: engine.Policy{Retries: 1}}))
 	h.waitFinal("f/0")
+	h.waitIdle()
 
 	mu.Lock()
 	if len(seen) != 4 || seen[0] != secret || seen[1].(map[string]any)["Authorization"] != "Bearer "+secret {
@@ -561,6 +562,7 @@ func TestFeedback(t *testing.T) {
 			})
 			h.submit(newFiring("f", "web", false, invSpec{action: "x"}))
 			h.waitFinal("f/0")
+			h.waitIdle()
 			mu.Lock()
 			defer mu.Unlock()
 			if len(got) != tc.want {
@@ -594,6 +596,7 @@ func testSubmit(t *testing.T, wrap func(*memStore) engine.ActionStore) {
 	h := start(t, store, newFakeClock(), Config{Store: cfg.Store, Actions: cfg.Actions})
 	h.submit(f)
 	h.waitFinal("f/0")
+	h.waitIdle()
 	n := len(store.history)
 
 	// Resubmitting a finished firing (the engine replays its event after a
@@ -616,6 +619,7 @@ func testSubmit(t *testing.T, wrap func(*memStore) engine.ActionStore) {
 	h.waitFinal("g1/0")
 	h.submit(g2)
 	h.waitFinal("g2/0")
+	h.waitIdle()
 	n = len(store.history)
 	h.submit(g1)
 	if act.count() != 3 || len(store.history) != n {

@@ -479,6 +479,16 @@ func (h *harness) waitFinal(ids ...string) {
 	})
 }
 
+// waitIdle waits until the dispatcher has no firing in hand.
+func (h *harness) waitIdle() {
+	h.t.Helper()
+	waitFor(h.t, "dispatcher idle", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return len(h.d.active) == 0
+	})
+}
+
 func sortedKeys[M ~map[string]V, V any](m M) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -153,6 +153,11 @@ func TestJournalRestart(t *testing.T) {
 	}
 
 	// Resubmitting a finished firing (its event replayed) changes nothing.
+	waitFor(t, "dispatcher idle", func() bool {
+		d2.mu.Lock()
+		defer d2.mu.Unlock()
+		return len(d2.active) == 0
+	})
 	runs := ok.count()
 	if err := d2.Submit(context.Background(), firings[0]); err != nil {
 		t.Fatal(err)
