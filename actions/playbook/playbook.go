@@ -119,8 +119,35 @@ func New(mode Mode, env engine.ActionEnv) *Ansible {
 	}
 	if env.DataDir != "" {
 		a.tempDir = filepath.Join(env.DataDir, "tmp")
+		a.removeStale()
 	}
 	return a
+}
+
+// scratchPrefix starts the name of every scratch directory; the process id
+// after it tells whose the directory is.
+const scratchPrefix = "ansible-"
+
+// removeStale deletes the scratch directories that an earlier process
+// (one that crashed or was killed) left in tempDir: their vars files may
+// hold resolved secrets. Directories of this process are kept.
+func (a *Ansible) removeStale() {
+	entries, err := os.ReadDir(a.tempDir)
+	if err != nil {
+		return
+	}
+	self := fmt.Sprintf("%s%d-", scratchPrefix, os.Getpid())
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, scratchPrefix) || strings.HasPrefix(name, self) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(a.tempDir, name)); err != nil {
+			a.log.Warn().Err(err).Str("dir", name).Msg("cannot remove stale scratch directory")
+		} else {
+			a.log.Info().Str("dir", name).Msg("removed stale scratch directory")
+		}
+	}
 }
 
 type config struct {
@@ -432,7 +459,7 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 			return engine.RetryableFailure("scratch directory: %v", err)
 		}
 	}
-	tmp, err := os.MkdirTemp(a.tempDir, "ansible-"+sanitizeID(inv.ID)+"-")
+	tmp, err := os.MkdirTemp(a.tempDir, fmt.Sprintf("%s%d-%s-", scratchPrefix, os.Getpid(), sanitizeID(inv.ID)))
 	if err != nil {
 		return engine.RetryableFailure("scratch directory: %v", err)
 	}

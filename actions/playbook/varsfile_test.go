@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -208,5 +210,28 @@ func TestFeedback(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNewRemovesStaleScratchDirs(t *testing.T) {
+	data := t.TempDir()
+	tmp := filepath.Join(data, "tmp")
+	own := filepath.Join(tmp, "ansible-"+strconv.Itoa(os.Getpid())+"-inv-x")
+	stale := filepath.Join(tmp, "ansible-999999999-inv-y")
+	other := filepath.Join(tmp, "unrelated")
+	for _, d := range []string{own, stale, other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(stale, "vars.yml"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	New(ModePlaybook, engine.ActionEnv{DataDir: data, Log: zerolog.Nop()})
+	for d, want := range map[string]bool{own: true, stale: false, other: true} {
+		_, err := os.Stat(d)
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(d), got, want)
+		}
 	}
 }
