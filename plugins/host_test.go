@@ -449,8 +449,19 @@ func TestRegister(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"test.wait"`) {
 		t.Fatalf("Register error = %v, want the clash on test.wait", err)
 	}
-	if spec, ok := reg.Action("test.echo"); !ok || spec.Description != "returns its arguments" {
-		t.Errorf("test.echo not registered: %+v", spec)
+	spec, ok := reg.Action("test.echo")
+	if !ok || spec.Description != "returns its arguments" {
+		t.Fatalf("test.echo not registered: %+v", spec)
+	}
+	if req, _ := spec.Schema["required"].([]any); len(req) != 1 || req[0] != "message" {
+		t.Errorf("published schema = %v", spec.Schema)
+	}
+	if err := spec.Check(map[string]any{"message": "{{ event.msg }}", "count": "{{ event.n }}"}); err != nil {
+		t.Errorf("templated args rejected: %v", err)
+	}
+	var ae *engine.ArgError
+	if err := spec.Check(map[string]any{"message": "x", "count": 0}); !errors.As(err, &ae) || strings.Join(ae.Path, ".") != "count" {
+		t.Errorf("count 0 = %v, want an ArgError at count", err)
 	}
 }
 

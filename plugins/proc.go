@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,9 +202,14 @@ func (p *proc) spec(a ActionInfo) engine.ActionSpec {
 		schema = nil
 	}
 	name := a.Name
+	var published map[string]any
+	if strings.TrimSpace(a.Schema) != "" {
+		_ = json.Unmarshal([]byte(a.Schema), &published) // valid: it compiled
+	}
 	return engine.ActionSpec{
 		Type:        name,
 		Description: a.Description,
+		Schema:      published,
 		Check: func(args map[string]any) error {
 			if schema == nil {
 				return engine.ArgErrorf(nil, "plugin %q: action %q has no usable schema", p.name, name)

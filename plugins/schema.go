@@ -21,10 +21,11 @@ var printer = message.NewPrinter(language.English)
 // argsSchema validates an action's arguments at load time.
 //
 // Templates: arguments are checked before templates are rendered, so a
-// string containing "{{" may become any value. Rather than guessing a
+// string containing "{{" may become any value (and a secret reference
+// such as ${env:URL} is only resolved just before the action runs). Rather than guessing a
 // placeholder of the right type for every schema keyword, the whole
 // arguments object is validated as written and the errors are then
-// filtered: an error located at a template string is dropped (the rendered
+// filtered: an error located at such a string is dropped (the rendered
 // value may be valid), and an anyOf/oneOf counts as satisfied when one of
 // its branches failed only at template strings. What remains are errors no
 // rendering can fix: missing or unknown keys, a literal of the wrong type,
@@ -102,7 +103,7 @@ func normalize(args map[string]any) (any, error) {
 // when nothing remains.
 func filterTemplates(e *jsonschema.ValidationError, inst any) *jsonschema.ValidationError {
 	if len(e.Causes) == 0 {
-		if v, ok := lookup(inst, e.InstanceLocation); ok && engine.IsTemplate(v) {
+		if v, ok := lookup(inst, e.InstanceLocation); ok && unrendered(v) {
 			return nil
 		}
 		return e
@@ -135,6 +136,16 @@ func filterTemplates(e *jsonschema.ValidationError, inst any) *jsonschema.Valida
 	out := *e
 	out.Causes = causes
 	return &out
+}
+
+// unrendered reports whether v is only known at run time: a template, or a
+// secret reference (${env:...}, ${file:...}) resolved just before Run.
+func unrendered(v any) bool {
+	if engine.IsTemplate(v) {
+		return true
+	}
+	s, ok := v.(string)
+	return ok && engine.HasSecretRef(s)
 }
 
 func lookup(v any, path []string) (any, bool) {

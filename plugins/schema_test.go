@@ -57,6 +57,8 @@ func TestCheckValidatesAgainstTheSchema(t *testing.T) {
 		{name: "template array item", args: `{"system":"jira","url":"https://x","labels":["a","{{ x }}"]}`},
 		{name: "template for oneOf object", args: `{"system":"jira","url":"https://x","auth":"{{ vars.auth }}"}`},
 		{name: "template inside oneOf branch", args: `{"system":"jira","url":"https://x","auth":{"token":"{{ t }}"}}`},
+		{name: "secret reference for pattern", args: `{"system":"jira","url":"${env:JIRA_URL}"}`},
+		{name: "escaped secret reference is literal", args: `{"system":"jira","url":"$${env:JIRA_URL}"}`, wantPath: "url", wantMsg: "does not match pattern"},
 		// ...but not where no rendering can help.
 		{name: "template does not excuse a missing key", args: `{"system":"{{ s }}"}`, wantMsg: `missing required key "url"`},
 		{name: "template does not excuse an unknown key", args: `{"system":"jira","url":"{{ u }}","bogus":"{{ b }}"}`, wantPath: "bogus", wantMsg: "unknown key"},
