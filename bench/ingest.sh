@@ -5,14 +5,17 @@
 #   (b) webhook: `rulebook run bench/webhook.yml`, a webhook source writing
 #                every event durably to the journal, with a rule matching
 #                every event,
-# then the ratio (b)/(a). Between the two, target "journal" (bench/ingestpath)
-# is the webhook source writing to the embedded journal with a reader marking
-# records done and no rule engine: the durable ingest path alone. Target (issue 3): ratio >= 0.5 and p99 < 10 ms at
+# then the ratio (b)/(a). Two targets in between locate the cost (both
+# bench/ingestpath, no rule engine): "source", the webhook source whose Emit
+# returns at once (HTTP checks, parsing, event building), and "journal", the
+# webhook source writing to the embedded journal with a reader marking
+# records done (the durable ingest path alone). Target (issue 3): ratio >= 0.5 and p99 < 10 ms at
 # 32 connections.
 #
-#   bench/ingest.sh                 # 10 s per target, 2 threads, 32 connections
-#   DURATION=30s CONNS=64 bench/ingest.sh
-#   ONLY=bare bench/ingest.sh       # one target only (bare, journal or webhook)
+#   bench/ingest.sh                 # 3 interleaved rounds of 10 s per target,
+#                                   # 2 threads, 32 connections; medians
+#   DURATION=30s ROUNDS=5 CONNS=64 bench/ingest.sh
+#   ONLY=bare,webhook bench/ingest.sh   # some targets (bare, source, journal, webhook)
 #
 # Needs wrk (installed by test/setup.sh) and Go. Traffic stays on 127.0.0.1.
 # Results are also written to bench/results/ingest-<UTC time>.txt.
@@ -26,7 +29,9 @@ WARMUP=${WARMUP:-2s}
 BARE_PORT=${BARE_PORT:-18080}
 HOOK_PORT=${HOOK_PORT:-18081}
 JOURNAL_PORT=${JOURNAL_PORT:-18082}
+SOURCE_PORT=${SOURCE_PORT:-18083}
 ONLY=${ONLY:-}
+ROUNDS=${ROUNDS:-3}
 
 command -v wrk >/dev/null || { echo "ingest.sh: wrk is missing; run test/setup.sh" >&2; exit 1; }
 
@@ -70,50 +75,65 @@ to_ms() {
   }'
 }
 
+# Per target, one value per round: "r1 r2 ...".
 declare -A rps p50 p90 p99 errors
 
-# measure NAME PORT: warm up, then run wrk and record its figures.
+# measure NAME PORT: warm up, then run wrk and append its figures.
 measure() {
   local name=$1 port=$2 out
   wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$repo/bench/post.lua" "http://127.0.0.1:$port/" >/dev/null
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$repo/bench/post.lua" "http://127.0.0.1:$port/")
-  echo "$out" >"$work/$name.wrk"
-  echo "--- $name (wrk -t$THREADS -c$CONNS -d$DURATION)"
+  echo "--- $name, round $round (wrk -t$THREADS -c$CONNS -d$DURATION)"
   echo "$out"
-  rps[$name]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p50[$name]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p90[$name]=$(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$out")")
-  p99[$name]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  rps[$name]+=" $(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  p50[$name]+=" $(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+  p90[$name]+=" $(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$out")")"
+  p99[$name]+=" $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
   local non2xx sockerr
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
   sockerr=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
-  errors[$name]=$(( ${non2xx:-0} + ${sockerr:-0} ))
+  errors[$name]=$(( ${errors[$name]:-0} + ${non2xx:-0} + ${sockerr:-0} ))
 }
 
+# median "v1 v2 ...": the median of the values.
+median() {
+  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+wanted() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$work/bin"
 echo "building (go build) ..."
 (cd "$repo" && go build -o "$work/bin/bare" ./bench/bare && go build -o "$work/bin/ingestpath" ./bench/ingestpath)
 
-if [[ -z $ONLY || $ONLY == bare ]]; then
+# Start every target once; they idle while another is measured.
+targets=()
+if wanted bare; then
   "$work/bin/bare" -addr "127.0.0.1:$BARE_PORT" &
   pids+=($!)
   wait_port "$BARE_PORT" "${pids[-1]}"
-  measure bare "$BARE_PORT"
-  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  targets+=("bare:$BARE_PORT")
 fi
-
-if [[ -z $ONLY || $ONLY == journal ]]; then
+if wanted source; then
+  "$work/bin/ingestpath" -addr "127.0.0.1:$SOURCE_PORT" -store none 2>"$work/source.log" &
+  pids+=($!)
+  if ! wait_port "$SOURCE_PORT" "${pids[-1]}"; then
+    cat "$work/source.log" >&2
+    exit 1
+  fi
+  targets+=("source:$SOURCE_PORT")
+fi
+if wanted journal; then
   "$work/bin/ingestpath" -addr "127.0.0.1:$JOURNAL_PORT" -data-dir "$work/journal" 2>"$work/ingestpath.log" &
   pids+=($!)
   if ! wait_port "$JOURNAL_PORT" "${pids[-1]}"; then
     cat "$work/ingestpath.log" >&2
     exit 1
   fi
-  measure journal "$JOURNAL_PORT"
-  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  targets+=("journal:$JOURNAL_PORT")
 fi
-
-if [[ -z $ONLY || $ONLY == webhook ]]; then
+if wanted webhook; then
   mkdir -p "$repo/bin"
   (cd "$repo" && go build -o bin/rulebook ./cmd/rulebook)
   sed "s/PORT/$HOOK_PORT/" "$repo/bench/webhook.yml" >"$work/webhook.yml"
@@ -124,26 +144,36 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
     cat "$work/rulebook.log" >&2
     exit 1
   fi
-  measure webhook "$HOOK_PORT"
-  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  targets+=("webhook:$HOOK_PORT")
 fi
 
-summary() {
-  printf '%-8s %12s %9s %9s %9s %7s\n' target "requests/s" "p50 ms" "p90 ms" "p99 ms" errors
-  for n in bare journal webhook; do
-    [[ -n ${rps[$n]:-} ]] || continue
-    printf '%-8s %12s %9s %9s %9s %7s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p90[$n]}" "${p99[$n]}" "${errors[$n]}"
+# Interleaved rounds: a change in the machine's load hits every target
+# alike, and the medians drop an unlucky round.
+for ((round = 1; round <= ROUNDS; round++)); do
+  for t in "${targets[@]}"; do
+    measure "${t%%:*}" "${t##*:}"
   done
-  for n in journal webhook; do
-    [[ -n ${rps[bare]:-} && -n ${rps[$n]:-} ]] || continue
-    awk -v n="$n" -v b="${rps[bare]}" -v w="${rps[$n]}" -v p="${p99[$n]}" -v c="$CONNS" 'BEGIN {
+done
+
+summary() {
+  echo "medians of $ROUNDS interleaved round(s) of $DURATION, wrk -t$THREADS -c$CONNS, JSON POST of ~110 bytes"
+  printf '%-8s %12s %9s %9s %9s %7s   %s\n' target "requests/s" "p50 ms" "p90 ms" "p99 ms" errors "requests/s per round"
+  declare -A med
+  for n in bare source journal webhook; do
+    [[ -n ${rps[$n]:-} ]] || continue
+    med[$n]=$(median "${rps[$n]}")
+    printf '%-8s %12s %9s %9s %9s %7s  %s\n' "$n" "${med[$n]}" "$(median "${p50[$n]}")" "$(median "${p90[$n]}")" "$(median "${p99[$n]}")" "${errors[$n]}" "${rps[$n]}"
+  done
+  for n in source journal webhook; do
+    [[ -n ${med[bare]:-} && -n ${med[$n]:-} ]] || continue
+    awk -v n="$n" -v b="${med[bare]}" -v w="${med[$n]}" -v p="$(median "${p99[$n]}")" -v c="$CONNS" 'BEGIN {
       r = w / b
       printf "ratio %s/bare: %.3f", n, r
       printf "  (target ratio >= 0.5 and p99 < 10 ms at 32 connections: %s)\n", (r >= 0.5 && p < 10 && c == 32) ? "met" : "not met"
     }'
   done
   [[ -n ${rps[webhook]:-} ]] || echo "webhook (rulebook run): not measured"
-  echo "machine: $(nproc) cores, $(uname -sr), $(go version | awk '{print $3}')"
+  echo "machine: $(nproc) cores, $(uname -sr), $(go version | awk '{print $3}'), load average before: $load_before"
 }
 
 echo
@@ -151,7 +181,7 @@ mkdir -p "$repo/bench/results"
 result="$repo/bench/results/ingest-$(date -u +%Y%m%dT%H%M%SZ).txt"
 summary | tee "$result"
 echo "(written to ${result#"$repo"/})"
-for n in journal webhook; do
+for n in source journal webhook; do
   if [[ -n ${errors[$n]:-} && ${errors[$n]} -ne 0 ]]; then
     echo "ingest.sh: target $n answered ${errors[$n]} requests with errors" >&2
     exit 1

@@ -1,10 +1,13 @@
-// Command ingestpath serves a webhook source whose events go to the embedded
-// durable journal (package journal), with a reader that marks every record
-// done, and no rule engine. bench/ingest.sh measures it as the "journal"
-// target: the cost of the durable ingest path alone, between the bare
-// handler and the full `rulebook run`.
+// Command ingestpath serves a webhook source with no rule engine behind it.
+// With -store journal its events go to the embedded durable journal
+// (package journal), with a reader that marks every record done:
+// bench/ingest.sh measures it as the "journal" target, the cost of the
+// durable ingest path alone. With -store none, Emit returns at once: the
+// "source" target, the cost of the HTTP source itself (checks, parsing,
+// event building) without any storage.
 //
 //	go run ./bench/ingestpath -addr 127.0.0.1:18082 -data-dir /tmp/ingestpath
+//	go run ./bench/ingestpath -addr 127.0.0.1:18083 -store none
 package main
 
 import (
@@ -27,9 +30,19 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18082", "listen address")
-	dir := flag.String("data-dir", "", "journal directory (required)")
+	dir := flag.String("data-dir", "", "journal directory (required with -store journal)")
+	store := flag.String("store", "journal", "where events go: journal or none")
 	flag.Parse()
-	if err := run(*addr, *dir); err != nil {
+	var err error
+	switch *store {
+	case "journal":
+		err = run(*addr, *dir)
+	case "none":
+		err = serve(*addr, discard{}, zerolog.New(os.Stderr).Level(zerolog.WarnLevel))
+	default:
+		err = fmt.Errorf("-store %q is not journal or none", *store)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingestpath:", err)
 		os.Exit(1)
 	}
@@ -75,6 +88,26 @@ func run(addr, dir string) error {
 		}
 	}()
 
+	runErr := serveCtx(ctx, addr, store, log)
+	stop()
+	return errors.Join(runErr, <-readerDone)
+}
+
+// discard accepts every entry without storing it.
+type discard struct{}
+
+func (discard) Emit(_ context.Context, _ engine.SourceRef, es []engine.Entry) ([]engine.Outcome, error) {
+	return make([]engine.Outcome, len(es)), nil
+}
+
+func serve(addr string, out engine.Emitter, log zerolog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveCtx(ctx, addr, out, log)
+}
+
+// serveCtx runs a webhook source on addr until ctx ends.
+func serveCtx(ctx context.Context, addr string, out engine.Emitter, log zerolog.Logger) error {
 	hub := httpingest.NewHub(httpingest.HubConfig{Log: log})
 	spec := webhook.Spec(hub)
 	args := map[string]any{"address": addr, "path": "/"}
@@ -85,10 +118,8 @@ func run(addr, dir string) error {
 	if err != nil {
 		return err
 	}
-	runErr := src.Run(ctx, store)
+	runErr := src.Run(ctx, out)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	hub.Stop(stopCtx)
-	stop()
-	return errors.Join(runErr, <-readerDone)
+	return errors.Join(runErr, hub.Stop(stopCtx))
 }
