@@ -120,7 +120,7 @@ type Config struct {
 	// Clock defaults to the system clock.
 	Clock Clock
 	// Rand returns a number in [0, 1) for the backoff jitter; defaults to
-	// math/rand/v2's Float64.
+	// math/rand/v2's Float64. It is called from several goroutines.
 	Rand func() float64
 	// MaxConcurrency bounds the attempts running at once (default 16).
 	MaxConcurrency int
@@ -626,4 +626,20 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.cancelRun()
 	<-done
 	return fmt.Errorf("dispatch: stop: running actions cancelled: %w", ctx.Err())
+}
+
+// Stats is a snapshot of the dispatcher's load.
+type Stats struct {
+	// Firings is how many firings have invocations in hand (running,
+	// waiting for a slot, a lock, a backoff or an earlier firing).
+	Firings int
+	// Running is how many attempts hold a global slot.
+	Running int
+}
+
+// Stats returns the current load, for health checks and metrics.
+func (d *Dispatcher) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Stats{Firings: len(d.active), Running: len(d.global)}
 }

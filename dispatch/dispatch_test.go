@@ -386,6 +386,9 @@ func TestConcurrencyLimits(t *testing.T) {
 				}
 				return true
 			})
+			if st := h.d.Stats(); st != (Stats{Firings: len(tc.subs), Running: tc.wantRunning["*"]}) {
+				t.Fatalf("stats %+v, want %d firings and %d running", st, len(tc.subs), tc.wantRunning["*"])
+			}
 			for range ids {
 				g.step(t)
 			}
