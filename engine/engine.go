@@ -151,6 +151,70 @@ func newRulesetState(rs *Ruleset) *rsState {
 	return s
 }
 
+// ReloadSummary says what Replace kept.
+type ReloadSummary struct {
+	Rulesets    int `json:"rulesets"`
+	Rules       int `json:"rules"`
+	KeptRules   int `json:"kept_rules"`
+	ResetRules  int `json:"reset_rules"`
+	KeptFacts   int `json:"kept_facts"`
+	DroppedSets int `json:"dropped_rulesets"`
+}
+
+// Replace swaps in new rulesets atomically: events processed before it see
+// the old rules, events after it the new ones. Facts of rulesets that keep
+// their name are kept, and so is the state (partial matches, throttle
+// windows, counters) of every rule whose name and fingerprint are unchanged;
+// changed and new rules start empty.
+func (e *Engine) Replace(rulesets []*Ruleset) ReloadSummary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var sum ReloadSummary
+	old := e.byName
+	e.rulesets = nil
+	e.byName = map[string]*rsState{}
+	stats := map[string]*RuleStats{}
+	for _, rs := range rulesets {
+		s := newRulesetState(rs)
+		sum.Rulesets++
+		if prev := old[rs.Name]; prev != nil {
+			s.facts = prev.facts
+			sum.KeptFacts += len(prev.facts)
+			for i, r := range s.rules {
+				sum.Rules++
+				for _, pr := range prev.rules {
+					if pr.rule.Name == r.rule.Name && pr.rule.Fingerprint != "" && pr.rule.Fingerprint == r.rule.Fingerprint {
+						pr.rule = r.rule
+						s.rules[i] = pr
+						sum.KeptRules++
+						break
+					}
+				}
+			}
+		} else {
+			sum.Rules += len(s.rules)
+		}
+		for _, r := range rs.Rules {
+			key := rs.Name + "\x00" + r.Name
+			if st := e.stats[key]; st != nil {
+				stats[key] = st
+			} else {
+				stats[key] = &RuleStats{Ruleset: rs.Name, Rule: r.Name}
+			}
+		}
+		e.rulesets = append(e.rulesets, s)
+		e.byName[rs.Name] = s
+	}
+	for name := range old {
+		if e.byName[name] == nil {
+			sum.DroppedSets++
+		}
+	}
+	e.stats = stats
+	sum.ResetRules = sum.Rules - sum.KeptRules
+	return sum
+}
+
 // Rulesets returns the compiled rulesets.
 func (e *Engine) Rulesets() []*Ruleset {
 	e.mu.Lock()

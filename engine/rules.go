@@ -45,8 +45,12 @@ func (k RuleKind) String() string {
 
 // Rule is one compiled rule.
 type Rule struct {
-	Name    string
-	Enabled bool
+	Name string
+	// Fingerprint identifies the rule's definition together with the
+	// ruleset settings it depends on; a reload keeps the state (partial
+	// matches, throttle windows) of a rule whose fingerprint did not change.
+	Fingerprint string
+	Enabled     bool
 	Kind    RuleKind
 	// Conditions in order; Names[i] is how later conditions and templates
 	// refer to the event that matched Conditions[i] (events.m_0, or the name

@@ -1,6 +1,9 @@
 package rulebooks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -425,6 +428,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 		defaults = l.policy(l.fields(v, "defaults", allowedKeys(DefaultsSpec{})), "defaults")
 	}
 	comp := &engine.Compiler{Clock: l.opts.Clock, Vars: vars}
+	settings := rulesetSettings(rs, vars, defaults)
 	if v := f["sources"]; v == nil {
 		l.errf(n, "", "missing key \"sources\"")
 	} else {
@@ -441,6 +445,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			if r == nil {
 				continue
 			}
+			r.Fingerprint = fingerprint(settings, rn)
 			if line, dup := seen[r.Name]; dup {
 				l.rule = r.Name
 				l.errf(mapValue(rn, "name"), "name", "duplicate rule name (first defined at line %d)", line)
@@ -454,6 +459,29 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	}
 	l.rule = ""
 	return rs
+}
+
+// rulesetSettings is what a rule's behaviour depends on beyond its own
+// YAML: vars, defaults and the ruleset's matching settings.
+func rulesetSettings(rs *engine.Ruleset, vars map[string]any, defaults engine.Policy) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"vars": vars, "defaults": defaults, "ttl": rs.DefaultEventsTTL, "hosts": rs.Hosts,
+		"multiple": rs.MatchMultiple, "sequential": rs.Sequential,
+	})
+	return b
+}
+
+// fingerprint hashes a rule's YAML (positions and comments aside) with its
+// ruleset's settings.
+func fingerprint(settings []byte, n *yaml.Node) string {
+	var v any
+	_ = n.Decode(&v)
+	b, _ := json.Marshal(v)
+	h := sha256.New()
+	h.Write(settings)
+	h.Write([]byte{0})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func (l *loader) plugins(n *yaml.Node) {

@@ -1,0 +1,69 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks"
+	"github.com/rulebook-dev/rulebook/sources/generic"
+)
+
+func TestReplaceKeepsStateOfUnchangedRules(t *testing.T) {
+	v1 := rulebook(`    - name: pair
+      condition:
+        all: [event.k == "a", event.k == "b"]
+      action: {none: {}}
+    - name: quiet
+      condition: event.k == "t"
+      throttle: {once_within: 10m}
+      action: {none: {}}
+    - name: changing
+      condition:
+        all: [event.k == "c", event.k == "d"]
+      action: {none: {}}
+    - name: fact
+      condition: event.k == "f"
+      action: {set_fact: {fact: {seen: true}}}
+`)
+	h := newHarness(t, v1)
+	h.run([]step{
+		{0, "", ev("k", "a")}, // partial match of pair
+		{0, "", ev("k", "t")}, // quiet fires, window opens
+		{0, "", ev("k", "c")}, // partial match of changing
+		{0, "", ev("k", "f")}, // a fact
+	}, 0)
+	if got := strings.Join(h.fired, ","); got != "quiet@0s,fact@0s" {
+		t.Fatalf("before reload fired %s", got)
+	}
+
+	v2 := strings.Replace(v1, `all: [event.k == "c", event.k == "d"]`, `all: [event.k == "c", event.k == "e"]`, 1)
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	rb, err := rulebooks.Parse("v2.yml", []byte(v2), rulebooks.Options{Registry: reg, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := h.eng.Replace(rb.Rulesets)
+	if sum.KeptRules != 3 || sum.ResetRules != 1 || sum.KeptFacts != 1 {
+		t.Fatalf("summary %+v, want 3 kept rules, 1 reset, 1 fact", sum)
+	}
+	h.fired = nil
+	h.run([]step{
+		{time.Minute, "", ev("k", "b")}, // completes pair: its partial match survived
+		{time.Minute, "", ev("k", "t")}, // still throttled: the window survived
+		{time.Minute, "", ev("k", "e")}, // changing was reset: no partial to complete
+	}, 0)
+	if got := strings.Join(h.fired, ","); got != "pair@1m0s" {
+		t.Fatalf("after reload fired %s, want pair@1m0s only", got)
+	}
+	if facts := h.eng.Facts("r"); len(facts) != 1 || facts[0]["seen"] != true {
+		t.Fatalf("facts after reload: %v", facts)
+	}
+	for _, st := range h.eng.Stats() {
+		if st.Rule == "quiet" && st.Fired != 1 {
+			t.Fatalf("quiet's counter was not kept: %+v", st)
+		}
+	}
+}
