@@ -51,7 +51,7 @@ type Rule struct {
 	// matches, throttle windows) of a rule whose fingerprint did not change.
 	Fingerprint string
 	Enabled     bool
-	Kind    RuleKind
+	Kind        RuleKind
 	// Conditions in order; Names[i] is how later conditions and templates
 	// refer to the event that matched Conditions[i] (events.m_0, or the name
 	// given with `events.name << ...`).
