@@ -3,6 +3,7 @@ package playbook
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -234,4 +235,24 @@ func TestNewRemovesStaleScratchDirs(t *testing.T) {
 			t.Errorf("%s exists = %v, want %v", filepath.Base(d), got, want)
 		}
 	}
+}
+
+// FuzzCheck feeds arbitrary JSON argument maps to both Checks: no panics,
+// and every rejection is an *engine.ArgError.
+func FuzzCheck(f *testing.F) {
+	f.Add(`{"name":"a.b.c","limit":["x","{{ y }}"],"verbosity":"{{ v }}","extra_vars":{"k":1}}`)
+	f.Add(`{"name":"ping","module_args":"x=1","limit":3}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var args map[string]any
+		if json.Unmarshal([]byte(s), &args) != nil {
+			return
+		}
+		for _, check := range []func(map[string]any) error{CheckPlaybook, CheckModule} {
+			err := check(args)
+			var ae *engine.ArgError
+			if err != nil && !errors.As(err, &ae) {
+				t.Fatalf("Check(%s) = %T %v, want *engine.ArgError", s, err, err)
+			}
+		}
+	})
 }
