@@ -42,6 +42,10 @@ type proc struct {
 	name string
 	log  zerolog.Logger
 
+	// startSem admits one start at a time; waiting for it honours the
+	// caller's context, unlike waiting for mu would.
+	startSem chan struct{}
+
 	mu        sync.Mutex
 	client    *goplugin.Client
 	rpc       proto.ActionPluginClient
@@ -55,18 +59,21 @@ type proc struct {
 }
 
 func newProc(h *Host, c candidate) *proc {
-	return &proc{h: h, c: c, name: c.name, log: h.log.With().Str("plugin", c.name).Logger()}
+	return &proc{h: h, c: c, name: c.name, log: h.log.With().Str("plugin", c.name).Logger(), startSem: make(chan struct{}, 1)}
 }
 
 // load makes the first start and returns the plugin's description.
 func (p *proc) load() (Info, error) {
 	info := Info{Name: p.name, Path: p.c.path, Declared: p.c.declared}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	desc, sum, err := p.startLocked()
+	p.startSem <- struct{}{}
+	defer func() { <-p.startSem }()
+	desc, sum, client, rpc, err := p.launch()
 	info.SHA256 = sum
 	if err != nil {
 		return info, err
+	}
+	if !p.install(client, rpc, desc) {
+		return info, fmt.Errorf("plugin %q: the plugin host is shut down", p.name)
 	}
 	info.Version = desc.GetVersion()
 	info.Description = desc.GetDescription()
@@ -77,12 +84,21 @@ func (p *proc) load() (Info, error) {
 	return info, nil
 }
 
-// startLocked starts the process, checks its protocol and description.
-// p.mu is held.
-func (p *proc) startLocked() (*proto.DescribeResponse, string, error) {
+// launch starts a process and checks its protocol and description. It
+// touches no state of p: install makes the process current. The caller
+// holds startSem.
+func (p *proc) launch() (*proto.DescribeResponse, string, *goplugin.Client, proto.ActionPluginClient, error) {
+	desc, sum, client, rpc, err := p.launchOnce()
+	if err != nil && client != nil {
+		client.Kill()
+	}
+	return desc, sum, client, rpc, err
+}
+
+func (p *proc) launchOnce() (*proto.DescribeResponse, string, *goplugin.Client, proto.ActionPluginClient, error) {
 	sum, err := FileSHA256(p.c.path)
 	if err != nil {
-		return nil, "", fmt.Errorf("plugin %q: %w", p.name, err)
+		return nil, "", nil, nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
 	cfg := &goplugin.ClientConfig{
 		HandshakeConfig:  proto.Handshake(proto.ProtocolVersion),
@@ -95,7 +111,7 @@ func (p *proc) startLocked() (*proto.DescribeResponse, string, error) {
 	}
 	if p.c.checksum != "" {
 		if sum != p.c.checksum {
-			return nil, sum, fmt.Errorf("plugin %q: %w: %q has sha256 %s, but %s was declared; refusing to start it",
+			return nil, sum, nil, nil, fmt.Errorf("plugin %q: %w: %q has sha256 %s, but %s was declared; refusing to start it",
 				p.name, ErrChecksumMismatch, p.c.path, sum, p.c.checksum)
 		}
 		want, _ := hex.DecodeString(p.c.checksum)
@@ -105,7 +121,7 @@ func (p *proc) startLocked() (*proto.DescribeResponse, string, error) {
 	}
 	stateDir, err := p.h.stateDir(p.name)
 	if err != nil {
-		return nil, sum, err
+		return nil, sum, nil, nil, err
 	}
 	cmd := exec.Command(p.c.path)
 	cmd.Env = append(os.Environ(), proto.StateDirEnv+"="+stateDir)
@@ -115,35 +131,42 @@ func (p *proc) startLocked() (*proto.DescribeResponse, string, error) {
 	client := goplugin.NewClient(cfg)
 	cp, err := client.Client()
 	if err != nil {
-		client.Kill()
-		return nil, sum, p.startError(err)
+		return nil, sum, client, nil, p.startError(err)
 	}
 	raw, err := cp.Dispense(proto.PluginKey)
 	if err != nil {
-		client.Kill()
-		return nil, sum, fmt.Errorf("plugin %q (%q): %w", p.name, p.c.path, err)
+		return nil, sum, client, nil, fmt.Errorf("plugin %q (%q): %w", p.name, p.c.path, err)
 	}
 	rpc := raw.(proto.ActionPluginClient)
 	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.StartTimeout)
 	defer cancel()
 	desc, err := rpc.Describe(ctx, &proto.DescribeRequest{})
 	if err != nil {
-		client.Kill()
-		return nil, sum, fmt.Errorf("plugin %q (%q): describe: %w", p.name, p.c.path, err)
+		return nil, sum, client, nil, fmt.Errorf("plugin %q (%q): describe: %w", p.name, p.c.path, err)
 	}
 	if v := desc.GetProtocolVersion(); v != 0 && v != proto.ProtocolVersion {
-		client.Kill()
-		return nil, sum, p.versionError(int(v))
+		return nil, sum, client, nil, p.versionError(int(v))
 	}
 	if err := p.checkDescription(desc); err != nil {
-		client.Kill()
-		return nil, sum, err
+		return nil, sum, client, nil, err
 	}
+	return desc, sum, client, rpc, nil
+}
+
+// install makes a launched process the current one. It returns false, and
+// kills the process, when the plugin was stopped meanwhile.
+func (p *proc) install(client *goplugin.Client, rpc proto.ActionPluginClient, desc *proto.DescribeResponse) bool {
 	names := make([]string, 0, len(desc.GetActions()))
 	for _, a := range desc.GetActions() {
 		names = append(names, a.GetName())
 	}
 	slices.Sort(names)
+	p.mu.Lock()
+	if p.stopped || p.h.isClosed() {
+		p.mu.Unlock()
+		client.Kill()
+		return false
+	}
 	if p.actions != nil && !slices.Equal(p.actions, names) {
 		p.log.Warn().Strs("was", p.actions).Strs("now", names).
 			Msg("restarted plugin describes other actions; keeping the ones registered at start")
@@ -153,7 +176,8 @@ func (p *proc) startLocked() (*proto.DescribeResponse, string, error) {
 	}
 	p.client, p.rpc = client, rpc
 	p.gen++
-	return desc, sum, nil
+	p.mu.Unlock()
+	return true
 }
 
 func (p *proc) checkDescription(desc *proto.DescribeResponse) error {
@@ -242,43 +266,83 @@ func (a *Action) Run(ctx context.Context, inv *engine.Invocation) engine.Result 
 }
 
 // acquire returns the running plugin, starting it when it is down and its
-// backoff has passed.
-func (p *proc) acquire() (proto.ActionPluginClient, uint64, *engine.Result) {
+// backoff has passed. Waiting for another caller's start ends with ctx.
+func (p *proc) acquire(ctx context.Context) (proto.ActionPluginClient, uint64, *engine.Result) {
+	for {
+		rpc, gen, res, mustStart := p.current()
+		if !mustStart {
+			return rpc, gen, res
+		}
+		select {
+		case p.startSem <- struct{}{}:
+		case <-ctx.Done():
+			r := engine.RetryableFailure("plugin %q: gave up waiting for the plugin to start: %v", p.name, ctx.Err())
+			return nil, 0, &r
+		}
+		if _, _, _, mustStart := p.current(); !mustStart {
+			<-p.startSem // another caller started it (or it is backing off)
+			continue
+		}
+		rpc, gen, res = p.restart()
+		<-p.startSem
+		return rpc, gen, res
+	}
+}
+
+// current returns the running process, or a result explaining why there
+// is none, or mustStart when the caller should start it.
+func (p *proc) current() (proto.ActionPluginClient, uint64, *engine.Result, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.h.isClosed() {
 		r := engine.RetryableFailure("plugin %q: the plugin host is shut down", p.name)
-		return nil, 0, &r
+		return nil, 0, &r, false
 	}
 	if p.client != nil && p.client.Exited() {
 		p.downLocked("the plugin process exited")
 	}
 	if p.client != nil {
-		return p.rpc, p.gen, nil
+		return p.rpc, p.gen, nil, false
 	}
 	now := p.h.opts.Clock.Now()
 	if now.Before(p.nextStart) {
 		wait := p.nextStart.Sub(now)
 		r := engine.RetryableFailure("plugin %q is down (%s); next start in %s", p.name, p.lastErr, wait.Round(time.Millisecond))
 		r.RetryAfter = wait
-		return nil, 0, &r
+		return nil, 0, &r, false
 	}
-	if _, _, err := p.startLocked(); err != nil {
+	return nil, 0, nil, true
+}
+
+// restart starts the plugin again. The caller holds startSem.
+func (p *proc) restart() (proto.ActionPluginClient, uint64, *engine.Result) {
+	desc, _, client, rpc, err := p.launch()
+	if err != nil {
+		p.mu.Lock()
 		p.failures++
 		p.lastErr = err.Error()
-		p.nextStart = now.Add(p.h.opts.Backoff(p.failures))
+		backoff := p.h.opts.Backoff(p.failures)
+		p.nextStart = p.h.opts.Clock.Now().Add(backoff)
 		p.log.Error().Err(err).Time("next_start", p.nextStart).Msg("plugin restart failed")
+		p.mu.Unlock()
 		if errors.Is(err, ErrChecksumMismatch) || errors.Is(err, ErrProtocolVersion) {
 			r := engine.Failure("%v", err)
 			return nil, 0, &r
 		}
 		r := engine.RetryableFailure("%v", err)
-		r.RetryAfter = p.h.opts.Backoff(p.failures)
+		r.RetryAfter = backoff
 		return nil, 0, &r
 	}
+	if !p.install(client, rpc, desc) {
+		r := engine.RetryableFailure("plugin %q: the plugin host is shut down", p.name)
+		return nil, 0, &r
+	}
+	p.mu.Lock()
 	p.restarts++
-	p.log.Info().Int("restarts", p.restarts).Msg("plugin restarted")
-	return p.rpc, p.gen, nil
+	gen, n := p.gen, p.restarts
+	p.mu.Unlock()
+	p.log.Info().Int("restarts", n).Msg("plugin restarted")
+	return rpc, gen, nil
 }
 
 // downLocked records that the current process is gone and kills what is
@@ -335,6 +399,9 @@ func (p *proc) stop() {
 	if client != nil {
 		client.Kill() // graceful first, forced after go-plugin's grace
 	}
+	// Wait for a start in progress: install sees stopped and kills it.
+	p.startSem <- struct{}{}
+	<-p.startSem
 }
 
 // forceKill kills a plugin process that is hung or half dead without
@@ -349,7 +416,7 @@ func forceKill(c *goplugin.Client) {
 }
 
 func (p *proc) invoke(ctx context.Context, action string, inv *engine.Invocation) engine.Result {
-	rpc, gen, res := p.acquire()
+	rpc, gen, res := p.acquire(ctx)
 	if res != nil {
 		return *res
 	}
