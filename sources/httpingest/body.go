@@ -90,13 +90,9 @@ func ParseBody(contentType string, body []byte) (any, error) {
 }
 
 func parseJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var v any
-	if err := dec.Decode(&v); err != nil {
+	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("invalid json: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("invalid json: data after the top-level value")
 	}
 	return v, nil
 }

@@ -1,6 +1,7 @@
 package httpingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -173,7 +174,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.reject(w, r, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(max, 10)+" bytes", nil)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := readBody(w, r, max)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -266,7 +267,45 @@ func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine
 			resp.Status = "ignored"
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeBody(w, http.StatusOK, resp.append(make([]byte, 0, 64+40*len(resp.IDs))))
+}
+
+// append writes a as JSON, as json.Marshal would (without its reflection:
+// this is on every request's path).
+func (a Answer) append(b []byte) []byte {
+	b = append(b, `{"status":`...)
+	b = appendJSONString(b, a.Status)
+	b = append(b, `,"ids":[`...)
+	for i, id := range a.IDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, id)
+	}
+	b = append(b, ']')
+	if a.Duplicates > 0 {
+		b = append(b, `,"duplicates":`...)
+		b = strconv.AppendInt(b, int64(a.Duplicates), 10)
+	}
+	if a.Stale > 0 {
+		b = append(b, `,"stale":`...)
+		b = strconv.AppendInt(b, int64(a.Stale), 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string; uncommon strings go through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Answer is the body of a 200: Status is "accepted" when at least one event
@@ -286,10 +325,28 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	writeBody(w, status, b)
+}
+
+// writeBody answers status with the JSON b and a final newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b) + 1)}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// readBody reads at most max bytes of the body, into a buffer sized by
+// Content-Length when the sender gave one.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, max)
+	if r.ContentLength <= 0 {
+		return io.ReadAll(rd)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
+	_, err := buf.ReadFrom(rd)
+	return buf.Bytes(), err
 }
 
 func methodAllowed(allowed []string, m string) bool {

@@ -123,7 +123,7 @@ func TestEndpointAnswers(t *testing.T) {
 		{name: "authorized", ep: func(e *Endpoint) { e.Auth = tokenAuth }, req: req{method: "POST", ct: "application/json", body: "{}", headers: hdr("Authorization", "Bearer secret-token")}, status: 200, emitted: 1},
 		{name: "auth before content type", ep: func(e *Endpoint) { e.Auth = tokenAuth }, req: post("image/png", "x"), status: 401},
 		{name: "unsupported type", req: post("image/png", "x"), status: 415, body: `{"error":"unsupported content type \"image/png\""}`},
-		{name: "unparseable json", req: post("application/json", `{"n":`), status: 400, body: `{"error":"invalid json: unexpected EOF"}`},
+		{name: "unparseable json", req: post("application/json", `{"n":`), status: 400, body: `{"error":"invalid json: unexpected end of JSON input"}`},
 		{name: "content type override", ep: func(e *Endpoint) { e.ContentType = "application/json" }, req: post("text/plain", `{"n":1}`), status: 200, emitted: 1},
 		{name: "override makes it unparseable", ep: func(e *Endpoint) { e.ContentType = "application/json" }, req: post("application/json", `n=1`), status: 400, bodyPrefix: `{"error":"invalid json`},
 		{name: "build error", req: post("application/json", `{"reject":true}`), status: 400, body: `{"error":"payload says reject"}`},
@@ -263,4 +263,25 @@ func TestSafeHeaders(t *testing.T) {
 	if len(got) != len(want) || got["X-Github-Delivery"] != "d1" || got["Accept"] != "a, b" {
 		t.Fatalf("got %v, want %v", got, want)
 	}
+}
+
+// FuzzAnswerJSON: the hand-written encoding of Answer is byte for byte what
+// encoding/json makes of it.
+func FuzzAnswerJSON(f *testing.F) {
+	f.Add("accepted", "6f1c2a9e-0000-4000-8000-000000000000", "x", uint8(0), uint8(0))
+	f.Add("duplicate", "", "\"<&>\u2028\x01é", uint8(2), uint8(1))
+	f.Fuzz(func(t *testing.T, status, id1, id2 string, dups, stale uint8) {
+		// Counts are never negative.
+		a := Answer{Status: status, IDs: []string{id1, id2}, Duplicates: int(dups), Stale: int(stale)}
+		if id2 == "" {
+			a.IDs = a.IDs[:1]
+		}
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Skip()
+		}
+		if got := a.append(nil); string(got) != string(want) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+	})
 }
