@@ -484,6 +484,9 @@ func (p *proc) watch(gen, callID uint64) {
 		defer cancel()
 		resp, err := rpc.Health(ctx, &proto.HealthRequest{})
 		switch {
+		case status.Code(err) == codes.Unimplemented:
+			// A plugin not built with the SDK: it answered, so it is not
+			// wedged, but it cannot say whether the call is still running.
 		case err != nil:
 			p.down(gen, fmt.Sprintf("hung: no answer to a health check within %s", p.h.opts.HealthTimeout))
 		case slices.Contains(resp.GetAbandonedCalls(), callID):
