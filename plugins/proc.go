@@ -107,7 +107,6 @@ func (p *proc) launchOnce() (*proto.DescribeResponse, string, *goplugin.Client, 
 		AutoMTLS:         true,
 		StartTimeout:     p.h.opts.StartTimeout,
 		Logger:           newHCLogger(p.log),
-		SkipHostEnv:      false,
 	}
 	if p.c.checksum != "" {
 		if sum != p.c.checksum {
@@ -137,7 +136,10 @@ func (p *proc) launchOnce() (*proto.DescribeResponse, string, *goplugin.Client, 
 	if err != nil {
 		return nil, sum, client, nil, fmt.Errorf("plugin %q (%q): %w", p.name, p.c.path, err)
 	}
-	rpc := raw.(proto.ActionPluginClient)
+	rpc, ok := raw.(proto.ActionPluginClient)
+	if !ok {
+		return nil, sum, client, nil, fmt.Errorf("plugin %q (%q): dispensed %T, not an action plugin client", p.name, p.c.path, raw)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.StartTimeout)
 	defer cancel()
 	desc, err := rpc.Describe(ctx, &proto.DescribeRequest{})
