@@ -180,7 +180,7 @@ func (c *counting) Emit(ctx context.Context, src engine.SourceRef, entries []eng
 func consume(ctx context.Context, brokers []string, topic string, n, batch int, sink engine.Emitter) (float64, error) {
 	src, err := kafkasrc.New(engine.SourceConfig{Name: "bench", Type: "kafka", Ruleset: "bench", Args: map[string]any{
 		"brokers": brokers, "topic": topic, "group_id": "bench-" + topic, "batch_size": batch,
-		"session_timeout": "6s", "heartbeat_interval": "500ms", "join_group_backoff": "100ms", "max_wait": "100ms",
+		"session_timeout": "6s", "heartbeat_interval": "500ms", "join_group_backoff": "100ms",
 	}, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
 	if err != nil {
 		return 0, err

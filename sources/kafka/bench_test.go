@@ -51,7 +51,7 @@ func BenchmarkConsume(b *testing.B) {
 	}
 	src, err := New(engine.SourceConfig{Name: "bench", Ruleset: "bench", Args: map[string]any{
 		"brokers": c.Addrs(), "topic": "bench", "group_id": "bench",
-		"session_timeout": "2s", "heartbeat_interval": "200ms", "join_group_backoff": "100ms", "max_wait": "100ms",
+		"session_timeout": "2s", "heartbeat_interval": "200ms", "join_group_backoff": "100ms",
 	}, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)

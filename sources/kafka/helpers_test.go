@@ -92,7 +92,6 @@ func fastArgs(c *kafkatest.Cluster, extra map[string]any) map[string]any {
 		"heartbeat_interval":     "100ms",
 		"join_group_backoff":     "100ms",
 		"commit_interval":        "50ms",
-		"max_wait":               "100ms",
 		"topic_refresh_interval": "200ms",
 		"retry_backoff":          "10ms",
 		"max_retry_backoff":      "100ms",
@@ -134,7 +133,7 @@ func start(t *testing.T, name string, args map[string]any, out engine.Emitter) *
 	src, err := New(engine.SourceConfig{
 		Name: name, Type: Type, Ruleset: "test", Args: args,
 		Clock: engine.SystemClock{},
-		Log:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("source", name).Logger(),
+		Log:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Str("source", name).Logger(),
 	})
 	if err != nil {
 		t.Fatalf("new source: %v", err)

@@ -14,8 +14,8 @@
 //
 // Partitions are processed independently: each has a lane that emits its
 // messages in order, in batches of up to batch_size, so one partition waiting
-// on a retry does not hold the others back (until its lane's buffer is full,
-// which pauses fetching).
+// on a retry does not hold the others back, until its lane's buffer (1024
+// messages, or twice batch_size) is full: then fetching pauses for all.
 //
 // A message whose value cannot be decoded (invalid JSON in json format,
 // invalid UTF-8 in text format) is neither dropped nor allowed to stop the
@@ -202,6 +202,9 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 
 	transport := &kafkago.Transport{
 		DialTimeout: 10 * time.Second,
+		// Metadata is cached this long; topic_pattern refreshes need it
+		// fresher than kafka-go's default of 6s.
+		MetadataTTL: min(s.cfg.TopicRefresh, 6*time.Second),
 		ClientID:    "rulebook",
 		TLS:         s.tlsCfg,
 		SASL:        s.mech,
@@ -273,9 +276,11 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 		s.mu.Lock()
 		s.reader = nil
 		s.mu.Unlock()
+		closing := time.Now()
 		if err := r.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("kafka reader close")
 		}
+		s.log.Info().Dur("took", time.Since(closing)).Msg("kafka reader closed for the new topic set")
 	}
 
 	cancel()
@@ -465,6 +470,12 @@ func (s *Source) newReader(topics []string) *kafkago.Reader {
 	})
 }
 
+// minLaneBuffer is the least number of messages a partition's lane holds
+// before fetching pauses for every partition (kafka-go's group reader
+// delivers all partitions through one channel, so one cannot be paused
+// alone).
+const minLaneBuffer = 1024
+
 // pipeline moves fetched messages into per-partition lanes.
 type pipeline struct {
 	s   *Source
@@ -502,7 +513,7 @@ func (p *pipeline) fetchLoop(ctx context.Context, r *kafkago.Reader) {
 		}
 		lane := p.lanes[tp]
 		if lane == nil {
-			lane = make(chan kafkago.Message, 2*s.cfg.BatchSize)
+			lane = make(chan kafkago.Message, max(2*s.cfg.BatchSize, minLaneBuffer))
 			p.lanes[tp] = lane
 			p.wg.Add(1)
 			go func() {
