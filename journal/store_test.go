@@ -160,6 +160,11 @@ func TestOutcomes(t *testing.T) {
 			{srcB, []engine.Entry{{DedupeKey: "k"}}, []engine.Outcome{A}},
 			{engine.SourceRef{Ruleset: "other", Name: "hook"}, []engine.Entry{{DedupeKey: "k"}}, []engine.Outcome{A}},
 		}},
+		{"source names cannot run into each other", []call{
+			{engine.SourceRef{Ruleset: "a", Name: "bc"}, []engine.Entry{{DedupeKey: "k"}}, []engine.Outcome{A}},
+			{engine.SourceRef{Ruleset: "ab", Name: "c"}, []engine.Entry{{DedupeKey: "k"}}, []engine.Outcome{A}},
+			{engine.SourceRef{Ruleset: "a", Name: "b"}, []engine.Entry{{DedupeKey: "ck"}}, []engine.Outcome{A}},
+		}},
 		{"older timestamp is stale, equal and newer are not", []call{
 			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: at(10)}}, []engine.Outcome{A}},
 			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: at(9)}}, []engine.Outcome{S}},
