@@ -27,6 +27,9 @@ const (
 	// DefaultShutdownGrace bounds how long a stopping registration waits for
 	// its requests in flight.
 	DefaultShutdownGrace = 10 * time.Second
+	// DefaultLinger is how long a listener stays open after its last path
+	// left, so that a source restarted by a reload finds it still bound.
+	DefaultLinger = 5 * time.Second
 )
 
 // ErrHubStopped is returned by Register after Stop.
@@ -79,6 +82,11 @@ type HubConfig struct {
 	// ShutdownGrace bounds how long Serve waits for requests in flight when
 	// its context ends. Zero: DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+	// Linger keeps a listener open this long after its last path left, and
+	// answers the paths that left 503 with Retry-After meanwhile, so a source
+	// restarted by a reload causes no refused connections. Zero:
+	// DefaultLinger; negative: close at once.
+	Linger time.Duration
 }
 
 // Hub owns the HTTP listeners of the sources, so several sources (webhook,
@@ -87,14 +95,17 @@ type HubConfig struct {
 //
 // Lifecycle: the CLI builds one Hub with NewHub and hands it to every HTTP
 // source's Spec. A listener opens when the first path is registered on its
-// address and closes when the last one is removed, so the hub needs no Start:
+// address and closes when the last one is removed (after HubConfig.Linger,
+// so a reloaded source rebinds nothing), so the hub needs no Start:
 // a source's Run calls Serve, which binds (or joins) the listener, serves
 // until Run's context ends, then unregisters and waits for its requests in
 // flight. Stop closes every listener and waits for them; it is idempotent,
 // and Register fails with ErrHubStopped afterwards.
 type Hub struct {
-	log   zerolog.Logger
-	grace time.Duration
+	log    zerolog.Logger
+	grace  time.Duration
+	linger time.Duration
+	bg     sync.WaitGroup // lingering listeners being closed
 
 	mu       sync.Mutex
 	servers  map[string]*server
@@ -109,7 +120,14 @@ func NewHub(cfg HubConfig) *Hub {
 	if g <= 0 {
 		g = DefaultShutdownGrace
 	}
-	return &Hub{log: cfg.Log, grace: g, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
+	l := cfg.Linger
+	switch {
+	case l == 0:
+		l = DefaultLinger
+	case l < 0:
+		l = 0
+	}
+	return &Hub{log: cfg.Log, grace: g, linger: l, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
 }
 
 type server struct {
@@ -121,6 +139,13 @@ type server struct {
 
 	rmu    sync.RWMutex
 	routes map[string]*route
+	// gone are paths that left, answered 503 until their time; guarded by
+	// rmu.
+	gone map[string]time.Time
+
+	// lingerTimer closes the listener once its last path left; guarded by
+	// the hub's mu.
+	lingerTimer *time.Timer
 }
 
 type route struct {
@@ -167,6 +192,19 @@ func (h *Hub) Register(l Listener, paths []string, handler http.Handler) (*Regis
 		return nil, ErrHubStopped
 	}
 	s := h.servers[l.Address]
+	if s != nil && s.lingerTimer != nil {
+		// A lingering listener: reuse it when the settings agree, else
+		// close it now and bind afresh.
+		s.lingerTimer.Stop()
+		s.lingerTimer = nil
+		if sameListener(s.lst, l) != nil {
+			delete(h.servers, l.Address)
+			ctx, cancel := context.WithTimeout(context.Background(), h.grace)
+			s.shutdown(ctx, h.log)
+			cancel()
+			s = nil
+		}
+	}
 	if s != nil {
 		if err := sameListener(s.lst, l); err != nil {
 			return nil, fmt.Errorf("address %q is shared with another source: %w", l.Address, err)
@@ -191,6 +229,7 @@ func (h *Hub) Register(l Listener, paths []string, handler http.Handler) (*Regis
 	for _, p := range paths {
 		rt := &route{handler: handler}
 		s.routes[p] = rt
+		delete(s.gone, p)
 		reg.rts = append(reg.rts, rt)
 	}
 	s.rmu.Unlock()
@@ -225,7 +264,7 @@ func (h *Hub) listen(l Listener) (*server, error) {
 	if tcfg != nil {
 		ln = tls.NewListener(ln, tcfg)
 	}
-	s := &server{address: l.Address, lst: l, ln: ln, routes: map[string]*route{}, done: make(chan struct{})}
+	s := &server{address: l.Address, lst: l, ln: ln, routes: map[string]*route{}, gone: map[string]time.Time{}, done: make(chan struct{})}
 	log := h.log.With().Str("address", ln.Addr().String()).Logger()
 	s.srv = &http.Server{
 		Handler:           s,
@@ -280,7 +319,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// lock before it waits, so no Add can race with that Wait.
 		rt.inflight.Add(1)
 	}
+	var restarting bool
+	if rt == nil {
+		until, ok := s.gone[r.URL.Path]
+		restarting = ok && time.Now().Before(until)
+	}
 	s.rmu.RUnlock()
+	if restarting {
+		w.Header().Set("Retry-After", "1")
+		WriteError(w, http.StatusServiceUnavailable, "source restarting, retry later")
+		return
+	}
 	if rt == nil {
 		WriteError(w, http.StatusNotFound, "no source on this path")
 		return
@@ -307,12 +356,19 @@ func (r *Registration) close(ctx context.Context) error {
 	for i, p := range r.paths {
 		if s.routes[p] == r.rts[i] {
 			delete(s.routes, p)
+			if h.linger > 0 {
+				s.gone[p] = time.Now().Add(h.linger)
+			}
 		}
 	}
 	empty := len(s.routes) == 0
 	s.rmu.Unlock()
 	last := empty && h.servers[s.address] == s
-	if last {
+	switch {
+	case last && h.linger > 0:
+		s.lingerTimer = time.AfterFunc(h.linger, func() { h.expire(s) })
+		last = false
+	case last:
 		delete(h.servers, s.address)
 	}
 	h.mu.Unlock()
@@ -336,6 +392,30 @@ func (r *Registration) close(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// expire closes a lingering listener that no source has joined meanwhile.
+func (h *Hub) expire(s *server) {
+	h.mu.Lock()
+	if h.stopped || h.servers[s.address] != s || s.lingerTimer == nil {
+		h.mu.Unlock()
+		return
+	}
+	s.rmu.RLock()
+	empty := len(s.routes) == 0
+	s.rmu.RUnlock()
+	if !empty {
+		h.mu.Unlock()
+		return
+	}
+	s.lingerTimer = nil
+	delete(h.servers, s.address)
+	h.bg.Add(1)
+	h.mu.Unlock()
+	defer h.bg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), h.grace)
+	defer cancel()
+	s.shutdown(ctx, h.log)
 }
 
 func (s *server) shutdown(ctx context.Context, log zerolog.Logger) error {
@@ -423,6 +503,12 @@ func (h *Hub) Stop(ctx context.Context) error {
 	close(h.stopCh)
 	servers := h.servers
 	h.servers = map[string]*server{}
+	for _, s := range servers {
+		if s.lingerTimer != nil {
+			s.lingerTimer.Stop()
+			s.lingerTimer = nil
+		}
+	}
 	h.mu.Unlock()
 
 	defer close(h.stopDone)
@@ -432,6 +518,7 @@ func (h *Hub) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("closing %q: %w", s.address, err))
 		}
 	}
+	h.bg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -26,7 +26,7 @@ import (
 
 func newHub(t *testing.T) *Hub {
 	t.Helper()
-	h := NewHub(HubConfig{Log: zerolog.Nop(), ShutdownGrace: 5 * time.Second})
+	h := NewHub(HubConfig{Log: zerolog.Nop(), ShutdownGrace: 5 * time.Second, Linger: -1})
 	t.Cleanup(func() {
 		if err := h.Stop(context.Background()); err != nil {
 			t.Errorf("stop: %v", err)
@@ -480,5 +480,84 @@ func TestTLSConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLingerKeepsTheListenerForARestart: after its last path leaves, a
+// listener stays bound for the linger time, answers that path 503 with
+// Retry-After, and a source registering again reuses it; with other TLS
+// settings it is replaced; once the linger time passed it closes.
+func TestLingerKeepsTheListenerForARestart(t *testing.T) {
+	h := NewHub(HubConfig{Log: zerolog.Nop(), Linger: time.Hour})
+	defer h.Stop(context.Background())
+	l := Listener{Address: "127.0.0.1:0"}
+	reg, err := h.Register(l, []string{"/hook"}, text("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + reg.Addr().String()
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+"/hook", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatalf("listener closed during linger: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("left path: %d retry-after %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/never"); code != 404 {
+		t.Fatalf("never-served path: %d", code)
+	}
+	reg2, err := h.Register(l, []string{"/hook"}, text("v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg2.Addr().String() != reg.Addr().String() {
+		t.Fatalf("rebound: %s then %s", reg.Addr(), reg2.Addr())
+	}
+	if code, body := get(t, http.DefaultClient, base+"/hook"); code != 200 || body != "v2" {
+		t.Fatalf("after restart: %d %q", code, body)
+	}
+
+	// Other settings on a lingering listener replace it.
+	if err := reg2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg3, err := h.Register(Listener{Address: l.Address, Timeouts: Timeouts{Read: time.Second}}, []string{"/other"}, text("v3"))
+	if err != nil {
+		t.Fatalf("replacing a lingering listener: %v", err)
+	}
+	if code, body := get(t, http.DefaultClient, "http://"+reg3.Addr().String()+"/other"); code != 200 || body != "v3" {
+		t.Fatalf("replacement: %d %q", code, body)
+	}
+}
+
+func TestLingerExpires(t *testing.T) {
+	h := NewHub(HubConfig{Log: zerolog.Nop(), Linger: 20 * time.Millisecond})
+	defer h.Stop(context.Background())
+	reg, err := h.Register(Listener{Address: "127.0.0.1:0"}, []string{"/"}, text("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := reg.Addr().String()
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("lingering listener never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(h.Paths("127.0.0.1:0")) != 0 {
+		t.Fatal("paths left")
 	}
 }
