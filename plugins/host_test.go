@@ -429,6 +429,33 @@ func TestHungPluginIsKilledAndRestarted(t *testing.T) {
 	}
 }
 
+func TestFrozenPluginFailsItsHealthCheckAndIsRestarted(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs SIGSTOP")
+	}
+	f := startHost(t, Options{Dirs: []string{pluginDir(t, "hang")}, Backoff: func(int) time.Duration { return 0 }, HealthTimeout: 200 * time.Millisecond})
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	a := f.action(t, "hang.run")
+	inv := invocation("z-1", map[string]any{"marker": filepath.Join(t.TempDir(), "marker"), "freeze": true})
+	inv.Action = "hang.run"
+	pid := f.host.pid("hang")
+
+	res := runWithin(t, a, inv, 300*time.Millisecond)
+	if res.Status != engine.Retryable {
+		t.Fatalf("frozen = %+v", res)
+	}
+	f.host.wg.Wait()
+	eventually(t, "the frozen process to be killed", func() bool { return !alive(pid) })
+	if !strings.Contains(f.log.String(), "no answer to a health check") {
+		t.Errorf("the freeze was not logged as a failed health check:\n%s", f.log.String())
+	}
+	if res := runWithin(t, a, inv, 10*time.Second); res.Status != engine.Succeeded {
+		t.Fatalf("retry = %+v", res)
+	}
+}
+
 func TestCloseStopsEveryPluginAndIsIdempotent(t *testing.T) {
 	f := startHost(t, Options{Dirs: []string{pluginDir(t, "echo", "crash")}})
 	pids := []int{f.host.pid("echo"), f.host.pid("crash")}
