@@ -18,6 +18,9 @@ type Runner struct {
 	Log     zerolog.Logger
 	// BatchSize bounds how many records are read at once (default 256).
 	BatchSize int
+	// OnRecord, when set, sees every record before it is processed (for a
+	// live stream or metrics). It must not block.
+	OnRecord func(Record)
 }
 
 // Run processes until ctx ends. It returns nil on cancellation and an error
@@ -52,6 +55,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		for _, rec := range recs {
+			if r.OnRecord != nil {
+				r.OnRecord(rec)
+			}
 			if err := r.Engine.Process(ctx, rec); err != nil {
 				return ignoreCancel(ctx, err)
 			}

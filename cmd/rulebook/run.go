@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +40,7 @@ type runFlags struct {
 	actionLimits    listFlag
 	defaultTimeout  time.Duration
 	shutdownTimeout time.Duration
+	watch           bool
 	pluginDirs      *[]string
 }
 
@@ -55,6 +58,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.Var(&f.actionLimits, "action-concurrency", "per action type limit `TYPE=N`, e.g. run_playbook=4 (repeatable)")
 	fs.DurationVar(&f.defaultTimeout, "action-timeout", dispatch.DefaultTimeout, "time limit of an action attempt that sets no timeout")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running actions may finish before they are cancelled (they resume on the next start)")
+	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
 	return f
 }
@@ -95,59 +99,105 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // runRulebook runs one rulebook until its sources end, a shutdown action
 // runs, or ctx ends (a signal).
 func runRulebook(ctx context.Context, path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) error {
+	a, err := newApp(path, rf, stdout, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+// app is one running rulebook: the wiring of `rulebook run`.
+type app struct {
+	path   string
+	rf     *runFlags
+	log    zerolog.Logger
+	stdout io.Writer
+	clock  engine.Clock
+	extra  map[string]any
+
+	hub     *httpingest.Hub
+	wiring  *wiring
+	store   *journal.Store
+	gate    *gate
+	actions *actionSet
+	disp    *dispatch.Dispatcher
+	eng     *engine.Engine
+	sources *sourceSet
+
+	reloadMu sync.Mutex
+	draining atomic.Bool
+	shutdown chan engine.ShutdownRequest
+}
+
+func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*app, error) {
 	extra, err := rf.vars.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	perAction, err := rf.perAction()
-	if err != nil {
-		return err
-	}
-	hub := httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger()})
-	w, err := buildRegistry(registryOptions{rulebookPath: path, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: hub, log: log.With().Str("component", "plugins").Logger()})
-	if err != nil {
-		return err
-	}
-	if w.host != nil {
-		defer w.host.Close()
-	}
-	clock := engine.SystemClock{}
-	rb, err := rulebooks.Load(path, rulebooks.Options{Registry: w.reg, Clock: clock, ExtraVars: extra, CheckSecrets: true})
+	a := &app{path: path, rf: rf, log: log, stdout: stdout, clock: engine.SystemClock{}, extra: extra,
+		shutdown: make(chan engine.ShutdownRequest, 1)}
+	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger()})
+	return a, nil
+}
+
+// load compiles the rulebook with the app's registry; errors are logged one
+// per line with their position.
+func (a *app) load() (*rulebooks.Rulebook, error) {
+	rb, err := rulebooks.Load(a.path, rulebooks.Options{Registry: a.wiring.reg, Clock: a.clock, ExtraVars: a.extra, CheckSecrets: true})
 	if err != nil {
 		var list rulebooks.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
-				log.Error().Str("file", e.File).Int("line", e.Line).Int("column", e.Column).Msg(e.Error())
+				a.log.Error().Str("file", e.File).Int("line", e.Line).Int("column", e.Column).Msg(e.Error())
 			}
-			return fmt.Errorf("%s: %d problem(s); see `rulebook validate %s`", path, len(list), path)
+			return nil, fmt.Errorf("%s: %d problem(s); see `rulebook validate %s`", a.path, len(list), a.path)
 		}
+		return nil, err
+	}
+	return rb, nil
+}
+
+func (a *app) run(ctx context.Context) (result error) {
+	rf, log := a.rf, a.log
+	perAction, err := rf.perAction()
+	if err != nil {
+		return err
+	}
+	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger()})
+	if err != nil {
+		return err
+	}
+	if a.wiring.host != nil {
+		defer a.wiring.host.Close()
+	}
+	rb, err := a.load()
+	if err != nil {
 		return err
 	}
 
-	store, err := journal.Open(journal.Options{
+	a.store, err = journal.Open(journal.Options{
 		Dir: rf.dataDir, MaxBacklog: rf.maxBacklog, RetryAfter: rf.retryAfter, DedupeWindow: rf.dedupeWindow,
-		Retention: rf.retention, AuditRetention: rf.auditRetention, Clock: clock,
-		Log: log.With().Str("component", "journal").Logger(),
+		Retention: rf.retention, AuditRetention: rf.auditRetention, Clock: a.clock, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("open data dir %s: %w", rf.dataDir, err)
 	}
-	defer store.Close()
-	if err := store.Start(ctx); err != nil {
+	defer a.store.Close()
+	if err := a.store.Start(ctx); err != nil {
 		return err
 	}
+	a.gate = &gate{inner: a.store}
 
-	actions, err := buildActions(w.reg, rb, rf.dataDir, log)
-	if err != nil {
+	a.actions = newActionSet(a.wiring.reg, rf.dataDir, log)
+	if err := a.actions.ensure(rb); err != nil {
 		return err
 	}
-	var eng *engine.Engine
-	disp, err := dispatch.New(dispatch.Config{
-		Store: store.Actions(), Actions: dispatch.ActionMap(actions),
+	a.disp, err = dispatch.New(dispatch.Config{
+		Store: a.store.Actions(), Actions: a.actions.get,
 		MaxConcurrency: rf.maxConcurrency, PerAction: perAction, DefaultTimeout: rf.defaultTimeout,
 		Feedback: func(ruleset string, facts, events []map[string]any) {
-			if err := eng.Inject(context.Background(), ruleset, facts, events); err != nil {
+			if err := a.eng.Inject(context.Background(), ruleset, facts, events); err != nil {
 				log.Error().Err(err).Str("ruleset", ruleset).Msg("action feedback not applied")
 			}
 		},
@@ -156,89 +206,86 @@ func runRulebook(ctx context.Context, path string, rf *runFlags, stdout io.Write
 	if err != nil {
 		return err
 	}
-
-	shutdown := make(chan engine.ShutdownRequest, 1)
-	eng = engine.New(rb.Rulesets, engine.Options{
-		Clock: clock, Dispatcher: disp, Stdout: stdout,
+	a.eng = engine.New(rb.Rulesets, engine.Options{
+		Clock: a.clock, Dispatcher: a.disp, Stdout: a.stdout,
 		Log: log.With().Str("component", "engine").Logger(),
 		OnShutdown: func(r engine.ShutdownRequest) {
 			select {
-			case shutdown <- r:
+			case a.shutdown <- r:
 			default:
 			}
 		},
 	})
-	if err := disp.Start(ctx); err != nil {
+	if err := a.disp.Start(ctx); err != nil {
 		return err
 	}
 
-	// Sources feed the journal; the runner feeds the engine from it.
-	srcCtx, stopSources := context.WithCancel(context.Background())
-	defer stopSources()
-	sources, err := buildSources(w.reg, rb, clock, log)
-	if err != nil {
-		disp.Stop(context.Background())
+	a.sources = newSourceSet(a.wiring.reg, a.gate, a.clock, log)
+	if err := a.sources.startMissing(desiredSources(rb.Rulesets)); err != nil {
+		a.sources.stopAll()
+		a.disp.Stop(context.Background())
 		return err
 	}
-	var srcWG sync.WaitGroup
-	srcErr := make(chan error, len(sources))
-	for _, s := range sources {
-		srcWG.Add(1)
-		go func() {
-			defer srcWG.Done()
-			if err := s.src.Run(srcCtx, store); err != nil {
-				srcErr <- fmt.Errorf("source %q of ruleset %q: %w", s.cfg.Name, s.cfg.Ruleset, err)
-			}
-		}()
-	}
-	sourcesDone := make(chan struct{})
-	go func() { srcWG.Wait(); close(sourcesDone) }()
 
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	defer stopRunner()
-	runner := &engine.Runner{Engine: eng, Journal: store, Log: log}
+	runner := &engine.Runner{Engine: a.eng, Journal: a.store, Log: log}
 	runErr := make(chan error, 1)
 	go func() { runErr <- runner.Run(runCtx) }()
-	log.Info().Str("rulebook", path).Int("rulesets", len(rb.Rulesets)).Int("sources", len(sources)).Str("data_dir", rf.dataDir).Msg("running")
 
-	var result error
+	reloads := a.reloadTriggers(ctx)
+	log.Info().Str("rulebook", a.path).Int("rulesets", len(rb.Rulesets)).Int("sources", a.sources.count()).Str("data_dir", rf.dataDir).Msg("running")
+
 	drainActions := true
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("signal received; shutting down")
-	case r := <-shutdown:
-		if r.Delay > 0 {
-			log.Info().Dur("delay", r.Delay).Msg("shutting down after delay")
-			select {
-			case <-time.After(r.Delay):
-			case <-ctx.Done():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info().Msg("signal received; shutting down")
+			break wait
+		case why := <-reloads:
+			if err := a.reload(why); err != nil {
+				log.Error().Err(err).Str("trigger", why).Msg("reload rejected; the running rulebook is unchanged")
 			}
-		}
-		drainActions = !r.Now
-	case err := <-srcErr:
-		log.Error().Err(err).Msg("source failed; shutting down")
-		result = err
-	case err := <-runErr:
-		if err != nil {
-			log.Error().Err(err).Msg("engine stopped")
+		case r := <-a.shutdown:
+			if r.Delay > 0 {
+				log.Info().Dur("delay", r.Delay).Msg("shutting down after delay")
+				select {
+				case <-time.After(r.Delay):
+				case <-ctx.Done():
+				}
+			}
+			drainActions = !r.Now
+			break wait
+		case err := <-a.sources.errs:
+			log.Error().Err(err).Msg("source failed; shutting down")
 			result = err
+			break wait
+		case err := <-runErr:
+			if err != nil {
+				log.Error().Err(err).Msg("engine stopped")
+				result = err
+			}
+			runErr <- nil
+			break wait
+		case <-a.sources.ended:
+			log.Info().Msg("all sources ended; finishing what they sent")
+			// Everything the sources sent gets processed, and every action
+			// it caused finishes (or a signal cuts it short).
+			waitIdle(ctx, a.store, 50*time.Millisecond)
+			waitActions(ctx, a.store.Actions(), 100*time.Millisecond)
+			break wait
 		}
-		runErr <- nil
-	case <-sourcesDone:
-		log.Info().Msg("all sources ended; finishing what they sent")
-		// Everything the sources sent gets processed, and every action it
-		// caused finishes (or a signal cuts it short).
-		waitIdle(ctx, store, 50*time.Millisecond)
-		waitActions(ctx, store.Actions(), 100*time.Millisecond)
 	}
 
-	// Stop intake first; what was accepted is in the journal and is processed
-	// now or on the next start.
-	stopSources()
-	srcWG.Wait()
+	// Intake stops first: from here HTTP sources answer 503 with
+	// Retry-After. What was accepted is processed now or on the next start.
+	a.draining.Store(true)
+	a.gate.close()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), rf.shutdownTimeout)
 	defer cancelDrain()
-	waitIdle(drainCtx, store, 20*time.Millisecond)
+	waitIdle(drainCtx, a.store, 20*time.Millisecond)
+	a.sources.stopAll()
 	stopRunner()
 	if err := <-runErr; err != nil && result == nil {
 		result = err
@@ -249,71 +296,137 @@ func runRulebook(ctx context.Context, path string, rf *runFlags, stdout io.Write
 		stopCtx, c = context.WithCancel(context.Background())
 		c()
 	}
-	if err := disp.Stop(stopCtx); err != nil {
+	if err := a.disp.Stop(stopCtx); err != nil {
 		log.Warn().Err(err).Msg("running actions were cancelled; they resume on the next start")
 	}
-	if err := hub.Stop(context.Background()); err != nil && !errors.Is(err, httpingest.ErrHubStopped) {
+	if err := a.hub.Stop(context.Background()); err != nil && !errors.Is(err, httpingest.ErrHubStopped) {
 		log.Warn().Err(err).Msg("http listeners")
 	}
-	if err := store.Close(); err != nil && result == nil {
+	a.actions.close()
+	if err := a.store.Close(); err != nil && result == nil {
 		result = err
 	}
 	log.Info().Msg("stopped")
 	return result
 }
 
-type builtSource struct {
-	cfg engine.SourceConfig
-	src engine.Source
+// reload validates the rulebook again and, when it is valid, swaps it in:
+// changed and removed sources stop, the engine swaps its rulesets (keeping
+// the state of unchanged rules), new sources start. An invalid rulebook
+// changes nothing.
+func (a *app) reload(trigger string) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.draining.Load() {
+		return errors.New("shutting down")
+	}
+	rb, err := a.load()
+	if err != nil {
+		return err
+	}
+	if err := a.actions.ensure(rb); err != nil {
+		return err
+	}
+	want := desiredSources(rb.Rulesets)
+	a.sources.stopStale(want)
+	sum := a.eng.Replace(rb.Rulesets)
+	if err := a.sources.startMissing(want); err != nil {
+		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
+	}
+	a.log.Info().Str("trigger", trigger).Int("rulesets", sum.Rulesets).Int("rules", sum.Rules).
+		Int("kept_rules", sum.KeptRules).Int("reset_rules", sum.ResetRules).Int("sources", a.sources.count()).Msg("rulebook reloaded")
+	return nil
 }
 
-func buildSources(reg *engine.Registry, rb *rulebooks.Rulebook, clock engine.Clock, log zerolog.Logger) ([]builtSource, error) {
-	var out []builtSource
-	for _, rs := range rb.Rulesets {
-		for _, cfg := range rs.Sources {
-			spec, ok := reg.Source(cfg.Type)
-			if !ok {
-				return nil, fmt.Errorf("ruleset %q: unknown source type %q", rs.Name, cfg.Type)
-			}
-			resolved, _, err := engine.ResolveSecrets(cfg.Args)
-			if err != nil {
-				return nil, fmt.Errorf("ruleset %q: source %q: %w", rs.Name, cfg.Name, err)
-			}
-			cfg.Args, _ = resolved.(map[string]any)
-			cfg.Clock = clock
-			cfg.Log = log.With().Str("source", cfg.Name).Str("ruleset", rs.Name).Logger()
-			src, err := spec.New(cfg)
-			if err != nil {
-				return nil, fmt.Errorf("ruleset %q: source %q: %w", rs.Name, cfg.Name, err)
-			}
-			out = append(out, builtSource{cfg: cfg, src: src})
+// reloadTriggers delivers a reason on every SIGHUP and, with --watch, on
+// every change of the rulebook file (debounced).
+func (a *app) reloadTriggers(ctx context.Context) <-chan string {
+	out := make(chan string, 1)
+	send := func(why string) {
+		select {
+		case out <- why:
+		default:
 		}
 	}
-	return out, nil
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				send("SIGHUP")
+			}
+		}
+	}()
+	if a.rf.watch {
+		if err := watchFile(ctx, a.path, func() { send("file changed") }, a.log); err != nil {
+			a.log.Error().Err(err).Msg("--watch: cannot watch the rulebook")
+		}
+	}
+	return out
 }
 
-// buildActions builds each action type the rulebook uses, once.
-func buildActions(reg *engine.Registry, rb *rulebooks.Rulebook, dataDir string, log zerolog.Logger) (map[string]engine.Action, error) {
-	out := map[string]engine.Action{}
+// actionSet holds the built actions; reloads add the types they need.
+type actionSet struct {
+	reg     *engine.Registry
+	dataDir string
+	log     zerolog.Logger
+	mu      sync.RWMutex
+	built   map[string]engine.Action
+}
+
+func newActionSet(reg *engine.Registry, dataDir string, log zerolog.Logger) *actionSet {
+	return &actionSet{reg: reg, dataDir: dataDir, log: log, built: map[string]engine.Action{}}
+}
+
+func (s *actionSet) get(typ string) (engine.Action, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.built[typ]
+	return a, ok
+}
+
+// ensure builds each action type the rulebook uses that is not built yet.
+func (s *actionSet) ensure(rb *rulebooks.Rulebook) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, rs := range rb.Rulesets {
 		for _, r := range rs.Rules {
 			for _, a := range r.Actions {
-				if engine.IsBuiltinAction(a.Type) || out[a.Type] != nil {
+				if engine.IsBuiltinAction(a.Type) || s.built[a.Type] != nil {
 					continue
 				}
-				spec, ok := reg.Action(a.Type)
+				spec, ok := s.reg.Action(a.Type)
 				if !ok {
-					return nil, fmt.Errorf("%s: unknown action %q", a.Pos, a.Type)
+					return fmt.Errorf("%s: unknown action %q", a.Pos, a.Type)
 				}
-				act, err := spec.New(engine.ActionEnv{DataDir: dataDir, Log: log.With().Str("action", a.Type).Logger()})
+				act, err := spec.New(engine.ActionEnv{DataDir: s.dataDir, Log: s.log.With().Str("action", a.Type).Logger()})
 				if err != nil {
-					return nil, fmt.Errorf("%s: action %q: %w", a.Pos, a.Type, err)
+					return fmt.Errorf("%s: action %q: %w", a.Pos, a.Type, err)
 				}
-				out[a.Type] = act
+				s.built[a.Type] = act
 			}
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// close releases actions that hold resources (HTTP clients, Kafka writers).
+func (s *actionSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for typ, a := range s.built {
+		if c, ok := a.(interface{ Close() error }); ok {
+			if err := c.Close(); err != nil {
+				s.log.Warn().Err(err).Str("action", typ).Msg("close")
+			}
+		} else if c, ok := a.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
 }
 
 // waitIdle waits until the journal has no unprocessed events or ctx ends.

@@ -10,13 +10,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,20 +54,20 @@ func freePort(t *testing.T) int {
 
 type proc struct {
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *syncWriter
+	out *syncWriter
 }
 
 func start(t *testing.T, rulebook, dataDir string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"run", rulebook, "--data-dir", dataDir, "--log-format", "json", "--log-level", "info"}, extra...)
 	cmd := exec.Command(binary, args...)
-	var log bytes.Buffer
-	cmd.Stdout = io.Discard
-	cmd.Stderr = &syncWriter{w: &log}
+	p := &proc{cmd: cmd, log: &syncWriter{}, out: &syncWriter{}}
+	cmd.Stdout = p.out
+	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, log: &log}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -77,11 +77,23 @@ func start(t *testing.T, rulebook, dataDir string, extra ...string) *proc {
 	return p
 }
 
+// syncWriter is a buffer the process writes while the test reads it.
 type syncWriter struct {
-	w *bytes.Buffer
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // waitHTTP polls until the listener answers (405 to a GET) or the deadline.
 func waitHTTP(t *testing.T, url string) {

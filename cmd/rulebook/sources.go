@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// gate sits between the sources and the journal. Closing it makes every
+// Emit fail with engine.ErrClosed, which HTTP sources answer with 503 and
+// Retry-After: on shutdown intake stops before anything else does, and
+// nothing half-accepted is left behind.
+type gate struct {
+	inner  engine.Emitter
+	closed atomic.Bool
+	// onEmit, when set, sees each call's outcomes (metrics).
+	onEmit func(src engine.SourceRef, outcomes []engine.Outcome, err error)
+}
+
+func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	if g.closed.Load() {
+		return nil, engine.ErrClosed
+	}
+	out, err := g.inner.Emit(ctx, src, entries)
+	if g.onEmit != nil {
+		g.onEmit(src, out, err)
+	}
+	return out, err
+}
+
+func (g *gate) close() { g.closed.Store(true) }
+
+// sourceSet runs the rulebook's sources and, on reload, stops the ones that
+// changed or went away and starts the new ones, leaving unchanged sources
+// (and their listeners and consumer groups) alone.
+type sourceSet struct {
+	reg   *engine.Registry
+	out   engine.Emitter
+	clock engine.Clock
+	log   zerolog.Logger
+
+	mu      sync.Mutex
+	running map[string]*runningSource
+	wg      sync.WaitGroup
+	errs    chan error
+	// ended is closed once every source started so far has returned on its
+	// own (finite sources: range, generic, file).
+	ended    chan struct{}
+	live     int
+	started  int
+	endedSet bool
+}
+
+type runningSource struct {
+	cfg    engine.SourceConfig
+	fp     string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSourceSet(reg *engine.Registry, out engine.Emitter, clock engine.Clock, log zerolog.Logger) *sourceSet {
+	return &sourceSet{reg: reg, out: out, clock: clock, log: log, running: map[string]*runningSource{},
+		errs: make(chan error, 16), ended: make(chan struct{})}
+}
+
+func sourceKey(c engine.SourceConfig) string { return c.Ruleset + "\x00" + c.Name }
+
+func sourceFingerprint(c engine.SourceConfig) string {
+	b, _ := json.Marshal(map[string]any{"type": c.Type, "args": c.Args})
+	return string(b)
+}
+
+func desiredSources(rulesets []*engine.Ruleset) map[string]engine.SourceConfig {
+	out := map[string]engine.SourceConfig{}
+	for _, rs := range rulesets {
+		for _, c := range rs.Sources {
+			out[sourceKey(c)] = c
+		}
+	}
+	return out
+}
+
+// stopStale stops running sources that are not wanted as they are, and
+// waits for them (an HTTP source answers its requests in flight first).
+func (s *sourceSet) stopStale(want map[string]engine.SourceConfig) {
+	s.mu.Lock()
+	var stopping []*runningSource
+	for k, r := range s.running {
+		if c, ok := want[k]; ok && sourceFingerprint(c) == r.fp {
+			continue
+		}
+		r.cancel()
+		stopping = append(stopping, r)
+		delete(s.running, k)
+	}
+	s.mu.Unlock()
+	for _, r := range stopping {
+		<-r.done
+		s.log.Info().Str("source", r.cfg.Name).Str("ruleset", r.cfg.Ruleset).Msg("source stopped")
+	}
+}
+
+// startMissing builds and starts every wanted source that is not running.
+// Secrets in the arguments are resolved here, just before the source needs
+// them.
+func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s.mu.Lock()
+		_, running := s.running[k]
+		s.mu.Unlock()
+		if running {
+			continue
+		}
+		c := want[k]
+		spec, ok := s.reg.Source(c.Type)
+		if !ok {
+			return fmt.Errorf("ruleset %q: unknown source type %q", c.Ruleset, c.Type)
+		}
+		resolved, _, err := engine.ResolveSecrets(c.Args)
+		if err != nil {
+			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
+		}
+		built := c
+		built.Args, _ = resolved.(map[string]any)
+		built.Clock = s.clock
+		built.Log = s.log.With().Str("source", c.Name).Str("ruleset", c.Ruleset).Logger()
+		src, err := spec.New(built)
+		if err != nil {
+			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &runningSource{cfg: c, fp: sourceFingerprint(c), cancel: cancel, done: make(chan struct{})}
+		s.mu.Lock()
+		s.running[k] = r
+		s.live++
+		s.started++
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(r.done)
+			err := src.Run(ctx, s.out)
+			if err != nil && ctx.Err() == nil {
+				select {
+				case s.errs <- fmt.Errorf("source %q of ruleset %q: %w", c.Name, c.Ruleset, err):
+				default:
+				}
+			}
+			s.mu.Lock()
+			s.live--
+			if s.live == 0 && ctx.Err() == nil && !s.endedSet {
+				s.endedSet = true
+				close(s.ended)
+			}
+			s.mu.Unlock()
+		}()
+		s.log.Info().Str("source", c.Name).Str("ruleset", c.Ruleset).Str("type", c.Type).Msg("source started")
+	}
+	return nil
+}
+
+// stopAll stops every source and waits for them.
+func (s *sourceSet) stopAll() {
+	s.stopStale(nil)
+	s.wg.Wait()
+}
+
+// count is how many sources run.
+func (s *sourceSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
+}
