@@ -322,3 +322,22 @@ func TestFiringIDsAreStableForTheSameRecord(t *testing.T) {
 		t.Fatalf("firing ids %q and %q differ for the same record", a, b)
 	}
 }
+
+func TestDebugAndPrintEventOutput(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: d
+      condition: event.x == 1
+      actions:
+        - debug: {msg: ["line one", "x={{ event.x }}"]}
+        - debug: {var: event.nested.k}
+        - debug: {var: event.nope}
+        - print_event: {}
+        - print_event: {pretty: true}
+`))
+	h.run([]step{{0, "", ev("x", 1, "nested", map[string]any{"k": "v"})}}, 0)
+	out := h.out.String()
+	for _, want := range []string{"line one\nx=1\n", `event.nested.k: "v"`, "event.nope: (not defined)", `{"meta":`, "{\n  \"meta\": {"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
