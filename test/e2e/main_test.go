@@ -4,6 +4,7 @@
 // CI=true a missing program fails the test, otherwise it is skipped.
 //
 //	go test ./test/e2e/ -v
+//	RULEBOOK_E2E_BIN=/usr/local/bin/rulebook go test ./test/e2e/  # a given binary
 package e2e
 
 import (
@@ -26,7 +27,8 @@ import (
 	"time"
 )
 
-// rulebookBin is the binary under test, built by TestMain.
+// rulebookBin is the binary under test, built by TestMain (or given by
+// RULEBOOK_E2E_BIN, to test a release binary).
 var rulebookBin string
 
 func TestMain(m *testing.M) {
@@ -37,6 +39,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	if bin := os.Getenv("RULEBOOK_E2E_BIN"); bin != "" {
+		rulebookBin = bin
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "rulebook-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
