@@ -3,6 +3,7 @@ package journal
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -102,6 +103,13 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 			}
 			acked[id] = true
 			if len(acked) == killAfter && !killed {
+				// While the child runs, its store is locked against this process.
+				if s, err := Open(Options{Dir: dir, Log: zerolog.Nop()}); !errors.Is(err, ErrInUse) {
+					if err == nil {
+						_ = s.Close()
+					}
+					t.Errorf("open while the child runs: %v, want ErrInUse", err)
+				}
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}

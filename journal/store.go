@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,6 +36,16 @@ const maxGroup = 1024
 // purgeChunk bounds how many expired keys one purge step deletes, so that a
 // purge never holds up ingest for long.
 const purgeChunk = 1000
+
+// ErrInUse is returned by Open when another Store, in this process or
+// another one, has the data directory open.
+var ErrInUse = errors.New("data directory is in use by another rulebook process")
+
+// lockHeld reports whether err is Pebble failing to take its directory lock.
+func lockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
 
 // Options configure a Store.
 type Options struct {
@@ -178,6 +190,9 @@ func Open(opts Options) (*Store, error) {
 	log := opts.Log.With().Str("component", "journal").Logger()
 	db, err := pebble.Open(path, pebbleOptions(log))
 	if err != nil {
+		if lockHeld(err) {
+			err = ErrInUse
+		}
 		return nil, fmt.Errorf("journal: open %q: %w", path, err)
 	}
 	s := &Store{

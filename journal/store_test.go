@@ -601,16 +601,21 @@ func TestOpenErrors(t *testing.T) {
 	s := openTest(t, dir, nil, nil)
 	_ = s
 	for _, tc := range []struct {
-		name string
-		opts Options
+		name  string
+		opts  Options
+		inUse bool
 	}{
-		{"no directory", Options{}},
-		{"directory in use", Options{Dir: dir}},
+		{"no directory", Options{}, false},
+		{"directory in use", Options{Dir: dir}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if s2, err := Open(tc.opts); err == nil {
+			s2, err := Open(tc.opts)
+			if err == nil {
 				_ = s2.Close()
 				t.Fatal("open succeeded")
+			}
+			if errors.Is(err, ErrInUse) != tc.inUse {
+				t.Fatalf("error %v: in use %v, want %v", err, errors.Is(err, ErrInUse), tc.inUse)
 			}
 		})
 	}
