@@ -115,9 +115,6 @@ func (r *running) stop() error {
 	return r.wait(30 * time.Second)
 }
 
-// stopWhenDone waits for Run to return on its own.
-func (r *running) stopWhenDone() error { return r.wait(30 * time.Second) }
-
 func (r *running) wait(d time.Duration) error {
 	select {
 	case <-r.exited:

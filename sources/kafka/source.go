@@ -39,6 +39,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -314,8 +315,15 @@ func (s *Source) preflight(ctx context.Context) error {
 		for _, b := range s.cfg.Brokers {
 			var conn *kafkago.Conn
 			if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+				// One round trip: with TLS 1.3 a broker refuses a client
+				// certificate only after the client's side of the
+				// handshake is done.
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				_, err = conn.ApiVersions()
 				conn.Close()
-				return nil
+				if err == nil {
+					return nil
+				}
 			}
 			if fatalConnError(err) {
 				break
@@ -343,7 +351,12 @@ func fatalConnError(err error) bool {
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
-	return errors.Is(err, kafkago.SASLAuthenticationFailed) ||
+	var alert tls.AlertError
+	// crypto/tls reports an alert received from the broker (it refused our
+	// client certificate) as a *net.OpError with Op "remote error".
+	var op *net.OpError
+	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
+	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.As(err, &alert) || remoteAlert ||
 		errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
 		errors.Is(err, kafkago.IllegalSASLState) ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) ||

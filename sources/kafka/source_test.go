@@ -393,15 +393,9 @@ func TestSASL(t *testing.T) {
 
 			bad := map[string]any{"mechanism": strings.ToLower(mech), "username": "rb", "password": "wrong"}
 			r := start(t, "bad", fastArgs(c, map[string]any{"topic": "in", "group_id": "g2", "sasl": bad}), newRecorder())
-			done := make(chan error, 1)
-			go func() { done <- r.stopWhenDone() }()
-			select {
-			case err := <-done:
-				if err == nil || strings.Contains(err.Error(), "wrong") {
-					t.Fatalf("bad credentials: got %v, want an error without the password", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatal("bad credentials: Run did not fail within 20s")
+			err := r.wait(20 * time.Second)
+			if err == nil || !strings.Contains(err.Error(), "authenticate") || strings.Contains(err.Error(), "wrong") {
+				t.Fatalf("bad credentials: got %v, want an authentication error without the password", err)
 			}
 		})
 	}
