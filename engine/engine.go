@@ -70,7 +70,11 @@ type Engine struct {
 	st       *evalState
 	queue    []queued
 	seq      uint64
+	stream   string
 	fired    int
+	// replaying suppresses firings' effects outside the engine (dispatch,
+	// output, shutdown) while state is rebuilt from history.
+	replaying bool
 	errCount map[string]int
 	stats    map[string]*RuleStats
 }
@@ -232,7 +236,25 @@ func (e *Engine) Rulesets() []*Ruleset {
 func (e *Engine) Process(ctx context.Context, rec Record) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.process(ctx, rec)
+}
+
+// Replay evaluates a record that was already processed elsewhere (a Kafka
+// partition that moved to this process) to rebuild rule state: partial
+// matches, throttle windows and facts are updated, but firings are neither
+// dispatched nor reported, and debug, print_event and shutdown do nothing.
+// Time is the record's acceptance time, so windows line up with history.
+func (e *Engine) Replay(ctx context.Context, rec Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.replaying = true
+	defer func() { e.replaying = false }()
+	return e.process(ctx, rec)
+}
+
+func (e *Engine) process(ctx context.Context, rec Record) error {
 	e.seq = rec.Seq
+	e.stream = rec.Stream
 	e.fired = 0
 	if err := e.expire(ctx); err != nil {
 		return err
@@ -252,6 +274,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq = 0
+	e.stream = ""
 	e.fired = 0
 	if err := e.expire(ctx); err != nil {
 		return err
@@ -708,7 +731,7 @@ func (e *Engine) expire(ctx context.Context) error {
 // record processed twice yields the same firing and invocation IDs.
 func (e *Engine) firingID(s *rsState, r *Rule, at time.Time) string {
 	e.fired++
-	key := fmt.Sprintf("%d\x00%s\x00%s\x00%d", e.seq, s.rs.Name, r.Name, e.fired)
+	key := fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%d", e.stream, e.seq, s.rs.Name, r.Name, e.fired)
 	if e.seq == 0 {
 		key = fmt.Sprintf("t\x00%d\x00%s\x00%s\x00%d", at.UnixNano(), s.rs.Name, r.Name, e.fired)
 		if e.opts.Dispatcher != nil {
@@ -753,6 +776,22 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	st := e.stats[s.rs.Name+"\x00"+rule.Name]
 	st.Fired++
 	st.LastFired = at
+	if e.replaying {
+		// Rebuild state only: the engine's own state actions run, nothing
+		// leaves the engine.
+		e.st.bind(nil, nil, nil)
+		for _, a := range rule.Actions {
+			switch a.Type {
+			case ActionSetFact, ActionRetractFact, ActionPostEvent:
+				e.st.bind(triggerDataOf(trigger), itemsData(bound), e.vars(s))
+				if v, err := a.Args.render(e.st); err == nil {
+					args, _ := v.(map[string]any)
+					e.builtin(s, rule, a.Type, args, triggerDataOf(trigger), events)
+				}
+			}
+		}
+		return nil
+	}
 	e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).
 		Strs("event_ids", f.EventIDs).Msg("rule fired")
 
@@ -805,6 +844,13 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 
 // submit retries a failing store until ctx ends: a firing that is not stored
 // must not be lost, and the journal record stays un-done meanwhile.
+func triggerDataOf(it *item) map[string]any {
+	if it == nil {
+		return nil
+	}
+	return it.data
+}
+
 func (e *Engine) submit(ctx context.Context, f *Firing) error {
 	delay := 50 * time.Millisecond
 	for {

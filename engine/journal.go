@@ -8,7 +8,11 @@ import (
 // Record is one accepted event in the journal.
 type Record struct {
 	// Seq is the journal position: strictly increasing, never reused.
-	Seq    uint64
+	Seq uint64
+	// Stream names the log Seq counts in when there are several (a Kafka
+	// partition, "topic/3"); empty for the embedded journal. Firing ids are
+	// derived from Stream and Seq.
+	Stream string
 	Source SourceRef
 	Event  Event
 	// Accepted is when the journal made the event durable.

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,40 @@ func TestReplaceKeepsStateOfUnchangedRules(t *testing.T) {
 		if st.Rule == "quiet" && st.Fired != 1 {
 			t.Fatalf("quiet's counter was not kept: %+v", st)
 		}
+	}
+}
+
+func TestReplayRebuildsStateWithoutFiring(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: quiet
+      condition: event.k == "t"
+      throttle: {once_within: 10m, group_by: [event.h]}
+      action: {debug: {msg: "fired {{ event.h }}"}}
+    - name: fact
+      condition: event.k == "f"
+      action: {set_fact: {fact: {seen: "{{ event.h }}"}}}
+`))
+	rec := func(seq uint64, kv ...any) engine.Record {
+		return engine.Record{Seq: seq, Stream: "events/2", Source: engine.SourceRef{Ruleset: "r", Name: "src"},
+			Event: engine.NewEvent(ev(kv...), "src", "generic", h.clock.Now())}
+	}
+	ctx := context.Background()
+	if err := h.eng.Replay(ctx, rec(1, "k", "t", "h", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.Replay(ctx, rec(2, "k", "f", "h", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.fired) != 0 || h.out.Len() != 0 {
+		t.Fatalf("replay fired %v / printed %q", h.fired, h.out.String())
+	}
+	if facts := h.eng.Facts("r"); len(facts) != 1 || facts[0]["seen"] != "a" {
+		t.Fatalf("replay did not rebuild facts: %v", facts)
+	}
+	// The throttle window opened during replay still holds for host a.
+	h.clock.Advance(time.Minute)
+	h.eng.Process(ctx, rec(3, "k", "t", "h", "a"))
+	h.eng.Process(ctx, rec(4, "k", "t", "h", "b"))
+	if got := strings.Join(h.fired, ","); got != "quiet@1m0s:fired b" {
+		t.Fatalf("after replay fired %q, want only host b", got)
 	}
 }

@@ -174,8 +174,16 @@ func compileTemplateExpr(src string, cfg *conf.Config) (*vm.Program, error) {
 	return compileNode(tree.Node, tree.Source, cfg, false)
 }
 
-// Render evaluates the template against a bound evaluation state.
+// render evaluates the template against a bound evaluation state.
 func (t *Template) render(st *evalState) (any, error) { return t.node.render(st) }
+
+// Render evaluates the template with env (for callers outside the engine,
+// such as a partition key). It is safe for concurrent use.
+func (t *Template) Render(env Env) (any, error) {
+	st := newEvalState(nil)
+	st.env = &env
+	return t.node.render(st)
+}
 
 func (n tplLiteral) render(*evalState) (any, error) { return deepCopy(n.v), nil }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -117,7 +116,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 		for _, in := range infos {
 			if in.Declared && in.Err != nil {
 				host.Close()
-				return nil, fmt.Errorf("plugin %q (%s): %w", in.Name, in.Path, in.Err)
+				return nil, in.Err // names the plugin, its path and what is wrong
 			}
 		}
 	}
