@@ -480,7 +480,10 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 				outcomes[i] = engine.Stale
 				continue
 			}
-			p.orderKey, p.orderNewest, p.orderExpiry = k, max(ts, newest), g.now+int64(window)
+			if found {
+				ts = max(ts, newest)
+			}
+			p.orderKey, p.orderNewest, p.orderExpiry = k, ts, g.now+int64(window)
 			p.orderHasEntry = true
 		}
 		outcomes[i] = engine.Accepted

@@ -177,6 +177,11 @@ func TestOutcomes(t *testing.T) {
 			{srcA, []engine.Entry{{OrderKey: "p", Timestamp: at(5)}}, []engine.Outcome{A}},
 			{srcB, []engine.Entry{{OrderKey: "o", Timestamp: at(5)}}, []engine.Outcome{A}},
 		}},
+		{"timestamps before 1970 order too", []call{
+			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}}, []engine.Outcome{A}},
+			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: time.Date(1960, 1, 2, 0, 0, 0, 0, time.UTC)}}, []engine.Outcome{A}},
+			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: time.Date(1960, 1, 1, 12, 0, 0, 0, time.UTC)}}, []engine.Outcome{S}},
+		}},
 		{"no order key or zero time: never stale", []call{
 			{srcA, []engine.Entry{{OrderKey: "o", Timestamp: at(10)}}, []engine.Outcome{A}},
 			{srcA, []engine.Entry{{OrderKey: "o"}, {Timestamp: at(1)}}, []engine.Outcome{A, A}},
