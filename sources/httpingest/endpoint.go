@@ -1,7 +1,6 @@
 package httpingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -344,9 +343,13 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if r.ContentLength <= 0 {
 		return io.ReadAll(rd)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
-	_, err := buf.ReadFrom(rd)
-	return buf.Bytes(), err
+	// The server's body reader stops at Content-Length, which the caller
+	// checked against max.
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 func methodAllowed(allowed []string, m string) bool {
