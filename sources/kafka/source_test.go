@@ -323,7 +323,8 @@ func TestGroupSplitsAndHandsOverPartitions(t *testing.T) {
 	}
 }
 
-// The consumer survives every broker restarting and resumes without loss.
+// The consumer survives every broker restarting, and partition leaders
+// moving, without loss.
 func TestSurvivesClusterRestart(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.Options{Brokers: 3, Partitions: 3, Topics: []string{"in"}, Persist: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -342,6 +343,24 @@ func TestSurvivesClusterRestart(t *testing.T) {
 	}
 	waitFor(t, 45*time.Second, "the 20 events produced after the restart", func() bool { return rec.count() >= 40 })
 	waitCommitted(t, c, "g", "in", map[int32]int64{0: 20, 1: 20}, 30*time.Second)
+
+	// Leaders move (an election after a broker failure): the reader follows.
+	c.ShuffleLeaders()
+	if err := c.StopBroker(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Produce(ctx, "in", jsonRecords(2, 200, 20)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 45*time.Second, "the 20 events produced after the leaders moved", func() bool { return rec.count() >= 60 })
+	waitCommitted(t, c, "g", "in", map[int32]int64{0: 20, 1: 20, 2: 20}, 30*time.Second)
+	seen := map[int]bool{}
+	for _, e := range rec.entries() {
+		seen[bodyN(t, e)] = true
+	}
+	if len(seen) != 60 {
+		t.Errorf("distinct events: got %d, want 60", len(seen))
+	}
 }
 
 // topic_pattern picks up a topic created while the source runs.
