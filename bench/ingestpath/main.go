@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -32,7 +33,21 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18082", "listen address")
 	dir := flag.String("data-dir", "", "journal directory (required with -store journal)")
 	store := flag.String("store", "journal", "where events go: journal or none")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `FILE` until exit")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ingestpath:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "ingestpath:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	switch *store {
 	case "journal":
@@ -43,6 +58,7 @@ func main() {
 		err = fmt.Errorf("-store %q is not journal or none", *store)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "ingestpath:", err)
 		os.Exit(1)
 	}
