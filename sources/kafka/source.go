@@ -31,6 +31,42 @@
 // only logging it, is the choice: a rejected message is an event an operator
 // may want to act on, and the journal is where "never silently dropped" can
 // be checked.
+//
+// Arguments:
+//
+//	sources:
+//	  - name: orders
+//	    kafka:
+//	      brokers: [kafka1:9092, kafka2:9092]  # or "kafka1:9092,kafka2:9092"
+//	      topic: orders                        # or topics: [a, b], or topic_pattern: "^alerts-"
+//	      group_id: rulebook-orders            # default rulebook.<ruleset>.<source name>
+//	      offset: earliest                     # where a new group starts: earliest (default) or latest
+//	      format: json                         # json (default) or text
+//	      dead_letter_topic: orders-rejected   # optional
+//	      dedupe: true                         # DedupeKey topic/partition/offset (default true)
+//	      tls: {ca: /etc/kafka/ca.pem, cert: client.pem, key: client-key.pem}  # or tls: true
+//	      sasl: {mechanism: scram-sha-512, username: rulebook, password: "${env:KAFKA_PASSWORD}"}
+//
+// ca, cert and key are file paths or PEM text (a ${file:...} reference
+// resolves to the text); tls also takes insecure_skip_verify. Tuning, with
+// defaults: session_timeout 30s, rebalance_timeout 30s, heartbeat_interval
+// 3s, join_group_backoff 2s, commit_interval 1s, max_wait 500ms (kafka-go's
+// fetch deadline equals it, so much smaller values cause i/o timeouts on idle
+// partitions), topic_refresh_interval 30s (topic_pattern and partition
+// changes), lag_log_interval 30s, batch_size 256 (events per Emit),
+// retry_backoff 100ms, max_retry_backoff 5s. Durations are strings ("2s") or
+// seconds.
+//
+// The event:
+//
+//	{"body": <decoded value>,
+//	 "meta": {"kafka": {"topic": "orders", "partition": 0, "offset": 42, "key": "...",
+//	                    "headers": {"name": "value"}, "timestamp": "<RFC 3339>"},
+//	          "source": {...}, "uuid": "...", "received_at": "..."}}
+//
+// A repeated header name keeps its last value. Wrong credentials or an
+// untrusted certificate end Run with an error; unreachable brokers are
+// waited for.
 package kafka
 
 import (
