@@ -2,12 +2,15 @@
 // (key, value, headers) to a topic with acks=all, for handing events to
 // other systems or chaining rulebooks.
 //
-//   - kafka:
-//     brokers: [kafka1:9092, kafka2:9092]
-//     topic: remediation
-//     key: "{{ event.meta.hosts[0] }}"
-//     value: {host: "{{ event.alert.labels.instance }}", action: restart}
-//     headers: {origin: rulebook}
+//	actions:
+//	  - kafka:
+//	      brokers: [kafka1:9092, kafka2:9092]   # or "kafka1:9092,kafka2:9092"
+//	      topic: remediation
+//	      key: "{{ event.meta.hosts[0] }}"      # optional
+//	      value: {host: "{{ event.alert.labels.instance }}", action: restart}
+//	      headers: {origin: rulebook}           # optional
+//	      tls: {ca: /etc/kafka/ca.pem}          # optional, as the kafka source's
+//	      sasl: {mechanism: plain, username: rb, password: "${env:KAFKA_PASSWORD}"}
 //
 // A value that is a mapping or a list is sent as JSON; a string as is. Every
 // message also carries the header rulebook-invocation-id (the invocation's
