@@ -1,0 +1,286 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+func ids(es []Entry) []uint64 {
+	out := []uint64{}
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func publishN(s *Stream, n int) {
+	for i := 0; i < n; i++ {
+		s.Publish(KindEvent, map[string]int{"n": i})
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	tests := []struct {
+		name       string
+		size       int
+		published  int
+		sub        func(*Stream) *Subscription
+		wantIDs    []uint64
+		wantMissed bool
+	}{
+		{"resume after 2", 10, 5, func(s *Stream) *Subscription { return s.SubscribeAfter(2) }, []uint64{3, 4, 5}, false},
+		{"after 0 is everything kept", 10, 5, func(s *Stream) *Subscription { return s.SubscribeAfter(0) }, []uint64{1, 2, 3, 4, 5}, false},
+		{"up to date", 10, 5, func(s *Stream) *Subscription { return s.SubscribeAfter(5) }, []uint64{}, false},
+		{"after from a previous process", 10, 3, func(s *Stream) *Subscription { return s.SubscribeAfter(900) }, []uint64{1, 2, 3}, false},
+		{"resume behind the ring", 4, 10, func(s *Stream) *Subscription { return s.SubscribeAfter(2) }, []uint64{7, 8, 9, 10}, true},
+		{"resume right at the ring's start", 4, 10, func(s *Stream) *Subscription { return s.SubscribeAfter(6) }, []uint64{7, 8, 9, 10}, false},
+		{"after 0 behind the ring is no gap", 4, 10, func(s *Stream) *Subscription { return s.SubscribeAfter(0) }, []uint64{7, 8, 9, 10}, false},
+		{"new without replay", 10, 5, func(s *Stream) *Subscription { return s.SubscribeNew(0) }, []uint64{}, false},
+		{"new with replay", 10, 5, func(s *Stream) *Subscription { return s.SubscribeNew(2) }, []uint64{4, 5}, false},
+		{"replay more than kept", 4, 10, func(s *Stream) *Subscription { return s.SubscribeNew(50) }, []uint64{7, 8, 9, 10}, false},
+		{"empty stream", 4, 0, func(s *Stream) *Subscription { return s.SubscribeAfter(0) }, []uint64{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStream(StreamConfig{Size: tc.size})
+			publishN(s, tc.published)
+			sub := tc.sub(s)
+			defer sub.Cancel()
+			if got := ids(sub.Backlog); fmt.Sprint(got) != fmt.Sprint(tc.wantIDs) {
+				t.Errorf("backlog %v, want %v", got, tc.wantIDs)
+			}
+			if sub.Missed != tc.wantMissed {
+				t.Errorf("missed %v, want %v", sub.Missed, tc.wantMissed)
+			}
+			// Live entries follow the backlog without a gap or repeat.
+			id := s.Publish(KindFiring, map[string]string{})
+			select {
+			case e := <-sub.C:
+				if e.ID != id || e.ID != uint64(tc.published)+1 || e.Kind != KindFiring {
+					t.Errorf("live entry %+v, want id %d", e, tc.published+1)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no live entry")
+			}
+		})
+	}
+}
+
+func TestSlowSubscriberDropped(t *testing.T) {
+	s := NewStream(StreamConfig{Size: 100, ClientBuffer: 3})
+	slow := s.SubscribeNew(0)
+	fast := s.SubscribeNew(0)
+	defer fast.Cancel()
+	// Publish never waits: slow reads nothing and is dropped once its
+	// buffer of 3 is full; fast reads each entry and stays.
+	for i := 1; i <= 10; i++ {
+		id := s.Publish(KindEvent, i)
+		select {
+		case e, ok := <-fast.C:
+			if !ok || e.ID != id {
+				t.Fatalf("fast subscriber got %+v, %v; want id %d", e, ok, id)
+			}
+		default:
+			t.Fatalf("entry %d not delivered to the fast subscriber", id)
+		}
+	}
+	if !slow.Dropped() {
+		t.Fatal("slow subscriber not dropped")
+	}
+	if fast.Dropped() {
+		t.Error("fast subscriber dropped")
+	}
+	var seen []uint64
+	for e := range slow.C { // closed: yields what was buffered, then ends
+		seen = append(seen, e.ID)
+	}
+	if fmt.Sprint(seen) != "[1 2 3]" {
+		t.Errorf("slow subscriber got %v before being dropped, want [1 2 3]", seen)
+	}
+	// The dropped client resumes after the last ID it saw and misses nothing.
+	again := s.SubscribeAfter(3)
+	defer again.Cancel()
+	if got := ids(again.Backlog); fmt.Sprint(got) != "[4 5 6 7 8 9 10]" {
+		t.Errorf("resumed backlog %v", got)
+	}
+	slow.Cancel() // harmless after a drop
+}
+
+func TestStreamClose(t *testing.T) {
+	s := NewStream(StreamConfig{})
+	sub := s.SubscribeNew(0)
+	s.Close()
+	s.Close()
+	if _, ok := <-sub.C; ok {
+		t.Fatal("subscription open after close")
+	}
+	if id := s.Publish(KindEvent, 1); id != 0 {
+		t.Errorf("publish after close returned %d", id)
+	}
+	sub.Cancel()
+	if _, ok := <-s.SubscribeAfter(0).C; ok {
+		t.Error("subscribe after close is open")
+	}
+}
+
+func TestPublishData(t *testing.T) {
+	clock := engine.NewFakeClock(testNow)
+	s := NewStream(StreamConfig{Size: 10, MaxData: 300, Clock: clock})
+	s.PublishEvent(engine.Record{Seq: 9, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"},
+		Event: engine.Event{"body": strings.Repeat("x", 500), "meta": map[string]any{"uuid": "big"}}})
+	s.Publish(KindEvent, map[string]any{"bad": func() {}})
+	s.Publish(KindEvent, strings.Repeat("y", 300))
+	exit := 2
+	s.PublishResult(&engine.InvocationState{
+		Invocation: &engine.Invocation{ID: "i1", FiringID: "f1", Ruleset: "ops", Rule: "r", Action: "command"},
+		Status:     engine.StatusFailed,
+		Attempts:   []engine.Attempt{{N: 1, Status: engine.Failed, Duration: 1500 * time.Millisecond, Error: "exit 2", Output: strings.Repeat("o", 300), ExitCode: &exit}},
+	})
+	s.PublishResult(&engine.InvocationState{
+		Invocation: &engine.Invocation{ID: "i2", Action: "http"}, Status: engine.StatusRunning,
+		Attempts: []engine.Attempt{{N: 1, Status: engine.Retryable, Error: "earlier"}},
+	})
+	s.PublishResult(nil)
+	s.PublishFiring(&engine.Firing{ID: "f1", Ruleset: "ops", Rule: "r", Time: testNow},
+		[]engine.RenderedAction{{Type: "debug"}, {Type: "command"}})
+	s.PublishFiring(nil, nil)
+	s.PublishReload(errBoom)
+
+	got := s.Recent("", 10)
+	if len(got) != 7 {
+		t.Fatalf("%d entries, want 7: %+v", len(got), got)
+	}
+	check := []struct {
+		kind string
+		want []string
+		not  []string
+	}{
+		{KindEvent, []string{`"seq":9`, `"event_id":"big"`, `"truncated":`}, []string{"xxxx"}},
+		{KindEvent, []string{`"error":"cannot encode`}, nil},
+		{KindEvent, []string{`"error":"too large for the stream"`}, []string{"yyyy"}},
+		{KindAction, []string{`"invocation_id":"i1"`, `"status":"failed"`, `"duration":1.5`, `"exit_code":2`, `"error":"exit 2"`, `…`}, nil},
+		{KindAction, []string{`"status":"running"`, `"attempts":1`}, []string{"earlier"}},
+		{KindFiring, []string{`"actions":["debug","command"]`, `"event_ids":[]`}, nil},
+		{KindReload, []string{`{"ok":false,"error":"boom"}`}, nil},
+	}
+	for i, c := range check {
+		e := got[i]
+		if e.ID != uint64(i+1) || e.Kind != c.kind || !e.Time.Equal(testNow) {
+			t.Errorf("entry %d: id %d kind %q time %v", i, e.ID, e.Kind, e.Time)
+		}
+		if !json.Valid(e.Data) || len(e.Data) > 300 {
+			t.Errorf("entry %d: %d bytes, valid %v", i, len(e.Data), json.Valid(e.Data))
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(e.Data), w) {
+				t.Errorf("entry %d %s lacks %s", i, e.Data, w)
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(string(e.Data), w) {
+				t.Errorf("entry %d %s has %s", i, e.Data, w)
+			}
+		}
+	}
+	if r := s.Recent(KindAction, 1); len(r) != 1 || r[0].ID != 5 {
+		t.Errorf("Recent(action, 1) = %v", ids(r))
+	}
+}
+
+// TestSSEResume is the reconnect a browser does: publish 5, read 2,
+// reconnect with Last-Event-ID 2, get 3..5, then live entries.
+func TestSSEResume(t *testing.T) {
+	s := newTestServer(t, newFakeBackend(), func(c *Config) { c.Log = zerolog.Nop() })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for i := 1; i <= 5; i++ {
+		s.Publish(KindEvent, map[string]int{"n": i})
+	}
+
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	resp, r := openStream(t, ctx1, srv.URL+"/api/stream?after=0", nil)
+	first := readN(t, r, 2)
+	cancel1()
+	resp.Body.Close()
+	for i, m := range first {
+		if m.id != strconv.Itoa(i+1) || m.event != KindEvent || m.data != fmt.Sprintf(`{"n":%d}`, i+1) {
+			t.Errorf("message %d: %+v", i, m)
+		}
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	// The URL a browser reconnects to still has its first query; the
+	// header wins.
+	resp2, r2 := openStream(t, ctx2, srv.URL+"/api/stream?replay=50", map[string]string{"Last-Event-ID": first[1].id})
+	defer resp2.Body.Close()
+	got := readN(t, r2, 3)
+	for i, m := range got {
+		if m.id != strconv.Itoa(i+3) || m.data != fmt.Sprintf(`{"n":%d}`, i+3) {
+			t.Errorf("resumed message %d: %+v, want id %d", i, m, i+3)
+		}
+	}
+	s.Publish(KindFiring, map[string]string{"rule": "r"})
+	live := readN(t, r2, 1)[0]
+	if live.id != "6" || live.event != KindFiring || live.data != `{"rule":"r"}` {
+		t.Errorf("live message %+v", live)
+	}
+}
+
+func TestSSEGapAndReplay(t *testing.T) {
+	s := newTestServer(t, newFakeBackend(), func(c *Config) { c.StreamConfig.Size = 3 })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	publishN(s.Stream(), 6) // the ring keeps 4..6
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, srv.URL+"/api/stream", map[string]string{"Last-Event-ID": "1"})
+	defer resp.Body.Close()
+	got := readN(t, r, 4)
+	if got[0].event != "gap" || got[0].id != "" || got[0].data != `{"after":1}` {
+		t.Errorf("first message %+v, want a gap without id", got[0])
+	}
+	if got[1].id != "4" || got[3].id != "6" {
+		t.Errorf("after the gap: %+v", got[1:])
+	}
+
+	resp2, r2 := openStream(t, ctx, srv.URL+"/api/stream?replay=2", nil)
+	defer resp2.Body.Close()
+	if got := readN(t, r2, 2); got[0].id != "5" || got[1].id != "6" {
+		t.Errorf("replay 2: %+v", got)
+	}
+}
+
+// TestSSEHeartbeat checks an idle stream sends comments (the fake clock does
+// not drive the ticker: the interval is real and short).
+func TestSSEHeartbeat(t *testing.T) {
+	s := newTestServer(t, newFakeBackend(), func(c *Config) { c.Heartbeat = 20 * time.Millisecond })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, srv.URL+"/api/stream", nil)
+	defer resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		line, err := r.r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == ": ping\n" {
+			return
+		}
+	}
+	t.Fatal("no heartbeat")
+}
