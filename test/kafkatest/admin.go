@@ -3,6 +3,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -176,4 +177,41 @@ func (c *Cluster) Group(ctx context.Context, group string) (GroupState, error) {
 		return GroupState{State: g.State, Members: len(g.Members)}, nil
 	}
 	return GroupState{State: "Dead"}, nil
+}
+
+// FailOffsetCommits makes the brokers refuse every offset commit of group
+// (REQUEST_TIMED_OUT for each partition) until the returned function is
+// called: what a consumer that crashes before committing leaves behind.
+func (c *Cluster) FailOffsetCommits(group string) (restore func()) {
+	var off atomic.Bool
+	// kc is taken now: the control function runs on kfake's loop and must
+	// not wait for c.mu, which StopBroker holds while it waits for the loop.
+	kc := c.Kfake()
+	kc.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if off.Load() {
+			kc.DropControl()
+			return nil, nil, false
+		}
+		oc := req.(*kmsg.OffsetCommitRequest)
+		if oc.Group != group {
+			kc.KeepControl()
+			return nil, nil, false
+		}
+		kc.KeepControl()
+		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
+		resp.Version = oc.Version
+		for _, t := range oc.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.RequestTimedOut.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return func() { off.Store(true) }
 }
