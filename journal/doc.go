@@ -24,15 +24,16 @@
 // Chosen by measurement (bench/journal): 32 goroutines, each durably
 // appending a ~1 KiB event plus a check-and-insert of a random dedupe key as
 // one atomic decision. Medians of 3 interleaved rounds of 5 s on the 2-core
-// development machine while other builds ran (load average 11-15, one 512 B
-// O_DSYNC write then took ~0.9 ms instead of ~0.17 ms):
+// development machine while other builds ran on it (load average 7-11; a
+// 512 B O_DSYNC write took 0.19 ms before the run, up to 0.9 ms in busier
+// minutes), so the absolute figures are low; the ranking held in every run:
 //
-//	engine           events/s   p50     p99      cpu/event  disk/event
-//	bolt-batch       6247       2.19ms  40.72ms  39.8µs     7435 B
-//	bolt-group       3506       3.96ms  41.54ms  48.0µs     8397 B
-//	pebble-group     8952       1.82ms  27.89ms  46.6µs     1873 B
-//	pebble-pipeline  8234       1.90ms  27.80ms  57.5µs     1996 B
-//	journal          8213       1.64ms  24.36ms  43.8µs     1558 B
+//	engine           events/s  p50     p99      cpu/event  disk/event
+//	bolt-batch       9180      2.29ms  15.93ms  44.0µs     7476 B
+//	bolt-group       4684      4.39ms  34.53ms  60.6µs     8584 B
+//	pebble-group     14379     1.30ms  11.49ms  37.0µs     1458 B
+//	pebble-pipeline  10896     1.41ms  23.80ms  41.4µs     1481 B
+//	journal          9063      1.86ms  21.71ms  47.9µs     1548 B
 //
 // bolt-batch is bbolt's DB.Batch (MaxBatchSize 32, MaxBatchDelay 1 ms);
 // bolt-group and pebble-group put bbolt transactions and Pebble batches
