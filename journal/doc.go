@@ -43,9 +43,11 @@
 // bbolt commit rewrites every B+tree page it touches (random dedupe keys
 // touch many: ~4x the bytes per event) and fsyncs twice; and because Pebble
 // gives back the space of compacted records, which bbolt's file never does.
-// With ordered keys on a quiet machine bbolt's DB.Batch kept up (22.8k
-// events/s, p99 2.6 ms, against Pebble's 22.7k, p99 7.1 ms), so the choice
-// rests on the random-key case, which is what delivery ids and alert
+// Only the very first run (ordered keys, an almost idle machine, Pebble
+// untuned) had bbolt's DB.Batch keeping up: 22.8k events/s, p99 2.6 ms,
+// against Pebble's 22.7k, p99 7.1 ms; repeated later with ordered keys,
+// Pebble led again (12.2k against 6.8k events/s). Random keys are what
+// delivery ids and alert
 // fingerprints are. See README.md for the full reasoning.
 //
 // Reproduce:
