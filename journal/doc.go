@@ -47,8 +47,8 @@
 // untuned) had bbolt's DB.Batch keeping up: 22.8k events/s, p99 2.6 ms,
 // against Pebble's 22.7k, p99 7.1 ms; repeated later with ordered keys,
 // Pebble led again (12.2k against 6.8k events/s). Random keys are what
-// delivery ids and alert
-// fingerprints are. See README.md for the full reasoning.
+// delivery ids and alert fingerprints are. See README.md for the full
+// reasoning.
 //
 // Reproduce:
 //
