@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -93,12 +94,7 @@ func parse(args map[string]any, check bool) (config, error) {
 		outputLimit:  DefaultOutputLimit,
 		killGrace:    DefaultKillGrace,
 	}
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range argvalue.SortedKeys(args) {
 		v := args[k]
 		p := []string{k}
 		var err error
@@ -108,21 +104,21 @@ func parse(args map[string]any, check bool) (config, error) {
 		case "env":
 			cfg.env, err = parseEnv(p, v, check)
 		case "inherit_env":
-			cfg.inheritEnv, err = toBool(p, v, check)
+			cfg.inheritEnv, err = argvalue.Bool(p, v, check)
 		case "dir":
-			cfg.dir, err = toString(p, v, check)
+			cfg.dir, err = argvalue.String(p, v, check)
 			if err == nil && cfg.dir == "" {
-				err = argErr(p, "must not be empty")
+				err = engine.ArgErrorf(p, "must not be empty")
 			}
 		case "stdin":
 			var s string
-			if s, err = toString(p, v, check); err == nil {
+			if s, err = argvalue.String(p, v, check); err == nil {
 				switch {
 				case s == StdinEvent || s == StdinEvents || s == StdinNone:
 					cfg.stdin = s
 				case check && engine.IsTemplate(s):
 				default:
-					err = argErr(p, "must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, s)
+					err = engine.ArgErrorf(p, "must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, s)
 				}
 			}
 		case "success_exit_codes":
@@ -130,20 +126,20 @@ func parse(args map[string]any, check bool) (config, error) {
 		case "retry_exit_codes":
 			cfg.retryCodes, err = toExitCodes(p, v, check)
 		case "output_limit":
-			if n, e := toSize(p, v, check); e != nil {
+			if n, e := argvalue.Size(p, v, check, MaxOutputLimit); e != nil {
 				err = e
 			} else if n > 0 {
 				cfg.outputLimit = n
 			}
 		case "kill_grace":
-			if d, e := toDuration(p, v, check, MaxKillGrace); e != nil {
+			if d, e := argvalue.Duration(p, v, check, MaxKillGrace); e != nil {
 				err = e
 			} else if d > 0 {
 				cfg.killGrace = d
 			}
 		default:
-			if !policyKeys[k] {
-				err = argErr(p, "unknown key (known: argv, shell, env, inherit_env, dir, stdin, success_exit_codes, retry_exit_codes, output_limit, kill_grace)")
+			if !argvalue.IsPolicyKey(k) {
+				err = engine.ArgErrorf(p, "unknown key (known: argv, shell, env, inherit_env, dir, stdin, success_exit_codes, retry_exit_codes, output_limit, kill_grace)")
 			}
 		}
 		if err != nil {
@@ -152,7 +148,7 @@ func parse(args map[string]any, check bool) (config, error) {
 	}
 	if v, ok := args["shell"]; ok {
 		var err error
-		if cfg.shell, err = toBool([]string{"shell"}, v, check); err != nil {
+		if cfg.shell, err = argvalue.Bool([]string{"shell"}, v, check); err != nil {
 			return cfg, err
 		}
 		if check && engine.IsTemplate(v) {
@@ -169,7 +165,7 @@ func parse(args map[string]any, check bool) (config, error) {
 	for _, c := range cfg.retryCodes {
 		for _, s := range cfg.successCodes {
 			if c == s {
-				return cfg, argErr([]string{"retry_exit_codes"}, "exit code %d is also in success_exit_codes", c)
+				return cfg, engine.ArgErrorf([]string{"retry_exit_codes"}, "exit code %d is also in success_exit_codes", c)
 			}
 		}
 	}
@@ -188,11 +184,11 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 	p := []string{"argv"}
 	switch x := v.(type) {
 	case nil:
-		return nil, argErr(p, "is required: a list such as [\"systemctl\", \"restart\", \"nginx\"]")
+		return nil, engine.ArgErrorf(p, "is required: a list such as [\"systemctl\", \"restart\", \"nginx\"]")
 	case string:
 		if shell {
 			if strings.TrimSpace(x) == "" {
-				return nil, argErr(p, "must not be empty")
+				return nil, engine.ArgErrorf(p, "must not be empty")
 			}
 			return []string{x}, nil
 		}
@@ -200,24 +196,24 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 			// a template that may render to a list
 			return nil, nil
 		}
-		return nil, argErr(p, "must be a list of strings; a command line in one string runs only with shell: true")
+		return nil, engine.ArgErrorf(p, "must be a list of strings; a command line in one string runs only with shell: true")
 	case []any:
 		if len(x) == 0 {
-			return nil, argErr(p, "must not be empty")
+			return nil, engine.ArgErrorf(p, "must not be empty")
 		}
 		if shell && len(x) != 1 {
-			return nil, argErr(p, "with shell: true must be one string, the command line for /bin/sh -c (got %d elements)", len(x))
+			return nil, engine.ArgErrorf(p, "with shell: true must be one string, the command line for /bin/sh -c (got %d elements)", len(x))
 		}
 		out := make([]string, len(x))
 		for i, e := range x {
-			s, err := toString([]string{"argv", strconv.Itoa(i)}, e, check)
+			s, err := argvalue.String([]string{"argv", strconv.Itoa(i)}, e, check)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = s
 		}
 		if out[0] == "" {
-			return nil, argErr([]string{"argv", "0"}, "the program must not be empty")
+			return nil, engine.ArgErrorf([]string{"argv", "0"}, "the program must not be empty")
 		}
 		return out, nil
 	case []string:
@@ -227,30 +223,18 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 		}
 		return parseArgv(l, shell, check)
 	}
-	return nil, argErr(p, "must be a list of strings, got %s", typeName(v))
+	return nil, engine.ArgErrorf(p, "must be a list of strings, got %s", argvalue.TypeName(v))
 }
 
 func parseEnv(path []string, v any, check bool) (map[string]string, error) {
-	if s, ok := v.(string); ok && check && engine.IsTemplate(s) {
-		return nil, nil
+	return argvalue.ScalarMap(path, v, check, "variable names", checkEnvName, nil)
+}
+
+func checkEnvName(p []string, k string) error {
+	if !envName.MatchString(k) {
+		return engine.ArgErrorf(p, "%q is not a valid environment variable name", k)
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, argErr(path, "must be a map of variable names to values, got %s", typeName(v))
-	}
-	out := make(map[string]string, len(m))
-	for k, e := range m {
-		p := appendPath(path, k)
-		if !envName.MatchString(k) {
-			return nil, argErr(p, "%q is not a valid environment variable name", k)
-		}
-		s, err := toScalarString(p, e)
-		if err != nil {
-			return nil, err
-		}
-		out[k] = s
-	}
-	return out, nil
+	return nil
 }
 
 // Run runs the command once.

@@ -413,18 +413,6 @@ func FuzzCapture(f *testing.F) {
 	})
 }
 
-func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"64KiB", "1MiB", "512", "10kb", "", "k", "99999999999999999999", "16MiB", "17MiB"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := parseSize(s)
-		if err == nil && (n < 0 || n > MaxOutputLimit) {
-			t.Fatalf("parseSize(%q) = %d", s, n)
-		}
-	})
-}
-
 // FuzzCheck feeds arbitrary JSON argument maps to Check: it must not panic
 // and must return *engine.ArgError for what it rejects.
 func FuzzCheck(f *testing.F) {

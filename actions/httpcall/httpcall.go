@@ -17,13 +17,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -32,6 +32,9 @@ const Type = "http"
 
 // DefaultOutputLimit is how much of a response body is kept.
 const DefaultOutputLimit = 64 << 10
+
+// MaxOutputLimit bounds output_limit: the audit trail is not a log store.
+const MaxOutputLimit = 16 << 20
 
 // MaxRetryAfter bounds how long a Retry-After can hold an invocation back.
 const MaxRetryAfter = time.Hour
@@ -109,25 +112,20 @@ const knownKeys = "method, url, headers, body, raw_body, tls, expect_status, out
 
 func parse(args map[string]any, check bool) (config, error) {
 	cfg := config{method: http.MethodPost, outputLimit: DefaultOutputLimit}
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range argvalue.SortedKeys(args) {
 		v, p := args[k], []string{k}
 		var err error
 		switch k {
 		case "method":
 			var s string
-			if s, err = toString(p, v, check); err == nil && !(check && engine.IsTemplate(s)) {
+			if s, err = argvalue.String(p, v, check); err == nil && !(check && engine.IsTemplate(s)) {
 				if !tokenRE.MatchString(s) {
-					err = argErr(p, "%q is not an HTTP method", s)
+					err = engine.ArgErrorf(p, "%q is not an HTTP method", s)
 				}
 				cfg.method = strings.ToUpper(s)
 			}
 		case "url":
-			cfg.url, err = toString(p, v, check)
+			cfg.url, err = argvalue.String(p, v, check)
 			if err == nil && !(check && engine.IsTemplate(cfg.url)) && !engine.HasSecretRef(cfg.url) {
 				err = checkURL(cfg.url)
 			}
@@ -138,16 +136,16 @@ func parse(args map[string]any, check bool) (config, error) {
 			case map[string]any, []any:
 			case string:
 				if !(check && engine.IsTemplate(x)) && check {
-					err = argErr(p, "must be a map or a list (sent as JSON); use raw_body for a string")
+					err = engine.ArgErrorf(p, "must be a map or a list (sent as JSON); use raw_body for a string")
 				}
 			default:
 				if check {
-					err = argErr(p, "must be a map or a list (sent as JSON), got %s", typeName(v))
+					err = engine.ArgErrorf(p, "must be a map or a list (sent as JSON), got %s", argvalue.TypeName(v))
 				}
 			}
 			cfg.body, cfg.hasBody = v, true
 		case "raw_body":
-			cfg.rawBody, err = toString(p, v, check)
+			cfg.rawBody, err = argvalue.String(p, v, check)
 			cfg.hasRawBody = true
 		case "tls":
 			cfg.tls, err = parseTLS(p, v, check)
@@ -155,12 +153,12 @@ func parse(args map[string]any, check bool) (config, error) {
 			cfg.expectStatus, err = parseStatuses(p, v, check)
 		case "output_limit":
 			var n int
-			if n, err = toSize(p, v, check); err == nil && n > 0 {
+			if n, err = argvalue.Size(p, v, check, MaxOutputLimit); err == nil && n > 0 {
 				cfg.outputLimit = n
 			}
 		default:
-			if !policyKeys[k] {
-				err = argErr(p, "unknown key (known: %s)", knownKeys)
+			if !argvalue.IsPolicyKey(k) {
+				err = engine.ArgErrorf(p, "unknown key (known: %s)", knownKeys)
 			}
 		}
 		if err != nil {
@@ -168,10 +166,10 @@ func parse(args map[string]any, check bool) (config, error) {
 		}
 	}
 	if _, ok := args["url"]; !ok {
-		return cfg, argErr([]string{"url"}, "is required")
+		return cfg, engine.ArgErrorf([]string{"url"}, "is required")
 	}
 	if cfg.hasBody && cfg.hasRawBody {
-		return cfg, argErr([]string{"raw_body"}, "cannot be given together with body")
+		return cfg, engine.ArgErrorf([]string{"raw_body"}, "cannot be given together with body")
 	}
 	return cfg, nil
 }
@@ -180,13 +178,13 @@ func checkURL(s string) error {
 	p := []string{"url"}
 	u, err := url.Parse(s)
 	if err != nil {
-		return argErr(p, "%q is not a URL: %v", s, unwrapURLErr(err))
+		return engine.ArgErrorf(p, "%q is not a URL: %v", s, unwrapURLErr(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return argErr(p, "%q must start with http:// or https://", s)
+		return engine.ArgErrorf(p, "%q must start with http:// or https://", s)
 	}
 	if u.Host == "" {
-		return argErr(p, "%q has no host", s)
+		return engine.ArgErrorf(p, "%q has no host", s)
 	}
 	return nil
 }
@@ -200,52 +198,44 @@ func unwrapURLErr(err error) error {
 }
 
 func parseHeaders(p []string, v any, check bool) (map[string]string, error) {
-	if s, ok := v.(string); ok && check && engine.IsTemplate(s) {
-		return nil, nil
+	return argvalue.ScalarMap(p, v, check, "header names", checkHeaderName, checkHeaderValue)
+}
+
+func checkHeaderName(p []string, k string) error {
+	if !tokenRE.MatchString(k) {
+		return engine.ArgErrorf(p, "%q is not a valid header name", k)
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, argErr(p, "must be a map of header names to values, got %s", typeName(v))
+	return nil
+}
+
+func checkHeaderValue(p []string, s string) error {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return engine.ArgErrorf(p, "value must not contain line breaks")
 	}
-	out := make(map[string]string, len(m))
-	for k, e := range m {
-		hp := appendPath(p, k)
-		if !tokenRE.MatchString(k) {
-			return nil, argErr(hp, "%q is not a valid header name", k)
-		}
-		s, err := toScalarString(hp, e)
-		if err != nil {
-			return nil, err
-		}
-		if strings.ContainsAny(s, "\r\n\x00") {
-			return nil, argErr(hp, "value must not contain line breaks")
-		}
-		out[k] = s
-	}
-	return out, nil
+	return nil
 }
 
 func parseTLS(p []string, v any, check bool) (tlsConfig, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return tlsConfig{}, argErr(p, "must be a map with ca, cert, key, insecure_skip_verify, got %s", typeName(v))
+		return tlsConfig{}, engine.ArgErrorf(p, "must be a map with ca, cert, key, insecure_skip_verify, got %s", argvalue.TypeName(v))
 	}
 	c := tlsConfig{set: true}
 	for k, e := range m {
-		kp := appendPath(p, k)
+		kp := argvalue.AppendPath(p, k)
 		var err error
 		switch k {
 		case "ca", "cert", "key":
 			var s string
-			if s, err = toString(kp, e, check); err != nil {
+			if s, err = argvalue.String(kp, e, check); err != nil {
 				return c, err
 			}
 			if s == "" {
-				return c, argErr(kp, "must not be empty")
+				return c, engine.ArgErrorf(kp, "must not be empty")
 			}
 			if !(check && engine.IsTemplate(s)) && !engine.HasSecretRef(s) {
 				if _, serr := os.Stat(s); serr != nil {
-					return c, argErr(kp, "%q: %v", s, unwrapPathErr(serr))
+					return c, engine.ArgErrorf(kp, "%q: %v", s, unwrapPathErr(serr))
 				}
 			}
 			switch k {
@@ -257,16 +247,16 @@ func parseTLS(p []string, v any, check bool) (tlsConfig, error) {
 				c.key = s
 			}
 		case "insecure_skip_verify":
-			c.insecure, err = toBool(kp, e, check)
+			c.insecure, err = argvalue.Bool(kp, e, check)
 		default:
-			err = argErr(kp, "unknown key (known: ca, cert, key, insecure_skip_verify)")
+			err = engine.ArgErrorf(kp, "unknown key (known: ca, cert, key, insecure_skip_verify)")
 		}
 		if err != nil {
 			return c, err
 		}
 	}
 	if (c.cert == "") != (c.key == "") {
-		return c, argErr(p, "cert and key must be given together")
+		return c, engine.ArgErrorf(p, "cert and key must be given together")
 	}
 	return c, nil
 }
@@ -285,15 +275,15 @@ func parseStatuses(p []string, v any, check bool) ([]int, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, argErr(p, "must be a list of HTTP status codes, got %s", typeName(v))
+		return nil, engine.ArgErrorf(p, "must be a list of HTTP status codes, got %s", argvalue.TypeName(v))
 	}
 	if len(list) == 0 {
-		return nil, argErr(p, "must not be empty")
+		return nil, engine.ArgErrorf(p, "must not be empty")
 	}
 	out := make([]int, 0, len(list))
 	for i, e := range list {
-		ep := appendPath(p, strconv.Itoa(i))
-		n, tmpl, err := toInt(ep, e, check)
+		ep := argvalue.AppendPath(p, strconv.Itoa(i))
+		n, tmpl, err := argvalue.Int(ep, e, check)
 		if err != nil {
 			return nil, err
 		}
@@ -301,7 +291,7 @@ func parseStatuses(p []string, v any, check bool) ([]int, error) {
 			continue
 		}
 		if n < 100 || n > 599 {
-			return nil, argErr(ep, "%d is not an HTTP status code", n)
+			return nil, engine.ArgErrorf(ep, "%d is not an HTTP status code", n)
 		}
 		out = append(out, n)
 	}

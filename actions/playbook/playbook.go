@@ -15,12 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -42,6 +42,9 @@ const (
 
 // MaxKillGrace bounds kill_grace.
 const MaxKillGrace = time.Minute
+
+// MaxOutputLimit bounds output_limit: the audit trail is not a log store.
+const MaxOutputLimit = 16 << 20
 
 //go:embed rulebook_stats.py
 var callbackPlugin []byte
@@ -203,25 +206,20 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 	for _, k := range known {
 		isKnown[k] = true
 	}
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range argvalue.SortedKeys(args) {
 		v, p := args[k], []string{k}
 		var err error
 		if !isKnown[k] {
-			if policyKeys[k] {
+			if argvalue.IsPolicyKey(k) {
 				continue
 			}
-			return cfg, argErr(p, "unknown key (known: %s)", strings.Join(known, ", "))
+			return cfg, engine.ArgErrorf(p, "unknown key (known: %s)", strings.Join(known, ", "))
 		}
 		switch k {
 		case "name":
 			err = parseName(mode, &cfg, v, check)
 		case "inventory":
-			cfg.inventory, err = toString(p, v, check)
+			cfg.inventory, err = argvalue.String(p, v, check)
 			if err == nil {
 				err = checkInventory(cfg.inventory, check)
 			}
@@ -231,11 +229,11 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 			}
 			m, ok := v.(map[string]any)
 			if !ok {
-				err = argErr(p, "must be a map of variables, got %s", typeName(v))
+				err = engine.ArgErrorf(p, "must be a map of variables, got %s", argvalue.TypeName(v))
 				break
 			}
 			if _, ok := m["ansible_eda"]; ok {
-				err = argErr(appendPath(p, "ansible_eda"), "is set by rulebook to the matched events and cannot be given")
+				err = engine.ArgErrorf(argvalue.AppendPath(p, "ansible_eda"), "is set by rulebook to the matched events and cannot be given")
 			}
 			cfg.extraVars = m
 		case "limit":
@@ -243,36 +241,36 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 			cfg.limit, err = parseLimit(p, v, check)
 		case "verbosity":
 			var tmpl bool
-			cfg.verbosity, tmpl, err = toInt(p, v, check)
+			cfg.verbosity, tmpl, err = argvalue.Int(p, v, check)
 			if err == nil && !tmpl && (cfg.verbosity < 0 || cfg.verbosity > 4) {
-				err = argErr(p, "must be 0 to 4, got %d", cfg.verbosity)
+				err = engine.ArgErrorf(p, "must be 0 to 4, got %d", cfg.verbosity)
 			}
 		case "check":
-			cfg.check, err = toBool(p, v, check)
+			cfg.check, err = argvalue.Bool(p, v, check)
 		case "connection":
-			cfg.connection, err = toString(p, v, check)
+			cfg.connection, err = argvalue.String(p, v, check)
 			if err == nil && !(check && engine.IsTemplate(cfg.connection)) && !connectionName.MatchString(cfg.connection) {
-				err = argErr(p, "%q is not a connection plugin name (e.g. local, ssh)", cfg.connection)
+				err = engine.ArgErrorf(p, "%q is not a connection plugin name (e.g. local, ssh)", cfg.connection)
 			}
 		case "set_facts":
-			cfg.setFacts, err = toBool(p, v, check)
+			cfg.setFacts, err = argvalue.Bool(p, v, check)
 		case "post_events":
-			cfg.postEvents, err = toBool(p, v, check)
+			cfg.postEvents, err = argvalue.Bool(p, v, check)
 		case "module_args":
 			switch x := v.(type) {
 			case map[string]any, string:
 				cfg.moduleArgs = x
 			default:
-				err = argErr(p, "must be a map of module arguments or a free-form string, got %s", typeName(v))
+				err = engine.ArgErrorf(p, "must be a map of module arguments or a free-form string, got %s", argvalue.TypeName(v))
 			}
 		case "output_limit":
 			var n int
-			if n, err = toSize(p, v, check); err == nil && n > 0 {
+			if n, err = argvalue.Size(p, v, check, MaxOutputLimit); err == nil && n > 0 {
 				cfg.outputLimit = n
 			}
 		case "kill_grace":
 			var d time.Duration
-			if d, err = toDuration(p, v, check, MaxKillGrace); err == nil && d > 0 {
+			if d, err = argvalue.Duration(p, v, check, MaxKillGrace); err == nil && d > 0 {
 				cfg.killGrace = d
 			}
 		}
@@ -282,14 +280,14 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 	}
 	if _, ok := args["name"]; !ok {
 		if mode == ModeModule {
-			return cfg, argErr([]string{"name"}, "is required: the module to run, e.g. ansible.builtin.service")
+			return cfg, engine.ArgErrorf([]string{"name"}, "is required: the module to run, e.g. ansible.builtin.service")
 		}
-		return cfg, argErr([]string{"name"}, "is required: a playbook path or a collection playbook (ns.collection.playbook)")
+		return cfg, engine.ArgErrorf([]string{"name"}, "is required: a playbook path or a collection playbook (ns.collection.playbook)")
 	}
 	if s, ok := cfg.moduleArgs.(string); ok && !(check && engine.IsTemplate(s)) && cfg.name != "" {
 		short := cfg.name[strings.LastIndexByte(cfg.name, '.')+1:]
 		if !freeFormModules[short] {
-			return cfg, argErr([]string{"module_args"}, "a string is free-form arguments, which only command, shell, raw and script take; give %q a map", cfg.name)
+			return cfg, engine.ArgErrorf([]string{"module_args"}, "a string is free-form arguments, which only command, shell, raw and script take; give %q a map", cfg.name)
 		}
 	}
 	return cfg, nil
@@ -297,23 +295,23 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 
 func parseName(mode Mode, cfg *config, v any, check bool) error {
 	p := []string{"name"}
-	s, err := toString(p, v, check)
+	s, err := argvalue.String(p, v, check)
 	if err != nil {
 		return err
 	}
 	if strings.TrimSpace(s) == "" {
-		return argErr(p, "must not be empty")
+		return engine.ArgErrorf(p, "must not be empty")
 	}
 	if check && engine.IsTemplate(s) {
 		return nil
 	}
 	cfg.name = s
 	if strings.HasPrefix(s, "-") {
-		return argErr(p, "%q must not start with \"-\"", s)
+		return engine.ArgErrorf(p, "%q must not start with \"-\"", s)
 	}
 	if mode == ModeModule {
 		if !moduleName.MatchString(s) {
-			return argErr(p, "%q is not a module name (e.g. ansible.builtin.copy)", s)
+			return engine.ArgErrorf(p, "%q is not a module name (e.g. ansible.builtin.copy)", s)
 		}
 		return nil
 	}
@@ -324,11 +322,11 @@ func parseName(mode Mode, cfg *config, v any, check bool) error {
 	st, err := os.Stat(s)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return argErr(p, "playbook %q does not exist", s)
+		return engine.ArgErrorf(p, "playbook %q does not exist", s)
 	case err != nil:
-		return argErr(p, "playbook %q: %v", s, unwrapPathErr(err))
+		return engine.ArgErrorf(p, "playbook %q: %v", s, unwrapPathErr(err))
 	case st.IsDir():
-		return argErr(p, "playbook %q is a directory", s)
+		return engine.ArgErrorf(p, "playbook %q is a directory", s)
 	}
 	return nil
 }
@@ -341,19 +339,19 @@ func checkInventory(s string, check bool) error {
 		return nil
 	}
 	if strings.TrimSpace(s) == "" {
-		return argErr(p, "must not be empty")
+		return engine.ArgErrorf(p, "must not be empty")
 	}
 	if strings.HasPrefix(s, "-") {
-		return argErr(p, "%q must not start with \"-\"", s)
+		return engine.ArgErrorf(p, "%q must not start with \"-\"", s)
 	}
 	if strings.Contains(s, ",") {
 		return nil
 	}
 	if _, err := os.Stat(s); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return argErr(p, "inventory %q does not exist", s)
+			return engine.ArgErrorf(p, "inventory %q does not exist", s)
 		}
-		return argErr(p, "inventory %q: %v", s, unwrapPathErr(err))
+		return engine.ArgErrorf(p, "inventory %q: %v", s, unwrapPathErr(err))
 	}
 	return nil
 }
@@ -365,30 +363,30 @@ func parseLimit(p []string, v any, check bool) ([]string, error) {
 			return nil, nil
 		}
 		if strings.TrimSpace(x) == "" {
-			return nil, argErr(p, "must not be empty")
+			return nil, engine.ArgErrorf(p, "must not be empty")
 		}
 		return []string{x}, nil
 	case []any:
 		out := make([]string, 0, len(x))
 		for i, e := range x {
-			s, err := toString(appendPath(p, fmt.Sprint(i)), e, check)
+			s, err := argvalue.String(argvalue.AppendPath(p, fmt.Sprint(i)), e, check)
 			if err != nil {
 				return nil, err
 			}
 			if strings.TrimSpace(s) == "" || strings.Contains(s, ",") && !(check && engine.IsTemplate(s)) {
-				return nil, argErr(appendPath(p, fmt.Sprint(i)), "%q is not a host or pattern", s)
+				return nil, engine.ArgErrorf(argvalue.AppendPath(p, fmt.Sprint(i)), "%q is not a host or pattern", s)
 			}
 			out = append(out, s)
 		}
 		if len(out) == 0 {
-			return nil, argErr(p, "must not be empty")
+			return nil, engine.ArgErrorf(p, "must not be empty")
 		}
 		return out, nil
 	}
 	if !check && v != nil {
-		return []string{textOf(v)}, nil
+		return []string{argvalue.Text(v)}, nil
 	}
-	return nil, argErr(p, "must be a host pattern or a list of hosts, got %s", typeName(v))
+	return nil, engine.ArgErrorf(p, "must be a host pattern or a list of hosts, got %s", argvalue.TypeName(v))
 }
 
 func unwrapPathErr(err error) error {
