@@ -1,0 +1,194 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// DefaultGroup is the consumer group engine processes join when the bus URL
+// names none.
+const DefaultGroup = "rulebook"
+
+// Defaults for the producer side of Config.
+const (
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultRetryAfter   = time.Second
+)
+
+// Config says where the bus is: what `--bus kafka://HOST:PORT,.../TOPIC?group=NAME`
+// names, plus settings a URL does not carry.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port each.
+	Brokers []string
+	// Topic is the bus topic every event is produced to.
+	Topic string
+	// Group is the consumer group of the engine processes.
+	Group string
+	// Clock stamps each produced record's accepted time (which dedupe
+	// windows are measured in) and is "now" for the consumer's Lookback.
+	// Nil: the system clock.
+	Clock engine.Clock
+	// WriteTimeout bounds one Emit: a write not acknowledged by then is
+	// answered with a *engine.BacklogError. Zero: DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// RetryAfter is the advice a *engine.BacklogError carries. Zero:
+	// DefaultRetryAfter.
+	RetryAfter time.Duration
+}
+
+func (c Config) clock() engine.Clock {
+	if c.Clock == nil {
+		return engine.SystemClock{}
+	}
+	return c.Clock
+}
+
+// Validate checks a Config built by hand (ParseURL's result is valid).
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("bus: no brokers")
+	}
+	for _, b := range c.Brokers {
+		if err := checkBroker(b); err != nil {
+			return fmt.Errorf("bus: broker %q: %w", b, err)
+		}
+	}
+	if err := checkTopic(c.Topic); err != nil {
+		return fmt.Errorf("bus: topic %q: %w", c.Topic, err)
+	}
+	if err := checkGroup(c.Group); err != nil {
+		return fmt.Errorf("bus: group %q: %w", c.Group, err)
+	}
+	if c.WriteTimeout < 0 || c.RetryAfter < 0 {
+		return errors.New("bus: negative write timeout or retry-after")
+	}
+	return nil
+}
+
+// ParseURL parses a bus URL, kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME].
+// The group defaults to DefaultGroup. Credentials in the URL are refused (and
+// never repeated in the error).
+func ParseURL(s string) (Config, error) {
+	const scheme = "kafka://"
+	if len(s) < len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
+		return Config{}, fmt.Errorf("bus url %q: want kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME]", s)
+	}
+	rest := s[len(scheme):]
+	var rawQuery string
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest, rawQuery = rest[:i], rest[i+1:]
+	}
+	if strings.ContainsRune(rest, '#') {
+		return Config{}, fmt.Errorf("bus url %q: a fragment (#) is not allowed", s)
+	}
+	hosts, topic, ok := strings.Cut(rest, "/")
+	if strings.ContainsRune(hosts, '@') {
+		// Do not quote s: it may hold a password.
+		return Config{}, errors.New("bus url: credentials in the url are not supported")
+	}
+	if !ok || topic == "" {
+		return Config{}, fmt.Errorf("bus url %q: missing topic: want kafka://HOST:PORT/TOPIC", s)
+	}
+	if hosts == "" {
+		return Config{}, fmt.Errorf("bus url %q: missing brokers: want kafka://HOST:PORT/TOPIC", s)
+	}
+	cfg := Config{Topic: topic, Group: DefaultGroup}
+	seen := map[string]bool{}
+	for _, b := range strings.Split(hosts, ",") {
+		b = strings.TrimSpace(b)
+		if err := checkBroker(b); err != nil {
+			return Config{}, fmt.Errorf("bus url %q: broker %q: %w", s, b, err)
+		}
+		if !seen[b] {
+			seen[b] = true
+			cfg.Brokers = append(cfg.Brokers, b)
+		}
+	}
+	if err := checkTopic(topic); err != nil {
+		return Config{}, fmt.Errorf("bus url %q: topic %q: %w", s, topic, err)
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return Config{}, fmt.Errorf("bus url %q: query: %w", s, err)
+	}
+	for k, v := range q {
+		switch k {
+		case "group":
+			if len(v) != 1 {
+				return Config{}, fmt.Errorf("bus url %q: group given %d times", s, len(v))
+			}
+			if err := checkGroup(v[0]); err != nil {
+				return Config{}, fmt.Errorf("bus url %q: group %q: %w", s, v[0], err)
+			}
+			cfg.Group = v[0]
+		default:
+			return Config{}, fmt.Errorf("bus url %q: unknown parameter %q (known: group)", s, k)
+		}
+	}
+	return cfg, nil
+}
+
+func checkBroker(b string) error {
+	if b == "" {
+		return errors.New("empty broker address")
+	}
+	host, port, err := net.SplitHostPort(b)
+	if err != nil {
+		return errors.New("want HOST:PORT")
+	}
+	if host == "" {
+		return errors.New("missing host")
+	}
+	for _, r := range host {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' {
+			return errors.New("invalid host")
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}
+
+// checkTopic applies Kafka's topic name rules.
+func checkTopic(t string) error {
+	if t == "" {
+		return errors.New("empty topic")
+	}
+	if t == "." || t == ".." {
+		return errors.New(`topic cannot be "." or ".."`)
+	}
+	if len(t) > 249 {
+		return errors.New("topic longer than 249 characters")
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return errors.New("topic may hold only letters, digits, '.', '_' and '-'")
+		}
+	}
+	return nil
+}
+
+func checkGroup(g string) error {
+	if g == "" {
+		return errors.New("empty group")
+	}
+	if len(g) > 255 {
+		return errors.New("group longer than 255 characters")
+	}
+	for _, r := range g {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return errors.New("group holds a control or invalid character")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,596 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// PartitionHandler owns the rule state of one partition while this process
+// is assigned it: in practice one engine.Engine. The consumer calls it from
+// one goroutine at a time.
+type PartitionHandler interface {
+	// Replay rebuilds state from a record another owner (or an earlier
+	// incarnation of this process) already processed: nothing may leave
+	// the process (engine.Engine.Replay). An error stops the partition,
+	// which is then opened again after a backoff.
+	Replay(ctx context.Context, rec engine.Record) error
+	// Process evaluates a live record. The record's offset is committed
+	// only after Process returned nil; an error (a firing that could not be
+	// submitted) stops the partition without committing, and the record is
+	// processed again by a fresh handler after a backoff, or by the next
+	// owner.
+	Process(ctx context.Context, rec engine.Record) error
+	// Close releases the handler: the partition was revoked, its handler
+	// failed, or Run ended.
+	Close()
+}
+
+// Consumer defaults.
+const (
+	DefaultLookback       = engine.DefaultEventsTTL
+	DefaultDedupeWindow   = 24 * time.Hour
+	DefaultCommitInterval = time.Second
+	DefaultReplayLimit    = 10000
+)
+
+// ConsumerConfig configures a Consumer. Zero durations take the defaults.
+type ConsumerConfig struct {
+	Config
+	// Lookback is how much history is replayed when a partition is
+	// assigned: records accepted within Lookback before now (Config.Clock)
+	// and before the committed offset. Zero: DefaultLookback; negative:
+	// nothing is replayed.
+	Lookback time.Duration
+	// DedupeWindow is the window of entries that carry none. Zero:
+	// DefaultDedupeWindow.
+	DedupeWindow time.Duration
+	// ReplayLimit bounds the replay in records when the broker cannot find
+	// an offset by timestamp. Zero: DefaultReplayLimit.
+	ReplayLimit int
+	Log         zerolog.Logger
+
+	// CommitInterval is how often processed offsets are committed (and
+	// always when a partition is revoked or Run ends). Default 1s.
+	CommitInterval time.Duration
+	// Group timings, as kafka-go's ConsumerGroupConfig (defaults 10s, 30s,
+	// 3s, 2s); tests lower them.
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	JoinGroupBackoff  time.Duration
+	// PartitionWatchInterval is how often the topic's partition count is
+	// checked (a change rebalances). Default 5s.
+	PartitionWatchInterval time.Duration
+	// MaxWait bounds one fetch's wait for new records. Default 500ms.
+	MaxWait time.Duration
+	// RetryBackoff is the pause before a failed partition is opened again.
+	// Default 1s.
+	RetryBackoff time.Duration
+}
+
+func (cc *ConsumerConfig) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cc.Lookback, DefaultLookback)
+	def(&cc.DedupeWindow, DefaultDedupeWindow)
+	def(&cc.CommitInterval, DefaultCommitInterval)
+	def(&cc.SessionTimeout, 10*time.Second)
+	def(&cc.RebalanceTimeout, 30*time.Second)
+	def(&cc.HeartbeatInterval, 3*time.Second)
+	def(&cc.JoinGroupBackoff, 2*time.Second)
+	def(&cc.PartitionWatchInterval, 5*time.Second)
+	def(&cc.MaxWait, 500*time.Millisecond)
+	def(&cc.RetryBackoff, time.Second)
+	if cc.ReplayLimit <= 0 {
+		cc.ReplayLimit = DefaultReplayLimit
+	}
+}
+
+// Consumer consumes the bus topic in a consumer group and drives one
+// PartitionHandler per assigned partition. Build it with NewConsumer; Run it
+// once.
+type Consumer struct {
+	cc     ConsumerConfig
+	log    zerolog.Logger
+	clock  engine.Clock
+	dialer *kafkago.Dialer
+
+	running atomic.Bool
+	mu      sync.Mutex
+	parts   map[int]*partition
+	gen     int32
+}
+
+// partition is one partition's state. handler, filter, next and healthy
+// belong to the goroutine running the partition while it is assigned, and
+// to Run's goroutine between generations; the counters are read by Stats.
+type partition struct {
+	id      int
+	handler PartitionHandler
+	filter  *filter
+	// next is the offset below which every record was processed (or
+	// skipped) by an owner this process knows of; -1: unknown.
+	next    int64
+	healthy bool
+
+	owned                                   atomic.Bool
+	done, committed, hwm                    atomic.Int64
+	processed, replayed, duplicates, stale  atomic.Int64
+	invalid, failures, replays, commitFails atomic.Int64
+}
+
+// NewConsumer builds a consumer. It does not connect: Run does.
+func NewConsumer(cc ConsumerConfig) (*Consumer, error) {
+	if err := cc.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if cc.Lookback < 0 {
+		cc.Lookback = -1
+	}
+	cc.defaults()
+	if cc.DedupeWindow < 0 {
+		return nil, errors.New("bus: negative dedupe window")
+	}
+	if cc.HeartbeatInterval >= cc.SessionTimeout {
+		return nil, fmt.Errorf("bus: heartbeat interval %s must be shorter than the session timeout %s", cc.HeartbeatInterval, cc.SessionTimeout)
+	}
+	return &Consumer{
+		cc:     cc,
+		log:    cc.Log.With().Str("component", "bus").Str("topic", cc.Topic).Str("group", cc.Group).Logger(),
+		clock:  cc.Config.clock(),
+		dialer: &kafkago.Dialer{ClientID: "rulebook-bus", Timeout: 10 * time.Second, DualStack: true},
+		parts:  map[int]*partition{},
+	}, nil
+}
+
+// Run joins the group and consumes until ctx ends; then it commits what was
+// processed, leaves the group, closes every handler and returns nil. open is
+// called for each partition assigned to this process (and again after a
+// handler failed) and must return a fresh handler with empty state. Run
+// returns an error only when it cannot start.
+func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionHandler, error)) error {
+	if open == nil {
+		return errors.New("bus: Run needs an open function")
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("bus: Run called twice")
+	}
+	log := c.log
+	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                     c.cc.Group,
+		Brokers:                c.cc.Brokers,
+		Dialer:                 c.dialer,
+		Topics:                 []string{c.cc.Topic},
+		HeartbeatInterval:      c.cc.HeartbeatInterval,
+		SessionTimeout:         c.cc.SessionTimeout,
+		RebalanceTimeout:       c.cc.RebalanceTimeout,
+		JoinGroupBackoff:       c.cc.JoinGroupBackoff,
+		PartitionWatchInterval: c.cc.PartitionWatchInterval,
+		WatchPartitionChanges:  true,
+		StartOffset:            kafkago.FirstOffset,
+		Logger: kafkago.LoggerFunc(func(msg string, args ...any) {
+			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
+		}),
+		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
+			log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("bus: consumer group: %w", err)
+	}
+	// Closing the group ends the current generation (its goroutines make
+	// their final commit) and leaves the group.
+	stop := context.AfterFunc(ctx, func() { _ = group.Close() })
+	defer stop()
+	log.Info().Strs("brokers", c.cc.Brokers).Msg("bus consumer joining")
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
+				break
+			}
+			log.Warn().Err(err).Msg("bus consumer group: joining failed, retrying")
+			continue
+		}
+		c.startGeneration(ctx, gen, open)
+	}
+	_ = group.Close()
+	c.mu.Lock()
+	parts := make([]*partition, 0, len(c.parts))
+	for _, p := range c.parts {
+		parts = append(parts, p)
+	}
+	c.mu.Unlock()
+	for _, p := range parts {
+		p.owned.Store(false)
+		if p.handler != nil {
+			p.handler.Close()
+			p.handler, p.filter = nil, nil
+		}
+	}
+	log.Info().Msg("bus consumer stopped")
+	return nil
+}
+
+// startGeneration closes the handlers of partitions this process lost and
+// starts one goroutine per assigned partition, plus the committer. kafka-go
+// returns the next generation only after every goroutine of this one ended.
+func (c *Consumer) startGeneration(ctx context.Context, gen *kafkago.Generation, open func(int) (PartitionHandler, error)) {
+	assigned := map[int]int64{}
+	for _, a := range gen.Assignments[c.cc.Topic] {
+		assigned[a.ID] = a.Offset
+	}
+	ids := make([]int, 0, len(assigned))
+	for id := range assigned {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	c.mu.Lock()
+	c.gen = gen.ID
+	var lost []int
+	for id, p := range c.parts {
+		if _, ok := assigned[id]; !ok && p.owned.Load() {
+			p.owned.Store(false)
+			lost = append(lost, id)
+			if p.handler != nil {
+				p.handler.Close()
+				p.handler, p.filter = nil, nil
+			}
+		}
+	}
+	parts := make([]*partition, 0, len(ids))
+	for _, id := range ids {
+		p := c.parts[id]
+		if p == nil {
+			p = &partition{id: id, next: -1}
+			p.committed.Store(-1)
+			p.hwm.Store(-1)
+			c.parts[id] = p
+		}
+		p.owned.Store(true)
+		parts = append(parts, p)
+	}
+	c.mu.Unlock()
+	sort.Ints(lost)
+	c.log.Info().Int32("generation", gen.ID).Str("member", gen.MemberID).Ints("partitions", ids).Ints("revoked", lost).
+		Msg("bus partitions assigned")
+
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		offset := assigned[p.id]
+		gen.Start(func(gctx context.Context) {
+			defer wg.Done()
+			pctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stop := context.AfterFunc(gctx, cancel)
+			defer stop()
+			c.runPartition(pctx, p, offset, open)
+		})
+	}
+	gen.Start(func(gctx context.Context) {
+		t := time.NewTicker(c.cc.CommitInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				c.commit(gen, parts)
+				continue
+			case <-gctx.Done():
+			case <-ctx.Done():
+			}
+			break
+		}
+		// Final commit once every partition goroutine stopped processing.
+		wg.Wait()
+		c.commit(gen, parts)
+	})
+}
+
+// commit commits, for each partition, the offset below which every record
+// was processed.
+func (c *Consumer) commit(gen *kafkago.Generation, parts []*partition) {
+	offsets := map[int]int64{}
+	for _, p := range parts {
+		if d := p.done.Load(); d >= 0 && d > p.committed.Load() {
+			offsets[p.id] = d
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{c.cc.Topic: offsets}); err != nil {
+		for _, p := range parts {
+			if _, ok := offsets[p.id]; ok {
+				p.commitFails.Add(1)
+			}
+		}
+		c.log.Warn().Err(err).Int32("generation", gen.ID).Msg("bus offset commit failed; the next owner processes those records again")
+		return
+	}
+	for _, p := range parts {
+		if d, ok := offsets[p.id]; ok {
+			p.committed.Store(d)
+		}
+	}
+}
+
+// runPartition consumes one partition until ctx ends, opening it again
+// after a failure.
+func (c *Consumer) runPartition(ctx context.Context, p *partition, assigned int64, open func(int) (PartitionHandler, error)) {
+	for {
+		err := c.consumePartition(ctx, p, assigned, open)
+		if ctx.Err() != nil {
+			return
+		}
+		p.failures.Add(1)
+		c.log.Error().Err(err).Int("partition", p.id).Dur("retry_in", c.cc.RetryBackoff).
+			Msg("bus partition stopped; it is opened again from its last processed offset")
+		t := time.NewTimer(c.cc.RetryBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// consumePartition replays the partition's recent history into a fresh
+// handler (or keeps the handler of the previous generation when it is
+// still current), then processes live records. It returns nil when ctx
+// ended and an error when the partition must be opened again.
+func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned int64, open func(int) (PartitionHandler, error)) error {
+	start, committed, last, err := c.offsets(ctx, p.id, assigned)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("offsets: %w", err)
+	}
+	if p.committed.Load() < committed {
+		p.committed.Store(committed)
+	}
+	p.hwm.Store(last)
+	live := max(committed, p.next)
+	if p.handler != nil && p.healthy && p.next >= committed {
+		// Still ours since the last generation and nobody processed past
+		// what we did: keep the state, nothing to replay.
+		start = live
+	} else {
+		if p.handler != nil {
+			p.handler.Close()
+			p.handler, p.filter = nil, nil
+		}
+		h, err := open(p.id)
+		if err != nil {
+			return fmt.Errorf("open partition %d: %w", p.id, err)
+		}
+		p.handler, p.filter, p.healthy = h, newFilter(c.cc.DedupeWindow), true
+		p.replays.Add(1)
+		start = min(start, live)
+	}
+	p.next = live
+	p.done.Store(live)
+	log := c.log.With().Int("partition", p.id).Logger()
+	log.Info().Int64("replay_from", start).Int64("live_from", live).Int64("end", last).
+		Msg("bus partition started")
+
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:        c.cc.Brokers,
+		Topic:          c.cc.Topic,
+		Partition:      p.id,
+		Dialer:         c.dialer,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        c.cc.MaxWait,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
+			log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
+		}),
+	})
+	defer r.Close()
+	if err := r.SetOffset(start); err != nil {
+		return fmt.Errorf("seek to %d: %w", start, err)
+	}
+	stream := c.cc.Topic + "/" + strconv.Itoa(p.id)
+	replayStarted := time.Now()
+	replaying := start < live
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		if m.HighWaterMark > 0 {
+			p.hwm.Store(m.HighWaterMark)
+		}
+		if replaying && m.Offset >= live {
+			replaying = false
+			log.Info().Int64("replayed", p.replayed.Load()).Dur("took", time.Since(replayStarted)).Msg("bus partition replayed")
+		}
+		msg, err := decodeMessage(m.Value)
+		if err != nil {
+			p.invalid.Add(1)
+			log.Error().Err(err).Int64("offset", m.Offset).Msg("bus record is not a rulebook bus message; skipped")
+			if m.Offset >= live {
+				p.advance(m.Offset + 1)
+			}
+			continue
+		}
+		outcome := p.filter.decide(&msg)
+		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted}
+		if m.Offset < live {
+			if outcome != engine.Accepted {
+				continue
+			}
+			if err := p.handler.Replay(ctx, rec); err != nil {
+				p.healthy = false
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("replay offset %d: %w", m.Offset, err)
+			}
+			p.replayed.Add(1)
+			continue
+		}
+		switch outcome {
+		case engine.Duplicate:
+			p.duplicates.Add(1)
+			log.Debug().Int64("offset", m.Offset).Str("source", msg.Source.Name).Str("dedupe_key", msg.DedupeKey).
+				Msg("bus record skipped: duplicate")
+		case engine.Stale:
+			p.stale.Add(1)
+			log.Debug().Int64("offset", m.Offset).Str("source", msg.Source.Name).Str("order_key", msg.OrderKey).
+				Time("timestamp", msg.Timestamp).Msg("bus record skipped: stale")
+		default:
+			if err := p.handler.Process(ctx, rec); err != nil {
+				// State may be half-updated: rebuild it before going on.
+				p.healthy = false
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("process offset %d: %w", m.Offset, err)
+			}
+			p.processed.Add(1)
+		}
+		p.advance(m.Offset + 1)
+	}
+}
+
+func (p *partition) advance(next int64) {
+	p.next = next
+	p.done.Store(next)
+}
+
+// offsets resolves the committed offset (or the log start for a partition
+// without one) and finds where replay starts: the first record accepted
+// within Lookback, bounded by the log start and the committed offset. last
+// is the partition's end offset.
+func (c *Consumer) offsets(ctx context.Context, partition int, assigned int64) (start, committed, last int64, err error) {
+	conn, err := c.dialLeader(ctx, partition)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	committed = assigned
+	switch {
+	case assigned == kafkago.LastOffset:
+		committed = last
+	case assigned < 0:
+		committed = first
+	}
+	committed = min(max(committed, first), last)
+	if c.cc.Lookback < 0 {
+		return committed, committed, last, nil
+	}
+	off, err := conn.ReadOffset(c.clock.Now().Add(-c.cc.Lookback))
+	switch {
+	case err != nil:
+		c.log.Warn().Err(err).Int("partition", partition).Int("replay_limit", c.cc.ReplayLimit).
+			Msg("bus broker cannot find offsets by time; replaying a bounded number of records instead of the lookback")
+		off = committed - int64(c.cc.ReplayLimit)
+	case off < 0:
+		// Nothing was accepted within the lookback.
+		off = committed
+	}
+	return min(max(off, first), committed), committed, last, nil
+}
+
+func (c *Consumer) dialLeader(ctx context.Context, partition int) (*kafkago.Conn, error) {
+	var err error
+	for _, b := range c.cc.Brokers {
+		var conn *kafkago.Conn
+		if conn, err = c.dialer.DialLeader(ctx, "tcp", b, c.cc.Topic, partition); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, err
+}
+
+// Stats is a snapshot of a Consumer.
+type Stats struct {
+	Topic      string `json:"topic"`
+	Group      string `json:"group"`
+	Generation int32  `json:"generation"`
+	// Owned lists the partitions this process is assigned now.
+	Owned []int `json:"owned"`
+	// Partitions has every partition this process has owned, the current
+	// ones first.
+	Partitions []PartitionStats `json:"partitions"`
+}
+
+// PartitionStats counts one partition's records since this process started.
+type PartitionStats struct {
+	Partition int  `json:"partition"`
+	Owned     bool `json:"owned"`
+	// Lag is the number of records between the partition's end and the
+	// next record to process (known while owned).
+	Lag int64 `json:"lag"`
+	// Committed is the last committed offset (-1: none seen).
+	Committed  int64 `json:"committed"`
+	Processed  int64 `json:"processed"`
+	Replayed   int64 `json:"replayed"`
+	Duplicates int64 `json:"duplicates"`
+	Stale      int64 `json:"stale"`
+	// Invalid counts records that were not bus messages (skipped).
+	Invalid int64 `json:"invalid"`
+	// Failures counts handler or fetch failures that reopened the
+	// partition; Replays the handlers opened (each replays history).
+	Failures      int64 `json:"failures"`
+	Replays       int64 `json:"replays"`
+	CommitFailure int64 `json:"commit_failures"`
+}
+
+// Stats returns the consumer's counters. It is safe to call at any time.
+func (c *Consumer) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Stats{Topic: c.cc.Topic, Group: c.cc.Group, Generation: c.gen, Owned: []int{}}
+	for _, p := range c.parts {
+		ps := PartitionStats{
+			Partition: p.id, Owned: p.owned.Load(), Committed: p.committed.Load(),
+			Processed: p.processed.Load(), Replayed: p.replayed.Load(),
+			Duplicates: p.duplicates.Load(), Stale: p.stale.Load(), Invalid: p.invalid.Load(),
+			Failures: p.failures.Load(), Replays: p.replays.Load(), CommitFailure: p.commitFails.Load(),
+		}
+		if ps.Owned {
+			st.Owned = append(st.Owned, p.id)
+			if hwm, done := p.hwm.Load(), p.done.Load(); hwm >= 0 && done >= 0 {
+				ps.Lag = max(hwm-done, 0)
+			}
+		}
+		st.Partitions = append(st.Partitions, ps)
+	}
+	sort.Ints(st.Owned)
+	sort.Slice(st.Partitions, func(i, j int) bool {
+		a, b := st.Partitions[i], st.Partitions[j]
+		if a.Owned != b.Owned {
+			return a.Owned
+		}
+		return a.Partition < b.Partition
+	})
+	return st
+}
