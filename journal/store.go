@@ -33,6 +33,9 @@ const (
 // maxGroup bounds how many Emit/Done calls one group commit takes.
 const maxGroup = 1024
 
+// blockCache is the size of Pebble's block cache.
+const blockCache = 64 << 20
+
 // purgeChunk bounds how many expired keys one purge step deletes, so that a
 // purge never holds up ingest for long.
 const purgeChunk = 1000
@@ -188,7 +191,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("journal: create data directory: %w", err)
 	}
 	log := opts.Log.With().Str("component", "journal").Logger()
-	db, err := pebble.Open(path, pebbleOptions(log))
+	popts := pebbleOptions(log)
+	db, err := pebble.Open(path, popts)
+	// The database holds its own reference to the cache.
+	popts.Cache.Unref()
 	if err != nil {
 		if lockHeld(err) {
 			err = ErrInUse
@@ -249,8 +255,11 @@ func pebbleOptions(log zerolog.Logger) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	// Most dedupe lookups are for keys never seen: bloom filters answer
-	// them without reading (and decompressing) table blocks.
+	// them without reading (and decompressing) data blocks, and a block
+	// cache larger than the 8 MiB default keeps the filter and index blocks
+	// of every table in memory.
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	o.Cache = pebble.NewCache(blockCache)
 	return o
 }
 
