@@ -62,9 +62,11 @@ func (p *pipeline) process(ctx context.Context, tp topicPartition, batch []kafka
 			s.emitted.Add(1)
 		}
 	}
-	for _, m := range batch {
-		s.tracker.done(tp, m.Offset)
+	offsets := make([]int64, len(batch))
+	for i, m := range batch {
+		offsets[i] = m.Offset
 	}
+	s.tracker.done(tp, offsets...)
 	return true
 }
 

@@ -247,8 +247,29 @@ func TestBacklogIsRetriedWithoutLoss(t *testing.T) {
 			t.Errorf("message %d accepted %d times, want once", n, seen[n])
 		}
 	}
-	if st := r.src.Stats(); st.Retries == 0 || rec.failureCount() == 0 {
+	// The source learns of its last commit just after Kafka stores it.
+	waitFor(t, 10*time.Second, "the source to see its commits", func() bool {
+		for _, ps := range r.src.Stats().Partitions {
+			if ps.Committed != 100 {
+				return false
+			}
+		}
+		return true
+	})
+	st := r.src.Stats()
+	if st.Retries == 0 || rec.failureCount() == 0 {
 		t.Errorf("no retries recorded: stats %+v, emitter failures %d", st, rec.failureCount())
+	}
+	if st.Emitted != 300 || st.InFlight != 0 || st.GroupID != "g" || !reflect.DeepEqual(st.Topics, []string{"in"}) {
+		t.Errorf("stats: %+v", st)
+	}
+	if len(st.Partitions) != 3 {
+		t.Fatalf("partition stats: %+v", st.Partitions)
+	}
+	for _, ps := range st.Partitions {
+		if ps.Done != 100 || ps.Committed != 100 || ps.HighWater != 100 || ps.Lag != 0 || ps.InFlight != 0 {
+			t.Errorf("partition stats: %+v", ps)
+		}
 	}
 }
 

@@ -74,11 +74,17 @@ func (t *tracker) fetched(tp topicPartition, offset, highWater int64) bool {
 	return true
 }
 
-// done marks a message that fetched accepted as durable.
-func (t *tracker) done(tp topicPartition, offset int64) {
+// done marks messages that fetched accepted as durable.
+func (t *tracker) done(tp topicPartition, offsets ...int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.part(tp)
+	for _, o := range offsets {
+		p.markDone(o)
+	}
+}
+
+func (p *partState) markDone(offset int64) {
 	i := sort.Search(len(p.queue), func(i int) bool { return p.queue[i].offset >= offset })
 	if i == len(p.queue) || p.queue[i].offset != offset {
 		return
