@@ -398,8 +398,9 @@ func (quietLogger) Fatalf(format string, args ...any) {
 
 func openPebble(path string) (*pebble.DB, error) {
 	// The same tuning as package journal: bloom filters for the dedupe
-	// lookups, a 32 MiB memtable.
-	opts := &pebble.Options{Logger: quietLogger{}, MemTableSize: 32 << 20}
+	// lookups, a 32 MiB memtable, a 64 MiB block cache.
+	opts := &pebble.Options{Logger: quietLogger{}, MemTableSize: 32 << 20, Cache: pebble.NewCache(64 << 20)}
+	defer opts.Cache.Unref()
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	if *pebbleMemtable > 0 {
 		opts.MemTableSize = uint64(*pebbleMemtable)
