@@ -595,3 +595,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func FuzzHostOf(f *testing.F) {
+	for _, s := range []string{"10.0.0.5:9100", "[2001:db8::1]:9100", "::1", "https://shop.example.com/x", "web1", "[", "http://[::1", " a:b "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := HostOf(in)
+		if len(out) > len(in) {
+			t.Fatalf("HostOf(%q) = %q grew", in, out)
+		}
+		if strings.TrimSpace(in) == "" && out != "" {
+			t.Fatalf("HostOf(%q) = %q, want empty", in, out)
+		}
+	})
+}
