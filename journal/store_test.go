@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -377,6 +378,30 @@ func TestBacklogBound(t *testing.T) {
 	}
 	if recs := readAll(t, s, 0); fmt.Sprint(seqs(recs)) != "[1 2 3 4]" || payloadN(recs[3]) != 4 {
 		t.Fatalf("records = %v", seqs(recs))
+	}
+}
+
+func TestEmitFailsWhole(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), engine.NewFakeClock(t0), nil)
+	bad := engine.Event{"payload": math.NaN()} // JSON cannot hold NaN
+	_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(1), DedupeKey: "k1"}, {Event: bad, DedupeKey: "k2"}})
+	if err == nil {
+		t.Fatal("emit of an unencodable event: no error")
+	}
+	if got := s.Backlog(); got != 0 {
+		t.Fatalf("backlog = %d after a failed call, want 0", got)
+	}
+	if got := emit(t, s, srcA, engine.Entry{Event: ev(1), DedupeKey: "k1"}); got[0] != engine.Accepted {
+		t.Fatalf("the failed call's first key was remembered: %v", got[0])
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Emit(cctx, srcA, []engine.Entry{{Event: ev(2)}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("emit with an ended context: %v", err)
+	}
+	if got := s.Backlog(); got != 1 {
+		t.Fatalf("backlog = %d, want 1", got)
 	}
 }
 
