@@ -105,6 +105,7 @@ func (s *Source) commitLoop(ctx context.Context) {
 	defer commit.Stop()
 	lag := time.NewTicker(s.cfg.LagLogInterval)
 	defer lag.Stop()
+	var lastLag, lastFetched int64 = -1, -1
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,7 +119,14 @@ func (s *Source) commitLoop(ctx context.Context) {
 			for _, p := range st.Partitions {
 				total += p.Lag
 			}
-			s.log.Info().Int64("lag", total).Int64("reader_lag", st.Lag).Int("in_flight", st.InFlight).
+			// An idle, caught-up consumer logs at debug, not every interval
+			// at info.
+			ev := s.log.Info()
+			if total == 0 && total == lastLag && st.Fetched == lastFetched {
+				ev = s.log.Debug()
+			}
+			lastLag, lastFetched = total, st.Fetched
+			ev.Int64("lag", total).Int64("reader_lag", st.Lag).Int("in_flight", st.InFlight).
 				Int64("fetched", st.Fetched).Int64("emitted", st.Emitted).Int64("rejected", st.Rejected).
 				Int64("rebalances", st.Rebalances).Msg("kafka consumer lag")
 		}

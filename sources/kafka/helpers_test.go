@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -127,10 +129,16 @@ func (r *running) wait(d time.Duration) error {
 // start builds and runs a source. The test's cleanup stops it.
 func start(t *testing.T, name string, args map[string]any, out engine.Emitter) *running {
 	t.Helper()
+	return startLogged(t, name, args, out, zerolog.NewTestWriter(t))
+}
+
+// startLogged is start with the source's log (info and up) going to w.
+func startLogged(t *testing.T, name string, args map[string]any, out engine.Emitter, w io.Writer) *running {
+	t.Helper()
 	src, err := New(engine.SourceConfig{
 		Name: name, Type: Type, Ruleset: "test", Args: args,
 		Clock: engine.SystemClock{},
-		Log:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Str("source", name).Logger(),
+		Log:   zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().Str("source", name).Logger(),
 	})
 	if err != nil {
 		t.Fatalf("new source: %v", err)
@@ -206,4 +214,22 @@ func bodyN(t testing.TB, e engine.Entry) int {
 		t.Fatalf("event body has no number n: %v", b)
 	}
 	return int(n)
+}
+
+// logBuffer collects log lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -479,3 +479,34 @@ func TestReplayAfterLostCommitsIsDeduplicated(t *testing.T) {
 		t.Errorf("journal holds %d events, want 60", n)
 	}
 }
+
+// The lag (messages in Kafka not yet durable) is logged every
+// lag_log_interval and visible in Stats.
+func TestLagIsLoggedAndExposed(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Options{Brokers: 1, Partitions: 1, Topics: []string{"in"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Produce(ctx, "in", jsonRecords(0, 0, 10)...); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	rec.fail = func([]engine.Entry) error { return &engine.BacklogError{RetryAfter: 10 * time.Millisecond} }
+	var logs logBuffer
+	r := startLogged(t, "in", fastArgs(c, map[string]any{"topic": "in", "group_id": "g", "lag_log_interval": "50ms"}), rec, &logs)
+	waitFor(t, 30*time.Second, `a "kafka consumer lag" line with lag 10`, func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"message":"kafka consumer lag"`) && strings.Contains(line, `"lag":10,`) {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "all ten fetched and waiting", func() bool {
+		ps := r.src.Stats().Partitions
+		return len(ps) == 1 && ps[0].InFlight == 10
+	})
+	ps := r.src.Stats().Partitions
+	if ps[0].Lag != 10 || ps[0].Done != -1 || ps[0].Committed != -1 || ps[0].HighWater != 10 {
+		t.Fatalf("partition stats while the backlog is full: %+v", ps)
+	}
+}
