@@ -126,6 +126,11 @@ type SourceSpec struct {
 	// Schema is the JSON Schema of the arguments, published in the rulebook
 	// schema (optional).
 	Schema map[string]any
+	// PathArgs are argument keys (dotted for nested ones: "tls.ca") that
+	// hold file paths. The loader makes a relative literal path absolute
+	// against the rulebook's directory when the file exists there, before
+	// Check, so rulebooks work whatever the working directory.
+	PathArgs []string
 	// New builds the source. It is called after Check succeeded.
 	New func(cfg SourceConfig) (Source, error)
 }

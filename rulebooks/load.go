@@ -600,6 +600,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
 			continue
 		}
+		l.resolvePaths(args, spec.PathArgs)
 		if spec.Check != nil {
 			if err := spec.Check(args); err != nil {
 				l.argError(argsNode, where+": "+typ, err)
@@ -611,6 +612,50 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args})
 	}
 	return out
+}
+
+// resolvePaths makes the listed relative file arguments absolute against the
+// rulebook's directory when the file exists there. Templates, secret
+// references, absolute paths and names that are no file beside the rulebook
+// (a collection playbook, a path meant for the working directory) are left
+// alone.
+func (l *loader) resolvePaths(args map[string]any, keys []string) {
+	ResolvePaths(l.file, args, keys)
+}
+
+// ResolvePaths makes the file arguments named by keys (dotted for nested
+// ones) absolute against the directory of rulebookPath when the file exists
+// there, in place. The loader applies it to source and action arguments
+// (SourceSpec.PathArgs, ActionSpec.PathArgs); `rulebook test` applies it to
+// expected arguments, so both read paths the same way.
+func ResolvePaths(rulebookPath string, args map[string]any, keys []string) {
+	dir := filepath.Dir(rulebookPath)
+	for _, key := range keys {
+		parts := strings.Split(key, ".")
+		m := args
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				m = nil
+				break
+			}
+			m = next
+		}
+		if m == nil {
+			continue
+		}
+		last := parts[len(parts)-1]
+		v, ok := m[last].(string)
+		if !ok || v == "" || filepath.IsAbs(v) || engine.IsTemplate(v) || strings.Contains(v, "${") {
+			continue
+		}
+		cand := filepath.Join(dir, v)
+		if _, err := os.Stat(cand); err == nil {
+			if abs, err := filepath.Abs(cand); err == nil {
+				m[last] = abs
+			}
+		}
+	}
 }
 
 // argError reports a Check error at the offending key when it has a path.
@@ -997,6 +1042,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 				}
 			}
 		}
+		l.resolvePaths(args, spec.PathArgs)
 		if spec.Check != nil {
 			if err := spec.Check(args); err != nil {
 				l.argError(argsNode, where, err)

@@ -1,6 +1,8 @@
 package rulebooks
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +149,31 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal("no rulebook and no error")
 		}
 	})
+}
+
+func TestPathArgsResolveAgainstTheRulebook(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "playbooks"), 0o755)
+	os.WriteFile(filepath.Join(dir, "playbooks", "fix.yml"), []byte("- hosts: all\n"), 0o644)
+	reg := engine.NewRegistry()
+	reg.RegisterSource(engine.SourceSpec{Type: "range", New: func(engine.SourceConfig) (engine.Source, error) { return nil, nil }})
+	var checked []string
+	reg.RegisterAction(engine.ActionSpec{Type: "run_playbook", PathArgs: []string{"name", "tls.ca"},
+		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			checked = append(checked, args["name"].(string))
+			return nil
+		}})
+	src := "- name: rs\n  sources: [{range: {}}]\n  rules:\n" +
+		"    - {name: a, condition: event.i == 1, action: {run_playbook: {name: playbooks/fix.yml, tls: {ca: playbooks/fix.yml}}}}\n" +
+		"    - {name: b, condition: event.i == 1, action: {run_playbook: {name: ns.coll.play}}}\n" +
+		"    - {name: c, condition: event.i == 1, action: {run_playbook: {name: \"{{ event.p }}\"}}}\n"
+	path := filepath.Join(dir, "rb.yml")
+	if _, err := Parse(path, []byte(src), Options{Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "playbooks", "fix.yml"), "ns.coll.play", "{{ event.p }}"}
+	if strings.Join(checked, "|") != strings.Join(want, "|") {
+		t.Fatalf("Check saw %q, want %q", checked, want)
+	}
 }

@@ -250,6 +250,16 @@ func runCase(rbPath string, tf *TestFile, tc TestCase, start time.Time, opts Tes
 	if out.Len() > 0 && opts.Verbose {
 		log.WriteString("output:\n" + out.String())
 	}
+	for i := range tc.Firings {
+		exp := &tc.Firings[i]
+		if exp.Action == "" || exp.Args == nil {
+			continue
+		}
+		if spec, ok := opts.Registry.Action(exp.Action); ok {
+			exp.Args = cloneMap(exp.Args)
+			ResolvePaths(rbPath, exp.Args, spec.PathArgs)
+		}
+	}
 	problems := compareFirings(tc, fired)
 	for rsName, want := range tc.Facts {
 		have := eng.Facts(rsName)

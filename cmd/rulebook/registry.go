@@ -65,15 +65,15 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(rangesrc.Spec())
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
-	reg.RegisterSource(withSchema(webhook.Spec(hub), webhook.Schema()))
-	reg.RegisterSource(kafkasource.Spec())
+	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
+	reg.RegisterSource(withSourcePaths(kafkasource.Spec(), "tls.ca", "tls.cert", "tls.key"))
 	registerReceivers(reg, hub)
 
-	reg.RegisterAction(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()))
-	reg.RegisterAction(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()))
-	reg.RegisterAction(withActionSchema(command.Spec(), command.Schema()))
-	reg.RegisterAction(withActionSchema(httpcall.Spec(), httpcall.Schema()))
-	reg.RegisterAction(kafkaaction.Spec())
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()), "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
+	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
+	reg.RegisterAction(withActionPaths(kafkaaction.Spec(), "tls.ca", "tls.cert", "tls.key"))
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs
@@ -145,6 +145,19 @@ func withSchema(s engine.SourceSpec, schema map[string]any) engine.SourceSpec {
 		s.Schema = schema
 	}
 	return s
+}
+
+// httpTLSPaths are the file arguments every HTTP source shares.
+var httpTLSPaths = []string{"tls.cert", "tls.key", "tls.client_ca"}
+
+func withSourcePaths(s engine.SourceSpec, keys ...string) engine.SourceSpec {
+	s.PathArgs = append(s.PathArgs, keys...)
+	return s
+}
+
+func withActionPaths(a engine.ActionSpec, keys ...string) engine.ActionSpec {
+	a.PathArgs = append(a.PathArgs, keys...)
+	return a
 }
 
 func withActionSchema(a engine.ActionSpec, schema map[string]any) engine.ActionSpec {
