@@ -75,8 +75,8 @@ type Engine struct {
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
-	errCount map[string]int
-	stats    map[string]*RuleStats
+	errCount  map[string]int
+	stats     map[string]*RuleStats
 }
 
 // RuleStats counts a rule's activity.
