@@ -88,7 +88,7 @@ type Options struct {
 
 // Store is the embedded journal: a durable, ordered event log with
 // per-source dedupe and order state, plus the dispatcher's durable queue and
-// audit trail (Actions), all in one Pebble database in Options.Dir.
+// audit trail (Actions), all in one Pebble database in <Options.Dir>/journal.
 //
 // Emit and Done calls go through one committer goroutine that takes every
 // call queued while the previous commit was syncing, decides each call
