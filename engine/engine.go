@@ -75,8 +75,10 @@ type Engine struct {
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
-	errCount  map[string]int
 	stats     map[string]*RuleStats
+	// current names the rule being evaluated, for the debug line of a
+	// condition that failed at run time.
+	current string
 }
 
 // RuleStats counts a rule's activity.
@@ -134,8 +136,12 @@ func New(rulesets []*Ruleset, opts Options) *Engine {
 	if opts.MaxCascade <= 0 {
 		opts.MaxCascade = 10000
 	}
-	e := &Engine{opts: opts, byName: map[string]*rsState{}, errCount: map[string]int{}, stats: map[string]*RuleStats{}}
-	e.st = newEvalState(nil)
+	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}}
+	e.st = newEvalState(func(err error) {
+		// A type error (a string compared with a number) is no match; it
+		// is not worth more than a debug line.
+		e.opts.Log.Debug().Str("rule", e.current).Err(err).Msg("condition did not evaluate; no match")
+	})
 	for _, rs := range rulesets {
 		s := newRulesetState(rs)
 		e.rulesets = append(e.rulesets, s)
@@ -401,6 +407,7 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 		if !r.rule.Enabled {
 			continue
 		}
+		e.current = r.rule.Name
 		var matched bool
 		var err error
 		switch r.rule.Kind {
