@@ -20,11 +20,21 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+	"github.com/rulebook-dev/rulebook/actions/internal/headtail"
+	"github.com/rulebook-dev/rulebook/actions/internal/procgroup"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // Type is the key of the action in rulebooks.
 const Type = "run_command"
+
+// DefaultOutputLimit is how much output an invocation keeps when the action
+// does not set output_limit.
+const DefaultOutputLimit = headtail.DefaultLimit
+
+// DefaultKillGrace is how long a process group has between SIGTERM and
+// SIGKILL once the invocation's context ends.
+const DefaultKillGrace = procgroup.DefaultKillGrace
 
 // MaxKillGrace bounds kill_grace.
 const MaxKillGrace = time.Minute
@@ -276,31 +286,31 @@ func (c *Command) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	default:
 		return engine.Failure("stdin: must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, inv.Redact(cfg.stdin))
 	}
-	out := newCapture(cfg.outputLimit)
+	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
 
-	po := runGroup(ctx, cmd, cfg.killGrace)
+	po := procgroup.Run(ctx, cmd, cfg.killGrace)
 	res := classify(cfg, po)
 	res.Output = inv.Redact(out.String())
 	res.Error = inv.Redact(res.Error)
 	if res.Status != engine.Succeeded {
-		if last := lastLine(res.Output); last != "" && po.startErr == nil {
+		if last := lastLine(res.Output); last != "" && po.StartErr == nil {
 			res.Error += ": " + last
 		}
 	}
-	details := map[string]any{"duration_ms": po.duration.Milliseconds(), "output_bytes": out.Total()}
+	details := map[string]any{"duration_ms": po.Duration.Milliseconds(), "output_bytes": out.Total()}
 	if n := out.Truncated(); n > 0 {
 		details["output_truncated_bytes"] = n
 	}
-	if po.signaled {
-		details["signal"] = po.signal.String()
+	if po.Signaled {
+		details["signal"] = po.Signal.String()
 	}
-	if po.heldOpen {
+	if po.HeldOpen {
 		details["output_held_open"] = true
 	}
 	res.Details = details
 	c.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
-		Int("exit_code", po.exitCode).Dur("duration", po.duration).Msg("command finished")
+		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("command finished")
 	return res
 }
 
@@ -327,30 +337,30 @@ func (c *Command) buildEnv(cfg config, inv *engine.Invocation) []string {
 	return env // exec keeps the last value of a duplicated name
 }
 
-func classify(cfg config, po procOutcome) engine.Result {
+func classify(cfg config, po procgroup.Outcome) engine.Result {
 	prog := cfg.argv[0]
 	if cfg.shell {
 		prog = "/bin/sh"
 	}
 	switch {
-	case po.ctxErr != nil:
-		r := engine.RetryableFailure("command %s", ctxReason(po.ctxErr))
-		if po.exitCode >= 0 && !po.signaled {
-			r.ExitCode = intPtr(po.exitCode)
+	case po.CtxErr != nil:
+		r := engine.RetryableFailure("command %s", ctxReason(po.CtxErr))
+		if po.ExitCode >= 0 && !po.Signaled {
+			r.ExitCode = intPtr(po.ExitCode)
 		}
 		return r
-	case po.startErr != nil:
+	case po.StartErr != nil:
 		// A missing program or directory, a permission problem: trying
 		// again does not help.
-		return engine.Failure("argv.0: cannot start %q: %v", prog, unwrapExec(po.startErr))
-	case po.waitErr != nil:
-		return engine.RetryableFailure("command %q: %v", prog, po.waitErr)
-	case po.signaled:
+		return engine.Failure("argv.0: cannot start %q: %v", prog, unwrapExec(po.StartErr))
+	case po.WaitErr != nil:
+		return engine.RetryableFailure("command %q: %v", prog, po.WaitErr)
+	case po.Signaled:
 		// Killed from outside (the OOM killer, an operator): may work next
 		// time.
-		return engine.RetryableFailure("command killed by signal %s", po.signal)
+		return engine.RetryableFailure("command killed by signal %s", po.Signal)
 	}
-	code := po.exitCode
+	code := po.ExitCode
 	r := engine.Result{ExitCode: intPtr(code)}
 	switch {
 	case containsInt(cfg.successCodes, code):
@@ -403,7 +413,7 @@ func lastLine(s string) string {
 	}
 	s = strings.TrimSpace(s)
 	if len(s) > 200 {
-		s = string(trimIncompleteEnd([]byte(s[:200]))) + "..."
+		s = string(headtail.TrimCutRuneEnd([]byte(s[:200]))) + "..."
 	}
 	return s
 }

@@ -355,64 +355,6 @@ func TestDeadlineSaysTimedOut(t *testing.T) {
 	}
 }
 
-func TestCaptureKeepsHeadAndTail(t *testing.T) {
-	tests := []struct {
-		name   string
-		limit  int
-		writes []string
-		want   string
-	}{
-		{"fits", 10, []string{"abc", "def"}, "abcdef"},
-		{"exactly", 6, []string{"abc", "def"}, "abcdef"},
-		{"one over", 6, []string{"abcdefg"}, "abc\n[... output truncated: 1 bytes omitted ...]\nefg"},
-		{"many small writes", 4, []string{"1", "2", "3", "4", "5", "6", "7", "8"}, "12\n[... output truncated: 4 bytes omitted ...]\n78"},
-		{"big write", 4, []string{"0123456789"}, "01\n[... output truncated: 6 bytes omitted ...]\n89"},
-		{"utf8 cut", 6, []string{"ééééé"}, "é\n[... output truncated: 4 bytes omitted ...]\né"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newCapture(tc.limit)
-			for _, w := range tc.writes {
-				_, _ = c.Write([]byte(w))
-			}
-			if got := c.String(); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func FuzzCapture(f *testing.F) {
-	f.Add(7, []byte("hello world, this is output"), 3)
-	f.Add(1, []byte("x"), 1)
-	f.Fuzz(func(t *testing.T, limit int, data []byte, chunk int) {
-		if limit <= 0 || limit > 1<<12 || chunk <= 0 {
-			return
-		}
-		c := newCapture(limit)
-		for i := 0; i < len(data); i += chunk {
-			_, _ = c.Write(data[i:min(i+chunk, len(data))])
-		}
-		got := c.String()
-		if len(data) <= limit {
-			if got != string(data) {
-				t.Fatalf("got %q, want %q", got, data)
-			}
-			return
-		}
-		h := limit / 2
-		if !strings.HasPrefix(got, string(trimIncompleteEnd(data[:h]))) {
-			t.Fatalf("head lost: %q", got)
-		}
-		if !strings.HasSuffix(got, string(trimIncompleteStart(data[len(data)-(limit-h):]))) {
-			t.Fatalf("tail lost: %q", got)
-		}
-		if c.Truncated() != int64(len(data)-limit) {
-			t.Fatalf("truncated = %d, want %d", c.Truncated(), len(data)-limit)
-		}
-	})
-}
-
 // FuzzCheck feeds arbitrary JSON argument maps to Check: it must not panic
 // and must return *engine.ArgError for what it rejects.
 func FuzzCheck(f *testing.F) {

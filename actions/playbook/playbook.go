@@ -21,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+	"github.com/rulebook-dev/rulebook/actions/internal/headtail"
+	"github.com/rulebook-dev/rulebook/actions/internal/procgroup"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -39,6 +41,14 @@ const (
 	exitUnreachOrParse = 4
 	exitInterrupted    = 99
 )
+
+// DefaultOutputLimit is how much output an invocation keeps when the action
+// does not set output_limit.
+const DefaultOutputLimit = headtail.DefaultLimit
+
+// DefaultKillGrace is how long a process group has between SIGTERM and
+// SIGKILL once the invocation's context ends.
+const DefaultKillGrace = procgroup.DefaultKillGrace
 
 // MaxKillGrace bounds kill_grace.
 const MaxKillGrace = time.Minute
@@ -478,14 +488,14 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	argv := a.argv(cfg, limit, inline, varsPath)
 	cmd := exec.CommandContext(ctx, bin, argv...)
 	cmd.Env = a.env(pluginDir, statsPath)
-	out := newCapture(cfg.outputLimit)
+	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
-	po := runGroup(ctx, cmd, cfg.killGrace)
+	po := procgroup.Run(ctx, cmd, cfg.killGrace)
 
 	st, statsErr := readStats(statsPath)
 	res := classify(a.Bin, po, st)
 	res.Output = inv.Redact(out.String())
-	if res.Status != engine.Succeeded && po.startErr == nil && po.ctxErr == nil && (st == nil || len(st.Failures) == 0) {
+	if res.Status != engine.Succeeded && po.StartErr == nil && po.CtxErr == nil && (st == nil || len(st.Failures) == 0) {
 		// No task failed: the reason is in the output (an ERROR! line).
 		if l := errorLine(res.Output); l != "" {
 			res.Error += ": " + l
@@ -494,7 +504,7 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	res.Error = inv.Redact(res.Error)
 	details := map[string]any{
 		"command":      inv.Redact(strings.Join(append([]string{a.Bin}, argv...), " ")),
-		"duration_ms":  po.duration.Milliseconds(),
+		"duration_ms":  po.Duration.Milliseconds(),
 		"output_bytes": out.Total(),
 	}
 	if n := out.Truncated(); n > 0 {
@@ -511,12 +521,12 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 		if res.Status == engine.Succeeded {
 			res.Facts, res.Events = feedback(cfg, st)
 		}
-	} else if po.startErr == nil && po.ctxErr == nil && statsErr != nil {
+	} else if po.StartErr == nil && po.CtxErr == nil && statsErr != nil {
 		details["stats_error"] = statsErr.Error()
 	}
 	res.Details = details
 	a.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
-		Int("exit_code", po.exitCode).Dur("duration", po.duration).Msg("ansible finished")
+		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("ansible finished")
 	return res
 }
 

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/headtail"
+	"github.com/rulebook-dev/rulebook/actions/internal/procgroup"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -161,24 +163,24 @@ func convertNumbers(v any) any {
 // ansible-core 2.14: 0 ok; 1 error; 2 a task failed (also argparse's bad
 // options); 3 and 4 unreachable hosts, but 4 is also a parse error, told
 // apart by the recap; 5 bad options; 99 interrupted.
-func classify(bin string, po procOutcome, st *runStats) engine.Result {
-	if po.ctxErr != nil {
+func classify(bin string, po procgroup.Outcome, st *runStats) engine.Result {
+	if po.CtxErr != nil {
 		reason := "cancelled"
-		if errors.Is(po.ctxErr, context.DeadlineExceeded) {
+		if errors.Is(po.CtxErr, context.DeadlineExceeded) {
 			reason = "timed out"
 		}
 		return engine.RetryableFailure("%s %s; its process group was killed", bin, reason)
 	}
-	if po.startErr != nil {
-		return engine.Failure("cannot start %s: %v", bin, unwrapExecErr(po.startErr))
+	if po.StartErr != nil {
+		return engine.Failure("cannot start %s: %v", bin, unwrapExecErr(po.StartErr))
 	}
-	if po.waitErr != nil {
-		return engine.RetryableFailure("%s: %v", bin, po.waitErr)
+	if po.WaitErr != nil {
+		return engine.RetryableFailure("%s: %v", bin, po.WaitErr)
 	}
-	if po.signaled {
-		return engine.RetryableFailure("%s killed by signal %s", bin, po.signal)
+	if po.Signaled {
+		return engine.RetryableFailure("%s killed by signal %s", bin, po.Signal)
 	}
-	code := po.exitCode
+	code := po.ExitCode
 	r := engine.Result{ExitCode: &code}
 	failed, unreachable := 0, 0
 	if st != nil {
@@ -227,7 +229,7 @@ func errorLine(output string) string {
 		}
 	}
 	if len(line) > 300 {
-		line = string(trimIncompleteEnd([]byte(line[:300]))) + "..."
+		line = string(headtail.TrimCutRuneEnd([]byte(line[:300]))) + "..."
 	}
 	return line
 }
@@ -251,7 +253,7 @@ func failureSummary(st *runStats, kind string) string {
 	}
 	msg := strings.TrimSpace(first.Msg)
 	if len(msg) > 300 {
-		msg = string(trimIncompleteEnd([]byte(msg[:300]))) + "..."
+		msg = string(headtail.TrimCutRuneEnd([]byte(msg[:300]))) + "..."
 	}
 	s := fmt.Sprintf(": task %q on %s: %s", first.Task, first.Host, msg)
 	if n > 1 {

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/procgroup"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -146,24 +147,24 @@ func TestClassify(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		po     procOutcome
+		po     procgroup.Outcome
 		st     *runStats
 		status engine.Status
 		errHas string
 	}{
-		{"ok", procOutcome{exitCode: 0}, &runStats{Hosts: map[string]hostStats{"h": {OK: 1}}}, engine.Succeeded, ""},
-		{"ok without recap", procOutcome{exitCode: 0}, nil, engine.Succeeded, ""},
-		{"no host matched", procOutcome{exitCode: 0}, &runStats{}, engine.Failed, "ran on no host"},
-		{"task failed", procOutcome{exitCode: 2}, failed, engine.Failed, `task "t" on h: boom (and 1 more)`},
-		{"unreachable 4", procOutcome{exitCode: 4}, unreachable, engine.Retryable, `unreachable (exit status 4): task "t" on h: refused`},
-		{"unreachable 3", procOutcome{exitCode: 3}, nil, engine.Retryable, "unreachable"},
-		{"parse error 4", procOutcome{exitCode: 4}, nil, engine.Failed, "could not parse"},
-		{"error 1", procOutcome{exitCode: 1}, nil, engine.Failed, "exit status 1"},
-		{"bad options 5", procOutcome{exitCode: 5}, nil, engine.Failed, "exit status 5"},
-		{"interrupted", procOutcome{exitCode: 99}, nil, engine.Retryable, "interrupted"},
-		{"signal", procOutcome{exitCode: -1, signaled: true, signal: syscall.SIGKILL}, nil, engine.Retryable, "signal killed"},
-		{"cancelled", procOutcome{exitCode: -1, ctxErr: errCanceled{}}, nil, engine.Retryable, "cancelled"},
-		{"start error", procOutcome{exitCode: -1, startErr: os.ErrPermission}, nil, engine.Failed, "cannot start"},
+		{"ok", procgroup.Outcome{ExitCode: 0}, &runStats{Hosts: map[string]hostStats{"h": {OK: 1}}}, engine.Succeeded, ""},
+		{"ok without recap", procgroup.Outcome{ExitCode: 0}, nil, engine.Succeeded, ""},
+		{"no host matched", procgroup.Outcome{ExitCode: 0}, &runStats{}, engine.Failed, "ran on no host"},
+		{"task failed", procgroup.Outcome{ExitCode: 2}, failed, engine.Failed, `task "t" on h: boom (and 1 more)`},
+		{"unreachable 4", procgroup.Outcome{ExitCode: 4}, unreachable, engine.Retryable, `unreachable (exit status 4): task "t" on h: refused`},
+		{"unreachable 3", procgroup.Outcome{ExitCode: 3}, nil, engine.Retryable, "unreachable"},
+		{"parse error 4", procgroup.Outcome{ExitCode: 4}, nil, engine.Failed, "could not parse"},
+		{"error 1", procgroup.Outcome{ExitCode: 1}, nil, engine.Failed, "exit status 1"},
+		{"bad options 5", procgroup.Outcome{ExitCode: 5}, nil, engine.Failed, "exit status 5"},
+		{"interrupted", procgroup.Outcome{ExitCode: 99}, nil, engine.Retryable, "interrupted"},
+		{"signal", procgroup.Outcome{ExitCode: -1, Signaled: true, Signal: syscall.SIGKILL}, nil, engine.Retryable, "signal killed"},
+		{"cancelled", procgroup.Outcome{ExitCode: -1, CtxErr: errCanceled{}}, nil, engine.Retryable, "cancelled"},
+		{"start error", procgroup.Outcome{ExitCode: -1, StartErr: os.ErrPermission}, nil, engine.Failed, "cannot start"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

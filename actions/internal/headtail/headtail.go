@@ -1,4 +1,8 @@
-package playbook
+// Package headtail keeps a bounded sample of a stream: the first and the
+// last bytes written, and a count of what was dropped between them, so that
+// a chatty process cannot fill the audit trail but its start and its end
+// stay readable.
+package headtail
 
 import (
 	"fmt"
@@ -6,15 +10,14 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultOutputLimit is how much output an invocation keeps when the action
-// does not set output_limit.
-const DefaultOutputLimit = 64 << 10
+// DefaultLimit is how many bytes a Buffer keeps when New is given none.
+const DefaultLimit = 64 << 10
 
-// capture is an io.Writer that keeps the first and the last half of at most
+// Buffer is an io.Writer that keeps the first and the last half of at most
 // limit bytes of what is written to it: the head shows what the process set
 // out to do, the tail how it ended. It is safe for concurrent writers (stdout
 // and stderr copied by two goroutines).
-type capture struct {
+type Buffer struct {
 	mu      sync.Mutex
 	headCap int
 	tailCap int
@@ -23,15 +26,19 @@ type capture struct {
 	total   int64
 }
 
-func newCapture(limit int) *capture {
+// New returns a Buffer that keeps at most limit bytes (DefaultLimit when
+// limit is not positive): the first half of them from the head, the rest
+// from the tail.
+func New(limit int) *Buffer {
 	if limit <= 0 {
-		limit = DefaultOutputLimit
+		limit = DefaultLimit
 	}
 	h := limit / 2
-	return &capture{headCap: h, tailCap: limit - h}
+	return &Buffer{headCap: h, tailCap: limit - h}
 }
 
-func (c *capture) Write(p []byte) (int, error) {
+// Write keeps what fits of p and counts all of it; it never fails.
+func (c *Buffer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(p)
@@ -56,19 +63,19 @@ func (c *capture) Write(p []byte) (int, error) {
 }
 
 // Truncated reports how many bytes were dropped from the middle.
-func (c *capture) Truncated() int64 {
+func (c *Buffer) Truncated() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.truncated()
 }
 
-func (c *capture) truncated() int64 {
+func (c *Buffer) truncated() int64 {
 	kept := int64(len(c.head)) + int64(min(len(c.tail), c.tailCap))
 	return c.total - kept
 }
 
 // Total is how many bytes were written.
-func (c *capture) Total() int64 {
+func (c *Buffer) Total() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.total
@@ -76,7 +83,7 @@ func (c *capture) Total() int64 {
 
 // String returns the kept output; when bytes were dropped, a marker line
 // between head and tail says how many.
-func (c *capture) String() string {
+func (c *Buffer) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tail := c.tail
@@ -87,13 +94,13 @@ func (c *capture) String() string {
 	if dropped == 0 {
 		return string(c.head) + string(tail)
 	}
-	head := trimIncompleteEnd(c.head)
-	tail = trimIncompleteStart(tail)
+	head := TrimCutRuneEnd(c.head)
+	tail = TrimCutRuneStart(tail)
 	return fmt.Sprintf("%s\n[... output truncated: %d bytes omitted ...]\n%s", head, dropped, tail)
 }
 
-// trimIncompleteEnd drops a UTF-8 sequence cut at the end of b.
-func trimIncompleteEnd(b []byte) []byte {
+// TrimCutRuneEnd drops a UTF-8 sequence cut short at the end of b.
+func TrimCutRuneEnd(b []byte) []byte {
 	for i := 1; i <= utf8.UTFMax && i <= len(b); i++ {
 		c := b[len(b)-i]
 		if c < utf8.RuneSelf {
@@ -109,8 +116,9 @@ func trimIncompleteEnd(b []byte) []byte {
 	return b
 }
 
-// trimIncompleteStart drops continuation bytes at the start of b.
-func trimIncompleteStart(b []byte) []byte {
+// TrimCutRuneStart drops the continuation bytes at the start of b that
+// belong to a sequence cut off before it.
+func TrimCutRuneStart(b []byte) []byte {
 	for i := 0; i < utf8.UTFMax && i < len(b); i++ {
 		if utf8.RuneStart(b[i]) {
 			return b[i:]

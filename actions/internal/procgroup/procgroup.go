@@ -1,4 +1,8 @@
-package command
+// Package procgroup runs a program in a process group of its own, so that
+// when the invocation's context ends (a timeout, a shutdown) the program and
+// everything it started get SIGTERM and, after a grace period, SIGKILL; and
+// it reports how the program ended in a form the actions classify.
+package procgroup
 
 import (
 	"context"
@@ -13,29 +17,37 @@ import (
 // SIGKILL once the invocation's context ends.
 const DefaultKillGrace = 3 * time.Second
 
-// procOutcome is how a process ended.
-type procOutcome struct {
-	// startErr is set when the process could not be started.
-	startErr error
-	// ctxErr is the context's error when the context ended the process.
-	ctxErr error
-	// exitCode is the exit status; -1 when the process was killed by a
+// Outcome is how a process ended.
+type Outcome struct {
+	// StartErr is set when the process could not be started.
+	StartErr error
+	// CtxErr is the context's error when the context ended the process.
+	CtxErr error
+	// ExitCode is the exit status; -1 when the process was killed by a
 	// signal or never started.
-	exitCode int
-	signal   syscall.Signal
-	signaled bool
-	// heldOpen: the process exited but something it started kept its
+	ExitCode int
+	// Signal is the signal that killed the process, when Signaled.
+	Signal   syscall.Signal
+	Signaled bool
+	// HeldOpen: the process exited but something it started kept its
 	// output open; the pipes were closed after the grace period.
-	heldOpen bool
-	waitErr  error
-	duration time.Duration
+	HeldOpen bool
+	// WaitErr is an error of Wait other than a non-zero exit, such as a
+	// failure to copy the output.
+	WaitErr error
+	// Duration is the time from start to the end of Wait.
+	Duration time.Duration
 }
 
-// runGroup starts cmd (built with exec.CommandContext) in its own process
+// Run starts cmd (built with exec.CommandContext) in its own process
 // group and waits for it. When ctx ends, the whole group gets SIGTERM and,
 // grace later, SIGKILL; the group is killed once more after Wait so that
 // members that ignored SIGTERM and do not hold the output pipes go too.
-func runGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) procOutcome {
+//
+// A grace that is not positive means DefaultKillGrace. Run sets
+// cmd.SysProcAttr.Setpgid, cmd.Cancel and cmd.WaitDelay; the caller sets
+// the rest (Dir, Env, Stdin, Stdout, Stderr).
+func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) Outcome {
 	if grace <= 0 {
 		grace = DefaultKillGrace
 	}
@@ -64,37 +76,37 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) procOutco
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		out := procOutcome{startErr: err, exitCode: -1}
+		out := Outcome{StartErr: err, ExitCode: -1}
 		if ctx.Err() != nil {
-			out.ctxErr = ctx.Err()
+			out.CtxErr = ctx.Err()
 		}
 		return out
 	}
 	pgid := cmd.Process.Pid
 	err := cmd.Wait()
-	out := procOutcome{exitCode: -1, duration: time.Since(start)}
+	out := Outcome{ExitCode: -1, Duration: time.Since(start)}
 	mu.Lock()
 	if cancelled {
 		if killTimer != nil {
 			killTimer.Stop()
 		}
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		out.ctxErr = ctx.Err()
+		out.CtxErr = ctx.Err()
 	}
 	mu.Unlock()
 	if st := cmd.ProcessState; st != nil {
-		out.exitCode = st.ExitCode()
+		out.ExitCode = st.ExitCode()
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			out.signaled = true
-			out.signal = ws.Signal()
+			out.Signaled = true
+			out.Signal = ws.Signal()
 		}
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
-		out.heldOpen = true
+		out.HeldOpen = true
 	} else if err != nil {
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) && out.ctxErr == nil {
-			out.waitErr = err
+		if !errors.As(err, &ee) && out.CtxErr == nil {
+			out.WaitErr = err
 		}
 	}
 	return out
