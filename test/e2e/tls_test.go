@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pki is a throwaway CA with files for one server and two clients.
+type pki struct {
+	ca                   string // CA certificate file
+	serverCert, serverKey string
+	clientCert, clientKey string // CN alertmanager
+	otherCert, otherKey   string // CN intruder, same CA
+}
+
+func newPKI(t *testing.T, dir string) pki {
+	t.Helper()
+	now := time.Now()
+	caKey := mustKey(t)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pki{ca: filepath.Join(dir, "ca.pem")}
+	writePEM(t, p.ca, "CERTIFICATE", caDER)
+	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
+		key := mustKey(t)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, keyFile := filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+"-key.pem")
+		writePEM(t, cert, "CERTIFICATE", der)
+		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+		return cert, keyFile
+	}
+	p.serverCert, p.serverKey = issue(2, "rulebook", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	p.clientCert, p.clientKey = issue(3, "alertmanager", x509.ExtKeyUsageClientAuth, nil)
+	p.otherCert, p.otherKey = issue(4, "intruder", x509.ExtKeyUsageClientAuth, nil)
+	return p
+}
+
+func mustKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	writeFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})))
+}
+
+const mtlsRulebook = `
+- name: mtls
+  hosts: all
+  sources:
+    - name: alertmanager
+      alertmanager:
+        address: 127.0.0.1:%[1]d
+        path: /alerts
+        notification_event: true
+        tls:
+          cert: %[2]s
+          key: %[3]s
+          client_ca: %[4]s
+          client_names: [alertmanager]
+  rules:
+    - name: notification
+      condition: event.notification.status == "firing"
+      action:
+        run_command:
+          argv: ["/bin/sh", "-c", "echo \"$1\" >> \"$2\"", "sh", "notification {{ len(event.notification.alerts) }} {{ event.meta.hosts | join(',') }}", "%[5]s"]
+    - name: alert
+      condition: event.alert.status == "firing" && event.alert.labels.alertname == "CertExpiring"
+      action:
+        run_command:
+          argv: ["/bin/sh", "-c", "echo \"$1\" >> \"$2\"", "sh", "alert {{ event.alert.labels.instance }} {{ event.group.receiver }}", "%[5]s"]
+`
+
+// TestAlertmanagerMutualTLS: the real Alertmanager reaches the source over
+// HTTPS with a client certificate; a client without one, or with a
+// certificate of another name, is refused. With notification_event the
+// notification and its alerts each run their rule.
+func TestAlertmanagerMutualTLS(t *testing.T) {
+	amBin := need(t, "prometheus-alertmanager")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	p := newPKI(t, dir)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	rb := startRulebook(t, dir, fmt.Sprintf(mtlsRulebook, port, p.serverCert, p.serverKey, p.ca, out), engineOptions{})
+	rb.waitListening(t, addr, 20*time.Second)
+
+	url := "https://" + addr + "/alerts"
+	body := []byte(`{"version":"4","status":"firing","receiver":"x","alerts":[{"status":"firing","labels":{"alertname":"Probe"},"startsAt":"2026-11-29T01:00:00Z"}]}`)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(readFile(p.ca)))
+	client := func(cert, key string) *http.Client {
+		cfg := &tls.Config{RootCAs: pool}
+		if cert != "" {
+			c, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{c}
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	if resp, err := client("", "").Post(url, "application/json", strings.NewReader(string(body))); err == nil {
+		resp.Body.Close()
+		t.Errorf("a client without a certificate got %d", resp.StatusCode)
+	}
+	resp, err := client(p.otherCert, p.otherKey).Post(url, "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("client with another name: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("client named intruder got %d, want 403", resp.StatusCode)
+	}
+
+	amPort := freePort(t)
+	amAddr := fmt.Sprintf("127.0.0.1:%d", amPort)
+	cfgPath := filepath.Join(dir, "alertmanager.yml")
+	writeFile(t, cfgPath, fmt.Sprintf(`route:
+  receiver: rulebook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: rulebook
+    webhook_configs:
+      - url: %q
+        http_config:
+          tls_config:
+            ca_file: %q
+            cert_file: %q
+            key_file: %q
+`, url, p.ca, p.clientCert, p.clientKey))
+	am := startProc(t, "alertmanager", exec.Command(amBin, "--config.file="+cfgPath,
+		"--storage.path="+filepath.Join(dir, "alertmanager-data"), "--web.listen-address="+amAddr, "--cluster.listen-address="))
+	am.waitHTTP(t, "http://"+amAddr+"/-/ready", 30*time.Second)
+
+	alerts := fmt.Sprintf(`[
+	  {"labels":{"alertname":"CertExpiring","instance":"[2001:db8::7]:443"},"startsAt":%[1]q},
+	  {"labels":{"alertname":"CertExpiring","instance":"web1.example.com:443"},"startsAt":%[1]q}]`, time.Now().UTC().Format(time.RFC3339))
+	if st := postJSON(t, "http://"+amAddr+"/api/v2/alerts", []byte(alerts)); st != 200 {
+		t.Fatalf("alertmanager refused the alerts: %d", st)
+	}
+	want := []string{
+		"alert [2001:db8::7]:443 rulebook",
+		"alert web1.example.com:443 rulebook",
+		"notification 2 2001:db8::7,web1.example.com",
+	}
+	got := func() []string {
+		lines := strings.Split(strings.TrimSpace(readFile(out)), "\n")
+		sort.Strings(lines)
+		return lines
+	}
+	waitFor(t, "the notification and both alerts to run", 60*time.Second, func() bool { return strings.Join(got(), "\n") == strings.Join(want, "\n") })
+
+	rb.stop(t, 60*time.Second)
+	entries := audit(t, rb.dataDir)
+	if n, m := len(firingsOf(entries, "notification")), len(firingsOf(entries, "alert")); n != 1 || m != 2 {
+		t.Fatalf("%d notification and %d alert firings, want 1 and 2", n, m)
+	}
+	for _, e := range entries {
+		requireSucceeded(t, e)
+	}
+}
