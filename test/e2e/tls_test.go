@@ -22,7 +22,7 @@ import (
 
 // pki is a throwaway CA with files for one server and two clients.
 type pki struct {
-	ca                   string // CA certificate file
+	ca                    string // CA certificate file
 	serverCert, serverKey string
 	clientCert, clientKey string // CN alertmanager
 	otherCert, otherKey   string // CN intruder, same CA
