@@ -550,8 +550,16 @@ func TestBackgroundCompaction(t *testing.T) {
 		t.Fatal("second start: no error")
 	}
 	clock.Advance(2 * time.Hour)
-	tick <- clock.Now()
-	tick <- clock.Now() // the first tick's compaction has finished once the second is taken
+	send := func() {
+		t.Helper()
+		select {
+		case tick <- clock.Now():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the compaction loop does not take ticks")
+		}
+	}
+	send()
+	send() // the first tick's compaction has finished once the second is taken
 	if left := readAll(t, s, 0); len(left) != 0 {
 		t.Fatalf("records left after background compaction: %v", seqs(left))
 	}
@@ -571,7 +579,7 @@ func TestBackgroundCompaction(t *testing.T) {
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("start after stop: %v", err)
 	}
-	tick <- clock.Now()
+	send()
 	if err := s.Close(); err != nil {
 		t.Fatalf("close with compaction running: %v", err)
 	}
