@@ -510,3 +510,34 @@ func TestLagIsLoggedAndExposed(t *testing.T) {
 		t.Fatalf("partition stats while the backlog is full: %+v", ps)
 	}
 }
+
+// offset: latest makes a new group skip what was there before it joined.
+func TestOffsetLatestSkipsHistory(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Options{Brokers: 1, Partitions: 1, Topics: []string{"in"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Produce(ctx, "in", jsonRecords(0, 0, 3)...); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	start(t, "in", fastArgs(c, map[string]any{"topic": "in", "group_id": "g", "offset": "latest"}), rec)
+	// When the reader has resolved "latest" is not observable, so produce
+	// until something arrives; none of the first three may.
+	n := 100
+	waitFor(t, 30*time.Second, "an event produced after the start", func() bool {
+		if rec.count() > 0 {
+			return true
+		}
+		if err := c.Produce(ctx, "in", jsonRecords(0, n, 1)...); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		time.Sleep(50 * time.Millisecond)
+		return rec.count() > 0
+	})
+	for _, e := range rec.entries() {
+		if got := bodyN(t, e); got < 100 {
+			t.Errorf("offset latest delivered message %d produced before the group existed", got)
+		}
+	}
+}
