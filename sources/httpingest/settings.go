@@ -78,7 +78,7 @@ func DecodeSettings(args map[string]any, resolved bool, def Defaults) (Settings,
 	case hasAddr && (hasHost || hasPort):
 		d.fail([]string{"address"}, "cannot be combined with host and port")
 	case hasAddr:
-		if _, p, err := net.SplitHostPort(addr); err != nil || p == "" {
+		if _, p, err := net.SplitHostPort(addr); (err != nil || p == "") && !d.unresolved(addr) {
 			d.fail([]string{"address"}, "address %q is not host:port", addr)
 		}
 		s.Listener.Address = addr
@@ -387,6 +387,9 @@ func (d *decoder) int(key string) (int64, bool) {
 	if !ok || v == nil {
 		return 0, false
 	}
+	if s, isStr := v.(string); isStr && d.unresolved(s) {
+		return 0, true
+	}
 	n, ok := toInt(v)
 	if !ok {
 		d.fail([]string{key}, "must be an integer, not %s", typeName(v))
@@ -423,6 +426,9 @@ func (d *decoder) duration(key string) time.Duration {
 	if !ok || v == nil {
 		return 0
 	}
+	if s, isStr := v.(string); isStr && d.unresolved(s) {
+		return 0
+	}
 	dur, err := ParseDuration(v)
 	if err != nil {
 		d.fail([]string{key}, "%v", err)
@@ -455,6 +461,12 @@ func ParseDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("duration must be positive")
 	}
 	return dur, nil
+}
+
+// unresolved reports whether s is only known once its secret references are
+// resolved (at Check time), so that its value cannot be checked yet.
+func (d *decoder) unresolved(s string) bool {
+	return !d.resolved && engine.HasSecretRef(s)
 }
 
 // secret returns s, or at Check time a placeholder for a string holding a

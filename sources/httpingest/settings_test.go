@@ -102,9 +102,19 @@ func TestCheckLeavesSecretReferences(t *testing.T) {
 		"basic":        map[string]any{"username": "u", "password": "${file:/nonexistent/pw}"},
 		"header_token": map[string]any{"header": "X-Gitlab-Token", "tokens": []any{"${env:RULEBOOK_TEST_UNSET_2}"}},
 		"hmac":         map[string]any{"preset": "standard", "secrets": []any{"${env:RULEBOOK_TEST_UNSET_3}"}},
+		"read_timeout": "${env:RULEBOOK_TEST_UNSET_4}",
 	}
 	if _, err := DecodeSettings(args, false, Defaults{}); err != nil {
 		t.Fatalf("check with references: %v", err)
+	}
+	for _, a := range []map[string]any{{"port": "${env:RULEBOOK_TEST_UNSET_5}"}, {"address": "${env:RULEBOOK_TEST_UNSET_6}"}} {
+		if _, err := DecodeSettings(a, false, Defaults{}); err != nil {
+			t.Fatalf("check %v: %v", a, err)
+		}
+	}
+	// Resolved, the same values are checked.
+	if _, err := DecodeSettings(map[string]any{"port": "eighty"}, true, Defaults{}); err == nil {
+		t.Fatal("a port that is not a number passed")
 	}
 }
 
