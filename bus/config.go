@@ -78,10 +78,12 @@ func (c Config) Validate() error {
 // never repeated in the error).
 func ParseURL(s string) (Config, error) {
 	const scheme = "kafka://"
+	orig := s
+	s = redactURL(s)
 	if len(s) < len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
 		return Config{}, fmt.Errorf("bus url %q: want kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME]", s)
 	}
-	rest := s[len(scheme):]
+	rest := orig[len(scheme):]
 	var rawQuery string
 	if i := strings.IndexByte(rest, '?'); i >= 0 {
 		rest, rawQuery = rest[:i], rest[i+1:]
@@ -91,8 +93,7 @@ func ParseURL(s string) (Config, error) {
 	}
 	hosts, topic, ok := strings.Cut(rest, "/")
 	if strings.ContainsRune(hosts, '@') {
-		// Do not quote s: it may hold a password.
-		return Config{}, errors.New("bus url: credentials in the url are not supported")
+		return Config{}, fmt.Errorf("bus url %q: credentials in the url are not supported", s)
 	}
 	if !ok || topic == "" {
 		return Config{}, fmt.Errorf("bus url %q: missing topic: want kafka://HOST:PORT/TOPIC", s)
@@ -134,6 +135,23 @@ func ParseURL(s string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// redactURL hides what could be a user and password (before an '@' in the
+// authority) so errors can quote the URL.
+func redactURL(s string) string {
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
+	}
+	end := len(s)
+	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+		return s[:start] + "***" + s[start+at:]
+	}
+	return s
 }
 
 func checkBroker(b string) error {

@@ -266,7 +266,7 @@ func (c *Consumer) startGeneration(ctx context.Context, gen *kafkago.Generation,
 	}
 	c.mu.Unlock()
 	sort.Ints(lost)
-	c.log.Info().Int32("generation", gen.ID).Str("member", gen.MemberID).Ints("partitions", ids).Ints("revoked", lost).
+	c.log.Info().Int32("generation", gen.ID).Str("member_id", gen.MemberID).Ints("partitions", ids).Ints("revoked", lost).
 		Msg("bus partitions assigned")
 
 	var wg sync.WaitGroup
