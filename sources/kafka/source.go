@@ -233,7 +233,7 @@ func (s *Source) Stats() Stats {
 // down are waited for.
 func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("kafka source: Run called twice")
+		return errors.New("kafka source: already running")
 	}
 	defer s.running.Store(false)
 
@@ -257,7 +257,7 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 		dlq = &kafkago.Writer{
 			Addr:         kafkago.TCP(s.cfg.Brokers...),
 			Topic:        s.cfg.DeadLetter,
-			Balancer:     &kafkago.Hash{},
+			Balancer:     &kafkago.Murmur2Balancer{}, // keys land where the Java client would put them
 			RequiredAcks: kafkago.RequireAll,
 			BatchTimeout: 5 * time.Millisecond,
 			Transport:    transport,

@@ -541,3 +541,18 @@ func TestOffsetLatestSkipsHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestRunTwiceAtOnceIsRefused(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Options{Brokers: 1, Partitions: 1, Topics: []string{"in"}})
+	r := start(t, "in", fastArgs(c, map[string]any{"topic": "in", "group_id": "g"}), newRecorder())
+	waitFor(t, 10*time.Second, "the group to form", func() bool {
+		gs, err := c.Group(context.Background(), "g")
+		return err == nil && gs.Members == 1
+	})
+	if err := r.src.Run(context.Background(), newRecorder()); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("second Run: got %v", err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
