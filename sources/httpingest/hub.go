@@ -252,10 +252,11 @@ func sameListener(a, b Listener) error {
 func (h *Hub) listen(l Listener) (*server, error) {
 	var tcfg *tls.Config
 	if l.TLS != nil {
-		var err error
-		if tcfg, err = l.TLS.config(); err != nil {
+		r, err := newTLSReloader(*l.TLS, h.log.With().Str("address", l.Address).Logger())
+		if err != nil {
 			return nil, err
 		}
+		tcfg = r.listenerConfig()
 	}
 	ln, err := net.Listen("tcp", l.Address)
 	if err != nil {
@@ -308,6 +309,73 @@ func (t *TLSFiles) config() (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// tlsReloader serves the TLS configuration of a listener and reloads it
+// when the cert, key or client CA file changes (size or modification time),
+// so that a renewed certificate is used from the next handshake on, without
+// a restart. A reload that fails keeps the previous configuration.
+type tlsReloader struct {
+	files TLSFiles
+	log   zerolog.Logger
+
+	mu    sync.Mutex
+	stamp string
+	cfg   *tls.Config
+}
+
+func newTLSReloader(f TLSFiles, log zerolog.Logger) (*tlsReloader, error) {
+	r := &tlsReloader{files: f, log: log}
+	r.stamp = r.stampNow()
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	r.cfg = cfg
+	return r, nil
+}
+
+func (r *tlsReloader) stampNow() string {
+	var b strings.Builder
+	for _, name := range []string{r.files.Cert, r.files.Key, r.files.ClientCA} {
+		if name == "" {
+			continue
+		}
+		if fi, err := os.Stat(name); err == nil {
+			fmt.Fprintf(&b, "%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			b.WriteString("?;")
+		}
+	}
+	return b.String()
+}
+
+// listenerConfig is the listener's tls.Config: every handshake asks for
+// the current one.
+func (r *tlsReloader) listenerConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return r.current(), nil
+		},
+	}
+}
+
+func (r *tlsReloader) current() *tls.Config {
+	st := r.stampNow()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st != r.stamp {
+		r.stamp = st
+		cfg, err := r.files.config()
+		if err != nil {
+			r.log.Error().Err(err).Msg("tls files changed but cannot be loaded; keeping the previous ones")
+		} else {
+			r.cfg = cfg
+			r.log.Info().Str("cert", r.files.Cert).Msg("tls files reloaded")
+		}
+	}
+	return r.cfg
 }
 
 // ServeHTTP routes by exact path.

@@ -561,3 +561,65 @@ func TestLingerExpires(t *testing.T) {
 		t.Fatal("paths left")
 	}
 }
+
+// TestTLSFilesReloaded: a renewed server certificate is served from the next
+// handshake on; a broken replacement keeps the previous one.
+func TestTLSFilesReloaded(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	h := newHub(t)
+	reg, err := h.Register(Listener{Address: "127.0.0.1:0", TLS: &TLSFiles{Cert: p.serverCert, Key: p.serverKey}}, []string{"/"}, text("ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	if again := serial(); again != first {
+		t.Fatalf("certificate changed without a file change: %s, %s", first, again)
+	}
+
+	// Renew: new key pair in place, with a distinct modification time.
+	renewed := issue(t, p.ca, p.caKey, "server", nil, false)
+	writePEM(t, p.serverCert, "CERTIFICATE", renewed.Certificate[0])
+	kder, err := x509.MarshalECPrivateKey(renewed.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, p.serverKey, "EC PRIVATE KEY", kder)
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{p.serverCert, p.serverKey} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := serial()
+	if second == first {
+		t.Fatal("renewed certificate not served")
+	}
+	want := renewed.Certificate[0]
+	c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConnectionState().PeerCertificates[0].Raw; string(got) != string(want) {
+		t.Fatal("served certificate is not the renewed one")
+	}
+	c.Close()
+
+	// A broken replacement: the previous certificate stays.
+	os.WriteFile(p.serverCert, []byte("half written"), 0o600)
+	if err := os.Chtimes(p.serverCert, later.Add(time.Minute), later.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != second {
+		t.Fatalf("broken files changed the certificate to %s", got)
+	}
+}

@@ -23,7 +23,8 @@
 //	  client_names: [alertmanager.example.com] # accepted CN or DNS SAN (others 403)
 //
 // Several sources may share one address (each on its own paths); they must
-// then agree on tls and the timeouts.
+// then agree on tls and the timeouts. The tls files are read again when they
+// change (a renewed certificate is served from the next handshake on).
 //
 // Body and limits:
 //
