@@ -233,7 +233,13 @@ func (m *Metrics) EventReceived(source, outcome string) {
 
 // SetSourceCountsFunc sets a function returning the cumulative counts that
 // sources keep themselves (httpingest.Counts, kafka.Stats). They are added
-// to what EventReceived counted, per source and outcome. Nil removes it.
+// to what EventReceived counted, per source and outcome, so a source should
+// be counted one way or the other, not both. Nil removes it.
+//
+// httpingest.Counts maps as Accepted → OutcomeAccepted, Duplicates →
+// ReasonDuplicate, Stale → ReasonStale, Failed → ReasonError (5xx,
+// backlog included) and Rejected → ReasonOther (4xx: the counts do not say
+// which check failed; EventReceived from a per-request hook can).
 func (m *Metrics) SetSourceCountsFunc(f func() []SourceCount) { m.events.pull.Store(&f) }
 
 // Processed counts one event evaluated in a ruleset.
