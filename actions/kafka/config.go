@@ -57,7 +57,12 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 			return a, engine.ArgErrorf([]string{k}, "unknown key %q", k)
 		}
 	}
-	tmpl := func(v any) bool { return !rendered && engine.IsTemplate(v) }
+	// At load time a template, or a string holding a secret reference
+	// (resolved just before Run), is only known later.
+	tmpl := func(v any) bool {
+		str, ok := v.(string)
+		return !rendered && ok && (engine.IsTemplate(str) || engine.HasSecretRef(str))
+	}
 
 	switch v := in["brokers"]; {
 	case v == nil:
@@ -72,7 +77,7 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 			return a, engine.ArgErrorf([]string{"brokers"}, "at least one broker is required")
 		}
 		for _, b := range a.Brokers {
-			if !engine.IsTemplate(b) && !strings.Contains(b, ":") {
+			if !tmpl(b) && !strings.Contains(b, ":") {
 				return a, engine.ArgErrorf([]string{"brokers"}, "broker %q needs a port (host:port)", b)
 			}
 		}
@@ -134,7 +139,7 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 	if a.TLS, err = parseTLS(in["tls"]); err != nil {
 		return a, err
 	}
-	if a.SASL, err = parseSASL(in["sasl"], rendered); err != nil {
+	if a.SASL, err = parseSASL(in["sasl"], tmpl); err != nil {
 		return a, err
 	}
 	return a, nil
@@ -225,7 +230,7 @@ func parseTLS(v any) (*tlsArgs, error) {
 	return t, nil
 }
 
-func parseSASL(v any, rendered bool) (*saslArgs, error) {
+func parseSASL(v any, later func(any) bool) (*saslArgs, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -252,7 +257,7 @@ func parseSASL(v any, rendered bool) (*saslArgs, error) {
 	}
 	switch {
 	case s.Mechanism == "plain", s.Mechanism == "scram-sha-256", s.Mechanism == "scram-sha-512":
-	case !rendered && engine.IsTemplate(s.Mechanism):
+	case later(s.Mechanism):
 	case s.Mechanism == "":
 		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "is required (plain, scram-sha-256 or scram-sha-512)")
 	default:

@@ -208,6 +208,8 @@ func TestCheck(t *testing.T) {
 		{"templates", map[string]any{"brokers": "{{ vars.brokers }}", "topic": "{{ event.topic }}", "key": "{{ event.host }}",
 			"value": map[string]any{"a": "{{ event.a }}"}, "headers": map[string]any{"h": "{{ x }}"},
 			"sasl": map[string]any{"mechanism": "{{ vars.mech }}", "username": "u", "password": "${env:PW}"}}, ""},
+		{"secret references", map[string]any{"brokers": "${env:KAFKA_BROKERS}", "topic": "${env:TOPIC}", "value": "x",
+			"sasl": map[string]any{"mechanism": "${env:MECH}", "username": "u", "password": "${file:/run/pw}"}}, ""},
 		{"tls and sasl", map[string]any{"brokers": []any{"a:1", "b:2"}, "topic": "t", "value": "x",
 			"tls": map[string]any{"ca": "/ca.pem"}, "sasl": map[string]any{"mechanism": "scram-sha-256", "username": "u", "password": "p"}}, ""},
 		{"unknown key", map[string]any{"brokers": "h:1", "topic": "t", "value": "x", "acks": 1}, "acks"},

@@ -70,8 +70,11 @@ var knownKeys = map[string]bool{
 }
 
 // parseConfig validates args. It reads no file: TLS material is loaded by
-// tlsConfig when the source is built.
-func parseConfig(args map[string]any) (config, error) {
+// tlsConfig when the source is built. With resolved false (Check, at load
+// time) a string holding a secret reference (${env:...}, ${file:...}) is
+// only known later, so its format is not checked; New checks everything.
+func parseConfig(args map[string]any, resolved bool) (config, error) {
+	later := func(s string) bool { return !resolved && engine.HasSecretRef(s) }
 	c := config{
 		StartOffset:       kafkago.FirstOffset,
 		Format:            FormatJSON,
@@ -107,7 +110,7 @@ func parseConfig(args map[string]any) (config, error) {
 		return c, engine.ArgErrorf([]string{"brokers"}, "at least one broker is required")
 	}
 	for _, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
+		if !later(b) && !strings.Contains(b, ":") {
 			return c, engine.ArgErrorf([]string{"brokers"}, "broker %q needs a port (host:port)", b)
 		}
 	}
@@ -138,6 +141,7 @@ func parseConfig(args map[string]any) (config, error) {
 		c.Topics = []string{topic}
 	case len(topics) > 0:
 		c.Topics = topics
+	case later(pattern):
 	default:
 		if c.TopicPattern, err = regexp.Compile(pattern); err != nil {
 			return c, engine.ArgErrorf([]string{"topic_pattern"}, "invalid regular expression %q: %v", pattern, err)
@@ -151,10 +155,11 @@ func parseConfig(args map[string]any) (config, error) {
 	if err != nil {
 		return c, err
 	}
-	switch off {
-	case "", "earliest":
+	switch {
+	case later(off):
+	case off == "" || off == "earliest":
 		c.StartOffset = kafkago.FirstOffset
-	case "latest":
+	case off == "latest":
 		c.StartOffset = kafkago.LastOffset
 	default:
 		return c, engine.ArgErrorf([]string{"offset"}, "must be earliest or latest, not %q", off)
@@ -162,7 +167,7 @@ func parseConfig(args map[string]any) (config, error) {
 
 	if f, err := optString(args, "format"); err != nil {
 		return c, err
-	} else if f != "" {
+	} else if f != "" && !later(f) {
 		if f != FormatJSON && f != FormatText {
 			return c, engine.ArgErrorf([]string{"format"}, "must be json or text, not %q", f)
 		}
@@ -181,7 +186,7 @@ func parseConfig(args map[string]any) (config, error) {
 	if c.TLS, err = parseTLS(args["tls"]); err != nil {
 		return c, err
 	}
-	if c.SASL, err = parseSASL(args["sasl"]); err != nil {
+	if c.SASL, err = parseSASL(args["sasl"], later); err != nil {
 		return c, err
 	}
 
@@ -202,6 +207,9 @@ func parseConfig(args map[string]any) (config, error) {
 	}
 	for _, d := range durations {
 		if v, ok := args[d.key]; ok {
+			if str, isStr := v.(string); isStr && later(str) {
+				continue
+			}
 			if *d.dst, err = duration(d.key, v); err != nil {
 				return c, err
 			}
@@ -269,7 +277,7 @@ func parseTLS(v any) (*tlsArgs, error) {
 	return t, nil
 }
 
-func parseSASL(v any) (*saslArgs, error) {
+func parseSASL(v any, later func(string) bool) (*saslArgs, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -294,9 +302,10 @@ func parseSASL(v any) (*saslArgs, error) {
 			return nil, engine.ArgErrorf([]string{"sasl", k}, "unknown key %q", k)
 		}
 	}
-	switch s.Mechanism {
-	case "plain", "scram-sha-256", "scram-sha-512":
-	case "":
+	switch {
+	case s.Mechanism == "plain", s.Mechanism == "scram-sha-256", s.Mechanism == "scram-sha-512":
+	case later(s.Mechanism):
+	case s.Mechanism == "":
 		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "is required (plain, scram-sha-256 or scram-sha-512)")
 	default:
 		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "must be plain, scram-sha-256 or scram-sha-512, not %q", s.Mechanism)

@@ -42,6 +42,11 @@ func TestCheck(t *testing.T) {
 			"session_timeout": "10s", "heartbeat_interval": 1, "commit_interval": 0.5, "batch_size": 10,
 		}), "", ""},
 		{"tls true", base(map[string]any{"tls": true}), "", ""},
+		{"secret references are checked once resolved", base(map[string]any{
+			"brokers": "${env:KAFKA_BROKERS}", "offset": "${env:OFFSET}", "format": "${env:FORMAT}",
+			"session_timeout": "${env:SESSION}", "topic": nil, "topic_pattern": "${env:PATTERN}",
+			"sasl": map[string]any{"mechanism": "${env:MECH}", "username": "u", "password": "${file:/run/secrets/kafka}"},
+		}), "", ""},
 		{"unknown key", base(map[string]any{"topik": "x"}), "topik", `unknown key "topik"`},
 		{"no brokers", base(map[string]any{"brokers": nil}), "brokers", "at least one broker"},
 		{"broker without port", base(map[string]any{"brokers": "localhost"}), "brokers", `"localhost" needs a port`},
@@ -87,6 +92,14 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestNewChecksResolvedValues(t *testing.T) {
+	_, err := New(engine.SourceConfig{Name: "k", Args: map[string]any{"brokers": "kafka", "topic": "t"}})
+	var ae *engine.ArgError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `"kafka" needs a port`) {
+		t.Fatalf("New with a resolved broker without port: %v", err)
+	}
+}
+
 func TestSecretsNeverInErrors(t *testing.T) {
 	args := map[string]any{"brokers": "h:1", "topic": "t",
 		"sasl": map[string]any{"mechanism": "nope", "username": "u", "password": "hunter2"}}
@@ -100,7 +113,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := parseConfig(map[string]any{"brokers": "a:1, b:2 ,", "topic": "t"})
+	c, err := parseConfig(map[string]any{"brokers": "a:1, b:2 ,", "topic": "t"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -33,7 +34,11 @@ func (p *pipeline) process(ctx context.Context, tp topicPartition, batch []kafka
 			body = map[string]any{"body": d.body}
 		}
 		ev := engine.NewEvent(body, s.ref.Name, s.ref.Type, now)
-		engine.Meta(ev)["kafka"] = kafkaMeta(m)
+		km := kafkaMeta(m)
+		meta := engine.Meta(ev)
+		meta["kafka"] = km
+		// meta.headers too, as Event-Driven Ansible's kafka source has them.
+		meta[engine.MetaHeaders] = maps.Clone(km["headers"].(map[string]any))
 		entries[i] = engine.Entry{Event: ev}
 		if s.cfg.Dedupe {
 			entries[i].DedupeKey = dedupeKey(m)

@@ -62,9 +62,10 @@
 //	{"body": <decoded value>,
 //	 "meta": {"kafka": {"topic": "orders", "partition": 0, "offset": 42, "key": "...",
 //	                    "headers": {"name": "value"}, "timestamp": "<RFC 3339>"},
-//	          "source": {...}, "uuid": "...", "received_at": "..."}}
+//	          "headers": {"name": "value"}, "source": {...}, "uuid": "...", "received_at": "..."}}
 //
-// A repeated header name keeps its last value. Wrong credentials or an
+// A repeated header name keeps its last value; meta.headers repeats
+// meta.kafka.headers, where Event-Driven Ansible's kafka source puts them. Wrong credentials or an
 // untrusted certificate end Run with an error; unreachable brokers are
 // waited for.
 package kafka
@@ -108,7 +109,7 @@ func Spec() engine.SourceSpec {
 // Check validates the source's arguments without touching the network or
 // the file system. Errors are *engine.ArgError.
 func Check(args map[string]any) error {
-	_, err := parseConfig(args)
+	_, err := parseConfig(args, false)
 	return err
 }
 
@@ -136,7 +137,7 @@ type Source struct {
 // New builds the source from its rulebook entry. It loads TLS material but
 // does not connect; Run does.
 func New(sc engine.SourceConfig) (*Source, error) {
-	cfg, err := parseConfig(sc.Args)
+	cfg, err := parseConfig(sc.Args, true)
 	if err != nil {
 		return nil, err
 	}

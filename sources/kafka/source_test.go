@@ -47,8 +47,9 @@ func TestKcatMessagesBecomeEvents(t *testing.T) {
 			if k["topic"] != tc.topic || k["partition"] != 1 || k["offset"] != int64(0) || k["key"] != "web1" {
 				t.Errorf("meta.kafka: got %v", k)
 			}
-			if want := map[string]any{"trace": "abc", "origin": "kcat"}; !reflect.DeepEqual(k["headers"], want) {
-				t.Errorf("meta.kafka.headers: got %v, want %v", k["headers"], want)
+			if want := map[string]any{"trace": "abc", "origin": "kcat"}; !reflect.DeepEqual(k["headers"], want) ||
+				!reflect.DeepEqual(engine.Meta(e.Event)["headers"], want) {
+				t.Errorf("meta.kafka.headers, meta.headers: got %v and %v, want %v", k["headers"], engine.Meta(e.Event)["headers"], want)
 			}
 			ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(k["timestamp"]))
 			if err != nil || ts.Before(before) || ts.After(time.Now().Add(time.Minute)) {
