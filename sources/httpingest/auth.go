@@ -332,7 +332,9 @@ func (v *Verifier) checkAuthorization(a string) error {
 		}
 		return errors.New("basic credentials do not match")
 	}
-	return fmt.Errorf("authorization scheme %q is not accepted", scheme)
+	// The scheme is not quoted: a sender that puts a bare token in the
+	// header would have it logged.
+	return errors.New("authorization scheme is not accepted")
 }
 
 // anyEqual compares got with every accepted hash in constant time (no early

@@ -233,6 +233,7 @@ func TestTokensAndBasic(t *testing.T) {
 		{"basic not base64", bearerAndBasic, hdr("Authorization", "Basic !!!"), false},
 		{"no authorization", bearerAndBasic, hdr(), false},
 		{"other scheme", bearerAndBasic, hdr("Authorization", "Digest x"), false},
+		{"bare token without scheme", bearerAndBasic, hdr("Authorization", "t1-bare-secret"), false},
 		{"basic only: bearer refused", Auth{Basic: []BasicUser{{"am", "pw"}}}, hdr("Authorization", "Bearer pw"), false},
 		{"header token", header, hdr("X-Gitlab-Token", "gl-new"), true},
 		{"header token rotated", header, hdr("X-Gitlab-Token", "gl-old"), true},
@@ -248,6 +249,21 @@ func TestTokensAndBasic(t *testing.T) {
 			err := mustCompile(t, tc.auth).Verify(tc.h, nil, now)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			// The reason is logged: it must not repeat what the client sent.
+			if err != nil {
+				for _, vs := range tc.h {
+					for _, v := range vs {
+						if len(v) > 3 && strings.Contains(err.Error(), v) {
+							t.Fatalf("reason %q repeats the header value %q", err, v)
+						}
+						for _, part := range strings.Fields(v) {
+							if len(part) > 3 && strings.Contains(err.Error(), part) {
+								t.Fatalf("reason %q repeats %q from the request", err, part)
+							}
+						}
+					}
+				}
 			}
 		})
 	}

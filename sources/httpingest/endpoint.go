@@ -129,9 +129,11 @@ func (e *Endpoint) now() time.Time {
 	return time.Now()
 }
 
+var defaultMethods = []string{http.MethodPost}
+
 func (e *Endpoint) methods() []string {
 	if len(e.Methods) == 0 {
-		return []string{http.MethodPost}
+		return defaultMethods
 	}
 	return e.Methods
 }
