@@ -3,19 +3,19 @@ package command
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
+	"github.com/rulebook-dev/rulebook/actions/internal/proctest"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -112,23 +112,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(tc.args)
-			if tc.errPath == "" {
-				if err != nil {
-					t.Fatalf("Check: %v", err)
-				}
-				return
-			}
-			var ae *engine.ArgError
-			if !errors.As(err, &ae) {
-				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
-			}
-			if got := strings.Join(ae.Path, "."); got != tc.errPath {
-				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
-			}
-			if !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("error %q does not contain %q", err, tc.errHas)
-			}
+			checktest.ArgError(t, Check(tc.args), tc.errPath, tc.errHas)
 		})
 	}
 }
@@ -268,81 +252,30 @@ func TestOutputLimit(t *testing.T) {
 	}
 }
 
-// alive reports whether pid exists and is not a zombie (an orphan may stay a
-// zombie when PID 1 of a container does not reap).
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
+// Cancelling the invocation kills its process group: here a child and a
+// grandchild that ignore SIGTERM, so SIGKILL follows after kill_grace. The
+// other ways a group can end are tested in actions/internal/procgroup.
+func TestCancelKillsProcessGroup(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	script := `trap "" TERM; sleep 300 & echo $! > "$1"; wait; wait`
+	args := map[string]any{"argv": toAny("sh", "-c", script, "sh", pidfile), "kill_grace": "300ms", "stdin": "none"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan engine.Result, 1)
+	go func() { done <- New(zerolog.Nop()).Run(ctx, newInv(args)) }()
+	pid := proctest.WaitForPID(t, "the pid file", pidfile, 10*time.Second)
+	if !proctest.Alive(pid) {
+		t.Fatalf("grandchild %d not running before the cancellation", pid)
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
+	start := time.Now()
+	cancel()
+	res := proctest.Receive(t, "Run to return after cancellation", done, 15*time.Second)
+	if res.Status != engine.Retryable || !strings.Contains(res.Error, "cancelled") {
+		t.Errorf("result = %s %q, want retryable cancelled", res.Status, res.Error)
 	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// A timeout kills the child and the grandchild it started, also when they
-// ignore SIGTERM (then SIGKILL follows after kill_grace).
-func TestTimeoutKillsProcessGroup(t *testing.T) {
-	tests := []struct {
-		name   string
-		script string
-	}{
-		{"obeys SIGTERM", `sleep 300 & echo $! > "$1"; wait`},
-		{"ignores SIGTERM", `trap "" TERM; sleep 300 & echo $! > "$1"; wait; wait`},
-		{"grandchild without pipes", `trap "" TERM; sleep 300 >/dev/null 2>&1 & echo $! > "$1"; wait`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			pidfile := filepath.Join(t.TempDir(), "pid")
-			args := map[string]any{"argv": toAny("sh", "-c", tc.script, "sh", pidfile), "kill_grace": "300ms", "stdin": "none"}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan engine.Result, 1)
-			go func() { done <- New(zerolog.Nop()).Run(ctx, newInv(args)) }()
-			var pid int
-			waitFor(t, "the pid file", 10*time.Second, func() bool {
-				b, err := os.ReadFile(pidfile)
-				if err != nil || !strings.HasSuffix(string(b), "\n") {
-					return false
-				}
-				pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-				return err == nil
-			})
-			if !alive(pid) {
-				t.Fatalf("grandchild %d not running before the timeout", pid)
-			}
-			start := time.Now()
-			cancel()
-			var res engine.Result
-			select {
-			case res = <-done:
-			case <-time.After(15 * time.Second):
-				t.Fatal("Run did not return after cancellation")
-			}
-			if res.Status != engine.Retryable || !strings.Contains(res.Error, "cancelled") {
-				t.Errorf("result = %s %q, want retryable cancelled", res.Status, res.Error)
-			}
-			waitFor(t, fmt.Sprintf("grandchild %d to die", pid), 5*time.Second, func() bool { return !alive(pid) })
-			if el := time.Since(start); el > 5*time.Second {
-				t.Errorf("took %v to stop", el)
-			}
-		})
+	proctest.WaitExited(t, "the grandchild", pid, 5*time.Second)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v to stop", el)
 	}
 }
 
@@ -358,20 +291,11 @@ func TestDeadlineSaysTimedOut(t *testing.T) {
 // FuzzCheck feeds arbitrary JSON argument maps to Check: it must not panic
 // and must return *engine.ArgError for what it rejects.
 func FuzzCheck(f *testing.F) {
-	f.Add(`{"argv":["echo","{{ x }}"],"env":{"A":1}}`)
-	f.Add(`{"argv":"ls | wc","shell":true}`)
-	f.Add(`{"argv":[1],"retry_exit_codes":[1.5]}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		var args map[string]any
-		if json.Unmarshal([]byte(s), &args) != nil {
-			return
-		}
-		err := Check(args)
-		var ae *engine.ArgError
-		if err != nil && !errors.As(err, &ae) {
-			t.Fatalf("Check(%s) = %T %v, want *engine.ArgError", s, err, err)
-		}
-	})
+	checktest.FuzzArgs(f, Check,
+		`{"argv":["echo","{{ x }}"],"env":{"A":1}}`,
+		`{"argv":"ls | wc","shell":true}`,
+		`{"argv":[1],"retry_exit_codes":[1.5]}`,
+	)
 }
 
 // A whole-value template keeps its type when rendered ("{{ event.count }}"

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log"
 	"math/big"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -89,23 +89,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(tc.args)
-			if tc.errPath == "" {
-				if err != nil {
-					t.Fatalf("Check: %v", err)
-				}
-				return
-			}
-			var ae *engine.ArgError
-			if !errors.As(err, &ae) {
-				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
-			}
-			if got := strings.Join(ae.Path, "."); got != tc.errPath {
-				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
-			}
-			if !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("error %q does not contain %q", err, tc.errHas)
-			}
+			checktest.ArgError(t, Check(tc.args), tc.errPath, tc.errHas)
 		})
 	}
 }
@@ -343,19 +327,10 @@ func FuzzParseRetryAfter(f *testing.F) {
 }
 
 func FuzzCheck(f *testing.F) {
-	f.Add(`{"url":"https://h/x","headers":{"A":"b"},"body":{"a":[1]}}`)
-	f.Add(`{"url":"{{ x }}","tls":{"insecure_skip_verify":"{{ y }}"},"expect_status":[200,"{{ z }}"]}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		var args map[string]any
-		if json.Unmarshal([]byte(s), &args) != nil {
-			return
-		}
-		err := Check(args)
-		var ae *engine.ArgError
-		if err != nil && !errors.As(err, &ae) {
-			t.Fatalf("Check(%s) = %T %v, want *engine.ArgError", s, err, err)
-		}
-	})
+	checktest.FuzzArgs(f, Check,
+		`{"url":"https://h/x","headers":{"A":"b"},"body":{"a":[1]}}`,
+		`{"url":"{{ x }}","tls":{"insecure_skip_verify":"{{ y }}"},"expect_status":[200,"{{ z }}"]}`,
+	)
 }
 
 // testPKI writes a CA, a server certificate for 127.0.0.1 and a client

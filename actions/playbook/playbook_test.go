@@ -3,22 +3,20 @@ package playbook
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
+	"github.com/rulebook-dev/rulebook/actions/internal/proctest"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -137,23 +135,7 @@ func TestCheck(t *testing.T) {
 			if tc.mode == ModeModule {
 				check = CheckModule
 			}
-			err := check(tc.args)
-			if tc.errPath == "" {
-				if err != nil {
-					t.Fatalf("Check: %v", err)
-				}
-				return
-			}
-			var ae *engine.ArgError
-			if !errors.As(err, &ae) {
-				t.Fatalf("Check = %v, want *engine.ArgError at %q", err, tc.errPath)
-			}
-			if got := strings.Join(ae.Path, "."); got != tc.errPath {
-				t.Errorf("path = %q, want %q (err %v)", got, tc.errPath, err)
-			}
-			if !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("error %q does not contain %q", err, tc.errHas)
-			}
+			checktest.ArgError(t, check(tc.args), tc.errPath, tc.errHas)
 		})
 	}
 }
@@ -454,29 +436,16 @@ func TestTimeoutKillsPlaybook(t *testing.T) {
 	a := newAction(t, ModePlaybook)
 	done := make(chan engine.Result, 1)
 	go func() { done <- a.Run(ctx, inv) }()
-	var pid int
-	waitFor(t, "the task to start", time.Minute, func() bool {
-		b, err := os.ReadFile(pidFile)
-		if err != nil || !strings.HasSuffix(string(b), "\n") {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	})
-	if !alive(pid) {
+	pid := proctest.WaitForPID(t, "the task to start", pidFile, time.Minute)
+	if !proctest.Alive(pid) {
 		t.Fatalf("the task's sleep (pid %d) is not running", pid)
 	}
 	ctx.expire()
-	var res engine.Result
-	select {
-	case res = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after its deadline")
-	}
+	res := proctest.Receive(t, "Run to return after its deadline", done, 30*time.Second)
 	if res.Status != engine.Retryable || !strings.Contains(res.Error, "timed out") {
 		t.Errorf("result = %s %q, want retryable timed out", res.Status, res.Error)
 	}
-	waitFor(t, fmt.Sprintf("the task's sleep (pid %d) to die", pid), 10*time.Second, func() bool { return !alive(pid) })
+	proctest.WaitExited(t, "the task's sleep", pid, 10*time.Second)
 	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 0 {
 		t.Errorf("scratch files left behind in %s: %v %v", a.tempDir, left, err)
 	}
@@ -551,33 +520,6 @@ func TestRunModule(t *testing.T) {
 				t.Errorf("no recap for localhost: %v", res.Details)
 			}
 		})
-	}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

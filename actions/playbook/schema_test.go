@@ -1,33 +1,10 @@
 package playbook
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
 )
-
-func compileSchema(t *testing.T, s map[string]any) *jsonschema.Schema {
-	t.Helper()
-	raw, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("schema.json")
-	if err != nil {
-		t.Fatalf("schema does not compile: %v", err)
-	}
-	return sch
-}
 
 // The published schema agrees with Check on typical arguments.
 func TestSchemaAgreesWithCheck(t *testing.T) {
@@ -51,18 +28,8 @@ func TestSchemaAgreesWithCheck(t *testing.T) {
 			`{"name":"ping","module_args":[1]}`,
 		}},
 	} {
-		sch := compileSchema(t, tc.schema)
-		for _, doc := range tc.docs {
-			var args map[string]any
-			if err := json.Unmarshal([]byte(doc), &args); err != nil {
-				t.Fatal(err)
-			}
-			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(doc)))
-			schemaErr := sch.Validate(inst)
-			checkErr := tc.check(args)
-			if (schemaErr == nil) != (checkErr == nil) {
-				t.Errorf("%s %s: schema says %v, Check says %v", tc.name, doc, schemaErr, checkErr)
-			}
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			checktest.SchemaAgrees(t, tc.schema, tc.check, tc.docs...)
+		})
 	}
 }

@@ -2,35 +2,13 @@ package argvalue
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
 	"github.com/rulebook-dev/rulebook/engine"
 )
-
-// wantErr checks that err is an *engine.ArgError at path whose text holds
-// has; path "" means no error is expected.
-func wantErr(t *testing.T, err error, path, has string) {
-	t.Helper()
-	if path == "" {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	var ae *engine.ArgError
-	if !errors.As(err, &ae) {
-		t.Fatalf("error = %v, want *engine.ArgError at %q", err, path)
-	}
-	if got := strings.Join(ae.Path, "."); got != path {
-		t.Errorf("path = %q, want %q (err %v)", got, path, err)
-	}
-	if !strings.Contains(err.Error(), has) {
-		t.Errorf("error %q does not contain %q", err, has)
-	}
-}
 
 var at = []string{"k"}
 
@@ -54,7 +32,7 @@ func TestBool(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Bool(at, tc.v, tc.check)
-			wantErr(t, err, tc.errPath, tc.errHas)
+			checktest.ArgError(t, err, tc.errPath, tc.errHas)
 			if err == nil && got != tc.want {
 				t.Errorf("Bool(%v) = %v, want %v", tc.v, got, tc.want)
 			}
@@ -90,10 +68,10 @@ func TestInt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, tmpl, err := Int(at, tc.v, tc.check)
 			if tc.errHas != "" {
-				wantErr(t, err, "k", tc.errHas)
+				checktest.ArgError(t, err, "k", tc.errHas)
 				return
 			}
-			wantErr(t, err, "", "")
+			checktest.ArgError(t, err, "", "")
 			if got != tc.want || tmpl != tc.template {
 				t.Errorf("Int(%v) = %d, %v; want %d, %v", tc.v, got, tmpl, tc.want, tc.template)
 			}
@@ -123,10 +101,10 @@ func TestStringAndText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := String(at, tc.v, tc.check)
 			if tc.errHas != "" {
-				wantErr(t, err, "k", tc.errHas)
+				checktest.ArgError(t, err, "k", tc.errHas)
 				return
 			}
-			wantErr(t, err, "", "")
+			checktest.ArgError(t, err, "", "")
 			if got != tc.want {
 				t.Errorf("String(%v) = %q, want %q", tc.v, got, tc.want)
 			}
@@ -168,7 +146,7 @@ func TestScalarMap(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ScalarMap([]string{"env"}, tc.v, tc.check, "variable names", noDash, noNL)
-			wantErr(t, err, tc.errPath, tc.errHas)
+			checktest.ArgError(t, err, tc.errPath, tc.errHas)
 			if err != nil {
 				return
 			}
@@ -215,10 +193,10 @@ func TestSize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Size([]string{"output_limit"}, tc.v, tc.check, max)
 			if tc.errHas != "" {
-				wantErr(t, err, "output_limit", tc.errHas)
+				checktest.ArgError(t, err, "output_limit", tc.errHas)
 				return
 			}
-			wantErr(t, err, "", "")
+			checktest.ArgError(t, err, "", "")
 			if got != tc.want {
 				t.Errorf("Size(%v) = %d, want %d", tc.v, got, tc.want)
 			}
@@ -260,10 +238,10 @@ func TestDuration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Duration([]string{"kill_grace"}, tc.v, tc.check, time.Minute)
 			if tc.errHas != "" {
-				wantErr(t, err, "kill_grace", tc.errHas)
+				checktest.ArgError(t, err, "kill_grace", tc.errHas)
 				return
 			}
-			wantErr(t, err, "", "")
+			checktest.ArgError(t, err, "", "")
 			if got != tc.want {
 				t.Errorf("Duration(%v) = %v, want %v", tc.v, got, tc.want)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,16 +81,11 @@ func TestContextEndKillsGroup(t *testing.T) {
 				t.Fatalf("grandchild %d not running before cancellation", pid)
 			}
 			cancel()
-			var o Outcome
-			select {
-			case o = <-done:
-			case <-time.After(15 * time.Second):
-				t.Fatal("Run did not return after cancellation")
-			}
+			o := proctest.Receive(t, "Run to return after cancellation", done, 15*time.Second)
 			if !errors.Is(o.CtxErr, context.Canceled) {
 				t.Errorf("CtxErr = %v, want context.Canceled", o.CtxErr)
 			}
-			proctest.WaitFor(t, fmt.Sprintf("grandchild %d to die", pid), 5*time.Second, func() bool { return !proctest.Alive(pid) })
+			proctest.WaitExited(t, "the grandchild", pid, 5*time.Second)
 		})
 	}
 }

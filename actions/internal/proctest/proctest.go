@@ -58,3 +58,22 @@ func WaitForPID(t testing.TB, what, path string, d time.Duration) int {
 	})
 	return pid
 }
+
+// WaitExited waits up to d for pid to be gone (or a zombie).
+func WaitExited(t testing.TB, what string, pid int, d time.Duration) {
+	t.Helper()
+	WaitFor(t, fmt.Sprintf("%s (pid %d) to die", what, pid), d, func() bool { return !Alive(pid) })
+}
+
+// Receive returns the value that comes on ch within d, and fails the test
+// when none does; what names the awaited event in the failure.
+func Receive[T any](t testing.TB, what string, ch <-chan T, d time.Duration) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s: nothing within %v", what, d)
+	}
+	panic("unreachable")
+}
