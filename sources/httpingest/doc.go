@@ -4,9 +4,11 @@
 //
 //   - Hub owns the listeners, so several sources can share one address, each
 //     on its own paths; a listener opens with its first registration and
-//     closes with its last. Listener carries TLS (TLSFiles, with a client CA
-//     bundle for mTLS) and the read-header/read/write/idle timeouts, which
-//     every source on one address must agree on.
+//     closes a little after its last (HubConfig.Linger: a source restarted by
+//     a reload finds it still open, and its path answers 503 meanwhile).
+//     Listener carries TLS (TLSFiles, with a client CA bundle for mTLS; the
+//     files are read again when they change) and the read-header/read/write/
+//     idle timeouts, which every source on one address must agree on.
 //   - Endpoint is a source's http.Handler: IP allowlist (403), methods (405),
 //     client certificate names (403), body limit (413), authentication (401),
 //     content type (415), parsing (400), then Emit, answering 200 only once
