@@ -63,7 +63,7 @@ func NewProducer(cfg Config, key func(src engine.SourceRef, e engine.Entry) stri
 		MaxAttempts:     3,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 500 * time.Millisecond,
-		BatchTimeout:    time.Millisecond,
+		BatchTimeout:    500 * time.Microsecond,
 		BatchSize:       1000,
 		WriteTimeout:    cfg.WriteTimeout,
 		ReadTimeout:     cfg.WriteTimeout,

@@ -1,0 +1,113 @@
+package bus
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestUncommittedRecordsAreProcessedAgain shows the at-least-once side of
+// the delivery semantics: records a consumer processed but could not commit
+// (it crashed, or the commits failed) are processed again by the next
+// owner, as the same stream and sequence, so firing and invocation ids
+// repeat.
+func TestUncommittedRecordsAreProcessedAgain(t *testing.T) {
+	c := startCluster(t)
+	cfg := testConfig(c, "uncommitted")
+	p := newProducer(t, cfg)
+	restore := c.FailOffsetCommits(cfg.Group)
+	for n := range 12 {
+		emit(t, p, event(fmt.Sprintf("h%d", n%3), n))
+	}
+	r1 := newRecorder()
+	rc1 := runConsumer(t, fastConsumer(t, cfg, "first"), r1)
+	waitFor(t, 20*time.Second, "first consumer processes 12", func() bool { return r1.count("process") == 12 })
+	waitFor(t, 20*time.Second, "a failed commit", func() bool {
+		for _, ps := range rc1.c.Stats().Partitions {
+			if ps.CommitFailure > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	rc1.stop(t)
+	restore()
+
+	r2 := newRecorder()
+	runConsumer(t, fastConsumer(t, cfg, "second"), r2)
+	waitFor(t, 20*time.Second, "second consumer processes 12", func() bool { return r2.count("process") == 12 })
+	first := map[string]bool{}
+	for _, cl := range r1.snapshot() {
+		first[cl.key()] = true
+	}
+	for _, cl := range r2.snapshot() {
+		if cl.kind != "process" || !first[cl.key()] {
+			t.Fatalf("second consumer: %s %s was not processed by the first as the same record", cl.kind, cl.key())
+		}
+	}
+	waitCommitted(t, c, cfg.Group)
+}
+
+// TestReplayFallsBackToCount makes the brokers refuse ListOffsets by
+// timestamp: the replay is then bounded by ReplayLimit records.
+func TestReplayFallsBackToCount(t *testing.T) {
+	c := startCluster(t)
+	cfg := testConfig(c, "fallback")
+	p := newProducer(t, cfg)
+	for n := range 20 {
+		emit(t, p, event("one-host", n))
+	}
+	r1 := newRecorder()
+	rc1 := runConsumer(t, fastConsumer(t, cfg, "first"), r1)
+	waitFor(t, 20*time.Second, "first consumer processes 20", func() bool { return r1.count("process") == 20 })
+	waitCommitted(t, c, cfg.Group)
+	rc1.stop(t)
+
+	kc := c.Kfake()
+	kc.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		lr := req.(*kmsg.ListOffsetsRequest)
+		byTime := false
+		for _, rt := range lr.Topics {
+			for _, rp := range rt.Partitions {
+				byTime = byTime || rp.Timestamp >= 0
+			}
+		}
+		if !byTime {
+			return nil, nil, false
+		}
+		resp := lr.ResponseKind().(*kmsg.ListOffsetsResponse)
+		resp.Version = lr.Version
+		for _, rt := range lr.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.InvalidRequest.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	cc := fastConsumer(t, cfg, "second")
+	cc.ReplayLimit = 5
+	r2 := newRecorder()
+	runConsumer(t, cc, r2)
+	emit(t, p, event("one-host", 20))
+	waitFor(t, 20*time.Second, "second consumer processes the new record", func() bool { return r2.count("process") == 1 })
+	var got []int
+	for _, cl := range r2.snapshot() {
+		if cl.kind == "replay" {
+			got = append(got, ns(cl))
+		}
+	}
+	if fmt.Sprint(got) != "[15 16 17 18 19]" {
+		t.Fatalf("replayed %v, want the last 5 records", got)
+	}
+}
