@@ -447,6 +447,10 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, e := range sub.Backlog {
 		writeEntry(&buf, e)
+		// In chunks: each write gets its own deadline.
+		if buf.Len() >= flushSize && !s.flush(w, rc, &buf) {
+			return
+		}
 	}
 	if !s.flush(w, rc, &buf) {
 		return
@@ -465,7 +469,7 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 			writeEntry(&buf, e)
 			// Take what else is queued, to write it in one go.
 		more:
-			for buf.Len() < 64<<10 {
+			for buf.Len() < flushSize {
 				select {
 				case e, ok := <-sub.C:
 					if !ok {
@@ -488,6 +492,9 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// flushSize is how much a stream handler buffers before writing.
+const flushSize = 64 << 10
 
 // flush writes buf to the client within the write timeout.
 func (s *Server) flush(w http.ResponseWriter, rc *http.ResponseController, buf *bytes.Buffer) bool {

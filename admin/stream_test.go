@@ -284,3 +284,55 @@ func TestSSEHeartbeat(t *testing.T) {
 	}
 	t.Fatal("no heartbeat")
 }
+
+// subscribers is how many live subscriptions the stream has.
+func (s *Stream) subscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// TestSSESlowClientDropped: a client that stops reading is disconnected
+// once its buffer fills, while publishing never waits for it; reconnecting
+// after the last entry it saw, it gets everything still in the ring.
+func TestSSESlowClientDropped(t *testing.T) {
+	s := newTestServer(t, newFakeBackend(), func(c *Config) {
+		c.StreamConfig = StreamConfig{Size: 400, ClientBuffer: 4, MaxData: 70 << 10}
+		c.WriteTimeout = 200 * time.Millisecond
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, srv.URL+"/api/stream?after=0", nil)
+	defer resp.Body.Close()
+	s.Publish(KindEvent, "first")
+	if got := readN(t, r, 1); got[0].id != "1" {
+		t.Fatalf("first message %+v", got[0])
+	}
+	// The client reads no more. ~20 MB overflow the socket buffers, the
+	// handler's write times out, its queue fills: it is dropped.
+	big := strings.Repeat("x", 64<<10)
+	start := time.Now()
+	for i := 0; i < 300; i++ {
+		s.Publish(KindEvent, big)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("publishing took %v: blocked by the slow client?", d)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Stream().subscribers() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slow client still subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp.Body.Close()
+
+	resp2, r2 := openStream(t, ctx, srv.URL+"/api/stream", map[string]string{"Last-Event-ID": "1"})
+	defer resp2.Body.Close()
+	got := readN(t, r2, 300)
+	if got[0].id != "2" || got[299].id != "301" {
+		t.Errorf("resumed from %s to %s, want 2 to 301", got[0].id, got[299].id)
+	}
+}
