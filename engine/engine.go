@@ -75,6 +75,8 @@ type Engine struct {
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
+	// replayAt is the time of the record being replayed.
+	replayAt time.Time
 	stats     map[string]*RuleStats
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
@@ -108,8 +110,9 @@ type rsState struct {
 
 type ruleState struct {
 	rule     *Rule
+	// partials are the partial matches of all, and the open windows of
+	// not_all.
 	partials []*partial
-	window   *partial // not_all
 	groups   map[string]*throttleGroup
 }
 
@@ -254,7 +257,8 @@ func (e *Engine) Replay(ctx context.Context, rec Record) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.replaying = true
-	defer func() { e.replaying = false }()
+	e.replayAt = rec.Accepted
+	defer func() { e.replaying, e.replayAt = false, time.Time{} }()
 	return e.process(ctx, rec)
 }
 
@@ -300,9 +304,6 @@ func (e *Engine) NextDeadline() (time.Time, bool) {
 	}
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
-			if r.window != nil {
-				consider(r.window.expires)
-			}
 			for _, p := range r.partials {
 				consider(p.expires)
 			}
@@ -402,7 +403,7 @@ var noBindings = map[string]any{}
 
 // evaluate runs one item through a ruleset's rules in order.
 func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
-	now := e.opts.Clock.Now()
+	now := e.now()
 	for _, r := range s.rules {
 		if !r.rule.Enabled {
 			continue
@@ -584,24 +585,27 @@ func (e *Engine) consume(r *ruleState, done *partial) {
 	r.partials = keep
 }
 
+// matchNotAll keeps one window per first match: an item joins the first
+// open window that has an empty slot it meets, or opens a window of its
+// own. A window whose slots all fill before its timeout ends quietly; one
+// that times out fires (see expire).
 func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) bool {
-	w := r.window
-	fresh := false
-	if w == nil {
-		w = &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
-		fresh = true
+	for _, w := range r.partials {
+		if e.fill(s, r, w, it) {
+			e.fillFromFacts(s, r, w)
+			if w.complete() {
+				e.consume(r, w)
+			}
+			return true
+		}
 	}
+	w := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
 	if !e.fill(s, r, w, it) {
 		return false
 	}
 	e.fillFromFacts(s, r, w)
-	if w.complete() {
-		// Everything arrived in time: nothing to report.
-		r.window = nil
-		return true
-	}
-	if fresh {
-		r.window = w
+	if !w.complete() {
+		r.partials = append(r.partials, w)
 	}
 	return true
 }
@@ -682,21 +686,24 @@ func itemsData(bound map[string]*item) map[string]any {
 
 // expire fires due timers and drops expired state, in time order.
 func (e *Engine) expire(ctx context.Context) error {
-	now := e.opts.Clock.Now()
+	now := e.now()
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
+			var due []*partial
 			keep := r.partials[:0]
 			for _, p := range r.partials {
 				if now.Before(p.expires) {
 					keep = append(keep, p)
+				} else if r.rule.Kind == NotAll {
+					due = append(due, p)
 				}
 			}
 			for i := len(keep); i < len(r.partials); i++ {
 				r.partials[i] = nil
 			}
 			r.partials = keep
-			if w := r.window; w != nil && !now.Before(w.expires) {
-				r.window = nil
+			// A not_all window that timed out fires with what it holds.
+			for _, w := range due {
 				bound := map[string]*item{}
 				var trigger *item
 				for i, sl := range w.slots {
@@ -704,6 +711,9 @@ func (e *Engine) expire(ctx context.Context) error {
 						bound[r.rule.Names[i]] = sl
 						trigger = sl
 					}
+				}
+				if trigger == nil {
+					continue // its facts were retracted
 				}
 				if err := e.fire(ctx, s, r, trigger, bound, w.expires); err != nil {
 					return err
@@ -851,6 +861,14 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 
 // submit retries a failing store until ctx ends: a firing that is not stored
 // must not be lost, and the journal record stays un-done meanwhile.
+// now is the clock's time, or the replayed record's while replaying.
+func (e *Engine) now() time.Time {
+	if e.replaying && !e.replayAt.IsZero() {
+		return e.replayAt
+	}
+	return e.opts.Clock.Now()
+}
+
 func triggerDataOf(it *item) map[string]any {
 	if it == nil {
 		return nil
@@ -1021,13 +1039,6 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 					}
 				}
 			}
-			if r.window != nil {
-				for i, sl := range r.window.slots {
-					if sl == f {
-						r.window.slots[i] = nil
-					}
-				}
-			}
 		}
 	}
 }
@@ -1088,7 +1099,7 @@ func valuesEqualDeep(a, b any) bool {
 
 func (e *Engine) postEvent(s *rsState, ev map[string]any, by string) {
 	data, _ := deepCopy(ev).(map[string]any)
-	data = NewEvent(data, by, "post_event", e.opts.Clock.Now())
+	data = NewEvent(data, by, "post_event", e.now())
 	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}})
 }
 

@@ -341,3 +341,22 @@ func TestDebugAndPrintEventOutput(t *testing.T) {
 		}
 	}
 }
+
+func TestNotAllKeepsAWindowPerFirstMatch(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: escalate
+      condition:
+        not_all:
+          - event.status == "firing"
+          - event.status == "resolved" && event.name == events.m_0.name
+        timeout: 10m
+      action: {debug: {msg: "{{ events.m_0.name }}"}}
+`))
+	h.run([]step{
+		{0, "", ev("status", "firing", "name", "A")},
+		{time.Minute, "", ev("status", "firing", "name", "B")},
+		{2 * time.Minute, "", ev("status", "resolved", "name", "A")},
+	}, 20*time.Minute)
+	if got := strings.Join(h.fired, ","); got != "escalate@11m0s:B" {
+		t.Fatalf("fired %q, want only B escalated at 11m", got)
+	}
+}

@@ -95,11 +95,21 @@ func TestReplayRebuildsStateWithoutFiring(t *testing.T) {
 	if facts := h.eng.Facts("r"); len(facts) != 1 || facts[0]["seen"] != "a" {
 		t.Fatalf("replay did not rebuild facts: %v", facts)
 	}
+	// Windows follow the history's own times: host c's event was accepted
+	// 9 minutes before the takeover, so its 10-minute window ends 1 minute
+	// after it.
+	old := rec(5, "k", "t", "h", "c")
+	old.Accepted = h.clock.Now().Add(-9 * time.Minute)
+	if err := h.eng.Replay(ctx, old); err != nil {
+		t.Fatal(err)
+	}
 	// The throttle window opened during replay still holds for host a.
 	h.clock.Advance(time.Minute)
 	h.eng.Process(ctx, rec(3, "k", "t", "h", "a"))
 	h.eng.Process(ctx, rec(4, "k", "t", "h", "b"))
-	if got := strings.Join(h.fired, ","); got != "quiet@1m0s:fired b" {
-		t.Fatalf("after replay fired %q, want only host b", got)
+	h.clock.Advance(time.Minute)
+	h.eng.Process(ctx, rec(6, "k", "t", "h", "c"))
+	if got := strings.Join(h.fired, ","); got != "quiet@1m0s:fired b,quiet@2m0s:fired c" {
+		t.Fatalf("after replay fired %q, want host b, then c once its historical window ended", got)
 	}
 }

@@ -1029,12 +1029,10 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 			a.Policy.MaxDelay = p.MaxDelay
 		}
 		if v := pf["lock"]; v != nil {
+			// A lock is a key: literal text ("deploy"), or a template
+			// ("{{ event.meta.hosts[0] }}").
 			if s, ok := l.str(v, where+": lock"); ok {
-				src := s
-				if !strings.Contains(s, "{{") {
-					src = "{{ " + s + " }}"
-				}
-				t, err := comp.CompileTemplate(src)
+				t, err := comp.CompileTemplate(s)
 				if err != nil {
 					l.errf(v, where+": lock", "%v", err)
 				} else {

@@ -77,5 +77,5 @@ type PolicySpec struct {
 	Retries  int    `json:"retries,omitempty" jsonschema:"minimum=0"`
 	Delay    string `json:"delay,omitempty"`
 	MaxDelay string `json:"max_delay,omitempty"`
-	Lock     string `json:"lock,omitempty" jsonschema:"description=Template of a key no two running invocations share (e.g. {{ event.meta.hosts[0] }})."`
+	Lock     string `json:"lock,omitempty" jsonschema:"description=A key no two running invocations share: literal text or a template (e.g. {{ event.meta.hosts[0] }})."`
 }
