@@ -77,7 +77,7 @@ type Engine struct {
 	replaying bool
 	// replayAt is the time of the record being replayed.
 	replayAt time.Time
-	stats     map[string]*RuleStats
+	stats    map[string]*RuleStats
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
@@ -109,7 +109,7 @@ type rsState struct {
 }
 
 type ruleState struct {
-	rule     *Rule
+	rule *Rule
 	// partials are the partial matches of all, and the open windows of
 	// not_all.
 	partials []*partial
