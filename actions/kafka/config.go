@@ -118,7 +118,7 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 		a.Value = b
 	}
 
-	if v, ok := in["headers"]; ok && v != nil {
+	if v, ok := in["headers"]; ok && v != nil && !tmpl(v) {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return a, engine.ArgErrorf([]string{"headers"}, "must be a mapping of names to strings")
