@@ -112,36 +112,16 @@ func TestDashboardEngine(t *testing.T) {
 	}
 	defer srv.Stop(context.Background())
 
-	// What engine.Runner does, plus publishing each record to the stream.
+	// The runner reads the journal through a tap that publishes each
+	// record to the live feed before the engine processes it.
+	runner := &engine.Runner{Engine: eng, Log: zerolog.Nop(),
+		Journal: admin.TapJournal(store, func(rec engine.Record) {
+			stream.PublishEvent(rec)
+			m.Processed(rec.Source.Ruleset)
+		})}
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
-	go func() {
-		var after uint64
-		for {
-			recs, err := store.Read(runCtx, after, 64)
-			if runCtx.Err() != nil {
-				runDone <- nil
-				return
-			}
-			if err != nil {
-				runDone <- err
-				return
-			}
-			for _, rec := range recs {
-				stream.PublishEvent(rec)
-				m.Processed(rec.Source.Ruleset)
-				if err := eng.Process(runCtx, rec); err != nil {
-					runDone <- err
-					return
-				}
-				after = rec.Seq
-			}
-			if err := store.Done(runCtx, after); err != nil {
-				runDone <- err
-				return
-			}
-		}
-	}()
+	go func() { runDone <- runner.Run(runCtx) }()
 	defer func() {
 		stopRun()
 		if err := <-runDone; err != nil {
