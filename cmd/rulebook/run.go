@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/journal"
@@ -41,6 +42,9 @@ type runFlags struct {
 	defaultTimeout  time.Duration
 	shutdownTimeout time.Duration
 	watch           bool
+	busURL          string
+	busKey          string
+	busLookback     time.Duration
 	pluginDirs      *[]string
 }
 
@@ -58,6 +62,9 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.Var(&f.actionLimits, "action-concurrency", "per action type limit `TYPE=N`, e.g. run_playbook=4 (repeatable)")
 	fs.DurationVar(&f.defaultTimeout, "action-timeout", dispatch.DefaultTimeout, "time limit of an action attempt that sets no timeout")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running actions may finish before they are cancelled (they resume on the next start)")
+	fs.StringVar(&f.busURL, "bus", "", "run on Kafka instead of the embedded journal: `kafka://BROKER[,BROKER...]/TOPIC[?group=NAME]`; every process started with the same --bus shares the work")
+	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
+	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
 	return f
@@ -121,7 +128,8 @@ type app struct {
 	gate    *gate
 	actions *actionSet
 	disp    *dispatch.Dispatcher
-	eng     *engine.Engine
+	eng     *engine.Engine // embedded journal: the one engine
+	parts   *partitions    // --bus: an engine per owned partition
 	sources *sourceSet
 
 	reloadMu sync.Mutex
@@ -197,8 +205,12 @@ func (a *app) run(ctx context.Context) (result error) {
 		Store: a.store.Actions(), Actions: a.actions.get,
 		MaxConcurrency: rf.maxConcurrency, PerAction: perAction, DefaultTimeout: rf.defaultTimeout,
 		Feedback: func(ruleset string, facts, events []map[string]any) {
-			if err := a.eng.Inject(context.Background(), ruleset, facts, events); err != nil {
-				log.Error().Err(err).Str("ruleset", ruleset).Msg("action feedback not applied")
+			// With --bus the feedback reaches every partition engine this
+			// process owns: the invocation does not say which one fired.
+			for _, eng := range a.engines() {
+				if err := eng.Inject(context.Background(), ruleset, facts, events); err != nil {
+					log.Error().Err(err).Str("ruleset", ruleset).Msg("action feedback not applied")
+				}
 			}
 		},
 		Log: log.With().Str("component", "dispatch").Logger(),
@@ -206,16 +218,19 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err != nil {
 		return err
 	}
-	a.eng = engine.New(rb.Rulesets, engine.Options{
-		Clock: a.clock, Dispatcher: a.disp, Stdout: a.stdout,
-		Log: log.With().Str("component", "engine").Logger(),
-		OnShutdown: func(r engine.ShutdownRequest) {
-			select {
-			case a.shutdown <- r:
-			default:
-			}
-		},
-	})
+	var producer *bus.Producer
+	var consumer *bus.Consumer
+	if rf.busURL != "" {
+		producer, consumer, err = a.openBus(rb)
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		a.gate.inner = producer
+		a.parts = newPartitions(a, rb.Rulesets)
+	} else {
+		a.eng = engine.New(rb.Rulesets, a.engineOptions(log.With().Str("component", "engine").Logger()))
+	}
 	if err := a.disp.Start(ctx); err != nil {
 		return err
 	}
@@ -229,9 +244,17 @@ func (a *app) run(ctx context.Context) (result error) {
 
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	defer stopRunner()
-	runner := &engine.Runner{Engine: a.eng, Journal: a.store, Log: log}
 	runErr := make(chan error, 1)
-	go func() { runErr <- runner.Run(runCtx) }()
+	sourcesEnded := a.sources.ended
+	if consumer != nil {
+		go func() { runErr <- consumer.Run(runCtx, a.parts.open) }()
+		// On the bus other processes may still send; finite sources ending
+		// here do not end the run.
+		sourcesEnded = nil
+	} else {
+		runner := &engine.Runner{Engine: a.eng, Journal: a.store, Log: log}
+		go func() { runErr <- runner.Run(runCtx) }()
+	}
 
 	reloads := a.reloadTriggers(ctx)
 	log.Info().Str("rulebook", a.path).Int("rulesets", len(rb.Rulesets)).Int("sources", a.sources.count()).Str("data_dir", rf.dataDir).Msg("running")
@@ -268,7 +291,7 @@ wait:
 			}
 			runErr <- nil
 			break wait
-		case <-a.sources.ended:
+		case <-sourcesEnded:
 			log.Info().Msg("all sources ended; finishing what they sent")
 			// Everything the sources sent gets processed, and every action
 			// it caused finishes (or a signal cuts it short).
@@ -310,6 +333,62 @@ wait:
 	return result
 }
 
+// openBus builds the producer the sources emit to and the consumer that
+// feeds the partition engines.
+func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, error) {
+	cfg, err := bus.ParseURL(a.rf.busURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--bus: %w", err)
+	}
+	key, err := busKeyFunc(a.rf.busKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	producer, err := bus.NewProducer(cfg, key, a.log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--bus: %w", err)
+	}
+	lookback := a.rf.busLookback
+	if lookback == 0 {
+		lookback = busLookback(rb.Rulesets)
+		if lookback == 0 {
+			lookback = -1 // nothing in the rulebook keeps state over time
+		}
+	}
+	consumer, err := bus.NewConsumer(bus.ConsumerConfig{Config: cfg, Lookback: lookback, DedupeWindow: a.rf.dedupeWindow,
+		Log: a.log})
+	if err != nil {
+		producer.Close()
+		return nil, nil, fmt.Errorf("--bus: %w", err)
+	}
+	a.log.Info().Strs("brokers", cfg.Brokers).Str("topic", cfg.Topic).Str("group", cfg.Group).Dur("lookback", lookback).Msg("running on the bus")
+	return producer, consumer, nil
+}
+
+// engineOptions are the options of every engine of this process.
+func (a *app) engineOptions(log zerolog.Logger) engine.Options {
+	return engine.Options{
+		Clock: a.clock, Dispatcher: a.disp, Stdout: a.stdout, Log: log,
+		OnShutdown: func(r engine.ShutdownRequest) {
+			select {
+			case a.shutdown <- r:
+			default:
+			}
+		},
+	}
+}
+
+// engines returns the engines running now: one, or one per partition.
+func (a *app) engines() []*engine.Engine {
+	if a.parts != nil {
+		return a.parts.engines()
+	}
+	if a.eng != nil {
+		return []*engine.Engine{a.eng}
+	}
+	return nil
+}
+
 // reload validates the rulebook again and, when it is valid, swaps it in:
 // changed and removed sources stop, the engine swaps its rulesets (keeping
 // the state of unchanged rules), new sources start. An invalid rulebook
@@ -329,7 +408,12 @@ func (a *app) reload(trigger string) error {
 	}
 	want := desiredSources(rb.Rulesets)
 	a.sources.stopStale(want)
-	sum := a.eng.Replace(rb.Rulesets)
+	var sum engine.ReloadSummary
+	if a.parts != nil {
+		sum = a.parts.replace(rb.Rulesets)
+	} else {
+		sum = a.eng.Replace(rb.Rulesets)
+	}
 	if err := a.sources.startMissing(want); err != nil {
 		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
 	}
