@@ -84,7 +84,11 @@ func ParseBody(contentType string, body []byte) (any, error) {
 	case BodyForm:
 		return parseForm(body)
 	case BodyXML:
-		return ParseXML(body)
+		m, err := ParseXML(body)
+		if err != nil {
+			return nil, err // not a nil map in a non-nil interface
+		}
+		return m, nil
 	}
 	return string(body), nil
 }
