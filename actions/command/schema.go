@@ -1,26 +1,18 @@
 package command
 
+import "github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+
 // Schema returns the JSON Schema (draft 2020-12) of run_command's arguments,
 // as the loader sees them: before rendering, so "{{ ... }}" strings are
 // allowed wherever a rendered value could be valid.
 func Schema() map[string]any {
-	tmpl := map[string]any{"type": "string", "pattern": `\{\{`}
-	orTmpl := func(s map[string]any) map[string]any {
-		return map[string]any{"anyOf": []any{s, map[string]any{"$ref": "#/$defs/template"}}}
-	}
+	orTmpl := argvalue.OrTemplate
 	codes := orTmpl(map[string]any{
 		"type":  "array",
 		"items": orTmpl(map[string]any{"type": "integer", "minimum": 0, "maximum": 255}),
 	})
-	return map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"title":                Type,
-		"description":          "Run a program with an argv list; no shell unless shell: true.",
-		"type":                 "object",
-		"required":             []any{"argv"},
-		"additionalProperties": false,
-		"$defs":                map[string]any{"template": tmpl},
-		"properties": map[string]any{
+	return argvalue.ObjectSchema(Type, "Run a program with an argv list; no shell unless shell: true.",
+		map[string]any{
 			"argv": map[string]any{
 				"description": "the program and its arguments, each templated separately; with shell: true one string run by /bin/sh -c",
 				"anyOf": []any{
@@ -35,19 +27,7 @@ func Schema() map[string]any {
 			"stdin":              orTmpl(map[string]any{"enum": []any{StdinEvent, StdinEvents, StdinNone}, "default": StdinEvent}),
 			"success_exit_codes": codes,
 			"retry_exit_codes":   codes,
-			"output_limit": orTmpl(map[string]any{
-				"description": "bytes of output kept (head and tail), e.g. 65536 or \"64KiB\"",
-				"anyOf": []any{
-					map[string]any{"type": "integer", "minimum": 1, "maximum": MaxOutputLimit},
-					map[string]any{"type": "string", "pattern": `^\s*[0-9]+\s*([kKmM]i?[bB]?|[bB])?\s*$`},
-				},
-			}),
-			"kill_grace": orTmpl(map[string]any{"type": "string", "description": "time between SIGTERM and SIGKILL of the process group, e.g. \"3s\""}),
-			"timeout":    map[string]any{"description": "dispatcher policy: time limit of one attempt"},
-			"retries":    map[string]any{"description": "dispatcher policy: retries of a retryable failure"},
-			"delay":      map[string]any{"description": "dispatcher policy: first backoff"},
-			"max_delay":  map[string]any{"description": "dispatcher policy: longest backoff"},
-			"lock":       map[string]any{"description": "dispatcher policy: mutual exclusion key"},
-		},
-	}
+			"output_limit":       argvalue.SizeSchema(MaxOutputLimit, "bytes of output kept (head and tail), e.g. 65536 or \"64KiB\""),
+			"kill_grace":         orTmpl(map[string]any{"type": "string", "description": "time between SIGTERM and SIGKILL of the process group, e.g. \"3s\""}),
+		}, "argv")
 }

@@ -1,21 +1,13 @@
 package httpcall
 
+import "github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+
 // Schema returns the JSON Schema (draft 2020-12) of the http action's
 // arguments, as the loader sees them before rendering.
 func Schema() map[string]any {
-	orTmpl := func(s map[string]any) map[string]any {
-		return map[string]any{"anyOf": []any{s, map[string]any{"$ref": "#/$defs/template"}}}
-	}
-	return map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"title":                Type,
-		"description":          "Send an HTTP request. 5xx, 429 (Retry-After honoured) and connection errors are retryable; other 4xx are not. The invocation ID is sent as Idempotency-Key unless headers set it.",
-		"type":                 "object",
-		"required":             []any{"url"},
-		"additionalProperties": false,
-		"$defs":                map[string]any{"template": map[string]any{"type": "string", "pattern": `\{\{`}},
-		"not":                  map[string]any{"required": []any{"body", "raw_body"}},
-		"properties": map[string]any{
+	orTmpl := argvalue.OrTemplate
+	s := argvalue.ObjectSchema(Type, "Send an HTTP request. 5xx, 429 (Retry-After honoured) and connection errors are retryable; other 4xx are not. The invocation ID is sent as Idempotency-Key unless headers set it.",
+		map[string]any{
 			"method":   map[string]any{"type": "string", "default": "POST", "pattern": "^([!#$%&'*+.^_`|~0-9A-Za-z-]+|.*\\{\\{.*)$"},
 			"url":      map[string]any{"type": "string", "description": "http:// or https:// URL"},
 			"headers":  orTmpl(map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}),
@@ -37,12 +29,8 @@ func Schema() map[string]any {
 				"items":       orTmpl(map[string]any{"type": "integer", "minimum": 100, "maximum": 599}),
 				"description": "statuses that count as success (default: any 2xx)",
 			}),
-			"output_limit": orTmpl(map[string]any{"anyOf": []any{map[string]any{"type": "integer", "minimum": 1, "maximum": MaxOutputLimit}, map[string]any{"type": "string", "pattern": `^\s*[0-9]+\s*([kKmM]i?[bB]?|[bB])?\s*$`}}, "description": "bytes of the response body kept; default 64KiB"}),
-			"timeout":      map[string]any{"description": "dispatcher policy: time limit of one attempt"},
-			"retries":      map[string]any{"description": "dispatcher policy: retries of a retryable failure"},
-			"delay":        map[string]any{"description": "dispatcher policy: first backoff"},
-			"max_delay":    map[string]any{"description": "dispatcher policy: longest backoff"},
-			"lock":         map[string]any{"description": "dispatcher policy: mutual exclusion key"},
-		},
-	}
+			"output_limit": argvalue.SizeSchema(MaxOutputLimit, "bytes of the response body kept; default 64KiB"),
+		}, "url")
+	s["not"] = map[string]any{"required": []any{"body", "raw_body"}}
+	return s
 }

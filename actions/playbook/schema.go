@@ -1,5 +1,7 @@
 package playbook
 
+import "github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+
 // PlaybookSchema returns the JSON Schema (draft 2020-12) of run_playbook's
 // arguments, as the loader sees them before rendering.
 func PlaybookSchema() map[string]any { return schema(ModePlaybook) }
@@ -8,9 +10,7 @@ func PlaybookSchema() map[string]any { return schema(ModePlaybook) }
 func ModuleSchema() map[string]any { return schema(ModeModule) }
 
 func schema(mode Mode) map[string]any {
-	orTmpl := func(s map[string]any) map[string]any {
-		return map[string]any{"anyOf": []any{s, map[string]any{"$ref": "#/$defs/template"}}}
-	}
+	orTmpl := argvalue.OrTemplate
 	props := map[string]any{
 		"inventory":  map[string]any{"type": "string", "minLength": 1, "description": "inventory path, or an inline host list \"web1,web2,\"; default: the hosts of the matched events inline"},
 		"extra_vars": orTmpl(map[string]any{"type": "object", "not": map[string]any{"required": []any{"ansible_eda"}}, "description": "variables passed with -e @file; strings are !unsafe (never templated by Ansible)"}),
@@ -24,33 +24,17 @@ func schema(mode Mode) map[string]any {
 		"verbosity":    orTmpl(map[string]any{"type": "integer", "minimum": 0, "maximum": 4, "default": 0}),
 		"check":        orTmpl(map[string]any{"type": "boolean", "default": false, "description": "--check mode"}),
 		"connection":   map[string]any{"type": "string", "description": "connection plugin (-c), e.g. local"},
-		"output_limit": orTmpl(map[string]any{"anyOf": []any{map[string]any{"type": "integer", "minimum": 1, "maximum": MaxOutputLimit}, map[string]any{"type": "string", "pattern": `^\s*[0-9]+\s*([kKmM]i?[bB]?|[bB])?\s*$`}}, "description": "bytes of output kept (head and tail); default 64KiB"}),
+		"output_limit": argvalue.SizeSchema(MaxOutputLimit, "bytes of output kept (head and tail); default 64KiB"),
 		"kill_grace":   map[string]any{"type": "string", "description": "time between SIGTERM and SIGKILL when the timeout ends the run, e.g. \"3s\""},
-		"timeout":      map[string]any{"description": "dispatcher policy: time limit of one attempt"},
 		"retries":      map[string]any{"description": "dispatcher policy: retries of a retryable failure (unreachable hosts, timeout)"},
-		"delay":        map[string]any{"description": "dispatcher policy: first backoff"},
-		"max_delay":    map[string]any{"description": "dispatcher policy: longest backoff"},
-		"lock":         map[string]any{"description": "dispatcher policy: mutual exclusion key"},
-	}
-	s := map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"type":                 "object",
-		"required":             []any{"name"},
-		"additionalProperties": false,
-		"$defs":                map[string]any{"template": map[string]any{"type": "string", "pattern": `\{\{`}},
-		"properties":           props,
 	}
 	if mode == ModeModule {
-		s["title"] = ModuleType
-		s["description"] = "Run one Ansible module ad hoc (ansible -m)."
 		props["name"] = map[string]any{"type": "string", "minLength": 1, "description": "module name, e.g. ansible.builtin.service"}
 		props["module_args"] = map[string]any{"type": []any{"object", "string"}, "description": "module arguments: a map, or a free-form string for command, shell, raw and script"}
-	} else {
-		s["title"] = PlaybookType
-		s["description"] = "Run an Ansible playbook; the matched events are ansible_eda.event and ansible_eda.events."
-		props["name"] = map[string]any{"type": "string", "minLength": 1, "description": "playbook path, or a collection playbook ns.collection.playbook"}
-		props["set_facts"] = orTmpl(map[string]any{"type": "boolean", "default": false, "description": "feed the playbook's set_stats data back as facts"})
-		props["post_events"] = orTmpl(map[string]any{"type": "boolean", "default": false, "description": "feed the playbook's set_stats data back as events"})
+		return argvalue.ObjectSchema(ModuleType, "Run one Ansible module ad hoc (ansible -m).", props, "name")
 	}
-	return s
+	props["name"] = map[string]any{"type": "string", "minLength": 1, "description": "playbook path, or a collection playbook ns.collection.playbook"}
+	props["set_facts"] = orTmpl(map[string]any{"type": "boolean", "default": false, "description": "feed the playbook's set_stats data back as facts"})
+	props["post_events"] = orTmpl(map[string]any{"type": "boolean", "default": false, "description": "feed the playbook's set_stats data back as events"})
+	return argvalue.ObjectSchema(PlaybookType, "Run an Ansible playbook; the matched events are ansible_eda.event and ansible_eda.events.", props, "name")
 }

@@ -12,6 +12,26 @@ import (
 
 var at = []string{"k"}
 
+// expect checks what reading an argument at path gave: an *engine.ArgError
+// containing errHas when errHas is set, else no error and want.
+func expect[T comparable](t *testing.T, path string, got T, err error, want T, errHas string) {
+	t.Helper()
+	if errHas != "" {
+		checktest.ArgError(t, err, path, errHas)
+		return
+	}
+	checktest.ArgError(t, err, "", "")
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// intRead is what Int returns besides its error.
+type intRead struct {
+	n        int
+	template bool
+}
+
 func TestBool(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -67,14 +87,7 @@ func TestInt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, tmpl, err := Int(at, tc.v, tc.check)
-			if tc.errHas != "" {
-				checktest.ArgError(t, err, "k", tc.errHas)
-				return
-			}
-			checktest.ArgError(t, err, "", "")
-			if got != tc.want || tmpl != tc.template {
-				t.Errorf("Int(%v) = %d, %v; want %d, %v", tc.v, got, tmpl, tc.want, tc.template)
-			}
+			expect(t, "k", intRead{got, tmpl}, err, intRead{tc.want, tc.template}, tc.errHas)
 		})
 	}
 }
@@ -100,14 +113,7 @@ func TestStringAndText(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := String(at, tc.v, tc.check)
-			if tc.errHas != "" {
-				checktest.ArgError(t, err, "k", tc.errHas)
-				return
-			}
-			checktest.ArgError(t, err, "", "")
-			if got != tc.want {
-				t.Errorf("String(%v) = %q, want %q", tc.v, got, tc.want)
-			}
+			expect(t, "k", got, err, tc.want, tc.errHas)
 		})
 	}
 }
@@ -192,14 +198,7 @@ func TestSize(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Size([]string{"output_limit"}, tc.v, tc.check, max)
-			if tc.errHas != "" {
-				checktest.ArgError(t, err, "output_limit", tc.errHas)
-				return
-			}
-			checktest.ArgError(t, err, "", "")
-			if got != tc.want {
-				t.Errorf("Size(%v) = %d, want %d", tc.v, got, tc.want)
-			}
+			expect(t, "output_limit", got, err, tc.want, tc.errHas)
 		})
 	}
 }
@@ -237,14 +236,7 @@ func TestDuration(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Duration([]string{"kill_grace"}, tc.v, tc.check, time.Minute)
-			if tc.errHas != "" {
-				checktest.ArgError(t, err, "kill_grace", tc.errHas)
-				return
-			}
-			checktest.ArgError(t, err, "", "")
-			if got != tc.want {
-				t.Errorf("Duration(%v) = %v, want %v", tc.v, got, tc.want)
-			}
+			expect(t, "kill_grace", got, err, tc.want, tc.errHas)
 		})
 	}
 }
