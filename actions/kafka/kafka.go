@@ -52,7 +52,6 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "produce a message to a Kafka topic (acks=all)",
 		Check:       Check,
-		Schema:      Schema(),
 		PathArgs:    []string{"tls.ca", "tls.cert", "tls.key"},
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env), nil

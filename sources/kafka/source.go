@@ -100,7 +100,6 @@ func Spec() engine.SourceSpec {
 		Type:        Type,
 		Description: "consume Kafka topics in a consumer group, at least once",
 		Check:       Check,
-		Schema:      Schema(),
 		PathArgs:    []string{"tls.ca", "tls.cert", "tls.key"},
 		New: func(cfg engine.SourceConfig) (engine.Source, error) {
 			return New(cfg)
