@@ -254,6 +254,18 @@ func pebbleOptions(log zerolog.Logger) *pebble.Options {
 		MemTableSize:       32 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
+	// Stalls and slow disks are what an operator needs to see when ingest
+	// latency climbs.
+	o.EventListener = &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			log.Warn().Str("reason", info.Reason).Msg("journal writes stalled")
+		},
+		WriteStallEnd: func() { log.Info().Msg("journal writes resumed") },
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			log.Warn().Str("path", info.Path).Str("op", info.OpType.String()).
+				Dur("duration", info.Duration).Msg("journal disk slow")
+		},
+	}
 	// Most dedupe lookups are for keys never seen: bloom filters answer
 	// them without reading (and decompressing) data blocks, and a block
 	// cache larger than the 8 MiB default keeps the filter and index blocks
