@@ -28,6 +28,8 @@
 //	rulebook_action_invocation_duration_seconds{action,result}  histogram
 //	rulebook_action_retries_total{action}                  counter
 //	rulebook_action_dead_letters_total{action}             counter
+//	rulebook_actions_running                               gauge
+//	rulebook_firings_active                                gauge
 //	rulebook_plugin_restarts_total{plugin}                 counter
 //	rulebook_kafka_consumer_lag{source,topic,partition}    gauge
 //
@@ -207,6 +209,10 @@ func New() *Metrics {
 		lag: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "kafka", "consumer_lag"),
 			"Messages behind the partition's high watermark not yet durable in the journal.",
 			[]string{"source", "topic", "partition"}, nil),
+		running: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "actions", "running"),
+			"Action attempts running now.", nil, nil),
+		firings: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "firings", "active"),
+			"Firings whose actions are not all final yet (running, waiting for a slot, a lock, a backoff or an earlier firing).", nil, nil),
 	}
 	m.reg.MustRegister(
 		m.processed, m.commit, m.evaluations, m.firings, m.attemptDur, m.invocations, m.invDur,
@@ -332,6 +338,12 @@ func (m *Metrics) SetKafkaLagFunc(f func() []KafkaLag) { m.pulled.lagFn.Store(&f
 // removes it.
 func (m *Metrics) PluginRestarts(f func() map[string]int) { m.pulled.restartsFn.Store(&f) }
 
+// SetDispatchFunc sets the function read for rulebook_actions_running
+// (attempts running now) and rulebook_firings_active (firings with
+// invocations not yet final in hand): dispatch.Dispatcher.Stats. Nil
+// removes them.
+func (m *Metrics) SetDispatchFunc(f func() (running, firings int)) { m.pulled.dispatchFn.Store(&f) }
+
 // load returns the function stored in p, or nil.
 func load[F any](p *atomic.Pointer[F]) (F, bool) {
 	var zero F
@@ -344,8 +356,9 @@ func load[F any](p *atomic.Pointer[F]) (F, bool) {
 
 // pullCollector reads the values components keep, at scrape time.
 type pullCollector struct {
-	backlog, restarts, lag *prometheus.Desc
+	backlog, restarts, lag, running, firings *prometheus.Desc
 
+	dispatchFn atomic.Pointer[func() (running, firings int)]
 	backlogFn  atomic.Pointer[func() float64]
 	lagFn      atomic.Pointer[func() []KafkaLag]
 	restartsFn atomic.Pointer[func() map[string]int]
@@ -355,11 +368,18 @@ func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.backlog
 	ch <- c.restarts
 	ch <- c.lag
+	ch <- c.running
+	ch <- c.firings
 }
 
 func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 	if f, ok := load(&c.backlogFn); ok && f != nil {
 		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, f())
+	}
+	if f, ok := load(&c.dispatchFn); ok && f != nil {
+		running, firings := f()
+		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(running))
+		ch <- prometheus.MustNewConstMetric(c.firings, prometheus.GaugeValue, float64(firings))
 	}
 	if f, ok := load(&c.restartsFn); ok && f != nil {
 		for name, n := range f() {

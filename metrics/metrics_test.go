@@ -231,6 +231,7 @@ func TestPulled(t *testing.T) {
 		}
 	})
 	m.PluginRestarts(func() map[string]int { return map[string]int{"ticket": 3, "idle": 0} })
+	m.SetDispatchFunc(func() (int, int) { return 2, 5 })
 
 	tests := []struct {
 		name   string
@@ -243,6 +244,8 @@ func TestPulled(t *testing.T) {
 		{"lag p1", "rulebook_kafka_consumer_lag", l("source", "ops/k", "topic", "events", "partition", "1"), 0},
 		{"restarts", "rulebook_plugin_restarts_total", l("plugin", "ticket"), 3},
 		{"no restarts", "rulebook_plugin_restarts_total", l("plugin", "idle"), 0},
+		{"running", "rulebook_actions_running", nil, 2},
+		{"firings active", "rulebook_firings_active", nil, 5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,7 +261,8 @@ func TestPulled(t *testing.T) {
 	m.SetBacklogFunc(nil)
 	m.SetKafkaLagFunc(nil)
 	m.PluginRestarts(nil)
-	for _, name := range []string{"rulebook_journal_backlog", "rulebook_kafka_consumer_lag", "rulebook_plugin_restarts_total"} {
+	m.SetDispatchFunc(nil)
+	for _, name := range []string{"rulebook_journal_backlog", "rulebook_kafka_consumer_lag", "rulebook_plugin_restarts_total", "rulebook_actions_running"} {
 		fams, err := m.Registry().Gather()
 		if err != nil {
 			t.Fatal(err)
