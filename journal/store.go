@@ -163,7 +163,9 @@ type group struct {
 	order  map[string]int64
 }
 
-// Open opens (or creates) the store in opts.Dir and recovers its state.
+// Open opens (or creates) the store in <opts.Dir>/journal and recovers its
+// state: the last sequence, the last done, the dedupe and order keys and the
+// action queue are as the last acknowledged call left them.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("journal: data directory is empty")
