@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -296,7 +298,8 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request) {
 	// ahead of the firings it causes. The copy is encoded now, before the
 	// engine adds to the event.
 	s.stream.PublishEvent(engine.Record{Source: engine.SourceRef{Ruleset: req.Ruleset, Name: "admin"}, Event: req.Event})
-	if err := s.cfg.Backend.Inject(r.Context(), req.Ruleset, req.Event); err != nil {
+	// A client that goes away does not cut the evaluation short.
+	if err := s.cfg.Backend.Inject(context.WithoutCancel(r.Context()), req.Ruleset, req.Event); err != nil {
 		s.log.Warn().Err(err).Str("ruleset", req.Ruleset).Str("event_id", id).Msg("test event not injected")
 		writeError(w, http.StatusInternalServerError, "inject: "+err.Error())
 		return
@@ -323,32 +326,48 @@ func parseInject(body []byte) (InjectRequest, error) {
 	if req.Event == nil {
 		return req, errors.New("event: required (a JSON object)")
 	}
-	req.Event = normalizeNumbers(req.Event).(map[string]any)
+	ev, err := normalizeNumbers(req.Event)
+	if err != nil {
+		return req, fmt.Errorf("event: %w", err)
+	}
+	req.Event = ev.(map[string]any)
 	return req, nil
 }
 
 // normalizeNumbers turns json.Number into int64 when integral, else
-// float64, as the engine expects.
-func normalizeNumbers(v any) any {
+// float64, as the engine expects; a number out of float64's range is an
+// error.
+func normalizeNumbers(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if n, err := x.Int64(); err == nil {
-			return n
+			return n, nil
 		}
-		f, _ := x.Float64()
-		return f
+		f, err := x.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("number %s is out of range", x)
+		}
+		return f, nil
 	case map[string]any:
 		for k, vv := range x {
-			x[k] = normalizeNumbers(vv)
+			n, err := normalizeNumbers(vv)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
 		}
-		return x
+		return x, nil
 	case []any:
 		for i, vv := range x {
-			x[i] = normalizeNumbers(vv)
+			n, err := normalizeNumbers(vv)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
 		}
-		return x
+		return x, nil
 	}
-	return v
+	return v, nil
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
@@ -384,7 +403,8 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	err := s.cfg.Backend.Reload(r.Context())
+	// A reload, once asked for, completes even if the client goes away.
+	err := s.cfg.Backend.Reload(context.WithoutCancel(r.Context()))
 	s.stream.PublishReload(err)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("reload refused; the running rulebooks stay")

@@ -193,6 +193,8 @@ func TestEndpoints(t *testing.T) {
 		{name: "inject without event", method: "POST", target: "/api/events", body: `{"ruleset":"ops"}`, want: 400, contains: []string{"event: required"}},
 		{name: "inject event not an object", method: "POST", target: "/api/events", body: `{"ruleset":"ops","event":[1]}`, want: 400, contains: []string{"body:"}},
 		{name: "inject unknown key", method: "POST", target: "/api/events", body: `{"ruleset":"ops","event":{},"evnt":{}}`, want: 400, contains: []string{"evnt"}},
+		{name: "inject number out of range", method: "POST", target: "/api/events", body: `{"ruleset":"ops","event":{"n":[1e400]}}`, want: 400,
+			contains: []string{"event: number 1e400 is out of range"}},
 		{name: "inject bad json", method: "POST", target: "/api/events", body: `{"ruleset":`, want: 400},
 		{name: "inject two values", method: "POST", target: "/api/events", body: `{"ruleset":"ops","event":{}} {}`, want: 400, contains: []string{"more than one"}},
 		{name: "inject too large", method: "POST", target: "/api/events",
@@ -494,5 +496,8 @@ func FuzzParseInject(f *testing.F) {
 			}
 		}
 		walk(req.Event)
+		if _, err := json.Marshal(req.Event); err != nil {
+			t.Fatalf("accepted event %q cannot be encoded again: %v", body, err)
+		}
 	})
 }
