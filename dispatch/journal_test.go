@@ -64,6 +64,9 @@ func TestJournalRestart(t *testing.T) {
 	dir := t.TempDir()
 	js := openJournal(t, dir)
 	clock := newFakeClock()
+	if _, ok := js.Actions().(FiringReader); !ok {
+		t.Fatal("the journal's action store does not implement FiringReader: resubmits would scan the audit trail")
+	}
 
 	g := newGate(func(*engine.Invocation) []string { return nil })
 	d1 := newDispatcher(t, js.Actions(), clock, map[string]engine.Action{"x": g, "fail": g})

@@ -351,3 +351,46 @@ func (a *actionStore) Compact(ctx context.Context, before time.Time) (int, error
 	}
 	return n, nil
 }
+
+// Firing reads one firing and its invocations' states by firing ID through
+// the firing-ID index, or returns nil, nil when it is not stored. It
+// implements dispatch.FiringReader, so the dispatcher reads a resubmitted
+// firing back without scanning the audit trail.
+func (a *actionStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out *engine.AuditEntry
+	err := a.read(func(db *pebble.DB) error {
+		ref, exists, err := getValue(db, append([]byte{pFiringID}, id...))
+		if err != nil || !exists {
+			return err
+		}
+		fseq, err := getU64(ref)
+		if err != nil {
+			return err
+		}
+		v, exists, err := getValue(db, seqKey(pFiring, fseq))
+		if err != nil || !exists {
+			return err
+		}
+		var fr engine.Firing
+		if err := json.Unmarshal(v, &fr); err != nil {
+			return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+		}
+		states, err := firingStates(db, fseq)
+		if err != nil {
+			return err
+		}
+		fr.Invocations = make([]*engine.Invocation, len(states))
+		for i, st := range states {
+			fr.Invocations[i] = st.Invocation
+		}
+		out = &engine.AuditEntry{Firing: fr, Invocations: states}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: read firing %q: %w", id, err)
+	}
+	return out, nil
+}
