@@ -474,3 +474,22 @@ func TestConstructorErrors(t *testing.T) {
 		t.Error("Run without open: no error")
 	}
 }
+
+func TestPartitions(t *testing.T) {
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := Partitions(ctx, testConfig(c, "g"))
+	if err != nil || n != 4 {
+		t.Fatalf("Partitions = %d, %v; want 4", n, err)
+	}
+	missing := testConfig(c, "g")
+	missing.Topic = "no-such-topic"
+	if _, err := Partitions(ctx, missing); err == nil || !strings.Contains(err.Error(), `topic "no-such-topic" does not exist`) {
+		t.Fatalf("missing topic: %v", err)
+	}
+	c.Close()
+	if _, err := Partitions(ctx, testConfig(c, "g")); err == nil || !strings.Contains(err.Error(), "bus: brokers") {
+		t.Fatalf("stopped cluster: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -209,4 +212,30 @@ func checkGroup(g string) error {
 		}
 	}
 	return nil
+}
+
+// Partitions connects to the brokers and returns the number of partitions
+// of the bus topic, so a process can refuse to start on a topic that does
+// not exist instead of answering 503 to every sender. The number of
+// partitions bounds how many processes share the work.
+func Partitions(ctx context.Context, cfg Config) (int, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	d := &kafkago.Dialer{ClientID: "rulebook-bus", Timeout: 10 * time.Second, DualStack: true}
+	var err error
+	for _, b := range cfg.Brokers {
+		var parts []kafkago.Partition
+		parts, err = d.LookupPartitions(ctx, "tcp", b, cfg.Topic)
+		if errors.Is(err, kafkago.UnknownTopicOrPartition) || err == nil && len(parts) == 0 {
+			return 0, fmt.Errorf("bus: topic %q does not exist on brokers %q: create it, with as many partitions as processes may share the work", cfg.Topic, cfg.Brokers)
+		}
+		if err == nil {
+			return len(parts), nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, fmt.Errorf("bus: brokers %q: %w", cfg.Brokers, err)
 }

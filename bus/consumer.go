@@ -559,9 +559,9 @@ type PartitionStats struct {
 	Invalid int64 `json:"invalid"`
 	// Failures counts handler or fetch failures that reopened the
 	// partition; Replays the handlers opened (each replays history).
-	Failures      int64 `json:"failures"`
-	Replays       int64 `json:"replays"`
-	CommitFailure int64 `json:"commit_failures"`
+	Failures       int64 `json:"failures"`
+	Replays        int64 `json:"replays"`
+	CommitFailures int64 `json:"commit_failures"`
 }
 
 // Stats returns the consumer's counters. It is safe to call at any time.
@@ -574,7 +574,7 @@ func (c *Consumer) Stats() Stats {
 			Partition: p.id, Owned: p.owned.Load(), Committed: p.committed.Load(),
 			Processed: p.processed.Load(), Replayed: p.replayed.Load(),
 			Duplicates: p.duplicates.Load(), Stale: p.stale.Load(), Invalid: p.invalid.Load(),
-			Failures: p.failures.Load(), Replays: p.replays.Load(), CommitFailure: p.commitFails.Load(),
+			Failures: p.failures.Load(), Replays: p.replays.Load(), CommitFailures: p.commitFails.Load(),
 		}
 		if ps.Owned {
 			st.Owned = append(st.Owned, p.id)

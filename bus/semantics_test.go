@@ -27,7 +27,7 @@ func TestUncommittedRecordsAreProcessedAgain(t *testing.T) {
 	waitFor(t, 20*time.Second, "first consumer processes 12", func() bool { return r1.count("process") == 12 })
 	waitFor(t, 20*time.Second, "a failed commit", func() bool {
 		for _, ps := range rc1.c.Stats().Partitions {
-			if ps.CommitFailure > 0 {
+			if ps.CommitFailures > 0 {
 				return true
 			}
 		}
