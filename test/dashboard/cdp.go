@@ -1,7 +1,8 @@
 // Package dashboard drives a real headless Chromium over the Chrome
 // DevTools Protocol, to test the admin dashboard as a browser runs it. It
 // holds a minimal CDP client (Launch, NewPage, Eval, WaitTrue, Screenshot),
-// also meant for end-to-end tests that go through the real binary.
+// also meant for end-to-end tests that go through the real binary, and test
+// helpers around it (StartBrowser, OpenPage, SaveScreenshot).
 package dashboard
 
 import (

@@ -2,10 +2,7 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,72 +102,6 @@ func (b *backend) hits(ruleset, rule string) int64 {
 	return -1
 }
 
-// browser starts Chromium or skips (fails under CI=true) when there is none.
-func browser(t *testing.T) *Browser {
-	t.Helper()
-	path, err := FindChromium()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", err)
-		}
-		t.Skipf("skipping the browser test: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, err := Launch(ctx, path, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
-
-// openPage opens url in a new tab and fails the test on any uncaught page
-// exception or console error.
-func openPage(t *testing.T, ctx context.Context, b *Browser, url string) *Page {
-	t.Helper()
-	p, err := b.NewPage(ctx, "about:blank")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	var mu sync.Mutex
-	var problems []string
-	p.OnEvent(func(method string, params json.RawMessage) {
-		switch method {
-		case "Runtime.exceptionThrown":
-			mu.Lock()
-			problems = append(problems, "exception: "+string(params))
-			mu.Unlock()
-		case "Runtime.consoleAPICalled":
-			var c struct {
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(params, &c) == nil && (c.Type == "error" || c.Type == "assert") {
-				mu.Lock()
-				problems = append(problems, "console: "+string(params))
-				mu.Unlock()
-			}
-		}
-	})
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range problems {
-			t.Errorf("page %s", p)
-		}
-	})
-	for _, m := range []string{"Page.enable", "Runtime.enable"} {
-		if err := p.Call(ctx, m, nil, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Navigate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func startServer(t *testing.T, b admin.Backend, token string) *admin.Server {
 	t.Helper()
 	s, err := admin.New(admin.Config{Address: "127.0.0.1:0", Token: token, Backend: b, Log: zerolog.Nop()})
@@ -195,43 +126,18 @@ func hitsExpr(ruleset, rule string) string {
 
 const describePage = `({conn: document.getElementById("conn").textContent, rules: document.querySelector("#rules tbody").innerText, feed: document.getElementById("feed").innerText.slice(0, 2000), audit: document.querySelector("#audit tbody").innerText.slice(0, 1000), sent: document.getElementById("send-result").textContent, dialog: document.getElementById("token-dialog").open})`
 
-func saveScreenshot(t *testing.T, ctx context.Context, p *Page, name string) {
-	t.Helper()
-	png, err := p.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(png) < 8 || string(png[1:4]) != "PNG" {
-		t.Fatalf("screenshot is not a PNG (%d bytes)", len(png))
-	}
-	dirs := []string{t.TempDir()}
-	if d := os.Getenv("RULEBOOK_SCREENSHOT_DIR"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
-		path := filepath.Join(d, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s (%d bytes)", path, len(png))
-	}
-}
-
 // TestDashboard loads the page in headless Chromium, publishes an event, a
 // firing and an action result to the live stream as the engine and
 // dispatcher would, and checks that the feed shows them, the rule's hit
 // count rises, the action history lists the result; then sends a test
 // event through the page's form.
 func TestDashboard(t *testing.T) {
-	br := browser(t)
+	br := StartBrowser(t)
 	b := newBackend()
 	s := startServer(t, b, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	p := openPage(t, ctx, br, s.URL()+"/")
+	p := OpenPage(t, ctx, br, s.URL()+"/")
 
 	wait := func(what, expr string) {
 		t.Helper()
@@ -297,19 +203,19 @@ func TestDashboard(t *testing.T) {
 
 	// Scroll to the top so the screenshot shows the header.
 	_ = p.Eval(ctx, `window.scrollTo(0, 0)`, nil)
-	saveScreenshot(t, ctx, p, "dashboard.png")
+	SaveScreenshot(t, ctx, p, "dashboard.png")
 }
 
 // TestDashboardToken: with a token required, the page asks for it once,
 // then loads the rules and follows the stream with it.
 func TestDashboardToken(t *testing.T) {
-	br := browser(t)
+	br := StartBrowser(t)
 	b := newBackend()
 	const token = "correct-horse-battery"
 	s := startServer(t, b, token)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	p := openPage(t, ctx, br, s.URL()+"/")
+	p := OpenPage(t, ctx, br, s.URL()+"/")
 	wait := func(what, expr string) {
 		t.Helper()
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)

@@ -53,7 +53,7 @@ var _ engine.Action = notify{}
 // form through to the rule table, the feed, the action history and
 // /metrics.
 func TestDashboardEngine(t *testing.T) {
-	br := browser(t)
+	br := StartBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	clock := engine.SystemClock{}
@@ -129,7 +129,7 @@ func TestDashboardEngine(t *testing.T) {
 		}
 	}()
 
-	p := openPage(t, ctx, br, srv.URL()+"/")
+	p := OpenPage(t, ctx, br, srv.URL()+"/")
 	wait := func(what, expr string) {
 		t.Helper()
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -185,5 +185,5 @@ func TestDashboardEngine(t *testing.T) {
 		}
 	}
 	_ = p.Eval(ctx, `window.scrollTo(0, 0)`, nil)
-	saveScreenshot(t, ctx, p, "dashboard-engine.png")
+	SaveScreenshot(t, ctx, p, "dashboard-engine.png")
 }
