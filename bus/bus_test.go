@@ -493,3 +493,56 @@ func TestPartitions(t *testing.T) {
 		t.Fatalf("stopped cluster: %v", err)
 	}
 }
+
+// TestRebalanceKeepsState starts a second consumer next to a first that
+// owns every partition: the partitions the first keeps keep their handler
+// (no replay), the ones it gives up are closed and replayed by the second.
+func TestRebalanceKeepsState(t *testing.T) {
+	c := startCluster(t)
+	cfg := testConfig(c, "rebalance")
+	p := newProducer(t, cfg)
+	for n := range 40 {
+		emit(t, p, event(fmt.Sprintf("h%d", n%10), n))
+	}
+	ra, rb := newRecorder(), newRecorder()
+	a := runConsumer(t, fastConsumer(t, cfg, "a"), ra)
+	waitFor(t, 20*time.Second, "a processes 40", func() bool { return ra.count("process") == 40 })
+	waitCommitted(t, c, cfg.Group)
+	b := runConsumer(t, fastConsumer(t, cfg, "b"), rb)
+	waitFor(t, 20*time.Second, "a and b share the partitions", func() bool {
+		sa, sb := a.c.Stats().Owned, b.c.Stats().Owned
+		return len(sa) > 0 && len(sb) > 0 && len(sa)+len(sb) == 4
+	})
+	for n := 40; n < 60; n++ {
+		emit(t, p, event(fmt.Sprintf("h%d", n%10), n))
+	}
+	waitFor(t, 20*time.Second, "the 20 new records processed", func() bool {
+		return len(processedByKey(ra, rb)) == 60
+	})
+	for k, n := range processedByKey(ra, rb) {
+		if n != 1 {
+			t.Errorf("%s processed %d times", k, n)
+		}
+	}
+	kept := a.c.Stats().Owned
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	for _, part := range kept {
+		if ra.opened[part] != 1 || ra.closed[part] != 0 {
+			t.Errorf("a kept partition %d but opened it %d times and closed it %d times, want 1 and 0", part, ra.opened[part], ra.closed[part])
+		}
+	}
+	for _, part := range b.c.Stats().Owned {
+		if ra.closed[part] != 1 {
+			t.Errorf("a gave partition %d to b but closed it %d times", part, ra.closed[part])
+		}
+	}
+	for _, cl := range ra.calls {
+		if cl.kind == "replay" {
+			t.Errorf("a replayed %s although it never lost that partition's state", cl.key())
+		}
+	}
+	if rb.count("replay") == 0 {
+		t.Error("b took partitions with history without replaying it")
+	}
+}
