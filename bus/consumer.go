@@ -74,8 +74,8 @@ type ConsumerConfig struct {
 	PartitionWatchInterval time.Duration
 	// MaxWait bounds one fetch's wait for new records. Default 500ms.
 	MaxWait time.Duration
-	// RetryBackoff is the pause before a failed partition is opened again.
-	// Default 1s.
+	// RetryBackoff is the pause before a failed partition is opened again,
+	// doubled for each failure in a row (up to 30s). Default 1s.
 	RetryBackoff time.Duration
 }
 
@@ -329,18 +329,29 @@ func (c *Consumer) commit(gen *kafkago.Generation, parts []*partition) {
 	}
 }
 
+// maxRetryBackoff bounds the pause between attempts at a failing
+// partition.
+const maxRetryBackoff = 30 * time.Second
+
 // runPartition consumes one partition until ctx ends, opening it again
-// after a failure.
+// after a failure: after RetryBackoff, doubled for each failure in a row
+// without a record processed in between, up to 30s.
 func (c *Consumer) runPartition(ctx context.Context, p *partition, assigned int64, open func(int) (PartitionHandler, error)) {
+	backoff := c.cc.RetryBackoff
 	for {
+		before := p.processed.Load()
 		err := c.consumePartition(ctx, p, assigned, open)
 		if ctx.Err() != nil {
 			return
 		}
+		if p.processed.Load() != before {
+			backoff = c.cc.RetryBackoff
+		}
 		p.failures.Add(1)
-		c.log.Error().Err(err).Int("partition", p.id).Dur("retry_in", c.cc.RetryBackoff).
+		c.log.Error().Err(err).Int("partition", p.id).Dur("retry_in", backoff).
 			Msg("bus partition stopped; it is opened again from its last processed offset")
-		t := time.NewTimer(c.cc.RetryBackoff)
+		t := time.NewTimer(backoff)
+		backoff = min(2*backoff, max(maxRetryBackoff, c.cc.RetryBackoff))
 		select {
 		case <-ctx.Done():
 			t.Stop()

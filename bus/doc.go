@@ -31,8 +31,14 @@
 // is revoked or Run ends, the offset below which every record was
 // processed. A Process error stops the partition without committing past
 // the record; the partition is opened again with a fresh handler (replaying
-// what was processed) after RetryBackoff. A partition that stays with the
+// what was processed) after RetryBackoff, doubled while it keeps failing
+// (up to 30s). A partition that stays with the
 // same process across a rebalance keeps its handler and is not replayed.
+//
+// A group without committed offsets (its first start) processes the topic
+// from its beginning: every event on the bus was acknowledged to a sender.
+// Starting a new group on a topic with old records processes them all: use
+// a new topic, or let retention remove them first.
 //
 // Each record reaches the handler as an engine.Record with Seq = offset+1,
 // Stream = "TOPIC/PARTITION", the message's source ref and event, and
