@@ -336,3 +336,32 @@ func TestSSESlowClientDropped(t *testing.T) {
 		t.Errorf("resumed from %s to %s, want 2 to 301", got[0].id, got[299].id)
 	}
 }
+
+// BenchmarkPublishEvent is the cost the engine's path pays per record: a
+// ~1 KiB event encoded and handed to subs subscribers that keep up.
+func BenchmarkPublishEvent(b *testing.B) {
+	for _, subs := range []int{0, 8} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			s := NewStream(StreamConfig{ClientBuffer: 1 << 16})
+			for i := 0; i < subs; i++ {
+				sub := s.SubscribeNew(0)
+				go func() {
+					for range sub.C {
+					}
+				}()
+			}
+			defer s.Close()
+			rec := engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "ops", Name: "alerts"},
+				Event: engine.Event{
+					"alert": map[string]any{"labels": map[string]any{"alertname": "HostDown", "instance": "web1:9100", "severity": "critical"},
+						"annotations": map[string]any{"summary": strings.Repeat("host is down ", 40)}, "status": "firing"},
+					"meta": map[string]any{"uuid": engine.NewID(), "received_at": testNow.Format(time.RFC3339Nano)},
+				}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.PublishEvent(rec)
+			}
+		})
+	}
+}
