@@ -10,7 +10,9 @@ const state = {
   es: null,
   lastId: 0,
   counts: { event: 0, firing: 0, action: 0 },
-  paused: [],
+  paused: [], // feed entries held while paused
+  pending: [], // feed entries waiting for the next frame
+  frame: 0,
   rules: new Map(), // "ruleset\0rule" -> fired
   timers: {},
   needToken: false,
@@ -137,9 +139,7 @@ function onEntry(kind, m) {
     state.counts[kind]++;
     $("n-" + kind + "s").textContent = state.counts[kind];
   }
-  const item = feedItem(kind, id, data);
-  if ($("pause").checked) state.paused.push(item);
-  else addToFeed([item]);
+  queueFeed({ kind, id, data });
   if (kind === "firing") debounce("rules", 250, refreshRules);
   if (kind === "action") debounce("audit", 600, refreshAudit);
   if (kind === "reload") {
@@ -212,6 +212,22 @@ function feedItem(kind, id, d) {
   return li;
 }
 
+// queueFeed batches feed lines into one DOM update per frame, keeping only
+// what the feed can show, so a burst of events does not freeze the page.
+function queueFeed(entry) {
+  const q = $("pause").checked ? state.paused : state.pending;
+  q.push(entry);
+  if (q.length > FEED_MAX) q.splice(0, q.length - FEED_MAX);
+  if (q === state.pending && !state.frame) {
+    state.frame = requestAnimationFrame(() => {
+      state.frame = 0;
+      const batch = state.pending;
+      state.pending = [];
+      addToFeed(batch.map((e) => feedItem(e.kind, e.id, e.data)));
+    });
+  }
+}
+
 function addToFeed(items) {
   const feed = $("feed");
   for (const it of items) feed.prepend(it);
@@ -226,7 +242,7 @@ for (const kind of ["event", "firing", "action"]) {
 }
 $("pause").addEventListener("change", (ev) => {
   if (!ev.target.checked) {
-    addToFeed(state.paused);
+    addToFeed(state.paused.map((e) => feedItem(e.kind, e.id, e.data)));
     state.paused = [];
   }
 });

@@ -204,6 +204,14 @@ func TestDashboard(t *testing.T) {
 	// Scroll to the top so the screenshot shows the header.
 	_ = p.Eval(ctx, `window.scrollTo(0, 0)`, nil)
 	SaveScreenshot(t, ctx, p, "dashboard.png")
+
+	// A burst: the feed keeps the newest 300 lines, newest first.
+	var last uint64
+	for i := 0; i < 1000; i++ {
+		last = s.Stream().PublishEvent(engine.Record{Seq: uint64(100 + i), Source: engine.SourceRef{Ruleset: "ops", Name: "alerts"},
+			Event: engine.Event{"n": i, "meta": map[string]any{"uuid": fmt.Sprintf("burst-%d", i)}}})
+	}
+	wait("burst shown", fmt.Sprintf(`document.querySelectorAll("#feed .feed-item").length === 300 && document.querySelector("#feed .feed-item").dataset.id === "%d"`, last))
 }
 
 // TestDashboardToken: with a token required, the page asks for it once,
