@@ -85,8 +85,10 @@ type Engine struct {
 
 // RuleStats counts a rule's activity.
 type RuleStats struct {
-	Ruleset   string    `json:"ruleset"`
-	Rule      string    `json:"rule"`
+	Ruleset string `json:"ruleset"`
+	Rule    string `json:"rule"`
+	// Evaluated counts the events and facts the rule was tested against.
+	Evaluated int64     `json:"evaluated"`
 	Fired     int64     `json:"fired"`
 	LastFired time.Time `json:"last_fired,omitempty"`
 }
@@ -110,6 +112,8 @@ type rsState struct {
 
 type ruleState struct {
 	rule *Rule
+	// stats is the rule's counters (shared with Engine.stats).
+	stats *RuleStats
 	// partials are the partial matches of all, and the open windows of
 	// not_all.
 	partials []*partial
@@ -153,7 +157,17 @@ func New(rulesets []*Ruleset, opts Options) *Engine {
 			e.stats[rs.Name+"\x00"+r.Name] = &RuleStats{Ruleset: rs.Name, Rule: r.Name}
 		}
 	}
+	e.linkStats()
 	return e
+}
+
+// linkStats points every rule state at its counters.
+func (e *Engine) linkStats() {
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			r.stats = e.stats[s.rs.Name+"\x00"+r.rule.Name]
+		}
+	}
 }
 
 func newRulesetState(rs *Ruleset) *rsState {
@@ -224,6 +238,7 @@ func (e *Engine) Replace(rulesets []*Ruleset) ReloadSummary {
 		}
 	}
 	e.stats = stats
+	e.linkStats()
 	sum.ResetRules = sum.Rules - sum.KeptRules
 	return sum
 }
@@ -409,6 +424,7 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 			continue
 		}
 		e.current = r.rule.Name
+		r.stats.Evaluated++
 		var matched bool
 		var err error
 		switch r.rule.Kind {
@@ -790,7 +806,7 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	if trigger != nil {
 		triggerData = trigger.data
 	}
-	st := e.stats[s.rs.Name+"\x00"+rule.Name]
+	st := r.stats
 	st.Fired++
 	st.LastFired = at
 	if e.replaying {

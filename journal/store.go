@@ -84,6 +84,10 @@ type Options struct {
 	Clock engine.Clock
 	// Log receives the store's own messages and Pebble's.
 	Log zerolog.Logger
+	// OnCommit, when set, is called after every synced group commit with
+	// its duration (fsync included), for the commit-latency metric. It runs
+	// on the committer and must not block.
+	OnCommit func(d time.Duration)
 }
 
 // Store is the embedded journal: a durable, ordered event log with
@@ -425,7 +429,11 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 	}
 	var err error
 	if !g.b.Empty() {
+		start := time.Now()
 		err = g.b.Commit(pebble.Sync)
+		if err == nil && s.opts.OnCommit != nil {
+			s.opts.OnCommit(time.Since(start))
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("journal: commit: %w", err)

@@ -145,7 +145,6 @@ type Metrics struct {
 
 	processed   *prometheus.CounterVec
 	commit      prometheus.Histogram
-	evaluations *prometheus.CounterVec
 	firings     *prometheus.CounterVec
 	attemptDur  *prometheus.HistogramVec
 	invocations *prometheus.CounterVec
@@ -170,10 +169,6 @@ func New() *Metrics {
 		Help:    "Time of one journal group commit, fsync included.",
 		Buckets: CommitBuckets,
 	})
-	m.evaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: Namespace, Name: "rule_evaluations_total",
-		Help: "Events evaluated against a rule.",
-	}, []string{"ruleset", "rule"})
 	m.firings = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "rule_firings_total",
 		Help: "Rule matches that fired.",
@@ -211,11 +206,13 @@ func New() *Metrics {
 			[]string{"source", "topic", "partition"}, nil),
 		running: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "actions", "running"),
 			"Action attempts running now.", nil, nil),
+		evaluations: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "evaluations_total"),
+			"Events and facts evaluated against a rule.", []string{"ruleset", "rule"}, nil),
 		firings: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "firings", "active"),
 			"Firings whose actions are not all final yet (running, waiting for a slot, a lock, a backoff or an earlier firing).", nil, nil),
 	}
 	m.reg.MustRegister(
-		m.processed, m.commit, m.evaluations, m.firings, m.attemptDur, m.invocations, m.invDur,
+		m.processed, m.commit, m.firings, m.attemptDur, m.invocations, m.invDur,
 		m.retries, m.deadLetters, m.events, m.pulled,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -251,10 +248,12 @@ func (m *Metrics) SetSourceCountsFunc(f func() []SourceCount) { m.events.pull.St
 // Processed counts one event evaluated in a ruleset.
 func (m *Metrics) Processed(ruleset string) { m.processed.WithLabelValues(ruleset).Inc() }
 
-// Evaluated counts one evaluation of a rule against an event.
-func (m *Metrics) Evaluated(ruleset, rule string) {
-	m.evaluations.WithLabelValues(ruleset, rule).Inc()
-}
+// SetEvaluationsFunc sets the function read for
+// rulebook_rule_evaluations_total: the engines' own counters
+// (engine.Engine.Stats), pulled at scrape time because counting through a
+// label lookup per rule and event would cost more than the evaluation. Nil
+// removes it.
+func (m *Metrics) SetEvaluationsFunc(f func() []engine.RuleStats) { m.pulled.evalFn.Store(&f) }
 
 // Firing counts one firing of a rule.
 func (m *Metrics) Firing(ruleset, rule string) { m.firings.WithLabelValues(ruleset, rule).Inc() }
@@ -356,12 +355,13 @@ func load[F any](p *atomic.Pointer[F]) (F, bool) {
 
 // pullCollector reads the values components keep, at scrape time.
 type pullCollector struct {
-	backlog, restarts, lag, running, firings *prometheus.Desc
+	backlog, restarts, lag, running, firings, evaluations *prometheus.Desc
 
 	dispatchFn atomic.Pointer[func() (running, firings int)]
 	backlogFn  atomic.Pointer[func() float64]
 	lagFn      atomic.Pointer[func() []KafkaLag]
 	restartsFn atomic.Pointer[func() map[string]int]
+	evalFn     atomic.Pointer[func() []engine.RuleStats]
 }
 
 func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -370,6 +370,7 @@ func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.running
 	ch <- c.firings
+	ch <- c.evaluations
 }
 
 func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
@@ -384,6 +385,22 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 	if f, ok := load(&c.restartsFn); ok && f != nil {
 		for name, n := range f() {
 			ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(n), name)
+		}
+	}
+	if f, ok := load(&c.evalFn); ok && f != nil {
+		// Several engines (one per Kafka partition) report the same rules:
+		// their counts add up.
+		sums := map[[2]string]int64{}
+		var order [][2]string
+		for _, st := range f() {
+			k := [2]string{st.Ruleset, st.Rule}
+			if _, seen := sums[k]; !seen {
+				order = append(order, k)
+			}
+			sums[k] += st.Evaluated
+		}
+		for _, k := range order {
+			ch <- prometheus.MustNewConstMetric(c.evaluations, prometheus.CounterValue, float64(sums[k]), k[:]...)
 		}
 	}
 	if f, ok := load(&c.lagFn); ok && f != nil {

@@ -123,7 +123,9 @@ func TestRules(t *testing.T) {
 	m := New()
 	m.Processed("ops")
 	m.Processed("ops")
-	m.Evaluated("ops", "restart")
+	m.SetEvaluationsFunc(func() []engine.RuleStats {
+		return []engine.RuleStats{{Ruleset: "ops", Rule: "restart", Evaluated: 1}}
+	})
 	m.Firing("ops", "restart")
 	m.ObserveFiring(&engine.Firing{Ruleset: "ops", Rule: "restart"}, nil)
 	m.ObserveFiring(nil, nil)
