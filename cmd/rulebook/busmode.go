@@ -100,6 +100,7 @@ func (p *partition) Replay(ctx context.Context, rec engine.Record) error {
 }
 
 func (p *partition) Process(ctx context.Context, rec engine.Record) error {
+	p.owner.a.observeRecord(rec)
 	return p.eng.Process(ctx, rec)
 }
 

@@ -18,10 +18,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/journal"
+	"github.com/rulebook-dev/rulebook/metrics"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 )
@@ -45,6 +47,8 @@ type runFlags struct {
 	busURL          string
 	busKey          string
 	busLookback     time.Duration
+	adminAddr       string
+	adminToken      string
 	pluginDirs      *[]string
 }
 
@@ -65,6 +69,8 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.busURL, "bus", "", "run on Kafka instead of the embedded journal: `kafka://BROKER[,BROKER...]/TOPIC[?group=NAME]`; every process started with the same --bus shares the work")
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
+	fs.StringVar(&f.adminAddr, "admin", "", "serve the admin API, live stream, dashboard, /metrics, /healthz and /readyz on `ADDR` (e.g. 127.0.0.1:5080); off when empty")
+	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
 	return f
@@ -122,15 +128,20 @@ type app struct {
 	clock  engine.Clock
 	extra  map[string]any
 
-	hub     *httpingest.Hub
-	wiring  *wiring
-	store   *journal.Store
-	gate    *gate
-	actions *actionSet
-	disp    *dispatch.Dispatcher
-	eng     *engine.Engine // embedded journal: the one engine
-	parts   *partitions    // --bus: an engine per owned partition
-	sources *sourceSet
+	hub      *httpingest.Hub
+	wiring   *wiring
+	store    *journal.Store
+	gate     *gate
+	actions  *actionSet
+	disp     *dispatch.Dispatcher
+	eng      *engine.Engine // embedded journal: the one engine
+	parts    *partitions    // --bus: an engine per owned partition
+	consumer *bus.Consumer  // --bus
+	sources  *sourceSet
+	metrics  *metrics.Metrics
+	stream   *admin.Stream
+	rbMu     sync.Mutex
+	rulesets []*engine.Ruleset // the rulebook running now
 
 	reloadMu sync.Mutex
 	draining atomic.Bool
@@ -145,6 +156,8 @@ func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*a
 	a := &app{path: path, rf: rf, log: log, stdout: stdout, clock: engine.SystemClock{}, extra: extra,
 		shutdown: make(chan engine.ShutdownRequest, 1)}
 	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger()})
+	a.metrics = metrics.New()
+	a.stream = admin.NewStream(admin.StreamConfig{})
 	return a, nil
 }
 
@@ -187,6 +200,7 @@ func (a *app) run(ctx context.Context) (result error) {
 	a.store, err = journal.Open(journal.Options{
 		Dir: rf.dataDir, MaxBacklog: rf.maxBacklog, RetryAfter: rf.retryAfter, DedupeWindow: rf.dedupeWindow,
 		Retention: rf.retention, AuditRetention: rf.auditRetention, Clock: a.clock, Log: log,
+		OnCommit: a.metrics.ObserveCommit,
 	})
 	if err != nil {
 		return fmt.Errorf("open data dir %s: %w", rf.dataDir, err)
@@ -195,7 +209,21 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err := a.store.Start(ctx); err != nil {
 		return err
 	}
-	a.gate = &gate{inner: a.store}
+	a.gate = &gate{inner: a.store, log: log, onEmit: func(src engine.SourceRef, outcomes []engine.Outcome, err error) {
+		name := src.Ruleset + "/" + src.Name
+		if err != nil {
+			if _, full := engine.IsBacklog(err); full {
+				a.metrics.EventReceived(name, metrics.ReasonBacklog)
+			} else {
+				a.metrics.EventReceived(name, metrics.ReasonError)
+			}
+			return
+		}
+		for _, o := range outcomes {
+			a.metrics.EventReceived(name, outcomeReason(o))
+		}
+	}}
+	a.setRulesets(rb.Rulesets)
 
 	a.actions = newActionSet(a.wiring.reg, rf.dataDir, log)
 	if err := a.actions.ensure(rb); err != nil {
@@ -213,6 +241,10 @@ func (a *app) run(ctx context.Context) (result error) {
 				}
 			}
 		},
+		OnResult: func(st *engine.InvocationState) {
+			a.metrics.ActionResult(st)
+			a.stream.PublishResult(st)
+		},
 		Log: log.With().Str("component", "dispatch").Logger(),
 	})
 	if err != nil {
@@ -222,6 +254,7 @@ func (a *app) run(ctx context.Context) (result error) {
 	var consumer *bus.Consumer
 	if rf.busURL != "" {
 		producer, consumer, err = a.openBus(rb)
+		a.consumer = consumer
 		if err != nil {
 			return err
 		}
@@ -252,10 +285,18 @@ func (a *app) run(ctx context.Context) (result error) {
 		// here do not end the run.
 		sourcesEnded = nil
 	} else {
-		runner := &engine.Runner{Engine: a.eng, Journal: a.store, Log: log}
+		runner := &engine.Runner{Engine: a.eng, Journal: admin.TapJournal(a.store, a.observeRecord), Log: log}
 		go func() { runErr <- runner.Run(runCtx) }()
 	}
 
+	a.wireMetrics()
+	adminSrv, err := a.startAdmin(ctx)
+	if err != nil {
+		a.sources.stopAll()
+		stopRunner()
+		a.disp.Stop(context.Background())
+		return err
+	}
 	reloads := a.reloadTriggers(ctx)
 	log.Info().Str("rulebook", a.path).Int("rulesets", len(rb.Rulesets)).Int("sources", a.sources.count()).Str("data_dir", rf.dataDir).Msg("running")
 
@@ -304,6 +345,9 @@ wait:
 	// Intake stops first: from here HTTP sources answer 503 with
 	// Retry-After. What was accepted is processed now or on the next start.
 	a.draining.Store(true)
+	if adminSrv != nil {
+		adminSrv.SetDraining(true)
+	}
 	a.gate.close()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), rf.shutdownTimeout)
 	defer cancelDrain()
@@ -328,6 +372,9 @@ wait:
 	a.actions.close()
 	if err := a.store.Close(); err != nil && result == nil {
 		result = err
+	}
+	if adminSrv != nil {
+		adminSrv.Stop(context.Background())
 	}
 	log.Info().Msg("stopped")
 	return result
@@ -365,10 +412,34 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	return producer, consumer, nil
 }
 
+// observeRecord feeds the live stream and the metrics with every record
+// the engine is about to process.
+func (a *app) observeRecord(rec engine.Record) {
+	a.stream.PublishEvent(rec)
+	a.metrics.Processed(rec.Source.Ruleset)
+}
+
+func (a *app) setRulesets(rs []*engine.Ruleset) {
+	a.rbMu.Lock()
+	a.rulesets = rs
+	a.rbMu.Unlock()
+}
+
+// currentRulesets returns the rulebook running now.
+func (a *app) currentRulesets() []*engine.Ruleset {
+	a.rbMu.Lock()
+	defer a.rbMu.Unlock()
+	return a.rulesets
+}
+
 // engineOptions are the options of every engine of this process.
 func (a *app) engineOptions(log zerolog.Logger) engine.Options {
 	return engine.Options{
 		Clock: a.clock, Dispatcher: a.disp, Stdout: a.stdout, Log: log,
+		OnFiring: func(f *engine.Firing, acts []engine.RenderedAction) {
+			a.metrics.ObserveFiring(f, acts)
+			a.stream.PublishFiring(f, acts)
+		},
 		OnShutdown: func(r engine.ShutdownRequest) {
 			select {
 			case a.shutdown <- r:
@@ -401,11 +472,14 @@ func (a *app) reload(trigger string) error {
 	}
 	rb, err := a.load()
 	if err != nil {
+		a.stream.PublishReload(err)
 		return err
 	}
 	if err := a.actions.ensure(rb); err != nil {
+		a.stream.PublishReload(err)
 		return err
 	}
+	defer a.stream.PublishReload(nil)
 	want := desiredSources(rb.Rulesets)
 	a.sources.stopStale(want)
 	var sum engine.ReloadSummary
@@ -414,6 +488,7 @@ func (a *app) reload(trigger string) error {
 	} else {
 		sum = a.eng.Replace(rb.Rulesets)
 	}
+	a.setRulesets(rb.Rulesets)
 	if err := a.sources.startMissing(want); err != nil {
 		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
 	}

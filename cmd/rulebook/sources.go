@@ -19,6 +19,7 @@ import (
 // nothing half-accepted is left behind.
 type gate struct {
 	inner  engine.Emitter
+	log    zerolog.Logger
 	closed atomic.Bool
 	// onEmit, when set, sees each call's outcomes (metrics).
 	onEmit func(src engine.SourceRef, outcomes []engine.Outcome, err error)
@@ -31,6 +32,12 @@ func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.
 	out, err := g.inner.Emit(ctx, src, entries)
 	if g.onEmit != nil {
 		g.onEmit(src, out, err)
+	}
+	if err == nil && g.log.Debug().Enabled() {
+		for i, o := range out {
+			g.log.Debug().Str("ruleset", src.Ruleset).Str("source", src.Name).Str("event_id", engine.EventID(entries[i].Event)).
+				Str("outcome", o.String()).Msg("event received")
+		}
 	}
 	return out, err
 }
@@ -60,6 +67,7 @@ type sourceSet struct {
 
 type runningSource struct {
 	cfg    engine.SourceConfig
+	src    engine.Source
 	fp     string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -141,7 +149,7 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		r := &runningSource{cfg: c, fp: sourceFingerprint(c), cancel: cancel, done: make(chan struct{})}
+		r := &runningSource{cfg: c, src: src, fp: sourceFingerprint(c), cancel: cancel, done: make(chan struct{})}
 		s.mu.Lock()
 		s.running[k] = r
 		s.live++
@@ -175,6 +183,19 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 func (s *sourceSet) stopAll() {
 	s.stopStale(nil)
 	s.wg.Wait()
+}
+
+// each calls fn for every running source.
+func (s *sourceSet) each(fn func(engine.SourceConfig, engine.Source)) {
+	s.mu.Lock()
+	running := make([]*runningSource, 0, len(s.running))
+	for _, r := range s.running {
+		running = append(running, r)
+	}
+	s.mu.Unlock()
+	for _, r := range running {
+		fn(r.cfg, r.src)
+	}
 }
 
 // count is how many sources run.

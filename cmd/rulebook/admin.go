@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/metrics"
+	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
+)
+
+// adminBackend is what the admin API reads and drives: every engine of
+// this process (one, or one per partition with --bus), the audit trail, and
+// reloads.
+type adminBackend struct{ a *app }
+
+var _ admin.Backend = adminBackend{}
+
+func (b adminBackend) Rules() []admin.RuleInfo {
+	engines := b.a.engines()
+	sums := map[[2]string]engine.RuleStats{}
+	for _, eng := range engines {
+		for _, st := range eng.Stats() {
+			k := [2]string{st.Ruleset, st.Rule}
+			sum := sums[k]
+			sum.Fired += st.Fired
+			sum.Evaluated += st.Evaluated
+			if st.LastFired.After(sum.LastFired) {
+				sum.LastFired = st.LastFired
+			}
+			sums[k] = sum
+		}
+	}
+	var out []admin.RuleInfo
+	for _, rs := range b.a.currentRulesets() {
+		for _, r := range rs.Rules {
+			st := sums[[2]string{rs.Name, r.Name}]
+			out = append(out, admin.RuleInfo{Ruleset: rs.Name, Rule: r.Name, Enabled: r.Enabled, Kind: r.Kind.String(),
+				Fired: st.Fired, LastFired: st.LastFired})
+		}
+	}
+	return out
+}
+
+func (b adminBackend) Facts(ruleset string) []map[string]any {
+	var out []map[string]any
+	for _, eng := range b.a.engines() {
+		out = append(out, eng.Facts(ruleset)...)
+	}
+	return out
+}
+
+func (b adminBackend) Audit(ctx context.Context, f engine.AuditFilter) ([]engine.AuditEntry, error) {
+	return b.a.store.Actions().Query(ctx, f)
+}
+
+// Inject evaluates a test event. With the embedded journal it goes to the
+// engine directly; on the bus it is produced like any event, so it reaches
+// the process that owns its partition.
+func (b adminBackend) Inject(ctx context.Context, ruleset string, event map[string]any) error {
+	if b.a.parts == nil {
+		return b.a.eng.Inject(ctx, ruleset, nil, []map[string]any{event})
+	}
+	ev := engine.NewEvent(event, "admin", "admin", b.a.clock.Now())
+	_, err := b.a.gate.Emit(ctx, engine.SourceRef{Ruleset: ruleset, Name: "admin", Type: "admin"}, []engine.Entry{{Event: ev}})
+	return err
+}
+
+func (b adminBackend) Reload(ctx context.Context) error {
+	err := b.a.reload("admin API")
+	if err != nil {
+		b.a.log.Error().Err(err).Str("trigger", "admin API").Msg("reload rejected; the running rulebook is unchanged")
+	}
+	return err
+}
+
+func (b adminBackend) Ready() (bool, []string) {
+	var why []string
+	a := b.a
+	if a.draining.Load() {
+		why = append(why, "draining: shutting down")
+	}
+	if a.sources == nil || a.sources.count() == 0 {
+		why = append(why, "no source is running")
+	}
+	if a.wiring != nil && a.wiring.host != nil {
+		for _, in := range a.wiring.host.Infos() {
+			if in.Err != nil {
+				why = append(why, fmt.Sprintf("plugin %q did not start: %v", in.Name, in.Err))
+			}
+		}
+	}
+	return len(why) == 0, why
+}
+
+// startAdmin starts the admin listener (API, live stream, dashboard,
+// /metrics, /healthz, /readyz) unless --admin is empty.
+func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
+	if a.rf.adminAddr == "" {
+		return nil, nil
+	}
+	token := a.rf.adminToken
+	if token == "" {
+		token = os.Getenv("RULEBOOK_ADMIN_TOKEN")
+	}
+	if token != "" {
+		resolved, err := engine.ResolveSecretString(token, nil)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token: %w", err)
+		}
+		token = resolved
+	}
+	srv, err := admin.New(admin.Config{Address: a.rf.adminAddr, Token: token, Backend: adminBackend{a},
+		Metrics: a.metrics.Handler(), Stream: a.stream, Log: a.log.With().Str("component", "admin").Logger(), Clock: a.clock})
+	if err != nil {
+		return nil, fmt.Errorf("--admin: %w", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		var ae *net.OpError
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("--admin %s: %w", a.rf.adminAddr, err)
+		}
+		return nil, err
+	}
+	a.log.Info().Str("url", srv.URL()).Msg("admin listening")
+	return srv, nil
+}
+
+// wireMetrics points the pulled metrics at this process's components.
+func (a *app) wireMetrics() {
+	m := a.metrics
+	if a.parts == nil {
+		m.SetBacklogFunc(func() float64 { return float64(a.store.Backlog()) })
+	}
+	m.SetDispatchFunc(func() (int, int) {
+		st := a.disp.Stats()
+		return st.Running, st.Firings
+	})
+	m.SetEvaluationsFunc(func() []engine.RuleStats {
+		var out []engine.RuleStats
+		for _, eng := range a.engines() {
+			out = append(out, eng.Stats()...)
+		}
+		return out
+	})
+	if a.wiring.host != nil {
+		host := a.wiring.host
+		m.PluginRestarts(func() map[string]int {
+			out := map[string]int{}
+			for _, in := range host.Infos() {
+				out[in.Name] = host.Restarts(in.Name)
+			}
+			return out
+		})
+	}
+	m.SetKafkaLagFunc(func() []metrics.KafkaLag {
+		var out []metrics.KafkaLag
+		a.sources.each(func(cfg engine.SourceConfig, src engine.Source) {
+			if ks, ok := src.(*kafkasource.Source); ok {
+				for _, p := range ks.Stats().Partitions {
+					out = append(out, metrics.KafkaLag{Source: cfg.Ruleset + "/" + cfg.Name, Topic: p.Topic, Partition: p.Partition, Lag: p.Lag})
+				}
+			}
+		})
+		if a.consumer != nil {
+			st := a.consumer.Stats()
+			for _, p := range st.Partitions {
+				if p.Owned {
+					out = append(out, metrics.KafkaLag{Source: "bus", Topic: st.Topic, Partition: p.Partition, Lag: p.Lag})
+				}
+			}
+		}
+		return out
+	})
+}
+
+// outcomeReason maps an Emit result to the metrics' outcome names.
+func outcomeReason(o engine.Outcome) string {
+	switch o {
+	case engine.Duplicate:
+		return metrics.ReasonDuplicate
+	case engine.Stale:
+		return metrics.ReasonStale
+	}
+	return metrics.OutcomeAccepted
+}
