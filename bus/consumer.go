@@ -127,7 +127,7 @@ type partition struct {
 	next    int64
 	healthy bool
 
-	owned                                   atomic.Bool
+	owned, replaying                        atomic.Bool
 	done, committed, hwm                    atomic.Int64
 	processed, replayed, duplicates, stale  atomic.Int64
 	invalid, failures, replays, commitFails atomic.Int64
@@ -275,6 +275,11 @@ func (c *Consumer) startGeneration(ctx context.Context, gen *kafkago.Generation,
 		offset := assigned[p.id]
 		gen.Start(func(gctx context.Context) {
 			defer wg.Done()
+			if gctx.Err() != nil {
+				// The generation ended before this started: kafka-go does
+				// not wait for such a function, so it must not touch p.
+				return
+			}
 			pctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			stop := context.AfterFunc(gctx, cancel)
@@ -283,6 +288,9 @@ func (c *Consumer) startGeneration(ctx context.Context, gen *kafkago.Generation,
 		})
 	}
 	gen.Start(func(gctx context.Context) {
+		if gctx.Err() != nil {
+			return
+		}
 		t := time.NewTicker(c.cc.CommitInterval)
 		defer t.Stop()
 		for {
@@ -422,6 +430,16 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 	stream := c.cc.Topic + "/" + strconv.Itoa(p.id)
 	replayStarted := time.Now()
 	replaying := start < live
+	p.replaying.Store(replaying)
+	defer p.replaying.Store(false)
+	replayed := p.replayed.Load()
+	// endReplay is called with the last record to replay or, when that
+	// one is gone (compaction), the first live one.
+	endReplay := func() {
+		replaying = false
+		p.replaying.Store(false)
+		log.Info().Int64("replayed", p.replayed.Load()-replayed).Dur("took", time.Since(replayStarted)).Msg("bus partition replayed")
+	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -434,8 +452,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 			p.hwm.Store(m.HighWaterMark)
 		}
 		if replaying && m.Offset >= live {
-			replaying = false
-			log.Info().Int64("replayed", p.replayed.Load()).Dur("took", time.Since(replayStarted)).Msg("bus partition replayed")
+			endReplay()
 		}
 		msg, err := decodeMessage(m.Value)
 		if err != nil {
@@ -443,23 +460,27 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 			log.Error().Err(err).Int64("offset", m.Offset).Msg("bus record is not a rulebook bus message; skipped")
 			if m.Offset >= live {
 				p.advance(m.Offset + 1)
+			} else if m.Offset+1 >= live {
+				endReplay()
 			}
 			continue
 		}
 		outcome := p.filter.decide(&msg)
 		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted}
 		if m.Offset < live {
-			if outcome != engine.Accepted {
-				continue
-			}
-			if err := p.handler.Replay(ctx, rec); err != nil {
-				p.healthy = false
-				if ctx.Err() != nil {
-					return nil
+			if outcome == engine.Accepted {
+				if err := p.handler.Replay(ctx, rec); err != nil {
+					p.healthy = false
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("replay offset %d: %w", m.Offset, err)
 				}
-				return fmt.Errorf("replay offset %d: %w", m.Offset, err)
+				p.replayed.Add(1)
 			}
-			p.replayed.Add(1)
+			if m.Offset+1 >= live {
+				endReplay()
+			}
 			continue
 		}
 		switch outcome {
@@ -557,6 +578,9 @@ type Stats struct {
 type PartitionStats struct {
 	Partition int  `json:"partition"`
 	Owned     bool `json:"owned"`
+	// Replaying is true while the partition's history is replayed (the
+	// partition was just assigned): live records wait.
+	Replaying bool `json:"replaying"`
 	// Lag is the number of records between the partition's end and the
 	// next record to process (known while owned).
 	Lag int64 `json:"lag"`
@@ -582,7 +606,7 @@ func (c *Consumer) Stats() Stats {
 	st := Stats{Topic: c.cc.Topic, Group: c.cc.Group, Generation: c.gen, Owned: []int{}}
 	for _, p := range c.parts {
 		ps := PartitionStats{
-			Partition: p.id, Owned: p.owned.Load(), Committed: p.committed.Load(),
+			Partition: p.id, Owned: p.owned.Load(), Replaying: p.replaying.Load(), Committed: p.committed.Load(),
 			Processed: p.processed.Load(), Replayed: p.replayed.Load(),
 			Duplicates: p.duplicates.Load(), Stale: p.stale.Load(), Invalid: p.invalid.Load(),
 			Failures: p.failures.Load(), Replays: p.replays.Load(), CommitFailures: p.commitFails.Load(),

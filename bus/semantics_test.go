@@ -1,12 +1,15 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // TestUncommittedRecordsAreProcessedAgain shows the at-least-once side of
@@ -110,4 +113,70 @@ func TestReplayFallsBackToCount(t *testing.T) {
 	if fmt.Sprint(got) != "[15 16 17 18 19]" {
 		t.Fatalf("replayed %v, want the last 5 records", got)
 	}
+}
+
+// blockingReplay holds every Replay call until release is closed.
+type blockingReplay struct {
+	*recHandler
+	release chan struct{}
+}
+
+func (h *blockingReplay) Replay(ctx context.Context, rec engine.Record) error {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.recHandler.Replay(ctx, rec)
+}
+
+// TestStatsShowReplay checks that Stats tells a replaying partition from a
+// live one.
+func TestStatsShowReplay(t *testing.T) {
+	c := startCluster(t)
+	cfg := testConfig(c, "replaying")
+	p := newProducer(t, cfg)
+	for n := range 5 {
+		emit(t, p, event("one-host", n))
+	}
+	r1 := newRecorder()
+	rc1 := runConsumer(t, fastConsumer(t, cfg, "first"), r1)
+	waitFor(t, 20*time.Second, "first consumer processes 5", func() bool { return r1.count("process") == 5 })
+	waitCommitted(t, c, cfg.Group)
+	rc1.stop(t)
+
+	r2 := newRecorder()
+	release := make(chan struct{})
+	cons, err := NewConsumer(fastConsumer(t, cfg, "second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- cons.Run(ctx, func(part int) (PartitionHandler, error) {
+			h, _ := r2.open(part)
+			return &blockingReplay{recHandler: h.(*recHandler), release: release}, nil
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	replaying := func() []int {
+		var out []int
+		for _, ps := range cons.Stats().Partitions {
+			if ps.Replaying {
+				out = append(out, ps.Partition)
+			}
+		}
+		return out
+	}
+	waitFor(t, 20*time.Second, "a partition replaying", func() bool { return len(replaying()) == 1 })
+	close(release)
+	waitFor(t, 20*time.Second, "the replay to end", func() bool { return len(replaying()) == 0 && r2.count("replay") == 5 })
+	emit(t, p, event("one-host", 5))
+	waitFor(t, 20*time.Second, "the live record", func() bool { return r2.count("process") == 1 })
 }
