@@ -55,6 +55,12 @@ type ConsumerConfig struct {
 	// DedupeWindow is the window of entries that carry none. Zero:
 	// DefaultDedupeWindow.
 	DedupeWindow time.Duration
+	// DedupeLookback, when longer than Lookback, is how much history is
+	// read on assignment to rebuild the dedupe keys and order timestamps
+	// only (records older than Lookback are not replayed into the
+	// handler). Set it to the dedupe window to recognise repeats across a
+	// handover, at the cost of reading that much history. Zero: Lookback.
+	DedupeLookback time.Duration
 	// ReplayLimit bounds the replay in records when the broker cannot find
 	// an offset by timestamp. Zero: DefaultReplayLimit.
 	ReplayLimit int
@@ -374,22 +380,22 @@ func (c *Consumer) runPartition(ctx context.Context, p *partition, assigned int6
 // still current), then processes live records. It returns nil when ctx
 // ended and an error when the partition must be opened again.
 func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned int64, open func(int) (PartitionHandler, error)) error {
-	start, committed, last, err := c.offsets(ctx, p.id, assigned)
+	b, err := c.offsets(ctx, p.id, assigned)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("offsets: %w", err)
 	}
-	if p.committed.Load() < committed {
-		p.committed.Store(committed)
+	if p.committed.Load() < b.committed {
+		p.committed.Store(b.committed)
 	}
-	p.hwm.Store(last)
-	live := max(committed, p.next)
-	if p.handler != nil && p.healthy && p.next >= committed {
+	p.hwm.Store(b.last)
+	live := max(b.committed, p.next)
+	start, replayFrom := live, live
+	if p.handler != nil && p.healthy && p.next >= b.committed {
 		// Still ours since the last generation and nobody processed past
 		// what we did: keep the state, nothing to replay.
-		start = live
 	} else {
 		if p.handler != nil {
 			p.handler.Close()
@@ -401,12 +407,12 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		}
 		p.handler, p.filter, p.healthy = h, newFilter(c.cc.DedupeWindow), true
 		p.replays.Add(1)
-		start = min(start, live)
+		start, replayFrom = min(b.filterFrom, live), min(b.replayFrom, live)
 	}
 	p.next = live
 	p.done.Store(live)
 	log := c.log.With().Int("partition", p.id).Logger()
-	log.Info().Int64("replay_from", start).Int64("live_from", live).Int64("end", last).
+	log.Info().Int64("filter_from", start).Int64("replay_from", replayFrom).Int64("live_from", live).Int64("end", b.last).
 		Msg("bus partition started")
 
 	r := kafkago.NewReader(kafkago.ReaderConfig{
@@ -468,7 +474,9 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		outcome := p.filter.decide(&msg)
 		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted}
 		if m.Offset < live {
-			if outcome == engine.Accepted {
+			// Before replayFrom, history only rebuilds the dedupe and
+			// order keys.
+			if outcome == engine.Accepted && m.Offset >= replayFrom {
 				if err := p.handler.Replay(ctx, rec); err != nil {
 					p.healthy = false
 					if ctx.Err() != nil {
@@ -512,43 +520,66 @@ func (p *partition) advance(next int64) {
 	p.done.Store(next)
 }
 
+// bounds are where reading a newly assigned partition starts and turns.
+type bounds struct {
+	// filterFrom is the first record read to rebuild the dedupe and order
+	// keys; replayFrom the first one also replayed into the handler.
+	filterFrom, replayFrom int64
+	// committed is the group's committed offset (the first live record);
+	// last the partition's end.
+	committed, last int64
+}
+
 // offsets resolves the committed offset (or the log start for a partition
-// without one) and finds where replay starts: the first record accepted
-// within Lookback, bounded by the log start and the committed offset. last
-// is the partition's end offset.
-func (c *Consumer) offsets(ctx context.Context, partition int, assigned int64) (start, committed, last int64, err error) {
+// without one) and finds where the filter rebuild and the replay start: the
+// first records accepted within DedupeLookback and Lookback, bounded by the
+// log start and the committed offset.
+func (c *Consumer) offsets(ctx context.Context, partition int, assigned int64) (bounds, error) {
 	conn, err := c.dialLeader(ctx, partition)
 	if err != nil {
-		return 0, 0, 0, err
+		return bounds{}, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	first, last, err := conn.ReadOffsets()
 	if err != nil {
-		return 0, 0, 0, err
+		return bounds{}, err
 	}
-	committed = assigned
+	committed := assigned
 	switch {
 	case assigned == kafkago.LastOffset:
 		committed = last
 	case assigned < 0:
 		committed = first
 	}
-	committed = min(max(committed, first), last)
-	if c.cc.Lookback < 0 {
-		return committed, committed, last, nil
+	b := bounds{committed: min(max(committed, first), last), last: last}
+	now := c.clock.Now()
+	warned := false
+	at := func(back time.Duration) int64 {
+		if back < 0 {
+			return b.committed
+		}
+		off, err := conn.ReadOffset(now.Add(-back))
+		switch {
+		case err != nil:
+			if !warned {
+				c.log.Warn().Err(err).Int("partition", partition).Int("replay_limit", c.cc.ReplayLimit).
+					Msg("bus broker cannot find offsets by time; replaying a bounded number of records instead of the lookback")
+				warned = true
+			}
+			off = b.committed - int64(c.cc.ReplayLimit)
+		case off < 0:
+			// Nothing was accepted within back.
+			off = b.committed
+		}
+		return min(max(off, first), b.committed)
 	}
-	off, err := conn.ReadOffset(c.clock.Now().Add(-c.cc.Lookback))
-	switch {
-	case err != nil:
-		c.log.Warn().Err(err).Int("partition", partition).Int("replay_limit", c.cc.ReplayLimit).
-			Msg("bus broker cannot find offsets by time; replaying a bounded number of records instead of the lookback")
-		off = committed - int64(c.cc.ReplayLimit)
-	case off < 0:
-		// Nothing was accepted within the lookback.
-		off = committed
+	b.replayFrom = at(c.cc.Lookback)
+	b.filterFrom = b.replayFrom
+	if c.cc.DedupeLookback > c.cc.Lookback {
+		b.filterFrom = min(at(c.cc.DedupeLookback), b.replayFrom)
 	}
-	return min(max(off, first), committed), committed, last, nil
+	return b, nil
 }
 
 func (c *Consumer) dialLeader(ctx context.Context, partition int) (*kafkago.Conn, error) {

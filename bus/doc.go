@@ -53,9 +53,11 @@
 // accepted within its window (measured in accepted times), or whose
 // timestamp is older than the newest accepted for its order key, is skipped
 // (logged at debug, counted in Stats, its offset committed). The keys are
-// rebuilt from the replayed history, so a new owner remembers what was
-// accepted within Lookback: set Lookback at least as long as the dedupe
-// windows you rely on across a handover. This works only because equal
+// rebuilt from the history read on assignment, so a new owner remembers
+// what was accepted within Lookback, or within DedupeLookback when that is
+// longer (that older history feeds only the keys, not the handler): set one
+// of them at least as long as the dedupe windows you rely on across a
+// handover. A repeat of an event accepted before that is processed again. This works only because equal
 // dedupe and order keys land in one partition: the partition key must
 // include what those keys depend on. The default key (the source name and
 // the event's first host) does when a repeated delivery carries the same

@@ -180,3 +180,85 @@ func TestStatsShowReplay(t *testing.T) {
 	emit(t, p, event("one-host", 5))
 	waitFor(t, 20*time.Second, "the live record", func() bool { return r2.count("process") == 1 })
 }
+
+// TestDedupeLookback hands a partition over twice: with a Lookback shorter
+// than the dedupe window the new owner forgets an old dedupe key, with a
+// DedupeLookback covering it the key is remembered, and the older history
+// is read for the keys only, not replayed into the handler.
+func TestDedupeLookback(t *testing.T) {
+	c := startCluster(t)
+	t0 := time.Now().Add(-5 * time.Hour).Truncate(time.Second)
+	clock := engine.NewFakeClock(t0)
+	cfg := testConfig(c, "dedupe-lookback")
+	cfg.Clock = clock
+	p := newProducer(t, cfg)
+	keyed := func(n int, key string) engine.Entry {
+		e := event("one-host", n)
+		e.DedupeKey = key
+		return e
+	}
+	emit(t, p, keyed(0, "old-a"), keyed(0, "old-b")) // t0
+	clock.Advance(2 * time.Hour)
+	emit(t, p, keyed(1, "recent")) // t0+2h
+
+	cc := fastConsumer(t, cfg, "first")
+	cc.Lookback = time.Hour
+	r1 := newRecorder()
+	rc1 := runConsumer(t, cc, r1)
+	waitFor(t, 20*time.Second, "first consumer processes 3", func() bool { return r1.count("process") == 3 })
+	waitCommitted(t, c, cfg.Group)
+	rc1.stop(t)
+
+	tests := []struct {
+		name           string
+		dedupeLookback time.Duration
+		key            string
+		// the repeat of key is processed (forgotten) or skipped
+		processed bool
+	}{
+		{"dedupe lookback remembers an old key", 24 * time.Hour, "old-a", false},
+		{"lookback alone forgets it", 0, "old-b", true},
+	}
+	n := 2
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := fastConsumer(t, cfg, tc.name)
+			cc.Lookback = time.Hour
+			cc.DedupeLookback = tc.dedupeLookback
+			r := newRecorder()
+			rc := runConsumer(t, cc, r)
+			clock.Advance(time.Minute)
+			emit(t, p, keyed(n, tc.key))
+			n++
+			decided := func() int64 {
+				var d int64
+				for _, ps := range rc.c.Stats().Partitions {
+					d += ps.Duplicates + ps.Processed
+				}
+				return d
+			}
+			waitFor(t, 20*time.Second, "the repeat decided", func() bool { return decided() == 1 })
+			if got := r.count("process") == 1; got != tc.processed {
+				t.Fatalf("repeat of an old key processed: %v, want %v", got, tc.processed)
+			}
+			var replayed []int
+			for _, cl := range r.snapshot() {
+				if cl.kind == "replay" {
+					replayed = append(replayed, ns(cl))
+				}
+			}
+			// Only what is within Lookback reaches the handler: the
+			// "recent" record.
+			for _, v := range replayed {
+				if v == 0 {
+					t.Fatalf("replayed %v: the record older than Lookback reached the handler", replayed)
+				}
+			}
+			if len(replayed) == 0 {
+				t.Fatal("nothing replayed")
+			}
+			waitCommitted(t, c, cfg.Group)
+			rc.stop(t)
+		})
+	}
+}
