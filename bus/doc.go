@@ -74,6 +74,13 @@
 // different sources, a fact set by one host's event and read by another's)
 // see only the events of their partition: give those events a shared key.
 //
+// The number of partitions bounds how many processes share the rule work:
+// extra processes still take events from their sources and produce them,
+// but own no partition until another process leaves. Adding partitions to
+// the topic moves keys to other partitions (the key's hash is taken modulo
+// their number), so the state of those keys starts over; Partitions reports
+// the count, for a check at startup.
+//
 // # Delivery semantics
 //
 // At least once. An acknowledged event is on the bus and is processed by
