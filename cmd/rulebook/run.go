@@ -47,6 +47,7 @@ type runFlags struct {
 	busURL          string
 	busKey          string
 	busLookback     time.Duration
+	busDedupe       time.Duration
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
@@ -69,6 +70,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.busURL, "bus", "", "run on Kafka instead of the embedded journal: `kafka://BROKER[,BROKER...]/TOPIC[?group=NAME]`; every process started with the same --bus shares the work")
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
+	fs.DurationVar(&f.busDedupe, "bus-dedupe-lookback", -1, "with --bus: history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
 	fs.StringVar(&f.adminAddr, "admin", "", "serve the admin API, live stream, dashboard, /metrics, /healthz and /readyz on `ADDR` (e.g. 127.0.0.1:5080); off when empty")
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
@@ -391,6 +393,12 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	if err != nil {
 		return nil, nil, err
 	}
+	pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	n, err := bus.Partitions(pctx, cfg)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--bus: %w", err)
+	}
 	producer, err := bus.NewProducer(cfg, key, a.log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--bus: %w", err)
@@ -402,13 +410,18 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 			lookback = -1 // nothing in the rulebook keeps state over time
 		}
 	}
+	dedupeLookback := a.rf.busDedupe
+	if dedupeLookback < 0 {
+		dedupeLookback = a.rf.dedupeWindow
+	}
 	consumer, err := bus.NewConsumer(bus.ConsumerConfig{Config: cfg, Lookback: lookback, DedupeWindow: a.rf.dedupeWindow,
-		Log: a.log})
+		DedupeLookback: dedupeLookback, Log: a.log})
 	if err != nil {
 		producer.Close()
 		return nil, nil, fmt.Errorf("--bus: %w", err)
 	}
-	a.log.Info().Strs("brokers", cfg.Brokers).Str("topic", cfg.Topic).Str("group", cfg.Group).Dur("lookback", lookback).Msg("running on the bus")
+	a.log.Info().Strs("brokers", cfg.Brokers).Str("topic", cfg.Topic).Str("group", cfg.Group).Int("partitions", n).
+		Dur("lookback", lookback).Dur("dedupe_lookback", dedupeLookback).Msg("running on the bus")
 	return producer, consumer, nil
 }
 
