@@ -9,8 +9,14 @@
 # bench/ingestpath, no rule engine): "source", the webhook source whose Emit
 # returns at once (HTTP checks, parsing, event building), and "journal", the
 # webhook source writing to the embedded journal with a reader marking
-# records done (the durable ingest path alone). Target (issue 3): ratio >= 0.5 and p99 < 10 ms at
-# 32 connections.
+# records done (the durable ingest path alone). Target (issue 3): ratio >= 0.5
+# and p99 < 10 ms at 32 connections.
+#
+# Throughput is counted in accepted (2xx) requests per second: under
+# back-pressure the durable path answers 503 with Retry-After, quickly, and
+# those answers go to the non-2xx column, not into the throughput (wrk's
+# latency percentiles do include them). Socket errors make the script fail;
+# wrk timeouts (no answer within 2 s) are counted apart.
 #
 #   bench/ingest.sh                 # 3 interleaved rounds of 10 s per target,
 #                                   # 2 threads, 32 connections; medians
@@ -76,7 +82,7 @@ to_ms() {
 }
 
 # Per target, one value per round: "r1 r2 ...".
-declare -A rps p50 p90 p99 errors timeouts
+declare -A rps p50 p90 p99 non2xx sockerrs timeouts
 
 # measure NAME PORT: warm up, then run wrk and append its figures.
 measure() {
@@ -85,16 +91,27 @@ measure() {
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$repo/bench/post.lua" "http://127.0.0.1:$port/")
   echo "--- $name, round $round (wrk -t$THREADS -c$CONNS -d$DURATION)"
   echo "$out"
-  rps[$name]+=" $(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  # Accepted requests/s: the 2xx answers only (a 503 under back-pressure is
+  # quick, and must not count as throughput).
+  local bad
+  bad=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+  rps[$name]+=" $(awk -v bad="${bad:-0}" '
+    / requests in / {
+      n = $1; d = $4; sub(/,$/, "", d)
+      if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 }
+      else if (d ~ /m$/) { sub(/m$/, "", d); d *= 60 }
+      else { sub(/s$/, "", d) }
+      printf "%.2f", (n - bad) / d
+    }' <<<"$out")"
   p50[$name]+=" $(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
   p90[$name]+=" $(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$out")")"
   p99[$name]+=" $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
-  local non2xx sockerr
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+  local sockerr
   # Connect/read/write errors are the server's fault; timeouts (no answer
   # within wrk's 2 s) are reported apart: on a loaded machine they are stalls.
   sockerr=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8}' <<<"$out")
-  errors[$name]=$(( ${errors[$name]:-0} + ${non2xx:-0} + ${sockerr:-0} ))
+  non2xx[$name]=$(( ${non2xx[$name]:-0} + ${bad:-0} ))
+  sockerrs[$name]=$(( ${sockerrs[$name]:-0} + ${sockerr:-0} ))
   timeouts[$name]=$(( ${timeouts[$name]:-0} + $(awk '/Socket errors:/ {gsub(",", ""); print $10}' <<<"$out") + 0 ))
 }
 
@@ -171,12 +188,12 @@ done
 
 summary() {
   echo "medians of $ROUNDS interleaved round(s) of $DURATION, wrk -t$THREADS -c$CONNS, JSON POST of ~110 bytes"
-  printf '%-8s %12s %9s %9s %9s %7s %9s   %s\n' target "requests/s" "p50 ms" "p90 ms" "p99 ms" errors timeouts "requests/s per round"
+  printf '%-8s %12s %9s %9s %9s %9s %7s %9s   %s\n' target "accepted/s" "p50 ms" "p90 ms" "p99 ms" "non-2xx" errors timeouts "accepted/s per round"
   declare -A med
   for n in bare source journal webhook; do
     [[ -n ${rps[$n]:-} ]] || continue
     med[$n]=$(median "${rps[$n]}")
-    printf '%-8s %12s %9s %9s %9s %7s %9s  %s\n' "$n" "${med[$n]}" "$(median "${p50[$n]}")" "$(median "${p90[$n]}")" "$(median "${p99[$n]}")" "${errors[$n]}" "${timeouts[$n]}" "${rps[$n]}"
+    printf '%-8s %12s %9s %9s %9s %9s %7s %9s  %s\n' "$n" "${med[$n]}" "$(median "${p50[$n]}")" "$(median "${p90[$n]}")" "$(median "${p99[$n]}")" "${non2xx[$n]}" "${sockerrs[$n]}" "${timeouts[$n]}" "${rps[$n]}"
   done
   for n in source journal webhook; do
     [[ -n ${med[bare]:-} && -n ${med[$n]:-} ]] || continue
@@ -198,8 +215,8 @@ result="$repo/bench/results/ingest-$(date -u +%Y%m%dT%H%M%SZ).txt"
 summary | tee "$result"
 echo "(written to ${result#"$repo"/})"
 for n in source journal webhook; do
-  if [[ -n ${errors[$n]:-} && ${errors[$n]} -ne 0 ]]; then
-    echo "ingest.sh: target $n answered ${errors[$n]} requests with errors" >&2
+  if [[ ${sockerrs[$n]:-0} -ne 0 ]]; then
+    echo "ingest.sh: target $n had ${sockerrs[$n]} connect/read/write errors" >&2
     exit 1
   fi
 done
