@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,6 +121,34 @@ type Endpoint struct {
 	Log zerolog.Logger
 
 	Counts Counts
+
+	// failLog limits the warnings of 503/500 answers, which come in storms.
+	failLog logLimiter
+}
+
+// failLogEvery is the least time between two warnings of failed emits.
+const failLogEvery = time.Second
+
+// logLimiter lets one message through per interval and counts the others.
+type logLimiter struct {
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many messages were held back
+// since the last one logged.
+func (l *logLimiter) allow(now time.Time, every time.Duration) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.suppressed = 0
+	l.next = now.Add(every)
+	return true, n
 }
 
 func (e *Endpoint) now() time.Time {
@@ -222,13 +251,16 @@ func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine
 	}
 	if err != nil {
 		e.Counts.Failed.Add(1)
+		logIt, held := e.failLog.allow(e.now(), failLogEvery)
 		if be, ok := engine.IsBacklog(err); ok {
 			secs := int64(math.Ceil(be.RetryAfter.Seconds()))
 			if secs < 1 {
 				secs = 1
 			}
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			e.Log.Warn().Dur("retry_after", be.RetryAfter).Msg("backlog full: answered 503")
+			if logIt {
+				e.Log.Warn().Dur("retry_after", be.RetryAfter).Int("similar_not_logged", held).Msg("backlog full: answered 503")
+			}
 			WriteError(w, http.StatusServiceUnavailable, "backlog full, retry later")
 			return
 		}
@@ -236,7 +268,9 @@ func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine
 			WriteError(w, http.StatusServiceUnavailable, "shutting down, retry later")
 			return
 		}
-		e.Log.Error().Err(err).Msg("storing events failed")
+		if logIt {
+			e.Log.Error().Err(err).Int("similar_not_logged", held).Msg("storing events failed")
+		}
 		WriteError(w, http.StatusInternalServerError, "storing the event failed")
 		return
 	}

@@ -285,3 +285,50 @@ func FuzzAnswerJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestFailureLogsAreLimited: a storm of 503s logs one warning per second
+// of the endpoint's clock, with the number held back.
+func TestFailureLogsAreLimited(t *testing.T) {
+	var buf strings.Builder
+	clock := engine.NewFakeClock(now)
+	rec := &recorder{err: &engine.BacklogError{RetryAfter: time.Second}}
+	ep := newEndpoint(rec, func(e *Endpoint) {
+		e.Log = zerolog.New(&syncWriter{w: &buf})
+		e.Now = clock.Now
+	})
+	post := func() {
+		w := httptest.NewRecorder()
+		ep.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader("x")))
+		if w.Code != 503 {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		post()
+	}
+	clock.Advance(999 * time.Millisecond)
+	post()
+	clock.Advance(time.Millisecond)
+	post()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[0], `"similar_not_logged":0`) || !strings.Contains(lines[1], `"similar_not_logged":5`) {
+		t.Fatalf("log lines:\n%s", buf.String())
+	}
+	if got := ep.Counts.Failed.Load(); got != 7 {
+		t.Fatalf("failed count %d", got)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
