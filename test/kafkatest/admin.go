@@ -181,12 +181,16 @@ func (c *Cluster) Group(ctx context.Context, group string) (GroupState, error) {
 
 // FailOffsetCommits makes the brokers refuse every offset commit of group
 // (REQUEST_TIMED_OUT for each partition) until the returned function is
-// called: what a consumer that crashes before committing leaves behind.
+// called: what a consumer that crashes before committing leaves behind. It
+// panics for a cluster run by StartProcess.
 func (c *Cluster) FailOffsetCommits(group string) (restore func()) {
 	var off atomic.Bool
 	// kc is taken now: the control function runs on kfake's loop and must
 	// not wait for c.mu, which StopBroker holds while it waits for the loop.
 	kc := c.Kfake()
+	if kc == nil {
+		panic(errProcess)
+	}
 	kc.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		if off.Load() {
 			kc.DropControl()

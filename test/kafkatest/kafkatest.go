@@ -73,7 +73,12 @@ type Cluster struct {
 	// stopped brokers by node ID, with the port they listened on.
 	stopped map[int32]int
 	closed  bool
+	// proc is set for a cluster run as a separate process (StartProcess);
+	// kc is then nil.
+	proc *proc
 }
+
+var errProcess = errors.New("kafkatest: not available for a cluster run by StartProcess; use Start")
 
 // Start runs a cluster for the test and closes it at the test's end.
 func Start(t testing.TB, opts Options) *Cluster {
@@ -190,7 +195,8 @@ func (c *Cluster) Addrs() []string {
 func (c *Cluster) Bootstrap() string { return strings.Join(c.Addrs(), ",") }
 
 // Kfake returns the underlying cluster, for the fault injection kfake offers
-// (Control, MoveTopicPartition, ...). It changes across Restart.
+// (Control, MoveTopicPartition, ...). It changes across Restart. It is nil
+// for a cluster run by StartProcess.
 func (c *Cluster) Kfake() *kfake.Cluster {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -205,6 +211,10 @@ func (c *Cluster) Close() {
 		return
 	}
 	c.closed = true
+	if c.proc != nil {
+		_ = c.stopProc()
+		return
+	}
 	c.kc.Close()
 }
 
@@ -219,6 +229,15 @@ func (c *Cluster) Restart(down time.Duration) error {
 	}
 	if c.closed {
 		return errors.New("kafkatest: cluster closed")
+	}
+	if c.proc != nil {
+		if err := c.stopProc(); err != nil {
+			return err
+		}
+		if down > 0 {
+			time.Sleep(down)
+		}
+		return c.startProc()
 	}
 	c.kc.Close()
 	if down > 0 {
@@ -235,6 +254,9 @@ func (c *Cluster) Restart(down time.Duration) error {
 func (c *Cluster) StopBroker(node int32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.proc != nil {
+		return errProcess
+	}
 	if _, ok := c.stopped[node]; ok {
 		return fmt.Errorf("kafkatest: broker %d already stopped", node)
 	}
@@ -253,6 +275,9 @@ func (c *Cluster) StopBroker(node int32) error {
 func (c *Cluster) StartBroker(node int32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.proc != nil {
+		return errProcess
+	}
 	port, ok := c.stopped[node]
 	if !ok {
 		return fmt.Errorf("kafkatest: broker %d is not stopped", node)
@@ -275,7 +300,14 @@ func (c *Cluster) StartBroker(node int32) error {
 
 // ShuffleLeaders gives every partition a new leader, as a leader election
 // after a broker failure would.
-func (c *Cluster) ShuffleLeaders() { c.Kfake().ShufflePartitionLeaders() }
+// It panics for a cluster run by StartProcess.
+func (c *Cluster) ShuffleLeaders() {
+	kc := c.Kfake()
+	if kc == nil {
+		panic(errProcess)
+	}
+	kc.ShufflePartitionLeaders()
+}
 
 // CreateTopic creates a topic with the given number of partitions (<= 0:
 // Options.Partitions).

@@ -139,3 +139,28 @@ func FuzzParseKcatJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestProcessClusterRestart(t *testing.T) {
+	c := StartProcess(t, Options{Brokers: 3, Partitions: 2, Topics: []string{"t"}, Persist: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Produce(ctx, "t", Record{Partition: 1, Value: []byte("a")}, Record{Partition: 1, Value: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Kfake() != nil || c.StopBroker(0) == nil {
+		t.Fatal("a process cluster offers in-process fault injection")
+	}
+	if err := c.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	end, err := c.EndOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end[1] != 2 || end[0] != 0 {
+		t.Fatalf("end offsets after restart: %v, want partition 1 at 2", end)
+	}
+	if got := c.KcatConsume(t, "t", 2, 20*time.Second); string(got[0].Value) != "a" || string(got[1].Value) != "b" {
+		t.Fatalf("records after restart: %+v", got)
+	}
+}
