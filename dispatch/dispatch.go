@@ -438,6 +438,53 @@ func (d *Dispatcher) storedFiring(ctx context.Context, id, ruleset, rule, eventI
 // its event done) is harmless: what the store already recorded for it wins,
 // and finished invocations do not run again.
 func (d *Dispatcher) Submit(ctx context.Context, f *engine.Firing) error {
+	return d.SubmitAll(ctx, []*engine.Firing{f})
+}
+
+var _ engine.BatchDispatcher = (*Dispatcher)(nil)
+
+// SubmitAll stores several firings and schedules them, like Submit for
+// each. When the store is an engine.BatchActionStore they are stored with
+// one durable write, so a batch of journal records costs one sync. An error
+// means none of them may be taken as stored.
+func (d *Dispatcher) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
+	for _, f := range fs {
+		if err := checkFiring(f); err != nil {
+			return err
+		}
+	}
+	if err := d.waitStarted(ctx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	fresh := make([]*engine.Firing, 0, len(fs))
+	for _, f := range fs {
+		if !d.active[f.ID] {
+			fresh = append(fresh, f)
+		}
+	}
+	d.mu.Unlock()
+	if len(fresh) == 0 {
+		return nil
+	}
+	if bs, ok := d.store.(engine.BatchActionStore); ok && len(fresh) > 1 {
+		if err := bs.SubmitAll(ctx, fresh); err != nil {
+			return fmt.Errorf("dispatch: store %d firings: %w", len(fresh), err)
+		}
+	} else {
+		for _, f := range fresh {
+			if err := d.store.Submit(ctx, f); err != nil {
+				return fmt.Errorf("dispatch: store firing %q: %w", f.ID, err)
+			}
+		}
+	}
+	for _, f := range fresh {
+		d.scheduleSubmitted(ctx, f)
+	}
+	return nil
+}
+
+func checkFiring(f *engine.Firing) error {
 	if f == nil || f.ID == "" {
 		return errors.New("dispatch: submit: firing has no id")
 	}
@@ -449,20 +496,14 @@ func (d *Dispatcher) Submit(ctx context.Context, f *engine.Firing) error {
 			return fmt.Errorf("dispatch: submit: firing %q: invocation %q names firing %q", f.ID, inv.ID, inv.FiringID)
 		}
 	}
-	if err := d.waitStarted(ctx); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	dup := d.active[f.ID]
-	d.mu.Unlock()
-	if dup {
-		return nil
-	}
-	if err := d.store.Submit(ctx, f); err != nil {
-		return fmt.Errorf("dispatch: store firing %q: %w", f.ID, err)
-	}
+	return nil
+}
+
+// scheduleSubmitted schedules a stored firing's invocations as the store
+// recorded them: a firing submitted again keeps what already happened.
+func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 	if len(f.Invocations) == 0 {
-		return nil
+		return
 	}
 	var states []*engine.InvocationState
 	eventID := ""
@@ -483,16 +524,15 @@ func (d *Dispatcher) Submit(ctx context.Context, f *engine.Firing) error {
 	}
 	j := newJob(f.ID, states)
 	if !j.unfinished() {
-		return nil
+		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
 		// Stored: the next start runs it.
-		return nil
+		return
 	}
 	d.scheduleLocked(j)
-	return nil
 }
 
 func (d *Dispatcher) waitStarted(ctx context.Context) error {

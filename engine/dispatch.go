@@ -31,6 +31,21 @@ type Dispatcher interface {
 	Submit(ctx context.Context, f *Firing) error
 }
 
+// BatchDispatcher is a Dispatcher that stores several firings with one
+// durable write. Engine.ProcessBatch uses it, so a batch of journal records
+// costs one sync for all its firings, not one per firing.
+type BatchDispatcher interface {
+	Dispatcher
+	SubmitAll(ctx context.Context, fs []*Firing) error
+}
+
+// BatchActionStore is an ActionStore that stores several firings atomically
+// with one durable write.
+type BatchActionStore interface {
+	ActionStore
+	SubmitAll(ctx context.Context, fs []*Firing) error
+}
+
 // InvocationStatus is where an invocation stands.
 type InvocationStatus string
 

@@ -81,6 +81,10 @@ type Engine struct {
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
+	// batching collects firings in pending instead of submitting each
+	// (ProcessBatch).
+	batching bool
+	pending  []*Firing
 }
 
 // RuleStats counts a rule's activity.
@@ -261,6 +265,42 @@ func (e *Engine) Process(ctx context.Context, rec Record) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.process(ctx, rec)
+}
+
+// ProcessBatch processes records in order like Process, but stores the
+// firings of the whole batch together before it returns (one durable write
+// when the Dispatcher is a BatchDispatcher). The records may be marked done
+// once it returned nil.
+func (e *Engine) ProcessBatch(ctx context.Context, recs []Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.batching = true
+	defer func() { e.batching = false; e.pending = nil }()
+	for _, rec := range recs {
+		if err := e.process(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return e.flush(ctx)
+}
+
+// flush stores the firings collected while batching.
+func (e *Engine) flush(ctx context.Context) error {
+	if len(e.pending) == 0 || e.opts.Dispatcher == nil {
+		return nil
+	}
+	fs := e.pending
+	e.pending = nil
+	bd, ok := e.opts.Dispatcher.(BatchDispatcher)
+	if !ok {
+		for _, f := range fs {
+			if err := e.submit(ctx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return e.retry(ctx, fmt.Sprintf("%d firings", len(fs)), func() error { return bd.SubmitAll(ctx, fs) })
 }
 
 // Replay evaluates a record that was already processed elsewhere (a Kafka
@@ -872,6 +912,10 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	if e.opts.Dispatcher == nil {
 		return nil
 	}
+	if e.batching {
+		e.pending = append(e.pending, f)
+		return nil
+	}
 	return e.submit(ctx, f)
 }
 
@@ -893,13 +937,18 @@ func triggerDataOf(it *item) map[string]any {
 }
 
 func (e *Engine) submit(ctx context.Context, f *Firing) error {
+	return e.retry(ctx, "firing "+f.ID, func() error { return e.opts.Dispatcher.Submit(ctx, f) })
+}
+
+// retry calls store until it succeeds or ctx ends.
+func (e *Engine) retry(ctx context.Context, what string, store func() error) error {
 	delay := 50 * time.Millisecond
 	for {
-		err := e.opts.Dispatcher.Submit(ctx, f)
+		err := store()
 		if err == nil {
 			return nil
 		}
-		e.opts.Log.Error().Err(err).Str("firing_id", f.ID).Msg("cannot store firing; retrying")
+		e.opts.Log.Error().Err(err).Str("what", what).Msg("cannot store firing; retrying")
 		select {
 		case <-ctx.Done():
 			return errors.Join(err, ctx.Err())

@@ -360,3 +360,46 @@ func TestNotAllKeepsAWindowPerFirstMatch(t *testing.T) {
 		t.Fatalf("fired %q, want only B escalated at 11m", got)
 	}
 }
+
+type batchRecorder struct {
+	calls [][]string
+}
+
+func (b *batchRecorder) Submit(ctx context.Context, f *engine.Firing) error {
+	b.calls = append(b.calls, []string{f.Rule})
+	return nil
+}
+
+func (b *batchRecorder) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
+	var rules []string
+	for _, f := range fs {
+		rules = append(rules, f.Rule)
+	}
+	b.calls = append(b.calls, rules)
+	return nil
+}
+
+func TestProcessBatchStoresFiringsTogether(t *testing.T) {
+	h := newHarness(t, rulebook(`    - {name: a, condition: event.x == 1, action: {none: {}}}
+    - {name: b, condition: event.x == 2, action: {none: {}}}
+`))
+	rec := &batchRecorder{}
+	eng := engine.New(h.eng.Rulesets(), engine.Options{Clock: h.clock, Dispatcher: rec})
+	var recs []engine.Record
+	for i, x := range []int{1, 2, 3, 1} {
+		recs = append(recs, engine.Record{Seq: uint64(i + 1), Source: engine.SourceRef{Ruleset: "r"}, Event: engine.NewEvent(ev("x", x), "s", "t", h.clock.Now())})
+	}
+	if err := eng.ProcessBatch(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.calls) != 1 || strings.Join(rec.calls[0], ",") != "a,b,a" {
+		t.Fatalf("store calls %v, want one call with a,b,a", rec.calls)
+	}
+	// A single Process still stores at once.
+	if err := eng.Process(context.Background(), recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.calls) != 2 {
+		t.Fatalf("Process did not store its firing: %v", rec.calls)
+	}
+}

@@ -54,13 +54,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, rec := range recs {
-			if r.OnRecord != nil {
+		if r.OnRecord != nil {
+			for _, rec := range recs {
 				r.OnRecord(rec)
 			}
-			if err := r.Engine.Process(ctx, rec); err != nil {
-				return ignoreCancel(ctx, err)
-			}
+		}
+		if err := r.Engine.ProcessBatch(ctx, recs); err != nil {
+			return ignoreCancel(ctx, err)
 		}
 		last := recs[len(recs)-1].Seq
 		if err := r.Journal.Done(ctx, last); err != nil {

@@ -89,43 +89,70 @@ func getValue(db *pebble.DB, k []byte) ([]byte, bool, error) {
 
 // Submit implements engine.ActionStore.
 func (a *actionStore) Submit(ctx context.Context, f *engine.Firing) error {
-	if f == nil || f.ID == "" {
-		return errors.New("journal: submit: firing has no id")
-	}
-	fj, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("journal: submit firing %q: %w", f.ID, err)
+	return a.SubmitAll(ctx, []*engine.Firing{f})
+}
+
+var _ engine.BatchActionStore = (*actionStore)(nil)
+
+// SubmitAll stores several firings and their invocations atomically, with
+// one WAL sync. Firings already stored are left as they are.
+func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
+	type encoded struct {
+		f      *engine.Firing
+		fj     []byte
+		states [][]byte
 	}
 	now := a.s.clock.Now()
-	states := make([][]byte, len(f.Invocations))
-	seen := map[string]bool{}
-	for i, inv := range f.Invocations {
-		if inv == nil || inv.ID == "" {
-			return fmt.Errorf("journal: submit firing %q: invocation %d has no id", f.ID, i)
+	enc := make([]encoded, 0, len(fs))
+	for _, f := range fs {
+		if f == nil || f.ID == "" {
+			return errors.New("journal: submit: firing has no id")
 		}
-		if seen[inv.ID] {
-			return fmt.Errorf("journal: submit firing %q: invocation id %q repeats", f.ID, inv.ID)
-		}
-		seen[inv.ID] = true
-		states[i], err = json.Marshal(&engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: now})
+		fj, err := json.Marshal(f)
 		if err != nil {
-			return fmt.Errorf("journal: submit firing %q: invocation %q: %w", f.ID, inv.ID, err)
+			return fmt.Errorf("journal: submit firing %q: %w", f.ID, err)
 		}
+		states := make([][]byte, len(f.Invocations))
+		seen := map[string]bool{}
+		for i, inv := range f.Invocations {
+			if inv == nil || inv.ID == "" {
+				return fmt.Errorf("journal: submit firing %q: invocation %d has no id", f.ID, i)
+			}
+			if seen[inv.ID] {
+				return fmt.Errorf("journal: submit firing %q: invocation id %q repeats", f.ID, inv.ID)
+			}
+			seen[inv.ID] = true
+			states[i], err = json.Marshal(&engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: now})
+			if err != nil {
+				return fmt.Errorf("journal: submit firing %q: invocation %q: %w", f.ID, inv.ID, err)
+			}
+		}
+		enc = append(enc, encoded{f: f, fj: fj, states: states})
 	}
 	return a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
-		_, exists, err := getValue(db, append([]byte{pFiringID}, f.ID...))
-		if err != nil || exists {
-			return err
+		fseq := a.fseq
+		inBatch := map[string]bool{}
+		for _, e := range enc {
+			_, exists, err := getValue(db, append([]byte{pFiringID}, e.f.ID...))
+			if err != nil {
+				return err
+			}
+			if exists || inBatch[e.f.ID] {
+				continue
+			}
+			inBatch[e.f.ID] = true
+			fseq++
+			_ = b.Set(seqKey(pFiring, fseq), e.fj, nil)
+			_ = b.Set(append([]byte{pFiringID}, e.f.ID...), u64(fseq), nil)
+			for i, inv := range e.f.Invocations {
+				ref := invRef(fseq, i)
+				_ = b.Set(invKey(pInvocation, ref), e.states[i], nil)
+				_ = b.Set(append([]byte{pInvID}, inv.ID...), ref, nil)
+				_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+			}
 		}
-		fseq := a.fseq + 1
-		_ = b.Set(seqKey(pFiring, fseq), fj, nil)
-		_ = b.Set(append([]byte{pFiringID}, f.ID...), u64(fseq), nil)
-		_ = b.Set(metaKey(metaFiring), u64(fseq), nil)
-		for i, inv := range f.Invocations {
-			ref := invRef(fseq, i)
-			_ = b.Set(invKey(pInvocation, ref), states[i], nil)
-			_ = b.Set(append([]byte{pInvID}, inv.ID...), ref, nil)
-			_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+		if fseq != a.fseq {
+			_ = b.Set(metaKey(metaFiring), u64(fseq), nil)
 		}
 		// Advanced before the commit: a failed commit leaves a gap, which
 		// is harmless, never a reused number.
