@@ -141,6 +141,8 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
           key: "{{ event.body.id }}"
           value: {id: "{{ event.body.id }}", origin: "{{ event.meta.kafka.topic }}"}
           headers: {rule: big-order}
+          retries: 3      # an attempt cut short by the SIGKILL counts as one
+          delay: 100ms
 `, c.Bootstrap(), c.Bootstrap()), 0o600)
 	if err != nil {
 		t.Fatal(err)
