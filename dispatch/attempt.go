@@ -25,6 +25,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		n := len(st.Attempts) + 1
 		st.Attempts = append(st.Attempts, engine.Attempt{
 			N: n, Start: st.Updated, Status: engine.Retryable, Error: ErrTextInterrupted,
+			Details: map[string]any{detailInterrupted: "restart"},
 		})
 		log.Warn().Int("attempt", n).Msg("attempt interrupted by restart")
 		d.afterFailure(st, engine.Result{Status: engine.Retryable, Error: ErrTextInterrupted}, log)
@@ -167,13 +168,27 @@ func (d *Dispatcher) afterFailure(st *engine.InvocationState, res engine.Result,
 	}
 }
 
+// freeRestarts is how many attempts cut short by a crash of the engine an
+// invocation gets without using up its retries. The crash was ours, not the
+// action's; past this many, an action that takes the process down with it
+// every time counts its attempts like any other.
+const freeRestarts = 3
+
 // countedAttempts counts the attempts that use up retries: all but those
-// cancelled by a shutdown.
+// cancelled by a shutdown and the first freeRestarts interrupted by a crash.
 func countedAttempts(atts []engine.Attempt) int {
-	n := 0
+	n, restarts := 0, 0
 	for _, a := range atts {
-		if a.Details != nil && a.Details[detailInterrupted] == "shutdown" {
-			continue
+		if a.Details != nil {
+			switch a.Details[detailInterrupted] {
+			case "shutdown":
+				continue
+			case "restart":
+				restarts++
+				if restarts <= freeRestarts {
+					continue
+				}
+			}
 		}
 		n++
 	}

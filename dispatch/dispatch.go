@@ -40,7 +40,10 @@
 // NextAttempt), succeeded or failed. Start resumes what the store reports as
 // unfinished. An invocation found running was interrupted by a crash: the
 // interrupted attempt is recorded as Retryable ("interrupted by restart") and
-// counts against the retries like any other.
+// runs again: the crash was the engine's, so the first three such attempts
+// of an invocation do not use up its retries (an action that takes the
+// process down every time counts from the fourth on). Actions are therefore
+// run at least once; the invocation id lets them be idempotent.
 //
 // Stop works in two phases: no new attempt starts (queued invocations and
 // backoffs stay in the store), running attempts may finish until the

@@ -48,9 +48,9 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 	act := &script{results: []engine.Result{engine.Success("ok")}}
 	ws := wrap(store)
 	h := start(t, store, newFakeClock(), Config{Store: ws, Actions: ActionMap(map[string]engine.Action{"x": act})})
-	// f1/0 backs off after its interrupted attempt, f2/0 waits for its
-	// next_attempt; let both timers exist before time moves.
-	waitFor(t, "two backoff timers", func() bool { return h.clock.pending() == 2 })
+	// f1/0 and f3/0 back off after their interrupted attempts, f2/0 waits
+	// for its next_attempt; let the timers exist before time moves.
+	waitFor(t, "three backoff timers", func() bool { return h.clock.pending() == 3 })
 	h.clock.Advance(750 * time.Millisecond)
 	waitFor(t, "f1 final", func() bool { return store.status("f1/0").Final() && store.status("f1/1").Final() })
 	all := []string{"f1/0", "f1/1", "f2/0", "f3/0", "f3/1", "f4/1", "f5/1"}
@@ -65,8 +65,9 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 		{"f1/0", engine.StatusSucceeded, []string{ErrTextInterrupted, ""}, t0.Add(750 * time.Millisecond)},
 		{"f1/1", engine.StatusSucceeded, []string{""}, time.Time{}},
 		{"f2/0", engine.StatusSucceeded, []string{"503", ""}, t0.Add(10 * time.Second)},
-		{"f3/0", engine.StatusFailed, []string{ErrTextInterrupted}, time.Time{}},
-		{"f3/1", engine.StatusFailed, []string{ErrTextSkipped}, time.Time{}},
+		// Without retries, an attempt the crash cut short still runs again.
+		{"f3/0", engine.StatusSucceeded, []string{ErrTextInterrupted, ""}, t0.Add(750 * time.Millisecond)},
+		{"f3/1", engine.StatusSucceeded, []string{""}, time.Time{}},
 		{"f4/1", engine.StatusFailed, []string{ErrTextSkipped}, time.Time{}},
 		{"f5/1", engine.StatusSucceeded, []string{""}, time.Time{}},
 	}
@@ -98,8 +99,8 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 	if rs, ok := ws.(*readerStore); ok && rs.reads.Load() != 2 {
 		t.Fatalf("%d firing reads at start, want 2 (f4 and f5 resume after index 0)", rs.reads.Load())
 	}
-	if act.count() != 4 {
-		t.Fatalf("%d runs, want 4 (f1/0, f1/1, f2/0, f5/1)", act.count())
+	if act.count() != 6 {
+		t.Fatalf("%d runs, want 6 (f1/0, f1/1, f2/0, f3/0, f3/1, f5/1)", act.count())
 	}
 }
 
@@ -206,6 +207,28 @@ func TestLifecycleOrder(t *testing.T) {
 	for range 2 {
 		if err := <-done; err != nil {
 			t.Fatalf("concurrent stop: %v", err)
+		}
+	}
+}
+
+func TestRestartInterruptionsStopBeingFree(t *testing.T) {
+	restart := func(n int) engine.Attempt {
+		return engine.Attempt{N: n, Status: engine.Retryable, Error: ErrTextInterrupted, Details: map[string]any{detailInterrupted: "restart"}}
+	}
+	shutdown := engine.Attempt{Status: engine.Retryable, Details: map[string]any{detailInterrupted: "shutdown"}}
+	cases := []struct {
+		name string
+		atts []engine.Attempt
+		want int
+	}{
+		{"shutdowns are free", []engine.Attempt{shutdown, shutdown, {Status: engine.Retryable}}, 1},
+		{"three restarts are free", []engine.Attempt{restart(1), restart(2), restart(3)}, 0},
+		{"the fourth restart counts", []engine.Attempt{restart(1), restart(2), restart(3), restart(4)}, 1},
+		{"ordinary failures count", []engine.Attempt{{Status: engine.Retryable}, restart(2), {Status: engine.Retryable}}, 2},
+	}
+	for _, tc := range cases {
+		if got := countedAttempts(tc.atts); got != tc.want {
+			t.Errorf("%s: %d counted, want %d", tc.name, got, tc.want)
 		}
 	}
 }

@@ -66,14 +66,14 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
-	reg.RegisterSource(withSourcePaths(kafkasource.Spec(), "tls.ca", "tls.cert", "tls.key"))
+	reg.RegisterSource(withSourcePaths(withSchema(kafkasource.Spec(), kafkasource.Schema()), "tls.ca", "tls.cert", "tls.key"))
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()), "inventory"))
 	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
 	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
-	reg.RegisterAction(withActionPaths(kafkaaction.Spec(), "tls.ca", "tls.cert", "tls.key"))
+	reg.RegisterAction(withActionPaths(withActionSchema(kafkaaction.Spec(), kafkaaction.Schema()), "tls.ca", "tls.cert", "tls.key"))
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs
