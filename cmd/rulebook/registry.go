@@ -66,7 +66,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
-	reg.RegisterSource(withSourcePaths(withSchema(kafkasource.Spec(), kafkasource.Schema()), "tls.ca", "tls.cert", "tls.key"))
+	reg.RegisterSource(withSchema(kafkasource.Spec(), kafkasource.Schema()))
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
