@@ -343,9 +343,15 @@ func (d *Dispatcher) acquire(inv *engine.Invocation) (release func(), ok bool) {
 }
 
 func (d *Dispatcher) invLog(inv *engine.Invocation) zerolog.Logger {
-	return d.log.With().
+	c := d.log.With().
 		Str("ruleset", inv.Ruleset).Str("rule", inv.Rule).Str("action", inv.Action).
-		Str("firing_id", inv.FiringID).Str("invocation_id", inv.ID).Logger()
+		Str("firing_id", inv.FiringID).Str("invocation_id", inv.ID)
+	// The event that completed the match, so one event can be followed
+	// from its arrival to its actions with grep.
+	if id := engine.EventID(inv.Event); id != "" {
+		c = c.Str("event_id", id)
+	}
+	return c.Logger()
 }
 
 // clip keeps the first OutputLimit bytes of s (cut at a rune boundary) and

@@ -865,8 +865,11 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		}
 		return nil
 	}
-	e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).
-		Strs("event_ids", f.EventIDs).Msg("rule fired")
+	ev := e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).Strs("event_ids", f.EventIDs)
+	if trigger != nil && trigger.id != "" {
+		ev = ev.Str("event_id", trigger.id)
+	}
+	ev.Msg("rule fired")
 
 	rendered := make([]RenderedAction, 0, len(rule.Actions))
 	for i, a := range rule.Actions {
