@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestKillWhileActionsRun accepts events whose actions are slow, kills
@@ -16,7 +18,7 @@ import (
 // kill hit it), none lost.
 func TestKillWhileActionsRun(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/hook", port)
 	out := dir + "/ran.txt"
 	rb := dir + "/rb.yml"
@@ -36,7 +38,7 @@ func TestKillWhileActionsRun(t *testing.T) {
 `, port, out))
 	data := dir + "/data"
 	p := start(t, rb, data, "--max-concurrency", "2")
-	waitHTTP(t, url)
+	rbtest.WaitHTTP(t, url)
 	const total = 12
 	for i := 0; i < total; i++ {
 		code, _, err := post(context.Background(), url, fmt.Sprintf("w-%d", i), fmt.Sprintf(`{"n": %d, "id": "job-%d"}`, i, i))
@@ -48,11 +50,11 @@ func TestKillWhileActionsRun(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for countLines(out) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("actions did not start\n%s", p.log.String())
+			t.Fatalf("actions did not start\n%s", p.Log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.kill()
+	p.Kill()
 	before := countLines(out)
 	if before >= total {
 		t.Fatalf("all %d actions finished before the kill; the test proves nothing", total)
@@ -62,13 +64,13 @@ func TestKillWhileActionsRun(t *testing.T) {
 	deadline = time.Now().Add(60 * time.Second)
 	for len(distinct(out)) < total {
 		if time.Now().After(deadline) {
-			t.Fatalf("after restart only %d of %d jobs ran\n%s", len(distinct(out)), total, p.log.String())
+			t.Fatalf("after restart only %d of %d jobs ran\n%s", len(distinct(out)), total, p.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.stop(t)
+	p.Stop(t)
 
-	lines := audit(t, data)
+	lines := rbtest.Audit(t, binary, data)
 	invocations, interrupted := 0, 0
 	for _, l := range lines {
 		for _, inv := range l.Invocations {

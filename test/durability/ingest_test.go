@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestKillDuringIngest sends deliveries concurrently, kills rulebook with
@@ -15,7 +17,7 @@ import (
 // was processed twice.
 func TestKillDuringIngest(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/hook", port)
 	rb := dir + "/rb.yml"
 	writeFile(t, rb, fmt.Sprintf(`- name: ingest
@@ -33,7 +35,7 @@ func TestKillDuringIngest(t *testing.T) {
 `, port))
 	data := dir + "/data"
 	p := start(t, rb, data)
-	waitHTTP(t, url)
+	rbtest.WaitHTTP(t, url)
 
 	const total = 400
 	var mu sync.Mutex
@@ -83,7 +85,7 @@ func TestKillDuringIngest(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.kill()
+	p.Kill()
 	wg.Wait()
 	mu.Lock()
 	ackedBeforeKill := len(acked)
@@ -94,7 +96,7 @@ func TestKillDuringIngest(t *testing.T) {
 
 	// Phase 2: restart; retry what failed, and resend some acked ones.
 	p = start(t, rb, data)
-	waitHTTP(t, url)
+	rbtest.WaitHTTP(t, url)
 	for _, i := range failed {
 		if !send(context.Background(), i) {
 			t.Fatalf("retry of delivery %d failed after restart", i)
@@ -105,10 +107,10 @@ func TestKillDuringIngest(t *testing.T) {
 			t.Fatalf("resend of delivery %d failed", i)
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	seen := map[string]int{}
-	for _, l := range audit(t, data) {
+	for _, l := range rbtest.Audit(t, binary, data) {
 		for _, id := range l.Firing.EventIDs {
 			seen[id]++
 		}

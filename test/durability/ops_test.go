@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 const opsRulebook = `- name: ops
@@ -75,7 +77,7 @@ func sendLoad(url string, stop <-chan struct{}, workers int, prefix string) (*lo
 func firedCounts(t *testing.T, data string) map[string]int {
 	t.Helper()
 	seen := map[string]int{}
-	for _, l := range audit(t, data) {
+	for _, l := range rbtest.Audit(t, binary, data) {
 		for _, id := range l.Firing.EventIDs {
 			seen[id]++
 		}
@@ -83,12 +85,12 @@ func firedCounts(t *testing.T, data string) map[string]int {
 	return seen
 }
 
-func waitLog(t *testing.T, p *proc, want string) {
+func waitLog(t *testing.T, p *rbtest.Process, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.log.String(), want) {
+	for !strings.Contains(p.Log(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("log never said %q:\n%s", want, p.log.String())
+			t.Fatalf("log never said %q:\n%s", want, p.Log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -99,31 +101,31 @@ func waitLog(t *testing.T, p *proc, want string) {
 // once, the valid reload takes effect, the invalid one changes nothing.
 func TestReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/hook", port)
 	rb := dir + "/rb.yml"
 	writeFile(t, rb, fmt.Sprintf(opsRulebook, port, "v1"))
 	data := dir + "/data"
 	p := start(t, rb, data)
-	waitHTTP(t, url)
+	rbtest.WaitHTTP(t, url)
 
 	stop := make(chan struct{})
 	res, wg := sendLoad(url, stop, 6, "r")
 	time.Sleep(300 * time.Millisecond) // let load build up; correctness does not depend on it
 	writeFile(t, rb, fmt.Sprintf(opsRulebook, port, "v2"))
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(t, p, "rulebook reloaded")
 	time.Sleep(300 * time.Millisecond)
 	writeFile(t, rb, fmt.Sprintf(opsRulebook, port, "v3")+"      bogus: key\n")
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(t, p, "reload rejected")
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	p.stop(t)
+	p.Stop(t)
 
-	if !strings.Contains(p.log.String(), `unknown key \"bogus\"`) {
-		t.Errorf("the invalid reload's error was not logged with its position:\n%s", p.log.String())
+	if !strings.Contains(p.Log(), `unknown key \"bogus\"`) {
+		t.Errorf("the invalid reload's error was not logged with its position:\n%s", p.Log())
 	}
 	seen := firedCounts(t, data)
 	res.mu.Lock()
@@ -140,7 +142,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d events fired, %d acked", len(seen), len(res.acked))
 	}
 	// The valid reload took effect and the invalid one did not replace it.
-	printed := p.out.String()
+	printed := p.Stdout()
 	if !strings.Contains(printed, "v1 ") || !strings.Contains(printed, "v2 ") || strings.Contains(printed, "v3 ") {
 		t.Errorf("want firings rendered by v1 then v2 and none by the rejected v3; got v1:%v v2:%v v3:%v",
 			strings.Contains(printed, "v1 "), strings.Contains(printed, "v2 "), strings.Contains(printed, "v3 "))
@@ -153,17 +155,17 @@ func TestReloadUnderLoad(t *testing.T) {
 // cannot process, and every event that got a 2xx was processed before exit.
 func TestShutdownUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/hook", port)
 	rb := dir + "/rb.yml"
 	writeFile(t, rb, fmt.Sprintf(opsRulebook, port, "v1"))
 	data := dir + "/data"
 	p := start(t, rb, data)
-	waitHTTP(t, url)
+	rbtest.WaitHTTP(t, url)
 	stop := make(chan struct{})
 	res, wg := sendLoad(url, stop, 6, "s")
 	time.Sleep(300 * time.Millisecond)
-	p.stop(t) // SIGTERM under load; waits for a clean exit
+	p.Stop(t) // SIGTERM under load; waits for a clean exit
 	close(stop)
 	wg.Wait()
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestBusOutage restarts every broker while events are posted: during the
@@ -93,10 +95,10 @@ func TestBusOutage(t *testing.T) {
 		post(n)
 	}
 	waitCommitted(t, c, m)
-	m.stop(t)
+	m.Stop(t)
 
 	every := map[string]int{}
-	for _, l := range audit(t, m.dataDir) {
+	for _, l := range rbtest.Audit(t, binary, m.dataDir) {
 		if l.Firing.Rule == "every alert" {
 			for _, id := range l.Firing.EventIDs {
 				every[id]++

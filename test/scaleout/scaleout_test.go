@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 const (
@@ -52,24 +54,24 @@ const rulebook = `- name: scaleout
 
 // member is one rulebook process on the bus.
 type member struct {
-	*proc
+	*rbtest.Process
 	url     string
 	dataDir string
 }
 
 func startMember(t *testing.T, name, dir, bus, rb string) *member {
 	t.Helper()
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	m := &member{url: fmt.Sprintf("http://127.0.0.1:%d/alerts", port), dataDir: filepath.Join(dir, name)}
-	m.proc = start(t, name, []string{fmt.Sprintf("RB_PORT=%d", port)},
+	m.Process = rbtest.StartWith(t, rbtest.Options{Name: name, Env: []string{fmt.Sprintf("RB_PORT=%d", port)}, Combined: true}, binary,
 		"run", rb, "--bus", bus, "--data-dir", m.dataDir, "--log-format", "json", "--log-level", "info")
-	waitHTTP(t, m.proc, m.url)
+	m.WaitHTTP(t, m.url)
 	return m
 }
 
 // owned returns the partitions of the member's latest assignment.
 func (m *member) owned() []int {
-	lines := m.logLines("bus partitions assigned")
+	lines := m.LogLines("bus partitions assigned")
 	if len(lines) == 0 {
 		return nil
 	}
@@ -139,8 +141,8 @@ func waitCommitted(t *testing.T, c *kafkatest.Cluster, alive ...*member) {
 	var end, committed map[int32]int64
 	waitFor(t, 90*time.Second, "every offset committed", func() bool {
 		for _, m := range alive {
-			if m.exited() {
-				t.Fatalf("%s exited: %v", m.name, m.err)
+			if m.Exited() {
+				t.Fatalf("%s exited: %v", m.Name, m.Err())
 			}
 		}
 		var err error
@@ -201,7 +203,7 @@ func TestKillOneMember(t *testing.T) {
 		post(a, b)
 	}
 	waitCommitted(t, c, a, b)
-	a.kill()
+	a.Kill()
 
 	// After the kill: b takes a's partitions (once the session of a
 	// expires) and must replay their history to keep the throttle.
@@ -211,13 +213,13 @@ func TestKillOneMember(t *testing.T) {
 	waitFor(t, 90*time.Second, "b to own every partition", func() bool { return len(b.owned()) == partitions })
 	post(b)
 	waitCommitted(t, c, b)
-	b.stop(t)
+	b.Stop(t)
 
-	la, lb := audit(t, a.dataDir), audit(t, b.dataDir)
+	la, lb := rbtest.Audit(t, binary, a.dataDir), rbtest.Audit(t, binary, b.dataDir)
 	every := map[string]int{}
 	perHost := map[string][]string{}
 	byProcess := map[string]map[string]int{"a": {}, "b": {}}
-	for name, lines := range map[string][]auditLine{"a": la, "b": lb} {
+	for name, lines := range map[string][]rbtest.AuditLine{"a": la, "b": lb} {
 		for _, l := range lines {
 			switch l.Firing.Rule {
 			case "every alert":
