@@ -62,13 +62,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
@@ -143,7 +140,7 @@ func Check(args map[string]any) error {
 }
 
 func decode(args map[string]any, resolved bool) (*config, error) {
-	if err := onlyKeys(args, append(append([]string{}, httpingest.SettingsKeys...), ownKeys...)); err != nil {
+	if err := httpingest.CheckKeys(args, ownKeys...); err != nil {
 		return nil, err
 	}
 	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/"})
@@ -191,68 +188,23 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-func onlyKeys(m map[string]any, keys []string) error {
-	var unknown []string
-	for k := range m {
-		found := false
-		for _, ok := range keys {
-			if k == ok {
-				found = true
-				break
-			}
-		}
-		if !found {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
-	sorted := append([]string{}, keys...)
-	sort.Strings(sorted)
-	return engine.ArgErrorf([]string{unknown[0]}, "unknown key %q (known: %s)", unknown[0], strings.Join(sorted, ", "))
-}
-
 // Source is a running alertmanager source.
 type Source struct {
-	hub   *httpingest.Hub
-	name  string
-	cfg   *config
-	clock engine.Clock
-	log   zerolog.Logger
-	ref   engine.SourceRef
+	base httpingest.Base
+	cfg  *config
 }
 
 // New builds an alertmanager source from resolved arguments.
 func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
-	if hub == nil {
-		return nil, errors.New("alertmanager source needs an http hub")
+	base, err := httpingest.NewBase(hub, sc, Type)
+	if err != nil {
+		return nil, err
 	}
 	c, err := decode(sc.Args, true)
 	if err != nil {
 		return nil, err
 	}
-	clock := sc.Clock
-	if clock == nil {
-		clock = engine.SystemClock{}
-	}
-	typ := sc.Type
-	if typ == "" {
-		typ = Type
-	}
-	name := sc.Name
-	if name == "" {
-		name = typ
-	}
-	return &Source{
-		hub:   hub,
-		name:  name,
-		cfg:   c,
-		clock: clock,
-		log:   sc.Log,
-		ref:   engine.SourceRef{Ruleset: sc.Ruleset, Name: name, Type: typ},
-	}, nil
+	return &Source{base: base, cfg: c}, nil
 }
 
 // Listener is where the source listens (for the CLI's banner and for tests
@@ -265,12 +217,7 @@ func (s *Source) Paths() []string { return s.cfg.http.Paths }
 // Run serves the source's paths until ctx ends. It returns an error only
 // when the listener cannot be opened or shared.
 func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	ep := s.cfg.http.Endpoint(s.ref, s.clock.Now, s.log, s.build)
-	ep.Out = out
-	if err := s.hub.Serve(ctx, s.cfg.http.Listener, s.cfg.http.Paths, ep); err != nil {
-		return fmt.Errorf("alertmanager source %q: %w", s.name, err)
-	}
-	return nil
+	return s.base.Serve(ctx, out, s.cfg.http, s.build)
 }
 
 func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
@@ -292,7 +239,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		NotificationEvent: s.cfg.notificationEvent,
 		DedupeWindow:      s.cfg.dedupeWindow,
 		Meta:              reqMeta,
-		Source:            s.ref,
+		Source:            s.base.Ref,
 		Received:          req.Received,
 	}), nil
 }

@@ -6,9 +6,10 @@ import (
 	"net"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/sources/httpingest"
 )
 
 // Version is the webhook payload version this source reads.
@@ -67,12 +68,12 @@ func (a Alert) StateTime() time.Time {
 func Decode(payload any) (*Notification, error) {
 	obj, ok := payload.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("body is %s, not an alertmanager notification object", kind(payload))
+		return nil, fmt.Errorf("body is %s, not an alertmanager notification object", httpingest.ValueKind(payload))
 	}
 	if v, ok := obj["version"]; ok {
 		s, isStr := v.(string)
 		if !isStr || s != Version {
-			return nil, fmt.Errorf("version: %s is not supported (only %q)", describe(v), Version)
+			return nil, fmt.Errorf("version: %s is not supported (only %q)", httpingest.DescribeValue(v), Version)
 		}
 	}
 	n := &Notification{Group: make(map[string]any, len(obj))}
@@ -101,7 +102,7 @@ func Decode(payload any) (*Notification, error) {
 	}
 	list, ok := raw.([]any)
 	if !ok && raw != nil {
-		return nil, fmt.Errorf("alerts: is %s, not a list", kind(raw))
+		return nil, fmt.Errorf("alerts: is %s, not a list", httpingest.ValueKind(raw))
 	}
 	n.Alerts = make([]Alert, 0, len(list))
 	for i, item := range list {
@@ -127,12 +128,12 @@ type fieldError struct {
 func decodeAlert(item any) (Alert, *fieldError) {
 	obj, ok := item.(map[string]any)
 	if !ok {
-		return Alert{}, &fieldError{"", fmt.Sprintf("is %s, not an alert object", kind(item))}
+		return Alert{}, &fieldError{"", fmt.Sprintf("is %s, not an alert object", httpingest.ValueKind(item))}
 	}
 	a := Alert{Fields: obj}
 	st, _ := obj["status"].(string)
 	if st != "firing" && st != "resolved" {
-		return Alert{}, &fieldError{"status", fmt.Sprintf(`must be "firing" or "resolved", not %s`, describe(obj["status"]))}
+		return Alert{}, &fieldError{"status", fmt.Sprintf(`must be "firing" or "resolved", not %s`, httpingest.DescribeValue(obj["status"]))}
 	}
 	a.Status = st
 	lv, ok := obj["labels"]
@@ -152,7 +153,7 @@ func decodeAlert(item any) (Alert, *fieldError) {
 	var err error
 	sv, ok := obj["startsAt"].(string)
 	if !ok {
-		return Alert{}, &fieldError{"startsAt", fmt.Sprintf("must be an RFC 3339 time, not %s", describe(obj["startsAt"]))}
+		return Alert{}, &fieldError{"startsAt", fmt.Sprintf("must be an RFC 3339 time, not %s", httpingest.DescribeValue(obj["startsAt"]))}
 	}
 	if a.StartsAt, err = time.Parse(time.RFC3339Nano, sv); err != nil {
 		return Alert{}, &fieldError{"startsAt", fmt.Sprintf("%q is not an RFC 3339 time", sv)}
@@ -160,7 +161,7 @@ func decodeAlert(item any) (Alert, *fieldError) {
 	if v, ok := obj["endsAt"]; ok && v != nil {
 		s, isStr := v.(string)
 		if !isStr {
-			return Alert{}, &fieldError{"endsAt", fmt.Sprintf("must be an RFC 3339 time, not %s", describe(v))}
+			return Alert{}, &fieldError{"endsAt", fmt.Sprintf("must be an RFC 3339 time, not %s", httpingest.DescribeValue(v))}
 		}
 		if s != "" {
 			if a.EndsAt, err = time.Parse(time.RFC3339Nano, s); err != nil {
@@ -174,7 +175,7 @@ func decodeAlert(item any) (Alert, *fieldError) {
 	for _, k := range []string{"generatorURL", "fingerprint"} {
 		if v, ok := obj[k]; ok && v != nil {
 			if _, isStr := v.(string); !isStr {
-				return Alert{}, &fieldError{k, fmt.Sprintf("must be a string, not %s", describe(v))}
+				return Alert{}, &fieldError{k, fmt.Sprintf("must be a string, not %s", httpingest.DescribeValue(v))}
 			}
 		}
 	}
@@ -244,7 +245,7 @@ func optString(obj map[string]any, key string) (string, error) {
 	}
 	s, isStr := v.(string)
 	if !isStr {
-		return "", fmt.Errorf("%s: must be a string, not %s", key, describe(v))
+		return "", fmt.Errorf("%s: must be a string, not %s", key, httpingest.DescribeValue(v))
 	}
 	return s, nil
 }
@@ -253,47 +254,15 @@ func optString(obj map[string]any, key string) (string, error) {
 func stringMap(v any) (map[string]string, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object of strings", kind(v))
+		return nil, fmt.Errorf("is %s, not an object of strings", httpingest.ValueKind(v))
 	}
 	out := make(map[string]string, len(m))
 	for k, x := range m {
 		s, ok := x.(string)
 		if !ok {
-			return nil, fmt.Errorf("%q is %s, not a string", k, kind(x))
+			return nil, fmt.Errorf("%q is %s, not a string", k, httpingest.ValueKind(x))
 		}
 		out[k] = s
 	}
 	return out, nil
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, int, int64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-// describe quotes a short string value, or names the kind of anything else.
-func describe(v any) string {
-	if s, ok := v.(string); ok {
-		if len(s) > 64 {
-			s = s[:64] + "..."
-		}
-		return strconv.Quote(s)
-	}
-	if v == nil {
-		return "missing"
-	}
-	return kind(v)
 }

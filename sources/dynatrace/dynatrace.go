@@ -50,11 +50,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
@@ -140,7 +136,11 @@ func Check(args map[string]any) error {
 
 func decode(args map[string]any, resolved bool) (*config, error) {
 	known := append(settingsKeys(), ownKeys...)
-	if err := onlyKeys(args, known); err != nil {
+	if err := httpingest.OnlyKeys(nil, args, known...); err != nil {
+		var ae *engine.ArgError
+		if errors.As(err, &ae) && len(ae.Path) == 1 && (ae.Path[0] == "hmac" || ae.Path[0] == "timestamp_tolerance") {
+			return nil, engine.ArgErrorf(ae.Path, "dynatrace does not sign its requests: use token, header_token or basic")
+		}
 		return nil, err
 	}
 	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/"})
@@ -173,74 +173,26 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-func onlyKeys(m map[string]any, keys []string) error {
-	var unknown []string
-	for k := range m {
-		found := false
-		for _, ok := range keys {
-			if k == ok {
-				found = true
-				break
-			}
-		}
-		if !found {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
-	if unknown[0] == "hmac" || unknown[0] == "timestamp_tolerance" {
-		return engine.ArgErrorf([]string{unknown[0]}, "dynatrace does not sign its requests: use token, header_token or basic")
-	}
-	sorted := append([]string{}, keys...)
-	sort.Strings(sorted)
-	return engine.ArgErrorf([]string{unknown[0]}, "unknown key %q (known: %s)", unknown[0], strings.Join(sorted, ", "))
-}
-
 // Source is a running dynatrace source.
 type Source struct {
-	hub   *httpingest.Hub
-	name  string
-	cfg   *config
-	clock engine.Clock
-	log   zerolog.Logger
-	ref   engine.SourceRef
+	base httpingest.Base
+	cfg  *config
 }
 
 // New builds a dynatrace source from resolved arguments.
 func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
-	if hub == nil {
-		return nil, errors.New("dynatrace source needs an http hub")
+	base, err := httpingest.NewBase(hub, sc, Type)
+	if err != nil {
+		return nil, err
 	}
 	c, err := decode(sc.Args, true)
 	if err != nil {
 		return nil, err
 	}
-	clock := sc.Clock
-	if clock == nil {
-		clock = engine.SystemClock{}
-	}
-	typ := sc.Type
-	if typ == "" {
-		typ = Type
-	}
-	name := sc.Name
-	if name == "" {
-		name = typ
-	}
 	if c.noAuth {
-		sc.Log.Warn().Str("source", name).Msg("insecure_no_auth: accepting problem notifications without credentials")
+		sc.Log.Warn().Str("source", base.Name).Msg("insecure_no_auth: accepting problem notifications without credentials")
 	}
-	return &Source{
-		hub:   hub,
-		name:  name,
-		cfg:   c,
-		clock: clock,
-		log:   sc.Log,
-		ref:   engine.SourceRef{Ruleset: sc.Ruleset, Name: name, Type: typ},
-	}, nil
+	return &Source{base: base, cfg: c}, nil
 }
 
 // Listener is where the source listens.
@@ -252,12 +204,7 @@ func (s *Source) Paths() []string { return s.cfg.http.Paths }
 // Run serves the source's paths until ctx ends. It returns an error only
 // when the listener cannot be opened or shared.
 func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	ep := s.cfg.http.Endpoint(s.ref, s.clock.Now, s.log, s.build)
-	ep.Out = out
-	if err := s.hub.Serve(ctx, s.cfg.http.Listener, s.cfg.http.Paths, ep); err != nil {
-		return fmt.Errorf("dynatrace source %q: %w", s.name, err)
-	}
-	return nil
+	return s.base.Serve(ctx, out, s.cfg.http, s.build)
 }
 
 func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
@@ -271,6 +218,6 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		"endpoint":         req.HTTP.URL.Path,
 		"remote_addr":      req.HTTP.RemoteAddr,
 	}
-	ev := engine.NewEvent(map[string]any{"problem": p.Fields, engine.MetaKey: meta}, s.name, s.ref.Type, req.Received)
+	ev := engine.NewEvent(map[string]any{"problem": p.Fields, engine.MetaKey: meta}, s.base.Name, s.base.Ref.Type, req.Received)
 	return []engine.Entry{{Event: ev, DedupeKey: p.DedupeKey(), DedupeWindow: s.cfg.dedupeWindow}}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rulebook-dev/rulebook/sources/httpingest"
 )
 
 // Problem is one decoded problem notification.
@@ -35,7 +37,7 @@ func (p *Problem) DedupeKey() string { return "problem/" + p.PID + "/" + p.State
 func Decode(payload any) (*Problem, error) {
 	obj, ok := payload.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("body is %s, not a problem notification object", kind(payload))
+		return nil, fmt.Errorf("body is %s, not a problem notification object", httpingest.ValueKind(payload))
 	}
 	fields := make(map[string]any, len(obj)+1)
 	for k, v := range obj {
@@ -49,7 +51,7 @@ func Decode(payload any) (*Problem, error) {
 		p.PID = strconv.FormatFloat(v, 'f', -1, 64)
 	case nil:
 	default:
-		return nil, fmt.Errorf("PID: must be a string or a number, not %s", kind(v))
+		return nil, fmt.Errorf("PID: must be a string or a number, not %s", httpingest.ValueKind(v))
 	}
 	if p.PID == "" || p.PID == "{PID}" {
 		return nil, errors.New(`PID: missing (the payload template needs "PID": "{PID}")`)
@@ -58,14 +60,14 @@ func Decode(payload any) (*Problem, error) {
 	st, isStr := obj["State"].(string)
 	st = strings.ToUpper(strings.TrimSpace(st))
 	if !isStr || st == "" || st == "{STATE}" {
-		return nil, fmt.Errorf(`State: must be OPEN or RESOLVED, not %s (the payload template needs "State": "{State}")`, describe(obj["State"]))
+		return nil, fmt.Errorf(`State: must be OPEN or RESOLVED, not %s (the payload template needs "State": "{State}")`, httpingest.DescribeValue(obj["State"]))
 	}
 	p.State = st
 	fields["State"] = st
 	for _, k := range []string{"ProblemID", "ProblemTitle", "ProblemSeverity", "ProblemImpact", "ProblemURL", "Problem URL", "ImpactedEntity"} {
 		if v, ok := obj[k]; ok && v != nil {
 			if _, isStr := v.(string); !isStr {
-				return nil, fmt.Errorf("%s: must be a string, not %s", k, kind(v))
+				return nil, fmt.Errorf("%s: must be a string, not %s", k, httpingest.ValueKind(v))
 			}
 		}
 	}
@@ -129,14 +131,14 @@ func decodeTags(v any) ([]any, error) {
 		for i, t := range x {
 			s, ok := t.(string)
 			if !ok {
-				return nil, fmt.Errorf("item %d is %s, not a string", i, kind(t))
+				return nil, fmt.Errorf("item %d is %s, not a string", i, httpingest.ValueKind(t))
 			}
 			if s = strings.TrimSpace(s); s != "" {
 				out = append(out, s)
 			}
 		}
 	default:
-		return nil, fmt.Errorf("must be a comma-separated string, not %s", kind(v))
+		return nil, fmt.Errorf("must be a comma-separated string, not %s", httpingest.ValueKind(v))
 	}
 	return out, nil
 }
@@ -162,48 +164,17 @@ func decodeEntities(v any) ([]any, error) {
 		for i, e := range x {
 			m, ok := e.(map[string]any)
 			if !ok {
-				return nil, fmt.Errorf("item %d is %s, not an entity object", i, kind(e))
+				return nil, fmt.Errorf("item %d is %s, not an entity object", i, httpingest.ValueKind(e))
 			}
 			for _, k := range []string{"type", "name", "entity"} {
 				if f, ok := m[k]; ok && f != nil {
 					if _, isStr := f.(string); !isStr {
-						return nil, fmt.Errorf("item %d: %s is %s, not a string", i, k, kind(f))
+						return nil, fmt.Errorf("item %d: %s is %s, not a string", i, k, httpingest.ValueKind(f))
 					}
 				}
 			}
 		}
 		return x, nil
 	}
-	return nil, fmt.Errorf("is %s, not a list of entities", kind(v))
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, int, int64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func describe(v any) string {
-	if s, ok := v.(string); ok {
-		if len(s) > 64 {
-			s = s[:64] + "..."
-		}
-		return strconv.Quote(s)
-	}
-	if v == nil {
-		return "missing"
-	}
-	return kind(v)
+	return nil, fmt.Errorf("is %s, not a list of entities", httpingest.ValueKind(v))
 }

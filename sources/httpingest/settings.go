@@ -366,19 +366,8 @@ func (d *decoder) mapAt(path []string, v any) (map[string]any, bool) {
 }
 
 func (d *decoder) onlyKeys(path []string, m map[string]any, keys ...string) {
-	var unknown []string
-outer:
-	for k := range m {
-		for _, ok := range keys {
-			if k == ok {
-				continue outer
-			}
-		}
-		unknown = append(unknown, k)
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		d.fail(append(append([]string{}, path...), unknown[0]), "unknown key %q (known: %s)", unknown[0], strings.Join(keys, ", "))
+	if err := unknownKey(path, m, keys); err != nil && d.err == nil {
+		d.err = err
 	}
 }
 

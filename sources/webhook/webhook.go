@@ -96,19 +96,15 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"github.com/rs/zerolog"
-
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 )
@@ -201,7 +197,7 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 		if !ok {
 			return nil, engine.ArgErrorf([]string{"dedupe"}, "must be a mapping")
 		}
-		if err := onlyKeys([]string{"dedupe"}, m, "header", "expr", "window"); err != nil {
+		if err := httpingest.OnlyKeys([]string{"dedupe"}, m, "header", "expr", "window"); err != nil {
 			return nil, err
 		}
 		h, hasH := m["header"]
@@ -233,7 +229,7 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 		if !ok {
 			return nil, engine.ArgErrorf([]string{"order"}, "must be a mapping")
 		}
-		if err := onlyKeys([]string{"order"}, m, "key", "timestamp"); err != nil {
+		if err := httpingest.OnlyKeys([]string{"order"}, m, "key", "timestamp"); err != nil {
 			return nil, err
 		}
 		if _, ok := m["key"]; !ok {
@@ -250,26 +246,6 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 		}
 	}
 	return c, nil
-}
-
-func onlyKeys(path []string, m map[string]any, keys ...string) error {
-	var unknown []string
-outer:
-	for k := range m {
-		for _, ok := range keys {
-			if k == ok {
-				continue outer
-			}
-		}
-		unknown = append(unknown, k)
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
-	sorted := append([]string{}, keys...)
-	sort.Strings(sorted)
-	return engine.ArgErrorf(append(append([]string{}, path...), unknown[0]), "unknown key %q (known: %s)", unknown[0], strings.Join(sorted, ", "))
 }
 
 // exprEnv is what dedupe and order expressions see.
@@ -297,43 +273,21 @@ func compile(path []string, v any) (*vm.Program, error) {
 
 // Source is a running webhook source.
 type Source struct {
-	hub   *httpingest.Hub
-	name  string
-	cfg   *config
-	clock engine.Clock
-	log   zerolog.Logger
-	ref   engine.SourceRef
+	base httpingest.Base
+	cfg  *config
 }
 
 // New builds a webhook source from resolved arguments.
 func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
-	if hub == nil {
-		return nil, errors.New("webhook source needs an http hub")
+	base, err := httpingest.NewBase(hub, sc, Type)
+	if err != nil {
+		return nil, err
 	}
 	c, err := decode(sc.Args, true)
 	if err != nil {
 		return nil, err
 	}
-	clock := sc.Clock
-	if clock == nil {
-		clock = engine.SystemClock{}
-	}
-	typ := sc.Type
-	if typ == "" {
-		typ = Type
-	}
-	name := sc.Name
-	if name == "" {
-		name = typ
-	}
-	return &Source{
-		hub:   hub,
-		name:  name,
-		cfg:   c,
-		clock: clock,
-		log:   sc.Log,
-		ref:   engine.SourceRef{Ruleset: sc.Ruleset, Name: name, Type: typ},
-	}, nil
+	return &Source{base: base, cfg: c}, nil
 }
 
 // Listener and Paths say where the source serves (for the CLI's banner and
@@ -347,13 +301,7 @@ func (s *Source) Paths() []string { return s.cfg.http.Paths }
 // accepted request through out and answering only once Emit returned. It
 // returns an error only when the listener cannot be opened or shared.
 func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	ep := s.cfg.http.Endpoint(s.ref, s.clock.Now, s.log, s.build)
-	ep.Out = out
-	err := s.hub.Serve(ctx, s.cfg.http.Listener, s.cfg.http.Paths, ep)
-	if err != nil {
-		return fmt.Errorf("webhook source %q: %w", s.name, err)
-	}
-	return nil
+	return s.base.Serve(ctx, out, s.cfg.http, s.build)
 }
 
 // build turns a checked request into its one entry.
@@ -368,7 +316,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		"method":           r.Method,
 		"remote_addr":      r.RemoteAddr,
 	}
-	ev := engine.NewEvent(map[string]any{"payload": req.Payload, engine.MetaKey: meta}, s.name, s.ref.Type, req.Received)
+	ev := engine.NewEvent(map[string]any{"payload": req.Payload, engine.MetaKey: meta}, s.base.Name, s.base.Ref.Type, req.Received)
 	entry := engine.Entry{Event: ev, DedupeWindow: s.cfg.dedupeWindow}
 
 	var env *exprEnv
@@ -393,7 +341,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		key := s.evalKey("order.key", s.cfg.orderKey, envFor())
 		ts, err := s.evalTime(envFor())
 		if err != nil {
-			s.log.Warn().Err(err).Msg("order.timestamp gave no time: event not ordered")
+			s.base.Log.Warn().Err(err).Msg("order.timestamp gave no time: event not ordered")
 		} else if key != "" {
 			entry.OrderKey, entry.Timestamp = key, ts
 		}
@@ -406,12 +354,12 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 func (s *Source) evalKey(name string, p *vm.Program, env *exprEnv) string {
 	v, err := expr.Run(p, env)
 	if err != nil {
-		s.log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
+		s.base.Log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
 		return ""
 	}
 	k, ok := keyString(v)
 	if !ok {
-		s.log.Warn().Str("key", name).Str("type", fmt.Sprintf("%T", v)).Msg("expression gave no string or number: no key for this event")
+		s.base.Log.Warn().Str("key", name).Str("type", fmt.Sprintf("%T", v)).Msg("expression gave no string or number: no key for this event")
 	}
 	return k
 }

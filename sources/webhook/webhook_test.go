@@ -549,7 +549,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ct string, body []byte, id, query string) {
 		j := &journal{}
-		ep := src.cfg.http.Endpoint(src.ref, src.clock.Now, src.log, src.build)
+		ep := src.cfg.http.Endpoint(src.base.Ref, src.base.Clock.Now, src.base.Log, src.build)
 		ep.Out = j
 		r, err := http.NewRequest("POST", "http://x/?"+query, bytes.NewReader(body))
 		if err != nil {
