@@ -2,21 +2,14 @@ package kafka
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
-
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // args are the action's arguments after rendering.
@@ -26,17 +19,8 @@ type args struct {
 	Key     []byte // nil: no key
 	Value   []byte
 	Headers map[string]string
-	TLS     *tlsArgs
-	SASL    *saslArgs
-}
-
-type tlsArgs struct {
-	CA, Cert, Key      string
-	InsecureSkipVerify bool
-}
-
-type saslArgs struct {
-	Mechanism, Username, Password string
+	TLS     *kafkaconn.TLS
+	SASL    *kafkaconn.SASL
 }
 
 var knownKeys = map[string]bool{
@@ -63,6 +47,7 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 		str, ok := v.(string)
 		return !rendered && ok && (engine.IsTemplate(str) || engine.HasSecretRef(str))
 	}
+	later := func(s string) bool { return tmpl(s) }
 
 	switch v := in["brokers"]; {
 	case v == nil:
@@ -70,16 +55,8 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 	case tmpl(v):
 	default:
 		var err error
-		if a.Brokers, err = stringList(v, "brokers"); err != nil {
+		if a.Brokers, err = kafkaconn.ParseBrokers(v, later); err != nil {
 			return a, err
-		}
-		if len(a.Brokers) == 0 {
-			return a, engine.ArgErrorf([]string{"brokers"}, "at least one broker is required")
-		}
-		for _, b := range a.Brokers {
-			if !tmpl(b) && !strings.Contains(b, ":") {
-				return a, engine.ArgErrorf([]string{"brokers"}, "broker %q needs a port (host:port)", b)
-			}
 		}
 	}
 
@@ -136,10 +113,10 @@ func parseArgs(in map[string]any, rendered bool) (args, error) {
 		}
 	}
 	var err error
-	if a.TLS, err = parseTLS(in["tls"]); err != nil {
+	if a.TLS, err = kafkaconn.ParseTLS(in["tls"]); err != nil {
 		return a, err
 	}
-	if a.SASL, err = parseSASL(in["sasl"], tmpl); err != nil {
+	if a.SASL, err = kafkaconn.ParseSASL(in["sasl"], later); err != nil {
 		return a, err
 	}
 	return a, nil
@@ -155,180 +132,6 @@ func validTopic(s string) bool {
 		}
 	}
 	return true
-}
-
-func stringList(v any, key string) ([]string, error) {
-	var raw []string
-	switch x := v.(type) {
-	case string:
-		raw = strings.Split(x, ",")
-	case []string:
-		raw = x
-	case []any:
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{key, fmt.Sprint(i)}, "must be a string")
-			}
-			raw = append(raw, s)
-		}
-	default:
-		return nil, engine.ArgErrorf([]string{key}, "must be a list of strings or a comma-separated string")
-	}
-	var out []string
-	for _, s := range raw {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-func parseTLS(v any) (*tlsArgs, error) {
-	if v == nil {
-		return nil, nil
-	}
-	if b, ok := v.(bool); ok {
-		if !b {
-			return nil, nil
-		}
-		return &tlsArgs{}, nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, engine.ArgErrorf([]string{"tls"}, "must be a mapping or true")
-	}
-	t := &tlsArgs{}
-	for k, val := range m {
-		switch k {
-		case "ca", "cert", "key":
-			s, ok := val.(string)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{"tls", k}, "must be a string (a PEM file path or PEM text)")
-			}
-			switch k {
-			case "ca":
-				t.CA = s
-			case "cert":
-				t.Cert = s
-			case "key":
-				t.Key = s
-			}
-		case "insecure_skip_verify":
-			b, ok := val.(bool)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{"tls", k}, "must be true or false")
-			}
-			t.InsecureSkipVerify = b
-		default:
-			return nil, engine.ArgErrorf([]string{"tls", k}, "unknown key %q", k)
-		}
-	}
-	if (t.Cert == "") != (t.Key == "") {
-		return nil, engine.ArgErrorf([]string{"tls", "cert"}, "cert and key go together")
-	}
-	return t, nil
-}
-
-func parseSASL(v any, later func(any) bool) (*saslArgs, error) {
-	if v == nil {
-		return nil, nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, engine.ArgErrorf([]string{"sasl"}, "must be a mapping")
-	}
-	s := &saslArgs{}
-	for k, val := range m {
-		str, ok := val.(string)
-		if !ok {
-			return nil, engine.ArgErrorf([]string{"sasl", k}, "must be a string")
-		}
-		switch k {
-		case "mechanism":
-			s.Mechanism = strings.ToLower(str)
-		case "username":
-			s.Username = str
-		case "password":
-			s.Password = str
-		default:
-			return nil, engine.ArgErrorf([]string{"sasl", k}, "unknown key %q", k)
-		}
-	}
-	switch {
-	case s.Mechanism == "plain", s.Mechanism == "scram-sha-256", s.Mechanism == "scram-sha-512":
-	case later(s.Mechanism):
-	case s.Mechanism == "":
-		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "is required (plain, scram-sha-256 or scram-sha-512)")
-	default:
-		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "must be plain, scram-sha-256 or scram-sha-512, not %q", s.Mechanism)
-	}
-	if s.Username == "" {
-		return nil, engine.ArgErrorf([]string{"sasl", "username"}, "is required")
-	}
-	return s, nil
-}
-
-// tlsConfig loads the TLS material: PEM text when it contains "-----BEGIN",
-// else a file path.
-func (t *tlsArgs) tlsConfig() (*tls.Config, error) {
-	if t == nil {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in by the operator
-	if t.CA != "" {
-		pem, err := pemOrFile(t.CA)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls.ca: no certificate found in the PEM data")
-		}
-		cfg.RootCAs = pool
-	}
-	if t.Cert != "" {
-		cert, err := pemOrFile(t.Cert)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert: %w", err)
-		}
-		key, err := pemOrFile(t.Key)
-		if err != nil {
-			return nil, fmt.Errorf("tls.key: %w", err)
-		}
-		pair, err := tls.X509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
-}
-
-func pemOrFile(s string) ([]byte, error) {
-	if strings.Contains(s, "-----BEGIN") {
-		return []byte(s), nil
-	}
-	b, err := os.ReadFile(s)
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", s, err)
-	}
-	return b, nil
-}
-
-func (s *saslArgs) mechanism() (sasl.Mechanism, error) {
-	if s == nil {
-		return nil, nil
-	}
-	switch s.Mechanism {
-	case "plain":
-		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
-	case "scram-sha-256":
-		return scram.Mechanism(scram.SHA256, s.Username, s.Password)
-	case "scram-sha-512":
-		return scram.Mechanism(scram.SHA512, s.Username, s.Password)
-	}
-	return nil, fmt.Errorf("sasl.mechanism: unsupported %q", s.Mechanism)
 }
 
 // writerKey identifies the writer for these arguments: brokers, topic, and

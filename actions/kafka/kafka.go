@@ -35,6 +35,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // Type is the action type in rulebooks.
@@ -138,11 +139,7 @@ func (p *Producer) writer(a args) (*kafkago.Writer, error) {
 	if w := p.writers[key]; w != nil {
 		return w, nil
 	}
-	tlsCfg, err := a.TLS.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mech, err := a.SASL.mechanism()
+	sec, err := kafkaconn.Load(a.TLS, a.SASL)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +151,7 @@ func (p *Producer) writer(a args) (*kafkago.Writer, error) {
 		RequiredAcks: kafkago.RequireAll,
 		MaxAttempts:  3,
 		BatchTimeout: 2 * time.Millisecond,
-		Transport: &kafkago.Transport{
-			DialTimeout: 10 * time.Second,
-			ClientID:    "rulebook",
-			TLS:         tlsCfg,
-			SASL:        mech,
-		},
+		Transport:    sec.Transport(),
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
 			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
 		}),

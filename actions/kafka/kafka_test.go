@@ -15,6 +15,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
 )
 
@@ -244,9 +245,9 @@ func TestCheck(t *testing.T) {
 }
 
 func TestWriterKeyHidesSecrets(t *testing.T) {
-	a := args{Brokers: []string{"a:1"}, Topic: "t", SASL: &saslArgs{Mechanism: "plain", Username: "u", Password: "topsecret"}}
+	a := args{Brokers: []string{"a:1"}, Topic: "t", SASL: &kafkaconn.SASL{Mechanism: "plain", Username: "u", Password: "topsecret"}}
 	b := a
-	b.SASL = &saslArgs{Mechanism: "plain", Username: "u", Password: "other"}
+	b.SASL = &kafkaconn.SASL{Mechanism: "plain", Username: "u", Password: "other"}
 	if strings.Contains(a.writerKey(), "topsecret") {
 		t.Fatalf("key leaks the password: %q", a.writerKey())
 	}

@@ -1,12 +1,13 @@
 package kafka
 
+import "github.com/rulebook-dev/rulebook/kafkaconn"
+
 // Schema returns the JSON Schema (draft 2020-12) of the kafka action's
 // arguments, as the loader sees them before rendering.
 func Schema() map[string]any {
 	orTmpl := func(s map[string]any) map[string]any {
 		return map[string]any{"anyOf": []any{s, map[string]any{"$ref": "#/$defs/template"}}}
 	}
-	str := func(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
 	return map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
 		"title":                Type,
@@ -16,41 +17,13 @@ func Schema() map[string]any {
 		"additionalProperties": false,
 		"$defs":                map[string]any{"template": map[string]any{"type": "string", "pattern": `\{\{|\$\{`}},
 		"properties": map[string]any{
-			"brokers": map[string]any{"description": "host:port of one or more brokers, a list or comma-separated", "anyOf": []any{
-				map[string]any{"type": "string", "minLength": 1},
-				map[string]any{"type": "array", "minItems": 1, "items": map[string]any{"type": "string"}},
-			}},
-			"topic":   map[string]any{"type": "string", "minLength": 1, "description": "letters, digits, '.', '_', '-' (or a template)"},
-			"key":     map[string]any{"type": []any{"string", "number", "boolean", "null"}, "description": "the message key; equal keys go to one partition (murmur2, as the Java client)"},
-			"value":   map[string]any{"description": "a mapping or list is sent as JSON, a string as is"},
-			"headers": orTmpl(map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}),
-			"tls": map[string]any{"anyOf": []any{
-				map[string]any{"type": "boolean"},
-				map[string]any{
-					"type":                 "object",
-					"additionalProperties": false,
-					"dependentRequired":    map[string]any{"cert": []any{"key"}, "key": []any{"cert"}},
-					"properties": map[string]any{
-						"ca":                   str("PEM file (or PEM text) of the CAs to trust instead of the system's"),
-						"cert":                 str("PEM client certificate (file or text)"),
-						"key":                  str("PEM client key (file or text)"),
-						"insecure_skip_verify": map[string]any{"type": "boolean", "default": false},
-					},
-				},
-			}},
-			"sasl": map[string]any{
-				"type":                 "object",
-				"additionalProperties": false,
-				"required":             []any{"mechanism", "username"},
-				"properties": map[string]any{
-					"mechanism": map[string]any{"anyOf": []any{
-						map[string]any{"enum": []any{"plain", "scram-sha-256", "scram-sha-512", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}},
-						map[string]any{"$ref": "#/$defs/template"},
-					}},
-					"username": map[string]any{"type": "string", "minLength": 1},
-					"password": str("use a secret reference: ${env:NAME} or ${file:PATH}"),
-				},
-			},
+			"brokers":   kafkaconn.BrokersSchema(),
+			"topic":     map[string]any{"type": "string", "minLength": 1, "description": "letters, digits, '.', '_', '-' (or a template)"},
+			"key":       map[string]any{"type": []any{"string", "number", "boolean", "null"}, "description": "the message key; equal keys go to one partition (murmur2, as the Java client)"},
+			"value":     map[string]any{"description": "a mapping or list is sent as JSON, a string as is"},
+			"headers":   orTmpl(map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}),
+			"tls":       kafkaconn.TLSSchema(),
+			"sasl":      kafkaconn.SASLSchema(map[string]any{"$ref": "#/$defs/template"}),
 			"timeout":   map[string]any{"description": "dispatcher policy: time limit of one attempt"},
 			"retries":   map[string]any{"description": "dispatcher policy: retries of a retryable failure"},
 			"delay":     map[string]any{"description": "dispatcher policy: first backoff"},

@@ -1,22 +1,15 @@
 package kafka
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // Format is how a message value becomes the event's body.
@@ -32,8 +25,8 @@ type config struct {
 	TopicPattern *regexp.Regexp
 	GroupID      string
 	StartOffset  int64 // kafkago.FirstOffset or kafkago.LastOffset
-	TLS          *tlsArgs
-	SASL         *saslArgs
+	TLS          *kafkaconn.TLS
+	SASL         *kafkaconn.SASL
 	Format       string
 	DeadLetter   string
 	Dedupe       bool
@@ -51,15 +44,6 @@ type config struct {
 	MaxRetryBackoff   time.Duration
 }
 
-type tlsArgs struct {
-	CA, Cert, Key      string // PEM content or a file path
-	InsecureSkipVerify bool
-}
-
-type saslArgs struct {
-	Mechanism, Username, Password string
-}
-
 var knownKeys = map[string]bool{
 	"brokers": true, "topic": true, "topics": true, "topic_pattern": true, "group_id": true,
 	"offset": true, "tls": true, "sasl": true, "format": true, "dead_letter_topic": true,
@@ -70,7 +54,7 @@ var knownKeys = map[string]bool{
 }
 
 // parseConfig validates args. It reads no file: TLS material is loaded by
-// tlsConfig when the source is built. With resolved false (Check, at load
+// kafkaconn.Load when the source is built. With resolved false (Check, at load
 // time) a string holding a secret reference (${env:...}, ${file:...}) is
 // only known later, so its format is not checked; New checks everything.
 func parseConfig(args map[string]any, resolved bool) (config, error) {
@@ -103,16 +87,8 @@ func parseConfig(args map[string]any, resolved bool) (config, error) {
 	}
 
 	var err error
-	if c.Brokers, err = stringList(args, "brokers"); err != nil {
+	if c.Brokers, err = kafkaconn.ParseBrokers(args["brokers"], later); err != nil {
 		return c, err
-	}
-	if len(c.Brokers) == 0 {
-		return c, engine.ArgErrorf([]string{"brokers"}, "at least one broker is required")
-	}
-	for _, b := range c.Brokers {
-		if !later(b) && !strings.Contains(b, ":") {
-			return c, engine.ArgErrorf([]string{"brokers"}, "broker %q needs a port (host:port)", b)
-		}
 	}
 
 	topic, err := optString(args, "topic")
@@ -183,10 +159,10 @@ func parseConfig(args map[string]any, resolved bool) (config, error) {
 		}
 		c.Dedupe = b
 	}
-	if c.TLS, err = parseTLS(args["tls"]); err != nil {
+	if c.TLS, err = kafkaconn.ParseTLS(args["tls"]); err != nil {
 		return c, err
 	}
-	if c.SASL, err = parseSASL(args["sasl"], later); err != nil {
+	if c.SASL, err = kafkaconn.ParseSASL(args["sasl"], later); err != nil {
 		return c, err
 	}
 
@@ -231,155 +207,6 @@ func parseConfig(args map[string]any, resolved bool) (config, error) {
 	return c, nil
 }
 
-func parseTLS(v any) (*tlsArgs, error) {
-	if v == nil {
-		return nil, nil
-	}
-	if b, ok := v.(bool); ok {
-		if !b {
-			return nil, nil
-		}
-		return &tlsArgs{}, nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, engine.ArgErrorf([]string{"tls"}, "must be a mapping or true")
-	}
-	t := &tlsArgs{}
-	for k, val := range m {
-		switch k {
-		case "ca", "cert", "key":
-			s, ok := val.(string)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{"tls", k}, "must be a string (a PEM file path or PEM text)")
-			}
-			switch k {
-			case "ca":
-				t.CA = s
-			case "cert":
-				t.Cert = s
-			case "key":
-				t.Key = s
-			}
-		case "insecure_skip_verify":
-			b, ok := val.(bool)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{"tls", k}, "must be true or false")
-			}
-			t.InsecureSkipVerify = b
-		default:
-			return nil, engine.ArgErrorf([]string{"tls", k}, "unknown key %q", k)
-		}
-	}
-	if (t.Cert == "") != (t.Key == "") {
-		return nil, engine.ArgErrorf([]string{"tls", "cert"}, "cert and key go together")
-	}
-	return t, nil
-}
-
-func parseSASL(v any, later func(string) bool) (*saslArgs, error) {
-	if v == nil {
-		return nil, nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, engine.ArgErrorf([]string{"sasl"}, "must be a mapping")
-	}
-	s := &saslArgs{}
-	for k, val := range m {
-		str, ok := val.(string)
-		if !ok {
-			return nil, engine.ArgErrorf([]string{"sasl", k}, "must be a string")
-		}
-		switch k {
-		case "mechanism":
-			s.Mechanism = strings.ToLower(str)
-		case "username":
-			s.Username = str
-		case "password":
-			s.Password = str
-		default:
-			return nil, engine.ArgErrorf([]string{"sasl", k}, "unknown key %q", k)
-		}
-	}
-	switch {
-	case s.Mechanism == "plain", s.Mechanism == "scram-sha-256", s.Mechanism == "scram-sha-512":
-	case later(s.Mechanism):
-	case s.Mechanism == "":
-		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "is required (plain, scram-sha-256 or scram-sha-512)")
-	default:
-		return nil, engine.ArgErrorf([]string{"sasl", "mechanism"}, "must be plain, scram-sha-256 or scram-sha-512, not %q", s.Mechanism)
-	}
-	if s.Username == "" {
-		return nil, engine.ArgErrorf([]string{"sasl", "username"}, "is required")
-	}
-	return s, nil
-}
-
-// tlsConfig loads the TLS material: each of ca, cert and key is PEM text
-// when it contains "-----BEGIN" (as a ${file:...} reference resolves to),
-// else a file path.
-func (t *tlsArgs) tlsConfig() (*tls.Config, error) {
-	if t == nil {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in by the operator
-	if t.CA != "" {
-		pem, err := pemOrFile(t.CA)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls.ca: no certificate found in the PEM data")
-		}
-		cfg.RootCAs = pool
-	}
-	if t.Cert != "" {
-		cert, err := pemOrFile(t.Cert)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert: %w", err)
-		}
-		key, err := pemOrFile(t.Key)
-		if err != nil {
-			return nil, fmt.Errorf("tls.key: %w", err)
-		}
-		pair, err := tls.X509KeyPair(cert, key)
-		if err != nil {
-			// The error of X509KeyPair never quotes key material.
-			return nil, fmt.Errorf("tls.cert: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
-}
-
-func pemOrFile(s string) ([]byte, error) {
-	if strings.Contains(s, "-----BEGIN") {
-		return []byte(s), nil
-	}
-	b, err := os.ReadFile(s)
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", s, err)
-	}
-	return b, nil
-}
-
-func (s *saslArgs) mechanism() (sasl.Mechanism, error) {
-	if s == nil {
-		return nil, nil
-	}
-	switch s.Mechanism {
-	case "plain":
-		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
-	case "scram-sha-256":
-		return scram.Mechanism(scram.SHA256, s.Username, s.Password)
-	case "scram-sha-512":
-		return scram.Mechanism(scram.SHA512, s.Username, s.Password)
-	}
-	return nil, fmt.Errorf("sasl.mechanism: unsupported %q", s.Mechanism)
-}
-
 func optString(args map[string]any, key string) (string, error) {
 	v, ok := args[key]
 	if !ok || v == nil {
@@ -398,30 +225,7 @@ func stringList(args map[string]any, key string) ([]string, error) {
 	if !ok || v == nil {
 		return nil, nil
 	}
-	var raw []string
-	switch x := v.(type) {
-	case string:
-		raw = strings.Split(x, ",")
-	case []string:
-		raw = x
-	case []any:
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, engine.ArgErrorf([]string{key, fmt.Sprint(i)}, "must be a string")
-			}
-			raw = append(raw, s)
-		}
-	default:
-		return nil, engine.ArgErrorf([]string{key}, "must be a list of strings or a comma-separated string")
-	}
-	var out []string
-	for _, s := range raw {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+	return kafkaconn.StringList(v, key)
 }
 
 // duration accepts a Go duration string ("500ms", "2s") or a number of

@@ -1,16 +1,13 @@
 package kafka
 
+import "github.com/rulebook-dev/rulebook/kafkaconn"
+
 // Schema returns the JSON Schema (draft 2020-12) of the kafka source's
 // arguments. A string holding a secret reference (${env:...}) is checked
 // once resolved, so formats are advisory where one may appear.
 func Schema() map[string]any {
 	str := func(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
-	list := func(desc string) map[string]any {
-		return map[string]any{"description": desc, "anyOf": []any{
-			map[string]any{"type": "string", "minLength": 1},
-			map[string]any{"type": "array", "minItems": 1, "items": map[string]any{"type": "string"}},
-		}}
-	}
+	list := kafkaconn.StringListSchema
 	dur := func(desc string) map[string]any {
 		return map[string]any{"description": desc, "anyOf": []any{
 			map[string]any{"type": "string", "pattern": `^\s*([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+\s*$|\$\{`},
@@ -30,42 +27,17 @@ func Schema() map[string]any {
 			map[string]any{"required": []any{"topic_pattern"}},
 		},
 		"properties": map[string]any{
-			"brokers":           list("host:port of one or more brokers, a list or comma-separated"),
-			"topic":             map[string]any{"type": "string", "minLength": 1, "description": "the topic to consume"},
-			"topics":            list("topics to consume, a list or comma-separated"),
-			"topic_pattern":     map[string]any{"type": "string", "minLength": 1, "description": "regular expression (Go syntax): consume every matching topic, refreshed every topic_refresh_interval"},
-			"group_id":          str("consumer group (default rulebook.<ruleset>.<source name>)"),
-			"offset":            map[string]any{"description": "where a new group starts", "default": "earliest", "anyOf": []any{map[string]any{"enum": []any{"earliest", "latest"}}, map[string]any{"type": "string", "pattern": `\$\{`}}},
-			"format":            map[string]any{"description": "how a value becomes event.body", "default": "json", "anyOf": []any{map[string]any{"enum": []any{"json", "text"}}, map[string]any{"type": "string", "pattern": `\$\{`}}},
-			"dead_letter_topic": str("where undecodable messages are forwarded, with rulebook-reject-reason and rulebook-origin-* headers"),
-			"dedupe":            map[string]any{"type": "boolean", "default": true, "description": "DedupeKey topic/partition/offset, so a replay is not processed twice"},
-			"tls": map[string]any{"anyOf": []any{
-				map[string]any{"type": "boolean"},
-				map[string]any{
-					"type":                 "object",
-					"additionalProperties": false,
-					"dependentRequired":    map[string]any{"cert": []any{"key"}, "key": []any{"cert"}},
-					"properties": map[string]any{
-						"ca":                   str("PEM file (or PEM text) of the CAs to trust instead of the system's"),
-						"cert":                 str("PEM client certificate (file or text)"),
-						"key":                  str("PEM client key (file or text)"),
-						"insecure_skip_verify": map[string]any{"type": "boolean", "default": false},
-					},
-				},
-			}},
-			"sasl": map[string]any{
-				"type":                 "object",
-				"additionalProperties": false,
-				"required":             []any{"mechanism", "username"},
-				"properties": map[string]any{
-					"mechanism": map[string]any{"anyOf": []any{
-						map[string]any{"enum": []any{"plain", "scram-sha-256", "scram-sha-512", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}},
-						map[string]any{"type": "string", "pattern": `\$\{`},
-					}},
-					"username": map[string]any{"type": "string", "minLength": 1},
-					"password": str("use a secret reference: ${env:NAME} or ${file:PATH}"),
-				},
-			},
+			"brokers":                kafkaconn.BrokersSchema(),
+			"topic":                  map[string]any{"type": "string", "minLength": 1, "description": "the topic to consume"},
+			"topics":                 list("topics to consume, a list or comma-separated"),
+			"topic_pattern":          map[string]any{"type": "string", "minLength": 1, "description": "regular expression (Go syntax): consume every matching topic, refreshed every topic_refresh_interval"},
+			"group_id":               str("consumer group (default rulebook.<ruleset>.<source name>)"),
+			"offset":                 map[string]any{"description": "where a new group starts", "default": "earliest", "anyOf": []any{map[string]any{"enum": []any{"earliest", "latest"}}, map[string]any{"type": "string", "pattern": `\$\{`}}},
+			"format":                 map[string]any{"description": "how a value becomes event.body", "default": "json", "anyOf": []any{map[string]any{"enum": []any{"json", "text"}}, map[string]any{"type": "string", "pattern": `\$\{`}}},
+			"dead_letter_topic":      str("where undecodable messages are forwarded, with rulebook-reject-reason and rulebook-origin-* headers"),
+			"dedupe":                 map[string]any{"type": "boolean", "default": true, "description": "DedupeKey topic/partition/offset, so a replay is not processed twice"},
+			"tls":                    kafkaconn.TLSSchema(),
+			"sasl":                   kafkaconn.SASLSchema(map[string]any{"type": "string", "pattern": `\$\{`}),
 			"session_timeout":        dur("consumer group session timeout (default 30s)"),
 			"rebalance_timeout":      dur("consumer group rebalance timeout (default 30s)"),
 			"heartbeat_interval":     dur("shorter than session_timeout (default 3s)"),

@@ -84,9 +84,9 @@ import (
 
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // Type is the source type in rulebooks.
@@ -120,8 +120,7 @@ type Source struct {
 	ref     engine.SourceRef
 	log     zerolog.Logger
 	clock   engine.Clock
-	tlsCfg  *tls.Config
-	mech    sasl.Mechanism
+	sec     kafkaconn.Security
 	tracker *tracker
 
 	fetched, redelivered, emitted, duplicates atomic.Int64
@@ -145,11 +144,7 @@ func New(sc engine.SourceConfig) (*Source, error) {
 	if cfg.GroupID == "" {
 		cfg.GroupID = "rulebook." + sc.Ruleset + "." + sc.Name
 	}
-	tlsCfg, err := cfg.TLS.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mech, err := cfg.SASL.mechanism()
+	sec, err := kafkaconn.Load(cfg.TLS, cfg.SASL)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +161,7 @@ func New(sc engine.SourceConfig) (*Source, error) {
 		ref:     engine.SourceRef{Ruleset: sc.Ruleset, Name: sc.Name, Type: typ},
 		log:     sc.Log,
 		clock:   clock,
-		tlsCfg:  tlsCfg,
-		mech:    mech,
+		sec:     sec,
 		tracker: newTracker(),
 		topics:  cfg.Topics,
 	}, nil
@@ -239,15 +233,10 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 	}
 	defer s.running.Store(false)
 
-	transport := &kafkago.Transport{
-		DialTimeout: 10 * time.Second,
-		// Metadata is cached this long; topic_pattern refreshes need it
-		// fresher than kafka-go's default of 6s.
-		MetadataTTL: min(s.cfg.TopicRefresh, 6*time.Second),
-		ClientID:    "rulebook",
-		TLS:         s.tlsCfg,
-		SASL:        s.mech,
-	}
+	transport := s.sec.Transport()
+	// Metadata is cached this long; topic_pattern refreshes need it
+	// fresher than kafka-go's default of 6s.
+	transport.MetadataTTL = min(s.cfg.TopicRefresh, 6*time.Second)
 	defer transport.CloseIdleConnections()
 
 	if err := s.preflight(ctx); err != nil {
@@ -347,7 +336,7 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 // an error instead of an endless retry. Unreachable brokers are retried.
 func (s *Source) preflight(ctx context.Context) error {
 	backoff := s.cfg.RetryBackoff
-	d := s.dialer()
+	d := s.sec.Dialer()
 	for attempt := 1; ; attempt++ {
 		var err error
 		for _, b := range s.cfg.Brokers {
@@ -482,23 +471,13 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-func (s *Source) dialer() *kafkago.Dialer {
-	return &kafkago.Dialer{
-		ClientID:      "rulebook",
-		Timeout:       10 * time.Second,
-		DualStack:     true,
-		TLS:           s.tlsCfg,
-		SASLMechanism: s.mech,
-	}
-}
-
 func (s *Source) newReader(topics []string) *kafkago.Reader {
 	log := s.log
 	return kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:                s.cfg.Brokers,
 		GroupID:                s.cfg.GroupID,
 		GroupTopics:            topics,
-		Dialer:                 s.dialer(),
+		Dialer:                 s.sec.Dialer(),
 		MinBytes:               1,
 		MaxBytes:               10 << 20,
 		MaxWait:                s.cfg.MaxWait,
