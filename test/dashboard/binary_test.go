@@ -3,27 +3,16 @@ package dashboard
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/rulebook-dev/rulebook/test/rbtest"
+)
 
 // TestDashboardThroughTheBinary runs the real rulebook binary with --admin,
 // sends an event through its webhook source, and watches the dashboard in
@@ -32,12 +21,8 @@ func freeAddr(t *testing.T) string {
 func TestDashboardThroughTheBinary(t *testing.T) {
 	br := StartBrowser(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rulebook")
-	build := exec.Command("go", "build", "-o", bin, "github.com/rulebook-dev/rulebook/cmd/rulebook")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	hook, adminAddr := freeAddr(t), freeAddr(t)
+	bin := rbtest.BuildT(t)
+	hook, adminAddr := rbtest.FreeAddr(t), rbtest.FreeAddr(t)
 	rb := filepath.Join(dir, "rb.yml")
 	os.WriteFile(rb, []byte(fmt.Sprintf(`- name: ops
   sources:
@@ -53,33 +38,15 @@ func TestDashboardThroughTheBinary(t *testing.T) {
       condition: event.payload.status == "up"
       action: {none: {}}
 `, hook)), 0o644)
-	cmd := exec.Command(bin, "run", rb, "--data-dir", filepath.Join(dir, "data"), "--admin", adminAddr, "--log-format", "json")
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	rbp := rbtest.Start(t, bin, "run", rb, "--data-dir", filepath.Join(dir, "data"), "--admin", adminAddr, "--log-format", "json")
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		_ = rbp.Cmd.Process.Signal(syscall.SIGTERM)
+		rbp.Wait(rbtest.StopTimeout)
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rulebook never became ready\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	rbp.WaitOK(t, "http://"+adminAddr+"/readyz")
 
 	p := OpenPage(t, ctx, br, "http://"+adminAddr+"/")
 	wait := func(what, expr string) {
@@ -87,7 +54,7 @@ func TestDashboardThroughTheBinary(t *testing.T) {
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 		defer wcancel()
 		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, logs.String())
+			t.Fatalf("%s: %v\n%s", what, err, rbp.Log())
 		}
 	}
 	wait("rules", `document.querySelectorAll("#rules tbody tr").length === 2`)
@@ -105,22 +72,4 @@ func TestDashboardThroughTheBinary(t *testing.T) {
 	wait("action history", `[...document.querySelectorAll("#audit tbody tr")].some(tr => tr.textContent.includes("restarting web7") && tr.textContent.includes("succeeded"))`)
 	_ = p.Eval(ctx, `window.scrollTo(0, 0)`, nil)
 	SaveScreenshot(t, ctx, p, "dashboard-binary.png")
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

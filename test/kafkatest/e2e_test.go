@@ -1,78 +1,23 @@
 package kafkatest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
-// rulebookProc is a running `rulebook run`.
-type rulebookProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited; err is then set
-	err  error
-	log  *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output copier and
-// the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func startRulebook(t *testing.T, bin, rulebook, dataDir string) *rulebookProc {
+// startRulebook runs `rulebook run` with stdout and stderr in its Log().
+func startRulebook(t *testing.T, bin, rulebook, dataDir string) *rbtest.Process {
 	t.Helper()
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, "run", rulebook, "--data-dir", dataDir, "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &rulebookProc{cmd: cmd, done: make(chan struct{}), log: log}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("rulebook log:\n%s", log.String())
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its error.
-func (p *rulebookProc) wait(d time.Duration) (exited bool, err error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	case <-time.After(d):
-		return false, nil
-	}
+	return rbtest.StartWith(t, rbtest.Options{Combined: true}, bin, "run", rulebook, "--data-dir", dataDir, "--log-format", "json")
 }
 
 func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -116,11 +61,7 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 	// would be the bottleneck of the rulebook process it serves.
 	c := StartProcess(t, Options{Brokers: 3, Partitions: 3, Topics: []string{"in", "out"}})
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rulebook")
-	build := exec.Command("go", "build", "-o", bin, "github.com/rulebook-dev/rulebook/cmd/rulebook")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build rulebook: %v\n%s", err, out)
-	}
+	bin := rbtest.BuildT(t)
 	rb := filepath.Join(dir, "loop.yml")
 	err := os.WriteFile(rb, fmt.Appendf(nil, `- name: kafka loop
   hosts: all
@@ -171,10 +112,10 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 	c.KcatProduce(t, "in", recs...)
 
 	poll(t, 60*time.Second, "the first actions", func() bool { return sumOffsets(t, c, "out") >= 50 })
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := first.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := first.wait(10 * time.Second); !ok {
+	if ok, _ := first.Wait(10 * time.Second); !ok {
 		t.Fatal("rulebook still running 10s after SIGKILL")
 	}
 	killedAt := sumOffsets(t, c, "out")
@@ -237,15 +178,15 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 			t.Errorf("invocation %s produced for several messages: %v", id, keys)
 		}
 	}
-	if !strings.Contains(second.log.String(), `"kafka message rejected"`) && !strings.Contains(first.log.String(), `"kafka message rejected"`) {
+	if !strings.Contains(second.Log(), `"kafka message rejected"`) && !strings.Contains(first.Log(), `"kafka message rejected"`) {
 		t.Errorf("the invalid message was not logged as rejected")
 	}
 	t.Logf("%d matching messages, %d action messages (%d when killed, %d repeats after the crash)", len(want), total, killedAt, total-len(want))
 
-	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := second.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := second.wait(30 * time.Second)
+	ok, err := second.Wait(30 * time.Second)
 	if !ok {
 		t.Fatal("rulebook did not exit within 30s of SIGTERM")
 	}
