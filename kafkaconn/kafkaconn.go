@@ -29,6 +29,11 @@ const ClientID = "rulebook"
 // DialTimeout bounds the dial of one broker connection.
 const DialTimeout = 10 * time.Second
 
+// PathArgs returns the argument paths holding file paths (the tls
+// material), for a spec's PathArgs: the loader resolves a relative one
+// against the rulebook's directory.
+func PathArgs() []string { return []string{"tls.ca", "tls.cert", "tls.key"} }
+
 // TLS is the tls argument: each of CA, Cert and Key is PEM text or a file
 // path.
 type TLS struct {

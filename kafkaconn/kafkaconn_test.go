@@ -337,3 +337,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPathArgs(t *testing.T) {
+	want := []string{"tls.ca", "tls.cert", "tls.key"}
+	a := PathArgs()
+	if !reflect.DeepEqual(a, want) {
+		t.Fatalf("PathArgs() = %q, want %q", a, want)
+	}
+	a[0] = "changed"
+	if PathArgs()[0] != "tls.ca" {
+		t.Fatal("PathArgs shares its slice with callers")
+	}
+}

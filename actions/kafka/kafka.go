@@ -53,7 +53,7 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "produce a message to a Kafka topic (acks=all)",
 		Check:       Check,
-		PathArgs:    []string{"tls.ca", "tls.cert", "tls.key"},
+		PathArgs:    kafkaconn.PathArgs(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env), nil
 		},

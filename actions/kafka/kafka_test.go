@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/kafkaconn"
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
@@ -226,20 +227,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(tc.args)
-			if tc.wantKey == "" {
-				if err != nil {
-					t.Fatalf("want no error, got %v", err)
-				}
-				return
-			}
-			var ae *engine.ArgError
-			if !errors.As(err, &ae) {
-				t.Fatalf("want *engine.ArgError at %q, got %v", tc.wantKey, err)
-			}
-			if got := strings.Join(ae.Path, "."); got != tc.wantKey {
-				t.Fatalf("path: got %q, want %q (%v)", got, tc.wantKey, err)
-			}
+			checktest.ArgError(t, Check(tc.args), tc.wantKey, "")
 		})
 	}
 }

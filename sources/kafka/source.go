@@ -100,7 +100,7 @@ func Spec() engine.SourceSpec {
 		Type:        Type,
 		Description: "consume Kafka topics in a consumer group, at least once",
 		Check:       Check,
-		PathArgs:    []string{"tls.ca", "tls.cert", "tls.key"},
+		PathArgs:    kafkaconn.PathArgs(),
 		New: func(cfg engine.SourceConfig) (engine.Source, error) {
 			return New(cfg)
 		},
