@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,125 +15,22 @@ import (
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/httpingest/httpingesttest"
 )
-
-// journal is a recording engine.Emitter test double with the journal's
-// dedupe and stale semantics (in memory). It records every Emit call so
-// tests can check that one notification is one call.
-type journal struct {
-	mu      sync.Mutex
-	calls   [][]engine.Entry
-	entries []engine.Entry
-	seen    map[string]bool
-	newest  map[string]time.Time
-	err     error
-}
-
-func (j *journal) Emit(_ context.Context, _ engine.SourceRef, es []engine.Entry) ([]engine.Outcome, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.calls = append(j.calls, es)
-	if j.err != nil {
-		return nil, j.err
-	}
-	if j.seen == nil {
-		j.seen, j.newest = map[string]bool{}, map[string]time.Time{}
-	}
-	out := make([]engine.Outcome, len(es))
-	for i, e := range es {
-		switch {
-		case e.DedupeKey != "" && j.seen[e.DedupeKey]:
-			out[i] = engine.Duplicate
-		case e.OrderKey != "" && e.Timestamp.Before(j.newest[e.OrderKey]):
-			out[i] = engine.Stale
-		default:
-			if e.DedupeKey != "" {
-				j.seen[e.DedupeKey] = true
-			}
-			if e.OrderKey != "" {
-				j.newest[e.OrderKey] = e.Timestamp
-			}
-			j.entries = append(j.entries, e)
-		}
-	}
-	return out, nil
-}
-
-func (j *journal) accepted() []engine.Entry {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]engine.Entry(nil), j.entries...)
-}
-
-func (j *journal) callSizes() []int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var n []int
-	for _, c := range j.calls {
-		n = append(n, len(c))
-	}
-	return n
-}
-
-func (j *journal) fail(err error) {
-	j.mu.Lock()
-	j.err = err
-	j.mu.Unlock()
-}
 
 var t0 = time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)
 
 type harness struct {
 	url string
-	j   *journal
+	j   *httpingesttest.Journal
 }
 
 func start(t *testing.T, args map[string]any) *harness {
 	t.Helper()
-	if _, ok := args["address"]; !ok {
-		args["address"] = "127.0.0.1:0"
-	}
-	hub := httpingest.NewHub(httpingest.HubConfig{Log: zerolog.Nop()})
-	spec := Spec(hub)
-	if err := spec.Check(args); err != nil {
-		t.Fatalf("check: %v", err)
-	}
-	resolved, _, err := engine.ResolveSecrets(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{j: &journal{}}
-	src, err := spec.New(engine.SourceConfig{Name: "am", Type: Type, Ruleset: "rs", Args: resolved.(map[string]any), Clock: engine.NewFakeClock(t0), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, h.j) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		hub.Stop(context.Background())
-	})
-	s := src.(*Source)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if a, ok := hub.Lookup(s.Listener().Address, s.Paths()[0]); ok {
-			h.url = "http://" + a.String() + s.Paths()[0]
-			return h
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("source never listened")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h := &harness{j: &httpingesttest.Journal{}}
+	srv := httpingesttest.Start(t, Spec, engine.SourceConfig{Name: "am", Type: Type, Ruleset: "rs", Clock: engine.NewFakeClock(t0), Log: zerolog.Nop()}, args, h.j)
+	h.url = srv.URL()
+	return h
 }
 
 type reply struct {
@@ -144,26 +39,13 @@ type reply struct {
 	header http.Header
 }
 
+// fromAlertmanager are the headers Alertmanager sends.
+var fromAlertmanager = http.Header{"Content-Type": {"application/json"}, "User-Agent": {"Alertmanager/0.25.0"}}
+
 func (h *harness) post(t *testing.T, body string, headers ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Alertmanager/0.25.0")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	_ = json.Unmarshal(b, &r.body)
-	return r
+	r := httpingesttest.Send(t, http.MethodPost, h.url, body, fromAlertmanager, headers...)
+	return reply{status: r.Status, body: r.Body, header: r.Header}
 }
 
 func fixture(t *testing.T, name string) string {
@@ -181,10 +63,10 @@ func TestOneEventPerAlertInOneEmit(t *testing.T) {
 	if r.status != 200 || r.body["status"] != "accepted" {
 		t.Fatalf("answer %d %v", r.status, r.body)
 	}
-	if got := h.j.callSizes(); len(got) != 1 || got[0] != 2 {
+	if got := h.j.CallSizes(); len(got) != 1 || got[0] != 2 {
 		t.Fatalf("emit calls %v, want one call of 2 entries", got)
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	wantHosts := []string{"10.0.0.5", "2001:db8::7"}
 	wantKeys := []string{
 		"alert/5e3a4f2b1c0d9e8f/firing/2026-11-29T01:00:00.123Z",
@@ -248,11 +130,11 @@ func TestRepeatsAndResolution(t *testing.T) {
 		if r.status != 200 || r.body["status"] != s.status {
 			t.Errorf("%s: answer %d %v, want 200 %s", s.name, r.status, r.body, s.status)
 		}
-		if n := len(h.j.accepted()); n != s.accepted {
+		if n := len(h.j.Accepted()); n != s.accepted {
 			t.Errorf("%s: %d events accepted, want %d", s.name, n, s.accepted)
 		}
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	if es[2].Event["alert"].(map[string]any)["status"] != "resolved" || es[2].DedupeWindow != 6*time.Hour {
 		t.Errorf("resolved event %v window %s", es[2].Event["alert"], es[2].DedupeWindow)
 	}
@@ -269,7 +151,7 @@ func TestStaleFiringAfterResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &journal{}
+	j := &httpingesttest.Journal{}
 	emit := func(n *Notification) []engine.Outcome {
 		es := Entries(n, EntryOptions{})
 		for i := range es {
@@ -304,10 +186,10 @@ func TestNotificationEvent(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("answer %d %v", r.status, r.body)
 	}
-	if got := h.j.callSizes(); len(got) != 1 || got[0] != 3 {
+	if got := h.j.CallSizes(); len(got) != 1 || got[0] != 3 {
 		t.Fatalf("emit calls %v, want one call of 3 entries", got)
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	n, ok := es[0].Event["notification"].(map[string]any)
 	if !ok {
 		t.Fatalf("first event is not the notification: %v", es[0].Event)
@@ -350,7 +232,7 @@ func TestHostLabel(t *testing.T) {
 			if r := h.post(t, body); r.status != 200 {
 				t.Fatalf("answer %d %v", r.status, r.body)
 			}
-			for i, e := range h.j.accepted() {
+			for i, e := range h.j.Accepted() {
 				hs := engine.EventHosts(e.Event)
 				if strings.Join(hs, ",") != strings.Join(tc.want[i], ",") {
 					t.Errorf("alert %d hosts %v, want %v", i, hs, tc.want[i])
@@ -472,7 +354,7 @@ func TestAnswers(t *testing.T) {
 				args = map[string]any{}
 			}
 			h := start(t, args)
-			h.j.fail(tc.emitErr)
+			h.j.Fail(tc.emitErr)
 			body := tc.body
 			if body == "" {
 				body = fixture(t, "firing.json")
@@ -489,11 +371,11 @@ func TestAnswers(t *testing.T) {
 					t.Errorf("error %q, want it to contain %q", msg, tc.errPart)
 				}
 			}
-			if tc.status != 200 && tc.emitErr == nil && len(h.j.callSizes()) != 0 {
+			if tc.status != 200 && tc.emitErr == nil && len(h.j.CallSizes()) != 0 {
 				t.Errorf("a rejected request reached Emit")
 			}
 			if tc.status == 200 {
-				for _, e := range h.j.accepted() {
+				for _, e := range h.j.Accepted() {
 					if _, leaked := engine.Meta(e.Event)[engine.MetaHeaders].(map[string]any)["Authorization"]; leaked {
 						t.Error("Authorization header reached the event")
 					}

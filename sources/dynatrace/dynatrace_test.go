@@ -1,14 +1,11 @@
 package dynatrace
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,53 +13,8 @@ import (
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/httpingest/httpingesttest"
 )
-
-// journal is a recording engine.Emitter test double with the journal's
-// dedupe semantics (in memory).
-type journal struct {
-	mu      sync.Mutex
-	calls   int
-	entries []engine.Entry
-	seen    map[string]bool
-	err     error
-}
-
-func (j *journal) Emit(_ context.Context, _ engine.SourceRef, es []engine.Entry) ([]engine.Outcome, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.calls++
-	if j.err != nil {
-		return nil, j.err
-	}
-	if j.seen == nil {
-		j.seen = map[string]bool{}
-	}
-	out := make([]engine.Outcome, len(es))
-	for i, e := range es {
-		if e.DedupeKey != "" && j.seen[e.DedupeKey] {
-			out[i] = engine.Duplicate
-			continue
-		}
-		if e.DedupeKey != "" {
-			j.seen[e.DedupeKey] = true
-		}
-		j.entries = append(j.entries, e)
-	}
-	return out, nil
-}
-
-func (j *journal) accepted() []engine.Entry {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]engine.Entry(nil), j.entries...)
-}
-
-func (j *journal) emitCalls() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.calls
-}
 
 var t0 = time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)
 
@@ -70,51 +22,18 @@ const token = "dt-s3cret-token"
 
 type harness struct {
 	url string
-	j   *journal
+	j   *httpingesttest.Journal
 }
 
+// start runs a dynatrace source on a loopback port; every Emit fails with
+// emitErr when it is not nil.
 func start(t *testing.T, args map[string]any, emitErr error) *harness {
 	t.Helper()
-	if _, ok := args["address"]; !ok {
-		args["address"] = "127.0.0.1:0"
-	}
-	hub := httpingest.NewHub(httpingest.HubConfig{Log: zerolog.Nop()})
-	spec := Spec(hub)
-	if err := spec.Check(args); err != nil {
-		t.Fatalf("check: %v", err)
-	}
-	h := &harness{j: &journal{err: emitErr}}
-	src, err := spec.New(engine.SourceConfig{Name: "dt", Type: Type, Ruleset: "rs", Args: args, Clock: engine.NewFakeClock(t0), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, h.j) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		hub.Stop(context.Background())
-	})
-	s := src.(*Source)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if a, ok := hub.Lookup(s.Listener().Address, s.Paths()[0]); ok {
-			h.url = "http://" + a.String() + s.Paths()[0]
-			return h
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("source never listened")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h := &harness{j: &httpingesttest.Journal{}}
+	h.j.Fail(emitErr)
+	srv := httpingesttest.Start(t, Spec, engine.SourceConfig{Name: "dt", Type: Type, Ruleset: "rs", Clock: engine.NewFakeClock(t0), Log: zerolog.Nop()}, args, h.j)
+	h.url = srv.URL()
+	return h
 }
 
 type reply struct {
@@ -123,25 +42,12 @@ type reply struct {
 	header http.Header
 }
 
+var jsonBody = http.Header{"Content-Type": {"application/json"}}
+
 func (h *harness) post(t *testing.T, body string, headers ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	_ = json.Unmarshal(b, &r.body)
-	return r
+	r := httpingesttest.Send(t, http.MethodPost, h.url, body, jsonBody, headers...)
+	return reply{status: r.Status, body: r.Body, header: r.Header}
 }
 
 func fixture(t testing.TB, name string) string {
@@ -161,7 +67,7 @@ func TestProblemEvent(t *testing.T) {
 	if r.status != 200 || r.body["status"] != "accepted" {
 		t.Fatalf("answer %d %v", r.status, r.body)
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	if len(es) != 1 {
 		t.Fatalf("%d events", len(es))
 	}
@@ -218,11 +124,11 @@ func TestOpenResolvedDuplicate(t *testing.T) {
 		if r.status != 200 || r.body["status"] != s.status {
 			t.Errorf("step %d %s: %d %v, want %s", i, s.file, r.status, r.body, s.status)
 		}
-		if n := len(h.j.accepted()); n != s.accepted {
+		if n := len(h.j.Accepted()); n != s.accepted {
 			t.Errorf("step %d: %d accepted, want %d", i, n, s.accepted)
 		}
 	}
-	if es := h.j.accepted(); es[1].Event["problem"].(map[string]any)["State"] != "RESOLVED" || es[1].DedupeWindow != time.Hour {
+	if es := h.j.Accepted(); es[1].Event["problem"].(map[string]any)["State"] != "RESOLVED" || es[1].DedupeWindow != time.Hour {
 		t.Errorf("second event %v", es[1])
 	}
 }
@@ -343,7 +249,7 @@ func TestAnswers(t *testing.T) {
 			if msg, _ := r.body["error"].(string); tc.errPart != "" && !strings.Contains(msg, tc.errPart) {
 				t.Errorf("error %q, want %q", msg, tc.errPart)
 			}
-			if tc.status >= 400 && tc.status < 500 && h.j.emitCalls() != 0 {
+			if tc.status >= 400 && tc.status < 500 && h.j.Calls() != 0 {
 				t.Error("a rejected request reached Emit")
 			}
 		})

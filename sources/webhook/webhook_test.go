@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,60 +19,14 @@ import (
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/httpingest/httpingesttest"
 )
-
-// journal is a recording engine.Emitter test double with the journal's
-// dedupe and stale semantics (in memory, per source).
-type journal struct {
-	mu      sync.Mutex
-	entries []engine.Entry
-	refs    []engine.SourceRef
-	seen    map[string]bool
-	newest  map[string]time.Time
-	err     error
-}
-
-func (j *journal) Emit(_ context.Context, src engine.SourceRef, es []engine.Entry) ([]engine.Outcome, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.err != nil {
-		return nil, j.err
-	}
-	if j.seen == nil {
-		j.seen, j.newest = map[string]bool{}, map[string]time.Time{}
-	}
-	out := make([]engine.Outcome, len(es))
-	for i, e := range es {
-		switch {
-		case e.DedupeKey != "" && j.seen[e.DedupeKey]:
-			out[i] = engine.Duplicate
-		case e.OrderKey != "" && e.Timestamp.Before(j.newest[e.OrderKey]):
-			out[i] = engine.Stale
-		default:
-			if e.DedupeKey != "" {
-				j.seen[e.DedupeKey] = true
-			}
-			if e.OrderKey != "" {
-				j.newest[e.OrderKey] = e.Timestamp
-			}
-			j.entries = append(j.entries, e)
-			j.refs = append(j.refs, src)
-		}
-	}
-	return out, nil
-}
-
-func (j *journal) accepted() []engine.Entry {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]engine.Entry(nil), j.entries...)
-}
 
 var t0 = time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)
 
 type harness struct {
 	url   string
-	j     *journal
+	j     *httpingesttest.Journal
 	clock *engine.FakeClock
 	hub   *httpingest.Hub
 }
@@ -82,50 +35,9 @@ type harness struct {
 // and returns where it listens.
 func start(t *testing.T, args map[string]any) *harness {
 	t.Helper()
-	if _, ok := args["address"]; !ok {
-		args["address"] = "127.0.0.1:0"
-	}
-	hub := httpingest.NewHub(httpingest.HubConfig{Log: zerolog.Nop()})
-	spec := Spec(hub)
-	if err := spec.Check(args); err != nil {
-		t.Fatalf("check: %v", err)
-	}
-	resolved, _, err := engine.ResolveSecrets(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{j: &journal{}, clock: engine.NewFakeClock(t0), hub: hub}
-	src, err := spec.New(engine.SourceConfig{Name: "hooks", Type: Type, Ruleset: "rs", Args: resolved.(map[string]any), Clock: h.clock, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, h.j) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		hub.Stop(context.Background())
-	})
-	ws := src.(*Source)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if a, ok := hub.Lookup(ws.Listener().Address, ws.Paths()[0]); ok {
-			h.url = "http://" + a.String()
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("source never listened")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	h := &harness{j: &httpingesttest.Journal{}, clock: engine.NewFakeClock(t0)}
+	srv := httpingesttest.Start(t, Spec, engine.SourceConfig{Name: "hooks", Type: Type, Ruleset: "rs", Clock: h.clock, Log: zerolog.Nop()}, args, h.j)
+	h.url, h.hub = srv.Addr, srv.Hub
 	return h
 }
 
@@ -137,27 +49,15 @@ type reply struct {
 
 func (h *harness) send(t *testing.T, method, path, ct, body string, headers ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var def http.Header
 	if ct != "" {
-		req.Header.Set("Content-Type", ct)
+		def = http.Header{"Content-Type": {ct}}
 	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
+	r := httpingesttest.Send(t, method, h.url+path, body, def, headers...)
+	if r.Body == nil {
+		t.Fatalf("answer %q is not a JSON object", r.Raw)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	if err := json.Unmarshal(b, &r.body); err != nil {
-		t.Fatalf("answer %q is not JSON: %v", b, err)
-	}
-	return r
+	return reply{status: r.Status, body: r.Body, header: r.Header}
 }
 
 func TestEventShape(t *testing.T) {
@@ -167,7 +67,7 @@ func TestEventShape(t *testing.T) {
 	if r.status != 200 || r.body["status"] != "accepted" {
 		t.Fatalf("%d %v", r.status, r.body)
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	if len(es) != 1 {
 		t.Fatalf("%d entries", len(es))
 	}
@@ -197,18 +97,18 @@ func TestEventShape(t *testing.T) {
 	if !jsonEqual(meta["source"], `{"name":"hooks","type":"webhook"}`) || meta["received_at"] != t0.Format(time.RFC3339Nano) {
 		t.Errorf("meta source/received_at %v %v", meta["source"], meta["received_at"])
 	}
-	if es[0].DedupeKey != "d-1" || h.j.refs[0] != (engine.SourceRef{Ruleset: "rs", Name: "hooks", Type: "webhook"}) {
-		t.Errorf("entry %+v ref %+v", es[0], h.j.refs[0])
+	if es[0].DedupeKey != "d-1" || h.j.Refs()[0] != (engine.SourceRef{Ruleset: "rs", Name: "hooks", Type: "webhook"}) {
+		t.Errorf("entry %+v ref %+v", es[0], h.j.Refs()[0])
 	}
 
 	// A redelivery is answered 200, says duplicate, and is not stored.
 	r = h.send(t, "POST", "/hooks/github", "application/json", `{"action":"opened","n":1}`, "Authorization", "Bearer tok", "X-GitHub-Delivery", "d-1")
-	if r.status != 200 || r.body["status"] != "duplicate" || len(h.j.accepted()) != 1 {
-		t.Fatalf("redelivery: %d %v, %d stored", r.status, r.body, len(h.j.accepted()))
+	if r.status != 200 || r.body["status"] != "duplicate" || len(h.j.Accepted()) != 1 {
+		t.Fatalf("redelivery: %d %v, %d stored", r.status, r.body, len(h.j.Accepted()))
 	}
 	// Without the token nothing is stored.
 	r = h.send(t, "POST", "/hooks/github", "application/json", `{}`, "X-GitHub-Delivery", "d-2")
-	if r.status != 401 || r.body["error"] != "unauthorized" || len(h.j.accepted()) != 1 {
+	if r.status != 401 || r.body["error"] != "unauthorized" || len(h.j.Accepted()) != 1 {
 		t.Fatalf("no token: %d %v", r.status, r.body)
 	}
 }
@@ -242,12 +142,12 @@ func TestBodies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(h.j.accepted())
+			before := len(h.j.Accepted())
 			r := h.send(t, tc.method, tc.path, tc.ct, tc.body)
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d (%v)", r.status, tc.status, r.body)
 			}
-			es := h.j.accepted()
+			es := h.j.Accepted()
 			if tc.status != 200 {
 				if len(es) != before {
 					t.Fatal("a rejected request was stored")
@@ -272,14 +172,14 @@ func TestContentTypeOverrideAndLimits(t *testing.T) {
 	if r := h.send(t, "POST", "/", "text/plain", `{"n":1}`); r.status != 200 {
 		t.Fatalf("override: %d %v", r.status, r.body)
 	}
-	if got := h.j.accepted()[0].Event["payload"]; !jsonEqual(got, `{"n":1}`) {
+	if got := h.j.Accepted()[0].Event["payload"]; !jsonEqual(got, `{"n":1}`) {
 		t.Fatalf("payload %v", got)
 	}
 	if r := h.send(t, "POST", "/", "application/json", `{"n":"0123456789abcdef"}`); r.status != 413 {
 		t.Fatalf("size: %d", r.status)
 	}
 	h2 := start(t, map[string]any{"allow_ips": []any{"10.0.0.0/8"}})
-	if r := h2.send(t, "POST", "/", "text/plain", "x"); r.status != 403 || len(h2.j.accepted()) != 0 {
+	if r := h2.send(t, "POST", "/", "text/plain", "x"); r.status != 403 || len(h2.j.Accepted()) != 0 {
 		t.Fatalf("allow_ips: %d", r.status)
 	}
 }
@@ -318,7 +218,7 @@ func TestDedupeAndOrderExpressions(t *testing.T) {
 			t.Fatalf("step %d (%s): %s, want %s", i, s.body, got, s.want)
 		}
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	if es[0].DedupeKey != "a" || es[0].OrderKey != "vm1" || !es[0].Timestamp.Equal(t0) || es[0].DedupeWindow != time.Hour {
 		t.Fatalf("first entry %+v", es[0])
 	}
@@ -372,7 +272,7 @@ func TestSignatureWithRotationAndReplay(t *testing.T) {
 	if r := post(key, "m1", h.clock.Now().Unix()); r.status != 200 || r.body["status"] != "duplicate" {
 		t.Fatalf("fresh redelivery: %d %v", r.status, r.body)
 	}
-	es := h.j.accepted()
+	es := h.j.Accepted()
 	if len(es) != 2 {
 		t.Fatalf("%d stored, want 2", len(es))
 	}
@@ -392,9 +292,7 @@ func hexOf(b []byte) string {
 
 func TestBackPressure(t *testing.T) {
 	h := start(t, map[string]any{})
-	h.j.mu.Lock()
-	h.j.err = &engine.BacklogError{RetryAfter: 30 * time.Second}
-	h.j.mu.Unlock()
+	h.j.Fail(&engine.BacklogError{RetryAfter: 30 * time.Second})
 	r := h.send(t, "POST", "/", "text/plain", "x")
 	if r.status != 503 || r.header.Get("Retry-After") != "30" {
 		t.Fatalf("%d retry-after %q", r.status, r.header.Get("Retry-After"))
@@ -413,7 +311,7 @@ func TestSharedListener(t *testing.T) {
 		return s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &journal{}
+	j := &httpingesttest.Journal{}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for _, s := range []engine.Source{mk("a", "/a"), mk("b", "/b")} {
@@ -452,8 +350,8 @@ func TestSharedListener(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if es := j.accepted(); len(es) != 2 || j.refs[0].Name == j.refs[1].Name {
-		t.Fatalf("entries %d refs %v", len(es), j.refs)
+	if es := j.Accepted(); len(es) != 2 || j.Refs()[0].Name == j.Refs()[1].Name {
+		t.Fatalf("entries %d refs %v", len(es), j.Refs())
 	}
 }
 
@@ -548,7 +446,7 @@ func FuzzRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, ct string, body []byte, id, query string) {
-		j := &journal{}
+		j := &httpingesttest.Journal{}
 		ep := src.cfg.http.Endpoint(src.base.Ref, src.base.Clock.Now, src.base.Log, src.build)
 		ep.Out = j
 		r, err := http.NewRequest("POST", "http://x/?"+query, bytes.NewReader(body))
@@ -560,7 +458,7 @@ func FuzzRequest(f *testing.F) {
 		r.Header.Set("X-Id", id)
 		w := &recorder{h: http.Header{}}
 		ep.ServeHTTP(w, r)
-		stored := j.accepted()
+		stored := j.Accepted()
 		switch w.code {
 		case 200:
 			if len(stored) != 1 {
