@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // startAlertmanager runs the real Alertmanager with one webhook receiver
@@ -24,7 +26,7 @@ import (
 func startAlertmanager(t *testing.T, dir, webhookURL, token string) string {
 	t.Helper()
 	bin := need(t, "prometheus-alertmanager")
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	auth := ""
 	if token != "" {
@@ -61,7 +63,7 @@ receivers:
 func startPrometheus(t *testing.T, dir, target, amAddr, rule string) string {
 	t.Helper()
 	bin := need(t, "prometheus")
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	rulesPath := filepath.Join(dir, "rules.yml")
 	writeFile(t, rulesPath, rule)
@@ -161,7 +163,7 @@ func TestPrometheusAlertmanagerLoop(t *testing.T) {
 	instance := strings.TrimPrefix(target.URL, "http://")
 
 	const token = "am-e2e-token"
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	rb := startRulebook(t, dir, fmt.Sprintf(promLoopRulebook, port, testdata(t, "record_alert.yml"), out),
 		engineOptions{env: []string{"E2E_AM_TOKEN=" + token}})
 	rb.waitListening(t, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
@@ -224,7 +226,7 @@ func TestAlertmanagerRetriesWhileBacklogFull(t *testing.T) {
 	need(t, "prometheus-alertmanager")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "handled")
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {

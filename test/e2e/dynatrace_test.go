@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 const dynatraceRulebook = `
@@ -61,7 +63,7 @@ func dynatraceNotification(state string) []byte {
 func TestDynatraceProblemNotifications(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "problems")
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	const token = "dt0c01.e2e-token"
 	rb := startRulebook(t, dir, fmt.Sprintf(dynatraceRulebook, port, out), engineOptions{env: []string{"E2E_DT_TOKEN=" + token}})
 	url := fmt.Sprintf("http://127.0.0.1:%d/dynatrace", port)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // hookPostEnv switches the test binary into the git hook's HTTP poster:
@@ -109,7 +111,7 @@ func TestGitOpsDeployOnPush(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/hooks/github", port)
 	self, err := os.Executable()
 	if err != nil {

@@ -9,8 +9,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,12 +17,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // rulebookBin is the binary under test, built by TestMain (or given by
@@ -49,14 +49,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	rulebookBin = filepath.Join(dir, "rulebook")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	build := exec.Command("go", "build", "-o", rulebookBin, "./cmd/rulebook")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building rulebook: %v\n", err)
+	if rulebookBin, err = rbtest.Build(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	return m.Run()
@@ -75,17 +69,6 @@ func need(t *testing.T, program string) string {
 	}
 	t.Skipf("%s is not installed (run test/setup.sh)", program)
 	return ""
-}
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls cond every 50ms until it holds or the deadline passes.
@@ -293,50 +276,13 @@ func startRulebook(t *testing.T, dir, rulebook string, o engineOptions) *engineP
 }
 
 // auditEntry is one line of `rulebook audit --format json`.
-type auditEntry struct {
-	Firing struct {
-		ID       string    `json:"id"`
-		Time     time.Time `json:"time"`
-		Ruleset  string    `json:"ruleset"`
-		Rule     string    `json:"rule"`
-		EventIDs []string  `json:"event_ids"`
-	} `json:"firing"`
-	Invocations []struct {
-		Invocation struct {
-			Action string         `json:"action"`
-			Args   map[string]any `json:"args"`
-		} `json:"invocation"`
-		Status   string `json:"status"`
-		Attempts []struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-			Output string `json:"output"`
-		} `json:"attempts"`
-	} `json:"invocations"`
-}
+type auditEntry = rbtest.AuditLine
 
 // audit reads the audit trail of a stopped engine, oldest first.
 func audit(t *testing.T, dataDir string) []auditEntry {
 	t.Helper()
-	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, rulebookBin, "audit", "--data-dir", dataDir, "--format", "json", "--limit", "0")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("rulebook audit: %v\n%s", err, errb.String())
-	}
-	var entries []auditEntry
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var e auditEntry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		entries = append([]auditEntry{e}, entries...) // newest first → oldest first
-	}
+	entries := rbtest.Audit(t, rulebookBin, dataDir) // newest first
+	slices.Reverse(entries)
 	return entries
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // pki is a throwaway CA with files for one server and two clients.
@@ -124,7 +126,7 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	p := newPKI(t, dir)
-	port := freePort(t)
+	port := rbtest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	rb := startRulebook(t, dir, fmt.Sprintf(mtlsRulebook, port, p.serverCert, p.serverKey, p.ca, out), engineOptions{})
 	rb.waitListening(t, addr, 20*time.Second)
@@ -157,7 +159,7 @@ func TestAlertmanagerMutualTLS(t *testing.T) {
 		t.Errorf("client named intruder got %d, want 403", resp.StatusCode)
 	}
 
-	amPort := freePort(t)
+	amPort := rbtest.FreePort(t)
 	amAddr := fmt.Sprintf("127.0.0.1:%d", amPort)
 	cfgPath := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, cfgPath, fmt.Sprintf(`route:

@@ -7,6 +7,7 @@ package rbtest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -315,11 +316,16 @@ type AuditLine struct {
 	} `json:"invocations"`
 }
 
+// AuditTimeout bounds one `rulebook audit`.
+const AuditTimeout = 30 * time.Second
+
 // Audit runs `rulebook audit --format json --limit 0` on dataDir and
 // returns its lines in the order printed (newest first).
 func Audit(t testing.TB, bin, dataDir string) []AuditLine {
 	t.Helper()
-	cmd := exec.Command(bin, "audit", "--data-dir", dataDir, "--format", "json", "--limit", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), AuditTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "audit", "--data-dir", dataDir, "--format", "json", "--limit", "0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
