@@ -150,7 +150,7 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	if hs.ContentType == "" {
 		hs.ContentType = "application/json"
 	}
-	c := &config{http: hs, hostLabels: []string{DefaultHostLabel}, dedupeWindow: DefaultDedupeWindow}
+	c := &config{http: hs, hostLabels: []string{DefaultHostLabel}}
 	switch v := args["host_label"].(type) {
 	case nil:
 	case string:
@@ -173,17 +173,11 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	default:
 		return nil, engine.ArgErrorf([]string{"host_label"}, "must be a label name or a list of them")
 	}
-	if v, ok := args["notification_event"]; ok && v != nil {
-		b, isBool := v.(bool)
-		if !isBool {
-			return nil, engine.ArgErrorf([]string{"notification_event"}, "must be true or false")
-		}
-		c.notificationEvent = b
+	if c.notificationEvent, err = httpingest.BoolArg(args, "notification_event", false); err != nil {
+		return nil, err
 	}
-	if v, ok := args["dedupe_window"]; ok && v != nil {
-		if c.dedupeWindow, err = httpingest.ParseDuration(v); err != nil {
-			return nil, &engine.ArgError{Path: []string{"dedupe_window"}, Err: err}
-		}
+	if c.dedupeWindow, err = httpingest.DurationArg(args, "dedupe_window", DefaultDedupeWindow); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

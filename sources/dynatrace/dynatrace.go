@@ -150,13 +150,9 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	if hs.ContentType == "" {
 		hs.ContentType = "application/json"
 	}
-	c := &config{http: hs, dedupeWindow: DefaultDedupeWindow}
-	if v, ok := args["insecure_no_auth"]; ok && v != nil {
-		b, isBool := v.(bool)
-		if !isBool {
-			return nil, engine.ArgErrorf([]string{"insecure_no_auth"}, "must be true or false")
-		}
-		c.noAuth = b
+	c := &config{http: hs}
+	if c.noAuth, err = httpingest.BoolArg(args, "insecure_no_auth", false); err != nil {
+		return nil, err
 	}
 	hasAuth := len(hs.Auth.BearerTokens) > 0 || len(hs.Auth.Basic) > 0 || hs.Auth.HeaderToken != nil
 	switch {
@@ -165,10 +161,8 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	case hasAuth && c.noAuth:
 		return nil, engine.ArgErrorf([]string{"insecure_no_auth"}, "cannot be combined with token, header_token or basic")
 	}
-	if v, ok := args["dedupe_window"]; ok && v != nil {
-		if c.dedupeWindow, err = httpingest.ParseDuration(v); err != nil {
-			return nil, &engine.ArgError{Path: []string{"dedupe_window"}, Err: err}
-		}
+	if c.dedupeWindow, err = httpingest.DurationArg(args, "dedupe_window", DefaultDedupeWindow); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

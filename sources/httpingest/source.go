@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -126,4 +127,33 @@ func DescribeValue(v any) string {
 		return "missing"
 	}
 	return ValueKind(v)
+}
+
+// BoolArg reads the optional boolean argument key of args: def when it is
+// absent or null, an *engine.ArgError naming key when it is not a boolean.
+func BoolArg(args map[string]any, key string, def bool) (bool, error) {
+	v, ok := args[key]
+	if !ok || v == nil {
+		return def, nil
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		return false, engine.ArgErrorf([]string{key}, "must be true or false")
+	}
+	return b, nil
+}
+
+// DurationArg reads the optional duration argument key of args (see
+// ParseDuration): def when it is absent or null, an *engine.ArgError naming
+// key when it is not a duration.
+func DurationArg(args map[string]any, key string, def time.Duration) (time.Duration, error) {
+	v, ok := args[key]
+	if !ok || v == nil {
+		return def, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		return 0, &engine.ArgError{Path: []string{key}, Err: err}
+	}
+	return d, nil
 }

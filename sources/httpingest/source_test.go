@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -100,4 +101,54 @@ func TestNewBase(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestBoolAndDurationArg(t *testing.T) {
+	args := map[string]any{"yes": true, "null": nil, "text": "true", "d": "90s", "n": 2, "bad": "soon"}
+	boolCases := []struct {
+		key     string
+		def     bool
+		want    bool
+		wantErr string
+	}{
+		{"yes", false, true, ""},
+		{"absent", true, true, ""},
+		{"null", true, true, ""},
+		{"text", false, false, "text: must be true or false"},
+	}
+	for _, c := range boolCases {
+		got, err := BoolArg(args, c.key, c.def)
+		if got != c.want || errText(err) != c.wantErr {
+			t.Errorf("BoolArg(%q) = %v, %q; want %v, %q", c.key, got, errText(err), c.want, c.wantErr)
+		}
+	}
+	durCases := []struct {
+		key     string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"d", 90 * time.Second, false},
+		{"n", 2 * time.Second, false},
+		{"absent", time.Hour, false},
+		{"null", time.Hour, false},
+		{"bad", 0, true},
+	}
+	for _, c := range durCases {
+		got, err := DurationArg(args, c.key, time.Hour)
+		var ae *engine.ArgError
+		if got != c.want || (err != nil) != c.wantErr || (err != nil && (!errors.As(err, &ae) || strings.Join(ae.Path, ".") != c.key)) {
+			t.Errorf("DurationArg(%q) = %v, %v; want %v, error %v at the key", c.key, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func errText(err error) string {
+	var ae *engine.ArgError
+	if !errors.As(err, &ae) {
+		if err != nil {
+			return "not an ArgError: " + err.Error()
+		}
+		return ""
+	}
+	return strings.Join(ae.Path, ".") + ": " + ae.Err.Error()
 }
