@@ -405,20 +405,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(tc.args)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err %v, want %q", err, tc.want)
-			}
-			var ae *engine.ArgError
-			if !errors.As(err, &ae) {
-				t.Errorf("error %T is not an *engine.ArgError", err)
-			}
+			httpingesttest.WantArgError(t, Check(tc.args), tc.want)
 		})
 	}
 }

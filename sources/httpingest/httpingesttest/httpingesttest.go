@@ -7,6 +7,7 @@ package httpingesttest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -228,4 +229,29 @@ func Send(t testing.TB, method, url, body string, defaults http.Header, headers 
 	r := Reply{Status: resp.StatusCode, Header: resp.Header, Raw: b}
 	_ = json.Unmarshal(b, &r.Body)
 	return r
+}
+
+// WantArgError checks err from a source's Check or New: nil when want is
+// empty, else an *engine.ArgError whose text contains want and none of
+// secrets.
+func WantArgError(t testing.TB, err error, want string, secrets ...string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want %q", err, want)
+	}
+	var ae *engine.ArgError
+	if !errors.As(err, &ae) {
+		t.Errorf("error %T is not an *engine.ArgError", err)
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error %q mentions the secret %q", err, s)
+		}
+	}
 }

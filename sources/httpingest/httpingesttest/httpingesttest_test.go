@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -66,5 +67,46 @@ func TestSendHeaders(t *testing.T) {
 	}
 	if def.Get("Content-Type") != "application/json" {
 		t.Errorf("Send changed the defaults: %v", def)
+	}
+}
+
+// fakeTB records failures; Fatalf ends the goroutine as testing.T does.
+type fakeTB struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fakeTB) Helper()               {}
+func (f *fakeTB) Errorf(string, ...any) { f.failed = true }
+func (f *fakeTB) Fatalf(string, ...any) { f.failed = true; runtime.Goexit() }
+
+func TestWantArgError(t *testing.T) {
+	argErr := engine.ArgErrorf([]string{"token"}, "token is empty")
+	cases := []struct {
+		name    string
+		err     error
+		want    string
+		secrets []string
+		fail    bool
+	}{
+		{"no error wanted", nil, "", nil, false},
+		{"unexpected error", argErr, "", nil, true},
+		{"missing error", nil, "token", nil, true},
+		{"matching", argErr, "token: token is empty", nil, false},
+		{"other text", argErr, "port", nil, true},
+		{"not an ArgError", errors.New("token is empty"), "token", nil, true},
+		{"mentions a secret", argErr, "token", []string{"empty"}, true},
+	}
+	for _, c := range cases {
+		f := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			WantArgError(f, c.err, c.want, c.secrets...)
+		}()
+		<-done
+		if f.failed != c.fail {
+			t.Errorf("%s: failed = %v, want %v", c.name, f.failed, c.fail)
+		}
 	}
 }
