@@ -74,13 +74,7 @@ func need(t *testing.T, program string) string {
 // waitFor polls cond every 50ms until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	rbtest.WaitFor(t, timeout, what, cond)
 }
 
 // lines is a concurrency-safe line collector for a child's output.

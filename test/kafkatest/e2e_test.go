@@ -20,17 +20,6 @@ func startRulebook(t *testing.T, bin, rulebook, dataDir string) *rbtest.Process 
 	return rbtest.StartWith(t, rbtest.Options{Combined: true}, bin, "run", rulebook, "--data-dir", dataDir, "--log-format", "json")
 }
 
-func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func sumOffsets(t *testing.T, c *Cluster, topic string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -91,7 +80,7 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 	data := filepath.Join(dir, "data")
 
 	first := startRulebook(t, bin, rb, data)
-	poll(t, 60*time.Second, "the rulebook to join its consumer group", func() bool {
+	rbtest.WaitFor(t, 60*time.Second, "the rulebook to join its consumer group", func() bool {
 		gs, err := c.Group(context.Background(), "e2e")
 		return err == nil && gs.Members == 1 && gs.State == "Stable"
 	})
@@ -111,7 +100,7 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 	recs = append(recs, Record{Partition: -1, Value: []byte("not json")})
 	c.KcatProduce(t, "in", recs...)
 
-	poll(t, 60*time.Second, "the first actions", func() bool { return sumOffsets(t, c, "out") >= 50 })
+	rbtest.WaitFor(t, 60*time.Second, "the first actions", func() bool { return sumOffsets(t, c, "out") >= 50 })
 	if err := first.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +110,8 @@ func TestRulebookBinaryKafkaLoop(t *testing.T) {
 	killedAt := sumOffsets(t, c, "out")
 
 	second := startRulebook(t, bin, rb, data)
-	poll(t, 90*time.Second, "an action for every matching message", func() bool { return sumOffsets(t, c, "out") >= int64(len(want)) })
-	poll(t, 30*time.Second, "the group to commit every message", func() bool {
+	rbtest.WaitFor(t, 90*time.Second, "an action for every matching message", func() bool { return sumOffsets(t, c, "out") >= int64(len(want)) })
+	rbtest.WaitFor(t, 30*time.Second, "the group to commit every message", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		got, err := c.CommittedOffsets(ctx, "e2e", "in")

@@ -244,6 +244,19 @@ func (p *Process) LogLines(msg string) []map[string]any {
 	return out
 }
 
+// WaitFor polls cond every 50ms until it holds, failing the test when
+// timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // WaitHTTPTimeout bounds WaitHTTP and WaitOK.
 const WaitHTTPTimeout = 30 * time.Second
 

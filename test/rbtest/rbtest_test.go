@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var binary string
@@ -119,4 +120,12 @@ func TestKillEndsProcess(t *testing.T) {
 		t.Fatalf("after Kill: exited %v err %v, want a signal error", p.Exited(), p.Err())
 	}
 	p.Kill() // idempotent
+}
+
+func TestWaitForPollsUntilTrue(t *testing.T) {
+	n := 0
+	WaitFor(t, 5*time.Second, "the third call", func() bool { n++; return n == 3 })
+	if n != 3 {
+		t.Fatalf("cond called %d times, want 3", n)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
@@ -31,16 +30,4 @@ func requireBusFlag(t *testing.T) {
 		t.Fatalf("rulebook run has no --bus flag:\n%s", out)
 	}
 	t.Skip("rulebook run has no --bus flag yet")
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

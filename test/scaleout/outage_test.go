@@ -30,7 +30,7 @@ func TestBusOutage(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.Options{Brokers: 3, Partitions: partitions, Topics: []string{topic}, Persist: true})
 	bus := fmt.Sprintf("kafka://%s/%s?group=%s", c.Bootstrap(), topic, group)
 	m := startMember(t, "only", dir, bus, rb)
-	waitFor(t, 60*time.Second, "the member to own every partition", func() bool { return len(m.owned()) == partitions })
+	rbtest.WaitFor(t, 60*time.Second, "the member to own every partition", func() bool { return len(m.owned()) == partitions })
 
 	acked := map[string]bool{}
 	unavailable, retryAfter := 0, ""

@@ -139,7 +139,7 @@ func waitCommitted(t *testing.T, c *kafkatest.Cluster, alive ...*member) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var end, committed map[int32]int64
-	waitFor(t, 90*time.Second, "every offset committed", func() bool {
+	rbtest.WaitFor(t, 90*time.Second, "every offset committed", func() bool {
 		for _, m := range alive {
 			if m.Exited() {
 				t.Fatalf("%s exited: %v", m.Name, m.Err())
@@ -178,7 +178,7 @@ func TestKillOneMember(t *testing.T) {
 
 	a := startMember(t, "a", dir, bus, rb)
 	b := startMember(t, "b", dir, bus, rb)
-	waitFor(t, 60*time.Second, "both members to share the partitions", func() bool {
+	rbtest.WaitFor(t, 60*time.Second, "both members to share the partitions", func() bool {
 		oa, ob := a.owned(), b.owned()
 		return len(oa) > 0 && len(ob) > 0 && len(oa)+len(ob) == partitions
 	})
@@ -210,7 +210,7 @@ func TestKillOneMember(t *testing.T) {
 	for range 3 {
 		post(b)
 	}
-	waitFor(t, 90*time.Second, "b to own every partition", func() bool { return len(b.owned()) == partitions })
+	rbtest.WaitFor(t, 90*time.Second, "b to own every partition", func() bool { return len(b.owned()) == partitions })
 	post(b)
 	waitCommitted(t, c, b)
 	b.Stop(t)
