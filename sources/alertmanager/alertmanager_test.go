@@ -33,19 +33,12 @@ func start(t *testing.T, args map[string]any) *harness {
 	return h
 }
 
-type reply struct {
-	status int
-	body   map[string]any
-	header http.Header
-}
-
 // fromAlertmanager are the headers Alertmanager sends.
 var fromAlertmanager = http.Header{"Content-Type": {"application/json"}, "User-Agent": {"Alertmanager/0.25.0"}}
 
-func (h *harness) post(t *testing.T, body string, headers ...string) reply {
+func (h *harness) post(t *testing.T, body string, headers ...string) httpingesttest.Reply {
 	t.Helper()
-	r := httpingesttest.Send(t, http.MethodPost, h.url, body, fromAlertmanager, headers...)
-	return reply{status: r.Status, body: r.Body, header: r.Header}
+	return httpingesttest.Send(t, http.MethodPost, h.url, body, fromAlertmanager, headers...)
 }
 
 func fixture(t *testing.T, name string) string {
@@ -60,8 +53,8 @@ func fixture(t *testing.T, name string) string {
 func TestOneEventPerAlertInOneEmit(t *testing.T) {
 	h := start(t, map[string]any{})
 	r := h.post(t, fixture(t, "firing.json"))
-	if r.status != 200 || r.body["status"] != "accepted" {
-		t.Fatalf("answer %d %v", r.status, r.body)
+	if r.Status != 200 || r.Body["status"] != "accepted" {
+		t.Fatalf("answer %d %v", r.Status, r.Body)
 	}
 	if got := h.j.CallSizes(); len(got) != 1 || got[0] != 2 {
 		t.Fatalf("emit calls %v, want one call of 2 entries", got)
@@ -106,8 +99,8 @@ func TestOneEventPerAlertInOneEmit(t *testing.T) {
 	if _, ok := es[1].Event["alert"].(map[string]any)["silencedBy"]; !ok {
 		t.Error("unknown alert field silencedBy was dropped")
 	}
-	if len(r.body["ids"].([]any)) != 2 {
-		t.Errorf("answer ids %v", r.body["ids"])
+	if len(r.Body["ids"].([]any)) != 2 {
+		t.Errorf("answer ids %v", r.Body["ids"])
 	}
 }
 
@@ -127,8 +120,8 @@ func TestRepeatsAndResolution(t *testing.T) {
 	}
 	for _, s := range steps {
 		r := h.post(t, s.body)
-		if r.status != 200 || r.body["status"] != s.status {
-			t.Errorf("%s: answer %d %v, want 200 %s", s.name, r.status, r.body, s.status)
+		if r.Status != 200 || r.Body["status"] != s.status {
+			t.Errorf("%s: answer %d %v, want 200 %s", s.name, r.Status, r.Body, s.status)
 		}
 		if n := len(h.j.Accepted()); n != s.accepted {
 			t.Errorf("%s: %d events accepted, want %d", s.name, n, s.accepted)
@@ -183,8 +176,8 @@ func mustJSON(t *testing.T, s string) any {
 func TestNotificationEvent(t *testing.T) {
 	h := start(t, map[string]any{"notification_event": true, "host_label": []any{"host", "instance"}})
 	r := h.post(t, fixture(t, "firing.json"))
-	if r.status != 200 {
-		t.Fatalf("answer %d %v", r.status, r.body)
+	if r.Status != 200 {
+		t.Fatalf("answer %d %v", r.Status, r.Body)
 	}
 	if got := h.j.CallSizes(); len(got) != 1 || got[0] != 3 {
 		t.Fatalf("emit calls %v, want one call of 3 entries", got)
@@ -203,8 +196,8 @@ func TestNotificationEvent(t *testing.T) {
 	if es[0].DedupeKey == "" || es[0].OrderKey != "" {
 		t.Errorf("notification keys %q %q", es[0].DedupeKey, es[0].OrderKey)
 	}
-	if r := h.post(t, fixture(t, "firing.json")); r.body["status"] != "duplicate" {
-		t.Errorf("repeat answered %v", r.body)
+	if r := h.post(t, fixture(t, "firing.json")); r.Body["status"] != "duplicate" {
+		t.Errorf("repeat answered %v", r.Body)
 	}
 }
 
@@ -229,8 +222,8 @@ func TestHostLabel(t *testing.T) {
 				args["host_label"] = tc.label
 			}
 			h := start(t, args)
-			if r := h.post(t, body); r.status != 200 {
-				t.Fatalf("answer %d %v", r.status, r.body)
+			if r := h.post(t, body); r.Status != 200 {
+				t.Fatalf("answer %d %v", r.Status, r.Body)
 			}
 			for i, e := range h.j.Accepted() {
 				hs := engine.EventHosts(e.Event)
@@ -360,17 +353,7 @@ func TestAnswers(t *testing.T) {
 				body = fixture(t, "firing.json")
 			}
 			r := h.post(t, body, tc.headers...)
-			if r.status != tc.status {
-				t.Fatalf("status %d %v, want %d", r.status, r.body, tc.status)
-			}
-			if got := r.header.Get("Retry-After"); got != tc.retryAfter {
-				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
-			}
-			if tc.errPart != "" {
-				if msg, _ := r.body["error"].(string); !strings.Contains(msg, tc.errPart) {
-					t.Errorf("error %q, want it to contain %q", msg, tc.errPart)
-				}
-			}
+			httpingesttest.WantAnswer(t, r, tc.status, tc.retryAfter, tc.errPart)
 			if tc.status != 200 && tc.emitErr == nil && len(h.j.CallSizes()) != 0 {
 				t.Errorf("a rejected request reached Emit")
 			}

@@ -36,18 +36,11 @@ func start(t *testing.T, args map[string]any, emitErr error) *harness {
 	return h
 }
 
-type reply struct {
-	status int
-	body   map[string]any
-	header http.Header
-}
-
 var jsonBody = http.Header{"Content-Type": {"application/json"}}
 
-func (h *harness) post(t *testing.T, body string, headers ...string) reply {
+func (h *harness) post(t *testing.T, body string, headers ...string) httpingesttest.Reply {
 	t.Helper()
-	r := httpingesttest.Send(t, http.MethodPost, h.url, body, jsonBody, headers...)
-	return reply{status: r.Status, body: r.Body, header: r.Header}
+	return httpingesttest.Send(t, http.MethodPost, h.url, body, jsonBody, headers...)
 }
 
 func fixture(t testing.TB, name string) string {
@@ -64,8 +57,8 @@ var bearer = []string{"Authorization", "Bearer " + token}
 func TestProblemEvent(t *testing.T) {
 	h := start(t, map[string]any{"token": token}, nil)
 	r := h.post(t, fixture(t, "open.json"), bearer...)
-	if r.status != 200 || r.body["status"] != "accepted" {
-		t.Fatalf("answer %d %v", r.status, r.body)
+	if r.Status != 200 || r.Body["status"] != "accepted" {
+		t.Fatalf("answer %d %v", r.Status, r.Body)
 	}
 	es := h.j.Accepted()
 	if len(es) != 1 {
@@ -121,8 +114,8 @@ func TestOpenResolvedDuplicate(t *testing.T) {
 	}
 	for i, s := range steps {
 		r := h.post(t, fixture(t, s.file), hdr...)
-		if r.status != 200 || r.body["status"] != s.status {
-			t.Errorf("step %d %s: %d %v, want %s", i, s.file, r.status, r.body, s.status)
+		if r.Status != 200 || r.Body["status"] != s.status {
+			t.Errorf("step %d %s: %d %v, want %s", i, s.file, r.Status, r.Body, s.status)
 		}
 		if n := len(h.j.Accepted()); n != s.accepted {
 			t.Errorf("step %d: %d accepted, want %d", i, n, s.accepted)
@@ -240,15 +233,7 @@ func TestAnswers(t *testing.T) {
 				body = fixture(t, "open.json")
 			}
 			r := h.post(t, body, tc.headers...)
-			if r.status != tc.status {
-				t.Fatalf("status %d %v, want %d", r.status, r.body, tc.status)
-			}
-			if got := r.header.Get("Retry-After"); got != tc.retryAfter {
-				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
-			}
-			if msg, _ := r.body["error"].(string); tc.errPart != "" && !strings.Contains(msg, tc.errPart) {
-				t.Errorf("error %q, want %q", msg, tc.errPart)
-			}
+			httpingesttest.WantAnswer(t, r, tc.status, tc.retryAfter, tc.errPart)
 			if tc.status >= 400 && tc.status < 500 && h.j.Calls() != 0 {
 				t.Error("a rejected request reached Emit")
 			}

@@ -255,3 +255,19 @@ func WantArgError(t testing.TB, err error, want string, secrets ...string) {
 		}
 	}
 }
+
+// WantAnswer checks an answer's status (fatal when it differs), its
+// Retry-After header and, when errPart is not empty, that its "error"
+// contains errPart.
+func WantAnswer(t testing.TB, r Reply, status int, retryAfter, errPart string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d %s, want %d", r.Status, r.Raw, status)
+	}
+	if got := r.Header.Get("Retry-After"); got != retryAfter {
+		t.Errorf("Retry-After %q, want %q", got, retryAfter)
+	}
+	if msg, _ := r.Body["error"].(string); errPart != "" && !strings.Contains(msg, errPart) {
+		t.Errorf("error %q, want it to contain %q", msg, errPart)
+	}
+}

@@ -110,3 +110,31 @@ func TestWantArgError(t *testing.T) {
 		}
 	}
 }
+
+func TestWantAnswer(t *testing.T) {
+	busy := Reply{Status: 503, Header: http.Header{"Retry-After": {"3"}}, Body: map[string]any{"error": "backlog full"}}
+	cases := []struct {
+		name                string
+		status              int
+		retryAfter, errPart string
+		fail                bool
+	}{
+		{"all match", 503, "3", "backlog", false},
+		{"error text not checked", 503, "3", "", false},
+		{"other status", 200, "3", "", true},
+		{"other Retry-After", 503, "", "", true},
+		{"other error", 503, "3", "shutting down", true},
+	}
+	for _, c := range cases {
+		f := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			WantAnswer(f, busy, c.status, c.retryAfter, c.errPart)
+		}()
+		<-done
+		if f.failed != c.fail {
+			t.Errorf("%s: failed = %v, want %v", c.name, f.failed, c.fail)
+		}
+	}
+}
