@@ -157,8 +157,11 @@ func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*a
 	}
 	a := &app{path: path, rf: rf, log: log, stdout: stdout, clock: engine.SystemClock{}, extra: extra,
 		shutdown: make(chan engine.ShutdownRequest, 1)}
-	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger()})
 	a.metrics = metrics.New()
+	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger(),
+		OnReject: func(src engine.SourceRef, reason string) {
+			a.metrics.EventReceived(src.Ruleset+"/"+src.Name, reason)
+		}})
 	a.stream = admin.NewStream(admin.StreamConfig{})
 	return a, nil
 }

@@ -119,6 +119,9 @@ type Endpoint struct {
 	// Now is the clock (signature timestamps, Request.Received); nil: time.Now.
 	Now func() time.Time
 	Log zerolog.Logger
+	// OnReject, when set, is told of every refused request with its reason
+	// (a Reject* constant).
+	OnReject func(src engine.SourceRef, reason string)
 
 	Counts Counts
 
@@ -167,8 +170,39 @@ func (e *Endpoint) methods() []string {
 	return e.Methods
 }
 
+// Why a request was refused, as Endpoint.OnReject reports it (the names the
+// metrics use).
+const (
+	RejectAuth      = "auth"
+	RejectParse     = "parse"
+	RejectSize      = "size"
+	RejectMethod    = "method"
+	RejectMediaType = "media_type"
+	RejectForbidden = "forbidden"
+)
+
+// rejectReason names the reason of a refusal by its status.
+func rejectReason(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return RejectAuth
+	case http.StatusForbidden:
+		return RejectForbidden
+	case http.StatusMethodNotAllowed:
+		return RejectMethod
+	case http.StatusRequestEntityTooLarge:
+		return RejectSize
+	case http.StatusUnsupportedMediaType:
+		return RejectMediaType
+	}
+	return RejectParse
+}
+
 func (e *Endpoint) reject(w http.ResponseWriter, r *http.Request, status int, msg string, reason error) {
 	e.Counts.Rejected.Add(1)
+	if e.OnReject != nil {
+		e.OnReject(e.Source, rejectReason(status))
+	}
 	ev := e.Log.Debug().Int("status", status).Str("path", r.URL.Path).Str("remote_addr", r.RemoteAddr)
 	if reason != nil {
 		ev = ev.AnErr("reason", reason)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // Listener timeouts used when a Listener leaves them zero.
@@ -87,6 +89,10 @@ type HubConfig struct {
 	// restarted by a reload causes no refused connections. Zero:
 	// DefaultLinger; negative: close at once.
 	Linger time.Duration
+	// OnReject, when set, is told of every request a source's endpoint
+	// refused before it became an event, with the reason (one of the
+	// Reject* constants), for metrics. It must not block.
+	OnReject func(src engine.SourceRef, reason string)
 }
 
 // Hub owns the HTTP listeners of the sources, so several sources (webhook,
@@ -102,10 +108,11 @@ type HubConfig struct {
 // flight. Stop closes every listener and waits for them; it is idempotent,
 // and Register fails with ErrHubStopped afterwards.
 type Hub struct {
-	log    zerolog.Logger
-	grace  time.Duration
-	linger time.Duration
-	bg     sync.WaitGroup // lingering listeners being closed
+	log      zerolog.Logger
+	grace    time.Duration
+	linger   time.Duration
+	onReject func(src engine.SourceRef, reason string)
+	bg       sync.WaitGroup // lingering listeners being closed
 
 	mu       sync.Mutex
 	servers  map[string]*server
@@ -127,8 +134,12 @@ func NewHub(cfg HubConfig) *Hub {
 	case l < 0:
 		l = 0
 	}
-	return &Hub{log: cfg.Log, grace: g, linger: l, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
+	return &Hub{log: cfg.Log, grace: g, linger: l, onReject: cfg.OnReject, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
 }
+
+// OnReject returns HubConfig.OnReject, for the endpoints of the hub's
+// sources.
+func (h *Hub) OnReject() func(src engine.SourceRef, reason string) { return h.onReject }
 
 type server struct {
 	address string

@@ -61,6 +61,7 @@ func NewBase(hub *Hub, sc engine.SourceConfig, kind string) (Base, error) {
 func (b *Base) Serve(ctx context.Context, out engine.Emitter, hs Settings, build func(*Request) ([]engine.Entry, error)) error {
 	ep := hs.Endpoint(b.Ref, b.Clock.Now, b.Log, build)
 	ep.Out = out
+	ep.OnReject = b.Hub.OnReject()
 	if err := b.Hub.Serve(ctx, hs.Listener, hs.Paths, ep); err != nil {
 		return fmt.Errorf("%s source %q: %w", b.kind, b.Name, err)
 	}
