@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -15,18 +14,23 @@ import (
 
 // gate sits between the sources and the journal. Closing it makes every
 // Emit fail with engine.ErrClosed, which HTTP sources answer with 503 and
-// Retry-After: on shutdown intake stops before anything else does, and
-// nothing half-accepted is left behind.
+// Retry-After: on shutdown intake stops before anything else does. close
+// waits for the Emits already under way, so once it returns every event a
+// sender was (or will be) told was accepted is in the journal, and draining
+// the journal processes all of them.
 type gate struct {
 	inner  engine.Emitter
 	log    zerolog.Logger
-	closed atomic.Bool
+	mu     sync.RWMutex // held for reading by each Emit
+	closed bool
 	// onEmit, when set, sees each call's outcomes (metrics).
 	onEmit func(src engine.SourceRef, outcomes []engine.Outcome, err error)
 }
 
 func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
-	if g.closed.Load() {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
 		return nil, engine.ErrClosed
 	}
 	out, err := g.inner.Emit(ctx, src, entries)
@@ -42,7 +46,11 @@ func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.
 	return out, err
 }
 
-func (g *gate) close() { g.closed.Store(true) }
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
 
 // sourceSet runs the rulebook's sources and, on reload, stops the ones that
 // changed or went away and starts the new ones, leaving unchanged sources
