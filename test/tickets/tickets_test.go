@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,9 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 const token = "ghp_test_token"
@@ -161,16 +161,6 @@ func (g *fakeGitHub) snapshot() (issues []issue, comments map[int]int, errs []st
 	return issues, comments, append([]string(nil), g.errs...)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func build(t *testing.T, out, pkg string) {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-o", out, pkg)
@@ -206,8 +196,7 @@ func notification(status, startsAt string) []byte {
 // alert comments on the open ticket), and the resolution closes it.
 func TestTicketLifecycleFromAlertmanager(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "rulebook")
-	build(t, bin, "github.com/rulebook-dev/rulebook/cmd/rulebook")
+	bin := rbtest.BuildT(t)
 	pluginDir := filepath.Join(dir, "plugins")
 	build(t, filepath.Join(pluginDir, "rulebook-plugin-ticket"), "github.com/rulebook-dev/rulebook/cmd/rulebook-plugin-ticket")
 
@@ -215,7 +204,7 @@ func TestTicketLifecycleFromAlertmanager(t *testing.T) {
 	srv := httptest.NewServer(gh)
 	defer srv.Close()
 
-	amAddr := freeAddr(t)
+	amAddr := rbtest.FreeAddr(t)
 	rb := filepath.Join(dir, "rb.yml")
 	os.WriteFile(rb, []byte(fmt.Sprintf(`- name: tickets
   sources:
@@ -248,19 +237,10 @@ func TestTicketLifecycleFromAlertmanager(t *testing.T) {
           delay: 100ms
 `, amAddr, srv.URL, srv.URL)), 0o644)
 
-	cmd := exec.Command(bin, "run", rb, "--data-dir", filepath.Join(dir, "data"), "--plugins-dir", pluginDir, "--log-format", "json")
-	cmd.Env = append(os.Environ(), "GH_TOKEN="+token)
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logs.Write(p) })
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	dump := func() string { logMu.Lock(); defer logMu.Unlock(); return logs.String() }
+	proc := rbtest.StartWith(t, rbtest.Options{Env: []string{"GH_TOKEN=" + token}}, bin,
+		"run", rb, "--data-dir", filepath.Join(dir, "data"), "--plugins-dir", pluginDir, "--log-format", "json")
+	defer proc.Stop(t)
+	dump := proc.Log
 
 	post := func(body []byte) {
 		t.Helper()
@@ -322,7 +302,3 @@ func TestTicketLifecycleFromAlertmanager(t *testing.T) {
 		t.Errorf("the fake GitHub rejected requests: %q", errs)
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
