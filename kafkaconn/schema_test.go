@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/rulebook-dev/rulebook/internal/schematest"
 )
 
 // The schema fragments accept what the parsers accept, on these documents.
@@ -20,22 +22,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 			"sasl":    SASLSchema(map[string]any{"type": "string", "pattern": `\$\{`}),
 		},
 	}
-	raw, err := json.Marshal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("schema.json")
-	if err != nil {
-		t.Fatalf("schema does not compile: %v", err)
-	}
+	sch := schematest.Compile(t, root)
 	for _, d := range []string{
 		`{"brokers": "a:1"}`,
 		`{"brokers": ["a:1", "b:2"]}`,

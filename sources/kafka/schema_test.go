@@ -6,27 +6,14 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/rulebook-dev/rulebook/internal/schematest"
 )
 
 // The published schema accepts exactly what Check accepts, on these
 // documents.
 func TestSchemaAgreesWithCheck(t *testing.T) {
-	raw, err := json.Marshal(Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("schema.json")
-	if err != nil {
-		t.Fatalf("schema does not compile: %v", err)
-	}
+	sch := schematest.Compile(t, Schema())
 	for _, d := range []string{
 		`{"brokers": "a:1", "topic": "t"}`,
 		`{"brokers": ["a:1", "b:2"], "topics": ["t", "u"], "group_id": "g", "offset": "latest", "format": "text"}`,

@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/schematest"
 )
 
 // ArgError fails t unless err is nil when path is "", or else an
@@ -63,23 +64,7 @@ func FuzzArgs(f *testing.F, check func(map[string]any) error, seeds ...string) {
 // does not compile.
 func CompileSchema(t testing.TB, s map[string]any) *jsonschema.Schema {
 	t.Helper()
-	raw, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("schema.json")
-	if err != nil {
-		t.Fatalf("schema does not compile: %v", err)
-	}
-	return sch
+	return schematest.Compile(t, s)
 }
 
 // SchemaAgrees checks that schema accepts each JSON document of arguments
