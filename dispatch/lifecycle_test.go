@@ -52,7 +52,11 @@ func testRestartResumesUnfinished(t *testing.T, wrap func(*memStore) engine.Acti
 	// for its next_attempt; let the timers exist before time moves.
 	waitFor(t, "three backoff timers", func() bool { return h.clock.pending() == 3 })
 	h.clock.Advance(750 * time.Millisecond)
-	waitFor(t, "f1 final", func() bool { return store.status("f1/0").Final() && store.status("f1/1").Final() })
+	// f1/0 and f3/0 resume at 750ms; both must have run before time moves
+	// on to f2/0's next attempt.
+	waitFor(t, "f1 and f3 final", func() bool {
+		return store.status("f1/0").Final() && store.status("f1/1").Final() && store.status("f3/0").Final() && store.status("f3/1").Final()
+	})
 	all := []string{"f1/0", "f1/1", "f2/0", "f3/0", "f3/1", "f4/1", "f5/1"}
 	h.waitFinal(all...)
 
