@@ -343,14 +343,14 @@ func (m *Metrics) PluginRestarts(f func() map[string]int) { m.pulled.restartsFn.
 // removes them.
 func (m *Metrics) SetDispatchFunc(f func() (running, firings int)) { m.pulled.dispatchFn.Store(&f) }
 
-// load returns the function stored in p, or nil.
-func load[F any](p *atomic.Pointer[F]) (F, bool) {
-	var zero F
-	fp := p.Load()
-	if fp == nil {
-		return zero, false
+// load returns the function stored in p, or nil when none was set or nil
+// was set to remove it.
+func load[F any](p *atomic.Pointer[F]) F {
+	if fp := p.Load(); fp != nil {
+		return *fp
 	}
-	return *fp, true
+	var zero F
+	return zero
 }
 
 // pullCollector reads the values components keep, at scrape time.
@@ -374,20 +374,20 @@ func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
-	if f, ok := load(&c.backlogFn); ok && f != nil {
+	if f := load(&c.backlogFn); f != nil {
 		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, f())
 	}
-	if f, ok := load(&c.dispatchFn); ok && f != nil {
+	if f := load(&c.dispatchFn); f != nil {
 		running, firings := f()
 		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(running))
 		ch <- prometheus.MustNewConstMetric(c.firings, prometheus.GaugeValue, float64(firings))
 	}
-	if f, ok := load(&c.restartsFn); ok && f != nil {
+	if f := load(&c.restartsFn); f != nil {
 		for name, n := range f() {
 			ch <- prometheus.MustNewConstMetric(c.restarts, prometheus.CounterValue, float64(n), name)
 		}
 	}
-	if f, ok := load(&c.evalFn); ok && f != nil {
+	if f := load(&c.evalFn); f != nil {
 		// Several engines (one per Kafka partition) report the same rules:
 		// their counts add up.
 		sums := map[[2]string]int64{}
@@ -403,7 +403,7 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.evaluations, prometheus.CounterValue, float64(sums[k]), k[:]...)
 		}
 	}
-	if f, ok := load(&c.lagFn); ok && f != nil {
+	if f := load(&c.lagFn); f != nil {
 		seen := map[[3]string]bool{}
 		for _, l := range f() {
 			key := [3]string{l.Source, l.Topic, strconv.Itoa(l.Partition)}
@@ -464,7 +464,7 @@ func (c *eventCollector) Collect(ch chan<- prometheus.Metric) {
 		totals[k] += v.Load()
 	}
 	c.mu.Unlock()
-	if f, ok := load(&c.pull); ok && f != nil {
+	if f := load(&c.pull); f != nil {
 		for _, sc := range f() {
 			if sc.N > 0 {
 				totals[[2]string{sc.Source, normOutcome(sc.Outcome)}] += sc.N
