@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"sync"
 	"time"
@@ -204,11 +203,8 @@ func classify(err error) engine.Result {
 		}
 		return engine.Result{Status: engine.Retryable}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return engine.Result{Status: engine.Retryable}
-	}
-	// Anything else (an EOF from a restarting broker, a refused connection)
-	// is a broker or network problem: try again.
+	// Anything else (a network error, an ended context, an EOF from a
+	// restarting broker, a refused connection) is a broker or network
+	// problem: try again.
 	return engine.Result{Status: engine.Retryable}
 }
