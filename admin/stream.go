@@ -145,13 +145,19 @@ func NewStream(cfg StreamConfig) *Stream {
 // gap free. It returns the entry's ID (0 once the stream is closed).
 func (s *Stream) Publish(kind string, v any) uint64 {
 	data, err := json.Marshal(v)
+	return s.append(kind, s.checked(data, err))
+}
+
+// checked returns the result of encoding an entry's data, or the
+// {"error": ...} stand-in when it could not be encoded or is over the limit.
+func (s *Stream) checked(data []byte, err error) json.RawMessage {
 	switch {
 	case err != nil:
 		data, _ = json.Marshal(map[string]string{"error": "cannot encode: " + err.Error()})
 	case len(data) > s.maxData:
 		data, _ = json.Marshal(map[string]any{"error": "too large for the stream", "bytes": len(data)})
 	}
-	return s.append(kind, data)
+	return data
 }
 
 func (s *Stream) append(kind string, data json.RawMessage) uint64 {
@@ -227,11 +233,13 @@ func (s *Stream) PublishResult(st *engine.InvocationState) {
 		d.Error, d.Output, d.ExitCode, d.HTTPStatus = a.Error, a.Output, a.ExitCode, a.HTTPStatus
 	}
 	// Output and error are already clipped by the dispatcher; should they
-	// still not fit, halve the longer until the entry does.
+	// still not fit, halve the longer until the entry does. The last
+	// encoding is the one published: this runs for every action result.
 	for {
 		data, err := json.Marshal(d)
 		if err != nil || len(data) <= s.maxData || (d.Output == "" && d.Error == "") {
-			break
+			s.append(KindAction, s.checked(data, err))
+			return
 		}
 		if len(d.Output) >= len(d.Error) {
 			d.Output = clip(d.Output, len(d.Output)/2)
@@ -239,7 +247,6 @@ func (s *Stream) PublishResult(st *engine.InvocationState) {
 			d.Error = clip(d.Error, len(d.Error)/2)
 		}
 	}
-	s.Publish(KindAction, d)
 }
 
 // PublishReload publishes a "reload" entry: err nil for a reload that was
