@@ -458,13 +458,12 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 
 // plannedEntry is one accepted entry of an Emit call, before it is written.
 type plannedEntry struct {
-	value         []byte
-	dedupeKey     []byte
-	dedupeExpiry  int64
-	orderKey      []byte
-	orderNewest   int64
-	orderExpiry   int64
-	orderHasEntry bool
+	value        []byte
+	dedupeKey    []byte // nil: the entry carries no dedupe key
+	dedupeExpiry int64
+	orderKey     []byte // nil: the entry carries no order key and timestamp
+	orderNewest  int64
+	orderExpiry  int64
 }
 
 // decideEmit decides one Emit call as a whole: either every entry gets an
@@ -515,7 +514,6 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 				ts = max(ts, newest)
 			}
 			p.orderKey, p.orderNewest, p.orderExpiry = k, ts, g.now+int64(window)
-			p.orderHasEntry = true
 		}
 		outcomes[i] = engine.Accepted
 		if p.dedupeKey != nil {
@@ -524,7 +522,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 			}
 			callDedupe[string(p.dedupeKey)] = p.dedupeExpiry
 		}
-		if p.orderHasEntry {
+		if p.orderKey != nil {
 			if callOrder == nil {
 				callOrder = map[string]int64{}
 			}
@@ -541,7 +539,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
 			g.dedupe[string(p.dedupeKey)] = p.dedupeExpiry
 		}
-		if p.orderHasEntry {
+		if p.orderKey != nil {
 			v := binary.BigEndian.AppendUint64(u64(uint64(p.orderNewest)), uint64(p.orderExpiry))
 			_ = g.b.Set(p.orderKey, v, nil)
 			_ = g.b.Set(expiryKey(pOrderExp, p.orderExpiry, p.orderKey), nil, nil)
