@@ -56,7 +56,11 @@ func (s *store) load() error {
 				Tickets map[string]record `json:"tickets"`
 			}
 			if err := json.Unmarshal(b, &doc); err != nil {
-				return fmt.Errorf("ticket state %q is corrupt: %w", s.path, err)
+				// Every ticket carries its key, so searches rebuild the
+				// map: start empty and let the next save replace the
+				// file, rather than fail every save from now on.
+				s.loaded = true
+				return fmt.Errorf("ticket state %q is corrupt, starting empty: %w", s.path, err)
 			}
 			if doc.Tickets != nil {
 				s.records = doc.Tickets

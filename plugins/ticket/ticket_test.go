@@ -243,6 +243,21 @@ func TestCorruptStateFallsBackToSearch(t *testing.T) {
 	if r.Status != sdk.Succeeded || r.Details["action"] != "commented" || len(f.issues) != 1 {
 		t.Fatalf("open with corrupt state = %+v", r)
 	}
+	// What the search found replaced the corrupt file: the next process
+	// reads the ticket from it instead of searching again.
+	b, err := os.ReadFile(filepath.Join(dir, StoreFile))
+	if err != nil || !json.Valid(b) {
+		t.Fatalf("state file after the search: %v %q", err, b)
+	}
+	before := len(f.callLog())
+	if r := invoke(t, New(Options{StateDir: dir}), ActionOpen, args); r.Status != sdk.Succeeded || r.Details["action"] != "commented" {
+		t.Fatalf("open after the state was rebuilt = %+v", r)
+	}
+	for _, c := range f.callLog()[before:] {
+		if c == "GET /repos/acme/ops/issues" {
+			t.Errorf("searched although the rebuilt state file knew the ticket: %v", f.callLog()[before:])
+		}
+	}
 }
 
 func TestConcurrentOpensOfOneKeyOpenOneTicket(t *testing.T) {
