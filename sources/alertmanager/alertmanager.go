@@ -220,10 +220,14 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		return nil, fmt.Errorf("alertmanager notification: %w", err)
 	}
 	r := req.HTTP
+	// One headers map serves every event of the request (as n.Group does):
+	// a notification of many alerts would otherwise copy the headers once
+	// per alert on the request path.
+	headers := req.SafeHeaders()
 	reqMeta := func(hosts []string) map[string]any {
 		return map[string]any{
 			engine.MetaHosts:   hosts,
-			engine.MetaHeaders: req.SafeHeaders(),
+			engine.MetaHeaders: headers,
 			"endpoint":         r.URL.Path,
 			"remote_addr":      r.RemoteAddr,
 		}
@@ -283,14 +287,15 @@ func Entries(n *Notification, o EntryOptions) []engine.Entry {
 			engine.MetaKey: meta(hosts),
 		}
 		ev := engine.NewEvent(body, o.Source.Name, o.Source.Type, o.Received)
+		key := a.DedupeKey()
 		alertEntries = append(alertEntries, engine.Entry{
 			Event:        ev,
-			DedupeKey:    a.DedupeKey(),
+			DedupeKey:    key,
 			DedupeWindow: o.DedupeWindow,
 			OrderKey:     "alert/" + a.Fingerprint,
 			Timestamp:    a.StateTime(),
 		})
-		states = append(states, a.DedupeKey())
+		states = append(states, key)
 	}
 	if o.NotificationEvent {
 		whole := make(map[string]any, len(n.Group)+1)
