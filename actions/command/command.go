@@ -5,6 +5,7 @@
 package command
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,22 +270,17 @@ func (c *Command) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = cfg.dir
 	cmd.Env = c.buildEnv(cfg, inv)
-	switch cfg.stdin {
-	case StdinEvent:
-		b, err := json.Marshal(inv.Event)
-		if err != nil {
-			return engine.Failure("stdin: event is not JSON: %v", err)
+	// parse accepts only the three modes.
+	if cfg.stdin != StdinNone {
+		var v any = inv.Event
+		if cfg.stdin == StdinEvents {
+			v = inv.Events
 		}
-		cmd.Stdin = strings.NewReader(string(b) + "\n")
-	case StdinEvents:
-		b, err := json.Marshal(inv.Events)
+		b, err := json.Marshal(v)
 		if err != nil {
-			return engine.Failure("stdin: events are not JSON: %v", err)
+			return engine.Failure("stdin: %s not representable as JSON: %v", cfg.stdin, err)
 		}
-		cmd.Stdin = strings.NewReader(string(b) + "\n")
-	case StdinNone:
-	default:
-		return engine.Failure("stdin: must be %q, %q or %q, got %q", StdinEvent, StdinEvents, StdinNone, inv.Redact(cfg.stdin))
+		cmd.Stdin = bytes.NewReader(append(b, '\n'))
 	}
 	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
