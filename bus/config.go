@@ -214,6 +214,14 @@ func checkGroup(g string) error {
 	return nil
 }
 
+// clientID is the Kafka client id of every connection this package makes.
+const clientID = "rulebook-bus"
+
+// newDialer returns the dialer of the consumer and of Partitions.
+func newDialer() *kafkago.Dialer {
+	return &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true}
+}
+
 // Partitions connects to the brokers and returns the number of partitions
 // of the bus topic, so a process can refuse to start on a topic that does
 // not exist instead of answering 503 to every sender. The number of
@@ -222,7 +230,7 @@ func Partitions(ctx context.Context, cfg Config) (int, error) {
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	d := &kafkago.Dialer{ClientID: "rulebook-bus", Timeout: 10 * time.Second, DualStack: true}
+	d := newDialer()
 	var err error
 	for _, b := range cfg.Brokers {
 		var parts []kafkago.Partition

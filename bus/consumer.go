@@ -158,7 +158,7 @@ func NewConsumer(cc ConsumerConfig) (*Consumer, error) {
 		cc:     cc,
 		log:    cc.Log.With().Str("component", "bus").Str("topic", cc.Topic).Str("group", cc.Group).Logger(),
 		clock:  cc.Config.clock(),
-		dialer: &kafkago.Dialer{ClientID: "rulebook-bus", Timeout: 10 * time.Second, DualStack: true},
+		dialer: newDialer(),
 		parts:  map[int]*partition{},
 	}, nil
 }

@@ -36,7 +36,7 @@ type Producer struct {
 
 // NewProducer builds a producer for cfg. It does not connect: the first
 // Emit does. key must not be nil.
-func NewProducer(cfg Config, key func(src engine.SourceRef, e engine.Entry) string, log zerolog.Logger) (*Producer, error) {
+func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -49,7 +49,6 @@ func NewProducer(cfg Config, key func(src engine.SourceRef, e engine.Entry) stri
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = DefaultRetryAfter
 	}
-	wlog := log
 	p := &Producer{cfg: cfg, key: key, log: log, clock: cfg.clock()}
 	p.w = &kafkago.Writer{
 		Addr:  kafkago.TCP(cfg.Brokers...),
@@ -69,10 +68,10 @@ func NewProducer(cfg Config, key func(src engine.SourceRef, e engine.Entry) stri
 		ReadTimeout:     cfg.WriteTimeout,
 		Transport: &kafkago.Transport{
 			DialTimeout: min(5*time.Second, cfg.WriteTimeout),
-			ClientID:    "rulebook-bus",
+			ClientID:    clientID,
 		},
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			wlog.Debug().Str("component", "kafka-go").Msgf(msg, args...)
+			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
 		}),
 	}
 	return p, nil
