@@ -71,8 +71,8 @@ func NameFromPath(path string) string {
 	return strings.TrimPrefix(base, FilePrefix)
 }
 
-// discover lists the plugin binaries in dirs followed by the declared ones.
-// A directory that does not exist is skipped (the defaults often do not);
+// discover lists the declared plugins followed by the plugin binaries in
+// dirs. A directory that does not exist is skipped (the defaults often do not);
 // one that cannot be read is an error. The first plugin of a name wins;
 // declared plugins win over discovered ones. Shadowed plugins are returned
 // as warnings.
