@@ -4,12 +4,12 @@ package filesrc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -89,12 +89,12 @@ func (f *File) Run(ctx context.Context, out engine.Emitter) error {
 	line := 0
 	for sc.Scan() {
 		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
 			continue
 		}
 		var v any
-		if err := json.Unmarshal([]byte(text), &v); err != nil {
+		if err := json.Unmarshal(text, &v); err != nil {
 			f.log.Error().Str("path", f.path).Int("line", line).Err(err).Msg("line is not JSON; skipped")
 			continue
 		}
