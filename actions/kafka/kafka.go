@@ -52,6 +52,7 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "produce a message to a Kafka topic (acks=all)",
 		Check:       Check,
+		Schema:      Schema(),
 		PathArgs:    kafkaconn.PathArgs(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env), nil

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/rulebook-dev/rulebook/actions/internal/checktest"
@@ -24,6 +25,17 @@ func TestSchemaAgreesWithCheck(t *testing.T) {
 		`{"brokers": "a:1", "topic": "t", "value": "x", "sasl": {"mechanism": "md5", "username": "u"}}`,
 		`{"brokers": 1, "topic": "t", "value": "x"}`,
 	)
+}
+
+// The CLI publishes the schema the spec carries, as for every other action.
+func TestSpecCarriesTheSchema(t *testing.T) {
+	s := Spec()
+	if !reflect.DeepEqual(s.Schema, Schema()) {
+		t.Fatalf("Spec().Schema = %v, want Schema()", s.Schema)
+	}
+	if s.Check == nil || s.New == nil {
+		t.Fatal("Spec() lacks Check or New")
+	}
 }
 
 func FuzzCheckJSON(f *testing.F) {
