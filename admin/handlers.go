@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,7 +224,7 @@ func (s *Server) knownRuleset(name string) bool {
 func (s *Server) facts(w http.ResponseWriter, r *http.Request) {
 	names := rulesets(s.cfg.Backend.Rules())
 	if name := r.URL.Query().Get("ruleset"); name != "" {
-		if !s.knownRuleset(name) {
+		if !slices.Contains(names, name) {
 			writeError(w, http.StatusNotFound, "no ruleset named "+strconv.Quote(name))
 			return
 		}
