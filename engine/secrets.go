@@ -27,30 +27,27 @@ func HasSecretRef(s string) bool {
 // CheckSecretRefs checks that every reference in s can be resolved now,
 // without returning the values. Errors name the reference, never a value.
 func CheckSecretRefs(s string) error {
-	_, _, err := resolveString(s, nil)
+	_, err := resolveString(s, nil)
 	return err
 }
 
 // ResolveSecretString resolves the references in s and unescapes "$${".
 // secrets receives the resolved values.
 func ResolveSecretString(s string, secrets *[]string) (string, error) {
-	out, _, err := resolveString(s, secrets)
-	return out, err
+	return resolveString(s, secrets)
 }
 
-func resolveString(s string, secrets *[]string) (string, bool, error) {
+func resolveString(s string, secrets *[]string) (string, error) {
 	if !strings.Contains(s, "${") {
-		return s, false, nil
+		return s, nil
 	}
 	var firstErr error
-	found := false
 	out := secretRef.ReplaceAllStringFunc(s, func(m string) string {
 		if strings.HasPrefix(m, "$$") {
 			return m[1:]
 		}
 		sub := secretRef.FindStringSubmatch(m)
 		kind, name := sub[1], sub[2]
-		found = true
 		v, err := lookupSecret(kind, name)
 		if err != nil {
 			if firstErr == nil {
@@ -63,7 +60,7 @@ func resolveString(s string, secrets *[]string) (string, bool, error) {
 		}
 		return v
 	})
-	return out, found, firstErr
+	return out, firstErr
 }
 
 func lookupSecret(kind, name string) (string, error) {

@@ -268,8 +268,6 @@ func normalize(v any) any {
 			m[k] = s
 		}
 		return m
-	case int:
-		return x
 	}
 	return v
 }

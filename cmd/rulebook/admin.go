@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/rulebook-dev/rulebook/admin"
@@ -120,11 +118,7 @@ func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
 		return nil, fmt.Errorf("--admin: %w", err)
 	}
 	if err := srv.Start(ctx); err != nil {
-		var ae *net.OpError
-		if errors.As(err, &ae) {
-			return nil, fmt.Errorf("--admin %s: %w", a.rf.adminAddr, err)
-		}
-		return nil, err
+		return nil, fmt.Errorf("--admin %s: %w", a.rf.adminAddr, err)
 	}
 	a.log.Info().Str("url", srv.URL()).Msg("admin listening")
 	return srv, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -29,11 +30,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *format != "table" && *format != "json" {
-		return errorf("--format: want table or json, got %q", *format)
+		return fmt.Errorf("--format: want table or json, got %q", *format)
 	}
 	store, err := journal.Open(journal.Options{Dir: *dataDir, Log: discardLog()})
 	if err != nil {
-		return errorf("open data dir %s: %w", *dataDir, err)
+		return fmt.Errorf("open data dir %s: %w", *dataDir, err)
 	}
 	defer store.Close()
 	entries, err := store.Actions().Query(context.Background(), filter)

@@ -140,5 +140,3 @@ func (l *listFlag) Set(v string) error {
 	}
 	return nil
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

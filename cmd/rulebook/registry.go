@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -166,5 +165,3 @@ func withActionSchema(a engine.ActionSpec, schema map[string]any) engine.ActionS
 	}
 	return a
 }
-
-var errNoRulebook = errors.New("no rulebook given")

@@ -69,7 +69,6 @@ type sourceSet struct {
 	// own (finite sources: range, generic, file).
 	ended    chan struct{}
 	live     int
-	started  int
 	endedSet bool
 }
 
@@ -161,7 +160,6 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		s.mu.Lock()
 		s.running[k] = r
 		s.live++
-		s.started++
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {

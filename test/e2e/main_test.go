@@ -101,18 +101,6 @@ func (l *lines) all() []string {
 
 func (l *lines) String() string { return strings.Join(l.all(), "\n") }
 
-// count returns how many lines are JSON log records with this message.
-func (l *lines) count(message string) int {
-	n := 0
-	for _, s := range l.all() {
-		var rec map[string]any
-		if json.Unmarshal([]byte(s), &rec) == nil && rec["message"] == message {
-			n++
-		}
-	}
-	return n
-}
-
 // proc is a child process that the test kills in Cleanup.
 type proc struct {
 	name   string

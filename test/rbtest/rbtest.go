@@ -198,14 +198,6 @@ func (p *Process) Wait(d time.Duration) (exited bool, err error) {
 	}
 }
 
-// Signal sends sig to the process.
-func (p *Process) Signal(t testing.TB, sig os.Signal) {
-	t.Helper()
-	if err := p.Cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %s: %v", p.Name, err)
-	}
-}
-
 // Stop sends SIGTERM and fails the test unless the process exits cleanly
 // within StopTimeout.
 func (p *Process) Stop(t testing.TB) {
