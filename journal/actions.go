@@ -235,6 +235,24 @@ func decodeState(v []byte) (*engine.InvocationState, error) {
 	return &st, nil
 }
 
+func decodeFiring(fseq uint64, v []byte) (engine.Firing, error) {
+	var fr engine.Firing
+	if err := json.Unmarshal(v, &fr); err != nil {
+		return engine.Firing{}, fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+	}
+	return fr, nil
+}
+
+// auditEntry pairs a stored firing with its invocations' states; the
+// firing's Invocations are the states' (as last recorded).
+func auditEntry(fr engine.Firing, states []*engine.InvocationState) engine.AuditEntry {
+	fr.Invocations = make([]*engine.Invocation, len(states))
+	for i, st := range states {
+		fr.Invocations[i] = st.Invocation
+	}
+	return engine.AuditEntry{Firing: fr, Invocations: states}
+}
+
 // firingStates returns the invocation states of the firing fseq in rule
 // order.
 func firingStates(db *pebble.DB, fseq uint64) ([]*engine.InvocationState, error) {
@@ -284,9 +302,9 @@ func (a *actionStore) Query(ctx context.Context, f engine.AuditFilter) ([]engine
 			if err != nil {
 				return err
 			}
-			var fr engine.Firing
-			if err := json.Unmarshal(v, &fr); err != nil {
-				return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+			fr, err := decodeFiring(fseq, v)
+			if err != nil {
+				return err
 			}
 			if !firingMatches(&fr, f) {
 				continue
@@ -298,11 +316,7 @@ func (a *actionStore) Query(ctx context.Context, f engine.AuditFilter) ([]engine
 			if f.Status != "" && !slices.ContainsFunc(states, func(st *engine.InvocationState) bool { return st.Status == f.Status }) {
 				continue
 			}
-			fr.Invocations = make([]*engine.Invocation, len(states))
-			for i, st := range states {
-				fr.Invocations[i] = st.Invocation
-			}
-			out = append(out, engine.AuditEntry{Firing: fr, Invocations: states})
+			out = append(out, auditEntry(fr, states))
 		}
 		return it.Error()
 	})
@@ -345,9 +359,9 @@ func (a *actionStore) Compact(ctx context.Context, before time.Time) (int, error
 			if err != nil {
 				return err
 			}
-			var fr engine.Firing
-			if err := json.Unmarshal(v, &fr); err != nil {
-				return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+			fr, err := decodeFiring(fseq, v)
+			if err != nil {
+				return err
 			}
 			if !fr.Time.Before(before) {
 				continue
@@ -401,19 +415,16 @@ func (a *actionStore) Firing(ctx context.Context, id string) (*engine.AuditEntry
 		if err != nil || !exists {
 			return err
 		}
-		var fr engine.Firing
-		if err := json.Unmarshal(v, &fr); err != nil {
-			return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
+		fr, err := decodeFiring(fseq, v)
+		if err != nil {
+			return err
 		}
 		states, err := firingStates(db, fseq)
 		if err != nil {
 			return err
 		}
-		fr.Invocations = make([]*engine.Invocation, len(states))
-		for i, st := range states {
-			fr.Invocations[i] = st.Invocation
-		}
-		out = &engine.AuditEntry{Firing: fr, Invocations: states}
+		e := auditEntry(fr, states)
+		out = &e
 		return nil
 	})
 	if err != nil {
