@@ -536,7 +536,10 @@ func writeEntry(buf *bytes.Buffer, e Entry) {
 	buf.WriteString("\n\n")
 }
 
-// sseField keeps a field value on one line.
+// sseField keeps a field value on one line. It runs for every entry sent
+// to every client: the replacer is built once.
 func sseField(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	return sseLineBreaks.Replace(s)
 }
+
+var sseLineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
