@@ -778,16 +778,17 @@ func (e *Engine) expire(ctx context.Context) error {
 			if len(r.groups) == 0 {
 				continue
 			}
-			keys := make([]string, 0, len(r.groups))
-			for k := range r.groups {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				g := r.groups[k]
-				if now.Before(g.until) {
-					continue
+			// Only the due groups are sorted (for a deterministic firing
+			// order); most events find none due.
+			var due []string
+			for k, g := range r.groups {
+				if !now.Before(g.until) {
+					due = append(due, k)
 				}
+			}
+			sort.Strings(due)
+			for _, k := range due {
+				g := r.groups[k]
 				delete(r.groups, k)
 				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
 					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.until); err != nil {
