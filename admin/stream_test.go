@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -363,5 +364,16 @@ func BenchmarkPublishEvent(b *testing.B) {
 				s.PublishEvent(rec)
 			}
 		})
+	}
+}
+
+// A kind with line breaks (Publish takes any) must not end the SSE event
+// field early and inject a field of its own.
+func TestWriteEntryKeepsFieldsOnOneLine(t *testing.T) {
+	var buf bytes.Buffer
+	writeEntry(&buf, Entry{ID: 7, Kind: "x\r\ndata: forged", Data: json.RawMessage(`{"a":1}`)})
+	want := "id: 7\nevent: x  data: forged\ndata: {\"a\":1}\n\n"
+	if buf.String() != want {
+		t.Fatalf("writeEntry = %q, want %q", buf.String(), want)
 	}
 }
