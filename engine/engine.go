@@ -780,14 +780,14 @@ func (e *Engine) expire(ctx context.Context) error {
 			}
 			// Only the due groups are sorted (for a deterministic firing
 			// order); most events find none due.
-			var due []string
+			var dueGroups []string
 			for k, g := range r.groups {
 				if !now.Before(g.until) {
-					due = append(due, k)
+					dueGroups = append(dueGroups, k)
 				}
 			}
-			sort.Strings(due)
-			for _, k := range due {
+			sort.Strings(dueGroups)
+			for _, k := range dueGroups {
 				g := r.groups[k]
 				delete(r.groups, k)
 				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
