@@ -308,7 +308,12 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 	r := req.HTTP
 	headers := req.SafeHeaders()
-	query := httpingest.ValuesMap(r.URL.Query())
+	// Most deliveries carry no query: skip parsing it into url.Values only
+	// to copy that map again.
+	query := map[string]any{}
+	if r.URL.RawQuery != "" {
+		query = httpingest.ValuesMap(r.URL.Query())
+	}
 	meta := map[string]any{
 		engine.MetaHeaders: headers,
 		"query":            query,
