@@ -102,11 +102,10 @@ type Host struct {
 
 	callID atomic.Uint64
 	wg     sync.WaitGroup
-	done   chan struct{}
+	done   chan struct{} // closed by Close, under mu
 
 	mu      sync.Mutex
 	started bool
-	closed  bool
 	procs   []*proc
 	infos   []Info
 	specs   []engine.ActionSpec
@@ -148,7 +147,7 @@ func NewHost(opts Options) (*Host, error) {
 // errors. Start may be called once.
 func (h *Host) Start(ctx context.Context) ([]Info, error) {
 	h.mu.Lock()
-	if h.started || h.closed {
+	if h.started || h.isClosed() {
 		h.mu.Unlock()
 		return nil, errors.New("plugin host already started or closed")
 	}
@@ -205,7 +204,7 @@ func (h *Host) Start(ctx context.Context) ([]Info, error) {
 
 	h.mu.Lock()
 	h.procs, h.infos, h.specs = procs, infos, specs
-	closed := h.closed
+	closed := h.isClosed()
 	h.mu.Unlock()
 	if closed { // Close raced with Start: stop what Start started.
 		for _, p := range procs {
@@ -273,11 +272,10 @@ func (h *Host) Restarts(name string) int {
 // is safe to call more than once; invocations after it fail as Retryable.
 func (h *Host) Close() error {
 	h.mu.Lock()
-	if h.closed {
+	if h.isClosed() {
 		h.mu.Unlock()
 		return nil
 	}
-	h.closed = true
 	close(h.done)
 	procs := h.procs
 	h.mu.Unlock()
