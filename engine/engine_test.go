@@ -54,22 +54,9 @@ func newHarness(t *testing.T, rulebook string) *harness {
 
 // advance moves virtual time to `to`, firing due timers in order.
 func (h *harness) advance(to time.Time) {
-	for {
-		d, ok := h.eng.NextDeadline()
-		if !ok || d.After(to) {
-			break
-		}
-		if d.After(h.clock.Now()) {
-			h.clock.Set(d)
-		}
-		if err := h.eng.Tick(context.Background()); err != nil {
-			h.t.Fatal(err)
-		}
-		if n, ok := h.eng.NextDeadline(); ok && !n.After(d) {
-			break
-		}
+	if err := h.eng.AdvanceTo(context.Background(), h.clock, to); err != nil {
+		h.t.Fatal(err)
 	}
-	h.clock.Set(to)
 }
 
 func (h *harness) run(steps []step, runFor time.Duration) {

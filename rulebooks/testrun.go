@@ -206,34 +206,19 @@ func runCase(rbPath string, tf *TestFile, tc TestCase, start time.Time, opts Tes
 		return nil, "", fmt.Errorf("case %q: run_for: %w", tc.Name, err)
 	}
 	ctx := context.Background()
-	advance := func(to time.Time) {
-		for {
-			d, ok := eng.NextDeadline()
-			if !ok || d.After(to) {
-				break
-			}
-			if d.After(clock.Now()) {
-				clock.Set(d)
-			}
-			before := d
-			_ = eng.Tick(ctx)
-			if next, ok := eng.NextDeadline(); ok && !next.After(before) {
-				break // nothing moved; avoid spinning
-			}
-		}
-		if to.After(clock.Now()) {
-			clock.Set(to)
-		}
-	}
 	var last time.Duration
 	for _, in := range inputs {
-		advance(start.Add(in.at))
+		if err := eng.AdvanceTo(ctx, clock, start.Add(in.at)); err != nil {
+			return nil, "", err
+		}
 		if err := eng.Process(ctx, in.rec); err != nil {
 			return nil, "", err
 		}
 		last = in.at
 	}
-	advance(start.Add(last + runFor))
+	if err := eng.AdvanceTo(ctx, clock, start.Add(last+runFor)); err != nil {
+		return nil, "", err
+	}
 
 	var log strings.Builder
 	for _, f := range fired {
