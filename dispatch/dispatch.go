@@ -526,15 +526,13 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 		}
 	}
 	j := newJob(f.ID, states)
-	if !j.unfinished() {
-		return
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
 		// Stored: the next start runs it.
 		return
 	}
+	// scheduleLocked leaves alone a firing whose invocations are all final.
 	d.scheduleLocked(j)
 }
 
