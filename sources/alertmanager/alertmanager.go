@@ -267,16 +267,22 @@ func Entries(n *Notification, o EntryOptions) []engine.Entry {
 	if meta == nil {
 		meta = func(hosts []string) map[string]any { return map[string]any{engine.MetaHosts: hosts} }
 	}
+	// The notification event, when asked for, comes first: entries[0] is
+	// kept for it and filled once every alert's host and state is known.
+	// Only it needs allHosts and states.
 	entries := make([]engine.Entry, 0, len(n.Alerts)+1)
-	var allHosts []string
-	seenHost := map[string]bool{}
-	alertEntries := make([]engine.Entry, 0, len(n.Alerts))
-	states := make([]string, 0, len(n.Alerts))
+	var allHosts, states []string
+	var seenHost map[string]bool
+	if o.NotificationEvent {
+		entries = entries[:1]
+		seenHost = map[string]bool{}
+		states = make([]string, 0, len(n.Alerts))
+	}
 	for _, a := range n.Alerts {
 		hosts := []string{}
 		if h := hostFor(a.Labels, labels); h != "" {
 			hosts = append(hosts, h)
-			if !seenHost[h] {
+			if o.NotificationEvent && !seenHost[h] {
 				seenHost[h] = true
 				allHosts = append(allHosts, h)
 			}
@@ -288,14 +294,16 @@ func Entries(n *Notification, o EntryOptions) []engine.Entry {
 		}
 		ev := engine.NewEvent(body, o.Source.Name, o.Source.Type, o.Received)
 		key := a.DedupeKey()
-		alertEntries = append(alertEntries, engine.Entry{
+		entries = append(entries, engine.Entry{
 			Event:        ev,
 			DedupeKey:    key,
 			DedupeWindow: o.DedupeWindow,
 			OrderKey:     "alert/" + a.Fingerprint,
 			Timestamp:    a.StateTime(),
 		})
-		states = append(states, key)
+		if o.NotificationEvent {
+			states = append(states, key)
+		}
 	}
 	if o.NotificationEvent {
 		whole := make(map[string]any, len(n.Group)+1)
@@ -312,13 +320,13 @@ func Entries(n *Notification, o EntryOptions) []engine.Entry {
 		}
 		ev := engine.NewEvent(map[string]any{"notification": whole, engine.MetaKey: meta(allHosts)}, o.Source.Name, o.Source.Type, o.Received)
 		sort.Strings(states)
-		entries = append(entries, engine.Entry{
+		entries[0] = engine.Entry{
 			Event:        ev,
 			DedupeKey:    "notification/" + hashHex(n.GroupKey+"\x00"+n.Status+"\x00"+strings.Join(states, "\x00")),
 			DedupeWindow: o.DedupeWindow,
-		})
+		}
 	}
-	return append(entries, alertEntries...)
+	return entries
 }
 
 func hashHex(s string) string {
