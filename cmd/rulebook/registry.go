@@ -72,7 +72,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()), "inventory"))
 	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
 	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
-	reg.RegisterAction(withActionPaths(withActionSchema(kafkaaction.Spec(), kafkaaction.Schema()), "tls.ca", "tls.cert", "tls.key"))
+	reg.RegisterAction(kafkaaction.Spec())
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs
