@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -33,7 +34,7 @@ func decodeValue(format string, value []byte) decoded {
 		}
 		return decoded{body: string(value)}
 	default:
-		if len(strings.TrimSpace(string(value))) == 0 {
+		if len(bytes.TrimSpace(value)) == 0 {
 			return decoded{reason: "invalid JSON: empty value"}
 		}
 		var v any
