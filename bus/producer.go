@@ -91,6 +91,12 @@ func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error)
 // delivers those twice, which the consumer drops when they carry a
 // DedupeKey.
 func (p *Producer) Emit(ctx context.Context, src engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	// kafka-go may still write a batch for a context that has already
+	// ended (its wait races the write), so a caller that gave up would get
+	// an acknowledgement: refuse first, as the journal's Emit does.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
