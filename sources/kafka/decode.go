@@ -3,7 +3,6 @@ package kafka
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -113,8 +112,4 @@ func deadLetter(m kafkago.Message, reason, source string) kafkago.Message {
 		kafkago.Header{Key: HeaderSource, Value: []byte(source)},
 	)
 	return kafkago.Message{Key: m.Key, Value: m.Value, Headers: hs, Time: m.Time}
-}
-
-func describe(m kafkago.Message) string {
-	return fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
 }
