@@ -239,15 +239,12 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// metaU64 reads a counter of the meta keyspace; a missing one is 0.
 func (s *Store) metaU64(name string) (uint64, error) {
-	v, closer, err := s.db.Get(metaKey(name))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
+	v, ok, err := getValue(s.db, metaKey(name))
+	if err != nil || !ok {
 		return 0, err
 	}
-	defer closer.Close()
 	return getU64(v)
 }
 
