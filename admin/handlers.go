@@ -298,7 +298,7 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request) {
 	// Published before the engine sees it, so the feed shows the event
 	// ahead of the firings it causes. The copy is encoded now, before the
 	// engine adds to the event.
-	s.stream.PublishEvent(engine.Record{Source: engine.SourceRef{Ruleset: req.Ruleset, Name: "admin"}, Event: req.Event})
+	s.stream.publishEventNow(engine.Record{Source: engine.SourceRef{Ruleset: req.Ruleset, Name: "admin"}, Event: req.Event})
 	// A client that goes away does not cut the evaluation short.
 	if err := s.cfg.Backend.Inject(context.WithoutCancel(r.Context()), req.Ruleset, req.Event); err != nil {
 		s.log.Warn().Err(err).Str("ruleset", req.Ruleset).Str("event_id", id).Msg("test event not injected")

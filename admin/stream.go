@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,10 +96,50 @@ type Stream struct {
 	maxData      int
 
 	mu     sync.Mutex
-	ring   []Entry // ring[(id-1) % cap] holds entry id
-	next   uint64  // ID of the next entry
+	ring   []*entry // ring[(id-1) % cap] holds entry id
+	next   uint64   // ID of the next entry
 	subs   map[*subscriber]struct{}
 	closed bool
+}
+
+// entry is an Entry of the ring whose Data is encoded the first time
+// something needs it: a subscriber is handed it, or the ring is read
+// (Recent, a subscription's backlog). Most entries are never read, and
+// encoding the engine's every event is what the stream would otherwise
+// cost. ID, Kind and Time are set before the entry is published and never
+// change; Data is set once, by get.
+type entry struct {
+	Entry
+	once sync.Once
+	// encode returns Data. Nil once it has run, so that the value it
+	// encodes can be collected.
+	encode func() json.RawMessage
+}
+
+// get returns the entry with its Data, encoding it on the first call. It
+// is safe for concurrent use; callers must not hold the stream's lock.
+func (e *entry) get() Entry {
+	e.once.Do(func() {
+		e.Data = e.encode()
+		e.encode = nil
+	})
+	return e.Entry
+}
+
+// lazyEntry is an entry whose Data is v's JSON, checked as Publish does,
+// encoded when first needed: v must not change after it is published.
+func (s *Stream) lazyEntry(v any) *entry {
+	return &entry{encode: func() json.RawMessage {
+		data, err := json.Marshal(v)
+		return s.checked(data, err)
+	}}
+}
+
+// encodedEntry is an entry whose Data is already known.
+func encodedEntry(data json.RawMessage) *entry {
+	e := &entry{Entry: Entry{Data: data}}
+	e.once.Do(func() {})
+	return e
 }
 
 type subscriber struct {
@@ -134,7 +175,7 @@ func NewStream(cfg StreamConfig) *Stream {
 	}
 	return &Stream{
 		clock: cfg.Clock, clientBuffer: cfg.ClientBuffer, maxData: cfg.MaxData,
-		ring: make([]Entry, cfg.Size), next: 1, subs: map[*subscriber]struct{}{},
+		ring: make([]*entry, cfg.Size), next: 1, subs: map[*subscriber]struct{}{},
 	}
 }
 
@@ -145,7 +186,7 @@ func NewStream(cfg StreamConfig) *Stream {
 // gap free. It returns the entry's ID (0 once the stream is closed).
 func (s *Stream) Publish(kind string, v any) uint64 {
 	data, err := json.Marshal(v)
-	return s.append(kind, s.checked(data, err))
+	return s.add(kind, encodedEntry(s.checked(data, err)))
 }
 
 // checked returns the result of encoding an entry's data, or the
@@ -160,19 +201,33 @@ func (s *Stream) checked(data []byte, err error) json.RawMessage {
 	return data
 }
 
-func (s *Stream) append(kind string, data json.RawMessage) uint64 {
-	now := s.clock.Now()
+// add gives e the next ID, puts it in the ring and hands it to every
+// subscriber. Subscribers get Entry values, with their Data: when there
+// are any, e is encoded first, outside the lock, before it has an ID (so
+// IDs are handed out in order however long encoding takes).
+func (s *Stream) add(kind string, e *entry) uint64 {
+	e.Kind, e.Time = kind, s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// e is not shared until it is in the ring: reading e.encode is safe.
+	for len(s.subs) > 0 && e.encode != nil {
+		s.mu.Unlock()
+		e.get()
+		s.mu.Lock()
+	}
 	if s.closed {
 		return 0
 	}
-	e := Entry{ID: s.next, Kind: kind, Time: now, Data: data}
+	e.ID = s.next
 	s.next++
 	s.ring[(e.ID-1)%uint64(len(s.ring))] = e
+	if len(s.subs) == 0 {
+		return e.ID
+	}
+	live := e.Entry // encoded above, or before add
 	for sub := range s.subs {
 		select {
-		case sub.ch <- e:
+		case sub.ch <- live:
 		default:
 			// Too slow: drop it rather than block the publisher; it
 			// reconnects with Last-Event-ID and resumes from the ring.
@@ -187,7 +242,26 @@ func (s *Stream) append(kind string, data json.RawMessage) uint64 {
 // PublishEvent publishes an "event" entry for a journal record; it fits
 // the engine's per-record path. An event whose JSON is over the limit is
 // published without its body.
+//
+// Unlike Publish, it does not encode the event: that is done at most once,
+// when something first reads the entry (a subscriber, Recent, a resumed
+// subscription), and never when nothing does. It relies on rec.Event not
+// changing after the call, which holds for a journaled record: the engine
+// never changes an event once it is journaled. A caller that changes the
+// event afterwards must hand PublishEvent a copy.
 func (s *Stream) PublishEvent(rec engine.Record) uint64 {
+	return s.add(KindEvent, &entry{encode: func() json.RawMessage { return s.eventJSON(rec) }})
+}
+
+// publishEventNow is PublishEvent for an event its caller changes
+// afterwards: it is encoded before publishEventNow returns.
+func (s *Stream) publishEventNow(rec engine.Record) uint64 {
+	return s.add(KindEvent, encodedEntry(s.eventJSON(rec)))
+}
+
+// eventJSON is the data of an "event" entry: the record's event, or only
+// its size when its JSON is over the limit (or it cannot be encoded).
+func (s *Stream) eventJSON(rec engine.Record) json.RawMessage {
 	d := EventData{
 		Seq: rec.Seq, Ruleset: rec.Source.Ruleset, Source: rec.Source.Name,
 		EventID: engine.EventID(rec.Event), Event: rec.Event,
@@ -198,26 +272,29 @@ func (s *Stream) PublishEvent(rec engine.Record) uint64 {
 		d.Event = nil
 		data, _ = json.Marshal(d)
 	}
-	return s.append(KindEvent, data)
+	return data
 }
 
 // PublishFiring publishes a "firing" entry; it fits engine.Options.OnFiring.
+// The entry is encoded when first read, from a copy of what it needs of f:
+// f may change afterwards.
 func (s *Stream) PublishFiring(f *engine.Firing, actions []engine.RenderedAction) {
 	if f == nil {
 		return
 	}
-	d := FiringData{ID: f.ID, Time: f.Time, Ruleset: f.Ruleset, Rule: f.Rule, EventIDs: f.EventIDs, Actions: []string{}}
+	d := FiringData{ID: f.ID, Time: f.Time, Ruleset: f.Ruleset, Rule: f.Rule, EventIDs: slices.Clone(f.EventIDs), Actions: []string{}}
 	if d.EventIDs == nil {
 		d.EventIDs = []string{}
 	}
 	for _, a := range actions {
 		d.Actions = append(d.Actions, a.Type)
 	}
-	s.Publish(KindFiring, d)
+	s.add(KindFiring, s.lazyEntry(d))
 }
 
 // PublishResult publishes an "action" entry; it fits
-// dispatch.Config.OnResult.
+// dispatch.Config.OnResult. The entry is encoded when first read, from a
+// copy of what it needs of st: st may change afterwards.
 func (s *Stream) PublishResult(st *engine.InvocationState) {
 	if st == nil || st.Invocation == nil {
 		return
@@ -230,16 +307,23 @@ func (s *Stream) PublishResult(st *engine.InvocationState) {
 	if n := len(st.Attempts); n > 0 && st.Status != engine.StatusRunning {
 		a := st.Attempts[n-1]
 		d.Duration = a.Duration.Seconds()
-		d.Error, d.Output, d.ExitCode, d.HTTPStatus = a.Error, a.Output, a.ExitCode, a.HTTPStatus
+		d.Error, d.Output, d.HTTPStatus = a.Error, a.Output, a.HTTPStatus
+		if a.ExitCode != nil {
+			code := *a.ExitCode
+			d.ExitCode = &code
+		}
 	}
-	// Output and error are already clipped by the dispatcher; should they
-	// still not fit, halve the longer until the entry does. The last
-	// encoding is the one published: this runs for every action result.
+	s.add(KindAction, &entry{encode: func() json.RawMessage { return s.actionJSON(d) }})
+}
+
+// actionJSON is the data of an "action" entry. Output and error are
+// already clipped by the dispatcher; should they still not fit, it halves
+// the longer until the entry does. The last encoding is the one kept.
+func (s *Stream) actionJSON(d ActionData) json.RawMessage {
 	for {
 		data, err := json.Marshal(d)
 		if err != nil || len(data) <= s.maxData || (d.Output == "" && d.Error == "") {
-			s.append(KindAction, s.checked(data, err))
-			return
+			return s.checked(data, err)
 		}
 		if len(d.Output) >= len(d.Error) {
 			d.Output = clip(d.Output, len(d.Output)/2)
@@ -256,7 +340,7 @@ func (s *Stream) PublishReload(err error) {
 	if err != nil {
 		d.Error = err.Error()
 	}
-	s.Publish(KindReload, d)
+	s.add(KindReload, s.lazyEntry(d))
 }
 
 func clip(s string, n int) string {
@@ -283,18 +367,20 @@ func (s *Stream) LastID() uint64 {
 // Recent returns up to limit of the newest entries, oldest first; kind,
 // when not empty, keeps only entries of that kind.
 func (s *Stream) Recent(kind string, limit int) []Entry {
+	var picked []*entry // newest first
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []Entry{}
 	first := s.oldestLocked()
-	for id := s.next - 1; id >= first && id > 0 && len(out) < limit; id-- {
+	for id := s.next - 1; id >= first && id > 0 && len(picked) < limit; id-- {
 		e := s.ring[(id-1)%uint64(len(s.ring))]
 		if kind == "" || e.Kind == kind {
-			out = append(out, e)
+			picked = append(picked, e)
 		}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	s.mu.Unlock()
+	// Encoded, when not yet, without holding up publishers.
+	out := make([]Entry, len(picked))
+	for i, e := range picked {
+		out[len(out)-1-i] = e.get()
 	}
 	return out
 }
@@ -360,13 +446,25 @@ func (s *Stream) SubscribeNew(replay int) *Subscription {
 
 // subscribe backs both: replay < 0 resumes after after.
 func (s *Stream) subscribe(after uint64, replay int) *Subscription {
+	res, backlog := s.subscribeLocked(after, replay)
+	// Encoded, when not yet, outside the lock; live entries queue on
+	// res.C meanwhile.
+	for _, e := range backlog {
+		res.Backlog = append(res.Backlog, e.get())
+	}
+	return res
+}
+
+// subscribeLocked registers the subscriber and returns the backlog's
+// entries.
+func (s *Stream) subscribeLocked(after uint64, replay int) (*Subscription, []*entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub := &subscriber{ch: make(chan Entry, s.clientBuffer)}
 	res := &Subscription{C: sub.ch, s: s, sub: sub}
 	if s.closed {
 		close(sub.ch)
-		return res
+		return res, nil
 	}
 	last := s.next - 1
 	if after > last {
@@ -380,11 +478,12 @@ func (s *Stream) subscribe(after uint64, replay int) *Subscription {
 		res.Missed = replay < 0 && after > 0
 		from = oldest
 	}
+	var backlog []*entry
 	for id := from; id <= last; id++ {
-		res.Backlog = append(res.Backlog, s.ring[(id-1)%uint64(len(s.ring))])
+		backlog = append(backlog, s.ring[(id-1)%uint64(len(s.ring))])
 	}
 	s.subs[sub] = struct{}{}
-	return res
+	return res, backlog
 }
 
 // Close ends every subscription; later publishes are discarded. It is safe

@@ -399,3 +399,174 @@ func TestWriteEntryKeepsFieldsOnOneLine(t *testing.T) {
 		t.Fatalf("writeEntry = %q, want %q", buf.String(), want)
 	}
 }
+
+// countedJSON is a value whose encodings are counted: how many times an
+// entry holding it was encoded.
+type countedJSON struct {
+	n    *atomic.Int32
+	json string // "" fails to encode
+}
+
+func (c countedJSON) MarshalJSON() ([]byte, error) {
+	c.n.Add(1)
+	if c.json == "" {
+		return nil, errBoom
+	}
+	return []byte(c.json), nil
+}
+
+// TestPublishEventEncodedWhenRead: an event published with nobody reading
+// is not encoded; read later, it gives the bytes publishing gave before
+// encoding was deferred, the too-large and unencodable cases included, and
+// is encoded once however often it is read.
+func TestPublishEventEncodedWhenRead(t *testing.T) {
+	body := strings.Repeat("x", 300)
+	full := fmt.Sprintf(`{"seq":9,"ruleset":"ops","source":"hook","event_id":"big","event":{"body":"%s","meta":{"uuid":"big"}}}`, body)
+	tests := []struct {
+		name  string
+		event func(*atomic.Int32) engine.Event
+		want  string
+	}{
+		{"whole event", func(n *atomic.Int32) engine.Event {
+			return engine.Event{"n": countedJSON{n, "1"}, "meta": map[string]any{"uuid": "e1"}}
+		}, `{"seq":9,"ruleset":"ops","source":"hook","event_id":"e1","event":{"meta":{"uuid":"e1"},"n":1}}`},
+		{"too large: without its body", func(n *atomic.Int32) engine.Event {
+			return engine.Event{"body": countedJSON{n, strconv.Quote(body)}, "meta": map[string]any{"uuid": "big"}}
+		}, fmt.Sprintf(`{"seq":9,"ruleset":"ops","source":"hook","event_id":"big","truncated":%d}`, len(full))},
+		{"cannot be encoded: without its body", func(n *atomic.Int32) engine.Event {
+			return engine.Event{"bad": countedJSON{n, ""}, "meta": map[string]any{"uuid": "e3"}}
+		}, `{"seq":9,"ruleset":"ops","source":"hook","event_id":"e3"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			s := NewStream(StreamConfig{Size: 10, MaxData: 300, Clock: engine.NewFakeClock(testNow)})
+			id := s.PublishEvent(engine.Record{Seq: 9, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"}, Event: tc.event(&n)})
+			if id != 1 {
+				t.Fatalf("id %d, want 1", id)
+			}
+			if got := n.Load(); got != 0 {
+				t.Fatalf("encoded %d times with nobody reading, want 0", got)
+			}
+			reads := map[string]func() []Entry{
+				"recent":       func() []Entry { return s.Recent(KindEvent, 10) },
+				"resume":       func() []Entry { sub := s.SubscribeAfter(0); sub.Cancel(); return sub.Backlog },
+				"replay":       func() []Entry { sub := s.SubscribeNew(5); sub.Cancel(); return sub.Backlog },
+				"recent again": func() []Entry { return s.Recent("", 1) },
+			}
+			for _, name := range []string{"recent", "resume", "replay", "recent again"} {
+				got := reads[name]()
+				if len(got) != 1 || got[0].ID != 1 || got[0].Kind != KindEvent || !got[0].Time.Equal(testNow) {
+					t.Fatalf("%s: %+v", name, got)
+				}
+				if string(got[0].Data) != tc.want {
+					t.Errorf("%s: data\n%s\nwant\n%s", name, got[0].Data, tc.want)
+				}
+			}
+			if got := n.Load(); got != 1 {
+				t.Errorf("encoded %d times for 4 reads, want 1", got)
+			}
+		})
+	}
+}
+
+// TestEntryEncodedOnceForSubscribers: every subscriber gets the same JSON,
+// encoded once, before Publish returns.
+func TestEntryEncodedOnceForSubscribers(t *testing.T) {
+	var n atomic.Int32
+	s := NewStream(StreamConfig{Size: 10})
+	a, b := s.SubscribeNew(0), s.SubscribeNew(0)
+	defer a.Cancel()
+	defer b.Cancel()
+	s.PublishEvent(engine.Record{Seq: 3, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"},
+		Event: engine.Event{"n": countedJSON{&n, `"v"`}}})
+	want := `{"seq":3,"ruleset":"ops","source":"hook","event":{"n":"v"}}`
+	for i, sub := range []*Subscription{a, b} {
+		select {
+		case e := <-sub.C:
+			if e.ID != 1 || string(e.Data) != want {
+				t.Errorf("subscriber %d got %d %s, want 1 %s", i, e.ID, e.Data, want)
+			}
+		default:
+			t.Fatalf("subscriber %d was not handed the entry", i)
+		}
+	}
+	if r := s.Recent("", 1); len(r) != 1 || string(r[0].Data) != want {
+		t.Errorf("recent %+v", r)
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("encoded %d times for two subscribers and a read, want 1", got)
+	}
+}
+
+// TestEntryEncodedOnceConcurrently: readers that need an entry nobody has
+// read yet at the same time encode it once and get the same bytes (run
+// with -race).
+func TestEntryEncodedOnceConcurrently(t *testing.T) {
+	var n atomic.Int32
+	s := NewStream(StreamConfig{Size: 10})
+	for i := range 5 {
+		s.PublishEvent(engine.Record{Seq: uint64(i + 1), Source: engine.SourceRef{Ruleset: "ops"},
+			Event: engine.Event{"n": countedJSON{&n, strconv.Itoa(i)}}})
+	}
+	start := make(chan struct{})
+	got := make([][]Entry, 8)
+	var wg sync.WaitGroup
+	for r := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if r%2 == 0 {
+				got[r] = s.Recent(KindEvent, 10)
+				return
+			}
+			sub := s.SubscribeAfter(0)
+			sub.Cancel()
+			got[r] = sub.Backlog
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for r, es := range got {
+		if len(es) != 5 {
+			t.Fatalf("reader %d: %d entries", r, len(es))
+		}
+		for i, e := range es {
+			want := fmt.Sprintf(`{"seq":%d,"ruleset":"ops","event":{"n":%d}}`, i+1, i)
+			if e.ID != uint64(i+1) || string(e.Data) != want {
+				t.Errorf("reader %d: entry %d %s, want %s", r, e.ID, e.Data, want)
+			}
+		}
+	}
+	if got := n.Load(); got != 5 {
+		t.Errorf("5 entries encoded %d times by 8 readers, want 5", got)
+	}
+}
+
+// changingBackend changes an injected event as the bus path does
+// (engine.NewEvent adds to its meta).
+type changingBackend struct{ *fakeBackend }
+
+func (b changingBackend) Inject(ctx context.Context, ruleset string, event map[string]any) error {
+	engine.NewEvent(event, "admin", "admin", testNow)
+	return b.fakeBackend.Inject(ctx, ruleset, event)
+}
+
+// TestInjectedEventShownAsPosted: the stream shows an injected event as it
+// was posted, though the backend adds to it afterwards.
+func TestInjectedEventShownAsPosted(t *testing.T) {
+	fb := newFakeBackend()
+	s := newTestServer(t, fb, func(c *Config) { c.Backend = changingBackend{fb} })
+	w := do(t, s.Handler(), "POST", "/api/events", `{"ruleset":"ops","event":{"meta":{"uuid":"u1"},"a":1}}`, nil)
+	if w.Code != 202 {
+		t.Fatalf("inject: %d %s", w.Code, w.Body)
+	}
+	if len(fb.injected) != 1 || engine.Meta(fb.injected[0].event)[engine.MetaReceivedAt] == nil {
+		t.Fatalf("the backend did not change the event: %+v", fb.injected)
+	}
+	want := `{"ruleset":"ops","source":"admin","event_id":"u1","event":{"a":1,"meta":{"uuid":"u1"}}}`
+	if r := s.Stream().Recent(KindEvent, 1); len(r) != 1 || string(r[0].Data) != want {
+		t.Errorf("stream has %+v, want %s", r, want)
+	}
+}
