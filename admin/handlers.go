@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/audit", s.auth(false, http.HandlerFunc(s.audit)))
 	mux.Handle("POST /api/reload", s.auth(false, http.HandlerFunc(s.reload)))
 	mux.Handle("GET /api/stream", s.auth(true, http.HandlerFunc(s.streamSSE)))
+	// Go's profiler, as Prometheus and Alertmanager serve it: what an
+	// operator (or bench/ingest.sh) needs to see where a busy engine spends
+	// its time. Same token as the API.
+	mux.Handle("GET /debug/pprof/", s.auth(false, http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/cmdline", s.auth(false, http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("GET /debug/pprof/profile", s.auth(false, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/symbol", s.auth(false, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/trace", s.auth(false, http.HandlerFunc(pprof.Trace)))
 	static, _ := fs.Sub(dashboardFS, "dashboard")
 	files := http.FileServerFS(static)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
