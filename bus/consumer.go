@@ -472,7 +472,11 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 			continue
 		}
 		outcome := p.filter.decide(&msg)
-		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted}
+		// A record written before this assignment may have been processed
+		// by the previous owner (or by this process, before the partition
+		// moved): its firings may be stored already.
+		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted,
+			Redelivered: m.Offset < b.last}
 		if m.Offset < live {
 			// Before replayFrom, history only rebuilds the dedupe and
 			// order keys.

@@ -513,12 +513,16 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 	if len(f.EventIDs) > 0 {
 		eventID = f.EventIDs[0]
 	}
-	e, err := d.storedFiring(ctx, f.ID, f.Ruleset, f.Rule, eventID, f.Time)
-	switch {
-	case err != nil:
-		d.log.Warn().Err(err).Str("firing_id", f.ID).Msg("cannot read submitted firing back; running it as submitted")
-	case e != nil && len(e.Invocations) > 0:
-		states = e.Invocations
+	// Only a redelivered firing can have been stored before, with some of
+	// its invocations already run.
+	if f.Redelivered {
+		e, err := d.storedFiring(ctx, f.ID, f.Ruleset, f.Rule, eventID, f.Time)
+		switch {
+		case err != nil:
+			d.log.Warn().Err(err).Str("firing_id", f.ID).Msg("cannot read submitted firing back; running it as submitted")
+		case e != nil && len(e.Invocations) > 0:
+			states = e.Invocations
+		}
 	}
 	if states == nil {
 		for _, inv := range f.Invocations {

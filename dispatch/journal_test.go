@@ -160,6 +160,7 @@ func TestJournalRestart(t *testing.T) {
 		return len(d2.active) == 0
 	})
 	runs := ok.count()
+	firings[0].Redelivered = true
 	if err := d2.Submit(context.Background(), firings[0]); err != nil {
 		t.Fatal(err)
 	}

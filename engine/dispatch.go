@@ -21,6 +21,11 @@ type Firing struct {
 	Events map[string]Event `json:"-"`
 	// Invocations are the firing's non-engine actions, in rule order.
 	Invocations []*Invocation `json:"-"`
+	// Redelivered says the firing may already be stored: it comes from a
+	// record that was delivered before (Record.Redelivered). A store looks
+	// up only such firings' IDs; any other is new (its ID derives from a
+	// journal position processed for the first time, or is random).
+	Redelivered bool `json:"-"`
 }
 
 // Dispatcher runs the actions of firings. Submit stores the firing and its

@@ -72,6 +72,8 @@ type Engine struct {
 	seq      uint64
 	stream   string
 	fired    int
+	// redelivered is the Redelivered flag of the record being processed.
+	redelivered bool
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
@@ -300,7 +302,7 @@ func (e *Engine) flush(ctx context.Context) error {
 		}
 		return nil
 	}
-	return e.retry(ctx, fmt.Sprintf("%d firings", len(fs)), func() error { return bd.SubmitAll(ctx, fs) })
+	return e.retry(ctx, fmt.Sprintf("%d firings", len(fs)), fs, func() error { return bd.SubmitAll(ctx, fs) })
 }
 
 // Replay evaluates a record that was already processed elsewhere (a Kafka
@@ -320,6 +322,7 @@ func (e *Engine) Replay(ctx context.Context, rec Record) error {
 func (e *Engine) process(ctx context.Context, rec Record) error {
 	e.seq = rec.Seq
 	e.stream = rec.Stream
+	e.redelivered = rec.Redelivered
 	e.fired = 0
 	if err := e.expire(ctx); err != nil {
 		return err
@@ -340,6 +343,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	defer e.mu.Unlock()
 	e.seq = 0
 	e.stream = ""
+	e.redelivered = false
 	e.fired = 0
 	if err := e.expire(ctx); err != nil {
 		return err
@@ -405,6 +409,8 @@ func (e *Engine) Inject(ctx context.Context, ruleset string, facts, events []map
 		return fmt.Errorf("no ruleset named %q", ruleset)
 	}
 	e.seq = 0
+	e.stream = ""
+	e.redelivered = false
 	e.fired = 0
 	for _, f := range facts {
 		e.assertFact(s, f)
@@ -845,7 +851,7 @@ func (e *Engine) firingID(s *rsState, r *Rule, at time.Time) string {
 
 func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
 	rule := r.rule
-	f := &Firing{ID: e.firingID(s, rule, at), Time: at, Ruleset: s.rs.Name, Rule: rule.Name}
+	f := &Firing{ID: e.firingID(s, rule, at), Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.redelivered}
 	names := make([]string, 0, len(bound))
 	for k := range bound {
 		names = append(names, k)
@@ -966,16 +972,21 @@ func triggerDataOf(it *item) map[string]any {
 }
 
 func (e *Engine) submit(ctx context.Context, f *Firing) error {
-	return e.retry(ctx, "firing "+f.ID, func() error { return e.opts.Dispatcher.Submit(ctx, f) })
+	return e.retry(ctx, "firing "+f.ID, []*Firing{f}, func() error { return e.opts.Dispatcher.Submit(ctx, f) })
 }
 
-// retry calls store until it succeeds or ctx ends.
-func (e *Engine) retry(ctx context.Context, what string, store func() error) error {
+// retry calls store, which stores fs, until it succeeds or ctx ends. After a
+// failure the firings are marked Redelivered: whether a failed call stored
+// anything is not known.
+func (e *Engine) retry(ctx context.Context, what string, fs []*Firing, store func() error) error {
 	delay := 50 * time.Millisecond
 	for {
 		err := store()
 		if err == nil {
 			return nil
+		}
+		for _, f := range fs {
+			f.Redelivered = true
 		}
 		e.opts.Log.Error().Err(err).Str("what", what).Msg("cannot store firing; retrying")
 		select {

@@ -17,6 +17,14 @@ type Record struct {
 	Event  Event
 	// Accepted is when the journal made the event durable.
 	Accepted time.Time
+	// Redelivered says the record may have been processed before: a crash,
+	// a restart or a partition move came between its first delivery and
+	// its being marked done. Firings of a redelivered record may already be
+	// stored, so their IDs are looked up (Firing.Redelivered); firings of a
+	// record delivered for the first time are new by construction. A
+	// Journal must set it on every record it cannot prove is delivered for
+	// the first time.
+	Redelivered bool
 }
 
 // Journal is the durable, ordered log between sources and the engine. The
@@ -29,8 +37,10 @@ type Journal interface {
 	// ends) and returns up to max of them in order.
 	Read(ctx context.Context, after uint64, max int) ([]Record, error)
 	// Done marks every record up to and including seq as processed. Processed
-	// records are compacted after the retention period. Done is durable before
-	// it returns.
+	// records are compacted after the retention period. Done need not be
+	// durable when it returns: a crash may forget it, and then the records
+	// are read again with Redelivered set (the firings they caused are
+	// stored under stable IDs, so nothing is stored or run twice).
 	Done(ctx context.Context, seq uint64) error
 	// LastDone returns the Seq of the last record marked done: a restarted
 	// engine reads from there.

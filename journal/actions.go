@@ -95,7 +95,10 @@ func (a *actionStore) Submit(ctx context.Context, f *engine.Firing) error {
 var _ engine.BatchActionStore = (*actionStore)(nil)
 
 // SubmitAll stores several firings and their invocations atomically, with
-// one WAL sync. Firings already stored are left as they are.
+// one WAL sync. A firing marked Redelivered that is already stored is left
+// as it is; any other is taken as new, without a lookup (see
+// engine.Firing.Redelivered), since a lookup of a key that is absent costs
+// a probe of every table of the database.
 func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
 	type encoded struct {
 		f      *engine.Firing
@@ -133,12 +136,17 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		fseq := a.fseq
 		inBatch := map[string]bool{}
 		for _, e := range enc {
-			_, exists, err := getValue(db, append([]byte{pFiringID}, e.f.ID...))
-			if err != nil {
-				return err
-			}
-			if exists || inBatch[e.f.ID] {
+			if inBatch[e.f.ID] {
 				continue
+			}
+			if e.f.Redelivered {
+				_, exists, err := getValue(db, append([]byte{pFiringID}, e.f.ID...))
+				if err != nil {
+					return err
+				}
+				if exists {
+					continue
+				}
 			}
 			inBatch[e.f.ID] = true
 			fseq++

@@ -58,6 +58,7 @@ func TestSubmitIdempotent(t *testing.T) {
 	}
 	setStatus(t, as, f.Invocations[0], engine.StatusRunning)
 	again := firing("f1", t0.Add(time.Hour), "rs", "other", []string{"e2"}, 3)
+	again.Redelivered = true
 	if err := as.Submit(ctx, again); err != nil {
 		t.Fatalf("resubmit: %v", err)
 	}

@@ -48,8 +48,11 @@ func TestSubmitAllStoresABatchOnceEach(t *testing.T) {
 	if err := as.Submit(ctx, mk("a")); err != nil {
 		t.Fatal(err)
 	}
-	// "a" is stored already and "b" appears twice: each is stored once.
-	if err := as.SubmitAll(ctx, []*engine.Firing{mk("a"), mk("b"), mk("b"), mk("c")}); err != nil {
+	// "a" is stored already (and comes again from a redelivered record),
+	// "b" appears twice: each is stored once.
+	again := mk("a")
+	again.Redelivered = true
+	if err := as.SubmitAll(ctx, []*engine.Firing{again, mk("b"), mk("b"), mk("c")}); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := as.Query(ctx, engine.AuditFilter{})
