@@ -116,6 +116,12 @@ type Store struct {
 	// durable Done. Written only by the committer after a successful commit.
 	lastSeq  atomic.Uint64
 	lastDone atomic.Uint64
+	// readMax is the highest Seq Read has returned, or the last record at
+	// Open: a record at or below it may have been processed before
+	// (engine.Record.Redelivered).
+	readMax atomic.Uint64
+	// recent holds the newest records for Read.
+	recent recent
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
@@ -144,9 +150,11 @@ const (
 type request struct {
 	kind requestKind
 	// emit
+	source   engine.SourceRef
 	scope    []byte
 	entries  []engine.Entry
-	values   [][]byte // record values, with timeValueLen bytes reserved in front
+	values   [][]byte       // record values, with timeValueLen bytes reserved in front
+	events   []engine.Event // the events as Read returns them (see encodeValue)
 	outcomes []engine.Outcome
 	// done
 	seq uint64
@@ -165,6 +173,13 @@ type group struct {
 	// expiry, and → newest timestamp), which the database does not show yet.
 	dedupe map[string]int64
 	order  map[string]int64
+	// recs are the records this group appends, for the recent ring once
+	// the group is durable; sizes their encoded sizes.
+	recs  []engine.Record
+	sizes []int
+	// sync: the group must be synced (it accepts events or applies a
+	// change); a group of Done calls only is not (engine.Journal.Done).
+	sync bool
 }
 
 // Open opens (or creates) the store in <opts.Dir>/journal and recovers its
@@ -225,6 +240,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		s.lastSeq.Store(seq)
 		s.lastDone.Store(done)
+		s.readMax.Store(seq)
 	}
 	if err == nil {
 		s.actions, err = newActionStore(s)
@@ -296,14 +312,16 @@ func (s *Store) Emit(ctx context.Context, source engine.SourceRef, entries []eng
 		return nil, fmt.Errorf("journal: encode source: %w", err)
 	}
 	values := make([][]byte, len(entries))
+	events := make([]engine.Event, len(entries))
 	for i, e := range entries {
-		ev, err := json.Marshal(e.Event)
+		v, dec, err := encodeRecord(src, e.Event)
 		if err != nil {
 			return nil, fmt.Errorf("journal: encode event %d: %w", i, err)
 		}
-		values[i] = encodeRecord(src, ev)
+		values[i] = v
+		events[i], _ = dec.(map[string]any)
 	}
-	r := &request{kind: reqEmit, scope: scope(source), entries: entries, values: values}
+	r := &request{kind: reqEmit, source: source, scope: scope(source), entries: entries, values: values, events: events}
 	if err := s.submit(r); err != nil {
 		return nil, err
 	}
@@ -342,15 +360,23 @@ type recordJSON struct {
 }
 
 // encodeRecord builds a record value with room for the accepted time in
-// front, which the committer fills in.
-func encodeRecord(src, ev []byte) []byte {
+// front, which the committer fills in, and returns with it the event as a
+// reader decodes it.
+func encodeRecord(src []byte, ev engine.Event) ([]byte, any, error) {
 	const head, mid, tail = `{"source":`, `,"event":`, `}`
-	b := make([]byte, timeValueLen, timeValueLen+len(head)+len(src)+len(mid)+len(ev)+len(tail))
+	b := make([]byte, timeValueLen, timeValueLen+len(head)+len(src)+len(mid)+256)
 	b = append(b, head...)
 	b = append(b, src...)
 	b = append(b, mid...)
-	b = append(b, ev...)
-	return append(b, tail...)
+	var evv any = ev
+	if ev == nil {
+		evv = nil
+	}
+	b, dec, err := encodeValue(b, evv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(b, tail...), dec, nil
 }
 
 func decodeRecord(seq uint64, v []byte) (engine.Record, error) {
@@ -415,6 +441,7 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 				done = r.seq
 			}
 		case reqApply:
+			g.sync = true
 			r.err = r.apply(g)
 		}
 	}
@@ -427,9 +454,16 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 	var err error
 	if !g.b.Empty() {
 		start := time.Now()
-		err = g.b.Commit(pebble.Sync)
-		if err == nil && s.opts.OnCommit != nil {
-			s.opts.OnCommit(time.Since(start))
+		if g.sync {
+			err = g.b.Commit(pebble.Sync)
+			if err == nil && s.opts.OnCommit != nil {
+				s.opts.OnCommit(time.Since(start))
+			}
+		} else {
+			// Only Done calls: a crash may forget them, and the records are
+			// then read again, marked Redelivered. The next synced commit
+			// makes them durable (the WAL is written in order).
+			err = g.b.Commit(pebble.NoSync)
 		}
 	}
 	if err != nil {
@@ -438,6 +472,9 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		seq, done = startSeq, startDone
 	} else {
 		s.lastDone.Store(done)
+		for i, rec := range g.recs {
+			s.recent.add(rec, g.sizes[i])
+		}
 		if seq != startSeq {
 			s.lastSeq.Store(seq)
 			s.wake()
@@ -456,6 +493,7 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 // plannedEntry is one accepted entry of an Emit call, before it is written.
 type plannedEntry struct {
 	value        []byte
+	event        engine.Event
 	dedupeKey    []byte // nil: the entry carries no dedupe key
 	dedupeExpiry int64
 	orderKey     []byte // nil: the entry carries no order key and timestamp
@@ -481,7 +519,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		if window <= 0 {
 			window = s.opts.DedupeWindow
 		}
-		p := plannedEntry{value: r.values[i]}
+		p := plannedEntry{value: r.values[i], event: r.events[i]}
 		if e.DedupeKey != "" {
 			k := scopedKey(pDedupe, r.scope, e.DedupeKey)
 			seen, err := s.dedupeSeen(g, callDedupe, k)
@@ -527,10 +565,15 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		}
 		planned = append(planned, p)
 	}
+	if len(planned) > 0 {
+		g.sync = true
+	}
 	for _, p := range planned {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
+		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC()})
+		g.sizes = append(g.sizes, len(p.value))
 		if p.dedupeKey != nil {
 			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
 			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
@@ -619,8 +662,16 @@ func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Recor
 		s.notifyMu.Unlock()
 		last := s.lastSeq.Load()
 		if after < last {
-			recs, err := s.readRange(after, last, max)
+			if s.isClosed() {
+				return nil, engine.ErrClosed
+			}
+			recs, ok := s.recent.get(after, last, max)
+			var err error
+			if !ok {
+				recs, err = s.readRange(after, last, max)
+			}
 			if err != nil || len(recs) > 0 {
+				s.markRedelivered(recs)
 				return recs, err
 			}
 		} else if s.isClosed() {
@@ -631,6 +682,19 @@ func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Recor
 			return nil, ctx.Err()
 		case <-changed:
 		}
+	}
+}
+
+// markRedelivered sets Redelivered on the records at or below readMax and
+// raises readMax to the last of them.
+func (s *Store) markRedelivered(recs []engine.Record) {
+	prev := s.readMax.Load()
+	for i := range recs {
+		recs[i].Redelivered = recs[i].Seq <= prev
+	}
+	last := recs[len(recs)-1].Seq
+	for prev < last && !s.readMax.CompareAndSwap(prev, last) {
+		prev = s.readMax.Load()
 	}
 }
 
@@ -672,7 +736,10 @@ func (s *Store) readRange(after, last uint64, max int) ([]engine.Record, error) 
 }
 
 // Done implements engine.Journal: every record up to and including seq is
-// processed, durably when Done returns. A seq at or below LastDone is a
+// processed. It is durable with the next synced write (the next accepted
+// event, at the latest within the next compaction), not when Done returns:
+// a crash may forget it, and the records are then read again with
+// Redelivered set. A seq at or below LastDone is a
 // no-op; a seq beyond the last accepted record is an error.
 func (s *Store) Done(ctx context.Context, seq uint64) error {
 	if err := ctx.Err(); err != nil {
