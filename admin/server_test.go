@@ -360,6 +360,10 @@ func TestToken(t *testing.T) {
 		{"reload without token", "POST", "/api/reload", `{}`, nil, 401},
 		{"stream without token", "GET", "/api/stream", "", nil, 401},
 		{"stream with wrong query token", "GET", "/api/stream?token=nope", "", nil, 401},
+		{"profiler without token", "GET", "/debug/pprof/", "", nil, 401},
+		{"cpu profile without token", "GET", "/debug/pprof/profile?seconds=1", "", nil, 401},
+		{"profiler index with token", "GET", "/debug/pprof/", "", map[string]string{"Authorization": "Bearer " + token}, 200},
+		{"heap profile with token", "GET", "/debug/pprof/heap", "", map[string]string{"Authorization": "Bearer " + token}, 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
