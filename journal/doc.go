@@ -11,7 +11,19 @@
 // decides each call atomically (backlog bound; per entry dedupe, stale,
 // append) and writes the whole group as one synced batch: one fsync per
 // group, no added delay. A failed commit fails every call of its group, and
-// nothing of them is stored.
+// nothing of them is stored. A group of Done calls only is written without
+// a sync: the next synced write makes it durable, and a Done lost in a
+// crash only means that its records are read again, marked Redelivered.
+//
+// # Reading
+//
+// Read serves the newest records from a bounded in-memory ring (4096
+// records, 16 MiB of encoded events), filled once a group is durable with
+// the events as a decoder would return them, built while encoding: the
+// engine, which reads right behind the sources, does not decode what was
+// just written. Older records come from the database. Records read before
+// by this process, or accepted before it opened the store, are marked
+// Redelivered: their firings may be stored already.
 //
 // Dedupe keys and the newest timestamp per order key are scoped per source
 // (ruleset and source name), stored in the database (nothing per event is
