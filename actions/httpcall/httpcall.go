@@ -1,7 +1,9 @@
 // Package httpcall implements the http action: one HTTP request per attempt,
 // with a JSON or raw body, TLS options and the invocation ID as
 // Idempotency-Key. 5xx, 429 (honouring Retry-After) and connection errors are
-// retryable; other 4xx and TLS verification errors are not.
+// retryable; other 4xx and TLS verification errors are not. Calls with the
+// same tls arguments share one transport and its connections; a rotated CA,
+// certificate or key file is picked up by the next call.
 package httpcall
 
 import (
@@ -19,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,6 +61,13 @@ type HTTP struct {
 	clock engine.Clock
 	// transport serves requests without custom TLS settings.
 	transport *http.Transport
+
+	// mu guards the transports of calls with tls arguments (see acquireTLS).
+	mu            sync.Mutex
+	tlsTransports map[tlsConfig]*tlsTransport
+	maxTLS        int
+	uses          uint64
+	closed        bool
 }
 
 var _ engine.Action = (*HTTP)(nil)
@@ -65,14 +75,30 @@ var _ engine.Action = (*HTTP)(nil)
 // New returns the action. clock turns a Retry-After date into a delay.
 func New(log zerolog.Logger, clock engine.Clock) *HTTP {
 	return &HTTP{
-		log:       log.With().Str("action", Type).Logger(),
-		clock:     clock,
-		transport: newTransport(nil),
+		log:           log.With().Str("action", Type).Logger(),
+		clock:         clock,
+		transport:     newTransport(nil),
+		tlsTransports: map[tlsConfig]*tlsTransport{},
+		maxTLS:        maxTLSTransports,
 	}
 }
 
-// Close releases idle connections.
-func (h *HTTP) Close() { h.transport.CloseIdleConnections() }
+// Close releases idle connections and drops the TLS transports; those of
+// requests in flight are closed when the requests end. Later calls still
+// work, each on a TLS transport of its own. Close is safe to call twice.
+func (h *HTTP) Close() {
+	var idle []*http.Transport
+	h.mu.Lock()
+	h.closed = true
+	for c, e := range h.tlsTransports {
+		idle = h.retireLocked(idle, c, e)
+	}
+	h.mu.Unlock()
+	for _, t := range idle {
+		t.CloseIdleConnections()
+	}
+	h.transport.CloseIdleConnections()
+}
 
 func newTransport(tlsConf *tls.Config) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -298,29 +324,6 @@ func parseStatuses(p []string, v any, check bool) ([]int, error) {
 	return out, nil
 }
 
-func (c tlsConfig) build() (*tls.Config, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.insecure} //nolint:gosec // the operator's explicit choice
-	if c.ca != "" {
-		pem, err := os.ReadFile(c.ca)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca: %q holds no PEM certificate", c.ca)
-		}
-		conf.RootCAs = pool
-	}
-	if c.cert != "" {
-		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert/tls.key: %w", err)
-		}
-		conf.Certificates = []tls.Certificate{pair}
-	}
-	return conf, nil
-}
-
 // Run sends the request once.
 func (h *HTTP) Run(ctx context.Context, inv *engine.Invocation) engine.Result {
 	cfg, err := parse(inv.Args, false)
@@ -361,12 +364,15 @@ func (h *HTTP) Run(ctx context.Context, inv *engine.Invocation) engine.Result {
 
 	transport := h.transport
 	if cfg.tls.set {
-		conf, err := cfg.tls.build()
+		t, release, err := h.acquireTLS(cfg.tls)
 		if err != nil {
 			return engine.Failure("%s", inv.Redact(err.Error()))
 		}
-		transport = newTransport(conf)
-		defer transport.CloseIdleConnections()
+		// Deferred before the body's Close, so it runs after it: the
+		// connection is back in the pool when a retired transport closes
+		// its idle connections.
+		defer release()
+		transport = t
 	}
 	client := &http.Client{Transport: transport}
 	target := inv.Redact(redactURL(req.URL))

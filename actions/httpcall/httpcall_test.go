@@ -339,6 +339,9 @@ type testPKI struct {
 	caFile, clientCert, clientKey string
 	caPool                        *x509.CertPool
 	server                        tls.Certificate
+	// issueClient returns another client certificate and key, signed by
+	// the CA, in PEM.
+	issueClient func(cn string) (certPEM, keyPEM []byte)
 }
 
 func newPKI(t *testing.T) testPKI {
@@ -385,6 +388,11 @@ func newPKI(t *testing.T) testPKI {
 	}
 	cc, ck := issue(3, "rulebook client", x509.ExtKeyUsageClientAuth, nil)
 	p.clientCert, p.clientKey = write("client.pem", cc), write("client-key.pem", ck)
+	serial := int64(3)
+	p.issueClient = func(cn string) ([]byte, []byte) {
+		serial++
+		return issue(serial, cn, x509.ExtKeyUsageClientAuth, nil)
+	}
 	return p
 }
 
