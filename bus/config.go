@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // DefaultGroup is the consumer group engine processes join when the bus URL
@@ -45,6 +48,11 @@ type Config struct {
 	// RetryAfter is the advice a *engine.BacklogError carries. Zero:
 	// DefaultRetryAfter.
 	RetryAfter time.Duration
+	// Security is the TLS and SASL of every connection to the brokers: the
+	// producer's, the consumer group's, the partition readers', the offset
+	// lookups' and Partitions'. Build it with kafkaconn.Load. Zero:
+	// plaintext without authentication.
+	Security kafkaconn.Security
 }
 
 func (c Config) clock() engine.Clock {
@@ -217,9 +225,41 @@ func checkGroup(g string) error {
 // clientID is the Kafka client id of every connection this package makes.
 const clientID = "rulebook-bus"
 
-// newDialer returns the dialer of the consumer and of Partitions.
-func newDialer() *kafkago.Dialer {
-	return &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true}
+// newDialer returns the dialer of the consumer and of Partitions, with
+// cfg's TLS and SASL.
+func newDialer(cfg Config) *kafkago.Dialer {
+	return &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true,
+		TLS: cfg.Security.TLS, SASLMechanism: cfg.Security.SASL}
+}
+
+// newTransport returns the producer's transport, with cfg's TLS and SASL.
+func newTransport(cfg Config, dialTimeout time.Duration) *kafkago.Transport {
+	return &kafkago.Transport{DialTimeout: dialTimeout, ClientID: clientID,
+		TLS: cfg.Security.TLS, SASL: cfg.Security.SASL}
+}
+
+// securityError reports errors that no retry can fix because the brokers
+// refuse this client or this client refuses them: failed SASL
+// authentication, an untrusted or invalid broker certificate, a TLS alert
+// from the broker (it refused the client certificate, or TLS itself).
+func securityError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var header tls.RecordHeaderError
+	// crypto/tls reports an alert received from the broker as a
+	// *net.OpError with Op "remote error".
+	var op *net.OpError
+	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
+	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafkago.IllegalSASLState) || errors.As(err, &alert) || remoteAlert ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &header)
 }
 
 // Partitions connects to the brokers and returns the number of partitions
@@ -230,7 +270,7 @@ func Partitions(ctx context.Context, cfg Config) (int, error) {
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	d := newDialer()
+	d := newDialer(cfg)
 	var err error
 	for _, b := range cfg.Brokers {
 		var parts []kafkago.Partition
@@ -241,7 +281,7 @@ func Partitions(ctx context.Context, cfg Config) (int, error) {
 		if err == nil {
 			return len(parts), nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || securityError(err) {
 			break
 		}
 	}

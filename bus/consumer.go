@@ -158,7 +158,7 @@ func NewConsumer(cc ConsumerConfig) (*Consumer, error) {
 		cc:     cc,
 		log:    cc.Log.With().Str("component", "bus").Str("topic", cc.Topic).Str("group", cc.Group).Logger(),
 		clock:  cc.Config.clock(),
-		dialer: newDialer(),
+		dialer: newDialer(cc.Config),
 		parts:  map[int]*partition{},
 	}, nil
 }
@@ -167,7 +167,9 @@ func NewConsumer(cc ConsumerConfig) (*Consumer, error) {
 // processed, leaves the group, closes every handler and returns nil. open is
 // called for each partition assigned to this process (and again after a
 // handler failed) and must return a fresh handler with empty state. Run
-// returns an error only when it cannot start.
+// returns an error only when it cannot start: when the brokers refuse its
+// TLS or SASL (or it refuses their certificate) before it first joined the
+// group. Unreachable brokers are retried.
 func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionHandler, error)) error {
 	if open == nil {
 		return errors.New("bus: Run needs an open function")
@@ -203,15 +205,27 @@ func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionH
 	stop := context.AfterFunc(ctx, func() { _ = group.Close() })
 	defer stop()
 	log.Info().Strs("brokers", c.cc.Brokers).Msg("bus consumer joining")
+	joined := false
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
 				break
 			}
+			if securityError(err) {
+				if !joined {
+					// Wrong credentials or an untrusted broker: no retry
+					// can fix that, so Run cannot start.
+					_ = group.Close()
+					return fmt.Errorf("bus: consumer group %q: brokers %q: %w", c.cc.Group, c.cc.Brokers, err)
+				}
+				log.Error().Err(err).Msg("bus consumer group: brokers refused this process's tls or sasl, retrying")
+				continue
+			}
 			log.Warn().Err(err).Msg("bus consumer group: joining failed, retrying")
 			continue
 		}
+		joined = true
 		c.startGeneration(ctx, gen, open)
 	}
 	_ = group.Close()

@@ -66,10 +66,7 @@ func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error)
 		BatchSize:       1000,
 		WriteTimeout:    cfg.WriteTimeout,
 		ReadTimeout:     cfg.WriteTimeout,
-		Transport: &kafkago.Transport{
-			DialTimeout: min(5*time.Second, cfg.WriteTimeout),
-			ClientID:    clientID,
-		},
+		Transport:       newTransport(cfg, min(5*time.Second, cfg.WriteTimeout)),
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
 			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
 		}),
@@ -86,7 +83,8 @@ func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error)
 // without a leader or the topic (yet), so an HTTP sender gets 503 with
 // Retry-After; ctx's error when ctx ended; any other error for a write that
 // no retry can fix (a message over the broker's size limit, an invalid topic
-// name, a refused authorization). Entries of one call may land in several partitions, and a
+// name, a refused authorization, failed SASL authentication, a broker
+// certificate this process does not trust). Entries of one call may land in several partitions, and a
 // failed call may have stored some of them: the sender's retry then
 // delivers those twice, which the consumer drops when they carry a
 // DedupeKey.
@@ -150,6 +148,9 @@ func (p *Producer) Close() error {
 // retryable says whether a failed write may succeed later: everything but
 // errors that describe the message or the client's rights.
 func retryable(err error) bool {
+	if securityError(err) {
+		return false
+	}
 	var we kafkago.WriteErrors
 	if errors.As(err, &we) {
 		for _, e := range we {
