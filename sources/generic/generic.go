@@ -100,29 +100,17 @@ func parse(args map[string]any) (*Generic, error) {
 	return g, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// Run emits the payloads, then returns.
+// Run emits the payloads, then returns. It waits delay before every event
+// but the first, and loop_delay before every loop but the first, on the
+// source's clock.
 func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 	n := 0
 	for loop := 0; g.loops < 0 || loop < g.loops; loop++ {
-		if loop > 0 && !sleep(ctx, g.loopDelay) {
+		if loop > 0 && !engine.Sleep(ctx, g.clock, g.loopDelay) {
 			return nil
 		}
 		for i, p := range g.payload {
-			if (loop > 0 || i > 0) && !sleep(ctx, g.delay) {
+			if (loop > 0 || i > 0) && !engine.Sleep(ctx, g.clock, g.delay) {
 				return nil
 			}
 			body := deepCopy(p)

@@ -80,3 +80,124 @@ func TestGenericCheck(t *testing.T) {
 		}
 	}
 }
+
+// events hands each emitted event to the test as it comes.
+type events chan engine.Event
+
+func (e events) Emit(ctx context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	for _, en := range entries {
+		select {
+		case e <- en.Event:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return make([]engine.Outcome, len(entries)), nil
+}
+
+// TestGenericDelaysFollowTheClock: delay comes before every event but the
+// first and loop_delay before every loop but the first, both on the
+// source's clock; nothing is emitted before the clock has moved by them.
+func TestGenericDelaysFollowTheClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := engine.NewFakeClock(t0)
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: clock, Args: map[string]any{
+		"payload":    []any{map[string]any{"a": 1}, map[string]any{"a": 2}},
+		"loop_count": 2, "delay": "1s", "loop_delay": "1m", "create_index": "i",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := make(events)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+
+	// waits are the timers Run arms before each event, in order.
+	steps := []struct {
+		waits []time.Duration
+		a     int
+	}{
+		{nil, 1},
+		{[]time.Duration{time.Second}, 2},
+		{[]time.Duration{time.Minute, time.Second}, 1},
+		{[]time.Duration{time.Second}, 2},
+	}
+	elapsed := time.Duration(0)
+	for i, st := range steps {
+		for _, w := range st.waits {
+			if err := clock.BlockUntil(ctx, 1); err != nil {
+				t.Fatalf("event %d: no timer armed for the %s wait: %v", i, w, err)
+			}
+			clock.Advance(w - time.Nanosecond)
+			if clock.Timers() != 1 {
+				t.Fatalf("event %d: the %s wait ended early", i, w)
+			}
+			select {
+			case ev := <-out:
+				t.Fatalf("event %v came before the %s wait passed", ev, w)
+			default:
+			}
+			clock.Advance(time.Nanosecond)
+			elapsed += w
+		}
+		select {
+		case ev := <-out:
+			if ev["i"] != i || ev["a"] != st.a {
+				t.Fatalf("event %d = %v, want i=%d a=%d", i, ev, i, st.a)
+			}
+			if at, want := engine.Meta(ev)[engine.MetaReceivedAt], t0.Add(elapsed).Format(time.RFC3339Nano); at != want {
+				t.Errorf("event %d received_at %v, want %v", i, at, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("event %d never came", i)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return after the last loop")
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers left pending", n)
+	}
+}
+
+// TestGenericStopsDuringADelay: a source cancelled while it waits returns
+// at once and leaves no timer behind.
+func TestGenericStopsDuringADelay(t *testing.T) {
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: clock, Args: map[string]any{
+		"payload": []any{map[string]any{"a": 1}}, "loop_count": -1, "loop_delay": "1h",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancelWait := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelWait()
+	ctx, cancel := context.WithCancel(wait)
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, rec) }()
+	if err := clock.BlockUntil(wait, 1); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-wait.Done():
+		t.Fatal("Run did not return when cancelled during loop_delay")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events) != 1 || clock.Timers() != 0 {
+		t.Fatalf("%d events, %d timers pending; want 1 and 0", len(rec.events), clock.Timers())
+	}
+}

@@ -93,6 +93,9 @@ type HubConfig struct {
 	// refused before it became an event, with the reason (one of the
 	// Reject* constants), for metrics. It must not block.
 	OnReject func(src engine.SourceRef, reason string)
+	// Clock times the linger window. Nil: engine.SystemClock. A Clock that
+	// is not an engine.TimerClock gets real timers.
+	Clock engine.Clock
 }
 
 // Hub owns the HTTP listeners of the sources, so several sources (webhook,
@@ -112,6 +115,7 @@ type Hub struct {
 	grace    time.Duration
 	linger   time.Duration
 	onReject func(src engine.SourceRef, reason string)
+	clock    engine.Clock
 	bg       sync.WaitGroup // lingering listeners being closed
 
 	mu       sync.Mutex
@@ -134,7 +138,11 @@ func NewHub(cfg HubConfig) *Hub {
 	case l < 0:
 		l = 0
 	}
-	return &Hub{log: cfg.Log, grace: g, linger: l, onReject: cfg.OnReject, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
+	c := cfg.Clock
+	if c == nil {
+		c = engine.SystemClock{}
+	}
+	return &Hub{log: cfg.Log, grace: g, linger: l, onReject: cfg.OnReject, clock: c, servers: map[string]*server{}, stopCh: make(chan struct{}), stopDone: make(chan struct{})}
 }
 
 // OnReject returns HubConfig.OnReject, for the endpoints of the hub's
@@ -150,13 +158,15 @@ type server struct {
 
 	rmu    sync.RWMutex
 	routes map[string]*route
-	// gone are paths that left, answered 503 until their time; guarded by
-	// rmu.
+	// gone are paths that left, answered 503 until their time on now;
+	// guarded by rmu.
 	gone map[string]time.Time
+	now  func() time.Time
 
 	// lingerTimer closes the listener once its last path left; guarded by
 	// the hub's mu.
-	lingerTimer *time.Timer
+	lingerTimer engine.Timer
+	lingerGen   uint64 // counts the lingerTimers armed; guarded by the hub's mu
 }
 
 type route struct {
@@ -276,7 +286,7 @@ func (h *Hub) listen(l Listener) (*server, error) {
 	if tcfg != nil {
 		ln = tls.NewListener(ln, tcfg)
 	}
-	s := &server{address: l.Address, lst: l, ln: ln, routes: map[string]*route{}, gone: map[string]time.Time{}, done: make(chan struct{})}
+	s := &server{address: l.Address, lst: l, ln: ln, routes: map[string]*route{}, gone: map[string]time.Time{}, now: h.clock.Now, done: make(chan struct{})}
 	log := h.log.With().Str("address", ln.Addr().String()).Logger()
 	s.srv = &http.Server{
 		Handler:           s,
@@ -401,7 +411,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var restarting bool
 	if rt == nil {
 		until, ok := s.gone[r.URL.Path]
-		restarting = ok && time.Now().Before(until)
+		restarting = ok && s.now().Before(until)
 	}
 	s.rmu.RUnlock()
 	if restarting {
@@ -436,7 +446,7 @@ func (r *Registration) close(ctx context.Context) error {
 		if s.routes[p] == r.rts[i] {
 			delete(s.routes, p)
 			if h.linger > 0 {
-				s.gone[p] = time.Now().Add(h.linger)
+				s.gone[p] = h.clock.Now().Add(h.linger)
 			}
 		}
 	}
@@ -445,7 +455,9 @@ func (r *Registration) close(ctx context.Context) error {
 	last := empty && h.servers[s.address] == s
 	switch {
 	case last && h.linger > 0:
-		s.lingerTimer = time.AfterFunc(h.linger, func() { h.expire(s) })
+		s.lingerGen++
+		gen := s.lingerGen
+		s.lingerTimer = engine.AfterFunc(h.clock, h.linger, func() { h.expire(s, gen) })
 		last = false
 	case last:
 		delete(h.servers, s.address)
@@ -474,9 +486,12 @@ func (r *Registration) close(ctx context.Context) error {
 }
 
 // expire closes a lingering listener that no source has joined meanwhile.
-func (h *Hub) expire(s *server) {
+// gen is the lingerGen the timer was armed with: a timer stopped too late
+// to keep it from firing (a source joined, then left again and armed a new
+// one) finds a newer one and does nothing.
+func (h *Hub) expire(s *server, gen uint64) {
 	h.mu.Lock()
-	if h.stopped || h.servers[s.address] != s || s.lingerTimer == nil {
+	if h.stopped || h.servers[s.address] != s || s.lingerTimer == nil || s.lingerGen != gen {
 		h.mu.Unlock()
 		return
 	}

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 func newHub(t *testing.T) *Hub {
@@ -534,10 +536,72 @@ func TestLingerKeepsTheListenerForARestart(t *testing.T) {
 	}
 }
 
+// lingerHub is a hub whose linger window runs on a fake clock.
+func lingerHub(t *testing.T, linger time.Duration) (*Hub, *engine.FakeClock) {
+	t.Helper()
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	h := NewHub(HubConfig{Log: zerolog.Nop(), Linger: linger, Clock: clock})
+	t.Cleanup(func() {
+		if err := h.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return h, clock
+}
+
+// open reports whether something accepts connections on addr. A closed
+// listener's port refuses at once.
+func open(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// TestLingerExpires: a listener whose last path left stays open for the
+// whole linger window on the hub's clock and closes once it passed.
 func TestLingerExpires(t *testing.T) {
-	h := NewHub(HubConfig{Log: zerolog.Nop(), Linger: 20 * time.Millisecond})
-	defer h.Stop(context.Background())
+	h, clock := lingerHub(t, 5*time.Second)
 	reg, err := h.Register(Listener{Address: "127.0.0.1:0"}, []string{"/"}, text("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := reg.Addr().String()
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers pending while a path is served", n)
+	}
+	if err := reg.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := clock.Timers(); n != 1 {
+		t.Fatalf("%d timers pending after the last path left, want the linger timer", n)
+	}
+	clock.Advance(5*time.Second - time.Nanosecond)
+	if !open(addr) {
+		t.Fatal("listener closed before the linger window passed")
+	}
+	// The timer's function closes the listener before Advance returns.
+	clock.Advance(time.Nanosecond)
+	if open(addr) {
+		t.Fatal("listener still open after the linger window passed")
+	}
+	if _, ok := h.Lookup("127.0.0.1:0", "/"); ok || len(h.Paths("127.0.0.1:0")) != 0 {
+		t.Fatal("the hub still knows the closed listener")
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers pending after the listener closed", n)
+	}
+}
+
+// TestLingerRejoinKeepsTheListener: a source registering again within the
+// window gets the same listener, which then stays open however long the
+// clock runs, until that source leaves too and a new window passes.
+func TestLingerRejoinKeepsTheListener(t *testing.T) {
+	h, clock := lingerHub(t, 5*time.Second)
+	l := Listener{Address: "127.0.0.1:0"}
+	reg, err := h.Register(l, []string{"/hook"}, text("v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,20 +609,67 @@ func TestLingerExpires(t *testing.T) {
 	if err := reg.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("lingering listener never closed")
-		}
-		time.Sleep(10 * time.Millisecond)
+	clock.Advance(4 * time.Second)
+	if code, _ := get(t, http.DefaultClient, "http://"+addr+"/hook"); code != 503 {
+		t.Fatalf("left path within the window: %d, want 503", code)
 	}
-	if len(h.Paths("127.0.0.1:0")) != 0 {
-		t.Fatal("paths left")
+	reg2, err := h.Register(l, []string{"/hook"}, text("v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg2.Addr().String() != addr {
+		t.Fatalf("rebound: %s then %s", addr, reg2.Addr())
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers pending after the rejoin: the linger timer was not stopped", n)
+	}
+	clock.Advance(time.Hour)
+	if code, body := get(t, http.DefaultClient, "http://"+addr+"/hook"); code != 200 || body != "v2" {
+		t.Fatalf("after the old window passed: %d %q, want the rejoined source", code, body)
+	}
+
+	if err := reg2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5*time.Second - time.Nanosecond)
+	if !open(addr) {
+		t.Fatal("listener closed before the second window passed")
+	}
+	clock.Advance(time.Nanosecond)
+	if open(addr) {
+		t.Fatal("listener open after the second window passed")
+	}
+}
+
+// TestLingerGonePathOnTheClock: a path that left a listener still in use
+// answers 503 for the linger window on the hub's clock, then 404.
+func TestLingerGonePathOnTheClock(t *testing.T) {
+	h, clock := lingerHub(t, 5*time.Second)
+	l := Listener{Address: "127.0.0.1:0"}
+	a, err := h.Register(l, []string{"/a"}, text("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Register(l, []string{"/b"}, text("B")); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + a.Addr().String()
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers armed while /b still uses the listener", n)
+	}
+	clock.Advance(5*time.Second - time.Nanosecond)
+	if code, _ := get(t, http.DefaultClient, base+"/a"); code != 503 {
+		t.Fatalf("/a within the window: %d, want 503", code)
+	}
+	clock.Advance(time.Nanosecond)
+	if code, _ := get(t, http.DefaultClient, base+"/a"); code != 404 {
+		t.Fatalf("/a after the window: %d, want 404", code)
+	}
+	if code, body := get(t, http.DefaultClient, base+"/b"); code != 200 || body != "B" {
+		t.Fatalf("/b: %d %q", code, body)
 	}
 }
 

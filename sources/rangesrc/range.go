@@ -67,15 +67,12 @@ func parse(args map[string]any) (*Range, error) {
 	return r, nil
 }
 
-// Run emits the events, then returns.
+// Run emits the events, then returns. It waits delay between two events on
+// the source's clock.
 func (r *Range) Run(ctx context.Context, out engine.Emitter) error {
 	for i := 0; i < r.limit; i++ {
-		if i > 0 && r.delay > 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(r.delay):
-			}
+		if i > 0 && !engine.Sleep(ctx, r.clock, r.delay) {
+			return nil
 		}
 		ev := engine.NewEvent(map[string]any{"i": i}, r.ref.Name, r.ref.Type, r.clock.Now())
 		if _, err := engine.EmitWait(ctx, out, r.ref, []engine.Entry{{Event: ev}}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -44,5 +45,85 @@ func TestRange(t *testing.T) {
 		if err := Spec().Check(want); err == nil || !strings.Contains(err.Error(), args) {
 			t.Errorf("Check(%v) = %v, want %q", want, err, args)
 		}
+	}
+}
+
+// events hands each emitted event to the test as it comes.
+type events chan engine.Event
+
+func (e events) Emit(ctx context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	for _, en := range entries {
+		select {
+		case e <- en.Event:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return make([]engine.Outcome, len(entries)), nil
+}
+
+// TestRangeDelayFollowsTheClock: with a delay, the next event comes only
+// once the source's clock has moved by the delay, and stamped with that
+// time; cancelling during a wait ends Run and drops its timer.
+func TestRangeDelayFollowsTheClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := engine.NewFakeClock(t0)
+	src, err := Spec().New(engine.SourceConfig{Name: "ticks", Type: "range", Clock: clock, Args: map[string]any{"limit": 5, "delay": "10s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	out := make(events)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(runCtx, out) }()
+
+	next := func(want int) {
+		t.Helper()
+		select {
+		case ev := <-out:
+			if ev["i"] != want {
+				t.Fatalf("event %v, want i=%d", ev, want)
+			}
+			if at := engine.Meta(ev)[engine.MetaReceivedAt]; at != clock.Now().UTC().Format(time.RFC3339Nano) {
+				t.Errorf("event %d received_at %v, want the clock's %v", want, at, clock.Now())
+			}
+		case <-ctx.Done():
+			t.Fatalf("event i=%d never came", want)
+		}
+	}
+	next(0)
+	for i := 1; i <= 2; i++ {
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatalf("range never armed a timer for event %d: %v", i, err)
+		}
+		clock.Advance(10*time.Second - time.Nanosecond)
+		if clock.Timers() != 1 {
+			t.Fatalf("the delay ended before 10s had passed on the clock")
+		}
+		select {
+		case ev := <-out:
+			t.Fatalf("event %v before the delay passed", ev)
+		default:
+		}
+		clock.Advance(time.Nanosecond)
+		next(i)
+	}
+
+	if err := clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v after cancel, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return when cancelled during a delay")
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers left pending after Run returned", n)
 	}
 }
