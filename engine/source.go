@@ -137,8 +137,9 @@ type SourceSpec struct {
 
 // EmitWait emits like out.Emit but waits and retries while the backlog is
 // full, for sources that can hold their input (a file, a generator) rather
-// than answer a sender. It returns ctx's error when ctx ends first.
-func EmitWait(ctx context.Context, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
+// than answer a sender. It waits on clock (nil: the system clock) and
+// returns ctx's error when ctx ends first.
+func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
 	for {
 		res, err := out.Emit(ctx, src, entries)
 		be, full := IsBacklog(err)
@@ -149,12 +150,8 @@ func EmitWait(ctx context.Context, out Emitter, src SourceRef, entries []Entry) 
 		if wait <= 0 || wait > time.Second {
 			wait = 100 * time.Millisecond
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !Sleep(ctx, clock, wait) {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
 	}
 }

@@ -103,7 +103,7 @@ func (f *File) Run(ctx context.Context, out engine.Emitter) error {
 			body = map[string]any{"payload": v}
 		}
 		ev := engine.NewEvent(body, f.ref.Name, f.ref.Type, f.clock.Now())
-		if _, err := engine.EmitWait(ctx, out, f.ref, []engine.Entry{{Event: ev}}); err != nil {
+		if _, err := engine.EmitWait(ctx, f.clock, out, f.ref, []engine.Entry{{Event: ev}}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -119,7 +119,7 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 			}
 			n++
 			ev := engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())
-			if _, err := engine.EmitWait(ctx, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
+			if _, err := engine.EmitWait(ctx, g.clock, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

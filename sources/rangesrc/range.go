@@ -75,7 +75,7 @@ func (r *Range) Run(ctx context.Context, out engine.Emitter) error {
 			return nil
 		}
 		ev := engine.NewEvent(map[string]any{"i": i}, r.ref.Name, r.ref.Type, r.clock.Now())
-		if _, err := engine.EmitWait(ctx, out, r.ref, []engine.Entry{{Event: ev}}); err != nil {
+		if _, err := engine.EmitWait(ctx, r.clock, out, r.ref, []engine.Entry{{Event: ev}}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

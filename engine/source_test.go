@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fullThen answers BacklogError for its first `full` calls, then accepts.
+type fullThen struct {
+	mu    sync.Mutex
+	full  int
+	calls int
+	retry time.Duration
+}
+
+func (f *fullThen) Emit(_ context.Context, _ SourceRef, es []Entry) ([]Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.calls <= f.full {
+		return nil, &BacklogError{RetryAfter: f.retry}
+	}
+	return make([]Outcome, len(es)), nil
+}
+
+func (f *fullThen) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// EmitWait retries a full backlog after the advised wait on the source's
+// clock (100 ms when the advice is missing or over a second), and gives up
+// when ctx ends.
+func TestEmitWaitRetriesOnTheClock(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		retry time.Duration
+		wait  time.Duration
+	}{
+		{"advised wait", 300 * time.Millisecond, 300 * time.Millisecond},
+		{"no advice", 0, 100 * time.Millisecond},
+		{"advice over a second", 5 * time.Second, 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			out := &fullThen{full: 2, retry: tc.retry}
+			done := make(chan error, 1)
+			go func() {
+				_, err := EmitWait(ctx, clock, out, SourceRef{Name: "s"}, []Entry{{Event: Event{}}})
+				done <- err
+			}()
+			for want := 1; want <= 2; want++ {
+				if err := clock.BlockUntil(ctx, 1); err != nil {
+					t.Fatal(err)
+				}
+				if n := out.count(); n != want {
+					t.Fatalf("%d emit calls before the wait %d, want %d", n, want, want)
+				}
+				clock.Advance(tc.wait - time.Nanosecond)
+				if clock.Timers() != 1 {
+					t.Fatalf("retried before the wait of %s had passed", tc.wait)
+				}
+				clock.Advance(time.Nanosecond)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("EmitWait: %v", err)
+			}
+			if n := out.count(); n != 3 {
+				t.Fatalf("%d emit calls, want 3", n)
+			}
+		})
+	}
+
+	t.Run("ctx ends while waiting", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		done := make(chan error, 1)
+		go func() {
+			_, err := EmitWait(ctx, clock, &fullThen{full: 1 << 30}, SourceRef{}, []Entry{{}})
+			done <- err
+		}()
+		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer wcancel()
+		if err := clock.BlockUntil(wctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Fatalf("EmitWait after cancel: %v, want context.Canceled", err)
+		}
+	})
+}
