@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,12 @@ type actionStore struct {
 	s    *Store
 	mu   sync.Mutex
 	fseq uint64
+
+	// compactMu keeps Compact runs apart; compactFrom is the fseq where
+	// the next one starts scanning (every firing below it is deleted).
+	compactMu   sync.Mutex
+	compactFrom uint64
+	hooks       *compactHooks
 }
 
 var _ engine.ActionStore = (*actionStore)(nil)
@@ -346,16 +353,118 @@ func firingMatches(fr *engine.Firing, f engine.AuditFilter) bool {
 	return true
 }
 
-// Compact implements engine.ActionStore.
+// Audit compaction works in steps so that Submit and Update, which need
+// a.mu, wait at most for one small chunk of deletions: a step scans firings
+// in fseq order with only the database open (a.read, not a.mu), then
+// deletes the candidates it found under a.write, after checking again that
+// each is still final.
+const (
+	// compactChunk is the most firings one write deletes.
+	compactChunk = 1000
+	// compactScanStep is the most firings one scan step reads before the
+	// database is let go (Close waits for it) and the iterator dropped.
+	compactScanStep = 8192
+	// compactNewerRun is how many consecutive firings not older than the
+	// cutoff end the scan; see Compact.
+	compactNewerRun = 1024
+)
+
+// compactHooks let tests act at fixed points of Compact; nil in production.
+type compactHooks struct {
+	// scanned is called for every firing read by a scan, with the
+	// database's iterator open and a.mu not held.
+	scanned func(fseq uint64)
+	// beforeDelete is called between a scan step and the deletion of its
+	// candidates.
+	beforeDelete func(fseqs []uint64)
+}
+
+// firingHead is the part of a stored firing that compaction reads;
+// encoding/json skips the rest without building it.
+type firingHead struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+// compactCandidate is a firing that a scan found old and final.
+type compactCandidate struct {
+	fseq   uint64
+	id     string
+	invIDs []string // by invocation index; "" when a state has none
+}
+
+// Compact implements engine.ActionStore. It returns the number of firings
+// removed, also with an error (those removed before it stay removed).
+//
+// Firings are stored in fseq order, and a firing's Time is when it fired:
+// the engine's clock when an event completed the match, or the end of a
+// window for a timer firing, stored right after (at the end of the
+// engine's batch or expiry tick). So firing times grow with fseq, except
+// for small disorder (a timer firing fired at the expiry tick after its
+// window's end) and the clock stepping back. The scan
+// therefore does not stop at the first firing not older than before but
+// after compactNewerRun consecutive ones. That stop is safe in every case:
+// it never removes a firing it should keep; at worst, an old firing stored
+// behind compactNewerRun newer ones (a clock step back) is removed by a
+// later run, once those have become old too, i.e. kept longer than the
+// retention, never shorter.
 func (a *actionStore) Compact(ctx context.Context, before time.Time) (int, error) {
+	a.compactMu.Lock()
+	defer a.compactMu.Unlock()
 	n := 0
-	err := a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pFiring}, UpperBound: []byte{pFiring + 1}})
+	next, run := a.compactFrom, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("journal: compact audit: %w", err)
+		}
+		cands, scanEnd, kept, done, err := a.compactScan(ctx, next, before, &run)
+		if err != nil {
+			return n, fmt.Errorf("journal: compact audit: %w", err)
+		}
+		if h := a.hooks; h != nil && h.beforeDelete != nil {
+			fseqs := make([]uint64, len(cands))
+			for i, c := range cands {
+				fseqs[i] = c.fseq
+			}
+			h.beforeDelete(fseqs)
+		}
+		removed, firstKept, err := a.compactDelete(ctx, cands)
+		n += removed
+		if err != nil {
+			return n, fmt.Errorf("journal: compact audit: %w", err)
+		}
+		// Every firing below compactFrom is deleted: later runs start
+		// there instead of skipping the deletions' tombstones.
+		if a.compactFrom == next {
+			a.compactFrom = min(kept, firstKept, scanEnd)
+		}
+		if done {
+			return n, nil
+		}
+		next = scanEnd
+	}
+}
+
+// compactScan reads firings from fseq next on, with the database open but
+// without a.mu, until it has compactChunk candidates, has read
+// compactScanStep firings, or the scan is over (done). run counts the
+// consecutive firings not older than before, across steps. It returns the
+// candidates (old, all invocations final), the fseq where the next step
+// starts, and the smallest fseq of a firing it keeps (or ^0).
+func (a *actionStore) compactScan(ctx context.Context, next uint64, before time.Time, run *int) (cands []compactCandidate, scanEnd, kept uint64, done bool, err error) {
+	scanEnd, kept, done = next, ^uint64(0), true
+	err = a.read(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: seqKey(pFiring, next), UpperBound: []byte{pFiring + 1}})
 		if err != nil {
 			return err
 		}
 		defer it.Close()
+		read := 0
 		for ok := it.First(); ok; ok = it.Next() {
+			if len(cands) >= compactChunk || read >= compactScanStep {
+				done = false
+				return it.Error()
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -363,42 +472,92 @@ func (a *actionStore) Compact(ctx context.Context, before time.Time) (int, error
 			if err != nil {
 				return err
 			}
+			read++
+			scanEnd = fseq + 1
+			if h := a.hooks; h != nil && h.scanned != nil {
+				h.scanned(fseq)
+			}
 			v, err := it.ValueAndErr()
 			if err != nil {
 				return err
 			}
-			fr, err := decodeFiring(fseq, v)
-			if err != nil {
-				return err
+			var fh firingHead
+			if err := json.Unmarshal(v, &fh); err != nil {
+				return fmt.Errorf("%w: firing %d: %v", errCorrupt, fseq, err)
 			}
-			if !fr.Time.Before(before) {
+			if !fh.Time.Before(before) {
+				kept = min(kept, fseq)
+				if *run++; *run >= compactNewerRun {
+					return it.Error()
+				}
 				continue
 			}
+			*run = 0
 			states, err := firingStates(db, fseq)
 			if err != nil {
 				return err
 			}
 			if slices.ContainsFunc(states, func(st *engine.InvocationState) bool { return !st.Status.Final() }) {
+				kept = min(kept, fseq)
 				continue
 			}
-			_ = b.Delete(seqKey(pFiring, fseq), nil)
-			_ = b.Delete(append([]byte{pFiringID}, fr.ID...), nil)
+			c := compactCandidate{fseq: fseq, id: fh.ID, invIDs: make([]string, len(states))}
 			for i, st := range states {
 				if st.Invocation != nil {
-					_ = b.Delete(append([]byte{pInvID}, st.Invocation.ID...), nil)
+					c.invIDs[i] = st.Invocation.ID
 				}
-				_ = b.Delete(invKey(pUnfinished, invRef(fseq, i)), nil)
 			}
-			lower := seqKey(pInvocation, fseq)
-			_ = b.DeleteRange(lower, prefixEnd(lower), nil)
-			n++
+			cands = append(cands, c)
 		}
 		return it.Error()
 	})
-	if err != nil {
-		return 0, fmt.Errorf("journal: compact audit: %w", err)
+	return cands, scanEnd, kept, done, err
+}
+
+// compactDelete deletes the candidates that are still final under a.mu:
+// an Update since the scan may have made one unfinished again. Update keeps
+// the unfinished index in step with the states under a.mu, so the index
+// says it. Only Compact deletes firings, and compactMu keeps its runs
+// apart, so every candidate is still stored. It returns the number deleted
+// and the smallest fseq kept (or ^0).
+func (a *actionStore) compactDelete(ctx context.Context, cands []compactCandidate) (int, uint64, error) {
+	n, kept := 0, ^uint64(0)
+	if len(cands) == 0 {
+		return 0, kept, nil
 	}
-	return n, nil
+	err := a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+		n, kept = 0, ^uint64(0)
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for _, c := range cands {
+			prefix := seqKey(pUnfinished, c.fseq)
+			if it.SeekGE(prefix) && bytes.HasPrefix(it.Key(), prefix) {
+				kept = min(kept, c.fseq)
+				continue
+			}
+			if err := it.Error(); err != nil {
+				return err
+			}
+			_ = b.Delete(seqKey(pFiring, c.fseq), nil)
+			_ = b.Delete(append([]byte{pFiringID}, c.id...), nil)
+			for _, id := range c.invIDs {
+				if id != "" {
+					_ = b.Delete(append([]byte{pInvID}, id...), nil)
+				}
+			}
+			lower := seqKey(pInvocation, c.fseq)
+			_ = b.DeleteRange(lower, prefixEnd(lower), nil)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, kept, err
+	}
+	return n, kept, nil
 }
 
 // Firing reads one firing and its invocations' states by firing ID through
