@@ -95,8 +95,12 @@ type InvocationState struct {
 // in the same embedded store as the journal.
 type ActionStore interface {
 	// Submit stores a firing and its invocations (status queued) atomically
-	// and durably. A firing whose ID is already stored is left as it is, so
-	// resubmitting after a crash is harmless.
+	// and durably. A firing with no invocations (an audit record only) may
+	// instead become durable with the store's next synced write, provided
+	// that anything written after it (the Done of its journal record)
+	// cannot survive a crash without it. A firing marked Redelivered whose
+	// ID is already stored is left as it is, so resubmitting after a crash
+	// is harmless.
 	Submit(ctx context.Context, f *Firing) error
 	// Unfinished returns every invocation not in a final state, in the order
 	// they were submitted: what a restarted dispatcher must run.

@@ -59,7 +59,12 @@ func (a *actionStore) read(fn func(db *pebble.DB) error) error {
 
 // write decides under mu with fn, applies the batch fn filled, then waits
 // for the WAL sync.
-func (a *actionStore) write(ctx context.Context, fn func(db *pebble.DB, b *pebble.Batch) error) error {
+//
+// With sync false the write is applied without waiting for the sync: the
+// next synced write of the database (an accepted event, a Done carried by
+// one, any synced action write) makes it durable, and the WAL keeps the
+// order, so whatever is written after it survives a crash only if it does.
+func (a *actionStore) write(ctx context.Context, sync bool, fn func(db *pebble.DB, b *pebble.Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -72,7 +77,7 @@ func (a *actionStore) write(ctx context.Context, fn func(db *pebble.DB, b *pebbl
 		}
 		_ = b.Close()
 		a.mu.Unlock()
-		if err != nil {
+		if err != nil || !sync {
 			return err
 		}
 		if err := db.LogData(nil, pebble.Sync); err != nil {
@@ -139,7 +144,18 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		}
 		enc = append(enc, encoded{f: f, fj: fj, states: states})
 	}
-	return a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+	// Firings with nothing to run (only engine actions such as debug,
+	// set_fact or none) are audit records: nothing outside the engine
+	// depends on them being durable now. Their record is followed in the
+	// WAL by the Done of their journal record, so a crash that loses one
+	// loses the other, and the redelivered record writes them again.
+	// Firings with invocations are synced before the dispatcher may run
+	// anything.
+	sync := false
+	for _, e := range enc {
+		sync = sync || len(e.f.Invocations) > 0
+	}
+	return a.write(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		fseq := a.fseq
 		inBatch := map[string]bool{}
 		for _, e := range enc {
@@ -187,7 +203,7 @@ func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) er
 	if err != nil {
 		return fmt.Errorf("journal: update invocation %q: %w", id, err)
 	}
-	return a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+	return a.write(ctx, true, func(db *pebble.DB, b *pebble.Batch) error {
 		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
 		if err != nil {
 			return fmt.Errorf("journal: update invocation %q: %w", id, err)
@@ -525,7 +541,7 @@ func (a *actionStore) compactDelete(ctx context.Context, cands []compactCandidat
 	if len(cands) == 0 {
 		return 0, kept, nil
 	}
-	err := a.write(ctx, func(db *pebble.DB, b *pebble.Batch) error {
+	err := a.write(ctx, true, func(db *pebble.DB, b *pebble.Batch) error {
 		n, kept = 0, ^uint64(0)
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -88,6 +89,10 @@ type Options struct {
 	// its duration (fsync included), for the commit-latency metric. It runs
 	// on the committer and must not block.
 	OnCommit func(d time.Duration)
+
+	// fs, when set (by tests), replaces the operating system's file system:
+	// a crashable in-memory one shows what survives a power loss.
+	fs vfs.FS
 }
 
 // Store is the embedded journal: a durable, ordered event log with
@@ -208,11 +213,16 @@ func Open(opts Options) (*Store, error) {
 		opts.Clock = engine.SystemClock{}
 	}
 	path := filepath.Join(opts.Dir, "journal")
-	if err := os.MkdirAll(path, 0o750); err != nil {
-		return nil, fmt.Errorf("journal: create data directory: %w", err)
+	if opts.fs == nil {
+		if err := os.MkdirAll(path, 0o750); err != nil {
+			return nil, fmt.Errorf("journal: create data directory: %w", err)
+		}
 	}
 	log := opts.Log.With().Str("component", "journal").Logger()
 	popts := pebbleOptions(log)
+	if opts.fs != nil {
+		popts.FS = opts.fs
+	}
 	db, err := pebble.Open(path, popts)
 	// The database holds its own reference to the cache.
 	popts.Cache.Unref()
