@@ -5,6 +5,17 @@
 //
 //	rulebook run --bus kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME] RULEBOOK --data-dir DIR
 //
+// # Security
+//
+// Config.Security (built by kafkaconn.Load, from `rulebook run`'s
+// --bus-tls-* and --bus-sasl-* flags) applies to every connection the bus
+// makes: the producer's, the consumer group's, the partition readers', the
+// offset lookups' and Partitions'. Brokers that refuse the credentials, or
+// a broker certificate this process does not trust, are not retried:
+// Partitions returns the error, the consumer's Run returns it when it has
+// not joined the group yet, and Emit returns it instead of a
+// *engine.BacklogError.
+//
 // # Producing
 //
 // A Producer is the sources' engine.Emitter. Each entry becomes one message,

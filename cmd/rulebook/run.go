@@ -23,6 +23,7 @@ import (
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/journal"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 	"github.com/rulebook-dev/rulebook/metrics"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
@@ -48,6 +49,7 @@ type runFlags struct {
 	busKey          string
 	busLookback     time.Duration
 	busDedupe       time.Duration
+	busSec          busSecurityFlags
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
@@ -71,6 +73,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
 	fs.DurationVar(&f.busDedupe, "bus-dedupe-lookback", -1, "with --bus: history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
+	f.busSec.add(fs)
 	fs.StringVar(&f.adminAddr, "admin", "", "serve the admin API, live stream, dashboard, /metrics, /healthz and /readyz on `ADDR` (e.g. 127.0.0.1:5080); off when empty")
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
@@ -145,6 +148,8 @@ type app struct {
 	rbMu     sync.Mutex
 	rulesets []*engine.Ruleset // the rulebook running now
 
+	busSecurity kafkaconn.Security // --bus: what --bus-tls-* and --bus-sasl-* loaded
+
 	reloadMu sync.Mutex
 	draining atomic.Bool
 	shutdown chan engine.ShutdownRequest
@@ -186,6 +191,12 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 func (a *app) run(ctx context.Context) (result error) {
 	rf, log := a.rf, a.log
 	perAction, err := rf.perAction()
+	if err != nil {
+		return err
+	}
+	// Before anything opens: a bad --bus-tls-*/--bus-sasl-* flag, an
+	// unreadable certificate or an unresolvable password stops here.
+	a.busSecurity, err = rf.busSec.load(rf.busURL != "")
 	if err != nil {
 		return err
 	}
@@ -392,6 +403,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("--bus: %w", err)
 	}
+	cfg.Security = a.busSecurity
 	key, err := busKeyFunc(a.rf.busKey)
 	if err != nil {
 		return nil, nil, err
@@ -400,7 +412,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	n, err := bus.Partitions(pctx, cfg)
 	cancel()
 	if err != nil {
-		return nil, nil, fmt.Errorf("--bus: %w", err)
+		return nil, nil, fmt.Errorf("--bus: %w%s", err, a.rf.busSec.hint(err))
 	}
 	producer, err := bus.NewProducer(cfg, key, a.log)
 	if err != nil {
@@ -423,8 +435,10 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 		producer.Close()
 		return nil, nil, fmt.Errorf("--bus: %w", err)
 	}
+	a.rf.busSec.warn(a.log)
 	a.log.Info().Strs("brokers", cfg.Brokers).Str("topic", cfg.Topic).Str("group", cfg.Group).Int("partitions", n).
-		Dur("lookback", lookback).Dur("dedupe_lookback", dedupeLookback).Msg("running on the bus")
+		Dur("lookback", lookback).Dur("dedupe_lookback", dedupeLookback).
+		Bool("tls", cfg.Security.TLS != nil).Str("sasl_mechanism", a.rf.busSec.mechanism()).Msg("running on the bus")
 	return producer, consumer, nil
 }
 
