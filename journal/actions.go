@@ -151,7 +151,7 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 	// loses the other, and the redelivered record writes them again.
 	// Firings with invocations are synced before the dispatcher may run
 	// anything.
-	sync := false
+	sync := a.s.opts.SyncAllFirings
 	for _, e := range enc {
 		sync = sync || len(e.f.Invocations) > 0
 	}

@@ -90,6 +90,14 @@ type Options struct {
 	// on the committer and must not block.
 	OnCommit func(d time.Duration)
 
+	// SyncAllFirings makes every stored firing synced before Submit returns,
+	// audit-only ones (no invocations) included. Set it when the records
+	// firings come from are not in this store (the Kafka bus): an
+	// audit-only firing is otherwise made durable with the next synced
+	// write, which is safe only when the Done of its record is written
+	// after it in this store's WAL.
+	SyncAllFirings bool
+
 	// fs, when set (by tests), replaces the operating system's file system:
 	// a crashable in-memory one shows what survives a power loss.
 	fs vfs.FS

@@ -217,6 +217,9 @@ func (a *app) run(ctx context.Context) (result error) {
 		Dir: rf.dataDir, MaxBacklog: rf.maxBacklog, RetryAfter: rf.retryAfter, DedupeWindow: rf.dedupeWindow,
 		Retention: rf.retention, AuditRetention: rf.auditRetention, Clock: a.clock, Log: log,
 		OnCommit: a.metrics.ObserveCommit,
+		// On the bus, records are marked done by Kafka offset commits, which
+		// do not follow this store's WAL.
+		SyncAllFirings: rf.busURL != "",
 	})
 	if err != nil {
 		return fmt.Errorf("open data dir %s: %w", rf.dataDir, err)
