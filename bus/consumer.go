@@ -447,7 +447,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 	if err := r.SetOffset(start); err != nil {
 		return fmt.Errorf("seek to %d: %w", start, err)
 	}
-	stream := c.cc.Topic + "/" + strconv.Itoa(p.id)
+	stream := Stream(c.cc.Topic, p.id)
 	replayStarted := time.Now()
 	replaying := start < live
 	p.replaying.Store(replaying)
@@ -678,3 +678,12 @@ func (c *Consumer) Stats() Stats {
 	})
 	return st
 }
+
+// Stream is the engine.Record.Stream of the records of a partition of the
+// bus topic: "topic/partition".
+func Stream(topic string, partition int) string {
+	return topic + "/" + strconv.Itoa(partition)
+}
+
+// Topic returns the bus topic the consumer reads.
+func (c *Consumer) Topic() string { return c.cc.Topic }

@@ -136,7 +136,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		}
 		if st.Status == engine.StatusSucceeded {
 			if d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
-				d.cfg.Feedback(inv.Ruleset, res.Facts, res.Events)
+				d.cfg.Feedback(inv, res.Facts, res.Events)
 			}
 			return true
 		}

@@ -142,9 +142,10 @@ type Config struct {
 	Retention       time.Duration
 	CompactInterval time.Duration
 	// Feedback receives the Facts and Events of a succeeded attempt (a
-	// playbook's set_stats), for the invocation's ruleset. It is called from
-	// the invocation's goroutine after the success is recorded.
-	Feedback func(ruleset string, facts, events []map[string]any)
+	// playbook's set_stats) with the invocation they come from (its Ruleset
+	// and Stream say where they go back to). It is called from the
+	// invocation's goroutine after the success is recorded.
+	Feedback func(inv *engine.Invocation, facts, events []map[string]any)
 	// OnResult, when set, receives a copy of every state the dispatcher
 	// records (running, retrying, succeeded, failed): for logs, metrics or
 	// a live stream. It must not block for long.

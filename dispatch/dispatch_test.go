@@ -557,10 +557,10 @@ func TestFeedback(t *testing.T) {
 			act := &script{results: []engine.Result{tc.result}}
 			h := start(t, newMemStore(), newFakeClock(), Config{
 				Actions: ActionMap(map[string]engine.Action{"x": act}),
-				Feedback: func(ruleset string, f, e []map[string]any) {
+				Feedback: func(inv *engine.Invocation, f, e []map[string]any) {
 					mu.Lock()
 					defer mu.Unlock()
-					got = append(got, fmt.Sprintf("%s %v %v", ruleset, f, e))
+					got = append(got, fmt.Sprintf("%s %s %v %v", inv.Ruleset, inv.ID, f, e))
 				},
 			})
 			h.submit(newFiring("f", "web", false, invSpec{action: "x"}))
@@ -571,7 +571,7 @@ func TestFeedback(t *testing.T) {
 			if len(got) != tc.want {
 				t.Fatalf("feedback %v, want %d calls", got, tc.want)
 			}
-			if tc.want == 1 && got[0] != "web [map[restarted:true]] [map[type:done]]" {
+			if tc.want == 1 && got[0] != "web f/0 [map[restarted:true]] [map[type:done]]" {
 				t.Fatalf("feedback %q", got[0])
 			}
 		})

@@ -121,6 +121,10 @@ type Invocation struct {
 	RenderError string `json:"render_error,omitempty"`
 	// Created is when the firing happened.
 	Created time.Time `json:"created"`
+	// Stream is the firing engine's Options.Stream (a bus partition), so
+	// the action's feedback (facts and events it returns) goes back to that
+	// engine; empty with one engine.
+	Stream string `json:"stream,omitempty"`
 	// Secrets are the values ResolveSecrets found in Args; Redact masks them
 	// in output. They are never stored.
 	Secrets []string `json:"-"`

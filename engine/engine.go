@@ -39,6 +39,10 @@ type Options struct {
 	// produce through post_event and set_fact, so a rule that posts what it
 	// matches cannot loop forever. Default 10000.
 	MaxCascade int
+	// Stream names what this engine evaluates when a process runs several
+	// (a bus partition, "topic/3"); it is stamped on every invocation
+	// (Invocation.Stream), so an action's feedback returns to this engine.
+	Stream string
 }
 
 // RenderedAction is one action of a firing with its arguments rendered.
@@ -927,6 +931,7 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 			ID: fmt.Sprintf("%s-%d", f.ID, i), FiringID: f.ID, Index: i, Action: a.Type,
 			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, Event: triggerData, Events: events,
 			Hosts: hosts, HostPattern: s.rs.Hosts, Policy: a.Policy, Sequential: s.rs.Sequential, Created: at,
+			Stream: e.opts.Stream,
 		}
 		if err != nil {
 			inv.RenderError = err.Error()

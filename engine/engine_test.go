@@ -390,3 +390,45 @@ func TestProcessBatchStoresFiringsTogether(t *testing.T) {
 		t.Fatalf("Process did not store its firing: %v", rec.calls)
 	}
 }
+
+// A firing is Redelivered exactly when its record is, and its invocations
+// carry the engine's Stream (where action feedback goes back to).
+func TestFiringsCarryRedeliveryAndStream(t *testing.T) {
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
+		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(`    - {name: a, condition: event.x == 1, action: {notify: {}}}
+`)), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &firingRecorder{}
+	eng := engine.New(rb.Rulesets, engine.Options{Clock: engine.NewFakeClock(t0), Dispatcher: rec, Stream: "bus/3"})
+	var recs []engine.Record
+	for i, redelivered := range []bool{true, false} {
+		recs = append(recs, engine.Record{Seq: uint64(i + 1), Stream: "bus/3", Redelivered: redelivered,
+			Source: engine.SourceRef{Ruleset: "r"}, Event: engine.NewEvent(ev("x", 1), "s", "t", t0)})
+	}
+	if err := eng.ProcessBatch(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.firings) != 2 {
+		t.Fatalf("%d firings, want 2", len(rec.firings))
+	}
+	for i, f := range rec.firings {
+		if f.Redelivered != recs[i].Redelivered {
+			t.Errorf("firing %d: Redelivered %v, its record %v", i, f.Redelivered, recs[i].Redelivered)
+		}
+		if len(f.Invocations) != 1 || f.Invocations[0].Stream != "bus/3" {
+			t.Errorf("firing %d: invocations %+v, want one with stream bus/3", i, f.Invocations)
+		}
+	}
+}
+
+type firingRecorder struct{ firings []*engine.Firing }
+
+func (r *firingRecorder) Submit(_ context.Context, f *engine.Firing) error {
+	r.firings = append(r.firings, f)
+	return nil
+}

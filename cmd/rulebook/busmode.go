@@ -71,6 +71,7 @@ func busLookback(rulesets []*engine.Ruleset) time.Duration {
 // events of one key always meet the same rule state.
 type partitions struct {
 	a        *app
+	topic    string
 	mu       sync.Mutex
 	rulesets []*engine.Ruleset
 	owned    map[int]*partition
@@ -79,13 +80,14 @@ type partitions struct {
 type partition struct {
 	owner  *partitions
 	id     int
+	stream string // Record.Stream of its records
 	eng    *engine.Engine
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newPartitions(a *app, rulesets []*engine.Ruleset) *partitions {
-	return &partitions{a: a, rulesets: rulesets, owned: map[int]*partition{}}
+func newPartitions(a *app, topic string, rulesets []*engine.Ruleset) *partitions {
+	return &partitions{a: a, topic: topic, rulesets: rulesets, owned: map[int]*partition{}}
 }
 
 // open builds the engine of a newly assigned partition and its timer loop.
@@ -93,8 +95,10 @@ func (ps *partitions) open(id int) (bus.PartitionHandler, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	a := ps.a
-	p := &partition{owner: ps, id: id, done: make(chan struct{})}
-	p.eng = engine.New(ps.rulesets, a.engineOptions(a.log.With().Int("partition", id).Logger()))
+	p := &partition{owner: ps, id: id, stream: bus.Stream(ps.topic, id), done: make(chan struct{})}
+	opts := a.engineOptions(a.log.With().Int("partition", id).Logger())
+	opts.Stream = p.stream
+	p.eng = engine.New(ps.rulesets, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.tick(ctx, a)
@@ -121,6 +125,19 @@ func (p *partition) Close() {
 	}
 	p.owner.mu.Unlock()
 	p.owner.a.log.Info().Int("partition", p.id).Msg("partition released")
+}
+
+// engine returns the engine of the owned partition whose stream is stream,
+// or nil.
+func (ps *partitions) engine(stream string) *engine.Engine {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.owned {
+		if p.stream == stream {
+			return p.eng
+		}
+	}
+	return nil
 }
 
 // engines returns the engines of the partitions owned now.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 )
@@ -47,5 +48,41 @@ func TestBusLookback(t *testing.T) {
 	}
 	if got := busLookback(rb.Rulesets); got != 30*time.Minute {
 		t.Fatalf("lookback = %s, want the ruleset's 30m events ttl", got)
+	}
+}
+
+// An action's feedback goes back to the partition engine that fired it,
+// not to every engine of the process, and is dropped (not misapplied) once
+// that partition has moved away.
+func TestBusFeedbackReachesItsPartition(t *testing.T) {
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeReg()
+	src := `- name: rs
+  sources: [{range: {limit: 1}}]
+  rules:
+    - {name: r, condition: event.i == 1, action: {none: {}}}
+`
+	rb, err := rulebooks.Parse("rb.yml", []byte(src), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{log: discardLog()}
+	a.parts = newPartitions(a, "bus", rb.Rulesets)
+	for _, id := range []int{0, 1} {
+		opts := engine.Options{Log: discardLog(), Stream: bus.Stream("bus", id)}
+		a.parts.owned[id] = &partition{owner: a.parts, id: id, stream: bus.Stream("bus", id), eng: engine.New(rb.Rulesets, opts)}
+	}
+	facts := func(id int) int { return len(a.parts.owned[id].eng.Facts("rs")) }
+
+	a.feedback(&engine.Invocation{ID: "x-0", Ruleset: "rs", Stream: "bus/1"}, []map[string]any{{"restarted": true}}, nil)
+	if facts(0) != 0 || facts(1) != 1 {
+		t.Fatalf("facts per partition after feedback for bus/1: %d, %d; want 0, 1", facts(0), facts(1))
+	}
+	a.feedback(&engine.Invocation{ID: "y-0", Ruleset: "rs", Stream: "bus/7"}, []map[string]any{{"restarted": true}}, nil)
+	if facts(0) != 0 || facts(1) != 1 {
+		t.Fatalf("feedback for a partition not owned was applied: %d, %d", facts(0), facts(1))
 	}
 }

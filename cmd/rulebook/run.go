@@ -251,14 +251,8 @@ func (a *app) run(ctx context.Context) (result error) {
 	a.disp, err = dispatch.New(dispatch.Config{
 		Store: a.store.Actions(), Actions: a.actions.get,
 		MaxConcurrency: rf.maxConcurrency, PerAction: perAction, DefaultTimeout: rf.defaultTimeout,
-		Feedback: func(ruleset string, facts, events []map[string]any) {
-			// With --bus the feedback reaches every partition engine this
-			// process owns: the invocation does not say which one fired.
-			for _, eng := range a.engines() {
-				if err := eng.Inject(context.Background(), ruleset, facts, events); err != nil {
-					log.Error().Err(err).Str("ruleset", ruleset).Msg("action feedback not applied")
-				}
-			}
+		Feedback: func(inv *engine.Invocation, facts, events []map[string]any) {
+			a.feedback(inv, facts, events)
 		},
 		OnResult: func(st *engine.InvocationState) {
 			a.metrics.ActionResult(st)
@@ -279,7 +273,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		}
 		defer producer.Close()
 		a.gate.inner = producer
-		a.parts = newPartitions(a, rb.Rulesets)
+		a.parts = newPartitions(a, consumer.Topic(), rb.Rulesets)
 	} else {
 		a.eng = engine.New(rb.Rulesets, a.engineOptions(log.With().Str("component", "engine").Logger()))
 	}
@@ -479,6 +473,28 @@ func (a *app) engineOptions(log zerolog.Logger) engine.Options {
 			default:
 			}
 		},
+	}
+}
+
+// feedback applies an action's facts and events to the engine that fired
+// it: the one engine, or on the bus the engine of the invocation's
+// partition. A partition that moved to another process since takes its
+// state from history there; the feedback is dropped here, with a warning.
+func (a *app) feedback(inv *engine.Invocation, facts, events []map[string]any) {
+	var eng *engine.Engine
+	if a.parts != nil {
+		eng = a.parts.engine(inv.Stream)
+	} else {
+		eng = a.eng
+	}
+	log := a.log.With().Str("ruleset", inv.Ruleset).Str("invocation_id", inv.ID).Logger()
+	if eng == nil {
+		log.Warn().Str("stream", inv.Stream).Int("facts", len(facts)).Int("events", len(events)).
+			Msg("action feedback dropped: its partition is no longer owned by this process")
+		return
+	}
+	if err := eng.Inject(context.Background(), inv.Ruleset, facts, events); err != nil {
+		log.Error().Err(err).Msg("action feedback not applied")
 	}
 }
 
