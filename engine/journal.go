@@ -50,3 +50,16 @@ type Journal interface {
 	// Close stops accepting (Emit returns ErrClosed) and releases the store.
 	Close() error
 }
+
+// HistoryJournal is a Journal that keeps processed records for a while (the
+// embedded journal's retention) and can find them by time, so that a
+// restarted engine rebuilds its rule state from them (Runner.Lookback).
+type HistoryJournal interface {
+	Journal
+	// SeqSince returns the Seq of the first record still kept that was
+	// accepted at or after t; a Seq beyond the last record when there is
+	// none. Read(ctx, SeqSince(t)-1, ...) then returns it first. Accepted
+	// times may be taken to grow with Seq; after the clock stepped back
+	// the range may include records accepted before t.
+	SeqSince(ctx context.Context, t time.Time) (uint64, error)
+}
