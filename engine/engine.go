@@ -83,7 +83,14 @@ type Engine struct {
 	replaying bool
 	// replayAt is the time of the record being replayed.
 	replayAt time.Time
-	stats    map[string]*RuleStats
+	// liveSince is when this engine began processing live (SetLiveSince,
+	// or its creation): a timer due at or before it may have fired in an
+	// earlier run, so its firing is marked Redelivered.
+	liveSince time.Time
+	// timer is set while expire fires a timer (a not_all timeout, the end
+	// of a once_after window).
+	timer bool
+	stats map[string]*RuleStats
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
@@ -153,7 +160,7 @@ func New(rulesets []*Ruleset, opts Options) *Engine {
 	if opts.MaxCascade <= 0 {
 		opts.MaxCascade = 10000
 	}
-	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}}
+	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}, liveSince: opts.Clock.Now()}
 	e.st = newEvalState(func(err error) {
 		// A type error (a string compared with a number) is no match; it
 		// is not worth more than a debug line.
@@ -353,6 +360,16 @@ func (e *Engine) Tick(ctx context.Context) error {
 		return err
 	}
 	return e.drain(ctx)
+}
+
+// SetLiveSince says when the engine began processing live, after rebuilding
+// its state from history (Replay): a timer due at or before t may have
+// fired before a restart, so its firing is marked Redelivered and stored
+// only if its ID is not stored yet. New sets it to the clock's time.
+func (e *Engine) SetLiveSince(t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.liveSince = t
 }
 
 // AdvanceTo moves a fake clock forward to `to`, stopping at each deadline on
@@ -806,7 +823,7 @@ func (e *Engine) expire(ctx context.Context) error {
 				if trigger == nil {
 					continue // its facts were retracted
 				}
-				if err := e.fire(ctx, s, r, trigger, bound, w.expires); err != nil {
+				if err := e.fireTimer(ctx, s, r, trigger, bound, w.expires); err != nil {
 					return err
 				}
 			}
@@ -826,7 +843,7 @@ func (e *Engine) expire(ctx context.Context) error {
 				g := r.groups[k]
 				delete(r.groups, k)
 				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
-					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.until); err != nil {
+					if err := e.fireTimer(ctx, s, r, g.trigger, g.bound, g.until); err != nil {
 						return err
 					}
 				}
@@ -836,18 +853,40 @@ func (e *Engine) expire(ctx context.Context) error {
 	return nil
 }
 
+// fireTimer fires a timer due at `at` (a not_all timeout, the end of a
+// once_after window), found by Tick or by the record being processed.
+func (e *Engine) fireTimer(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
+	e.timer = true
+	defer func() { e.timer = false }()
+	return e.fire(ctx, s, r, trigger, bound, at)
+}
+
 // firingID is derived from the journal position and the match, so the same
-// record processed twice yields the same firing and invocation IDs.
-func (e *Engine) firingID(s *rsState, r *Rule, at time.Time) string {
-	e.fired++
-	key := fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%d", e.stream, e.seq, s.rs.Name, r.Name, e.fired)
-	if e.seq == 0 {
+// record processed twice yields the same firing and invocation IDs. A
+// timer's firing is derived from the timer: its rule, deadline and the
+// events it holds, so a timer that fires again after a restart (its state
+// rebuilt by Replay) yields the same ID whether Tick or a record found it
+// due. Other firings without a journal position (Inject, and what a timer's
+// post_event or set_fact causes) get a random ID when there is a
+// Dispatcher.
+func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string) string {
+	var key string
+	switch {
+	case e.timer:
+		// Not counted in e.fired: a record's firing IDs must not depend on
+		// whether a timer fell due in its expire or in a Tick before it.
+		key = fmt.Sprintf("timer\x00%s\x00%s\x00%s\x00%d\x00%s", e.opts.Stream, s.rs.Name, r.Name, at.UnixNano(), strings.Join(eventIDs, "\x00"))
+	case e.seq == 0:
+		e.fired++
 		key = fmt.Sprintf("t\x00%d\x00%s\x00%s\x00%d", at.UnixNano(), s.rs.Name, r.Name, e.fired)
 		if e.opts.Dispatcher != nil {
-			// Timer and injected firings have no journal position; keep them
-			// unique across restarts.
+			// Injected firings have no journal position; keep them unique
+			// across restarts.
 			key += "\x00" + NewID()
 		}
+	default:
+		e.fired++
+		key = fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%d", e.stream, e.seq, s.rs.Name, r.Name, e.fired)
 	}
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:16])
@@ -855,7 +894,7 @@ func (e *Engine) firingID(s *rsState, r *Rule, at time.Time) string {
 
 func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
 	rule := r.rule
-	f := &Firing{ID: e.firingID(s, rule, at), Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.redelivered}
+	f := &Firing{Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.redelivered}
 	names := make([]string, 0, len(bound))
 	for k := range bound {
 		names = append(names, k)
@@ -878,6 +917,12 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		}
 	}
 	f.Events = events
+	f.ID = e.firingID(s, rule, at, f.EventIDs)
+	if e.timer && !at.After(e.liveSince) {
+		// Due before this engine went live: it may have fired in an
+		// earlier run, under the same ID.
+		f.Redelivered = true
+	}
 	var triggerData map[string]any
 	if trigger != nil {
 		triggerData = trigger.data
