@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -21,6 +23,15 @@ type Runner struct {
 	// OnRecord, when set, sees every record before it is processed (for a
 	// live stream or metrics). It must not block.
 	OnRecord func(Record)
+	// Lookback, when positive and the Journal is a HistoryJournal, makes
+	// Run rebuild the engine's rule state before it processes anything:
+	// the records done and accepted within Lookback before now are
+	// replayed (Engine.Replay: state only, nothing fired). It should be
+	// the longest window a rule keeps state for.
+	Lookback time.Duration
+	// Clock says what now is for Lookback and wakes the engine for its
+	// timers. Nil: the system clock.
+	Clock Clock
 }
 
 // Run processes until ctx ends. It returns nil on cancellation and an error
@@ -30,14 +41,25 @@ func (r *Runner) Run(ctx context.Context) error {
 	if batch <= 0 {
 		batch = 256
 	}
+	clock := r.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
 	after, err := r.Journal.LastDone(ctx)
 	if err != nil {
 		return err
 	}
+	if err := r.replay(ctx, clock, after, batch); err != nil {
+		return ignoreCancel(ctx, err)
+	}
+	r.Engine.SetLiveSince(clock.Now())
 	for ctx.Err() == nil {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
 		if d, ok := r.Engine.NextDeadline(); ok {
-			rctx, cancel = context.WithDeadline(ctx, d)
+			var cancelRead context.CancelFunc
+			rctx, cancelRead = context.WithCancel(ctx)
+			t := AfterFunc(clock, d.Sub(clock.Now()), cancelRead)
+			cancel = func() { t.Stop(); cancelRead() }
 		}
 		recs, err := r.Journal.Read(rctx, after, batch)
 		timedOut := rctx.Err() != nil && ctx.Err() == nil
@@ -68,6 +90,41 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		after = last
 	}
+	return nil
+}
+
+// replay rebuilds rule state from the records done within Lookback, up to
+// and including done. Records after done are processed by Run: they may
+// never have been.
+func (r *Runner) replay(ctx context.Context, clock Clock, done uint64, batch int) error {
+	hj, ok := r.Journal.(HistoryJournal)
+	if r.Lookback <= 0 || !ok || done == 0 {
+		return nil
+	}
+	began := time.Now() // for the log only
+	from, err := hj.SeqSince(ctx, clock.Now().Add(-r.Lookback))
+	if err != nil {
+		return fmt.Errorf("find history to replay: %w", err)
+	}
+	n := 0
+	for after := from - 1; from > 0 && after < done; {
+		recs, err := r.Journal.Read(ctx, after, min(batch, int(done-after)))
+		if err != nil {
+			return fmt.Errorf("read history to replay: %w", err)
+		}
+		for _, rec := range recs {
+			if rec.Seq > done {
+				break
+			}
+			if err := r.Engine.Replay(ctx, rec); err != nil {
+				return err
+			}
+			n++
+		}
+		after = recs[len(recs)-1].Seq
+	}
+	r.Log.Info().Int("records", n).Dur("lookback", r.Lookback).Dur("took", time.Since(began)).
+		Msg("rule state rebuilt from the journal")
 	return nil
 }
 

@@ -1,0 +1,252 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/journal"
+	"github.com/rulebook-dev/rulebook/rulebooks"
+	"github.com/rulebook-dev/rulebook/sources/generic"
+)
+
+// restartRules: a throttled rule and a not_all rule whose timeout fires.
+const restartRules = `    - name: once
+      condition: event.kind == "disk"
+      throttle: {once_within: 10m}
+      action: {notify: {}}
+    - name: slow
+      condition:
+        not_all:
+          - events.start << event.kind == "start"
+          - event.kind == "end" && event.id == events.start.id
+        timeout: 5m
+      action: {notify: {}}
+`
+
+// restartNode is one run of rulebook on a data directory that outlives it:
+// a fresh engine and Runner over the same journal, as after a restart.
+type restartNode struct {
+	t      *testing.T
+	clock  *engine.FakeClock
+	store  *journal.Store
+	eng    *engine.Engine
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func openRestartStore(t *testing.T, clock *engine.FakeClock) *journal.Store {
+	t.Helper()
+	s, err := journal.Open(journal.Options{Dir: t.TempDir(), Clock: clock, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// startNode builds a new engine on store and runs it with a Runner that
+// replays lookback of history first.
+func startNode(t *testing.T, clock *engine.FakeClock, store *journal.Store, lookback time.Duration) *restartNode {
+	t.Helper()
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
+		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(restartRules)), rulebooks.Options{Registry: reg, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The action store is the dispatcher: what matters is what is stored.
+	eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: store.Actions().(engine.BatchDispatcher)})
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &restartNode{t: t, clock: clock, store: store, eng: eng, cancel: cancel, done: make(chan error, 1)}
+	r := &engine.Runner{Engine: eng, Journal: store, Clock: clock, Lookback: lookback, Log: zerolog.Nop()}
+	go func() { n.done <- r.Run(ctx) }()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// stop ends the run as SIGTERM would: the runner stops, the engine and its
+// state are gone; the journal stays.
+func (n *restartNode) stop() {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	if err := <-n.done; err != nil {
+		n.t.Errorf("runner: %v", err)
+	}
+}
+
+// emit appends an event to the journal (at the clock's time) and, when a
+// node runs, waits until it is processed and its firings stored.
+func emitEvent(t *testing.T, store *journal.Store, kv ...any) {
+	t.Helper()
+	ev := engine.NewEvent(ev(kv...), "src", "generic", time.Time{})
+	if _, err := store.Emit(context.Background(), engine.SourceRef{Ruleset: "r", Name: "src"}, []engine.Entry{{Event: ev}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitProcessed(t *testing.T, store *journal.Store) {
+	t.Helper()
+	waitFor(t, "the journal to be processed", func() bool {
+		done, _ := store.LastDone(context.Background())
+		return done == store.LastSeq()
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stored returns the IDs of the stored firings of rule, oldest first.
+func stored(t *testing.T, store *journal.Store, rule string) []string {
+	t.Helper()
+	entries, err := store.Actions().Query(context.Background(), engine.AuditFilter{Rule: rule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		ids = append(ids, fmt.Sprintf("%s@%s", entries[i].Firing.ID[:8], entries[i].Firing.Time.Sub(t0)))
+	}
+	return ids
+}
+
+func wantStored(t *testing.T, store *journal.Store, rule string, n int) {
+	t.Helper()
+	if got := stored(t, store, rule); len(got) != n {
+		t.Fatalf("rule %q: %d firings stored %v, want %d", rule, len(got), got, n)
+	}
+}
+
+// fired is the engine's count of rule's firings (replayed ones included).
+func fired(eng *engine.Engine, rule string) int64 {
+	for _, st := range eng.Stats() {
+		if st.Rule == rule {
+			return st.Fired
+		}
+	}
+	return -1
+}
+
+const lookback = 10 * time.Minute // the longest window of restartRules
+
+func TestRestartKeepsThrottleWindow(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+
+	n := startNode(t, clock, store, lookback)
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	wantStored(t, store, "once", 1)
+	n.stop()
+
+	clock.Set(t0.Add(5 * time.Minute))
+	startNode(t, clock, store, lookback)
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	wantStored(t, store, "once", 1) // within the window of the first run's firing
+
+	clock.Set(t0.Add(10*time.Minute + time.Second))
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	wantStored(t, store, "once", 2) // the window has ended
+}
+
+// Records after LastDone were perhaps never processed: they are processed
+// live, not replayed (a replayed one would open the throttle window and
+// swallow its own firing).
+func TestRestartProcessesRecordsAfterDone(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+
+	n := startNode(t, clock, store, lookback)
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	n.stop()
+
+	clock.Set(t0.Add(11 * time.Minute))
+	emitEvent(t, store, "kind", "disk") // accepted while down
+	startNode(t, clock, store, lookback)
+	waitProcessed(t, store)
+	wantStored(t, store, "once", 2)
+}
+
+func TestRestartDoesNotRefireTimeout(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+
+	n := startNode(t, clock, store, lookback)
+	emitEvent(t, store, "kind", "start", "id", "A")
+	waitProcessed(t, store)
+	clock.Set(t0.Add(6 * time.Minute)) // the timeout (5m) fires
+	waitFor(t, "the timeout to fire", func() bool { return len(stored(t, store, "slow")) == 1 })
+	n.stop()
+
+	// The record that opened the window is replayed, its timeout is due
+	// and fires again: under the same ID, so it is not stored twice.
+	clock.Set(t0.Add(7 * time.Minute))
+	n = startNode(t, clock, store, lookback)
+	waitFor(t, "the replayed timeout to fire", func() bool { return fired(n.eng, "slow") == 1 })
+	if _, pending := n.eng.NextDeadline(); pending {
+		t.Error("the timed-out window is still pending")
+	}
+	wantStored(t, store, "slow", 1)
+}
+
+func TestRestartFiresTimeoutDueWhileDown(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+
+	n := startNode(t, clock, store, lookback)
+	emitEvent(t, store, "kind", "start", "id", "B")
+	waitProcessed(t, store)
+	n.stop()
+
+	// The timeout (5m) passes while nothing runs.
+	clock.Set(t0.Add(8 * time.Minute))
+	n = startNode(t, clock, store, lookback)
+	waitFor(t, "the timeout to fire", func() bool { return len(stored(t, store, "slow")) == 1 })
+	got := stored(t, store, "slow")
+	if want := "@5m0s"; got[0][8:] != want {
+		t.Errorf("firing %s, want one at %s (its deadline)", got[0], want)
+	}
+	n.stop()
+
+	// And once only, however often the process restarts.
+	clock.Set(t0.Add(9 * time.Minute))
+	n = startNode(t, clock, store, lookback)
+	waitFor(t, "the timeout to fire again", func() bool { return fired(n.eng, "slow") == 1 })
+	wantStored(t, store, "slow", 1)
+}
+
+// Without Lookback (or with a journal that keeps no history) a restart
+// starts empty, as before.
+func TestRestartWithoutLookback(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+	n := startNode(t, clock, store, 0)
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	n.stop()
+	clock.Set(t0.Add(time.Minute))
+	startNode(t, clock, store, 0)
+	emitEvent(t, store, "kind", "disk")
+	waitProcessed(t, store)
+	wantStored(t, store, "once", 2)
+}
