@@ -40,9 +40,11 @@ func busKeyFunc(expr string) (bus.KeyFunc, error) {
 	}, nil
 }
 
-// busLookback is how much history a process replays when it takes over a
-// partition: the longest window any rule keeps state for.
-func busLookback(rulesets []*engine.Ruleset) time.Duration {
+// stateWindow is the longest window any rule keeps state for (a throttle
+// window, a multi-event timeout): how much history a process replays to
+// rebuild rule state, when it takes over a partition on the bus or starts
+// on the embedded journal.
+func stateWindow(rulesets []*engine.Ruleset) time.Duration {
 	var d time.Duration
 	for _, rs := range rulesets {
 		for _, r := range rs.Rules {

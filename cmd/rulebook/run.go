@@ -298,7 +298,10 @@ func (a *app) run(ctx context.Context) (result error) {
 		// here do not end the run.
 		sourcesEnded = nil
 	} else {
-		runner := &engine.Runner{Engine: a.eng, Journal: admin.TapJournal(a.store, a.observeRecord), Log: log}
+		// OnRecord, not admin.TapJournal: records replayed to rebuild
+		// rule state are history, not events to publish or count.
+		runner := &engine.Runner{Engine: a.eng, Journal: a.store, OnRecord: a.observeRecord, Log: log,
+			Clock: a.clock, Lookback: a.replayWindow(rb.Rulesets)}
 		go func() { runErr <- runner.Run(runCtx) }()
 	}
 
@@ -417,7 +420,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	}
 	lookback := a.rf.busLookback
 	if lookback == 0 {
-		lookback = busLookback(rb.Rulesets)
+		lookback = stateWindow(rb.Rulesets)
 		if lookback == 0 {
 			lookback = -1 // nothing in the rulebook keeps state over time
 		}
@@ -441,6 +444,23 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 
 // observeRecord feeds the live stream and the metrics with every record
 // the engine is about to process.
+// replayWindow is how much of the journal a start replays to rebuild rule
+// state: the rulebook's longest state window, but no more than the
+// journal keeps (--retention).
+func (a *app) replayWindow(rulesets []*engine.Ruleset) time.Duration {
+	w := stateWindow(rulesets)
+	retention := a.rf.retention
+	if retention <= 0 {
+		retention = journal.DefaultRetention
+	}
+	if w > retention {
+		a.log.Warn().Dur("window", w).Dur("retention", retention).
+			Msg("a rule keeps state longer than --retention keeps events; after a restart its state is rebuilt from the retained events only")
+		w = retention
+	}
+	return w
+}
+
 func (a *app) observeRecord(rec engine.Record) {
 	a.stream.PublishEvent(rec)
 	a.metrics.Processed(rec.Source.Ruleset)
