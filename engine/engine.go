@@ -343,6 +343,23 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 		e.opts.Log.Warn().Str("ruleset", rec.Source.Ruleset).Str("event_id", EventID(rec.Event)).Msg("event for unknown ruleset dropped")
 		return nil
 	}
+	if rec.Source.Type == FeedbackSourceType {
+		// An action's feedback, journaled: its facts and events enter the
+		// ruleset as Inject would add them, but in journal order, and again
+		// when the journal is replayed after a restart.
+		facts, events, err := feedbackOf(rec.Event)
+		if err != nil {
+			e.opts.Log.Error().Err(err).Str("ruleset", s.rs.Name).Uint64("seq", rec.Seq).Msg("malformed action feedback record dropped")
+			return nil
+		}
+		for _, f := range facts {
+			e.assertFact(s, f)
+		}
+		for _, ev := range events {
+			e.postEvent(s, ev, "feedback")
+		}
+		return e.drain(ctx)
+	}
 	e.queue = append(e.queue, queued{s, &item{id: EventID(rec.Event), data: rec.Event}})
 	return e.drain(ctx)
 }

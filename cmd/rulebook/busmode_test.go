@@ -86,3 +86,34 @@ func TestBusFeedbackReachesItsPartition(t *testing.T) {
 		t.Fatalf("feedback for a partition not owned was applied: %d, %d", facts(0), facts(1))
 	}
 }
+
+// The replay window on start is --state-lookback, else the rulebook's
+// longest state window, capped by --retention either way.
+func TestReplayWindow(t *testing.T) {
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeReg()
+	rb, err := rulebooks.Parse("rb.yml", []byte(`- name: rs
+  sources: [{range: {limit: 1}}]
+  rules:
+    - {name: t, condition: event.i == 1, throttle: {once_within: 10m}, action: {none: {}}}
+`), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		lookback, retention, want time.Duration
+	}{
+		{0, 24 * time.Hour, 10 * time.Minute},
+		{6 * time.Hour, 24 * time.Hour, 6 * time.Hour},
+		{48 * time.Hour, 24 * time.Hour, 24 * time.Hour},
+		{0, 5 * time.Minute, 5 * time.Minute},
+	} {
+		a := &app{log: discardLog(), rf: &runFlags{stateLookback: tc.lookback, retention: tc.retention}}
+		if got := a.replayWindow(rb.Rulesets); got != tc.want {
+			t.Errorf("--state-lookback %s --retention %s: window %s, want %s", tc.lookback, tc.retention, got, tc.want)
+		}
+	}
+}

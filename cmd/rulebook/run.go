@@ -48,6 +48,7 @@ type runFlags struct {
 	busURL          string
 	busKey          string
 	busLookback     time.Duration
+	stateLookback   time.Duration
 	busDedupe       time.Duration
 	busSec          busSecurityFlags
 	adminAddr       string
@@ -71,6 +72,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running actions may finish before they are cancelled (they resume on the next start)")
 	fs.StringVar(&f.busURL, "bus", "", "run on Kafka instead of the embedded journal: `kafka://BROKER[,BROKER...]/TOPIC[?group=NAME]`; every process started with the same --bus shares the work")
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
+	fs.DurationVar(&f.stateLookback, "state-lookback", 0, "history of the journal replayed on start to rebuild rule state (0: the longest throttle window or multi-event timeout of the rulebook; at most --retention); facts are rebuilt from that history only, so raise it when facts must outlive it")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
 	fs.DurationVar(&f.busDedupe, "bus-dedupe-lookback", -1, "with --bus: history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
 	f.busSec.add(fs)
@@ -442,13 +444,14 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	return producer, consumer, nil
 }
 
-// observeRecord feeds the live stream and the metrics with every record
-// the engine is about to process.
 // replayWindow is how much of the journal a start replays to rebuild rule
-// state: the rulebook's longest state window, but no more than the
-// journal keeps (--retention).
+// state: --state-lookback, or else the rulebook's longest state window, but
+// no more than the journal keeps (--retention).
 func (a *app) replayWindow(rulesets []*engine.Ruleset) time.Duration {
-	w := stateWindow(rulesets)
+	w := a.rf.stateLookback
+	if w <= 0 {
+		w = stateWindow(rulesets)
+	}
 	retention := a.rf.retention
 	if retention <= 0 {
 		retention = journal.DefaultRetention
@@ -461,6 +464,8 @@ func (a *app) replayWindow(rulesets []*engine.Ruleset) time.Duration {
 	return w
 }
 
+// observeRecord feeds the live stream and the metrics with every record
+// the engine is about to process.
 func (a *app) observeRecord(rec engine.Record) {
 	a.stream.PublishEvent(rec)
 	a.metrics.Processed(rec.Source.Ruleset)
@@ -496,18 +501,29 @@ func (a *app) engineOptions(log zerolog.Logger) engine.Options {
 	}
 }
 
+// feedbackTimeout bounds how long an action's feedback waits for room in a
+// full journal.
+const feedbackTimeout = time.Minute
+
 // feedback applies an action's facts and events to the engine that fired
-// it: the one engine, or on the bus the engine of the invocation's
-// partition. A partition that moved to another process since takes its
-// state from history there; the feedback is dropped here, with a warning.
+// it. With the embedded journal they are journaled (engine.FeedbackEntry)
+// and reach the engine in order with events, survive a crash, and are
+// replayed when rule state is rebuilt after a restart. On the bus they go
+// to the engine of the invocation's partition directly; a partition that
+// moved to another process since takes its state from history there, and
+// the feedback is dropped here, with a warning.
 func (a *app) feedback(inv *engine.Invocation, facts, events []map[string]any) {
-	var eng *engine.Engine
-	if a.parts != nil {
-		eng = a.parts.engine(inv.Stream)
-	} else {
-		eng = a.eng
-	}
 	log := a.log.With().Str("ruleset", inv.Ruleset).Str("invocation_id", inv.ID).Logger()
+	if a.parts == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), feedbackTimeout)
+		defer cancel()
+		entry := engine.FeedbackEntry(inv, facts, events, a.clock.Now())
+		if _, err := engine.EmitWait(ctx, a.clock, a.store, engine.FeedbackSource(inv.Ruleset), []engine.Entry{entry}); err != nil {
+			log.Error().Err(err).Int("facts", len(facts)).Int("events", len(events)).Msg("action feedback not journaled; it is lost")
+		}
+		return
+	}
+	eng := a.parts.engine(inv.Stream)
 	if eng == nil {
 		log.Warn().Str("stream", inv.Stream).Int("facts", len(facts)).Int("events", len(events)).
 			Msg("action feedback dropped: its partition is no longer owned by this process")
