@@ -23,20 +23,22 @@ func encodeValue(b []byte, v any) ([]byte, any, error) {
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...), nil, nil
+	// The decoded value of a bool, a plain string or a float64 is v itself:
+	// handing v back, not x, spares boxing it again.
 	case bool:
 		if x {
-			return append(b, "true"...), true, nil
+			return append(b, "true"...), v, nil
 		}
-		return append(b, "false"...), false, nil
+		return append(b, "false"...), v, nil
 	case string:
 		if plainString(x) {
-			return appendPlainString(b, x), x, nil
+			return appendPlainString(b, x), v, nil
 		}
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return b, nil, fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(x, 'g', -1, 64))
 		}
-		return strconv.AppendFloat(b, x, 'g', -1, 64), x, nil
+		return strconv.AppendFloat(b, x, 'g', -1, 64), v, nil
 	case int:
 		return strconv.AppendInt(b, int64(x), 10), float64(x), nil
 	case int64:
@@ -54,17 +56,24 @@ func encodeValue(b []byte, v any) ([]byte, any, error) {
 				b = append(b, ',')
 			}
 			first = false
-			var err error
-			var key any
-			if b, key, err = encodeValue(b, k); err != nil {
-				return b, nil, err
+			key := k
+			if plainString(k) {
+				b = appendPlainString(b, k)
+			} else {
+				var err error
+				var dk any
+				if b, dk, err = encodeValue(b, k); err != nil {
+					return b, nil, err
+				}
+				key = dk.(string)
 			}
 			b = append(b, ':')
+			var err error
 			var dec any
 			if b, dec, err = encodeValue(b, vv); err != nil {
 				return b, nil, fmt.Errorf("%s: %w", k, err)
 			}
-			out[key.(string)] = dec
+			out[key] = dec
 		}
 		return append(b, '}'), out, nil
 	case []any:
