@@ -135,6 +135,9 @@ type Store struct {
 	readMax atomic.Uint64
 	// recent holds the newest records for Read.
 	recent recent
+	// sizeHint is the buffer size Emit starts a record with: a little more
+	// than the last record took, so that encoding rarely grows it.
+	sizeHint atomic.Int64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
@@ -332,12 +335,13 @@ func (s *Store) Emit(ctx context.Context, source engine.SourceRef, entries []eng
 	values := make([][]byte, len(entries))
 	events := make([]engine.Event, len(entries))
 	for i, e := range entries {
-		v, dec, err := encodeRecord(src, e.Event)
+		v, dec, err := encodeRecord(src, e.Event, int(s.sizeHint.Load()))
 		if err != nil {
 			return nil, fmt.Errorf("journal: encode event %d: %w", i, err)
 		}
 		values[i] = v
 		events[i], _ = dec.(map[string]any)
+		s.sizeHint.Store(int64(min(len(v)+len(v)/4, 64<<10)))
 	}
 	r := &request{kind: reqEmit, source: source, scope: scope(source), entries: entries, values: values, events: events}
 	if err := s.submit(r); err != nil {
@@ -380,9 +384,9 @@ type recordJSON struct {
 // encodeRecord builds a record value with room for the accepted time in
 // front, which the committer fills in, and returns with it the event as a
 // reader decodes it.
-func encodeRecord(src []byte, ev engine.Event) ([]byte, any, error) {
+func encodeRecord(src []byte, ev engine.Event, hint int) ([]byte, any, error) {
 	const head, mid, tail = `{"source":`, `,"event":`, `}`
-	b := make([]byte, timeValueLen, timeValueLen+len(head)+len(src)+len(mid)+256)
+	b := make([]byte, timeValueLen, max(hint, timeValueLen+len(head)+len(src)+len(mid)+256))
 	b = append(b, head...)
 	b = append(b, src...)
 	b = append(b, mid...)
