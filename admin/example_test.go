@@ -15,8 +15,8 @@ import (
 
 // Example shows the wiring in `rulebook run`: the stream and the metrics
 // exist first, so the dispatcher's and the engine's hooks can feed them;
-// the runner reads the journal through TapJournal; the admin server serves
-// them all. (Not run: it needs a data directory and rulesets.)
+// the runner hands each record to them (OnRecord) before the engine
+// processes it; the admin server serves them all. (Not run: it needs a data directory and rulesets.)
 func Example() {
 	ctx := context.Background()
 	log := zerolog.New(os.Stderr)
@@ -45,11 +45,11 @@ func Example() {
 			stream.PublishFiring(f, acts)
 		},
 	})
-	runner := &engine.Runner{Engine: eng, Log: log,
-		Journal: admin.TapJournal(store, func(rec engine.Record) {
+	runner := &engine.Runner{Engine: eng, Log: log, Journal: store,
+		OnRecord: func(rec engine.Record) {
 			stream.PublishEvent(rec)
 			m.Processed(rec.Source.Ruleset)
-		})}
+		}}
 
 	srv, err := admin.New(admin.Config{
 		Address: admin.DefaultAddress,

@@ -300,8 +300,8 @@ func (a *app) run(ctx context.Context) (result error) {
 		// here do not end the run.
 		sourcesEnded = nil
 	} else {
-		// OnRecord, not admin.TapJournal: records replayed to rebuild
-		// rule state are history, not events to publish or count.
+		// OnRecord sees live records only: those replayed to rebuild rule
+		// state are history, not events to publish or count.
 		runner := &engine.Runner{Engine: a.eng, Journal: a.store, OnRecord: a.observeRecord, Log: log,
 			Clock: a.clock, Lookback: a.replayWindow(rb.Rulesets)}
 		go func() { runErr <- runner.Run(runCtx) }()

@@ -112,13 +112,13 @@ func TestDashboardEngine(t *testing.T) {
 	}
 	defer srv.Stop(context.Background())
 
-	// The runner reads the journal through a tap that publishes each
-	// record to the live feed before the engine processes it.
-	runner := &engine.Runner{Engine: eng, Log: zerolog.Nop(),
-		Journal: admin.TapJournal(store, func(rec engine.Record) {
+	// The runner publishes each record to the live feed before the engine
+	// processes it.
+	runner := &engine.Runner{Engine: eng, Log: zerolog.Nop(), Journal: store,
+		OnRecord: func(rec engine.Record) {
 			stream.PublishEvent(rec)
 			m.Processed(rec.Source.Ruleset)
-		})}
+		}}
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- runner.Run(runCtx) }()
