@@ -59,7 +59,6 @@
 package alertmanager
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -182,10 +181,11 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-// Source is a running alertmanager source.
+// Source is a running alertmanager source. Its Listener, Paths and Run are the
+// httpingest.Service's; what is its own is build.
 type Source struct {
-	base httpingest.Base
-	cfg  *config
+	httpingest.Service
+	cfg *config
 }
 
 // New builds an alertmanager source from resolved arguments.
@@ -198,20 +198,9 @@ func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{base: base, cfg: c}, nil
-}
-
-// Listener is where the source listens (for the CLI's banner and for tests
-// that use port 0 with Hub.Lookup).
-func (s *Source) Listener() httpingest.Listener { return s.cfg.http.Listener }
-
-// Paths are the paths the source serves.
-func (s *Source) Paths() []string { return s.cfg.http.Paths }
-
-// Run serves the source's paths until ctx ends. It returns an error only
-// when the listener cannot be opened or shared.
-func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	return s.base.Serve(ctx, out, s.cfg.http, s.build)
+	s := &Source{cfg: c}
+	s.Service = base.Service(c.http, s.build)
+	return s, nil
 }
 
 func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
@@ -237,7 +226,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		NotificationEvent: s.cfg.notificationEvent,
 		DedupeWindow:      s.cfg.dedupeWindow,
 		Meta:              reqMeta,
-		Source:            s.base.Ref,
+		Source:            s.Ref,
 		Received:          req.Received,
 	}), nil
 }

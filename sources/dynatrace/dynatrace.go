@@ -47,7 +47,6 @@
 package dynatrace
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -167,10 +166,11 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 	return c, nil
 }
 
-// Source is a running dynatrace source.
+// Source is a running dynatrace source. Its Listener, Paths and Run are the
+// httpingest.Service's; what is its own is build.
 type Source struct {
-	base httpingest.Base
-	cfg  *config
+	httpingest.Service
+	cfg *config
 }
 
 // New builds a dynatrace source from resolved arguments.
@@ -186,19 +186,9 @@ func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
 	if c.noAuth {
 		sc.Log.Warn().Str("source", base.Name).Msg("insecure_no_auth: accepting problem notifications without credentials")
 	}
-	return &Source{base: base, cfg: c}, nil
-}
-
-// Listener is where the source listens.
-func (s *Source) Listener() httpingest.Listener { return s.cfg.http.Listener }
-
-// Paths are the paths the source serves.
-func (s *Source) Paths() []string { return s.cfg.http.Paths }
-
-// Run serves the source's paths until ctx ends. It returns an error only
-// when the listener cannot be opened or shared.
-func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	return s.base.Serve(ctx, out, s.cfg.http, s.build)
+	s := &Source{cfg: c}
+	s.Service = base.Service(c.http, s.build)
+	return s, nil
 }
 
 func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
@@ -212,6 +202,6 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		"endpoint":         req.HTTP.URL.Path,
 		"remote_addr":      req.HTTP.RemoteAddr,
 	}
-	ev := engine.NewEvent(map[string]any{"problem": p.Fields, engine.MetaKey: meta}, s.base.Name, s.base.Ref.Type, req.Received)
+	ev := engine.NewEvent(map[string]any{"problem": p.Fields, engine.MetaKey: meta}, s.Name, s.Ref.Type, req.Received)
 	return []engine.Entry{{Event: ev, DedupeKey: p.DedupeKey(), DedupeWindow: s.cfg.dedupeWindow}}, nil
 }

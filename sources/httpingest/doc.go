@@ -23,6 +23,9 @@
 //     (SettingsKeys, documented in SettingsSchema) and Settings.Endpoint
 //     turns them into an Endpoint.
 //
-// A source's Run calls Hub.Serve with its Listener, paths and Endpoint; Serve
-// returns when Run's context ends, after the source's requests in flight.
+// A source embeds a Service (NewBase, then Base.Service with its Settings
+// and the function that turns a request into entries), which gives it
+// Listener, Paths and Run; Run calls Hub.Serve with its Listener, paths and
+// Endpoint, and returns when its context ends, after the source's requests
+// in flight.
 package httpingest

@@ -14,8 +14,8 @@ import (
 )
 
 // Base is the plumbing a source served through a Hub shares with the others:
-// its hub, name, clock, logger and reference. A source keeps one as a field,
-// builds it with NewBase and serves with Serve.
+// its hub, name, clock, logger and reference. A source builds it with
+// NewBase and turns it into the Service it embeds with Base.Service.
 type Base struct {
 	Hub   *Hub
 	Name  string
@@ -55,15 +55,42 @@ func NewBase(hub *Hub, sc engine.SourceConfig, kind string) (Base, error) {
 	}, nil
 }
 
-// Serve serves the paths of hs until ctx ends, turning each accepted request
-// into entries with build and emitting them through out. It returns an error
-// only when the listener cannot be opened or shared.
-func (b *Base) Serve(ctx context.Context, out engine.Emitter, hs Settings, build func(*Request) ([]engine.Entry, error)) error {
-	ep := hs.Endpoint(b.Ref, b.Clock.Now, b.Log, build)
+// Service is what an HTTP source has in common with the others once built:
+// its Base, its decoded Settings and build, which turns one accepted request
+// into its entries (the only part that differs between sources). A source
+// embeds one, so that Listener, Paths and Run are the same for all of them.
+type Service struct {
+	Base
+	HTTP  Settings
+	build func(*Request) ([]engine.Entry, error)
+}
+
+// Service serves hs with build.
+func (b Base) Service(hs Settings, build func(*Request) ([]engine.Entry, error)) Service {
+	return Service{Base: b, HTTP: hs, build: build}
+}
+
+// Listener is where the source listens (for the CLI's banner and for tests
+// that use port 0 with Hub.Lookup).
+func (s *Service) Listener() Listener { return s.HTTP.Listener }
+
+// Paths are the paths the source serves.
+func (s *Service) Paths() []string { return s.HTTP.Paths }
+
+// Endpoint is the source's handler, without an Emitter (Run sets it).
+func (s *Service) Endpoint() *Endpoint {
+	return s.HTTP.Endpoint(s.Ref, s.Clock.Now, s.Log, s.build)
+}
+
+// Run serves the source's paths until ctx ends, emitting the entries of
+// each accepted request through out and answering only once Emit returned.
+// It returns an error only when the listener cannot be opened or shared.
+func (s *Service) Run(ctx context.Context, out engine.Emitter) error {
+	ep := s.Endpoint()
 	ep.Out = out
-	ep.OnReject = b.Hub.OnReject()
-	if err := b.Hub.Serve(ctx, hs.Listener, hs.Paths, ep); err != nil {
-		return fmt.Errorf("%s source %q: %w", b.kind, b.Name, err)
+	ep.OnReject = s.Hub.OnReject()
+	if err := s.Hub.Serve(ctx, s.HTTP.Listener, s.HTTP.Paths, ep); err != nil {
+		return fmt.Errorf("%s source %q: %w", s.kind, s.Name, err)
 	}
 	return nil
 }

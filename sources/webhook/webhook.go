@@ -95,7 +95,6 @@
 package webhook
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -271,10 +270,11 @@ func compile(path []string, v any) (*vm.Program, error) {
 	return p, nil
 }
 
-// Source is a running webhook source.
+// Source is a running webhook source. Its Listener, Paths and Run are the
+// httpingest.Service's; what is its own is build.
 type Source struct {
-	base httpingest.Base
-	cfg  *config
+	httpingest.Service
+	cfg *config
 }
 
 // New builds a webhook source from resolved arguments.
@@ -287,21 +287,9 @@ func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{base: base, cfg: c}, nil
-}
-
-// Listener and Paths say where the source serves (for the CLI's banner and
-// for tests that use port 0 with Hub.Lookup).
-func (s *Source) Listener() httpingest.Listener { return s.cfg.http.Listener }
-
-// Paths are the paths the source serves.
-func (s *Source) Paths() []string { return s.cfg.http.Paths }
-
-// Run serves the source's paths until ctx ends, emitting one entry per
-// accepted request through out and answering only once Emit returned. It
-// returns an error only when the listener cannot be opened or shared.
-func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	return s.base.Serve(ctx, out, s.cfg.http, s.build)
+	s := &Source{cfg: c}
+	s.Service = base.Service(c.http, s.build)
+	return s, nil
 }
 
 // build turns a checked request into its one entry.
@@ -321,7 +309,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		"method":           r.Method,
 		"remote_addr":      r.RemoteAddr,
 	}
-	ev := engine.NewEvent(map[string]any{"payload": req.Payload, engine.MetaKey: meta}, s.base.Name, s.base.Ref.Type, req.Received)
+	ev := engine.NewEvent(map[string]any{"payload": req.Payload, engine.MetaKey: meta}, s.Name, s.Ref.Type, req.Received)
 	entry := engine.Entry{Event: ev, DedupeWindow: s.cfg.dedupeWindow}
 
 	var env *exprEnv
@@ -346,7 +334,7 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		key := s.evalKey("order.key", s.cfg.orderKey, envFor())
 		ts, err := s.evalTime(envFor())
 		if err != nil {
-			s.base.Log.Warn().Err(err).Msg("order.timestamp gave no time: event not ordered")
+			s.Log.Warn().Err(err).Msg("order.timestamp gave no time: event not ordered")
 		} else if key != "" {
 			entry.OrderKey, entry.Timestamp = key, ts
 		}
@@ -359,12 +347,12 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 func (s *Source) evalKey(name string, p *vm.Program, env *exprEnv) string {
 	v, err := expr.Run(p, env)
 	if err != nil {
-		s.base.Log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
+		s.Log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
 		return ""
 	}
 	k, ok := keyString(v)
 	if !ok {
-		s.base.Log.Warn().Str("key", name).Str("type", fmt.Sprintf("%T", v)).Msg("expression gave no string or number: no key for this event")
+		s.Log.Warn().Str("key", name).Str("type", fmt.Sprintf("%T", v)).Msg("expression gave no string or number: no key for this event")
 	}
 	return k
 }

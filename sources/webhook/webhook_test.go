@@ -447,7 +447,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ct string, body []byte, id, query string) {
 		j := &httpingesttest.Journal{}
-		ep := src.cfg.http.Endpoint(src.base.Ref, src.base.Clock.Now, src.base.Log, src.build)
+		ep := src.Endpoint()
 		ep.Out = j
 		r, err := http.NewRequest("POST", "http://x/?"+query, bytes.NewReader(body))
 		if err != nil {
