@@ -121,20 +121,22 @@ type Consumer struct {
 	gen     int32
 }
 
-// partition is one partition's state. handler, filter, next and healthy
-// belong to the goroutine running the partition while it is assigned, and
-// to Run's goroutine between generations; the counters are read by Stats.
+// partition is one partition's state. handler, filter and healthy belong
+// to the goroutine running the partition while it is assigned, and to Run's
+// goroutine between generations; done is written by that goroutine only,
+// and the counters are read by Stats and the committer.
 type partition struct {
 	id      int
 	handler PartitionHandler
 	filter  *filter
-	// next is the offset below which every record was processed (or
-	// skipped) by an owner this process knows of; -1: unknown.
-	next    int64
 	healthy bool
 
-	owned, replaying                        atomic.Bool
-	done, committed, hwm                    atomic.Int64
+	owned, replaying atomic.Bool
+	// done is the offset below which every record was processed (or
+	// skipped) by an owner this process knows of: what the committer
+	// commits; -1: unknown, nothing to commit.
+	done                                    atomic.Int64
+	committed, hwm                          atomic.Int64
 	processed, replayed, duplicates, stale  atomic.Int64
 	invalid, failures, replays, commitFails atomic.Int64
 }
@@ -276,7 +278,8 @@ func (c *Consumer) startGeneration(ctx context.Context, gen *kafkago.Generation,
 	for _, id := range ids {
 		p := c.parts[id]
 		if p == nil {
-			p = &partition{id: id, next: -1}
+			p = &partition{id: id}
+			p.done.Store(-1)
 			p.committed.Store(-1)
 			p.hwm.Store(-1)
 			c.parts[id] = p
@@ -405,9 +408,10 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		p.committed.Store(b.committed)
 	}
 	p.hwm.Store(b.last)
-	live := max(b.committed, p.next)
+	done := p.done.Load()
+	live := max(b.committed, done)
 	start, replayFrom := live, live
-	if p.handler != nil && p.healthy && p.next >= b.committed {
+	if p.handler != nil && p.healthy && done >= b.committed {
 		// Still ours since the last generation and nobody processed past
 		// what we did: keep the state, nothing to replay.
 	} else {
@@ -423,7 +427,6 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		p.replays.Add(1)
 		start, replayFrom = min(b.filterFrom, live), min(b.replayFrom, live)
 	}
-	p.next = live
 	p.done.Store(live)
 	log := c.log.With().Int("partition", p.id).Logger()
 	log.Info().Int64("filter_from", start).Int64("replay_from", replayFrom).Int64("live_from", live).Int64("end", b.last).
@@ -479,7 +482,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 			p.invalid.Add(1)
 			log.Error().Err(err).Int64("offset", m.Offset).Msg("bus record is not a rulebook bus message; skipped")
 			if m.Offset >= live {
-				p.advance(m.Offset + 1)
+				p.done.Store(m.Offset + 1)
 			} else if m.Offset+1 >= live {
 				endReplay()
 			}
@@ -529,13 +532,8 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 			}
 			p.processed.Add(1)
 		}
-		p.advance(m.Offset + 1)
+		p.done.Store(m.Offset + 1)
 	}
-}
-
-func (p *partition) advance(next int64) {
-	p.next = next
-	p.done.Store(next)
 }
 
 // bounds are where reading a newly assigned partition starts and turns.
