@@ -796,7 +796,7 @@ func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[str
 			parts[i] = "<error>"
 			continue
 		}
-		parts[i] = textOf(v)
+		parts[i] = Text(v)
 	}
 	return strings.Join(parts, "\x1f")
 }
@@ -1001,7 +1001,7 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		if a.Lock != nil {
 			lv, lerr := a.Lock.render(e.st)
 			if lerr == nil {
-				inv.Policy.Lock = textOf(lv)
+				inv.Policy.Lock = Text(lv)
 			} else if inv.RenderError == "" {
 				inv.RenderError = "lock: " + lerr.Error()
 			}
@@ -1137,10 +1137,10 @@ func (e *Engine) debug(s *rsState, rule *Rule, args map[string]any, event map[st
 		switch m := msg.(type) {
 		case []any:
 			for _, line := range m {
-				fmt.Fprintln(w, textOf(line))
+				fmt.Fprintln(w, Text(line))
 			}
 		default:
-			fmt.Fprintln(w, textOf(m))
+			fmt.Fprintln(w, Text(m))
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -98,7 +99,7 @@ func compileRegex(pattern string, anchored, ignoreCase bool) (*regexp.Regexp, er
 func regexTest(p []any, anchored bool) (any, error) {
 	s, ok := p[0].(string)
 	if !ok {
-		return nil, fmt.Errorf("match/search needs a string, got %s", typeName(p[0]))
+		return nil, fmt.Errorf("match/search needs a string, got %s", TypeName(p[0]))
 	}
 	pattern, _ := p[1].(string)
 	ignoreCase := false
@@ -117,7 +118,7 @@ func containsValue(container, item any) (bool, error) {
 	case string:
 		s, ok := item.(string)
 		if !ok {
-			return false, fmt.Errorf("contains: a string can only contain a string, got %s", typeName(item))
+			return false, fmt.Errorf("contains: a string can only contain a string, got %s", TypeName(item))
 		}
 		return strings.Contains(c, s), nil
 	case []any:
@@ -146,7 +147,7 @@ func containsValue(container, item any) (bool, error) {
 		_, ok = c[s]
 		return ok, nil
 	}
-	return false, fmt.Errorf("contains: %s is not a string, list or map", typeName(container))
+	return false, fmt.Errorf("contains: %s is not a string, list or map", TypeName(container))
 }
 
 // valuesEqual compares JSON-ish values, treating all numbers alike.
@@ -181,7 +182,7 @@ func toFloat(v any) (float64, bool) {
 func cidrMatch(ipv, cidrv any) (bool, error) {
 	ips, ok := ipv.(string)
 	if !ok {
-		return false, fmt.Errorf("cidr_match: the address must be a string, got %s", typeName(ipv))
+		return false, fmt.Errorf("cidr_match: the address must be a string, got %s", TypeName(ipv))
 	}
 	ip, err := netip.ParseAddr(strings.TrimSpace(ips))
 	if err != nil {
@@ -210,7 +211,7 @@ func cidrMatch(ipv, cidrv any) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, fmt.Errorf("cidr_match: the network must be a string or a list, got %s", typeName(cidrv))
+	return false, fmt.Errorf("cidr_match: the network must be a string or a list, got %s", TypeName(cidrv))
 }
 
 var timeLayouts = []string{
@@ -244,7 +245,7 @@ func parseTimestamp(v any) (time.Time, error) {
 	if f, ok := toFloat(v); ok {
 		return unixFloat(f), nil
 	}
-	return time.Time{}, fmt.Errorf("timestamp: cannot use %s as a time", typeName(v))
+	return time.Time{}, fmt.Errorf("timestamp: cannot use %s as a time", TypeName(v))
 }
 
 func unixFloat(f float64) time.Time {
@@ -256,7 +257,9 @@ func unixFloat(f float64) time.Time {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC()
 }
 
-func typeName(v any) string {
+// TypeName names the type of a YAML or JSON value for an error message:
+// "null", "a string", "a boolean", "a number", "a list", "a map".
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -268,6 +271,8 @@ func typeName(v any) string {
 		return "a map"
 	case []any:
 		return "a list"
+	case json.Number:
+		return "a number"
 	}
 	if _, ok := toFloat(v); ok {
 		return "a number"

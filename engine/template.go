@@ -202,7 +202,7 @@ func (n tplText) render(st *evalState) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString(textOf(v))
+		b.WriteString(Text(v))
 	}
 	return b.String(), nil
 }
@@ -231,9 +231,9 @@ func (n tplList) render(st *evalState) (any, error) {
 	return l, nil
 }
 
-// textOf renders a value inside text: null is empty, whole numbers have no
-// decimal point, containers are JSON.
-func textOf(v any) string {
+// Text renders a value as a template inserts it into text: null is empty,
+// whole numbers have no decimal point, containers are JSON.
+func Text(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""

@@ -40,25 +40,9 @@ func SortedKeys(args map[string]any) []string {
 	return keys
 }
 
-// TypeName names the type of a YAML or JSON value for an error message:
-// "null", "a string", "a boolean", "a number", "a list", "a map".
-func TypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int, int64, uint64, float64, json.Number:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a map"
-	}
-	return fmt.Sprintf("%T", v)
-}
+// TypeName names the type of a YAML or JSON value for an error message, as
+// engine.TypeName does.
+func TypeName(v any) string { return engine.TypeName(v) }
 
 // AppendPath returns a new path with elem after path; path is not changed.
 func AppendPath(path []string, elem string) []string {
@@ -135,25 +119,9 @@ func String(path []string, v any, check bool) (string, error) {
 	return Text(v), nil
 }
 
-// Text renders a value as text like engine templates do: null is empty,
-// whole numbers have no decimal point, containers are JSON.
-func Text(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case map[string]any, []any:
-		b, err := json.Marshal(x)
-		if err != nil {
-			return fmt.Sprint(x)
-		}
-		return string(b)
-	}
-	return fmt.Sprint(v)
-}
+// Text renders a value as text like engine templates do (engine.Text):
+// null is empty, whole numbers have no decimal point, containers are JSON.
+func Text(v any) string { return engine.Text(v) }
 
 // Scalar reads a string, number or boolean as text (an environment
 // variable's or a header's value).
