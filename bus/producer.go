@@ -11,6 +11,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 var _ engine.Emitter = (*Producer)(nil)
@@ -160,22 +161,7 @@ func retryable(err error) bool {
 		}
 		return true
 	}
-	var tooLarge kafkago.MessageTooLargeError
-	if errors.As(err, &tooLarge) {
-		return false
-	}
-	var ke kafkago.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.RecordListTooLarge,
-			kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
-			kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism,
-			kafkago.InvalidRecord, kafkago.InvalidRequiredAcks, kafkago.UnsupportedForMessageFormat:
-			return false
-		}
-		return true
-	}
 	// Network errors, timeouts, EOFs from a restarting broker, a missing
 	// leader or topic: try later.
-	return true
+	return !kafkaconn.PermanentWriteError(err)
 }

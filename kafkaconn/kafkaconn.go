@@ -3,7 +3,8 @@
 // insecure_skip_verify} and sasl {mechanism, username, password} arguments,
 // their checks and JSON Schema fragments, and the kafka-go Dialer and
 // Transport built from them. Error paths name the argument keys brokers,
-// tls and sasl, so both users keep their error texts.
+// tls and sasl, so both users keep their error texts. PermanentWriteError,
+// which write errors no retry can fix, is shared with the bus producer.
 package kafkaconn
 
 import (
@@ -294,4 +295,28 @@ func (sec Security) Dialer() *kafkago.Dialer {
 		TLS:           sec.TLS,
 		SASLMechanism: sec.SASL,
 	}
+}
+
+// PermanentWriteError reports whether a failed write of one message cannot
+// succeed by trying again: the message is too large or malformed, the topic
+// name is invalid, or the client lacks the rights or the credentials. A
+// network error, a timeout or a broker that is restarting or has no leader
+// is not permanent. err is one message's error: a caller unpacks kafka-go's
+// WriteErrors as its batch semantics need.
+func PermanentWriteError(err error) bool {
+	var tooLarge kafkago.MessageTooLargeError
+	if errors.As(err, &tooLarge) {
+		return true
+	}
+	var ke kafkago.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.RecordListTooLarge,
+			kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
+			kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism,
+			kafkago.InvalidRecord, kafkago.InvalidRequiredAcks, kafkago.UnsupportedForMessageFormat:
+			return true
+		}
+	}
+	return false
 }

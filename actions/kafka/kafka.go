@@ -189,20 +189,8 @@ func classify(err error) engine.Result {
 			}
 		}
 	}
-	var tooLarge kafkago.MessageTooLargeError
-	if errors.As(err, &tooLarge) {
+	if kafkaconn.PermanentWriteError(err) {
 		return engine.Result{Status: engine.Failed}
-	}
-	var ke kafkago.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.RecordListTooLarge,
-			kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
-			kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism,
-			kafkago.InvalidRecord, kafkago.InvalidRequiredAcks, kafkago.UnsupportedForMessageFormat:
-			return engine.Result{Status: engine.Failed}
-		}
-		return engine.Result{Status: engine.Retryable}
 	}
 	// Anything else (a network error, an ended context, an EOF from a
 	// restarting broker, a refused connection) is a broker or network
