@@ -110,18 +110,7 @@ func Schema() map[string]any {
 	}
 	props["notification_event"] = map[string]any{"type": "boolean", "description": "also emit one event for the whole notification (default false)"}
 	props["dedupe_window"] = map[string]any{"type": []any{"string", "number"}, "description": `how long an alert state (fingerprint, status, startsAt) is remembered (default "24h"; a duration or seconds)`}
-	return map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"title":                Type,
-		"description":          "alertmanager source arguments",
-		"type":                 "object",
-		"additionalProperties": false,
-		"properties":           props,
-		"oneOf": []any{
-			map[string]any{"required": []any{"port"}},
-			map[string]any{"required": []any{"address"}},
-		},
-	}
+	return httpingest.ArgsSchema(Type, "alertmanager source arguments", props)
 }
 
 type config struct {

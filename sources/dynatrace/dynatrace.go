@@ -86,26 +86,14 @@ func Schema() map[string]any {
 	delete(props, "timestamp_tolerance")
 	props["insecure_no_auth"] = map[string]any{"type": "boolean", "description": "accept requests without credentials; Dynatrace does not sign its requests, so only behind something that authenticates them (default false)"}
 	props["dedupe_window"] = map[string]any{"type": []any{"string", "number"}, "description": `how long a problem state (PID, State) is remembered (default "24h"; a duration or seconds)`}
-	return map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"title":                Type,
-		"description":          "dynatrace source arguments",
-		"type":                 "object",
-		"additionalProperties": false,
-		"properties":           props,
-		"allOf": []any{
-			map[string]any{"oneOf": []any{
-				map[string]any{"required": []any{"port"}},
-				map[string]any{"required": []any{"address"}},
-			}},
-			map[string]any{"anyOf": []any{
-				map[string]any{"required": []any{"token"}},
-				map[string]any{"required": []any{"header_token"}},
-				map[string]any{"required": []any{"basic"}},
-				map[string]any{"required": []any{"insecure_no_auth"}, "properties": map[string]any{"insecure_no_auth": map[string]any{"const": true}}},
-			}},
-		},
-	}
+	return httpingest.ArgsSchema(Type, "dynatrace source arguments", props,
+		map[string]any{"anyOf": []any{
+			map[string]any{"required": []any{"token"}},
+			map[string]any{"required": []any{"header_token"}},
+			map[string]any{"required": []any{"basic"}},
+			map[string]any{"required": []any{"insecure_no_auth"}, "properties": map[string]any{"insecure_no_auth": map[string]any{"const": true}}},
+		}},
+	)
 }
 
 // settingsKeys are the httpingest keys that make sense for Dynatrace: it

@@ -551,6 +551,31 @@ func SettingsSchema() map[string]any {
 	}
 }
 
+// ArgsSchema is the JSON Schema (draft 2020-12) of an HTTP source's
+// arguments: the properties props (SettingsSchema and the source's own keys),
+// no other key, and port or address, which DecodeSettings requires. The
+// schemas of also, if any, must hold as well (allOf).
+func ArgsSchema(title, description string, props map[string]any, also ...any) map[string]any {
+	listen := []any{
+		map[string]any{"required": []any{"port"}},
+		map[string]any{"required": []any{"address"}},
+	}
+	s := map[string]any{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"title":                title,
+		"description":          description,
+		"type":                 "object",
+		"additionalProperties": false,
+		"properties":           props,
+	}
+	if len(also) == 0 {
+		s["oneOf"] = listen
+	} else {
+		s["allOf"] = append([]any{map[string]any{"oneOf": listen}}, also...)
+	}
+	return s
+}
+
 func toAny(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {

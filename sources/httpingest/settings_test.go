@@ -141,3 +141,24 @@ func TestSettingsSchemaCoversKeys(t *testing.T) {
 		t.Errorf("schema has %d keys, SettingsKeys %d", len(props), len(SettingsKeys))
 	}
 }
+
+func TestArgsSchema(t *testing.T) {
+	listen := []any{
+		map[string]any{"required": []any{"port"}},
+		map[string]any{"required": []any{"address"}},
+	}
+	props := map[string]any{"port": map[string]any{"type": "integer"}}
+	s := ArgsSchema("x", "x source arguments", props)
+	if s["title"] != "x" || s["description"] != "x source arguments" || s["additionalProperties"] != false || !reflect.DeepEqual(s["properties"], props) {
+		t.Errorf("schema %v", s)
+	}
+	if !reflect.DeepEqual(s["oneOf"], listen) || s["allOf"] != nil {
+		t.Errorf("without also: oneOf %v allOf %v, want port or address only", s["oneOf"], s["allOf"])
+	}
+	auth := map[string]any{"anyOf": []any{map[string]any{"required": []any{"token"}}}}
+	s = ArgsSchema("x", "x source arguments", props, auth)
+	want := []any{map[string]any{"oneOf": listen}, auth}
+	if !reflect.DeepEqual(s["allOf"], want) || s["oneOf"] != nil {
+		t.Errorf("with also: allOf %v oneOf %v, want %v", s["allOf"], s["oneOf"], want)
+	}
+}

@@ -151,18 +151,7 @@ func Schema() map[string]any {
 			"timestamp": map[string]any{"type": "string", "description": "expression giving the event time: RFC 3339 text, unix seconds or milliseconds, or a date()"},
 		},
 	}
-	return map[string]any{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"title":                Type,
-		"description":          "webhook source arguments",
-		"type":                 "object",
-		"additionalProperties": false,
-		"properties":           props,
-		"oneOf": []any{
-			map[string]any{"required": []any{"port"}},
-			map[string]any{"required": []any{"address"}},
-		},
-	}
+	return httpingest.ArgsSchema(Type, "webhook source arguments", props)
 }
 
 // config is the decoded arguments.
