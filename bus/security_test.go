@@ -2,20 +2,12 @@ package bus
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +15,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
 	"github.com/rulebook-dev/rulebook/kafkaconn"
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
 )
@@ -158,26 +151,17 @@ func TestSASL(t *testing.T) {
 // TestTLS runs the bus over TLS, with SASL on top as production clusters
 // (SASL_SSL) do.
 func TestTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	ca := testcerts.NewCA(t, "rulebook bus test CA")
 	user := &kafkatest.SASLUser{Mechanism: "SCRAM-SHA-512", Username: "rulebook", Password: "right-pw"}
 	c := secureCluster(t, &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
+		Certificates: []tls.Certificate{ca.Server(t, "rulebook bus test").TLS},
 		ClientAuth:   tls.VerifyClientCertIfGiven, // a client certificate, when sent, must chain to the CA
-		ClientCAs:    pki.pool,
+		ClientCAs:    ca.Pool,
 		MinVersion:   tls.VersionTLS12,
 	}, user)
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pki.caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pki.certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pki.keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM)
+	certFile, keyFile := ca.Client(t, "rulebook bus test").WriteFiles(t, dir, "client")
 	right := &kafkaconn.SASL{Mechanism: "scram-sha-512", Username: "rulebook", Password: "right-pw"}
 
 	t.Run("trusted CA and client certificate", func(t *testing.T) {
@@ -195,9 +179,9 @@ func TestTLS(t *testing.T) {
 		refused(t, secureConfig(t, c, "tls-untrusted", &kafkaconn.TLS{}, right), "certificate", "", true)
 	})
 	t.Run("client certificate from another CA", func(t *testing.T) {
-		other := newTestPKI(t)
+		other := testcerts.NewCA(t, "rulebook bus test CA").Client(t, "rulebook bus test")
 		refused(t, secureConfig(t, c, "tls-other-ca",
-			&kafkaconn.TLS{CA: caFile, Cert: string(other.certPEM), Key: string(other.keyPEM)}, right), "tls", "", true)
+			&kafkaconn.TLS{CA: caFile, Cert: string(other.CertPEM), Key: string(other.KeyPEM)}, right), "tls", "", true)
 	})
 }
 
@@ -233,64 +217,4 @@ func TestSecurityErrorsAreFinal(t *testing.T) {
 			}
 		})
 	}
-}
-
-type testPKI struct {
-	caPEM, certPEM, keyPEM []byte // client certificate signed by the CA
-	server                 tls.Certificate
-	pool                   *x509.CertPool
-}
-
-// newTestPKI makes a CA, a server certificate for 127.0.0.1 and a client
-// certificate, all valid for an hour.
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rulebook bus test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemOf := func(typ string, b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}) }
-	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
-		k := newKey()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "rulebook bus test"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pemOf("CERTIFICATE", der), pemOf("EC PRIVATE KEY", kb)
-	}
-	srvCert, srvKey := issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	server, err := tls.X509KeyPair(srvCert, srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliCert, cliKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return testPKI{caPEM: pemOf("CERTIFICATE", caDER), certPEM: cliCert, keyPEM: cliKey, server: server, pool: pool}
 }
