@@ -471,22 +471,12 @@ func (d *decoder) secret(s string, p Preset) string {
 	return s
 }
 
+// typeName is ValueKind in the words of a rulebook: a map is "a mapping".
 func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int, int64, int32, uint64, float64:
-		return "a number"
-	case []any, []string:
-		return "a list"
-	case map[string]any:
+	if _, ok := v.(map[string]any); ok {
 		return "a mapping"
 	}
-	return fmt.Sprintf("%T", v)
+	return ValueKind(v)
 }
 
 // SettingsSchema returns the JSON Schema (draft 2020-12) properties of

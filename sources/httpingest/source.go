@@ -122,8 +122,9 @@ outer:
 	return engine.ArgErrorf(append(append([]string{}, path...), unknown[0]), "unknown key %q (known: %s)", unknown[0], strings.Join(keys, ", "))
 }
 
-// ValueKind names the kind of a decoded JSON value for an error message:
-// "null", "a string", "a boolean", "a number", "a list" or "an object".
+// ValueKind names the kind of a decoded JSON or YAML value for an error
+// message: "null", "a string", "a boolean", "a number", "a list" or "an
+// object".
 func ValueKind(v any) string {
 	switch v.(type) {
 	case nil:
@@ -132,9 +133,9 @@ func ValueKind(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case float64, int, int64:
+	case float64, int, int64, int32, uint64:
 		return "a number"
-	case []any:
+	case []any, []string:
 		return "a list"
 	case map[string]any:
 		return "an object"

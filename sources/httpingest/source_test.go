@@ -58,7 +58,9 @@ func TestValueKindAndDescribe(t *testing.T) {
 		{true, "a boolean", "a boolean"},
 		{1.5, "a number", "a number"},
 		{int64(2), "a number", "a number"},
+		{uint64(3), "a number", "a number"},
 		{[]any{}, "a list", "a list"},
+		{[]string{}, "a list", "a list"},
 		{map[string]any{}, "an object", "an object"},
 		{uint8(1), "uint8", "uint8"},
 	}
@@ -68,6 +70,13 @@ func TestValueKindAndDescribe(t *testing.T) {
 		}
 		if got := DescribeValue(c.v); got != c.desc {
 			t.Errorf("DescribeValue(%#v) = %q, want %q", c.v, got, c.desc)
+		}
+		want := c.kind
+		if want == "an object" {
+			want = "a mapping"
+		}
+		if got := typeName(c.v); got != want {
+			t.Errorf("typeName(%#v) = %q, want %q", c.v, got, want)
 		}
 	}
 }
