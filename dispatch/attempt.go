@@ -97,7 +97,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 			HTTPStatus: res.HTTPStatus,
 		}
 		if res.Details != nil {
-			att.Details, _ = redactAny(res.Details, run.Redact).(map[string]any)
+			att.Details, _ = run.RedactValue(res.Details).(map[string]any)
 		}
 		switch {
 		case res.Status == engine.Succeeded:
@@ -369,40 +369,6 @@ func clip(s string, limit int) string {
 		cut--
 	}
 	return s[:cut] + fmt.Sprintf("\n[... %d more bytes]", len(s)-cut)
-}
-
-// redactAny returns a deep copy of v with redact applied to every string,
-// map keys included.
-func redactAny(v any, redact func(string) string) any {
-	switch x := v.(type) {
-	case string:
-		return redact(x)
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, vv := range x {
-			m[redact(k)] = redactAny(vv, redact)
-		}
-		return m
-	case []any:
-		l := make([]any, len(x))
-		for i, vv := range x {
-			l[i] = redactAny(vv, redact)
-		}
-		return l
-	case []string:
-		l := make([]string, len(x))
-		for i, vv := range x {
-			l[i] = redact(vv)
-		}
-		return l
-	case []map[string]any:
-		l := make([]map[string]any, len(x))
-		for i, vv := range x {
-			l[i], _ = redactAny(vv, redact).(map[string]any)
-		}
-		return l
-	}
-	return v
 }
 
 // compactLoop deletes old finished firings every CompactInterval.

@@ -140,26 +140,35 @@ func (inv *Invocation) Redact(s string) string {
 	return s
 }
 
-// RedactedArgs returns a deep copy of Args with secret values masked.
-func (inv *Invocation) RedactedArgs() map[string]any {
-	out, _ := redactValue(inv.Args, inv.Redact).(map[string]any)
-	return out
-}
-
-func redactValue(v any, redact func(string) string) any {
+// RedactValue returns a deep copy of v (an action's result details) with
+// every secret value of the invocation masked in its strings, map keys
+// included.
+func (inv *Invocation) RedactValue(v any) any {
 	switch x := v.(type) {
 	case string:
-		return redact(x)
+		return inv.Redact(x)
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, vv := range x {
-			m[k] = redactValue(vv, redact)
+			m[inv.Redact(k)] = inv.RedactValue(vv)
 		}
 		return m
 	case []any:
 		l := make([]any, len(x))
 		for i, vv := range x {
-			l[i] = redactValue(vv, redact)
+			l[i] = inv.RedactValue(vv)
+		}
+		return l
+	case []string:
+		l := make([]string, len(x))
+		for i, vv := range x {
+			l[i] = inv.Redact(vv)
+		}
+		return l
+	case []map[string]any:
+		l := make([]map[string]any, len(x))
+		for i, vv := range x {
+			l[i], _ = inv.RedactValue(vv).(map[string]any)
 		}
 		return l
 	}
