@@ -326,7 +326,9 @@ wait:
 			log.Info().Msg("signal received; shutting down")
 			break wait
 		case why := <-reloads:
-			if err := a.reload(why); err != nil {
+			err := a.reload(why)
+			a.stream.PublishReload(err)
+			if err != nil {
 				log.Error().Err(err).Str("trigger", why).Msg("reload rejected; the running rulebook is unchanged")
 			}
 		case r := <-a.shutdown:
@@ -548,7 +550,8 @@ func (a *app) engines() []*engine.Engine {
 // reload validates the rulebook again and, when it is valid, swaps it in:
 // changed and removed sources stop, the engine swaps its rulesets (keeping
 // the state of unchanged rules), new sources start. An invalid rulebook
-// changes nothing.
+// changes nothing. Its caller publishes the outcome on the live stream
+// (the admin listener does for the reloads it asks for).
 func (a *app) reload(trigger string) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
@@ -557,14 +560,11 @@ func (a *app) reload(trigger string) error {
 	}
 	rb, err := a.load()
 	if err != nil {
-		a.stream.PublishReload(err)
 		return err
 	}
 	if err := a.actions.ensure(rb); err != nil {
-		a.stream.PublishReload(err)
 		return err
 	}
-	defer a.stream.PublishReload(nil)
 	want := desiredSources(rb.Rulesets)
 	a.sources.stopStale(want)
 	var sum engine.ReloadSummary

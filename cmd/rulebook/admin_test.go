@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/admin"
+)
+
+// TestAdminReloadPublishesOnce: a reload asked through the admin API shows
+// on the live stream as one "reload" entry, not one from the listener and
+// one from the app.
+func TestAdminReloadPublishesOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rb.yml")
+	rb := "- name: rs\n  sources: [{range: {limit: 2, delay: 1h}}]\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n"
+	if err := os.WriteFile(path, []byte(rb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	rf := addRunFlags(fs)
+	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data"), "--admin", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for line := range strings.Lines(logs.String()) {
+			var l struct{ Message, URL string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Message == "admin listening" {
+				url = l.URL
+			}
+		}
+	}
+	if url == "" {
+		t.Fatalf("the admin listener did not start:\n%s", logs.String())
+	}
+	resp, err := http.Post(url+"/api/reload", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %s", resp.Status)
+	}
+	got := a.stream.Recent(admin.KindReload, 10)
+	if len(got) != 1 || string(got[0].Data) != `{"ok":true}` {
+		t.Fatalf("reload entries on the stream: %+v, want one {\"ok\":true}", got)
+	}
+}
