@@ -3,11 +3,14 @@ package journal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -162,4 +165,26 @@ func FuzzEncodeValue(f *testing.F) {
 			t.Fatalf("%q: raw newline in %q", in, b)
 		}
 	})
+}
+
+// A record that cannot be decoded is an error of Read, not a crash of the
+// reader.
+func TestReadReportsACorruptRecord(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTest(t, dir, engine.NewFakeClock(t0), nil)
+	emit(t, s, srcA, engine.Entry{Event: ev(1)})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// After a restart the recent ring is empty: Read decodes from the
+	// database.
+	s = openTest(t, dir, engine.NewFakeClock(t0), nil)
+	if err := s.db.Set(seqKey(pEvent, 1), []byte("short"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Read(ctx, 0, 10)
+	if !errors.Is(err, errCorrupt) || recs != nil {
+		t.Fatalf("read of a corrupt record: %v, %v; want %v", recs, err, errCorrupt)
+	}
 }

@@ -688,13 +688,15 @@ func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Recor
 				return nil, engine.ErrClosed
 			}
 			recs, ok := s.recent.get(after, last, max)
-			var err error
 			if !ok {
-				recs, err = s.readRange(after, last, max)
+				var err error
+				if recs, err = s.readRange(after, last, max); err != nil {
+					return nil, err
+				}
 			}
-			if err != nil || len(recs) > 0 {
+			if len(recs) > 0 {
 				s.markRedelivered(recs)
-				return recs, err
+				return recs, nil
 			}
 		} else if s.isClosed() {
 			return nil, engine.ErrClosed
@@ -708,7 +710,7 @@ func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Recor
 }
 
 // markRedelivered sets Redelivered on the records at or below readMax and
-// raises readMax to the last of them.
+// raises readMax to the last of them; recs is not empty.
 func (s *Store) markRedelivered(recs []engine.Record) {
 	prev := s.readMax.Load()
 	for i := range recs {
