@@ -3,16 +3,9 @@ package httpingest
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
 )
 
 func newHub(t *testing.T) *Hub {
@@ -324,82 +318,20 @@ func TestSlowClientsCannotHoldTheListener(t *testing.T) {
 
 type pki struct {
 	caFile, serverCert, serverKey string
-	ca                            *x509.Certificate
-	caKey                         *ecdsa.PrivateKey
-	pool                          *x509.CertPool
-	dir                           string
+	ca                            *testcerts.CA
 }
 
-func genKey(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key := genKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, key
-}
-
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, dns []string, client bool) tls.Certificate {
-	key := genKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, DNSNames: dns,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
+// newPKI writes a CA and a server certificate for 127.0.0.1 to dir.
 func newPKI(t *testing.T, dir string) *pki {
-	p := &pki{dir: dir}
-	p.ca, p.caKey = newCA(t, "test ca")
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(p.ca)
-	p.caFile = filepath.Join(dir, "ca.pem")
-	writePEM(t, p.caFile, "CERTIFICATE", p.ca.Raw)
-	srv := issue(t, p.ca, p.caKey, "server", nil, false)
-	p.serverCert, p.serverKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	writePEM(t, p.serverCert, "CERTIFICATE", srv.Certificate[0])
-	kder, err := x509.MarshalECPrivateKey(srv.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, p.serverKey, "EC PRIVATE KEY", kder)
+	p := &pki{ca: testcerts.NewCA(t, "test ca")}
+	p.caFile = testcerts.WriteFile(t, dir, "ca.pem", p.ca.CertPEM)
+	p.serverCert, p.serverKey = p.ca.Server(t, "server").WriteFiles(t, dir, "server")
 	return p
 }
 
 func TestMutualTLS(t *testing.T) {
 	p := newPKI(t, t.TempDir())
-	otherCA, otherKey := newCA(t, "other ca")
+	otherCA := testcerts.NewCA(t, "other ca")
 	h := newHub(t)
 	rec := &recorder{}
 	l := Listener{Address: "127.0.0.1:0", TLS: &TLSFiles{Cert: p.serverCert, Key: p.serverKey, ClientCA: p.caFile}}
@@ -415,7 +347,7 @@ func TestMutualTLS(t *testing.T) {
 	base := "https://" + reg.Addr().String()
 
 	client := func(certs ...tls.Certificate) *http.Client {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool, Certificates: certs}}}
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.ca.Pool, Certificates: certs}}}
 	}
 	cases := []struct {
 		name   string
@@ -424,11 +356,11 @@ func TestMutualTLS(t *testing.T) {
 		status int // 0: the TLS handshake must fail
 	}{
 		{"no client certificate", client(), "/open", 0},
-		{"certificate from another CA", client(issue(t, otherCA, otherKey, "alertmanager", nil, true)), "/open", 0},
-		{"certificate from the CA", client(issue(t, p.ca, p.caKey, "someone", nil, true)), "/open", 200},
-		{"right CA, name not allowed", client(issue(t, p.ca, p.caKey, "someone", []string{"x.example.com"}, true)), "/named", 403},
-		{"right CA, allowed common name", client(issue(t, p.ca, p.caKey, "alertmanager", nil, true)), "/named", 200},
-		{"right CA, allowed DNS name", client(issue(t, p.ca, p.caKey, "other", []string{"AM.example.com"}, true)), "/named", 200},
+		{"certificate from another CA", client(otherCA.Client(t, "alertmanager").TLS), "/open", 0},
+		{"certificate from the CA", client(p.ca.Client(t, "someone").TLS), "/open", 200},
+		{"right CA, name not allowed", client(p.ca.Client(t, "someone", "x.example.com").TLS), "/named", 403},
+		{"right CA, allowed common name", client(p.ca.Client(t, "alertmanager").TLS), "/named", 200},
+		{"right CA, allowed DNS name", client(p.ca.Client(t, "other", "AM.example.com").TLS), "/named", 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -462,8 +394,7 @@ func TestMutualTLS(t *testing.T) {
 func TestTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir)
-	bad := filepath.Join(dir, "bad.pem")
-	os.WriteFile(bad, []byte("not pem"), 0o600)
+	bad := testcerts.WriteFile(t, dir, "bad.pem", []byte("not pem"))
 	h := newHub(t)
 	cases := []struct {
 		name string
@@ -685,7 +616,7 @@ func TestTLSFilesReloaded(t *testing.T) {
 	}
 	serial := func() string {
 		t.Helper()
-		c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.pool})
+		c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.ca.Pool})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -698,13 +629,10 @@ func TestTLSFilesReloaded(t *testing.T) {
 	}
 
 	// Renew: new key pair in place, with a distinct modification time.
-	renewed := issue(t, p.ca, p.caKey, "server", nil, false)
-	writePEM(t, p.serverCert, "CERTIFICATE", renewed.Certificate[0])
-	kder, err := x509.MarshalECPrivateKey(renewed.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
+	renewed := p.ca.Server(t, "server")
+	if c, k := renewed.WriteFiles(t, dir, "server"); c != p.serverCert || k != p.serverKey {
+		t.Fatalf("renewal written to %s and %s, not over %s and %s", c, k, p.serverCert, p.serverKey)
 	}
-	writePEM(t, p.serverKey, "EC PRIVATE KEY", kder)
 	later := time.Now().Add(time.Minute)
 	for _, f := range []string{p.serverCert, p.serverKey} {
 		if err := os.Chtimes(f, later, later); err != nil {
@@ -715,8 +643,8 @@ func TestTLSFilesReloaded(t *testing.T) {
 	if second == first {
 		t.Fatal("renewed certificate not served")
 	}
-	want := renewed.Certificate[0]
-	c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.pool})
+	want := renewed.X509.Raw
+	c, err := tls.Dial("tcp", reg.Addr().String(), &tls.Config{RootCAs: p.ca.Pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,7 +654,9 @@ func TestTLSFilesReloaded(t *testing.T) {
 	c.Close()
 
 	// A broken replacement: the previous certificate stays.
-	os.WriteFile(p.serverCert, []byte("half written"), 0o600)
+	if err := os.WriteFile(p.serverCert, []byte("half written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chtimes(p.serverCert, later.Add(time.Minute), later.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
