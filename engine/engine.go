@@ -73,24 +73,19 @@ type Engine struct {
 	byName   map[string]*rsState
 	st       *evalState
 	queue    []queued
-	seq      uint64
-	stream   string
-	fired    int
-	// redelivered is the Redelivered flag of the record being processed.
-	redelivered bool
+	// rec is the journal record being processed, zero in Tick and Inject:
+	// firing IDs derive from its Stream and Seq, firings inherit its
+	// Redelivered, and a replayed record's Accepted is the time.
+	rec   Record
+	fired int
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
-	// replayAt is the time of the record being replayed.
-	replayAt time.Time
 	// liveSince is when this engine began processing live (SetLiveSince,
 	// or its creation): a timer due at or before it may have fired in an
 	// earlier run, so its firing is marked Redelivered.
 	liveSince time.Time
-	// timer is set while expire fires a timer (a not_all timeout, the end
-	// of a once_after window).
-	timer bool
-	stats map[string]*RuleStats
+	stats     map[string]*RuleStats
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
@@ -325,16 +320,12 @@ func (e *Engine) Replay(ctx context.Context, rec Record) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.replaying = true
-	e.replayAt = rec.Accepted
-	defer func() { e.replaying, e.replayAt = false, time.Time{} }()
+	defer func() { e.replaying = false }()
 	return e.process(ctx, rec)
 }
 
 func (e *Engine) process(ctx context.Context, rec Record) error {
-	e.seq = rec.Seq
-	e.stream = rec.Stream
-	e.redelivered = rec.Redelivered
-	e.fired = 0
+	e.begin(rec)
 	if err := e.expire(ctx); err != nil {
 		return err
 	}
@@ -364,15 +355,18 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 	return e.drain(ctx)
 }
 
+// begin starts the evaluation of rec (a zero Record for Tick and Inject).
+func (e *Engine) begin(rec Record) {
+	e.rec = rec
+	e.fired = 0
+}
+
 // Tick fires the timers due at the clock's current time (not_all timeouts,
 // once_after windows) and drops expired state.
 func (e *Engine) Tick(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.seq = 0
-	e.stream = ""
-	e.redelivered = false
-	e.fired = 0
+	e.begin(Record{})
 	if err := e.expire(ctx); err != nil {
 		return err
 	}
@@ -446,10 +440,7 @@ func (e *Engine) Inject(ctx context.Context, ruleset string, facts, events []map
 	if s == nil {
 		return fmt.Errorf("no ruleset named %q", ruleset)
 	}
-	e.seq = 0
-	e.stream = ""
-	e.redelivered = false
-	e.fired = 0
+	e.begin(Record{})
 	for _, f := range facts {
 		e.assertFact(s, f)
 	}
@@ -740,7 +731,7 @@ func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) 
 func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, now time.Time) error {
 	th := r.rule.Throttle
 	if th == nil {
-		return e.fire(ctx, s, r, trigger, bound, now)
+		return e.fire(ctx, s, r, trigger, bound, now, false)
 	}
 	key := e.groupKey(s, th, trigger, bound)
 	g := r.groups[key]
@@ -750,7 +741,7 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 			return nil
 		}
 		r.groups[key] = &throttleGroup{until: now.Add(th.Window)}
-		return e.fire(ctx, s, r, trigger, bound, now)
+		return e.fire(ctx, s, r, trigger, bound, now, false)
 	case OnceAfter:
 		if g == nil {
 			r.groups[key] = &throttleGroup{until: now.Add(th.Window), trigger: trigger, bound: bound}
@@ -778,7 +769,7 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 		g.until = now.Add(th.Window)
 		if len(g.times) >= th.Threshold {
 			delete(r.groups, key)
-			return e.fire(ctx, s, r, trigger, bound, now)
+			return e.fire(ctx, s, r, trigger, bound, now, false)
 		}
 	}
 	return nil
@@ -840,7 +831,7 @@ func (e *Engine) expire(ctx context.Context) error {
 				if trigger == nil {
 					continue // its facts were retracted
 				}
-				if err := e.fireTimer(ctx, s, r, trigger, bound, w.expires); err != nil {
+				if err := e.fire(ctx, s, r, trigger, bound, w.expires, true); err != nil {
 					return err
 				}
 			}
@@ -860,7 +851,7 @@ func (e *Engine) expire(ctx context.Context) error {
 				g := r.groups[k]
 				delete(r.groups, k)
 				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
-					if err := e.fireTimer(ctx, s, r, g.trigger, g.bound, g.until); err != nil {
+					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.until, true); err != nil {
 						return err
 					}
 				}
@@ -868,14 +859,6 @@ func (e *Engine) expire(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// fireTimer fires a timer due at `at` (a not_all timeout, the end of a
-// once_after window), found by Tick or by the record being processed.
-func (e *Engine) fireTimer(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
-	e.timer = true
-	defer func() { e.timer = false }()
-	return e.fire(ctx, s, r, trigger, bound, at)
 }
 
 // firingID is derived from the journal position and the match, so the same
@@ -886,14 +869,14 @@ func (e *Engine) fireTimer(ctx context.Context, s *rsState, r *ruleState, trigge
 // due. Other firings without a journal position (Inject, and what a timer's
 // post_event or set_fact causes) get a random ID when there is a
 // Dispatcher.
-func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string) string {
+func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string, timer bool) string {
 	var key string
 	switch {
-	case e.timer:
+	case timer:
 		// Not counted in e.fired: a record's firing IDs must not depend on
 		// whether a timer fell due in its expire or in a Tick before it.
 		key = fmt.Sprintf("timer\x00%s\x00%s\x00%s\x00%d\x00%s", e.opts.Stream, s.rs.Name, r.Name, at.UnixNano(), strings.Join(eventIDs, "\x00"))
-	case e.seq == 0:
+	case e.rec.Seq == 0:
 		e.fired++
 		key = fmt.Sprintf("t\x00%d\x00%s\x00%s\x00%d", at.UnixNano(), s.rs.Name, r.Name, e.fired)
 		if e.opts.Dispatcher != nil {
@@ -903,15 +886,18 @@ func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string) 
 		}
 	default:
 		e.fired++
-		key = fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%d", e.stream, e.seq, s.rs.Name, r.Name, e.fired)
+		key = fmt.Sprintf("%s\x00%d\x00%s\x00%s\x00%d", e.rec.Stream, e.rec.Seq, s.rs.Name, r.Name, e.fired)
 	}
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:16])
 }
 
-func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time) error {
+// fire fires rule r at `at`. A timer's firing (a not_all timeout, the end of
+// a once_after window, found due by Tick or by the record being processed)
+// takes its ID from the timer, not from the record.
+func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time, timer bool) error {
 	rule := r.rule
-	f := &Firing{Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.redelivered}
+	f := &Firing{Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.rec.Redelivered}
 	names := make([]string, 0, len(bound))
 	for k := range bound {
 		names = append(names, k)
@@ -934,12 +920,6 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		}
 	}
 	f.Events = events
-	f.ID = e.firingID(s, rule, at, f.EventIDs)
-	if e.timer && !at.After(e.liveSince) {
-		// Due before this engine went live: it may have fired in an
-		// earlier run, under the same ID.
-		f.Redelivered = true
-	}
 	var triggerData map[string]any
 	if trigger != nil {
 		triggerData = trigger.data
@@ -962,6 +942,12 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 			}
 		}
 		return nil
+	}
+	f.ID = e.firingID(s, rule, at, f.EventIDs, timer)
+	if timer && !at.After(e.liveSince) {
+		// Due before this engine went live: it may have fired in an
+		// earlier run, under the same ID.
+		f.Redelivered = true
 	}
 	ev := e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).Strs("event_ids", f.EventIDs)
 	if trigger != nil && trigger.id != "" {
@@ -1025,8 +1011,8 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 // must not be lost, and the journal record stays un-done meanwhile.
 // now is the clock's time, or the replayed record's while replaying.
 func (e *Engine) now() time.Time {
-	if e.replaying && !e.replayAt.IsZero() {
-		return e.replayAt
+	if e.replaying && !e.rec.Accepted.IsZero() {
+		return e.rec.Accepted
 	}
 	return e.opts.Clock.Now()
 }
