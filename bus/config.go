@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -239,27 +238,12 @@ func newTransport(cfg Config, dialTimeout time.Duration) *kafkago.Transport {
 }
 
 // securityError reports errors that no retry can fix because the brokers
-// refuse this client or this client refuses them: failed SASL
-// authentication, an untrusted or invalid broker certificate, a TLS alert
-// from the broker (it refused the client certificate, or TLS itself).
+// refuse this client or this client refuses them (kafkaconn.SecurityError),
+// or this client speaks TLS to a listener that does not (a TLS record
+// header that is not one).
 func securityError(err error) bool {
-	if err == nil {
-		return false
-	}
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verify *tls.CertificateVerificationError
-	var alert tls.AlertError
 	var header tls.RecordHeaderError
-	// crypto/tls reports an alert received from the broker as a
-	// *net.OpError with Op "remote error".
-	var op *net.OpError
-	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
-	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
-		errors.Is(err, kafkago.IllegalSASLState) || errors.As(err, &alert) || remoteAlert ||
-		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &header)
+	return kafkaconn.SecurityError(err) || errors.As(err, &header)
 }
 
 // Partitions connects to the brokers and returns the number of partitions

@@ -3,8 +3,9 @@
 // insecure_skip_verify} and sasl {mechanism, username, password} arguments,
 // their checks and JSON Schema fragments, and the kafka-go Dialer and
 // Transport built from them. Error paths name the argument keys brokers,
-// tls and sasl, so both users keep their error texts. PermanentWriteError,
-// which write errors no retry can fix, is shared with the bus producer.
+// tls and sasl, so both users keep their error texts. SecurityError and
+// PermanentWriteError, the errors no retry can fix, are shared with the
+// bus.
 package kafkaconn
 
 import (
@@ -12,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -319,4 +321,28 @@ func PermanentWriteError(err error) bool {
 		}
 	}
 	return false
+}
+
+// SecurityError reports a connection error that no retry can fix because
+// the brokers refuse this client or this client refuses them: failed SASL
+// authentication or an unsupported mechanism, an untrusted or invalid
+// broker certificate, a TLS alert from the broker (it refused the client
+// certificate, or TLS itself).
+func SecurityError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	// crypto/tls reports an alert received from the broker as a
+	// *net.OpError with Op "remote error".
+	var op *net.OpError
+	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
+	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafkago.IllegalSASLState) || errors.As(err, &alert) || remoteAlert ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify)
 }

@@ -72,11 +72,8 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -352,14 +349,14 @@ func (s *Source) preflight(ctx context.Context) error {
 					return nil
 				}
 			}
-			if fatalConnError(err) {
+			if kafkaconn.SecurityError(err) {
 				break
 			}
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if fatalConnError(err) {
+		if kafkaconn.SecurityError(err) {
 			return fmt.Errorf("kafka source %q: brokers %q: %w", s.ref.Name, s.cfg.Brokers, err)
 		}
 		if attempt == 1 || attempt%10 == 0 {
@@ -370,24 +367,6 @@ func (s *Source) preflight(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, s.cfg.MaxRetryBackoff)
 	}
-}
-
-// fatalConnError reports errors that retrying cannot fix.
-func fatalConnError(err error) bool {
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verify *tls.CertificateVerificationError
-	var alert tls.AlertError
-	// crypto/tls reports an alert received from the broker (it refused our
-	// client certificate) as a *net.OpError with Op "remote error".
-	var op *net.OpError
-	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
-	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.As(err, &alert) || remoteAlert ||
-		errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
-		errors.Is(err, kafkago.IllegalSASLState) ||
-		errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 func (s *Source) metadata(ctx context.Context, transport *kafkago.Transport) (*kafkago.MetadataResponse, error) {
