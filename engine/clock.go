@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -117,8 +116,7 @@ func (r realTimer) Stop() bool          { return r.t.Stop() }
 type FakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
-	timers  []*fakeTimer  // pending, in no particular order
-	seq     uint64        // creation order of timers, to break ties
+	timers  []*fakeTimer  // pending, in the order they were made
 	changed chan struct{} // closed and replaced when timers changes; nil until needed
 }
 
@@ -162,12 +160,8 @@ func (c *FakeClock) fire() {
 		due = append(due, t)
 		return true
 	})
-	slices.SortFunc(due, func(a, b *fakeTimer) int {
-		if n := a.at.Compare(b.at); n != 0 {
-			return n
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+	// Stable: timers with the same deadline stay in the order they were made.
+	slices.SortStableFunc(due, func(a, b *fakeTimer) int { return a.at.Compare(b.at) })
 	if len(due) > 0 {
 		c.notify()
 	}
@@ -238,8 +232,7 @@ func (c *FakeClock) AfterFunc(d time.Duration, f func()) Timer {
 func (c *FakeClock) add(d time.Duration, ch chan time.Time, fn func()) *fakeTimer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq++
-	t := &fakeTimer{clock: c, at: c.now.Add(d), seq: c.seq, ch: ch, fn: fn}
+	t := &fakeTimer{clock: c, at: c.now.Add(d), ch: ch, fn: fn}
 	if d <= 0 {
 		if ch != nil {
 			ch <- t.at
@@ -256,7 +249,6 @@ func (c *FakeClock) add(d time.Duration, ch chan time.Time, fn func()) *fakeTime
 type fakeTimer struct {
 	clock *FakeClock
 	at    time.Time
-	seq   uint64
 	ch    chan time.Time // NewTimer
 	fn    func()         // AfterFunc
 }
