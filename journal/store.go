@@ -760,11 +760,12 @@ func (s *Store) readRange(after, last uint64, max int) ([]engine.Record, error) 
 }
 
 // Done implements engine.Journal: every record up to and including seq is
-// processed. It is durable with the next synced write (the next accepted
-// event, at the latest within the next compaction), not when Done returns:
-// a crash may forget it, and the records are then read again with
-// Redelivered set. A seq at or below LastDone is a
-// no-op; a seq beyond the last accepted record is an error.
+// processed. It is durable with the next synced write of the database (an
+// accepted event, an action store write that syncs, a compaction that
+// purged something) or a clean Close, not when Done returns: a crash may
+// forget it, and the records are then read again with Redelivered set. A
+// seq at or below LastDone is a no-op; a seq beyond the last accepted
+// record is an error.
 func (s *Store) Done(ctx context.Context, seq uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
