@@ -1,16 +1,9 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
@@ -32,62 +26,12 @@ type pki struct {
 
 func newPKI(t *testing.T, dir string) pki {
 	t.Helper()
-	now := time.Now()
-	caKey := mustKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := pki{ca: filepath.Join(dir, "ca.pem")}
-	writePEM(t, p.ca, "CERTIFICATE", caDER)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
-		key := mustKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, keyFile := filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+"-key.pem")
-		writePEM(t, cert, "CERTIFICATE", der)
-		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-		return cert, keyFile
-	}
-	p.serverCert, p.serverKey = issue(2, "rulebook", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	p.clientCert, p.clientKey = issue(3, "alertmanager", x509.ExtKeyUsageClientAuth, nil)
-	p.otherCert, p.otherKey = issue(4, "intruder", x509.ExtKeyUsageClientAuth, nil)
+	ca := testcerts.NewCA(t, "e2e ca")
+	p := pki{ca: testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM)}
+	p.serverCert, p.serverKey = ca.Server(t, "rulebook").WriteFiles(t, dir, "rulebook")
+	p.clientCert, p.clientKey = ca.Client(t, "alertmanager").WriteFiles(t, dir, "alertmanager")
+	p.otherCert, p.otherKey = ca.Client(t, "intruder").WriteFiles(t, dir, "intruder")
 	return p
-}
-
-func mustKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	writeFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})))
 }
 
 const mtlsRulebook = `
