@@ -1,24 +1,16 @@
 package kafkaconn
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go/sasl/plain"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
 )
 
 func secretRef(s string) bool { return engine.HasSecretRef(s) }
@@ -195,38 +187,15 @@ func TestAuth(t *testing.T) {
 // testPEM returns a self-signed certificate and its key, as PEM.
 func testPEM(t *testing.T) (certPEM, keyPEM []byte) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafkaconn test"},
-		NotBefore: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	c := testcerts.SelfSigned(t, testcerts.Spec{CommonName: "kafkaconn test"})
+	return c.CertPEM, c.KeyPEM
 }
 
 func TestTLSConfig(t *testing.T) {
 	certPEM, keyPEM := testPEM(t)
 	otherCert, _ := testPEM(t)
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return testcerts.WriteFile(t, dir, name, b) }
 	caFile, certFile, keyFile := write("ca.pem", certPEM), write("cert.pem", certPEM), write("key.pem", keyPEM)
 	junk := write("junk.pem", []byte("not pem"))
 	missing := filepath.Join(dir, "missing.pem")
