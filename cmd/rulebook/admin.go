@@ -99,16 +99,9 @@ func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
 	if a.rf.adminAddr == "" {
 		return nil, nil
 	}
-	token := a.rf.adminToken
-	if token == "" {
-		token = os.Getenv("RULEBOOK_ADMIN_TOKEN")
-	}
-	if token != "" {
-		resolved, err := engine.ResolveSecretString(token, nil)
-		if err != nil {
-			return nil, fmt.Errorf("--admin-token: %w", err)
-		}
-		token = resolved
+	token, err := adminToken(a.rf.adminToken)
+	if err != nil {
+		return nil, err
 	}
 	srv, err := admin.New(admin.Config{Address: a.rf.adminAddr, Token: token, Backend: adminBackend{a},
 		Metrics: a.metrics.Handler(), Stream: a.stream, Log: a.log.With().Str("component", "admin").Logger(), Clock: a.clock})
@@ -120,6 +113,24 @@ func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
 	}
 	a.log.Info().Str("url", srv.URL()).Msg("admin listening")
 	return srv, nil
+}
+
+// adminToken is the admin listener's token: the --admin-token flag's value,
+// else RULEBOOK_ADMIN_TOKEN, with ${env:..}/${file:..} resolved; empty when
+// neither is set.
+func adminToken(flagValue string) (string, error) {
+	token := flagValue
+	if token == "" {
+		token = os.Getenv("RULEBOOK_ADMIN_TOKEN")
+	}
+	if token == "" {
+		return "", nil
+	}
+	resolved, err := engine.ResolveSecretString(token, nil)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token: %w", err)
+	}
+	return resolved, nil
 }
 
 // wireMetrics points the pulled metrics at this process's components.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +25,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit", "audit [--data-dir DIR | --admin ADDR] [--rule R] [--ruleset RS] [--status S] [--since T] [--until T] [--event ID] [--limit N] [--format table|json]", stderr)
 	dataDir := fs.String("data-dir", "./data", "`DIR` of a stopped engine's data (a running engine holds it exclusively: use --admin)")
 	adminAddr := fs.String("admin", "", "query a running engine through its admin listener at `ADDR` (host:port or URL) instead of opening --data-dir")
-	adminToken := fs.String("admin-token", "", "bearer token of that admin listener (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed)")
+	tokenFlag := fs.String("admin-token", "", "bearer token of that admin listener (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed)")
 	var fl dispatch.FilterFlags
 	fs.StringVar(&fl.Rule, "rule", "", "only firings of this rule")
 	fs.StringVar(&fl.Ruleset, "ruleset", "", "only firings of this ruleset")
@@ -48,14 +47,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	}
 	var entries []engine.AuditEntry
 	if *adminAddr != "" {
-		token := *adminToken
-		if token == "" {
-			token = os.Getenv("RULEBOOK_ADMIN_TOKEN")
-		}
-		if token != "" {
-			if token, err = engine.ResolveSecretString(token, nil); err != nil {
-				return fmt.Errorf("--admin-token: %w", err)
-			}
+		token, err := adminToken(*tokenFlag)
+		if err != nil {
+			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
 		defer cancel()
