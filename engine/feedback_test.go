@@ -62,7 +62,9 @@ func TestFeedbackRecords(t *testing.T) {
 
 	t.Run("malformed", func(t *testing.T) {
 		h := newHarness(t, rulebook(rules))
-		bad := engine.Record{Seq: 1, Source: engine.FeedbackSource("r"), Event: engine.Event{"facts": "not a list"}}
+		// Its events are well formed: none of a malformed record applies.
+		bad := engine.Record{Seq: 1, Source: engine.FeedbackSource("r"), Event: engine.Event{
+			"facts": "not a list", "events": []any{map[string]any{"done": true}}}}
 		if err := h.eng.ProcessBatch(ctx, []engine.Record{bad, check(2)}); err != nil {
 			t.Fatal(err)
 		}
