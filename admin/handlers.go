@@ -52,8 +52,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/reload", s.auth(false, http.HandlerFunc(s.reload)))
 	mux.Handle("GET /api/stream", s.auth(true, http.HandlerFunc(s.streamSSE)))
 	// Go's profiler, as Prometheus and Alertmanager serve it: what an
-	// operator (or bench/ingest.sh) needs to see where a busy engine spends
-	// its time. Same token as the API.
+	// operator needs to see where a busy engine spends its time. Same token
+	// as the API.
 	mux.Handle("GET /debug/pprof/", s.auth(false, http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/cmdline", s.auth(false, http.HandlerFunc(pprof.Cmdline)))
 	mux.Handle("GET /debug/pprof/profile", s.auth(false, http.HandlerFunc(pprof.Profile)))
