@@ -357,13 +357,6 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// LastID returns the ID of the newest entry (0 when none).
-func (s *Stream) LastID() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.next - 1
-}
-
 // Recent returns up to limit of the newest entries, oldest first; kind,
 // when not empty, keeps only entries of that kind.
 func (s *Stream) Recent(kind string, limit int) []Entry {
