@@ -49,14 +49,7 @@ func TestDashboardThroughTheBinary(t *testing.T) {
 	rbp.WaitOK(t, "http://"+adminAddr+"/readyz")
 
 	p := OpenPage(t, ctx, br, "http://"+adminAddr+"/")
-	wait := func(what, expr string) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, rbp.Log())
-		}
-	}
+	wait := pageWaiter(t, ctx, p, rbp.Log)
 	wait("rules", `document.querySelectorAll("#rules tbody tr").length === 2`)
 	wait("no hits yet", hitsExpr("ops", "restart on down")+" === 0")
 	wait("stream connected", `document.getElementById("conn").textContent === "live"`)

@@ -126,6 +126,23 @@ func hitsExpr(ruleset, rule string) string {
 
 const describePage = `({conn: document.getElementById("conn").textContent, rules: document.querySelector("#rules tbody").innerText, feed: document.getElementById("feed").innerText.slice(0, 2000), audit: document.querySelector("#audit tbody").innerText.slice(0, 1000), sent: document.getElementById("send-result").textContent, dialog: document.getElementById("token-dialog").open})`
 
+// pageWaiter returns wait(what, expr), which fails t unless expr turns
+// true on p within 20 s; the failure shows the page's state and, when
+// extra is set, what extra returns.
+func pageWaiter(t *testing.T, ctx context.Context, p *Page, extra func() string) func(what, expr string) {
+	return func(what, expr string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
+			if extra != nil {
+				t.Fatalf("%s: %v\n%s", what, err, extra())
+			}
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
 // TestDashboard loads the page in headless Chromium, publishes an event, a
 // firing and an action result to the live stream as the engine and
 // dispatcher would, and checks that the feed shows them, the rule's hit
@@ -139,14 +156,7 @@ func TestDashboard(t *testing.T) {
 	defer cancel()
 	p := OpenPage(t, ctx, br, s.URL()+"/")
 
-	wait := func(what, expr string) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	wait := pageWaiter(t, ctx, p, nil)
 
 	// The page loads: rules with their hit counts, the stream connected.
 	wait("rules table", `document.querySelectorAll("#rules tbody tr").length === 3`)
@@ -224,14 +234,7 @@ func TestDashboardToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	p := OpenPage(t, ctx, br, s.URL()+"/")
-	wait := func(what, expr string) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	wait := pageWaiter(t, ctx, p, nil)
 	wait("token asked for", `document.getElementById("token-dialog").open`)
 	submit := func(tok string) {
 		t.Helper()

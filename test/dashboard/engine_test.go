@@ -130,14 +130,7 @@ func TestDashboardEngine(t *testing.T) {
 	}()
 
 	p := OpenPage(t, ctx, br, srv.URL()+"/")
-	wait := func(what, expr string) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer wcancel()
-		if err := p.WaitTrue(wctx, expr, describePage); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	wait := pageWaiter(t, ctx, p, nil)
 	wait("rules", `document.querySelectorAll("#rules tbody tr").length === 2`)
 	wait("no hits yet", hitsExpr("ops", "restart on down")+" === 0")
 	wait("stream connected", `document.getElementById("conn").textContent === "live"`)
