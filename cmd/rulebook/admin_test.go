@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // TestAdminReloadPublishesOnce: a reload asked through the admin API shows
@@ -70,5 +71,24 @@ func TestAdminReloadPublishesOnce(t *testing.T) {
 	got := a.stream.Recent(admin.KindReload, 10)
 	if len(got) != 1 || string(got[0].Data) != `{"ok":true}` {
 		t.Fatalf("reload entries on the stream: %+v, want one {\"ok\":true}", got)
+	}
+}
+
+// Journaled action feedback is not a received event: it stays off the live
+// feed, which shows the events that sources delivered.
+func TestFeedbackRecordsAreNotEvents(t *testing.T) {
+	a, err := newApp("rb.yml", addRunFlags(flag.NewFlagSet("run", flag.ContinueOnError)), io.Discard, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	inv := &engine.Invocation{ID: "x-0", Ruleset: "rs"}
+	a.observeRecord(engine.Record{Seq: 1, Source: engine.FeedbackSource("rs"),
+		Event: engine.FeedbackEntry(inv, []map[string]any{{"restarted": true}}, nil, now).Event})
+	a.observeRecord(engine.Record{Seq: 2, Source: engine.SourceRef{Ruleset: "rs", Name: "hook", Type: "webhook"},
+		Event: engine.NewEvent(map[string]any{"i": 1}, "hook", "webhook", now)})
+	got := a.stream.Recent(admin.KindEvent, 10)
+	if len(got) != 1 || !strings.Contains(string(got[0].Data), `"seq":2`) {
+		t.Fatalf("event entries: %+v, want only the webhook's (seq 2)", got)
 	}
 }

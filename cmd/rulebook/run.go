@@ -466,9 +466,15 @@ func (a *app) replayWindow(rulesets []*engine.Ruleset) time.Duration {
 	return w
 }
 
-// observeRecord feeds the live stream and the metrics with every record
-// the engine is about to process.
+// observeRecord feeds the live stream and the metrics with every event
+// the engine is about to process. A journaled action feedback record is
+// not one: its facts and events showed as an "event" of source "feedback"
+// and counted as one processed event otherwise (feedback applied on the
+// bus, by Inject, shows in neither).
 func (a *app) observeRecord(rec engine.Record) {
+	if rec.Source.Type == engine.FeedbackSourceType {
+		return
+	}
 	a.stream.PublishEvent(rec)
 	a.metrics.Processed(rec.Source.Ruleset)
 }
