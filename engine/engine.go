@@ -612,14 +612,35 @@ func (e *Engine) fillFromFacts(s *rsState, r *ruleState, p *partial) {
 	}
 }
 
-func (e *Engine) ruleTTL(s *rsState, r *Rule) time.Duration {
+// ttl is how long a partial match of a multi-event rule of rs waits for
+// its other events: the rule's timeout, else the ruleset's
+// default_events_ttl, else DefaultEventsTTL.
+func (r *Rule) ttl(rs *Ruleset) time.Duration {
 	if r.Timeout > 0 {
 		return r.Timeout
 	}
-	if s.rs.DefaultEventsTTL > 0 {
-		return s.rs.DefaultEventsTTL
+	if rs.DefaultEventsTTL > 0 {
+		return rs.DefaultEventsTTL
 	}
 	return DefaultEventsTTL
+}
+
+// StateWindow is the longest time any rule of rulesets keeps state for (a
+// throttle window, a multi-event rule's wait): how much history must be
+// replayed to rebuild rule state, on start or when a bus partition moves.
+func StateWindow(rulesets []*Ruleset) time.Duration {
+	var d time.Duration
+	for _, rs := range rulesets {
+		for _, r := range rs.Rules {
+			if r.Throttle != nil {
+				d = max(d, r.Throttle.Window)
+			}
+			if r.Kind == All || r.Kind == NotAll {
+				d = max(d, r.ttl(rs))
+			}
+		}
+	}
+	return d
 }
 
 func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *item, now time.Time) (bool, error) {
@@ -636,7 +657,7 @@ func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *ite
 		}
 	}
 	if done == nil {
-		p := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
+		p := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(r.rule.ttl(s.rs))}
 		if e.fill(s, r, p, it) {
 			used = true
 			e.fillFromFacts(s, r, p)
@@ -715,7 +736,7 @@ func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) 
 			return true
 		}
 	}
-	w := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(e.ruleTTL(s, r.rule))}
+	w := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(r.rule.ttl(s.rs))}
 	if !e.fill(s, r, w, it) {
 		return false
 	}

@@ -40,35 +40,6 @@ func busKeyFunc(expr string) (bus.KeyFunc, error) {
 	}, nil
 }
 
-// stateWindow is the longest window any rule keeps state for (a throttle
-// window, a multi-event timeout): how much history a process replays to
-// rebuild rule state, when it takes over a partition on the bus or starts
-// on the embedded journal.
-func stateWindow(rulesets []*engine.Ruleset) time.Duration {
-	var d time.Duration
-	for _, rs := range rulesets {
-		for _, r := range rs.Rules {
-			if r.Throttle != nil && r.Throttle.Window > d {
-				d = r.Throttle.Window
-			}
-			switch r.Kind {
-			case engine.All, engine.NotAll:
-				w := r.Timeout
-				if w == 0 {
-					w = rs.DefaultEventsTTL
-				}
-				if w == 0 {
-					w = engine.DefaultEventsTTL
-				}
-				if w > d {
-					d = w
-				}
-			}
-		}
-	}
-	return d
-}
-
 // partitions keeps one engine per Kafka partition this process owns, so the
 // events of one key always meet the same rule state.
 type partitions struct {

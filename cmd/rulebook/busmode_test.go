@@ -46,7 +46,7 @@ func TestBusLookback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stateWindow(rb.Rulesets); got != 30*time.Minute {
+	if got := engine.StateWindow(rb.Rulesets); got != 30*time.Minute {
 		t.Fatalf("lookback = %s, want the ruleset's 30m events ttl", got)
 	}
 }

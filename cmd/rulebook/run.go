@@ -424,7 +424,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 	}
 	lookback := a.rf.busLookback
 	if lookback == 0 {
-		lookback = stateWindow(rb.Rulesets)
+		lookback = engine.StateWindow(rb.Rulesets)
 		if lookback == 0 {
 			lookback = -1 // nothing in the rulebook keeps state over time
 		}
@@ -452,7 +452,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 func (a *app) replayWindow(rulesets []*engine.Ruleset) time.Duration {
 	w := a.rf.stateLookback
 	if w <= 0 {
-		w = stateWindow(rulesets)
+		w = engine.StateWindow(rulesets)
 	}
 	retention := a.rf.retention
 	if retention <= 0 {
