@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -237,15 +236,6 @@ func newTransport(cfg Config, dialTimeout time.Duration) *kafkago.Transport {
 		TLS: cfg.Security.TLS, SASL: cfg.Security.SASL}
 }
 
-// securityError reports errors that no retry can fix because the brokers
-// refuse this client or this client refuses them (kafkaconn.SecurityError),
-// or this client speaks TLS to a listener that does not (a TLS record
-// header that is not one).
-func securityError(err error) bool {
-	var header tls.RecordHeaderError
-	return kafkaconn.SecurityError(err) || errors.As(err, &header)
-}
-
 // Partitions connects to the brokers and returns the number of partitions
 // of the bus topic, so a process can refuse to start on a topic that does
 // not exist instead of answering 503 to every sender. The number of
@@ -265,7 +255,7 @@ func Partitions(ctx context.Context, cfg Config) (int, error) {
 		if err == nil {
 			return len(parts), nil
 		}
-		if ctx.Err() != nil || securityError(err) {
+		if ctx.Err() != nil || kafkaconn.SecurityError(err) {
 			break
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/kafkaconn"
 )
 
 // PartitionHandler owns the rule state of one partition while this process
@@ -214,7 +215,7 @@ func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionH
 			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
 				break
 			}
-			if securityError(err) {
+			if kafkaconn.SecurityError(err) {
 				if !joined {
 					// Wrong credentials or an untrusted broker: no retry
 					// can fix that, so Run cannot start.

@@ -209,8 +209,8 @@ func TestSecurityErrorsAreFinal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := securityError(tc.err); got != tc.final {
-				t.Errorf("securityError(%v) = %v, want %v", tc.err, got, tc.final)
+			if got := kafkaconn.SecurityError(tc.err); got != tc.final {
+				t.Errorf("kafkaconn.SecurityError(%v) = %v, want %v", tc.err, got, tc.final)
 			}
 			if got := retryable(tc.err); got == tc.final {
 				t.Errorf("retryable(%v) = %v, want %v", tc.err, got, !tc.final)

@@ -327,7 +327,8 @@ func PermanentWriteError(err error) bool {
 // the brokers refuse this client or this client refuses them: failed SASL
 // authentication or an unsupported mechanism, an untrusted or invalid
 // broker certificate, a TLS alert from the broker (it refused the client
-// certificate, or TLS itself).
+// certificate, or TLS itself), or an answer that is not TLS at all (TLS
+// spoken to a plaintext listener).
 func SecurityError(err error) bool {
 	if err == nil {
 		return false
@@ -337,6 +338,7 @@ func SecurityError(err error) bool {
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
 	var alert tls.AlertError
+	var header tls.RecordHeaderError
 	// crypto/tls reports an alert received from the broker as a
 	// *net.OpError with Op "remote error".
 	var op *net.OpError
@@ -344,5 +346,5 @@ func SecurityError(err error) bool {
 	return errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
 		errors.Is(err, kafkago.IllegalSASLState) || errors.As(err, &alert) || remoteAlert ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify)
+		errors.As(err, &verify) || errors.As(err, &header)
 }
