@@ -12,6 +12,11 @@
 # records done (the durable ingest path alone). Target (issue 3): ratio >= 0.5
 # and p99 < 10 ms at 32 connections.
 #
+# A fifth target bounds that ratio: "floor" (bench/floor), a net/http handler
+# that only group-commits each body to a preallocated file with fdatasync
+# before answering. No durable receiver can be faster on this machine, so
+# floor/bare is the best ratio any of them can reach here.
+#
 # Throughput is counted in accepted (2xx) requests per second: under
 # back-pressure the durable path answers 503 with Retry-After, quickly, and
 # those answers go to the non-2xx column, not into the throughput (wrk's
@@ -21,7 +26,7 @@
 #   bench/ingest.sh                 # 3 interleaved rounds of 10 s per target,
 #                                   # 2 threads, 32 connections; medians
 #   DURATION=30s ROUNDS=5 CONNS=64 bench/ingest.sh
-#   ONLY=bare,webhook bench/ingest.sh   # some targets (bare, source, journal, webhook)
+#   ONLY=bare,webhook bench/ingest.sh   # some targets (bare, floor, source, journal, webhook)
 #
 # Needs wrk (installed by test/setup.sh) and Go. Traffic stays on 127.0.0.1.
 # Results are also written to bench/results/ingest-<UTC time>.txt.
@@ -36,6 +41,7 @@ BARE_PORT=${BARE_PORT:-18080}
 HOOK_PORT=${HOOK_PORT:-18081}
 JOURNAL_PORT=${JOURNAL_PORT:-18082}
 SOURCE_PORT=${SOURCE_PORT:-18083}
+FLOOR_PORT=${FLOOR_PORT:-18084}
 ONLY=${ONLY:-}
 ROUNDS=${ROUNDS:-3}
 
@@ -68,6 +74,15 @@ wait_port() {
   done
   echo "ingest.sh: nothing listens on 127.0.0.1:$port after 30 s" >&2
   return 1
+}
+
+# port_free PORT: fail if something already listens on 127.0.0.1:PORT (a
+# leftover server would be measured in place of the target).
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "ingest.sh: 127.0.0.1:$1 is already in use; stop what listens there or set the target's *_PORT" >&2
+    return 1
+  fi
 }
 
 # to_ms VALUE: wrk's "1.23ms", "456.00us", "1.20s" in milliseconds.
@@ -136,15 +151,27 @@ fsync_cost() {
 fsync_before=$(fsync_cost)
 mkdir -p "$work/bin"
 echo "building (go build) ..."
-(cd "$repo" && go build -o "$work/bin/bare" ./bench/bare && go build -o "$work/bin/ingestpath" ./bench/ingestpath)
+(cd "$repo" && go build -o "$work/bin/bare" ./bench/bare && go build -o "$work/bin/floor" ./bench/floor && go build -o "$work/bin/ingestpath" ./bench/ingestpath)
 
 # Start every target once; they idle while another is measured.
+for port in "$BARE_PORT" "$FLOOR_PORT" "$SOURCE_PORT" "$JOURNAL_PORT" "$HOOK_PORT"; do
+  port_free "$port"
+done
 targets=()
 if wanted bare; then
   "$work/bin/bare" -addr "127.0.0.1:$BARE_PORT" &
   pids+=($!)
   wait_port "$BARE_PORT" "${pids[-1]}"
   targets+=("bare:$BARE_PORT")
+fi
+if wanted floor; then
+  "$work/bin/floor" -addr "127.0.0.1:$FLOOR_PORT" -dir "$work/floor" 2>"$work/floor.log" &
+  pids+=($!)
+  if ! wait_port "$FLOOR_PORT" "${pids[-1]}"; then
+    cat "$work/floor.log" >&2
+    exit 1
+  fi
+  targets+=("floor:$FLOOR_PORT")
 fi
 if wanted source; then
   "$work/bin/ingestpath" -addr "127.0.0.1:$SOURCE_PORT" -store none 2>"$work/source.log" &
@@ -190,11 +217,14 @@ summary() {
   echo "medians of $ROUNDS interleaved round(s) of $DURATION, wrk -t$THREADS -c$CONNS, JSON POST of ~110 bytes"
   printf '%-8s %12s %9s %9s %9s %9s %7s %9s   %s\n' target "accepted/s" "p50 ms" "p90 ms" "p99 ms" "non-2xx" errors timeouts "accepted/s per round"
   declare -A med
-  for n in bare source journal webhook; do
+  for n in bare floor source journal webhook; do
     [[ -n ${rps[$n]:-} ]] || continue
     med[$n]=$(median "${rps[$n]}")
     printf '%-8s %12s %9s %9s %9s %9s %7s %9s  %s\n' "$n" "${med[$n]}" "$(median "${p50[$n]}")" "$(median "${p90[$n]}")" "$(median "${p99[$n]}")" "${non2xx[$n]}" "${sockerrs[$n]}" "${timeouts[$n]}" "${rps[$n]}"
   done
+  if [[ -n ${med[bare]:-} && -n ${med[floor]:-} ]]; then
+    awk -v b="${med[bare]}" -v f="${med[floor]}" 'BEGIN { printf "ratio floor/bare: %.3f  (the best ratio a durable receiver can reach on this machine)\n", f / b }'
+  fi
   for n in source journal webhook; do
     [[ -n ${med[bare]:-} && -n ${med[$n]:-} ]] || continue
     awk -v n="$n" -v b="${med[bare]}" -v w="${med[$n]}" -v p="$(median "${p99[$n]}")" -v c="$CONNS" 'BEGIN {
@@ -214,7 +244,7 @@ mkdir -p "$repo/bench/results"
 result="$repo/bench/results/ingest-$(date -u +%Y%m%dT%H%M%SZ).txt"
 summary | tee "$result"
 echo "(written to ${result#"$repo"/})"
-for n in source journal webhook; do
+for n in floor source journal webhook; do
   if [[ ${sockerrs[$n]:-0} -ne 0 ]]; then
     echo "ingest.sh: target $n had ${sockerrs[$n]} connect/read/write errors" >&2
     exit 1
