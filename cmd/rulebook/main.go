@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -129,6 +130,41 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // listFlag collects repeated or comma-separated values.
+// optionalDuration is a duration flag whose default is another setting's
+// value: unset, it has no value of its own, so the help shows no
+// "(default ...)" and the caller substitutes that setting.
+type optionalDuration struct {
+	d   time.Duration
+	set bool
+}
+
+func (o *optionalDuration) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return o.d.String()
+}
+
+func (o *optionalDuration) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("%s is negative", v)
+	}
+	o.d, o.set = d, true
+	return nil
+}
+
+// or returns the flag's value if it was set, else def.
+func (o *optionalDuration) or(def time.Duration) time.Duration {
+	if o.set {
+		return o.d
+	}
+	return def
+}
+
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }

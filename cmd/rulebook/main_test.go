@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
@@ -199,5 +200,43 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "frobnicate"); code != 2 {
 		t.Fatalf("unknown command exit %d, want 2", code)
+	}
+}
+
+// Help text never shows a sentinel value as a default: a flag whose default
+// is another flag's value says so in words.
+func TestHelpShowsNoSentinelDefaults(t *testing.T) {
+	_, _, errs := runCLI(t, "run", "--help")
+	for _, bad := range []string{"(default -1", "(default 0s)"} {
+		if strings.Contains(errs, bad) {
+			t.Errorf("run --help shows %q:\n%s", bad, errs)
+		}
+	}
+	if !strings.Contains(errs, "-bus-dedupe-lookback duration") {
+		t.Errorf("run --help does not show --bus-dedupe-lookback as a duration:\n%s", errs)
+	}
+}
+
+func TestOptionalDuration(t *testing.T) {
+	var o optionalDuration
+	if got := o.or(time.Minute); got != time.Minute {
+		t.Fatalf("unset: or(1m) = %v", got)
+	}
+	if err := o.Set("0s"); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.or(time.Minute); got != 0 {
+		t.Fatalf("set to 0s: or(1m) = %v, want 0 (an explicit zero is kept)", got)
+	}
+	if err := o.Set("90m"); err != nil || o.or(time.Minute) != 90*time.Minute || o.String() != "1h30m0s" {
+		t.Fatalf("set to 90m: err %v, value %v, string %q", err, o.or(time.Minute), o.String())
+	}
+	for _, bad := range []string{"-1s", "soon"} {
+		if err := (&optionalDuration{}).Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+	if code, _, errs := runCLI(t, "run", "--bus-dedupe-lookback=-5m", "x.yml"); code != 2 || !strings.Contains(errs, "negative") {
+		t.Errorf("run --bus-dedupe-lookback=-5m: exit %d, %q", code, errs)
 	}
 }

@@ -49,7 +49,7 @@ type runFlags struct {
 	busKey          string
 	busLookback     time.Duration
 	stateLookback   time.Duration
-	busDedupe       time.Duration
+	busDedupe       optionalDuration
 	busSec          busSecurityFlags
 	adminAddr       string
 	adminToken      string
@@ -74,7 +74,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
 	fs.DurationVar(&f.stateLookback, "state-lookback", 0, "history of the journal replayed on start to rebuild rule state (0: the longest throttle window or multi-event timeout of the rulebook; at most --retention); facts are rebuilt from that history only, so raise it when facts must outlive it")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
-	fs.DurationVar(&f.busDedupe, "bus-dedupe-lookback", -1, "with --bus: history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
+	fs.Var(&f.busDedupe, "bus-dedupe-lookback", "with --bus: `duration` of history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
 	f.busSec.add(fs)
 	fs.StringVar(&f.adminAddr, "admin", "", "serve the admin API, live stream, dashboard, /metrics, /healthz and /readyz on `ADDR` (e.g. 127.0.0.1:5080); off when empty")
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
@@ -429,10 +429,7 @@ func (a *app) openBus(rb *rulebooks.Rulebook) (*bus.Producer, *bus.Consumer, err
 			lookback = -1 // nothing in the rulebook keeps state over time
 		}
 	}
-	dedupeLookback := a.rf.busDedupe
-	if dedupeLookback < 0 {
-		dedupeLookback = a.rf.dedupeWindow
-	}
+	dedupeLookback := a.rf.busDedupe.or(a.rf.dedupeWindow)
 	consumer, err := bus.NewConsumer(bus.ConsumerConfig{Config: cfg, Lookback: lookback, DedupeWindow: a.rf.dedupeWindow,
 		DedupeLookback: dedupeLookback, Log: a.log})
 	if err != nil {
