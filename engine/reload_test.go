@@ -46,9 +46,20 @@ func TestReplaceKeepsStateOfUnchangedRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := h.eng.Rulesets()
 	sum := h.eng.Replace(rb.Rulesets)
 	if sum.KeptRules != 3 || sum.ResetRules != 1 || sum.KeptFacts != 1 {
 		t.Fatalf("summary %+v, want 3 kept rules, 1 reset, 1 fact", sum)
+	}
+	want := engine.ReloadSummary{Rulesets: 1, Rules: 4, KeptRules: 3, ResetRules: 1}
+	if got := engine.CompareRulesets(before, rb.Rulesets); got != want {
+		t.Fatalf("CompareRulesets = %+v, want %+v (Replace's summary without facts)", got, want)
+	}
+	if got := engine.CompareRulesets(before, nil); got != (engine.ReloadSummary{DroppedSets: 1}) {
+		t.Fatalf("CompareRulesets to nothing = %+v, want 1 dropped ruleset", got)
+	}
+	if got := engine.CompareRulesets(nil, rb.Rulesets); got != (engine.ReloadSummary{Rulesets: 1, Rules: 4, ResetRules: 4}) {
+		t.Fatalf("CompareRulesets from nothing = %+v, want 4 new rules", got)
 	}
 	h.fired = nil
 	h.run([]step{

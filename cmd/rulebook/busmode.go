@@ -125,14 +125,15 @@ func (ps *partitions) engines() []*engine.Engine {
 }
 
 // replace swaps the rulesets of every owned partition and of those
-// assigned later.
+// assigned later. Its summary counts rulesets and rules once, whether this
+// process owns partitions or not, and the facts kept by all of them.
 func (ps *partitions) replace(rulesets []*engine.Ruleset) engine.ReloadSummary {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	sum := engine.CompareRulesets(ps.rulesets, rulesets)
 	ps.rulesets = rulesets
-	var sum engine.ReloadSummary
 	for _, p := range ps.owned {
-		sum = p.eng.Replace(rulesets)
+		sum.KeptFacts += p.eng.Replace(rulesets).KeptFacts
 	}
 	return sum
 }

@@ -87,6 +87,50 @@ func TestBusFeedbackReachesItsPartition(t *testing.T) {
 	}
 }
 
+// A reload's summary counts the rulebook once, whether this process owns
+// no partition, one or several, and the facts of every owned partition.
+func TestBusReloadSummary(t *testing.T) {
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeReg()
+	parse := func(rules string) []*engine.Ruleset {
+		t.Helper()
+		rb, err := rulebooks.Parse("rb.yml", []byte("- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n"+rules), rulebooks.Options{Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rb.Rulesets
+	}
+	v1 := parse("    - {name: a, condition: event.i == 1, action: {none: {}}}\n    - {name: b, condition: event.i == 2, action: {none: {}}}\n")
+	v2 := parse("    - {name: a, condition: event.i == 1, action: {none: {}}}\n    - {name: b, condition: event.i == 3, action: {none: {}}}\n    - {name: c, condition: event.i == 4, action: {none: {}}}\n")
+
+	a := &app{log: discardLog()}
+	a.parts = newPartitions(a, "bus", v1)
+	want := engine.ReloadSummary{Rulesets: 1, Rules: 3, KeptRules: 1, ResetRules: 2}
+	if got := a.parts.replace(v2); got != want {
+		t.Fatalf("no partition owned: summary %+v, want %+v", got, want)
+	}
+
+	a.parts = newPartitions(a, "bus", v1)
+	for _, id := range []int{0, 1} {
+		opts := engine.Options{Log: discardLog(), Stream: bus.Stream("bus", id)}
+		a.parts.owned[id] = &partition{owner: a.parts, id: id, stream: bus.Stream("bus", id), eng: engine.New(v1, opts)}
+	}
+	a.feedback(&engine.Invocation{ID: "x-0", Ruleset: "rs", Stream: "bus/0"}, []map[string]any{{"k": 1}}, nil)
+	a.feedback(&engine.Invocation{ID: "y-0", Ruleset: "rs", Stream: "bus/1"}, []map[string]any{{"k": 2}, {"k": 3}}, nil)
+	want.KeptFacts = 3
+	if got := a.parts.replace(v2); got != want {
+		t.Fatalf("two partitions owned: summary %+v, want %+v", got, want)
+	}
+	for id, p := range a.parts.owned {
+		if n := len(p.eng.Rulesets()[0].Rules); n != 3 {
+			t.Fatalf("partition %d has %d rules after the reload, want 3", id, n)
+		}
+	}
+}
+
 // The replay window on start is --state-lookback, else the rulebook's
 // longest state window, capped by --retention either way.
 func TestReplayWindow(t *testing.T) {
