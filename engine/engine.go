@@ -78,6 +78,11 @@ type Engine struct {
 	// Redelivered, and a replayed record's Accepted is the time.
 	rec   Record
 	fired int
+	// queuing is the firing whose built-in actions run now: the items they
+	// queue carry it. evaluating is the cause of the item being evaluated,
+	// and causeFired counts the firings of each cause since begin.
+	queuing, evaluating cause
+	causeFired          map[string]int
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
@@ -114,6 +119,16 @@ type item struct {
 type queued struct {
 	rs *rsState
 	it *item
+	// cause is the firing whose set_fact or post_event queued the item
+	// (empty for the record's own event): firings it causes take their IDs
+	// from it, and its Redelivered.
+	cause cause
+}
+
+// cause is a firing that queued items for evaluation.
+type cause struct {
+	id          string
+	redelivered bool
 }
 
 type rsState struct {
@@ -385,7 +400,7 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 		}
 		return e.drain(ctx)
 	}
-	e.queue = append(e.queue, queued{s, &item{id: EventID(rec.Event), data: rec.Event}})
+	e.queue = append(e.queue, queued{s, &item{id: EventID(rec.Event), data: rec.Event}, cause{}})
 	return e.drain(ctx)
 }
 
@@ -393,6 +408,7 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 func (e *Engine) begin(rec Record) {
 	e.rec = rec
 	e.fired = 0
+	clear(e.causeFired)
 }
 
 // Tick fires the timers due at the clock's current time (not_all timeouts,
@@ -525,7 +541,10 @@ func (e *Engine) drain(ctx context.Context) error {
 			e.queue = nil
 			return nil
 		}
-		if err := e.evaluate(ctx, q.rs, q.it); err != nil {
+		e.evaluating = q.cause
+		err := e.evaluate(ctx, q.rs, q.it)
+		e.evaluating = cause{}
+		if err != nil {
 			e.queue = nil
 			return err
 		}
@@ -921,9 +940,11 @@ func (e *Engine) expire(ctx context.Context) error {
 // timer's firing is derived from the timer: its rule, deadline and the
 // events it holds, so a timer that fires again after a restart (its state
 // rebuilt by Replay) yields the same ID whether Tick or a record found it
-// due. Other firings without a journal position (Inject, and what a timer's
-// post_event or set_fact causes) get a random ID when there is a
-// Dispatcher.
+// due. A firing caused by another firing's set_fact or post_event derives
+// its ID from that firing's, so a timer's cascade, too, gets the same IDs
+// whether Tick or a record found the timer due, and does not shift the
+// record's own firing IDs. Other firings without a journal position
+// (Inject) get a random ID when there is a Dispatcher.
 func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string, timer bool) string {
 	var key string
 	switch {
@@ -931,6 +952,12 @@ func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string, 
 		// Not counted in e.fired: a record's firing IDs must not depend on
 		// whether a timer fell due in its expire or in a Tick before it.
 		key = fmt.Sprintf("timer\x00%s\x00%s\x00%s\x00%d\x00%s", e.opts.Stream, s.rs.Name, r.Name, at.UnixNano(), strings.Join(eventIDs, "\x00"))
+	case e.evaluating.id != "":
+		if e.causeFired == nil {
+			e.causeFired = map[string]int{}
+		}
+		e.causeFired[e.evaluating.id]++
+		key = fmt.Sprintf("caused\x00%s\x00%s\x00%s\x00%d", e.evaluating.id, s.rs.Name, r.Name, e.causeFired[e.evaluating.id])
 	case e.rec.Seq == 0:
 		e.fired++
 		key = fmt.Sprintf("t\x00%d\x00%s\x00%s\x00%d", at.UnixNano(), s.rs.Name, r.Name, e.fired)
@@ -952,7 +979,7 @@ func (e *Engine) firingID(s *rsState, r *Rule, at time.Time, eventIDs []string, 
 // takes its ID from the timer, not from the record.
 func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, at time.Time, timer bool) error {
 	rule := r.rule
-	f := &Firing{Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.rec.Redelivered}
+	f := &Firing{Time: at, Ruleset: s.rs.Name, Rule: rule.Name, Redelivered: e.rec.Redelivered || e.evaluating.redelivered}
 	names := make([]string, 0, len(bound))
 	for k := range bound {
 		names = append(names, k)
@@ -1010,6 +1037,10 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	}
 	ev.Msg("rule fired")
 
+	// What this firing's set_fact and post_event queue is caused by it.
+	outer := e.queuing
+	e.queuing = cause{id: f.ID, redelivered: f.Redelivered}
+	defer func() { e.queuing = outer }()
 	rendered := make([]RenderedAction, 0, len(rule.Actions))
 	for i, a := range rule.Actions {
 		e.st.bind(triggerData, itemsData(bound), e.vars(s))
@@ -1223,7 +1254,7 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	}
 	it := &item{id: EventID(data), data: data, fact: true}
 	s.facts = append(s.facts, it)
-	e.queue = append(e.queue, queued{s, it})
+	e.queue = append(e.queue, queued{s, it, e.queuing})
 }
 
 func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
@@ -1313,7 +1344,7 @@ func valuesEqualDeep(a, b any) bool {
 func (e *Engine) postEvent(s *rsState, ev map[string]any, by string) {
 	data, _ := deepCopy(ev).(map[string]any)
 	data = NewEvent(data, by, "post_event", e.now())
-	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}})
+	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}, e.queuing})
 }
 
 // ParseDuration reads a duration from YAML: a Go duration string ("90s",

@@ -67,3 +67,87 @@ func TestTimerAndInjectedFiringIDs(t *testing.T) {
 		t.Errorf("injected firings %+v, want two with distinct IDs, not redelivered", rec.firings)
 	}
 }
+
+// What a timer's firing causes (its post_event here) takes its IDs from the
+// timer's firing, so they are the same whether a Tick or the next record
+// found the timer due, and the record's own firing IDs do not shift with
+// them. A cascade of a Redelivered timer firing is Redelivered too, so it
+// is looked up, not stored twice, after a restart.
+func TestTimerCascadeFiringIDs(t *testing.T) {
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
+		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
+	rules := `    - name: slow
+      condition:
+        not_all:
+          - events.start << event.kind == "start"
+          - event.kind == "end" && event.id == events.start.id
+        timeout: 5m
+      action: {post_event: {event: {kind: "late", id: "{{ events.start.id }}"}}}
+    - name: escalate
+      condition: event.kind == "late"
+      action: {notify: {}}
+    - name: other
+      condition: event.kind == "other"
+      action: {notify: {}}
+`
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(rules)), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	record := func(seq uint64, at time.Time, kv ...any) engine.Record {
+		return engine.Record{Seq: seq, Source: engine.SourceRef{Ruleset: "r"}, Accepted: at,
+			Event: engine.NewEvent(ev(kv...), "s", "t", at)}
+	}
+	start := record(1, t0, "kind", "start", "id", "A")
+	other := record(2, t0.Add(6*time.Minute), "kind", "other")
+	// run processes start, then other at t0+6m, after the 5m timeout; with
+	// tick, a Tick finds the timer due first, else other's processing does.
+	run := func(tick bool, live time.Time) map[string]*engine.Firing {
+		clock := engine.NewFakeClock(t0)
+		rec := &firingRecorder{}
+		eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: rec})
+		if err := eng.Process(ctx, start); err != nil {
+			t.Fatal(err)
+		}
+		eng.SetLiveSince(live)
+		clock.Set(t0.Add(6 * time.Minute))
+		if tick {
+			if err := eng.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := eng.Process(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		byRule := map[string]*engine.Firing{}
+		for _, f := range rec.firings {
+			byRule[f.Rule] = f
+		}
+		if len(byRule) != 3 || len(rec.firings) != 3 {
+			t.Fatalf("tick %v: %d firings of %d rules, want slow, escalate and other once each", tick, len(rec.firings), len(byRule))
+		}
+		return byRule
+	}
+	byRecord, byTick := run(false, t0), run(true, t0)
+	for _, rule := range []string{"slow", "escalate", "other"} {
+		if byRecord[rule].ID != byTick[rule].ID {
+			t.Errorf("%s fired as %s when the record found the timer due, %s when a Tick did", rule, byRecord[rule].ID, byTick[rule].ID)
+		}
+		if byRecord[rule].Redelivered || byTick[rule].Redelivered {
+			t.Errorf("%s: Redelivered on a live engine", rule)
+		}
+	}
+
+	restarted := run(true, t0.Add(7*time.Minute)) // live after the deadline
+	for _, rule := range []string{"slow", "escalate"} {
+		if f := restarted[rule]; !f.Redelivered || f.ID != byTick[rule].ID {
+			t.Errorf("%s after a restart: ID %s (want %s), Redelivered %v (want true)", rule, f.ID, byTick[rule].ID, f.Redelivered)
+		}
+	}
+	if restarted["other"].Redelivered {
+		t.Error("other's firing is Redelivered: its record was not")
+	}
+}
