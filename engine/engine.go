@@ -80,9 +80,12 @@ type Engine struct {
 	fired int
 	// queuing is the firing whose built-in actions run now: the items they
 	// queue carry it. evaluating is the cause of the item being evaluated,
-	// and causeFired counts the firings of each cause since begin.
+	// and causeFired counts the firings of each cause since begin. created
+	// counts the events and facts queuing (or the record) created, for
+	// their IDs (itemID).
 	queuing, evaluating cause
 	causeFired          map[string]int
+	created             int
 	// replaying suppresses firings' effects outside the engine (dispatch,
 	// output, shutdown) while state is rebuilt from history.
 	replaying bool
@@ -408,7 +411,25 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 func (e *Engine) begin(rec Record) {
 	e.rec = rec
 	e.fired = 0
+	e.created = 0
 	clear(e.causeFired)
+}
+
+// itemID gives the meta.uuid of an event or fact the engine creates
+// (post_event, set_fact, journaled feedback) without one. It derives from
+// the firing that creates it, or from the record, and its rank, so the
+// replay after a restart recreates the same IDs, and timers over partial
+// matches of such items fire under the same firing IDs as before. Items of
+// Inject, which has neither, get random IDs.
+func (e *Engine) itemID() string {
+	e.created++
+	switch {
+	case e.queuing.id != "":
+		return derivedID(fmt.Sprintf("item\x00%s\x00%d", e.queuing.id, e.created))
+	case e.rec.Seq != 0:
+		return derivedID(fmt.Sprintf("item\x00%s\x00%d\x00%d", e.rec.Stream, e.rec.Seq, e.created))
+	}
+	return NewID()
 }
 
 // Tick fires the timers due at the clock's current time (not_all timeouts,
@@ -1009,6 +1030,18 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	st := r.stats
 	st.Fired++
 	st.LastFired = at
+	// Replay computes the ID too: the items this firing creates derive
+	// their IDs from it.
+	f.ID = e.firingID(s, rule, at, f.EventIDs, timer)
+	if timer && !at.After(e.liveSince) {
+		// Due before this engine went live: it may have fired in an
+		// earlier run, under the same ID.
+		f.Redelivered = true
+	}
+	// What this firing's set_fact and post_event queue is caused by it.
+	outer, outerCreated := e.queuing, e.created
+	e.queuing, e.created = cause{id: f.ID, redelivered: f.Redelivered}, 0
+	defer func() { e.queuing, e.created = outer, outerCreated }()
 	if e.replaying {
 		// Rebuild state only: the engine's own state actions run, nothing
 		// leaves the engine.
@@ -1025,22 +1058,12 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		}
 		return nil
 	}
-	f.ID = e.firingID(s, rule, at, f.EventIDs, timer)
-	if timer && !at.After(e.liveSince) {
-		// Due before this engine went live: it may have fired in an
-		// earlier run, under the same ID.
-		f.Redelivered = true
-	}
 	ev := e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("firing_id", f.ID).Strs("event_ids", f.EventIDs)
 	if trigger != nil && trigger.id != "" {
 		ev = ev.Str("event_id", trigger.id)
 	}
 	ev.Msg("rule fired")
 
-	// What this firing's set_fact and post_event queue is caused by it.
-	outer := e.queuing
-	e.queuing = cause{id: f.ID, redelivered: f.Redelivered}
-	defer func() { e.queuing = outer }()
 	rendered := make([]RenderedAction, 0, len(rule.Actions))
 	for i, a := range rule.Actions {
 		e.st.bind(triggerData, itemsData(bound), e.vars(s))
@@ -1250,7 +1273,7 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	data, _ := deepCopy(fact).(map[string]any)
 	meta := Meta(data)
 	if _, ok := meta[MetaUUID]; !ok {
-		meta[MetaUUID] = NewID()
+		meta[MetaUUID] = e.itemID()
 	}
 	it := &item{id: EventID(data), data: data, fact: true}
 	s.facts = append(s.facts, it)
@@ -1343,6 +1366,9 @@ func valuesEqualDeep(a, b any) bool {
 
 func (e *Engine) postEvent(s *rsState, ev map[string]any, by string) {
 	data, _ := deepCopy(ev).(map[string]any)
+	if meta := Meta(data); meta[MetaUUID] == nil {
+		meta[MetaUUID] = e.itemID()
+	}
 	data = NewEvent(data, by, "post_event", e.now())
 	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}, e.queuing})
 }

@@ -5,6 +5,7 @@ package engine
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"time"
 )
@@ -98,6 +99,21 @@ func NewID() string {
 		panic("engine: crypto/rand failed: " + err.Error())
 	}
 	b[6] = (b[6] & 0x0f) | 0x40
+	return formatUUID(b)
+}
+
+// derivedID returns a UUID made from key (RFC 9562 version 8, from its
+// SHA-256): the same key always gives the same ID.
+func derivedID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	var b [16]byte
+	copy(b[:], sum[:16])
+	b[6] = (b[6] & 0x0f) | 0x80
+	return formatUUID(b)
+}
+
+// formatUUID sets the RFC 4122 variant and writes b in the 8-4-4-4-12 form.
+func formatUUID(b [16]byte) string {
 	b[8] = (b[8] & 0x3f) | 0x80
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])

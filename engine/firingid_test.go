@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,73 @@ func TestTimerCascadeFiringIDs(t *testing.T) {
 	}
 	if restarted["other"].Redelivered {
 		t.Error("other's firing is Redelivered: its record was not")
+	}
+}
+
+// Events and facts the engine creates (post_event, set_fact) get IDs derived
+// from the firing that created them, so the replay after a restart rebuilds
+// partial matches over them with the same event IDs, and their timer fires
+// under the same ID as it would have without the restart.
+func TestCreatedItemIDsSurviveReplay(t *testing.T) {
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
+		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
+	rules := `    - name: begin
+      condition: event.kind == "start"
+      actions:
+        - post_event: {event: {kind: "begun", id: "{{ event.id }}"}}
+        - set_fact: {fact: {kind: "running", id: "{{ event.id }}"}}
+    - name: slow
+      condition:
+        not_all:
+          - events.b << event.kind == "begun"
+          - events.f << fact.kind == "running" && fact.id == events.b.id
+          - event.kind == "end" && event.id == events.b.id
+        timeout: 5m
+      action: {notify: {}}
+`
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(rules)), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "r"}, Accepted: t0,
+		Event: engine.NewEvent(ev("kind", "start", "id", "A"), "s", "t", t0)}
+	// run processes (or replays) start, then ticks after the timeout.
+	run := func(replay bool, live time.Time) *engine.Firing {
+		clock := engine.NewFakeClock(t0)
+		rec := &firingRecorder{}
+		eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: rec})
+		step := eng.Process
+		if replay {
+			step = eng.Replay
+		}
+		if err := step(ctx, start); err != nil {
+			t.Fatal(err)
+		}
+		eng.SetLiveSince(live)
+		clock.Set(t0.Add(8 * time.Minute))
+		if err := eng.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rec.firings {
+			if f.Rule == "slow" {
+				return f
+			}
+		}
+		t.Fatalf("replay %v: slow did not fire: %+v", replay, rec.firings)
+		return nil
+	}
+	live := run(false, t0)
+	restarted := run(true, t0.Add(7*time.Minute))
+	if len(live.EventIDs) != 2 {
+		t.Fatalf("slow's event IDs %v, want the posted event's and the fact's", live.EventIDs)
+	}
+	if live.ID != restarted.ID || strings.Join(live.EventIDs, ",") != strings.Join(restarted.EventIDs, ",") {
+		t.Errorf("slow fired as %s over %v live, as %s over %v after a restart", live.ID, live.EventIDs, restarted.ID, restarted.EventIDs)
+	}
+	if live.Redelivered || !restarted.Redelivered {
+		t.Errorf("Redelivered: %v live (want false), %v after a restart (want true)", live.Redelivered, restarted.Redelivered)
 	}
 }
