@@ -48,3 +48,60 @@ func BenchmarkEngine100Rules(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkThrottleManyGroups processes events of a throttled rule while it
+// holds many open throttle groups (one per host, as `group_by: [event.host]`
+// keeps for a large fleet): the cost of an event must not grow with the
+// number of groups. Each event is for a new host, one second after the
+// previous, so groups also fall due continually once the window is full.
+//
+//	go test ./engine -run '^$' -bench ThrottleManyGroups
+func BenchmarkThrottleManyGroups(b *testing.B) {
+	for _, groups := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
+			src := fmt.Sprintf(`- name: bench
+  sources:
+    - generic: {payload: []}
+  rules:
+    - name: once per host
+      condition: event.kind == "disk"
+      throttle: {once_within: %ds, group_by: [event.host]}
+      action: {none: {}}
+`, groups)
+			reg := engine.NewRegistry()
+			reg.RegisterSource(generic.Spec())
+			clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			rb, err := rulebooks.Parse("bench.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: clock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fired := 0
+			eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { fired++ }})
+			ref := engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}
+			ctx := context.Background()
+			seq := uint64(0)
+			step := func() {
+				seq++
+				clock.Advance(time.Second)
+				ev := map[string]any{"kind": "disk", "host": fmt.Sprintf("h%d", seq), "meta": map[string]any{"uuid": "x"}}
+				if err := eng.Process(ctx, engine.Record{Seq: seq, Source: ref, Event: ev}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range groups { // fill the window: `groups` groups open
+				step()
+			}
+			fired = 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				step()
+			}
+			b.StopTimer()
+			if fired != b.N {
+				b.Fatalf("fired %d times for %d events", fired, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -148,15 +149,18 @@ type ruleState struct {
 	// not_all.
 	partials []*partial
 	groups   map[string]*throttleGroup
+	// deadlines holds the expiry of every partial and the window end of
+	// every group, earliest first (timers.go).
+	deadlines deadlines
 }
 
 type partial struct {
-	slots   []*item
-	expires time.Time
+	slots []*item
+	dl    deadline // dl.at: when it expires
 }
 
 type throttleGroup struct {
-	until   time.Time
+	dl      deadline // dl.at: when its window ends
 	trigger *item
 	bound   map[string]*item
 	times   []time.Time
@@ -491,12 +495,7 @@ func (e *Engine) NextDeadline() (time.Time, bool) {
 	}
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
-			for _, p := range r.partials {
-				consider(p.expires)
-			}
-			for _, g := range r.groups {
-				consider(g.until)
-			}
+			consider(r.next())
 		}
 	}
 	return next, !next.IsZero()
@@ -731,14 +730,14 @@ func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *ite
 		}
 	}
 	if done == nil {
-		p := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(r.rule.ttl(s.rs))}
+		p := newPartial(r, now.Add(r.rule.ttl(s.rs)))
 		if e.fill(s, r, p, it) {
 			used = true
 			e.fillFromFacts(s, r, p)
 			if p.complete() {
 				done = p
 			} else if !it.fact || !e.partialRedundant(r, p) {
-				r.partials = append(r.partials, p)
+				r.addPartial(p)
 			}
 		}
 	}
@@ -776,17 +775,16 @@ func (e *Engine) partialRedundant(r *ruleState, p *partial) bool {
 func (e *Engine) consume(r *ruleState, done *partial) {
 	keep := r.partials[:0]
 	for _, p := range r.partials {
-		if p == done {
-			continue
-		}
-		shared := false
+		shared := p == done
 		for _, sl := range done.slots {
-			if sl != nil && !sl.fact && p.holds(sl) {
-				shared = true
+			if shared {
 				break
 			}
+			shared = sl != nil && !sl.fact && p.holds(sl)
 		}
-		if !shared {
+		if shared {
+			r.dropPartialDeadline(p)
+		} else {
 			keep = append(keep, p)
 		}
 	}
@@ -810,13 +808,13 @@ func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) 
 			return true
 		}
 	}
-	w := &partial{slots: make([]*item, len(r.rule.Conditions)), expires: now.Add(r.rule.ttl(s.rs))}
+	w := newPartial(r, now.Add(r.rule.ttl(s.rs)))
 	if !e.fill(s, r, w, it) {
 		return false
 	}
 	e.fillFromFacts(s, r, w)
 	if !w.complete() {
-		r.partials = append(r.partials, w)
+		r.addPartial(w)
 	}
 	return true
 }
@@ -832,14 +830,14 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 	g := r.groups[key]
 	switch th.Kind {
 	case OnceWithin:
-		if g != nil && now.Before(g.until) {
+		if g != nil && now.Before(g.dl.at) {
 			return nil
 		}
-		r.groups[key] = &throttleGroup{until: now.Add(th.Window)}
+		r.setGroup(key, newGroup(nil, nil), now.Add(th.Window))
 		return e.fire(ctx, s, r, trigger, bound, now, false)
 	case OnceAfter:
 		if g == nil {
-			r.groups[key] = &throttleGroup{until: now.Add(th.Window), trigger: trigger, bound: bound}
+			r.setGroup(key, newGroup(trigger, bound), now.Add(th.Window))
 			return nil
 		}
 		// Keep the newest event; the firing reports every event of the window.
@@ -850,8 +848,7 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 		return nil
 	case AccumulateWithin:
 		if g == nil {
-			g = &throttleGroup{}
-			r.groups[key] = g
+			g = newGroup(nil, nil)
 		}
 		cut := now.Add(-th.Window)
 		keep := g.times[:0]
@@ -861,9 +858,9 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 			}
 		}
 		g.times = append(keep, now)
-		g.until = now.Add(th.Window)
+		r.setGroup(key, g, now.Add(th.Window))
 		if len(g.times) >= th.Threshold {
-			delete(r.groups, key)
+			r.deleteGroup(key)
 			return e.fire(ctx, s, r, trigger, bound, now, false)
 		}
 	}
@@ -895,26 +892,45 @@ func itemsData(bound map[string]*item) map[string]any {
 	return m
 }
 
-// expire fires due timers and drops expired state, in time order.
+// expire fires due timers and drops expired state. A rule's due partial
+// matches are handled in the order they were opened, its due groups in key
+// order, so the firings do not depend on the heap's order of equal
+// deadlines.
 func (e *Engine) expire(ctx context.Context) error {
 	now := e.now()
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
-			var due []*partial
-			keep := r.partials[:0]
-			for _, p := range r.partials {
-				if now.Before(p.expires) {
-					keep = append(keep, p)
-				} else if r.rule.Kind == NotAll {
-					due = append(due, p)
+			due := r.popDue(now)
+			if len(due) == 0 {
+				continue
+			}
+			var partialsDue bool
+			var groupsDue []string
+			for _, d := range due {
+				if d.p != nil {
+					partialsDue = true
+				} else {
+					groupsDue = append(groupsDue, d.key)
 				}
 			}
-			for i := len(keep); i < len(r.partials); i++ {
-				r.partials[i] = nil
+			var windows []*partial
+			if partialsDue {
+				// Partials still in the heap are the ones kept.
+				keep := r.partials[:0]
+				for _, p := range r.partials {
+					if p.dl.idx >= 0 {
+						keep = append(keep, p)
+					} else if r.rule.Kind == NotAll {
+						windows = append(windows, p)
+					}
+				}
+				for i := len(keep); i < len(r.partials); i++ {
+					r.partials[i] = nil
+				}
+				r.partials = keep
 			}
-			r.partials = keep
 			// A not_all window that timed out fires with what it holds.
-			for _, w := range due {
+			for _, w := range windows {
 				bound := map[string]*item{}
 				var trigger *item
 				for i, sl := range w.slots {
@@ -926,27 +942,20 @@ func (e *Engine) expire(ctx context.Context) error {
 				if trigger == nil {
 					continue // its facts were retracted
 				}
-				if err := e.fire(ctx, s, r, trigger, bound, w.expires, true); err != nil {
+				if err := e.fire(ctx, s, r, trigger, bound, w.dl.at, true); err != nil {
 					return err
 				}
 			}
-			if len(r.groups) == 0 {
-				continue
-			}
-			// Only the due groups are sorted (for a deterministic firing
-			// order); most events find none due.
-			var dueGroups []string
-			for k, g := range r.groups {
-				if !now.Before(g.until) {
-					dueGroups = append(dueGroups, k)
-				}
-			}
-			sort.Strings(dueGroups)
-			for _, k := range dueGroups {
+			sort.Strings(groupsDue)
+			for i, k := range groupsDue {
 				g := r.groups[k]
-				delete(r.groups, k)
+				delete(r.groups, k) // out of the heap already
 				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
-					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.until, true); err != nil {
+					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.dl.at, true); err != nil {
+						// The groups not reached stay due.
+						for _, k := range groupsDue[i+1:] {
+							heap.Push(&r.deadlines, &r.groups[k].dl)
+						}
 						return err
 					}
 				}

@@ -1,0 +1,54 @@
+package engine
+
+import "fmt"
+
+// CheckDeadlines reports whether every rule's deadlines heap holds exactly
+// its partial matches and throttle groups, each at its own index, in heap
+// order. Tests call it after every step.
+func (e *Engine) CheckDeadlines() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			name := s.rs.Name + "/" + r.rule.Name
+			if got, want := len(r.deadlines), len(r.partials)+len(r.groups); got != want {
+				return fmt.Errorf("%s: %d deadlines for %d partials and %d groups", name, got, len(r.partials), len(r.groups))
+			}
+			for i, d := range r.deadlines {
+				if d.idx != i {
+					return fmt.Errorf("%s: deadline at %d has index %d", name, i, d.idx)
+				}
+				if i > 0 && d.at.Before(r.deadlines[(i-1)/2].at) {
+					return fmt.Errorf("%s: heap order broken at %d", name, i)
+				}
+			}
+			for _, p := range r.partials {
+				if p.dl.idx < 0 || r.deadlines[p.dl.idx] != &p.dl {
+					return fmt.Errorf("%s: a partial match is not in the heap", name)
+				}
+			}
+			for k, g := range r.groups {
+				if g.dl.idx < 0 || r.deadlines[g.dl.idx] != &g.dl || g.dl.key != k {
+					return fmt.Errorf("%s: group %q is not in the heap under its key", name, k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// StateCounts returns the number of partial matches and groups per rule
+// that holds any.
+func (e *Engine) StateCounts() map[string][2]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string][2]int{}
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			if len(r.partials)+len(r.groups) > 0 {
+				out[r.rule.Name] = [2]int{len(r.partials), len(r.groups)}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"container/heap"
+	"time"
+)
+
+// deadline is when a partial match expires (a not_all window times out) or
+// a throttle group's window ends. Each is in its rule's heap of deadlines
+// (ruleState.deadlines), so finding what is due costs the due entries, not
+// a walk over every partial match and group: a rule throttled per host of a
+// large fleet holds a group per host.
+type deadline struct {
+	at  time.Time
+	idx int // position in the heap, -1 when not in it
+	// Exactly one of p and g is set; key is g's key in ruleState.groups.
+	p   *partial
+	g   *throttleGroup
+	key string
+}
+
+// deadlines is a min-heap of deadline by time (container/heap).
+type deadlines []*deadline
+
+func (h deadlines) Len() int           { return len(h) }
+func (h deadlines) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h deadlines) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx = i
+	h[j].idx = j
+}
+
+func (h *deadlines) Push(x any) {
+	d := x.(*deadline)
+	d.idx = len(*h)
+	*h = append(*h, d)
+}
+
+func (h *deadlines) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	d.idx = -1
+	return d
+}
+
+// newPartial returns an empty partial match of r expiring at `at`; it is
+// in r's deadlines once added with addPartial.
+func newPartial(r *ruleState, at time.Time) *partial {
+	p := &partial{slots: make([]*item, len(r.rule.Conditions))}
+	p.dl = deadline{at: at, idx: -1, p: p}
+	return p
+}
+
+// addPartial keeps p among r's partial matches until it is consumed or
+// expires.
+func (r *ruleState) addPartial(p *partial) {
+	r.partials = append(r.partials, p)
+	heap.Push(&r.deadlines, &p.dl)
+}
+
+// dropPartialDeadline takes p's deadline out of r's heap (p was consumed).
+func (r *ruleState) dropPartialDeadline(p *partial) {
+	if p.dl.idx >= 0 {
+		heap.Remove(&r.deadlines, p.dl.idx)
+	}
+}
+
+// setGroup opens (or replaces) the throttle group of key, its window ending
+// at `until`.
+func (r *ruleState) setGroup(key string, g *throttleGroup, until time.Time) {
+	if old := r.groups[key]; old != nil && old != g {
+		r.deleteGroup(key)
+	}
+	r.groups[key] = g
+	g.dl.p, g.dl.g, g.dl.key = nil, g, key
+	g.dl.at = until
+	if g.dl.idx >= 0 {
+		heap.Fix(&r.deadlines, g.dl.idx)
+	} else {
+		heap.Push(&r.deadlines, &g.dl)
+	}
+}
+
+// deleteGroup closes the throttle group of key.
+func (r *ruleState) deleteGroup(key string) {
+	g := r.groups[key]
+	if g == nil {
+		return
+	}
+	delete(r.groups, key)
+	if g.dl.idx >= 0 {
+		heap.Remove(&r.deadlines, g.dl.idx)
+	}
+}
+
+// popDue takes out of r's heap every deadline at or before now.
+func (r *ruleState) popDue(now time.Time) []*deadline {
+	var due []*deadline
+	for len(r.deadlines) > 0 && !now.Before(r.deadlines[0].at) {
+		due = append(due, heap.Pop(&r.deadlines).(*deadline))
+	}
+	return due
+}
+
+// next returns r's earliest deadline, or the zero time.
+func (r *ruleState) next() time.Time {
+	if len(r.deadlines) == 0 {
+		return time.Time{}
+	}
+	return r.deadlines[0].at
+}
+
+// newGroup returns a throttle group, not yet in a rule's deadlines (see
+// setGroup).
+func newGroup(trigger *item, bound map[string]*item) *throttleGroup {
+	g := &throttleGroup{trigger: trigger, bound: bound}
+	g.dl.idx = -1
+	return g
+}
