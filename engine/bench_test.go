@@ -105,3 +105,61 @@ func BenchmarkThrottleManyGroups(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAllManyPartials processes events of a two-event rule joined on
+// the host while it holds many partial matches (hosts that went down and
+// have not come back): per step one host goes down (a new partial) and the
+// oldest one comes back (completing its match).
+//
+//	go test ./engine -run '^$' -bench AllManyPartials
+func BenchmarkAllManyPartials(b *testing.B) {
+	for _, partials := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("partials=%d", partials), func(b *testing.B) {
+			src := `- name: bench
+  sources:
+    - generic: {payload: []}
+  rules:
+    - name: flap
+      condition:
+        all:
+          - event.k == "down"
+          - event.k == "up" && event.h == events.m_0.h
+      action: {none: {}}
+`
+			reg := engine.NewRegistry()
+			reg.RegisterSource(generic.Spec())
+			clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			rb, err := rulebooks.Parse("bench.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: clock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fired := 0
+			eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { fired++ }})
+			ref := engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}
+			ctx := context.Background()
+			seq := uint64(0)
+			send := func(k string, host int) {
+				seq++
+				ev := map[string]any{"k": k, "h": fmt.Sprintf("h%d", host), "meta": map[string]any{"uuid": fmt.Sprint(seq)}}
+				if err := eng.Process(ctx, engine.Record{Seq: seq, Source: ref, Event: ev}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for h := range partials {
+				send("down", h)
+			}
+			fired = 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				send("down", partials+i)
+				send("up", i)
+			}
+			b.StopTimer()
+			if fired != b.N {
+				b.Fatalf("fired %d times for %d pairs", fired, b.N)
+			}
+			b.ReportMetric(float64(2*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

@@ -59,6 +59,13 @@ type Condition struct {
 	// Source is the expression as written.
 	Source string
 	root   condNode
+	// unbound says the condition reads no match (events.*, facts.*): for
+	// one item its value is the same whichever partial match the item
+	// would join. Otherwise alpha are the conjuncts of its top-level &&
+	// chain that read no match: the condition holds only if they all do,
+	// so the engine tests them once per item, not once per partial match.
+	unbound bool
+	alpha   []condNode
 }
 
 type condNode interface {
@@ -194,6 +201,22 @@ func (e *evalState) bind(event map[string]any, events map[string]any, vars map[s
 // Eval evaluates the condition against one item and the matches so far.
 func (c *Condition) eval(e *evalState) Tri { return c.root.eval(e) }
 
+// admits reports whether the item bound in e may meet the condition with
+// some matches: the whole condition holds when it reads no match, else
+// every conjunct that reads no match holds. When it is false the condition
+// is false or unknown whatever the matches.
+func (c *Condition) admits(e *evalState) bool {
+	if c.unbound {
+		return c.root.eval(e) == True
+	}
+	for _, n := range c.alpha {
+		if n.eval(e) != True {
+			return false
+		}
+	}
+	return true
+}
+
 // Compiler compiles conditions, templates and other expressions of one
 // rulebook load. Its clock drives now() and age().
 type Compiler struct {
@@ -271,7 +294,68 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Condition{Source: src, root: root}, nil
+	cond := &Condition{Source: src, root: root}
+	if err := c.splitAlpha(cond, src, cfg); err != nil {
+		return nil, err
+	}
+	return cond, nil
+}
+
+// splitAlpha finds the conjuncts of the condition's top-level && chain
+// that read no match, and compiles them on their own (Condition.admits).
+func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) error {
+	// A tree of its own: skeleton rewrites the one it compiles.
+	tree, err := parser.ParseWithConfig(src, cfg)
+	if err != nil {
+		return exprError(err, file.NewSource(src))
+	}
+	conj := conjuncts(tree.Node, nil)
+	var alpha []ast.Node
+	for _, n := range conj {
+		if !readsMatches(n) {
+			alpha = append(alpha, n)
+		}
+	}
+	if len(alpha) == len(conj) {
+		cond.unbound = true
+		return nil
+	}
+	for _, n := range alpha {
+		node, err := c.skeleton(n, tree.Source, cfg)
+		if err != nil {
+			return err
+		}
+		cond.alpha = append(cond.alpha, node)
+	}
+	return nil
+}
+
+// conjuncts appends the operands of n's top-level && chain (n itself when
+// it is not an &&).
+func conjuncts(n ast.Node, out []ast.Node) []ast.Node {
+	if b, ok := n.(*ast.BinaryNode); ok && (b.Operator == "&&" || b.Operator == "and") {
+		return conjuncts(b.Right, conjuncts(b.Left, out))
+	}
+	return append(out, n)
+}
+
+// readsMatches reports whether n reads events or facts (the matches so
+// far), or may through $env.
+func readsMatches(n ast.Node) bool {
+	v := &matchReader{}
+	ast.Walk(&n, v)
+	return v.found
+}
+
+type matchReader struct{ found bool }
+
+func (v *matchReader) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		switch id.Value {
+		case "events", "facts", "$env":
+			v.found = true
+		}
+	}
 }
 
 func (c *Compiler) skeleton(n ast.Node, src file.Source, cfg *conf.Config) (condNode, error) {

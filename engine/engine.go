@@ -98,6 +98,8 @@ type Engine struct {
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
+	// scratch is the map of matches bound reuses.
+	scratch map[string]any
 	// batching collects firings in pending instead of submitting each
 	// (ProcessBatch).
 	batching bool
@@ -152,6 +154,10 @@ type ruleState struct {
 	// deadlines holds the expiry of every partial and the window end of
 	// every group, earliest first (timers.go).
 	deadlines deadlines
+	// open counts, per condition, the partials whose slot for it is
+	// empty: an item no such slot admits joins no partial, and the walk
+	// over them is skipped.
+	open []int
 }
 
 type partial struct {
@@ -207,7 +213,7 @@ func (e *Engine) linkStats() {
 func newRulesetState(rs *Ruleset) *rsState {
 	s := &rsState{rs: rs}
 	for _, r := range rs.Rules {
-		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}})
+		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions))})
 	}
 	return s
 }
@@ -629,14 +635,63 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 	return nil
 }
 
-func boundData(p *partial, names []string) map[string]any {
-	m := make(map[string]any, len(p.slots))
+// bound returns the matches p holds by name, for a condition to read. The
+// map is reused by the next call.
+func (e *Engine) bound(p *partial, names []string) map[string]any {
+	if e.scratch == nil {
+		e.scratch = make(map[string]any, len(p.slots))
+	}
+	clear(e.scratch)
 	for i, sl := range p.slots {
 		if sl != nil {
-			m[names[i]] = sl.data
+			e.scratch[names[i]] = sl.data
 		}
 	}
-	return m
+	return e.scratch
+}
+
+// admitted returns, for each condition of r, whether it admits it
+// (Condition.admits): whether it may take it into some partial match. It
+// uses buf when it is long enough.
+func (e *Engine) admitted(s *rsState, r *ruleState, it *item, buf []bool) []bool {
+	conds := r.rule.Conditions
+	adm := buf[:0]
+	if cap(buf) < len(conds) {
+		adm = make([]bool, 0, len(conds))
+	}
+	e.st.bind(it.data, noBindings, e.vars(s))
+	for _, c := range conds {
+		adm = append(adm, c.admits(e.st))
+	}
+	return adm
+}
+
+// joinable reports whether a partial match of r has an empty slot whose
+// condition admits the item (adm, from admitted).
+func (r *ruleState) joinable(adm []bool) bool {
+	for i, ok := range adm {
+		if ok && r.open[i] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// setSlot fills slot i of p, counting it when p is one of r's partials.
+func (r *ruleState) setSlot(p *partial, i int, it *item) {
+	p.slots[i] = it
+	if p.dl.idx >= 0 {
+		r.open[i]--
+	}
+}
+
+// uncount takes a partial leaving r.partials out of r.open.
+func (r *ruleState) uncount(p *partial) {
+	for i, sl := range p.slots {
+		if sl == nil {
+			r.open[i]--
+		}
+	}
 }
 
 func (p *partial) complete() bool {
@@ -657,17 +712,19 @@ func (p *partial) holds(it *item) bool {
 	return false
 }
 
-// fill puts it into the first empty slot of p whose condition it meets.
-func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item) bool {
+// fill puts it into the first empty slot of p whose condition it meets;
+// adm (from admitted) rules out the conditions it cannot meet.
+func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item, adm []bool) bool {
 	if p.holds(it) {
 		return false
 	}
 	for i, sl := range p.slots {
-		if sl != nil {
+		if sl != nil || !adm[i] {
 			continue
 		}
-		if e.test(s, r.rule.Conditions[i], it, boundData(p, r.rule.Names)) == True {
-			p.slots[i] = it
+		c := r.rule.Conditions[i]
+		if c.unbound || e.test(s, c, it, e.bound(p, r.rule.Names)) == True {
+			r.setSlot(p, i, it)
 			return true
 		}
 	}
@@ -677,11 +734,12 @@ func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item) bool {
 // fillFromFacts completes empty slots with current facts: facts persist, so
 // they join any match that needs them.
 func (e *Engine) fillFromFacts(s *rsState, r *ruleState, p *partial) {
+	var buf [8]bool
 	for _, f := range s.facts {
 		if p.complete() {
 			return
 		}
-		e.fill(s, r, p, f)
+		e.fill(s, r, p, f, e.admitted(s, r, f, buf[:]))
 	}
 }
 
@@ -717,21 +775,25 @@ func StateWindow(rulesets []*Ruleset) time.Duration {
 }
 
 func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *item, now time.Time) (bool, error) {
+	var buf [8]bool
+	adm := e.admitted(s, r, it, buf[:])
 	var done *partial
 	used := false
-	for _, p := range r.partials {
-		if e.fill(s, r, p, it) {
-			used = true
-			e.fillFromFacts(s, r, p)
-			if p.complete() {
-				done = p
-				break
+	if r.joinable(adm) {
+		for _, p := range r.partials {
+			if e.fill(s, r, p, it, adm) {
+				used = true
+				e.fillFromFacts(s, r, p)
+				if p.complete() {
+					done = p
+					break
+				}
 			}
 		}
 	}
 	if done == nil {
 		p := newPartial(r, now.Add(r.rule.ttl(s.rs)))
-		if e.fill(s, r, p, it) {
+		if e.fill(s, r, p, it, adm) {
 			used = true
 			e.fillFromFacts(s, r, p)
 			if p.complete() {
@@ -784,6 +846,7 @@ func (e *Engine) consume(r *ruleState, done *partial) {
 		}
 		if shared {
 			r.dropPartialDeadline(p)
+			r.uncount(p)
 		} else {
 			keep = append(keep, p)
 		}
@@ -799,17 +862,21 @@ func (e *Engine) consume(r *ruleState, done *partial) {
 // own. A window whose slots all fill before its timeout ends quietly; one
 // that times out fires (see expire).
 func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) bool {
-	for _, w := range r.partials {
-		if e.fill(s, r, w, it) {
-			e.fillFromFacts(s, r, w)
-			if w.complete() {
-				e.consume(r, w)
+	var buf [8]bool
+	adm := e.admitted(s, r, it, buf[:])
+	if r.joinable(adm) {
+		for _, w := range r.partials {
+			if e.fill(s, r, w, it, adm) {
+				e.fillFromFacts(s, r, w)
+				if w.complete() {
+					e.consume(r, w)
+				}
+				return true
 			}
-			return true
 		}
 	}
 	w := newPartial(r, now.Add(r.rule.ttl(s.rs)))
-	if !e.fill(s, r, w, it) {
+	if !e.fill(s, r, w, it, adm) {
 		return false
 	}
 	e.fillFromFacts(s, r, w)
@@ -920,7 +987,10 @@ func (e *Engine) expire(ctx context.Context) error {
 				for _, p := range r.partials {
 					if p.dl.idx >= 0 {
 						keep = append(keep, p)
-					} else if r.rule.Kind == NotAll {
+						continue
+					}
+					r.uncount(p)
+					if r.rule.Kind == NotAll {
 						windows = append(windows, p)
 					}
 				}
@@ -1312,6 +1382,7 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 				for i, sl := range p.slots {
 					if sl == f {
 						p.slots[i] = nil
+						r.open[i]++
 					}
 				}
 			}

@@ -4,7 +4,8 @@ import "fmt"
 
 // CheckDeadlines reports whether every rule's deadlines heap holds exactly
 // its partial matches and throttle groups, each at its own index, in heap
-// order. Tests call it after every step.
+// order, and whether its count of open slots per condition is right. Tests
+// call it after every step.
 func (e *Engine) CheckDeadlines() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -22,10 +23,19 @@ func (e *Engine) CheckDeadlines() error {
 					return fmt.Errorf("%s: heap order broken at %d", name, i)
 				}
 			}
+			open := make([]int, len(r.rule.Conditions))
 			for _, p := range r.partials {
 				if p.dl.idx < 0 || r.deadlines[p.dl.idx] != &p.dl {
 					return fmt.Errorf("%s: a partial match is not in the heap", name)
 				}
+				for i, sl := range p.slots {
+					if sl == nil {
+						open[i]++
+					}
+				}
+			}
+			if fmt.Sprint(open) != fmt.Sprint(r.open) {
+				return fmt.Errorf("%s: open slots counted %v, partials have %v", name, r.open, open)
 			}
 			for k, g := range r.groups {
 				if g.dl.idx < 0 || r.deadlines[g.dl.idx] != &g.dl || g.dl.key != k {

@@ -54,10 +54,15 @@ func newPartial(r *ruleState, at time.Time) *partial {
 }
 
 // addPartial keeps p among r's partial matches until it is consumed or
-// expires.
+// expires, counting its empty slots in r.open.
 func (r *ruleState) addPartial(p *partial) {
 	r.partials = append(r.partials, p)
 	heap.Push(&r.deadlines, &p.dl)
+	for i, sl := range p.slots {
+		if sl == nil {
+			r.open[i]++
+		}
+	}
 }
 
 // dropPartialDeadline takes p's deadline out of r's heap (p was consumed).

@@ -14,7 +14,7 @@ import (
 
 // A random run over every kind of rule that keeps state over time keeps
 // each rule's heap of deadlines equal to its partial matches and throttle
-// groups, and the timers it holds fire.
+// groups, and its count of open slots right, and the timers it holds fire.
 func TestDeadlinesFollowState(t *testing.T) {
 	rules := `    - name: pair
       condition:
