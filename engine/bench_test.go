@@ -12,6 +12,56 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/generic"
 )
 
+// benchEngine is an engine over the rulebook src, on a fake clock, that
+// counts its firings, and a send that processes one event at the clock's
+// time as the next journal record.
+type benchEngine struct {
+	b     *testing.B
+	eng   *engine.Engine
+	clock *engine.FakeClock
+	fired int
+	seq   uint64
+}
+
+func newBenchEngine(b *testing.B, src string) *benchEngine {
+	b.Helper()
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	be := &benchEngine{b: b, clock: engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	rb, err := rulebooks.Parse("bench.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: be.clock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	be.eng = engine.New(rb.Rulesets, engine.Options{Clock: be.clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { be.fired++ }})
+	return be
+}
+
+func (be *benchEngine) send(ev map[string]any) {
+	be.seq++
+	ev["meta"] = map[string]any{"uuid": fmt.Sprint(be.seq)}
+	rec := engine.Record{Seq: be.seq, Source: engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}, Event: ev}
+	if err := be.eng.Process(context.Background(), rec); err != nil {
+		be.b.Fatal(err)
+	}
+}
+
+// measure runs step b.N times and reports events/s, after checking that
+// every step fired once.
+func (be *benchEngine) measure(eventsPerStep int, step func(i int)) {
+	b := be.b
+	be.fired = 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		step(i)
+	}
+	b.StopTimer()
+	if be.fired != b.N {
+		b.Fatalf("fired %d times in %d steps", be.fired, b.N)
+	}
+	b.ReportMetric(float64(eventsPerStep*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkEngine100Rules measures events per second through the engine:
 // 100 rules, the none action, and events that only the last rule matches,
 // so every event is tested against all 100 conditions (the worst case).
@@ -23,30 +73,8 @@ func BenchmarkEngine100Rules(b *testing.B) {
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&sb, "    - name: rule %d\n      condition: event.kind == \"k%d\" && event.value > %d\n      action: {none: {}}\n", i, i, i)
 	}
-	reg := engine.NewRegistry()
-	reg.RegisterSource(generic.Spec())
-	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	rb, err := rulebooks.Parse("bench.yml", []byte(sb.String()), rulebooks.Options{Registry: reg, Clock: clock})
-	if err != nil {
-		b.Fatal(err)
-	}
-	fired := 0
-	eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { fired++ }})
-	ref := engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		ev := map[string]any{"kind": "k99", "value": 1000.0, "meta": map[string]any{"uuid": "x"}}
-		if err := eng.Process(ctx, engine.Record{Seq: uint64(i + 1), Source: ref, Event: ev}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	if fired != b.N {
-		b.Fatalf("fired %d times for %d events", fired, b.N)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	be := newBenchEngine(b, sb.String())
+	be.measure(1, func(int) { be.send(map[string]any{"kind": "k99", "value": 1000.0}) })
 }
 
 // BenchmarkThrottleManyGroups processes events of a throttled rule while it
@@ -59,7 +87,7 @@ func BenchmarkEngine100Rules(b *testing.B) {
 func BenchmarkThrottleManyGroups(b *testing.B) {
 	for _, groups := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
-			src := fmt.Sprintf(`- name: bench
+			be := newBenchEngine(b, fmt.Sprintf(`- name: bench
   sources:
     - generic: {payload: []}
   rules:
@@ -67,41 +95,17 @@ func BenchmarkThrottleManyGroups(b *testing.B) {
       condition: event.kind == "disk"
       throttle: {once_within: %ds, group_by: [event.host]}
       action: {none: {}}
-`, groups)
-			reg := engine.NewRegistry()
-			reg.RegisterSource(generic.Spec())
-			clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			rb, err := rulebooks.Parse("bench.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: clock})
-			if err != nil {
-				b.Fatal(err)
-			}
-			fired := 0
-			eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { fired++ }})
-			ref := engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}
-			ctx := context.Background()
-			seq := uint64(0)
-			step := func() {
-				seq++
-				clock.Advance(time.Second)
-				ev := map[string]any{"kind": "disk", "host": fmt.Sprintf("h%d", seq), "meta": map[string]any{"uuid": "x"}}
-				if err := eng.Process(ctx, engine.Record{Seq: seq, Source: ref, Event: ev}); err != nil {
-					b.Fatal(err)
-				}
+`, groups))
+			host := 0
+			step := func(int) {
+				host++
+				be.clock.Advance(time.Second)
+				be.send(map[string]any{"kind": "disk", "host": fmt.Sprintf("h%d", host)})
 			}
 			for range groups { // fill the window: `groups` groups open
-				step()
+				step(0)
 			}
-			fired = 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				step()
-			}
-			b.StopTimer()
-			if fired != b.N {
-				b.Fatalf("fired %d times for %d events", fired, b.N)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			be.measure(1, step)
 		})
 	}
 }
@@ -115,7 +119,7 @@ func BenchmarkThrottleManyGroups(b *testing.B) {
 func BenchmarkAllManyPartials(b *testing.B) {
 	for _, partials := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("partials=%d", partials), func(b *testing.B) {
-			src := `- name: bench
+			be := newBenchEngine(b, `- name: bench
   sources:
     - generic: {payload: []}
   rules:
@@ -125,41 +129,14 @@ func BenchmarkAllManyPartials(b *testing.B) {
           - event.k == "down"
           - event.k == "up" && event.h == events.m_0.h
       action: {none: {}}
-`
-			reg := engine.NewRegistry()
-			reg.RegisterSource(generic.Spec())
-			clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			rb, err := rulebooks.Parse("bench.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: clock})
-			if err != nil {
-				b.Fatal(err)
-			}
-			fired := 0
-			eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { fired++ }})
-			ref := engine.SourceRef{Ruleset: "bench", Name: "generic", Type: "generic"}
-			ctx := context.Background()
-			seq := uint64(0)
-			send := func(k string, host int) {
-				seq++
-				ev := map[string]any{"k": k, "h": fmt.Sprintf("h%d", host), "meta": map[string]any{"uuid": fmt.Sprint(seq)}}
-				if err := eng.Process(ctx, engine.Record{Seq: seq, Source: ref, Event: ev}); err != nil {
-					b.Fatal(err)
-				}
-			}
+`)
 			for h := range partials {
-				send("down", h)
+				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", h)})
 			}
-			fired = 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				send("down", partials+i)
-				send("up", i)
-			}
-			b.StopTimer()
-			if fired != b.N {
-				b.Fatalf("fired %d times for %d pairs", fired, b.N)
-			}
-			b.ReportMetric(float64(2*b.N)/b.Elapsed().Seconds(), "events/s")
+			be.measure(2, func(i int) {
+				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", partials+i)})
+				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", i)})
+			})
 		})
 	}
 }
