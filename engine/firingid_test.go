@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/rulebooks"
-	"github.com/rulebook-dev/rulebook/sources/generic"
 )
 
 // A timer's firing ID comes from the timer (rule, deadline, events), so two
@@ -16,14 +14,7 @@ import (
 // Redelivered when due before the engine went live. Injected firings stay
 // unique.
 func TestTimerAndInjectedFiringIDs(t *testing.T) {
-	reg := engine.NewRegistry()
-	reg.RegisterSource(generic.Spec())
-	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
-		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
-	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(restartRules)), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rulesets := parseWithNotify(t, restartRules, nil)
 	ctx := context.Background()
 	start := engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "r"}, Accepted: t0,
 		Event: engine.NewEvent(ev("kind", "start", "id", "A"), "s", "t", t0)}
@@ -32,7 +23,7 @@ func TestTimerAndInjectedFiringIDs(t *testing.T) {
 	run := func(at, live time.Time) *engine.Firing {
 		clock := engine.NewFakeClock(at)
 		rec := &firingRecorder{}
-		eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: rec})
+		eng := engine.New(rulesets, engine.Options{Clock: clock, Dispatcher: rec})
 		if err := eng.Replay(ctx, start); err != nil {
 			t.Fatal(err)
 		}
@@ -56,13 +47,13 @@ func TestTimerAndInjectedFiringIDs(t *testing.T) {
 	}
 
 	rec := &firingRecorder{}
-	eng := engine.New(rb.Rulesets, engine.Options{Clock: engine.NewFakeClock(t0), Dispatcher: rec})
+	eng := engine.New(rulesets, engine.Options{Clock: engine.NewFakeClock(t0), Dispatcher: rec})
 	for range 2 {
 		if err := eng.Inject(ctx, "r", nil, []map[string]any{{"kind": "disk"}}); err != nil {
 			t.Fatal(err)
 		}
-		eng.Replace(rb.Rulesets[:0]) // forget the throttle window
-		eng.Replace(rb.Rulesets)
+		eng.Replace(rulesets[:0]) // forget the throttle window
+		eng.Replace(rulesets)
 	}
 	if len(rec.firings) != 2 || rec.firings[0].ID == rec.firings[1].ID || rec.firings[0].Redelivered {
 		t.Errorf("injected firings %+v, want two with distinct IDs, not redelivered", rec.firings)
@@ -75,10 +66,6 @@ func TestTimerAndInjectedFiringIDs(t *testing.T) {
 // them. A cascade of a Redelivered timer firing is Redelivered too, so it
 // is looked up, not stored twice, after a restart.
 func TestTimerCascadeFiringIDs(t *testing.T) {
-	reg := engine.NewRegistry()
-	reg.RegisterSource(generic.Spec())
-	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
-		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
 	rules := `    - name: slow
       condition:
         not_all:
@@ -93,10 +80,7 @@ func TestTimerCascadeFiringIDs(t *testing.T) {
       condition: event.kind == "other"
       action: {notify: {}}
 `
-	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(rules)), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rulesets := parseWithNotify(t, rules, nil)
 	ctx := context.Background()
 	record := func(seq uint64, at time.Time, kv ...any) engine.Record {
 		return engine.Record{Seq: seq, Source: engine.SourceRef{Ruleset: "r"}, Accepted: at,
@@ -109,7 +93,7 @@ func TestTimerCascadeFiringIDs(t *testing.T) {
 	run := func(tick bool, live time.Time) map[string]*engine.Firing {
 		clock := engine.NewFakeClock(t0)
 		rec := &firingRecorder{}
-		eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: rec})
+		eng := engine.New(rulesets, engine.Options{Clock: clock, Dispatcher: rec})
 		if err := eng.Process(ctx, start); err != nil {
 			t.Fatal(err)
 		}
@@ -158,10 +142,6 @@ func TestTimerCascadeFiringIDs(t *testing.T) {
 // partial matches over them with the same event IDs, and their timer fires
 // under the same ID as it would have without the restart.
 func TestCreatedItemIDsSurviveReplay(t *testing.T) {
-	reg := engine.NewRegistry()
-	reg.RegisterSource(generic.Spec())
-	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
-		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
 	rules := `    - name: begin
       condition: event.kind == "start"
       actions:
@@ -176,10 +156,7 @@ func TestCreatedItemIDsSurviveReplay(t *testing.T) {
         timeout: 5m
       action: {notify: {}}
 `
-	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(rules)), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rulesets := parseWithNotify(t, rules, nil)
 	ctx := context.Background()
 	start := engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "r"}, Accepted: t0,
 		Event: engine.NewEvent(ev("kind", "start", "id", "A"), "s", "t", t0)}
@@ -187,7 +164,7 @@ func TestCreatedItemIDsSurviveReplay(t *testing.T) {
 	run := func(replay bool, live time.Time) *engine.Firing {
 		clock := engine.NewFakeClock(t0)
 		rec := &firingRecorder{}
-		eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: rec})
+		eng := engine.New(rulesets, engine.Options{Clock: clock, Dispatcher: rec})
 		step := eng.Process
 		if replay {
 			step = eng.Replay

@@ -49,20 +49,30 @@ func openRestartStore(t *testing.T, clock *engine.FakeClock) *journal.Store {
 	return s
 }
 
-// startNode builds a new engine on store and runs it with a Runner that
-// replays lookback of history first.
-func startNode(t *testing.T, clock *engine.FakeClock, store *journal.Store, lookback time.Duration) *restartNode {
+// parseWithNotify parses a ruleset "r" of rules (as rulebook) with a
+// registry that knows the generic source and "notify", an action that
+// leaves the engine for the dispatcher. clock drives now() in conditions
+// (nil: the system clock).
+func parseWithNotify(t testing.TB, rules string, clock engine.Clock) []*engine.Ruleset {
 	t.Helper()
 	reg := engine.NewRegistry()
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterAction(engine.ActionSpec{Type: "notify", Check: func(map[string]any) error { return nil },
 		New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
-	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(restartRules)), rulebooks.Options{Registry: reg, Clock: clock})
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(rules)), rulebooks.Options{Registry: reg, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rb.Rulesets
+}
+
+// startNode builds a new engine on store and runs it with a Runner that
+// replays lookback of history first.
+func startNode(t *testing.T, clock *engine.FakeClock, store *journal.Store, lookback time.Duration) *restartNode {
+	t.Helper()
+	rulesets := parseWithNotify(t, restartRules, clock)
 	// The action store is the dispatcher: what matters is what is stored.
-	eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, Dispatcher: store.Actions().(engine.BatchDispatcher)})
+	eng := engine.New(rulesets, engine.Options{Clock: clock, Dispatcher: store.Actions().(engine.BatchDispatcher)})
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &restartNode{t: t, clock: clock, store: store, eng: eng, cancel: cancel, done: make(chan error, 1)}
 	r := &engine.Runner{Engine: eng, Journal: store, Clock: clock, Lookback: lookback, Log: zerolog.Nop()}

@@ -20,18 +20,16 @@
 package main
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
+
+	"github.com/rulebook-dev/rulebook/bench/internal/benchhttp"
 )
 
 // pending is one request body waiting for the committer.
@@ -67,39 +65,20 @@ func run(addr, dir string, size int64) error {
 
 	queue := make(chan *pending, 1024)
 	go commit(f, size, queue)
-
-	srv := &http.Server{
-		Addr:              addr,
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			p := &pending{body: body, done: make(chan struct{})}
-			queue <- p
-			<-p.done
-			if p.err != nil {
-				http.Error(w, p.err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"status":"accepted"}`+"\n")
-		}),
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return benchhttp.Serve(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := benchhttp.ReadBody(w, r)
+		if !ok {
+			return
+		}
+		p := &pending{body: body, done: make(chan struct{})}
+		queue <- p
+		<-p.done
+		if p.err != nil {
+			http.Error(w, p.err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		benchhttp.Accepted(w)
+	}))
 }
 
 // preallocate creates the log file and writes and syncs it whole, so later
