@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -112,8 +113,8 @@ func BenchmarkThrottleManyGroups(b *testing.B) {
 
 // BenchmarkAllManyPartials processes events of a two-event rule joined on
 // the host while it holds many partial matches (hosts that went down and
-// have not come back): per step one host goes down (a new partial) and the
-// oldest one comes back (completing its match).
+// have not come back): per step one host goes down (a new partial) and a
+// host down since a random time comes back (completing its match).
 //
 //	go test ./engine -run '^$' -bench AllManyPartials
 func BenchmarkAllManyPartials(b *testing.B) {
@@ -130,12 +131,23 @@ func BenchmarkAllManyPartials(b *testing.B) {
           - event.k == "up" && event.h == events.m_0.h
       action: {none: {}}
 `)
-			for h := range partials {
-				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", h)})
+			down := make([]int, 0, partials+1) // hosts down, in any order
+			next := 0
+			for range partials {
+				down = append(down, next)
+				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", next)})
+				next++
 			}
-			be.measure(2, func(i int) {
-				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", partials+i)})
-				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", i)})
+			rng := rand.New(rand.NewPCG(1, 1))
+			be.measure(2, func(int) {
+				down = append(down, next)
+				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", next)})
+				next++
+				j := rng.IntN(len(down))
+				host := down[j]
+				down[j] = down[len(down)-1]
+				down = down[:len(down)-1]
+				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", host)})
 			})
 		})
 	}

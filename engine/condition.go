@@ -66,6 +66,20 @@ type Condition struct {
 	// so the engine tests them once per item, not once per partial match.
 	unbound bool
 	alpha   []condNode
+	// join, when set, is a conjunct `event.x == events.name.y` (either
+	// way round, fact/facts alike) of the top-level && chain: an item can
+	// meet the condition only in a partial match whose match name has the
+	// item's value at that path, so the engine finds those partials by
+	// value (joinIndex) instead of testing every one.
+	join *joinSpec
+}
+
+// joinSpec is an equality between a path of the item and a path of a
+// named match.
+type joinSpec struct {
+	item  []any  // keys into the item
+	match string // the match name
+	path  []any  // keys into that match
 }
 
 type condNode interface {
@@ -314,6 +328,8 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) err
 	for _, n := range conj {
 		if !readsMatches(n) {
 			alpha = append(alpha, n)
+		} else if cond.join == nil {
+			cond.join = joinOf(n)
 		}
 	}
 	if len(alpha) == len(conj) {
@@ -328,6 +344,59 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) err
 		cond.alpha = append(cond.alpha, node)
 	}
 	return nil
+}
+
+// joinOf returns the join n states when it is `ITEM == MATCH` or
+// `MATCH == ITEM`, ITEM a constant path under event or fact and MATCH a
+// constant path under events.NAME or facts.NAME.
+func joinOf(n ast.Node) *joinSpec {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok || b.Operator != "==" {
+		return nil
+	}
+	l, lok := constPath(b.Left)
+	r, rok := constPath(b.Right)
+	if !lok || !rok {
+		return nil
+	}
+	if l.root == "events" || l.root == "facts" {
+		l, r = r, l
+	}
+	if (l.root != "event" && l.root != "fact") || (r.root != "events" && r.root != "facts") || len(r.keys) == 0 {
+		return nil
+	}
+	name, ok := r.keys[0].(string)
+	if !ok {
+		return nil
+	}
+	return &joinSpec{item: l.keys, match: name, path: r.keys[1:]}
+}
+
+// constPath returns the path n reads when it is a root name or a chain of
+// constant keys under one.
+func constPath(n ast.Node) (fieldPath, bool) {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return fieldPath{root: x.Value}, rootNames[x.Value]
+	case *ast.MemberNode:
+		root, keys, ok := memberPath(x)
+		if !ok {
+			return fieldPath{}, false
+		}
+		p := fieldPath{root: root}
+		for _, k := range keys {
+			switch kv := k.(type) {
+			case *ast.StringNode:
+				p.keys = append(p.keys, kv.Value)
+			case *ast.IntegerNode:
+				p.keys = append(p.keys, kv.Value)
+			default:
+				return fieldPath{}, false
+			}
+		}
+		return p, true
+	}
+	return fieldPath{}, false
 }
 
 // conjuncts appends the operands of n's top-level && chain (n itself when

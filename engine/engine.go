@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -120,6 +122,10 @@ type item struct {
 	id   string
 	data map[string]any
 	fact bool
+	// held counts the partial matches (of any rule) that hold the item:
+	// a completed match whose events no other partial holds is consumed
+	// without a walk over the rule's partials.
+	held int32
 }
 
 type queued struct {
@@ -158,11 +164,16 @@ type ruleState struct {
 	// empty: an item no such slot admits joins no partial, and the walk
 	// over them is skipped.
 	open []int
+	// joins index the partials by the value a condition joins on
+	// (joins.go); seq numbers the partials in the order they are added.
+	joins []*joinIndex
+	seq   uint64
 }
 
 type partial struct {
 	slots []*item
 	dl    deadline // dl.at: when it expires
+	seq   uint64   // order among its rule's partials (ruleState.seq)
 }
 
 type throttleGroup struct {
@@ -213,7 +224,7 @@ func (e *Engine) linkStats() {
 func newRulesetState(rs *Ruleset) *rsState {
 	s := &rsState{rs: rs}
 	for _, r := range rs.Rules {
-		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions))})
+		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r)})
 	}
 	return s
 }
@@ -677,21 +688,67 @@ func (r *ruleState) joinable(adm []bool) bool {
 	return false
 }
 
-// setSlot fills slot i of p, counting it when p is one of r's partials.
+// setSlot fills slot i of p, counting and indexing it when p is one of
+// r's partials.
 func (r *ruleState) setSlot(p *partial, i int, it *item) {
-	p.slots[i] = it
-	if p.dl.idx >= 0 {
-		r.open[i]--
+	if p.dl.idx < 0 {
+		p.slots[i] = it
+		return
 	}
+	r.unindex(p)
+	p.slots[i] = it
+	it.held++
+	r.open[i]--
+	r.index(p)
 }
 
-// uncount takes a partial leaving r.partials out of r.open.
-func (r *ruleState) uncount(p *partial) {
+// removeExpired takes the partials whose deadline passed (out of the heap
+// already) out of r.partials, and sorts them in the order they were
+// opened. A few are found by their seq, many with one pass.
+func (r *ruleState) removeExpired(expired []*partial) {
+	if len(expired) == 0 {
+		return
+	}
+	slices.SortFunc(expired, func(a, b *partial) int { return cmp.Compare(a.seq, b.seq) })
+	if len(expired) <= 8 {
+		for _, p := range expired {
+			r.removePartial(p)
+		}
+		return
+	}
+	keep := r.partials[:0]
+	for _, p := range r.partials {
+		if p.dl.idx >= 0 { // still in the heap: not expired
+			keep = append(keep, p)
+			continue
+		}
+		r.leave(p)
+	}
+	clear(r.partials[len(keep):])
+	r.partials = keep
+}
+
+// removePartial takes p out of r.partials, found by its seq (r.partials is
+// in seq order), and out of everything that counts it.
+func (r *ruleState) removePartial(p *partial) {
+	if i, ok := slices.BinarySearchFunc(r.partials, p.seq, func(q *partial, seq uint64) int { return cmp.Compare(q.seq, seq) }); ok {
+		r.partials = slices.Delete(r.partials, i, i+1)
+	}
+	r.leave(p)
+}
+
+// leave takes p, leaving r.partials, out of r's deadlines, open counts and
+// join indexes.
+func (r *ruleState) leave(p *partial) {
+	r.dropPartialDeadline(p)
 	for i, sl := range p.slots {
 		if sl == nil {
 			r.open[i]--
+		} else {
+			sl.held--
 		}
 	}
+	r.unindex(p)
 }
 
 func (p *partial) complete() bool {
@@ -780,7 +837,12 @@ func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *ite
 	var done *partial
 	used := false
 	if r.joinable(adm) {
-		for _, p := range r.partials {
+		var cbuf [16]*partial
+		cands, ok := r.candidates(it, adm, cbuf[:])
+		if !ok {
+			cands = r.partials
+		}
+		for _, p := range cands {
 			if e.fill(s, r, p, it, adm) {
 				used = true
 				e.fillFromFacts(s, r, p)
@@ -835,6 +897,26 @@ func (e *Engine) partialRedundant(r *ruleState, p *partial) bool {
 // consume removes a completed partial and every other partial sharing one of
 // its events (facts are not consumed).
 func (e *Engine) consume(r *ruleState, done *partial) {
+	// Most often no other partial holds done's events: then only done
+	// (when it is one of r's partials) goes.
+	member := done.dl.idx >= 0
+	alone := int32(0)
+	if member {
+		alone = 1
+	}
+	shared := false
+	for _, sl := range done.slots {
+		if sl != nil && !sl.fact && sl.held != alone {
+			shared = true
+			break
+		}
+	}
+	if !shared {
+		if member {
+			r.removePartial(done)
+		}
+		return
+	}
 	keep := r.partials[:0]
 	for _, p := range r.partials {
 		shared := p == done
@@ -845,8 +927,7 @@ func (e *Engine) consume(r *ruleState, done *partial) {
 			shared = sl != nil && !sl.fact && p.holds(sl)
 		}
 		if shared {
-			r.dropPartialDeadline(p)
-			r.uncount(p)
+			r.leave(p)
 		} else {
 			keep = append(keep, p)
 		}
@@ -865,7 +946,12 @@ func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) 
 	var buf [8]bool
 	adm := e.admitted(s, r, it, buf[:])
 	if r.joinable(adm) {
-		for _, w := range r.partials {
+		var cbuf [16]*partial
+		cands, ok := r.candidates(it, adm, cbuf[:])
+		if !ok {
+			cands = r.partials
+		}
+		for _, w := range cands {
 			if e.fill(s, r, w, it, adm) {
 				e.fillFromFacts(s, r, w)
 				if w.complete() {
@@ -971,33 +1057,19 @@ func (e *Engine) expire(ctx context.Context) error {
 			if len(due) == 0 {
 				continue
 			}
-			var partialsDue bool
+			var expired []*partial
 			var groupsDue []string
 			for _, d := range due {
 				if d.p != nil {
-					partialsDue = true
+					expired = append(expired, d.p)
 				} else {
 					groupsDue = append(groupsDue, d.key)
 				}
 			}
+			r.removeExpired(expired)
 			var windows []*partial
-			if partialsDue {
-				// Partials still in the heap are the ones kept.
-				keep := r.partials[:0]
-				for _, p := range r.partials {
-					if p.dl.idx >= 0 {
-						keep = append(keep, p)
-						continue
-					}
-					r.uncount(p)
-					if r.rule.Kind == NotAll {
-						windows = append(windows, p)
-					}
-				}
-				for i := len(keep); i < len(r.partials); i++ {
-					r.partials[i] = nil
-				}
-				r.partials = keep
+			if r.rule.Kind == NotAll {
+				windows = expired
 			}
 			// A not_all window that timed out fires with what it holds.
 			for _, w := range windows {
@@ -1379,12 +1451,18 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 	for _, r := range s.rules {
 		for _, f := range gone {
 			for _, p := range r.partials {
+				if !p.holds(f) {
+					continue
+				}
+				r.unindex(p)
 				for i, sl := range p.slots {
 					if sl == f {
 						p.slots[i] = nil
+						f.held--
 						r.open[i]++
 					}
 				}
+				r.index(p)
 			}
 		}
 	}

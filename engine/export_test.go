@@ -4,11 +4,28 @@ import "fmt"
 
 // CheckDeadlines reports whether every rule's deadlines heap holds exactly
 // its partial matches and throttle groups, each at its own index, in heap
-// order, and whether its count of open slots per condition is right. Tests
-// call it after every step.
+// order, and whether its count of open slots per condition and its join
+// indexes are right. Tests call it after every step.
 func (e *Engine) CheckDeadlines() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	held := map[*item]int32{}
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			for _, p := range r.partials {
+				for _, sl := range p.slots {
+					if sl != nil {
+						held[sl]++
+					}
+				}
+			}
+		}
+	}
+	for it, n := range held {
+		if it.held != n {
+			return fmt.Errorf("item %s is held by %d partials, counted %d", it.id, n, it.held)
+		}
+	}
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
 			name := s.rs.Name + "/" + r.rule.Name
@@ -37,6 +54,42 @@ func (e *Engine) CheckDeadlines() error {
 			if fmt.Sprint(open) != fmt.Sprint(r.open) {
 				return fmt.Errorf("%s: open slots counted %v, partials have %v", name, r.open, open)
 			}
+			for n, j := range r.joins {
+				want := 0
+				for _, p := range r.partials {
+					e, in := j.at[p]
+					if p.slots[j.slot] != nil || p.slots[j.match] == nil {
+						if in {
+							return fmt.Errorf("%s: join %d indexes a partial it cannot take", name, n)
+						}
+						continue
+					}
+					want++
+					v, found := lookup(p.slots[j.match].data, j.path)
+					key, ok := joinKey(v)
+					switch {
+					case !in:
+						return fmt.Errorf("%s: join %d misses a partial", name, n)
+					case found && ok && (e.loose || e.key != key):
+						return fmt.Errorf("%s: join %d files a partial under %q, not %q", name, n, e.key, key)
+					case !(found && ok) && !e.loose:
+						return fmt.Errorf("%s: join %d files an unkeyed partial under %q", name, n, e.key)
+					}
+					if _, ok := j.byKey[e.key][p]; !e.loose && !ok {
+						return fmt.Errorf("%s: join %d: partial missing from its key's set", name, n)
+					}
+					if _, ok := j.loose[p]; e.loose && !ok {
+						return fmt.Errorf("%s: join %d: partial missing from the loose set", name, n)
+					}
+				}
+				size := len(j.loose)
+				for _, set := range j.byKey {
+					size += len(set)
+				}
+				if len(j.at) != want || size != want {
+					return fmt.Errorf("%s: join %d holds %d (%d in sets), want %d", name, n, len(j.at), size, want)
+				}
+			}
 			for k, g := range r.groups {
 				if g.dl.idx < 0 || r.deadlines[g.dl.idx] != &g.dl || g.dl.key != k {
 					return fmt.Errorf("%s: group %q is not in the heap under its key", name, k)
@@ -61,4 +114,16 @@ func (e *Engine) StateCounts() map[string][2]int {
 		}
 	}
 	return out
+}
+
+// DropJoinIndexes makes the engine test every partial match, as it did
+// before join indexes: tests compare its firings with an indexed engine's.
+func (e *Engine) DropJoinIndexes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			r.joins = nil
+		}
+	}
 }

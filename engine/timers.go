@@ -54,15 +54,21 @@ func newPartial(r *ruleState, at time.Time) *partial {
 }
 
 // addPartial keeps p among r's partial matches until it is consumed or
-// expires, counting its empty slots in r.open.
+// expires, counting its empty slots in r.open and indexing it by the
+// values its conditions join on.
 func (r *ruleState) addPartial(p *partial) {
+	p.seq = r.seq
+	r.seq++
 	r.partials = append(r.partials, p)
 	heap.Push(&r.deadlines, &p.dl)
 	for i, sl := range p.slots {
 		if sl == nil {
 			r.open[i]++
+		} else {
+			sl.held++
 		}
 	}
+	r.index(p)
 }
 
 // dropPartialDeadline takes p's deadline out of r's heap (p was consumed).

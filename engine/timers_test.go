@@ -16,7 +16,14 @@ import (
 // each rule's heap of deadlines equal to its partial matches and throttle
 // groups, and its count of open slots right, and the timers it holds fire.
 func TestDeadlinesFollowState(t *testing.T) {
-	rules := `    - name: pair
+	rules := `    - name: same value
+      condition:
+        all:
+          - events.first << event.k == "x"
+          - event.k == "y" && event.v == events.first.v && event.h != events.first.h
+        timeout: 1m
+      action: {none: {}}
+    - name: pair
       condition:
         all: [event.k == "a", event.k == "b" && event.h == events.m_0.h]
         timeout: 2m
@@ -63,7 +70,7 @@ func TestDeadlinesFollowState(t *testing.T) {
 	eng := engine.New(rb.Rulesets, engine.Options{Clock: clock, OnFiring: func(f *engine.Firing, _ []engine.RenderedAction) { fired[f.Rule]++ }})
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
-	kinds := []string{"a", "b", "start", "end", "disk", "cpu", "mem", "fact", "forget", "probe"}
+	kinds := []string{"a", "b", "start", "end", "disk", "cpu", "mem", "fact", "forget", "probe", "x", "y"}
 	for i := range 5000 {
 		clock.Advance(time.Duration(rng.IntN(20)) * time.Second)
 		if rng.IntN(10) == 0 {
@@ -72,6 +79,14 @@ func TestDeadlinesFollowState(t *testing.T) {
 			}
 		} else {
 			event := ev("k", kinds[rng.IntN(len(kinds))], "h", fmt.Sprintf("h%d", rng.IntN(8)))
+			switch rng.IntN(4) { // numbers of either type meet; some events lack the value
+			case 0:
+				event["v"] = rng.IntN(3)
+			case 1:
+				event["v"] = float64(rng.IntN(3))
+			case 2:
+				event["v"] = []any{1.0}
+			}
 			rec := engine.Record{Seq: uint64(i + 1), Source: engine.SourceRef{Ruleset: "r"}, Event: engine.NewEvent(event, "s", "t", clock.Now())}
 			if err := eng.Process(ctx, rec); err != nil {
 				t.Fatal(err)
@@ -93,7 +108,7 @@ func TestDeadlinesFollowState(t *testing.T) {
 	if _, ok := eng.NextDeadline(); ok {
 		t.Errorf("state left an hour after the last event: %v", eng.StateCounts())
 	}
-	for _, rule := range []string{"pair", "missing end", "once per host", "after per host", "three per host", "with fact"} {
+	for _, rule := range []string{"pair", "missing end", "once per host", "after per host", "three per host", "with fact", "same value"} {
 		if fired[rule] == 0 {
 			t.Errorf("%s never fired in the run: %v", rule, fired)
 		}
