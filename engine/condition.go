@@ -309,19 +309,20 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 		return nil, err
 	}
 	cond := &Condition{Source: src, root: root}
-	if err := c.splitAlpha(cond, src, cfg); err != nil {
-		return nil, err
-	}
+	c.splitAlpha(cond, src, cfg)
 	return cond, nil
 }
 
 // splitAlpha finds the conjuncts of the condition's top-level && chain
-// that read no match, and compiles them on their own (Condition.admits).
-func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) error {
+// that read no match, and compiles them on their own (Condition.admits),
+// and the join among the others. It only speeds evaluation up: when a
+// conjunct does not compile on its own, the condition keeps no alpha part
+// and every item is tested in full.
+func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 	// A tree of its own: skeleton rewrites the one it compiles.
 	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {
-		return exprError(err, file.NewSource(src))
+		return
 	}
 	conj := conjuncts(tree.Node, nil)
 	var alpha []ast.Node
@@ -334,16 +335,17 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) err
 	}
 	if len(alpha) == len(conj) {
 		cond.unbound = true
-		return nil
+		return
 	}
+	var nodes []condNode
 	for _, n := range alpha {
 		node, err := c.skeleton(n, tree.Source, cfg)
 		if err != nil {
-			return err
+			return
 		}
-		cond.alpha = append(cond.alpha, node)
+		nodes = append(nodes, node)
 	}
-	return nil
+	cond.alpha = nodes
 }
 
 // joinOf returns the join n states when it is `ITEM == MATCH` or

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +178,90 @@ func FuzzCompileCondition(f *testing.F) {
 		st.bind(map[string]any{"i": 1.0, "s": "x", "a": map[string]any{}}, map[string]any{}, map[string]any{})
 		_ = cond.eval(st)
 	})
+}
+
+// A condition's top-level && parts that read no match are tested once per
+// item (admits), and an equality between an item path and a match path is
+// its join.
+func TestConditionAlphaAndJoin(t *testing.T) {
+	c := &Compiler{Clock: NewFakeClock(time.Unix(0, 0))}
+	cases := []struct {
+		src     string
+		unbound bool
+		alpha   int
+		join    string // item keys | match | match keys
+	}{
+		{`event.k == "up"`, true, 0, ""},
+		{`event.k == "up" and event.v > 1`, true, 0, ""},
+		{`event.k == "up" && event.h == events.m_0.h`, false, 1, "[h] m_0 [h]"},
+		{`events.first.host.name == fact.host && event.v > 1 && event.ok`, false, 2, "[host] first [host name]"},
+		{`facts.m_1.ids[0] == event.ids[1]`, false, 0, "[ids 1] m_1 [ids 0]"},
+		{`event.h != events.m_0.h && event.k == "b"`, false, 1, ""},
+		{`event.k == "b" && (event.h == events.m_0.h || event.v == events.m_0.v)`, false, 1, ""},
+		{`event.h == events.m_0[event.key]`, false, 0, ""},
+		{`not (event.k == "b" && event.h == events.m_0.h)`, false, 0, ""},
+		{`event.k == "b" && $env["events"].m_0.h == event.h`, false, 1, ""},
+	}
+	for _, tc := range cases {
+		cond, err := c.CompileCondition(tc.src)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		join := ""
+		if cond.join != nil {
+			join = fmt.Sprintf("%v %s %v", cond.join.item, cond.join.match, cond.join.path)
+		}
+		if cond.unbound != tc.unbound || len(cond.alpha) != tc.alpha || join != tc.join {
+			t.Errorf("%s: unbound %v, %d alpha parts, join %q; want %v, %d, %q", tc.src, cond.unbound, len(cond.alpha), join, tc.unbound, tc.alpha, tc.join)
+		}
+	}
+
+	// admits: false only when the condition cannot hold whatever the
+	// matches.
+	st := newEvalState(nil)
+	cond, err := c.CompileCondition(`event.k == "b" && event.h == events.m_0.h`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		event map[string]any
+		want  bool
+	}{
+		{map[string]any{"k": "b", "h": "x"}, true},
+		{map[string]any{"k": "a", "h": "x"}, false},
+		{map[string]any{"h": "x"}, false}, // k missing: unknown, never true
+	} {
+		st.bind(tc.event, noBindings, map[string]any{})
+		if got := cond.admits(st); got != tc.want {
+			t.Errorf("admits(%v) = %v, want %v", tc.event, got, tc.want)
+		}
+	}
+}
+
+func TestJoinKey(t *testing.T) {
+	same := [][2]any{{1, 1.0}, {int64(7), float32(7)}, {0.0, -0.0 * 1}, {"a", "a"}, {true, true}, {nil, nil}, {uint(3), 3.0}}
+	for _, p := range same {
+		a, aok := joinKey(p[0])
+		b, bok := joinKey(p[1])
+		if !aok || !bok || a != b {
+			t.Errorf("joinKey(%#v) = %q, joinKey(%#v) = %q: equal values, different keys", p[0], a, p[1], b)
+		}
+	}
+	negZero := math.Copysign(0, -1)
+	if a, _ := joinKey(negZero); a != "d0" {
+		t.Errorf("joinKey(-0) = %q, want d0", a)
+	}
+	differ := [][2]any{{1, "1"}, {true, "true"}, {nil, ""}, {false, 0}, {"s", "t"}}
+	for _, p := range differ {
+		a, _ := joinKey(p[0])
+		b, _ := joinKey(p[1])
+		if a == b {
+			t.Errorf("joinKey(%#v) == joinKey(%#v) == %q", p[0], p[1], a)
+		}
+	}
+	for _, v := range []any{[]any{1}, map[string]any{}, math.NaN()} {
+		if _, ok := joinKey(v); ok {
+			t.Errorf("joinKey(%#v) has a key", v)
+		}
+	}
 }
