@@ -165,7 +165,8 @@ func TestSplitAssignment(t *testing.T) {
 }
 
 func FuzzCompileCondition(f *testing.F) {
-	for _, s := range []string{"event.i == 1", `match(event.s, "a.*", true)`, "not defined(event.a.b)", "event.x ?? 1 > 0", "events.m_0.h == event.h"} {
+	for _, s := range []string{"event.i == 1", `match(event.s, "a.*", true)`, "not defined(event.a.b)", "event.x ?? 1 > 0", "events.m_0.h == event.h",
+		`event.s == "x" && event.h == events.m_0.h && event.i <= events.m_0.i`} {
 		f.Add(s)
 	}
 	c := &Compiler{Clock: NewFakeClock(time.Unix(0, 0))}
@@ -174,9 +175,17 @@ func FuzzCompileCondition(f *testing.F) {
 		if err != nil {
 			return
 		}
+		item := map[string]any{"i": 1.0, "s": "x", "h": "x", "a": map[string]any{}}
 		st := newEvalState(nil)
-		st.bind(map[string]any{"i": 1.0, "s": "x", "a": map[string]any{}}, map[string]any{}, map[string]any{})
+		st.bind(item, map[string]any{}, map[string]any{})
 		_ = cond.eval(st)
+		// What admits rules out never holds, whatever the matches.
+		st.bind(item, map[string]any{"m_0": map[string]any{"h": "x", "i": 1.0}}, map[string]any{})
+		holds := cond.eval(st) == True
+		st.bind(item, noBindings, map[string]any{})
+		if holds && !cond.admits(st) {
+			t.Fatalf("%q holds with a match, but admits rules the item out", src)
+		}
 	})
 }
 
