@@ -102,6 +102,13 @@ type Engine struct {
 	current string
 	// scratch is the map of matches bound reuses.
 	scratch map[string]any
+	// factChanges are the fact changes since TakeFactChanges, signalled on
+	// factsChanged, kept from RestoreFacts on (trackFacts: a Runner stores
+	// them); factOrder numbers the next fact (facts.go).
+	factChanges  []FactChange
+	factsChanged chan struct{}
+	factOrder    uint64
+	trackFacts   bool
 	// batching collects firings in pending instead of submitting each
 	// (ProcessBatch).
 	batching bool
@@ -126,6 +133,8 @@ type item struct {
 	// a completed match whose events no other partial holds is consumed
 	// without a walk over the rule's partials.
 	held int32
+	// order numbers a fact among its ruleset's (FactChange.Order).
+	order uint64
 }
 
 type queued struct {
@@ -194,7 +203,8 @@ func New(rulesets []*Ruleset, opts Options) *Engine {
 	if opts.MaxCascade <= 0 {
 		opts.MaxCascade = 10000
 	}
-	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}, liveSince: opts.Clock.Now()}
+	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}, liveSince: opts.Clock.Now(),
+		factsChanged: make(chan struct{}, 1)}
 	e.st = newEvalState(func(err error) {
 		// A type error (a string compared with a number) is no match; it
 		// is not worth more than a debug line.
@@ -322,6 +332,13 @@ func (e *Engine) Replace(rulesets []*Ruleset) ReloadSummary {
 		}
 		e.rulesets = append(e.rulesets, s)
 		e.byName[rs.Name] = s
+	}
+	for name, prev := range old {
+		if e.byName[name] == nil {
+			for _, f := range prev.facts { // its facts go with it
+				e.logFact(prev, f, false)
+			}
+		}
 	}
 	e.stats = stats
 	e.linkStats()
@@ -1426,8 +1443,10 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	if _, ok := meta[MetaUUID]; !ok {
 		meta[MetaUUID] = e.itemID()
 	}
-	it := &item{id: EventID(data), data: data, fact: true}
+	it := &item{id: EventID(data), data: data, fact: true, order: e.factOrder}
+	e.factOrder++
 	s.facts = append(s.facts, it)
+	e.logFact(s, it, true)
 	e.queue = append(e.queue, queued{s, it, e.queuing})
 }
 
@@ -1447,6 +1466,9 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 	s.facts = keep
 	if len(gone) == 0 {
 		return
+	}
+	for _, f := range gone {
+		e.logFact(s, f, false)
 	}
 	for _, r := range s.rules {
 		for _, f := range gone {

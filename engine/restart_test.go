@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,7 +71,13 @@ func parseWithNotify(t testing.TB, rules string, clock engine.Clock) []*engine.R
 // replays lookback of history first.
 func startNode(t *testing.T, clock *engine.FakeClock, store *journal.Store, lookback time.Duration) *restartNode {
 	t.Helper()
-	rulesets := parseWithNotify(t, restartRules, clock)
+	return startNodeWith(t, restartRules, clock, store, lookback)
+}
+
+// startNodeWith is startNode with other rules.
+func startNodeWith(t *testing.T, rules string, clock *engine.FakeClock, store *journal.Store, lookback time.Duration) *restartNode {
+	t.Helper()
+	rulesets := parseWithNotify(t, rules, clock)
 	// The action store is the dispatcher: what matters is what is stored.
 	eng := engine.New(rulesets, engine.Options{Clock: clock, Dispatcher: store.Actions().(engine.BatchDispatcher)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -259,4 +266,99 @@ func TestRestartWithoutLookback(t *testing.T) {
 	emitEvent(t, store, "kind", "disk")
 	waitProcessed(t, store)
 	wantStored(t, store, "once", 2)
+}
+
+const factRules = `    - name: maintenance on
+      condition: event.kind == "maintenance"
+      action: {set_fact: {fact: {maintenance: "{{ event.host }}"}}}
+    - name: maintenance off
+      condition: event.kind == "done"
+      action: {retract_fact: {fact: {maintenance: "{{ event.host }}"}}}
+    - name: alert in maintenance
+      condition:
+        all:
+          - events.alert << event.kind == "alert"
+          - fact.maintenance == events.alert.host
+      action: {notify: {}}
+`
+
+// maintenanceFacts returns the hosts of the engine's maintenance facts.
+func maintenanceFacts(eng *engine.Engine) []string {
+	var hosts []string
+	for _, f := range eng.Facts("r") {
+		hosts = append(hosts, fmt.Sprint(f["maintenance"]))
+	}
+	return hosts
+}
+
+// Facts survive a restart however old they are: the journal stores them
+// with each Done, and the runner restores them after rebuilding rule state
+// from the lookback window. A fact the replay sets again is not doubled, a
+// retracted one stays retracted, and one set by Inject (in no record) is
+// stored too.
+func TestRestartKeepsFacts(t *testing.T) {
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+	const lookback = 10 * time.Minute
+
+	n := startNodeWith(t, factRules, clock, store, lookback)
+	emitEvent(t, store, "kind", "maintenance", "host", "h1")
+	emitEvent(t, store, "kind", "maintenance", "host", "h2")
+	emitEvent(t, store, "kind", "done", "host", "h2")
+	waitProcessed(t, store)
+	if err := n.eng.Inject(context.Background(), "r", []map[string]any{{"maintenance": "h3"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the injected fact to be stored", func() bool {
+		facts, err := store.Facts(context.Background())
+		return err == nil && len(facts) == 2
+	})
+	n.stop()
+
+	// Within the lookback: the replay sets h1 again; it is not doubled.
+	clock.Set(t0.Add(5 * time.Minute))
+	n = startNodeWith(t, factRules, clock, store, lookback)
+	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
+	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h1,h3" {
+		t.Fatalf("facts after a restart within the lookback: %s, want h1,h3", got)
+	}
+	n.stop()
+
+	// Long after: nothing is replayed, the facts come from the store.
+	clock.Set(t0.Add(3 * time.Hour))
+	n = startNodeWith(t, factRules, clock, store, lookback)
+	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
+	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h1,h3" {
+		t.Fatalf("facts after a restart past the lookback: %s, want h1,h3", got)
+	}
+	for _, host := range []string{"h1", "h2", "h3"} {
+		emitEvent(t, store, "kind", "alert", "host", host)
+	}
+	waitProcessed(t, store)
+	wantStored(t, store, "alert in maintenance", 2) // h1 and h3; h2's fact was retracted
+
+	emitEvent(t, store, "kind", "done", "host", "h1")
+	waitProcessed(t, store)
+	n.stop()
+	clock.Set(t0.Add(6 * time.Hour))
+	n = startNodeWith(t, factRules, clock, store, lookback)
+	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
+	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h3" {
+		t.Fatalf("facts after retracting h1 and restarting: %s, want h3", got)
+	}
+}
+
+// An engine that no Runner stores facts for keeps no log of their changes
+// (it would only grow).
+func TestFactChangesKeptOnlyWhenStored(t *testing.T) {
+	h := newHarness(t, rulebook(strings.ReplaceAll(factRules, "{notify: {}}", "{none: {}}")))
+	h.run([]step{{0, "", ev("kind", "maintenance", "host", "h1")}, {0, "", ev("kind", "done", "host", "h1")}}, 0)
+	if got := h.eng.TakeFactChanges(); got != nil {
+		t.Fatalf("changes kept without a store: %v", got)
+	}
+	h.eng.RestoreFacts(nil)
+	h.run([]step{{time.Minute, "", ev("kind", "maintenance", "host", "h2")}}, 0)
+	if got := h.eng.TakeFactChanges(); len(got) != 1 || got[0].Fact["maintenance"] != "h2" {
+		t.Fatalf("changes after RestoreFacts: %v, want h2 set", got)
+	}
 }

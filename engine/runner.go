@@ -13,7 +13,8 @@ import (
 // once processed (and their firings stored), and wakes the engine for its
 // timers. A record is marked done only after everything it caused is
 // durable, so a crash replays it; firing and invocation IDs are derived from
-// its position, so the replay stores nothing twice.
+// its position, so the replay stores nothing twice. With a FactJournal it
+// stores the facts' changes with each Done and restores them on start.
 type Runner struct {
 	Engine  *Engine
 	Journal Journal
@@ -52,14 +53,43 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.replay(ctx, clock, after, batch); err != nil {
 		return ignoreCancel(ctx, err)
 	}
+	fj, _ := r.Journal.(FactJournal)
+	if fj != nil {
+		stored, err := fj.Facts(ctx)
+		if err != nil {
+			return ignoreCancel(ctx, fmt.Errorf("read stored facts: %w", err))
+		}
+		r.Engine.RestoreFacts(stored)
+		r.Log.Info().Int("facts", len(stored)).Msg("facts restored")
+	}
 	r.Engine.SetLiveSince(clock.Now())
 	for ctx.Err() == nil {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if d, ok := r.Engine.NextDeadline(); ok {
+		if d, ok := r.Engine.NextDeadline(); ok || fj != nil {
 			var cancelRead context.CancelFunc
 			rctx, cancelRead = context.WithCancel(ctx)
-			t := AfterFunc(clock, d.Sub(clock.Now()), cancelRead)
-			cancel = func() { t.Stop(); cancelRead() }
+			stops := []func() bool{}
+			if ok {
+				stops = append(stops, AfterFunc(clock, d.Sub(clock.Now()), cancelRead).Stop)
+			}
+			if fj != nil {
+				// Facts changed outside a record (Inject): store them now.
+				watch := make(chan struct{})
+				go func() {
+					select {
+					case <-r.Engine.FactsChanged():
+						cancelRead()
+					case <-watch:
+					}
+				}()
+				stops = append(stops, func() bool { close(watch); return true })
+			}
+			cancel = func() {
+				for _, stop := range stops {
+					stop()
+				}
+				cancelRead()
+			}
 		}
 		recs, err := r.Journal.Read(rctx, after, batch)
 		timedOut := rctx.Err() != nil && ctx.Err() == nil
@@ -74,6 +104,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			if err := r.Engine.Tick(ctx); err != nil {
 				return ignoreCancel(ctx, err)
 			}
+			if err := r.done(ctx, fj, after, false); err != nil {
+				return ignoreCancel(ctx, err)
+			}
 			continue
 		}
 		if r.OnRecord != nil {
@@ -85,12 +118,29 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ignoreCancel(ctx, err)
 		}
 		last := recs[len(recs)-1].Seq
-		if err := r.Journal.Done(ctx, last); err != nil {
+		if err := r.done(ctx, fj, last, true); err != nil {
 			return ignoreCancel(ctx, err)
 		}
 		after = last
 	}
 	return nil
+}
+
+// done marks the records up to seq done, with the fact changes made since
+// the last call when the journal keeps facts. Without records (moved
+// false, seq already done) it writes only when facts changed.
+func (r *Runner) done(ctx context.Context, fj FactJournal, seq uint64, moved bool) error {
+	if fj == nil {
+		if !moved {
+			return nil
+		}
+		return r.Journal.Done(ctx, seq)
+	}
+	changes := r.Engine.TakeFactChanges()
+	if !moved && len(changes) == 0 {
+		return nil
+	}
+	return fj.DoneWithFacts(ctx, seq, changes)
 }
 
 // replay rebuilds rule state from the records done within Lookback, up to

@@ -23,6 +23,7 @@ const (
 	pInvocation  = 'i' // i<fseq><index>                → InvocationState JSON
 	pInvID       = 'I' // I<invocation id>              → <fseq><index>
 	pUnfinished  = 'u' // u<fseq><index>                → empty
+	pFact        = 't' // t<ruleset><order>             → fact JSON (engine.FactJournal)
 	metaSeq      = "seq"
 	metaDone     = "done"
 	metaFiring   = "fseq"

@@ -173,7 +173,8 @@ type request struct {
 	events   []engine.Event // the events as Read returns them (see encodeValue)
 	outcomes []engine.Outcome
 	// done
-	seq uint64
+	seq   uint64
+	facts []factWrite
 	// apply runs inside the committer with the group's batch.
 	apply func(g *group) error
 
@@ -456,11 +457,18 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		case reqEmit:
 			seq = s.decideEmit(g, r, seq, done)
 		case reqDone:
-			switch {
-			case r.seq > seq:
+			if r.seq > seq {
 				r.err = fmt.Errorf("journal: done %d is beyond the last accepted record %d", r.seq, seq)
-			case r.seq > done:
-				done = r.seq
+				break
+			}
+			done = max(done, r.seq)
+			for _, f := range r.facts {
+				g.sync = true
+				if f.value == nil {
+					_ = g.b.Delete(f.key, nil)
+				} else {
+					_ = g.b.Set(f.key, f.value, nil)
+				}
 			}
 		case reqApply:
 			g.sync = true

@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"slices"
+)
+
+// FactChange is one change of a ruleset's facts: set (Fact) or retracted
+// (Fact nil). Order identifies the fact within its ruleset and orders the
+// facts as they were set.
+type FactChange struct {
+	Ruleset string         `json:"ruleset"`
+	Order   uint64         `json:"order"`
+	Fact    map[string]any `json:"fact,omitempty"`
+}
+
+// FactJournal is a Journal that keeps the engine's facts across restarts.
+// The Runner hands it the fact changes made since the last Done with the
+// next one, and on start restores the facts it returns, after rebuilding
+// rule state from history (Runner.Lookback): facts older than that history
+// survive a restart too.
+type FactJournal interface {
+	Journal
+	// DoneWithFacts is Done (seq may repeat the last done one), storing
+	// changes with it, atomically: a crash keeps both or neither.
+	DoneWithFacts(ctx context.Context, seq uint64, changes []FactChange) error
+	// Facts returns the stored facts (Fact set), by ruleset in order.
+	Facts(ctx context.Context) ([]FactChange, error)
+}
+
+// logFact records a change of s's facts for TakeFactChanges, when a
+// Runner stores them (trackFacts) and the engine is not rebuilding state
+// (the facts it rebuilds are stored already).
+func (e *Engine) logFact(s *rsState, it *item, set bool) {
+	if !e.trackFacts || e.replaying {
+		return
+	}
+	c := FactChange{Ruleset: s.rs.Name, Order: it.order}
+	if set {
+		c.Fact = it.data
+	}
+	e.factChanges = append(e.factChanges, c)
+	select {
+	case e.factsChanged <- struct{}{}:
+	default:
+	}
+}
+
+// TakeFactChanges returns the fact changes made since the last call, in
+// order, and forgets them.
+func (e *Engine) TakeFactChanges() []FactChange {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.factChanges
+	e.factChanges = nil
+	return out
+}
+
+// FactsChanged is signalled (without blocking: one signal may stand for
+// several changes) when facts change outside a replay, so that a Runner
+// stores changes that no record brought (Inject) without waiting for the
+// next record.
+func (e *Engine) FactsChanged() <-chan struct{} { return e.factsChanged }
+
+// RestoreFacts makes the stored facts (FactJournal.Facts) the engine's
+// facts, after Replay rebuilt rule state from recent history, and from
+// then on keeps the changes of facts for TakeFactChanges. A fact the
+// replay set again (the same meta.uuid: the IDs of the facts the engine
+// creates derive from what created them) keeps its item, and with it the
+// partial matches it is in; the others come back as they were stored,
+// older than the replayed history. Facts of rulesets no longer loaded are
+// dropped. Stored facts are not evaluated again: they join the matches
+// that need them from now on, as facts do.
+func (e *Engine) RestoreFacts(stored []FactChange) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.trackFacts = true
+	byRuleset := map[string][]FactChange{}
+	for _, c := range stored {
+		if c.Fact != nil {
+			byRuleset[c.Ruleset] = append(byRuleset[c.Ruleset], c)
+		}
+		e.factOrder = max(e.factOrder, c.Order+1)
+	}
+	for name, saved := range byRuleset {
+		if e.byName[name] == nil {
+			// Its ruleset is gone: forget its facts in the store too.
+			for _, c := range saved {
+				e.factChanges = append(e.factChanges, FactChange{Ruleset: name, Order: c.Order})
+			}
+		}
+	}
+	for _, s := range e.rulesets {
+		saved := byRuleset[s.rs.Name]
+		slices.SortFunc(saved, func(a, b FactChange) int {
+			switch {
+			case a.Order < b.Order:
+				return -1
+			case a.Order > b.Order:
+				return 1
+			}
+			return 0
+		})
+		replayed := map[string][]*item{}
+		for _, f := range s.facts {
+			replayed[f.id] = append(replayed[f.id], f)
+		}
+		facts := make([]*item, 0, len(saved)+len(s.facts))
+		for _, c := range saved {
+			id := EventID(c.Fact)
+			if same := replayed[id]; len(same) > 0 {
+				it := same[0]
+				replayed[id] = same[1:]
+				it.order = c.Order
+				facts = append(facts, it)
+				continue
+			}
+			facts = append(facts, &item{id: id, data: c.Fact, fact: true, order: c.Order})
+		}
+		// Set by the replay but not stored: only when the store lagged
+		// behind. Keep them, and store them.
+		for _, f := range s.facts {
+			if rest := replayed[f.id]; len(rest) > 0 && rest[0] == f {
+				replayed[f.id] = rest[1:]
+				f.order = e.factOrder
+				e.factOrder++
+				facts = append(facts, f)
+				e.logFact(s, f, true)
+			}
+		}
+		s.facts = facts
+	}
+	if len(e.factChanges) > 0 {
+		select {
+		case e.factsChanged <- struct{}{}:
+		default:
+		}
+	}
+}
