@@ -512,18 +512,11 @@ func staticPaths(n ast.Node) (paths []fieldPath, ok bool) {
 			ok = false
 			return
 		case *ast.MemberNode:
-			if root, keys, isPath := memberPath(x); isPath {
-				p := fieldPath{root: root}
-				for _, k := range keys {
-					switch kv := k.(type) {
-					case *ast.StringNode:
-						p.keys = append(p.keys, kv.Value)
-					case *ast.IntegerNode:
-						p.keys = append(p.keys, kv.Value)
-					default:
-						ok = false
-						return
-					}
+			if _, _, isPath := memberPath(x); isPath {
+				p, constant := constPath(x)
+				if !constant {
+					ok = false
+					return
 				}
 				paths = append(paths, p)
 				return

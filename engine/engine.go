@@ -100,8 +100,11 @@ type Engine struct {
 	// current names the rule being evaluated, for the debug line of a
 	// condition that failed at run time.
 	current string
-	// scratch is the map of matches bound reuses.
+	// scratch is the map of matches bound reuses, admBuf and candBuf the
+	// slices of joinCandidates.
 	scratch map[string]any
+	admBuf  []bool
+	candBuf []*partial
 	// factChanges are the fact changes since TakeFactChanges, signalled on
 	// factsChanged, kept from RestoreFacts on (trackFacts: a Runner stores
 	// them); factOrder numbers the next fact (facts.go).
@@ -694,6 +697,24 @@ func (e *Engine) admitted(s *rsState, r *ruleState, it *item, buf []bool) []bool
 	return adm
 }
 
+// joinCandidates returns which conditions of r admit it (admitted) and,
+// in the order they were opened, the partials of r it may join: none when
+// no partial has an empty slot it is admitted to, those its join indexes
+// find, or else all. Both slices are reused by the next call.
+func (e *Engine) joinCandidates(s *rsState, r *ruleState, it *item) ([]bool, []*partial) {
+	adm := e.admitted(s, r, it, e.admBuf)
+	e.admBuf = adm
+	if !r.joinable(adm) {
+		return adm, nil
+	}
+	cands, ok := r.candidates(it, adm, e.candBuf)
+	if !ok {
+		return adm, r.partials
+	}
+	e.candBuf = cands
+	return adm, cands
+}
+
 // joinable reports whether a partial match of r has an empty slot whose
 // condition admits the item (adm, from admitted).
 func (r *ruleState) joinable(adm []bool) bool {
@@ -849,24 +870,16 @@ func StateWindow(rulesets []*Ruleset) time.Duration {
 }
 
 func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *item, now time.Time) (bool, error) {
-	var buf [8]bool
-	adm := e.admitted(s, r, it, buf[:])
+	adm, cands := e.joinCandidates(s, r, it)
 	var done *partial
 	used := false
-	if r.joinable(adm) {
-		var cbuf [16]*partial
-		cands, ok := r.candidates(it, adm, cbuf[:])
-		if !ok {
-			cands = r.partials
-		}
-		for _, p := range cands {
-			if e.fill(s, r, p, it, adm) {
-				used = true
-				e.fillFromFacts(s, r, p)
-				if p.complete() {
-					done = p
-					break
-				}
+	for _, p := range cands {
+		if e.fill(s, r, p, it, adm) {
+			used = true
+			e.fillFromFacts(s, r, p)
+			if p.complete() {
+				done = p
+				break
 			}
 		}
 	}
@@ -960,22 +973,14 @@ func (e *Engine) consume(r *ruleState, done *partial) {
 // own. A window whose slots all fill before its timeout ends quietly; one
 // that times out fires (see expire).
 func (e *Engine) matchNotAll(s *rsState, r *ruleState, it *item, now time.Time) bool {
-	var buf [8]bool
-	adm := e.admitted(s, r, it, buf[:])
-	if r.joinable(adm) {
-		var cbuf [16]*partial
-		cands, ok := r.candidates(it, adm, cbuf[:])
-		if !ok {
-			cands = r.partials
-		}
-		for _, w := range cands {
-			if e.fill(s, r, w, it, adm) {
-				e.fillFromFacts(s, r, w)
-				if w.complete() {
-					e.consume(r, w)
-				}
-				return true
+	adm, cands := e.joinCandidates(s, r, it)
+	for _, w := range cands {
+		if e.fill(s, r, w, it, adm) {
+			e.fillFromFacts(s, r, w)
+			if w.complete() {
+				e.consume(r, w)
 			}
+			return true
 		}
 	}
 	w := newPartial(r, now.Add(r.rule.ttl(s.rs)))

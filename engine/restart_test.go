@@ -315,22 +315,20 @@ func TestRestartKeepsFacts(t *testing.T) {
 	})
 	n.stop()
 
-	// Within the lookback: the replay sets h1 again; it is not doubled.
-	clock.Set(t0.Add(5 * time.Minute))
-	n = startNodeWith(t, factRules, clock, store, lookback)
-	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
-	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h1,h3" {
-		t.Fatalf("facts after a restart within the lookback: %s, want h1,h3", got)
+	// restart starts a node at `at` and checks its facts once restored.
+	restart := func(at time.Duration, want string) {
+		t.Helper()
+		clock.Set(t0.Add(at))
+		n = startNodeWith(t, factRules, clock, store, lookback)
+		waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
+		if got := strings.Join(maintenanceFacts(n.eng), ","); got != want {
+			t.Fatalf("facts after a restart at +%s: %s, want %s", at, got, want)
+		}
 	}
+	restart(5*time.Minute, "h1,h3") // within the lookback: the replay sets h1 again, not doubled
 	n.stop()
 
-	// Long after: nothing is replayed, the facts come from the store.
-	clock.Set(t0.Add(3 * time.Hour))
-	n = startNodeWith(t, factRules, clock, store, lookback)
-	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
-	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h1,h3" {
-		t.Fatalf("facts after a restart past the lookback: %s, want h1,h3", got)
-	}
+	restart(3*time.Hour, "h1,h3") // long after: nothing replayed, the facts come from the store
 	for _, host := range []string{"h1", "h2", "h3"} {
 		emitEvent(t, store, "kind", "alert", "host", host)
 	}
@@ -340,12 +338,7 @@ func TestRestartKeepsFacts(t *testing.T) {
 	emitEvent(t, store, "kind", "done", "host", "h1")
 	waitProcessed(t, store)
 	n.stop()
-	clock.Set(t0.Add(6 * time.Hour))
-	n = startNodeWith(t, factRules, clock, store, lookback)
-	waitFor(t, "the facts to be restored", func() bool { return len(maintenanceFacts(n.eng)) > 0 })
-	if got := strings.Join(maintenanceFacts(n.eng), ","); got != "h3" {
-		t.Fatalf("facts after retracting h1 and restarting: %s, want h3", got)
-	}
+	restart(6*time.Hour, "h3")
 }
 
 // An engine that no Runner stores facts for keeps no log of their changes

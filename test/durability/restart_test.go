@@ -35,26 +35,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
       action: {none: {}}
 `, port, out))
 	data := dir + "/data"
-	send := func(delivery, body string) {
-		t.Helper()
-		code, _, err := post(context.Background(), url, delivery, body)
-		if err != nil || code != 200 {
-			t.Fatalf("post %s: %d %v", delivery, code, err)
-		}
-	}
-	// processed waits until the engine has evaluated the marker event,
-	// and so everything sent before it (records are processed in order).
-	processed := func(p *rbtest.Process) {
-		t.Helper()
-		rbtest.WaitFor(t, 30*time.Second, "the marker event", func() bool {
-			for _, l := range p.LogLines("rule fired") {
-				if l["rule"] == "marker" {
-					return true
-				}
-			}
-			return false
-		})
-	}
+	send := sender(t, url)
 
 	p := start(t, rb, data)
 	rbtest.WaitHTTP(t, url)
@@ -66,7 +47,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 	rbtest.WaitHTTP(t, url)
 	send("d-2", `{"kind": "disk", "id": "after restart"}`)
 	send("m-1", `{"kind": "marker", "id": "1"}`)
-	processed(p)
+	waitMarker(t, p)
 	p.Stop(t) // drains the action queue
 	if b, _ := os.ReadFile(out); countLines(out) != 1 {
 		t.Fatalf("the throttled rule ran again after the restart:\n%s\nlog:\n%s", b, p.Log())
@@ -115,25 +96,12 @@ func TestFactSurvivesRestart(t *testing.T) {
       action: {none: {}}
 `, port, out))
 	data := dir + "/data"
-	send := func(delivery, body string) {
-		t.Helper()
-		code, _, err := post(context.Background(), url, delivery, body)
-		if err != nil || code != 200 {
-			t.Fatalf("post %s: %d %v", delivery, code, err)
-		}
-	}
-	// processed waits until this process evaluated the marker event, and
-	// so everything sent before it (records are processed in order).
-	processed := func(p *rbtest.Process) {
-		t.Helper()
-		rbtest.WaitFor(t, 30*time.Second, "the marker event", func() bool { return countMarkers(p) >= 1 })
-	}
-
+	send := sender(t, url)
 	p := start(t, rb, data)
 	rbtest.WaitHTTP(t, url)
 	send("m-on", `{"kind": "maintenance", "host": "h1"}`)
 	send("mark-1", `{"kind": "marker"}`)
-	processed(p)
+	waitMarker(t, p)
 	p.Stop(t)
 
 	// Nothing of the history is replayed: the fact can only come from the
@@ -143,7 +111,7 @@ func TestFactSurvivesRestart(t *testing.T) {
 	send("a-1", `{"kind": "alert", "host": "h1"}`)
 	send("a-2", `{"kind": "alert", "host": "h2"}`)
 	send("mark-2", `{"kind": "marker"}`)
-	processed(p)
+	waitMarker(t, p)
 	p.Stop(t) // drains the action queue
 	if b, _ := os.ReadFile(out); string(b) != "h1\n" {
 		t.Fatalf("actions after the restart: %q, want h1 only (the host in maintenance)\nlog:\n%s", b, p.Log())
@@ -165,4 +133,22 @@ func countMarkers(p *rbtest.Process) int {
 		}
 	}
 	return n
+}
+
+// sender posts JSON bodies to url and fails the test on anything but 200.
+func sender(t *testing.T, url string) func(delivery, body string) {
+	return func(delivery, body string) {
+		t.Helper()
+		code, _, err := post(context.Background(), url, delivery, body)
+		if err != nil || code != 200 {
+			t.Fatalf("post %s: %d %v", delivery, code, err)
+		}
+	}
+}
+
+// waitMarker waits until p evaluated the marker event, and so everything
+// sent before it (records are processed in order).
+func waitMarker(t *testing.T, p *rbtest.Process) {
+	t.Helper()
+	rbtest.WaitFor(t, 30*time.Second, "the marker event", func() bool { return countMarkers(p) >= 1 })
 }
