@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"slices"
 )
@@ -92,15 +93,7 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 	}
 	for _, s := range e.rulesets {
 		saved := byRuleset[s.rs.Name]
-		slices.SortFunc(saved, func(a, b FactChange) int {
-			switch {
-			case a.Order < b.Order:
-				return -1
-			case a.Order > b.Order:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(saved, func(a, b FactChange) int { return cmp.Compare(a.Order, b.Order) })
 		replayed := map[string][]*item{}
 		for _, f := range s.facts {
 			replayed[f.id] = append(replayed[f.id], f)

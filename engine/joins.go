@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strconv"
@@ -170,14 +171,6 @@ func (r *ruleState) candidates(it *item, adm []bool, buf []*partial) (out []*par
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b *partial) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *partial) int { return cmp.Compare(a.seq, b.seq) })
 	return slices.Compact(out), true
 }
