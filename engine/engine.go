@@ -158,7 +158,11 @@ type cause struct {
 type rsState struct {
 	rs    *Ruleset
 	facts []*item
-	rules []*ruleState
+	// factIDs counts the facts by meta.uuid: a fact set again under an ID
+	// it already has (a timer's set_fact firing again after a restart that
+	// restored its fact) is not doubled.
+	factIDs map[string]int
+	rules   []*ruleState
 }
 
 type ruleState struct {
@@ -235,7 +239,7 @@ func (e *Engine) linkStats() {
 }
 
 func newRulesetState(rs *Ruleset) *rsState {
-	s := &rsState{rs: rs}
+	s := &rsState{rs: rs, factIDs: map[string]int{}}
 	for _, r := range rs.Rules {
 		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r)})
 	}
@@ -313,7 +317,7 @@ func (e *Engine) Replace(rulesets []*Ruleset) ReloadSummary {
 	for _, rs := range rulesets {
 		s := newRulesetState(rs)
 		if prev := old[rs.Name]; prev != nil {
-			s.facts = prev.facts
+			s.facts, s.factIDs = prev.facts, prev.factIDs
 			sum.KeptFacts += len(prev.facts)
 			for i, r := range s.rules {
 				for _, pr := range prev.rules {
@@ -1448,9 +1452,14 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	if _, ok := meta[MetaUUID]; !ok {
 		meta[MetaUUID] = e.itemID()
 	}
-	it := &item{id: EventID(data), data: data, fact: true, order: e.factOrder}
+	id := EventID(data)
+	if s.factIDs[id] > 0 {
+		return // this very fact is set already
+	}
+	it := &item{id: id, data: data, fact: true, order: e.factOrder}
 	e.factOrder++
 	s.facts = append(s.facts, it)
+	s.factIDs[id]++
 	e.logFact(s, it, true)
 	e.queue = append(e.queue, queued{s, it, e.queuing})
 }
@@ -1473,6 +1482,9 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 		return
 	}
 	for _, f := range gone {
+		if s.factIDs[f.id]--; s.factIDs[f.id] <= 0 {
+			delete(s.factIDs, f.id)
+		}
 		e.logFact(s, f, false)
 	}
 	for _, r := range s.rules {

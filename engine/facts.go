@@ -122,6 +122,10 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 			}
 		}
 		s.facts = facts
+		clear(s.factIDs)
+		for _, f := range facts {
+			s.factIDs[f.id]++
+		}
 	}
 	if len(e.factChanges) > 0 {
 		select {

@@ -355,3 +355,42 @@ func TestFactChangesKeptOnlyWhenStored(t *testing.T) {
 		t.Fatalf("changes after RestoreFacts: %v, want h2 set", got)
 	}
 }
+
+// A timer that set a fact before a restart fires again after it (its
+// firing is Redelivered), and sets the fact again under the same derived
+// ID: the restored fact is not doubled.
+func TestRestartTimerFactNotDoubled(t *testing.T) {
+	const rules = `    - name: hot for a minute
+      condition: event.kind == "cpu"
+      throttle: {once_after: 1m, group_by: [event.host]}
+      action: {set_fact: {fact: {hot: "{{ event.host }}"}}}
+`
+	clock := engine.NewFakeClock(t0)
+	store := openRestartStore(t, clock)
+	hot := func(eng *engine.Engine) int {
+		n := 0
+		for _, f := range eng.Facts("r") {
+			if f["hot"] == "h1" {
+				n++
+			}
+		}
+		return n
+	}
+
+	n := startNodeWith(t, rules, clock, store, lookback)
+	emitEvent(t, store, "kind", "cpu", "host", "h1")
+	waitProcessed(t, store)
+	clock.Set(t0.Add(2 * time.Minute)) // the once_after window ends: the fact is set
+	waitFor(t, "the timer's fact to be stored", func() bool {
+		facts, err := store.Facts(context.Background())
+		return err == nil && len(facts) == 1
+	})
+	n.stop()
+
+	clock.Set(t0.Add(3 * time.Minute))
+	n = startNodeWith(t, rules, clock, store, lookback)
+	waitFor(t, "the timer to fire again", func() bool { return fired(n.eng, "hot for a minute") == 1 })
+	if got := hot(n.eng); got != 1 {
+		t.Fatalf("%d facts for h1 after the restart, want 1: %v", got, n.eng.Facts("r"))
+	}
+}
