@@ -152,3 +152,35 @@ func BenchmarkAllManyPartials(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkManyFacts processes alerts that a two-event rule joins with
+// one of many facts (an owner per host, set with set_fact): the cost of an
+// alert must not grow with the number of facts.
+//
+//	go test ./engine -run '^$' -bench ManyFacts
+func BenchmarkManyFacts(b *testing.B) {
+	for _, facts := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("facts=%d", facts), func(b *testing.B) {
+			be := newBenchEngine(b, `- name: bench
+  sources:
+    - generic: {payload: []}
+  rules:
+    - name: owner
+      condition: event.k == "owner"
+      action: {set_fact: {fact: {host: "{{ event.h }}", team: "t{{ event.h }}"}}}
+    - name: page the owner
+      condition:
+        all:
+          - event.k == "alert"
+          - fact.team != "" && fact.host == events.m_0.h
+      action: {none: {}}
+`)
+			for h := range facts {
+				be.send(map[string]any{"k": "owner", "h": fmt.Sprintf("h%d", h)})
+			}
+			be.measure(1, func(i int) {
+				be.send(map[string]any{"k": "alert", "h": fmt.Sprintf("h%d", (i*7919)%facts)}) // hosts all over the list
+			})
+		})
+	}
+}

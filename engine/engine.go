@@ -101,10 +101,11 @@ type Engine struct {
 	// condition that failed at run time.
 	current string
 	// scratch is the map of matches bound reuses, admBuf and candBuf the
-	// slices of joinCandidates.
+	// slices of joinCandidates, factBuf factCandidates'.
 	scratch map[string]any
 	admBuf  []bool
 	candBuf []*partial
+	factBuf []*item
 	// factChanges are the fact changes since TakeFactChanges, signalled on
 	// factsChanged, kept from RestoreFacts on (trackFacts: a Runner stores
 	// them); factOrder numbers the next fact (facts.go).
@@ -162,7 +163,10 @@ type rsState struct {
 	// it already has (a timer's set_fact firing again after a restart that
 	// restored its fact) is not doubled.
 	factIDs map[string]int
-	rules   []*ruleState
+	// factIndexes find facts by value (joins.go), built on demand and
+	// dropped whenever facts change.
+	factIndexes map[string]*factIndex
+	rules       []*ruleState
 }
 
 type ruleState struct {
@@ -834,7 +838,11 @@ func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item, adm []bool
 // they join any match that needs them.
 func (e *Engine) fillFromFacts(s *rsState, r *ruleState, p *partial) {
 	var buf [8]bool
-	for _, f := range s.facts {
+	facts, ok := e.factCandidates(s, r, p)
+	if !ok {
+		facts = s.facts
+	}
+	for _, f := range facts {
 		if p.complete() {
 			return
 		}
@@ -1460,6 +1468,7 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	e.factOrder++
 	s.facts = append(s.facts, it)
 	s.factIDs[id]++
+	s.factIndexes = nil
 	e.logFact(s, it, true)
 	e.queue = append(e.queue, queued{s, it, e.queuing})
 }
@@ -1481,6 +1490,7 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 	if len(gone) == 0 {
 		return
 	}
+	s.factIndexes = nil
 	for _, f := range gone {
 		if s.factIDs[f.id]--; s.factIDs[f.id] <= 0 {
 			delete(s.factIDs, f.id)

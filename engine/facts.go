@@ -122,6 +122,7 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 			}
 		}
 		s.facts = facts
+		s.factIndexes = nil
 		clear(s.factIDs)
 		for _, f := range facts {
 			s.factIDs[f.id]++

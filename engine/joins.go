@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -19,9 +20,10 @@ import (
 // still tested with the whole condition, so equal values must get equal
 // keys (joinKey), and unequal values may share one.
 type joinIndex struct {
-	slot, match int   // the condition's slot, and the joined match's
-	item        []any // keys into the item
-	path        []any // keys into the joined match
+	slot, match int    // the condition's slot, and the joined match's
+	item        []any  // keys into the item
+	itemPath    string // item, as a map key of rsState.factIndexes
+	path        []any  // keys into the joined match
 	byKey       map[string]map[*partial]struct{}
 	loose       map[*partial]struct{}
 	at          map[*partial]joinEntry
@@ -44,7 +46,7 @@ func newJoins(r *Rule) []*joinIndex {
 		if m < 0 || m == i {
 			continue
 		}
-		out = append(out, &joinIndex{slot: i, match: m, item: c.join.item, path: c.join.path,
+		out = append(out, &joinIndex{slot: i, match: m, item: c.join.item, itemPath: fmt.Sprintf("%#v", c.join.item), path: c.join.path,
 			byKey: map[string]map[*partial]struct{}{}, loose: map[*partial]struct{}{}, at: map[*partial]joinEntry{}})
 	}
 	return out
@@ -173,4 +175,79 @@ func (r *ruleState) candidates(it *item, adm []bool, buf []*partial) (out []*par
 	}
 	slices.SortFunc(out, func(a, b *partial) int { return cmp.Compare(a.seq, b.seq) })
 	return slices.Compact(out), true
+}
+
+// factIndex finds a ruleset's facts by their value at one path: the facts
+// a partial match may take into a slot whose condition joins on that path
+// (fillFromFacts). Facts without a key there are loose, candidates always.
+// Both lists keep the facts' order.
+type factIndex struct {
+	byKey map[string][]*item
+	loose []*item
+}
+
+// minIndexedFacts is how many facts a ruleset holds before fillFromFacts
+// looks them up by value rather than testing each.
+const minIndexedFacts = 8
+
+// factIndex returns s's facts indexed by their value at the item path of
+// j, building it when the facts changed since (factIndexes is dropped on
+// every change).
+func (s *rsState) factIndex(j *joinIndex) *factIndex {
+	if idx := s.factIndexes[j.itemPath]; idx != nil {
+		return idx
+	}
+	idx := &factIndex{byKey: map[string][]*item{}}
+	for _, f := range s.facts {
+		v, found := lookup(f.data, j.item)
+		if key, ok := joinKey(v); found && ok {
+			idx.byKey[key] = append(idx.byKey[key], f)
+		} else {
+			idx.loose = append(idx.loose, f)
+		}
+	}
+	if s.factIndexes == nil {
+		s.factIndexes = map[string]*factIndex{}
+	}
+	s.factIndexes[j.itemPath] = idx
+	return idx
+}
+
+// factCandidates returns, in their order, the facts of s that may fill an
+// empty slot of p: when every empty slot's condition joins on a match p
+// holds, those the fact indexes find for the match's values. ok is false
+// when some empty slot has no such join, or the match's value no key, or
+// s holds few facts: then any fact may be one.
+func (e *Engine) factCandidates(s *rsState, r *ruleState, p *partial) (out []*item, ok bool) {
+	if len(r.joins) == 0 || len(s.facts) < minIndexedFacts {
+		return nil, false
+	}
+	out = e.factBuf[:0]
+	for i, sl := range p.slots {
+		if sl != nil {
+			continue
+		}
+		var j *joinIndex
+		for _, x := range r.joins {
+			if x.slot == i {
+				j = x
+				break
+			}
+		}
+		if j == nil || p.slots[j.match] == nil {
+			return nil, false
+		}
+		v, found := lookup(p.slots[j.match].data, j.path)
+		key, keyed := joinKey(v)
+		if !found || !keyed {
+			return nil, false
+		}
+		idx := s.factIndex(j)
+		out = append(out, idx.byKey[key]...)
+		out = append(out, idx.loose...)
+	}
+	slices.SortFunc(out, func(a, b *item) int { return cmp.Compare(a.order, b.order) })
+	out = slices.Compact(out)
+	e.factBuf = out
+	return out, true
 }

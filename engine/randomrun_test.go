@@ -14,7 +14,7 @@ import (
 
 // stateRules keep every kind of rule state: multi-event rules joined by
 // value (of either number type), across three events, with || and with
-// facts; not_all windows with a post_event cascade; every throttle;
+// facts on either side; not_all windows with a post_event cascade; every throttle;
 // set_fact and retract_fact; any. Rule order matters: the first rule an
 // event matches takes it.
 const stateRules = `    - name: triple
@@ -66,6 +66,13 @@ const stateRules = `    - name: triple
     - name: forget
       condition: event.k == "forget"
       action: {retract_fact: {fact: {k: "known", h: "{{ event.h }}"}}}
+    - name: page owner
+      condition:
+        all:
+          - event.k == "alert"
+          - fact.k == "known" && fact.h == events.m_0.h
+        timeout: 4m
+      action: {none: {}}
     - name: with fact
       condition:
         all: [fact.k == "known", event.k == "probe" && event.h == events.m_0.h]
@@ -132,7 +139,7 @@ func (r *randomRun) step() {
 		}
 		return
 	}
-	kinds := []string{"a", "b", "c", "start", "end", "disk", "cpu", "mem", "fact", "forget", "probe", "x", "y", "z"}
+	kinds := []string{"a", "b", "c", "start", "end", "disk", "cpu", "mem", "fact", "fact", "fact", "forget", "probe", "alert", "x", "y", "z", "x", "y", "z"}
 	event := ev("k", kinds[rng.IntN(len(kinds))], "h", fmt.Sprintf("h%d", rng.IntN(6)))
 	values := 10
 	if k := event["k"]; k == "x" || k == "y" || k == "z" {

@@ -31,7 +31,7 @@ func TestDeadlinesFollowState(t *testing.T) {
 		t.Errorf("state left an hour after the last event: %v", run.eng.StateCounts())
 	}
 	fired := run.fired()
-	for _, rule := range []string{"triple", "same value", "pair", "missing end", "late", "once per host", "after per host", "two per host", "with fact", "either"} {
+	for _, rule := range []string{"triple", "same value", "pair", "missing end", "late", "once per host", "after per host", "two per host", "page owner", "with fact", "either"} {
 		if fired[rule] == 0 {
 			t.Errorf("%s never fired in the run: %v", rule, fired)
 		}
