@@ -41,6 +41,11 @@ func (e *Engine) logFact(s *rsState, it *item, set bool) {
 		c.Fact = it.data
 	}
 	e.factChanges = append(e.factChanges, c)
+	e.signalFacts()
+}
+
+// signalFacts signals factsChanged, unless a signal is pending already.
+func (e *Engine) signalFacts() {
 	select {
 	case e.factsChanged <- struct{}{}:
 	default:
@@ -129,9 +134,6 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 		}
 	}
 	if len(e.factChanges) > 0 {
-		select {
-		case e.factsChanged <- struct{}{}:
-		default:
-		}
+		e.signalFacts()
 	}
 }

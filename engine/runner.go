@@ -78,7 +78,12 @@ func (r *Runner) Run(ctx context.Context) error {
 				go func() {
 					select {
 					case <-r.Engine.FactsChanged():
-						cancelRead()
+						select {
+						case <-watch: // this read is over: the signal is the next one's
+							r.Engine.signalFacts()
+						default:
+							cancelRead()
+						}
 					case <-watch:
 					}
 				}()
