@@ -95,6 +95,16 @@ func joinKey(v any) (string, bool) {
 	return "", false
 }
 
+// joinAt returns the join index of slot i, or nil.
+func (r *ruleState) joinAt(i int) *joinIndex {
+	for _, j := range r.joins {
+		if j.slot == i {
+			return j
+		}
+	}
+	return nil
+}
+
 // index adds p (one of r's partials) to the join indexes it belongs in.
 func (r *ruleState) index(p *partial) {
 	for _, j := range r.joins {
@@ -151,13 +161,7 @@ func (r *ruleState) candidates(it *item, adm []bool, buf []*partial) (out []*par
 		if !admitted || r.open[i] == 0 {
 			continue
 		}
-		var j *joinIndex
-		for _, x := range r.joins {
-			if x.slot == i {
-				j = x
-				break
-			}
-		}
+		j := r.joinAt(i)
 		if j == nil {
 			return nil, false
 		}
@@ -227,13 +231,7 @@ func (e *Engine) factCandidates(s *rsState, r *ruleState, p *partial) (out []*it
 		if sl != nil {
 			continue
 		}
-		var j *joinIndex
-		for _, x := range r.joins {
-			if x.slot == i {
-				j = x
-				break
-			}
-		}
+		j := r.joinAt(i)
 		if j == nil || p.slots[j.match] == nil {
 			return nil, false
 		}
