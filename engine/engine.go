@@ -101,11 +101,13 @@ type Engine struct {
 	// condition that failed at run time.
 	current string
 	// scratch is the map of matches bound reuses, admBuf and candBuf the
-	// slices of joinCandidates, factBuf factCandidates'.
-	scratch map[string]any
-	admBuf  []bool
-	candBuf []*partial
-	factBuf []*item
+	// slices of joinCandidates, factBuf factCandidates', victimBuf
+	// consume's.
+	scratch   map[string]any
+	admBuf    []bool
+	candBuf   []*partial
+	factBuf   []*item
+	victimBuf []*partial
 	// factChanges are the fact changes since TakeFactChanges, signalled on
 	// factsChanged, kept from RestoreFacts on (trackFacts: a Runner stores
 	// them); factOrder numbers the next fact (facts.go).
@@ -133,10 +135,10 @@ type item struct {
 	id   string
 	data map[string]any
 	fact bool
-	// held counts the partial matches (of any rule) that hold the item:
-	// a completed match whose events no other partial holds is consumed
-	// without a walk over the rule's partials.
-	held int32
+	// holders are the partial matches (of any rule) that hold the item,
+	// when it is an event: consuming a completed match removes those of
+	// its rule, found here rather than by a walk over the rule's partials.
+	holders []*partial
 	// order numbers a fact among its ruleset's (FactChange.Order).
 	order uint64
 }
@@ -192,8 +194,9 @@ type ruleState struct {
 
 type partial struct {
 	slots []*item
-	dl    deadline // dl.at: when it expires
-	seq   uint64   // order among its rule's partials (ruleState.seq)
+	dl    deadline   // dl.at: when it expires
+	seq   uint64     // order among its rule's partials (ruleState.seq)
+	owner *ruleState // the rule it is a partial match of
 }
 
 type throttleGroup struct {
@@ -743,28 +746,37 @@ func (r *ruleState) setSlot(p *partial, i int, it *item) {
 	}
 	r.unindex(p)
 	p.slots[i] = it
-	it.held++
+	if !it.fact {
+		it.holders = append(it.holders, p)
+	}
 	r.open[i]--
 	r.index(p)
 }
 
 // removeExpired takes the partials whose deadline passed (out of the heap
 // already) out of r.partials, and sorts them in the order they were
-// opened. A few are found by their seq, many with one pass.
+// opened.
 func (r *ruleState) removeExpired(expired []*partial) {
-	if len(expired) == 0 {
-		return
-	}
 	slices.SortFunc(expired, func(a, b *partial) int { return cmp.Compare(a.seq, b.seq) })
-	if len(expired) <= 8 {
-		for _, p := range expired {
+	r.removePartials(expired)
+}
+
+// removePartials takes ps (some of r's partials, in seq order) out of
+// r.partials and everything that counts them: a few found by their seq,
+// many with one pass.
+func (r *ruleState) removePartials(ps []*partial) {
+	if len(ps) <= 8 {
+		for _, p := range ps {
 			r.removePartial(p)
 		}
 		return
 	}
+	for _, p := range ps {
+		r.dropPartialDeadline(p) // out of the heap: the pass knows them so
+	}
 	keep := r.partials[:0]
 	for _, p := range r.partials {
-		if p.dl.idx >= 0 { // still in the heap: not expired
+		if p.dl.idx >= 0 {
 			keep = append(keep, p)
 			continue
 		}
@@ -790,8 +802,8 @@ func (r *ruleState) leave(p *partial) {
 	for i, sl := range p.slots {
 		if sl == nil {
 			r.open[i]--
-		} else {
-			sl.held--
+		} else if !sl.fact {
+			sl.holders = slices.DeleteFunc(sl.holders, func(q *partial) bool { return q == p })
 		}
 	}
 	r.unindex(p)
@@ -936,48 +948,29 @@ func (e *Engine) partialRedundant(r *ruleState, p *partial) bool {
 	return false
 }
 
-// consume removes a completed partial and every other partial sharing one of
-// its events (facts are not consumed).
+// consume removes a completed partial and every other partial of r sharing
+// one of its events (facts are not consumed), found through the events'
+// holders.
 func (e *Engine) consume(r *ruleState, done *partial) {
-	// Most often no other partial holds done's events: then only done
-	// (when it is one of r's partials) goes.
-	member := done.dl.idx >= 0
-	alone := int32(0)
-	if member {
-		alone = 1
+	victims := e.victimBuf[:0]
+	if done.dl.idx >= 0 {
+		victims = append(victims, done)
 	}
-	shared := false
 	for _, sl := range done.slots {
-		if sl != nil && !sl.fact && sl.held != alone {
-			shared = true
-			break
+		if sl == nil || sl.fact {
+			continue
 		}
-	}
-	if !shared {
-		if member {
-			r.removePartial(done)
-		}
-		return
-	}
-	keep := r.partials[:0]
-	for _, p := range r.partials {
-		shared := p == done
-		for _, sl := range done.slots {
-			if shared {
-				break
+		for _, p := range sl.holders {
+			if p.owner == r && p != done && p.dl.idx >= 0 {
+				victims = append(victims, p)
 			}
-			shared = sl != nil && !sl.fact && p.holds(sl)
-		}
-		if shared {
-			r.leave(p)
-		} else {
-			keep = append(keep, p)
 		}
 	}
-	for i := len(keep); i < len(r.partials); i++ {
-		r.partials[i] = nil
-	}
-	r.partials = keep
+	slices.SortFunc(victims, func(a, b *partial) int { return cmp.Compare(a.seq, b.seq) })
+	victims = slices.Compact(victims)
+	r.removePartials(victims)
+	clear(victims)
+	e.victimBuf = victims[:0]
 }
 
 // matchNotAll keeps one window per first match: an item joins the first
@@ -1507,7 +1500,6 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 				for i, sl := range p.slots {
 					if sl == f {
 						p.slots[i] = nil
-						f.held--
 						r.open[i]++
 					}
 				}

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // CheckDeadlines reports whether every rule's deadlines heap holds exactly
 // its partial matches and throttle groups, each at its own index, in heap
@@ -9,21 +12,29 @@ import "fmt"
 func (e *Engine) CheckDeadlines() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	held := map[*item]int32{}
+	holders := map[*item][]*partial{}
 	for _, s := range e.rulesets {
 		for _, r := range s.rules {
 			for _, p := range r.partials {
+				if p.owner != r {
+					return fmt.Errorf("%s/%s: a partial match of another rule", s.rs.Name, r.rule.Name)
+				}
 				for _, sl := range p.slots {
-					if sl != nil {
-						held[sl]++
+					if sl != nil && !sl.fact {
+						holders[sl] = append(holders[sl], p)
 					}
 				}
 			}
 		}
 	}
-	for it, n := range held {
-		if it.held != n {
-			return fmt.Errorf("item %s is held by %d partials, counted %d", it.id, n, it.held)
+	for it, want := range holders {
+		if len(it.holders) != len(want) {
+			return fmt.Errorf("event %s is held by %d partials, lists %d", it.id, len(want), len(it.holders))
+		}
+		for _, p := range want {
+			if !slices.Contains(it.holders, p) {
+				return fmt.Errorf("event %s does not list a partial that holds it", it.id)
+			}
 		}
 	}
 	for _, s := range e.rulesets {

@@ -48,7 +48,7 @@ func (h *deadlines) Pop() any {
 // newPartial returns an empty partial match of r expiring at `at`; it is
 // in r's deadlines once added with addPartial.
 func newPartial(r *ruleState, at time.Time) *partial {
-	p := &partial{slots: make([]*item, len(r.rule.Conditions))}
+	p := &partial{slots: make([]*item, len(r.rule.Conditions)), owner: r}
 	p.dl = deadline{at: at, idx: -1, p: p}
 	return p
 }
@@ -64,8 +64,8 @@ func (r *ruleState) addPartial(p *partial) {
 	for i, sl := range p.slots {
 		if sl == nil {
 			r.open[i]++
-		} else {
-			sl.held++
+		} else if !sl.fact {
+			sl.holders = append(sl.holders, p)
 		}
 	}
 	r.index(p)
