@@ -56,12 +56,6 @@ func newJoins(r *Rule) []*joinIndex {
 // the same key (numbers of every type by their float64 value, so 1 and
 // 1.0 meet; -0 as 0). ok is false for values without one (lists, maps).
 func joinKey(v any) (string, bool) {
-	num := func(f float64) (string, bool) {
-		if f == 0 {
-			f = 0 // -0 == 0
-		}
-		return "d" + strconv.FormatFloat(f, 'g', -1, 64), true
-	}
 	switch x := v.(type) {
 	case string:
 		return "s" + x, true
@@ -72,27 +66,15 @@ func joinKey(v any) (string, bool) {
 		return "f", true
 	case nil:
 		return "n", true
-	case float64:
-		if math.IsNaN(x) {
-			return "", false
-		}
-		return num(x)
-	case float32:
-		return num(float64(x))
-	case int:
-		return num(float64(x))
-	case int64:
-		return num(float64(x))
-	case int32:
-		return num(float64(x))
-	case uint:
-		return num(float64(x))
-	case uint64:
-		return num(float64(x))
-	case uint32:
-		return num(float64(x))
 	}
-	return "", false
+	f, ok := toFloat(v) // the numbers valuesEqual treats alike
+	if !ok || math.IsNaN(f) {
+		return "", false
+	}
+	if f == 0 {
+		f = 0 // -0 == 0
+	}
+	return "d" + strconv.FormatFloat(f, 'g', -1, 64), true
 }
 
 // joinAt returns the join index of slot i, or nil.
