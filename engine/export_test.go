@@ -68,37 +68,28 @@ func (e *Engine) CheckDeadlines() error {
 			for n, j := range r.joins {
 				want := 0
 				for _, p := range r.partials {
-					e, in := j.at[p]
 					if p.slots[j.slot] != nil || p.slots[j.match] == nil {
-						if in {
-							return fmt.Errorf("%s: join %d indexes a partial it cannot take", name, n)
-						}
-						continue
+						continue // must be filed nowhere: the size check below
 					}
 					want++
 					v, found := lookup(p.slots[j.match].data, j.path)
 					key, ok := joinKey(v)
-					switch {
-					case !in:
-						return fmt.Errorf("%s: join %d misses a partial", name, n)
-					case found && ok && (e.loose || e.key != key):
-						return fmt.Errorf("%s: join %d files a partial under %q, not %q", name, n, e.key, key)
-					case !(found && ok) && !e.loose:
-						return fmt.Errorf("%s: join %d files an unkeyed partial under %q", name, n, e.key)
+					if !found || !ok {
+						if _, in := j.loose[p]; !in {
+							return fmt.Errorf("%s: join %d: an unkeyed partial is not loose", name, n)
+						}
+						continue
 					}
-					if _, ok := j.byKey[e.key][p]; !e.loose && !ok {
-						return fmt.Errorf("%s: join %d: partial missing from its key's set", name, n)
-					}
-					if _, ok := j.loose[p]; e.loose && !ok {
-						return fmt.Errorf("%s: join %d: partial missing from the loose set", name, n)
+					if _, in := j.byKey[key][p]; !in {
+						return fmt.Errorf("%s: join %d: a partial is not filed under %q", name, n, key)
 					}
 				}
 				size := len(j.loose)
 				for _, set := range j.byKey {
 					size += len(set)
 				}
-				if len(j.at) != want || size != want {
-					return fmt.Errorf("%s: join %d holds %d (%d in sets), want %d", name, n, len(j.at), size, want)
+				if size != want {
+					return fmt.Errorf("%s: join %d files %d partials, want %d", name, n, size, want)
 				}
 			}
 			for k, g := range r.groups {

@@ -19,6 +19,10 @@ import (
 // The index only narrows the partial matches tested: each candidate is
 // still tested with the whole condition, so equal values must get equal
 // keys (joinKey), and unequal values may share one.
+//
+// Where a partial is filed follows from its slots (entry), and every
+// change of a member partial's slots goes through unindex and index, so
+// unindex finds it where index put it.
 type joinIndex struct {
 	slot, match int    // the condition's slot, and the joined match's
 	item        []any  // keys into the item
@@ -26,12 +30,19 @@ type joinIndex struct {
 	path        []any  // keys into the joined match
 	byKey       map[string]map[*partial]struct{}
 	loose       map[*partial]struct{}
-	at          map[*partial]joinEntry
 }
 
-type joinEntry struct {
-	key   string
-	loose bool
+// entry says where j files p: nowhere (in false), loose, or under key.
+func (j *joinIndex) entry(p *partial) (key string, loose, in bool) {
+	if p.slots[j.slot] != nil || p.slots[j.match] == nil {
+		return "", false, false
+	}
+	v, found := lookup(p.slots[j.match].data, j.path)
+	key, ok := joinKey(v)
+	if !found || !ok {
+		return "", true, true
+	}
+	return key, false, true
 }
 
 // newJoins builds the join indexes of r's conditions that join a match of
@@ -47,7 +58,7 @@ func newJoins(r *Rule) []*joinIndex {
 			continue
 		}
 		out = append(out, &joinIndex{slot: i, match: m, item: c.join.item, itemPath: fmt.Sprintf("%#v", c.join.item), path: c.join.path,
-			byKey: map[string]map[*partial]struct{}{}, loose: map[*partial]struct{}{}, at: map[*partial]joinEntry{}})
+			byKey: map[string]map[*partial]struct{}{}, loose: map[*partial]struct{}{}})
 	}
 	return out
 }
@@ -90,42 +101,36 @@ func (r *ruleState) joinAt(i int) *joinIndex {
 // index adds p (one of r's partials) to the join indexes it belongs in.
 func (r *ruleState) index(p *partial) {
 	for _, j := range r.joins {
-		if p.slots[j.slot] != nil || p.slots[j.match] == nil {
-			continue
-		}
-		v, found := lookup(p.slots[j.match].data, j.path)
-		key, ok := joinKey(v)
-		if !found || !ok {
+		key, loose, in := j.entry(p)
+		switch {
+		case !in:
+		case loose:
 			j.loose[p] = struct{}{}
-			j.at[p] = joinEntry{loose: true}
-			continue
+		default:
+			set := j.byKey[key]
+			if set == nil {
+				set = map[*partial]struct{}{}
+				j.byKey[key] = set
+			}
+			set[p] = struct{}{}
 		}
-		set := j.byKey[key]
-		if set == nil {
-			set = map[*partial]struct{}{}
-			j.byKey[key] = set
-		}
-		set[p] = struct{}{}
-		j.at[p] = joinEntry{key: key}
 	}
 }
 
-// unindex takes p out of every join index.
+// unindex takes p out of every join index, before its slots change.
 func (r *ruleState) unindex(p *partial) {
 	for _, j := range r.joins {
-		e, ok := j.at[p]
-		if !ok {
-			continue
-		}
-		delete(j.at, p)
-		if e.loose {
+		key, loose, in := j.entry(p)
+		switch {
+		case !in:
+		case loose:
 			delete(j.loose, p)
-			continue
-		}
-		set := j.byKey[e.key]
-		delete(set, p)
-		if len(set) == 0 {
-			delete(j.byKey, e.key)
+		default:
+			set := j.byKey[key]
+			delete(set, p)
+			if len(set) == 0 {
+				delete(j.byKey, key)
+			}
 		}
 	}
 }
