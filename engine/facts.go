@@ -99,27 +99,28 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 	for _, s := range e.rulesets {
 		saved := byRuleset[s.rs.Name]
 		slices.SortFunc(saved, func(a, b FactChange) int { return cmp.Compare(a.Order, b.Order) })
-		replayed := map[string][]*item{}
+		// A ruleset holds one fact per ID (assertFact), so the replay set
+		// each at most once.
+		replayed := make(map[string]*item, len(s.facts))
 		for _, f := range s.facts {
-			replayed[f.id] = append(replayed[f.id], f)
+			replayed[f.id] = f
 		}
 		facts := make([]*item, 0, len(saved)+len(s.facts))
 		for _, c := range saved {
 			id := EventID(c.Fact)
-			if same := replayed[id]; len(same) > 0 {
-				it := same[0]
-				replayed[id] = same[1:]
-				it.order = c.Order
-				facts = append(facts, it)
-				continue
+			it := replayed[id]
+			if it != nil {
+				delete(replayed, id)
+			} else {
+				it = &item{id: id, data: c.Fact, fact: true}
 			}
-			facts = append(facts, &item{id: id, data: c.Fact, fact: true, order: c.Order})
+			it.order = c.Order
+			facts = append(facts, it)
 		}
 		// Set by the replay but not stored: only when the store lagged
 		// behind. Keep them, and store them.
 		for _, f := range s.facts {
-			if rest := replayed[f.id]; len(rest) > 0 && rest[0] == f {
-				replayed[f.id] = rest[1:]
+			if replayed[f.id] == f {
 				f.order = e.factOrder
 				e.factOrder++
 				facts = append(facts, f)

@@ -399,3 +399,27 @@ func TestRestartTimerFactNotDoubled(t *testing.T) {
 		t.Fatalf("%d facts for h1 after the restart, want 1: %v", got, n.eng.Facts("r"))
 	}
 }
+
+// A journal written before facts were stored holds facts only in its
+// records: the facts the replay sets are kept, in order after the stored
+// ones, and stored.
+func TestRestoreKeepsReplayedFactsTheStoreLacks(t *testing.T) {
+	h := newHarness(t, rulebook(strings.ReplaceAll(factRules, "{notify: {}}", "{none: {}}")))
+	for i, host := range []string{"h1", "h2"} {
+		rec := engine.Record{Seq: uint64(i + 1), Source: engine.SourceRef{Ruleset: "r"},
+			Event: engine.NewEvent(ev("kind", "maintenance", "host", host), "s", "t", t0)}
+		if err := h.eng.Replay(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := []engine.FactChange{{Ruleset: "r", Order: 7, Fact: map[string]any{"maintenance": "h0", "meta": map[string]any{"uuid": "old"}}}}
+	h.eng.RestoreFacts(stored)
+	if got := strings.Join(maintenanceFacts(h.eng), ","); got != "h0,h1,h2" {
+		t.Fatalf("facts %s, want h0,h1,h2 (the stored one first)", got)
+	}
+	changes := h.eng.TakeFactChanges()
+	if len(changes) != 2 || changes[0].Fact["maintenance"] != "h1" || changes[1].Fact["maintenance"] != "h2" ||
+		changes[0].Order <= 7 || changes[1].Order <= changes[0].Order {
+		t.Fatalf("changes %+v, want h1 then h2 set, numbered after the stored fact", changes)
+	}
+}
