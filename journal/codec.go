@@ -48,6 +48,9 @@ func encodeValue(b []byte, v any) ([]byte, any, error) {
 	case uint64:
 		return strconv.AppendUint(b, x, 10), float64(x), nil
 	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), nil, nil
+		}
 		out := make(map[string]any, len(x))
 		b = append(b, '{')
 		first := true
@@ -77,6 +80,9 @@ func encodeValue(b []byte, v any) ([]byte, any, error) {
 		}
 		return append(b, '}'), out, nil
 	case []any:
+		if x == nil {
+			return append(b, "null"...), nil, nil
+		}
 		out := make([]any, len(x))
 		b = append(b, '[')
 		for i, vv := range x {

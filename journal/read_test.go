@@ -94,13 +94,14 @@ func TestEncodeValueMatchesEncodingJSON(t *testing.T) {
 		B []int  `json:"b"`
 	}
 	cases := map[string]any{
-		"plain":        map[string]any{"s": "x", "f": 91.5, "b": true, "n": nil, "l": []any{1.0, "two", false}},
-		"escapes":      map[string]any{"q\"k": "a\"b\\c\n\t\x01", "html": "<a href='x'>&</a>", "uni": "héllo ✓ \u2028"},
-		"invalid utf8": map[string]any{"bad": "a\xffb", "k\xfe": "v"},
-		"numbers":      map[string]any{"i": 42, "i64": int64(math.MaxInt64), "i32": int32(-7), "u": uint64(1 << 63), "big": 1e21, "small": 1e-7, "neg0": math.Copysign(0, -1), "f32": float32(0.1)},
-		"other types":  map[string]any{"time": time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), "strs": []string{"a", "b"}, "ss": map[string]string{"k": "v"}, "struct": custom{A: "x", B: []int{1}}, "num": json.Number("12.50")},
-		"nested":       map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": []any{}}, map[string]any{}}}},
-		"empty":        map[string]any{},
+		"plain":          map[string]any{"s": "x", "f": 91.5, "b": true, "n": nil, "l": []any{1.0, "two", false}},
+		"escapes":        map[string]any{"q\"k": "a\"b\\c\n\t\x01", "html": "<a href='x'>&</a>", "uni": "héllo ✓ \u2028"},
+		"invalid utf8":   map[string]any{"bad": "a\xffb", "k\xfe": "v"},
+		"numbers":        map[string]any{"i": 42, "i64": int64(math.MaxInt64), "i32": int32(-7), "u": uint64(1 << 63), "big": 1e21, "small": 1e-7, "neg0": math.Copysign(0, -1), "f32": float32(0.1)},
+		"other types":    map[string]any{"time": time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), "strs": []string{"a", "b"}, "ss": map[string]string{"k": "v"}, "struct": custom{A: "x", B: []int{1}}, "num": json.Number("12.50")},
+		"nested":         map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": []any{}}, map[string]any{}}}},
+		"empty":          map[string]any{},
+		"nil containers": map[string]any{"m": map[string]any(nil), "l": []any(nil), "e": engine.Event(nil), "in": []any{map[string]any(nil)}},
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {

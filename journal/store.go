@@ -391,11 +391,7 @@ func encodeRecord(src []byte, ev engine.Event, hint int) ([]byte, any, error) {
 	b = append(b, head...)
 	b = append(b, src...)
 	b = append(b, mid...)
-	var evv any = ev
-	if ev == nil {
-		evv = nil
-	}
-	b, dec, err := encodeValue(b, evv)
+	b, dec, err := encodeValue(b, ev)
 	if err != nil {
 		return nil, nil, err
 	}
