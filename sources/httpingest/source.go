@@ -124,23 +124,15 @@ outer:
 
 // ValueKind names the kind of a decoded JSON or YAML value for an error
 // message: "null", "a string", "a boolean", "a number", "a list" or "an
-// object".
+// object". It is engine.TypeName in the words of a JSON body.
 func ValueKind(v any) string {
 	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, int, int64, int32, uint64:
-		return "a number"
-	case []any, []string:
-		return "a list"
 	case map[string]any:
 		return "an object"
+	case []string:
+		return "a list"
 	}
-	return fmt.Sprintf("%T", v)
+	return engine.TypeName(v)
 }
 
 // DescribeValue quotes a string value (cut to 64 bytes), says "missing" for
