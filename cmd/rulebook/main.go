@@ -129,7 +129,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// listFlag collects repeated or comma-separated values.
 // optionalDuration is a duration flag whose default is another setting's
 // value: unset, it has no value of its own, so the help shows no
 // "(default ...)" and the caller substitutes that setting.
@@ -165,6 +164,7 @@ func (o *optionalDuration) or(def time.Duration) time.Duration {
 	return def
 }
 
+// listFlag collects repeated or comma-separated values.
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
