@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/journal"
@@ -92,11 +91,8 @@ func remoteAudit(ctx context.Context, addr, token string, fl dispatch.FilterFlag
 			q.Set(k, v)
 		}
 	}
-	limit := fl.Limit
-	if limit <= 0 || limit > admin.MaxAuditLimit {
-		limit = admin.MaxAuditLimit
-	}
-	q.Set("limit", strconv.Itoa(limit))
+	// The listener caps the limit (0 included) at admin.MaxAuditLimit.
+	q.Set("limit", strconv.Itoa(fl.Limit))
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
