@@ -223,17 +223,20 @@ func checkGroup(g string) error {
 // clientID is the Kafka client id of every connection this package makes.
 const clientID = "rulebook-bus"
 
-// newDialer returns the dialer of the consumer and of Partitions, with
-// cfg's TLS and SASL.
+// newDialer returns the dialer of the consumer and of Partitions:
+// kafkaconn's, with cfg's TLS and SASL, under the bus's client id.
 func newDialer(cfg Config) *kafkago.Dialer {
-	return &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true,
-		TLS: cfg.Security.TLS, SASLMechanism: cfg.Security.SASL}
+	d := cfg.Security.Dialer()
+	d.ClientID = clientID
+	return d
 }
 
-// newTransport returns the producer's transport, with cfg's TLS and SASL.
+// newTransport returns the producer's transport: kafkaconn's, with cfg's
+// TLS and SASL, under the bus's client id and with dialTimeout.
 func newTransport(cfg Config, dialTimeout time.Duration) *kafkago.Transport {
-	return &kafkago.Transport{DialTimeout: dialTimeout, ClientID: clientID,
-		TLS: cfg.Security.TLS, SASL: cfg.Security.SASL}
+	t := cfg.Security.Transport()
+	t.ClientID, t.DialTimeout = clientID, dialTimeout
+	return t
 }
 
 // Partitions connects to the brokers and returns the number of partitions
