@@ -199,7 +199,7 @@ func (f *busSecurityFlags) load(bus bool) (kafkaconn.Security, error) {
 		return kafkaconn.Security{}, nil
 	}
 	var tlsArg *kafkaconn.TLS
-	if f.tls || f.ca != "" || f.cert != "" || f.key != "" || f.insecure {
+	if f.tlsOn() {
 		if (f.cert == "") != (f.key == "") {
 			if f.cert == "" {
 				return kafkaconn.Security{}, errors.New("--bus-tls-key needs --bus-tls-cert")
@@ -293,10 +293,15 @@ func (f *busSecurityFlags) hint(err error) string {
 // mechanism is the SASL mechanism for the log ("" without SASL).
 func (f *busSecurityFlags) mechanism() string { return strings.ToUpper(f.mech) }
 
+// tlsOn says whether the flags ask for TLS: --bus-tls or any other
+// --bus-tls-* flag, which implies it.
+func (f *busSecurityFlags) tlsOn() bool {
+	return f.tls || f.ca != "" || f.cert != "" || f.key != "" || f.insecure
+}
+
 // warn logs settings that work but expose the bus.
 func (f *busSecurityFlags) warn(log zerolog.Logger) {
-	tlsOn := f.tls || f.ca != "" || f.cert != "" || f.key != "" || f.insecure
-	if strings.EqualFold(f.mech, "plain") && !tlsOn {
+	if strings.EqualFold(f.mech, "plain") && !f.tlsOn() {
 		log.Warn().Msg("--bus-sasl-mechanism PLAIN without --bus-tls sends the password unencrypted")
 	}
 	if f.insecure {
