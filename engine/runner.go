@@ -64,41 +64,38 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	r.Engine.SetLiveSince(clock.Now())
 	for ctx.Err() == nil {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if d, ok := r.Engine.NextDeadline(); ok || fj != nil {
-			var cancelRead context.CancelFunc
-			rctx, cancelRead = context.WithCancel(ctx)
-			stops := []func() bool{}
-			if ok {
-				stops = append(stops, AfterFunc(clock, d.Sub(clock.Now()), cancelRead).Stop)
-			}
-			if fj != nil {
-				// Facts changed outside a record (Inject): store them now.
-				watch := make(chan struct{})
-				go func() {
+		// The read ends early when a timer falls due, and when facts
+		// change outside a record (Inject) so that they are stored now.
+		rctx, cancelRead := context.WithCancel(ctx)
+		var timer Timer
+		if d, ok := r.Engine.NextDeadline(); ok {
+			timer = AfterFunc(clock, d.Sub(clock.Now()), cancelRead)
+		}
+		var watch chan struct{}
+		if fj != nil {
+			watch = make(chan struct{})
+			go func() {
+				select {
+				case <-r.Engine.FactsChanged():
 					select {
-					case <-r.Engine.FactsChanged():
-						select {
-						case <-watch: // this read is over: the signal is the next one's
-							r.Engine.signalFacts()
-						default:
-							cancelRead()
-						}
-					case <-watch:
+					case <-watch: // this read is over: the signal is the next one's
+						r.Engine.signalFacts()
+					default:
+						cancelRead()
 					}
-				}()
-				stops = append(stops, func() bool { close(watch); return true })
-			}
-			cancel = func() {
-				for _, stop := range stops {
-					stop()
+				case <-watch:
 				}
-				cancelRead()
-			}
+			}()
 		}
 		recs, err := r.Journal.Read(rctx, after, batch)
 		timedOut := rctx.Err() != nil && ctx.Err() == nil
-		cancel()
+		if timer != nil {
+			timer.Stop()
+		}
+		if watch != nil {
+			close(watch)
+		}
+		cancelRead()
 		if ctx.Err() != nil {
 			return nil
 		}
