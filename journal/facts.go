@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -68,6 +67,11 @@ func (s *Store) DoneWithFacts(ctx context.Context, seq uint64, changes []engine.
 
 // Facts implements engine.FactJournal.
 func (s *Store) Facts(ctx context.Context) ([]engine.FactChange, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, engine.ErrClosed
+	}
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pFact}, UpperBound: []byte{pFact + 1}})
 	if err != nil {
 		return nil, err
@@ -80,8 +84,7 @@ func (s *Store) Facts(ctx context.Context) ([]engine.FactChange, error) {
 			return nil, err
 		}
 		var fact map[string]any
-		dec := json.NewDecoder(bytes.NewReader(it.Value()))
-		if err := dec.Decode(&fact); err != nil || fact == nil {
+		if err := json.Unmarshal(it.Value(), &fact); err != nil || fact == nil {
 			return nil, fmt.Errorf("%w: fact %d of ruleset %q: %v", errCorrupt, order, ruleset, err)
 		}
 		out = append(out, engine.FactChange{Ruleset: ruleset, Order: order, Fact: fact})

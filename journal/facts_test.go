@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -65,6 +66,14 @@ func TestDoneWithFacts(t *testing.T) {
 	s = openTest(t, dir, nil, nil)
 	if got, want := factList(t, s), "rs/1:b rs/300:d other/7:c "; got != want {
 		t.Fatalf("after a reopen: facts %q, want %q", got, want)
+	}
+
+	// Like every read, Facts on a closed store is ErrClosed.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Facts(ctx); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Facts on a closed store: %v, want %v", err, engine.ErrClosed)
 	}
 }
 
