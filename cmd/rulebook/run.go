@@ -72,7 +72,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running actions may finish before they are cancelled (they resume on the next start)")
 	fs.StringVar(&f.busURL, "bus", "", "run on Kafka instead of the embedded journal: `kafka://BROKER[,BROKER...]/TOPIC[?group=NAME]`; every process started with the same --bus shares the work")
 	fs.StringVar(&f.busKey, "bus-key", DefaultBusKey, "with --bus: expression of an event's partition key; events with one key meet the same rule state")
-	fs.DurationVar(&f.stateLookback, "state-lookback", 0, "history of the journal replayed on start to rebuild rule state (0: the longest throttle window or multi-event timeout of the rulebook; at most --retention); facts are stored apart and restored whatever their age")
+	fs.DurationVar(&f.stateLookback, "state-lookback", 0, "without --bus (see --bus-lookback): history of the journal replayed on start to rebuild rule state (0: the longest throttle window or multi-event timeout of the rulebook; at most --retention); facts are stored apart and restored whatever their age")
 	fs.DurationVar(&f.busLookback, "bus-lookback", 0, "with --bus: history replayed to rebuild rule state when a partition moves here (0: the longest throttle window or multi-event timeout of the rulebook)")
 	fs.Var(&f.busDedupe, "bus-dedupe-lookback", "with --bus: `duration` of history read on takeover to recognise repeated deliveries (default: --dedupe-window; lower it to read less on big topics)")
 	f.busSec.add(fs)
