@@ -334,21 +334,16 @@ type testPKI struct {
 	caFile, clientCert, clientKey string
 	caPool                        *x509.CertPool
 	server                        tls.Certificate
-	// issueClient returns another client certificate and key, signed by
-	// the CA, in PEM.
-	issueClient func(cn string) (certPEM, keyPEM []byte)
+	// ca signs more client certificates (ca.Client with the caller's t).
+	ca *testcerts.CA
 }
 
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, "rulebook test CA")
-	p := testPKI{caFile: testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM), caPool: ca.Pool, server: ca.Server(t, "127.0.0.1").TLS}
+	p := testPKI{caFile: testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM), caPool: ca.Pool, server: ca.Server(t, "127.0.0.1").TLS, ca: ca}
 	p.clientCert, p.clientKey = ca.Client(t, "rulebook client").WriteFiles(t, dir, "client")
-	p.issueClient = func(cn string) ([]byte, []byte) {
-		c := ca.Client(t, cn)
-		return c.CertPEM, c.KeyPEM
-	}
 	return p
 }
 

@@ -162,11 +162,11 @@ func TestTLSCertificateRotation(t *testing.T) {
 			dir := t.TempDir()
 			certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 			install := func(cn string, mtime func(time.Time) time.Time) {
-				cert, key := pki.issueClient(cn)
+				c := pki.ca.Client(t, cn)
 				for _, f := range []struct {
 					path string
 					b    []byte
-				}{{certFile, cert}, {keyFile, key}} {
+				}{{certFile, c.CertPEM}, {keyFile, c.KeyPEM}} {
 					old := time.Now()
 					if st, err := os.Stat(f.path); err == nil {
 						old = st.ModTime()
@@ -203,8 +203,8 @@ func TestTLSCertificateRotation(t *testing.T) {
 			waitFor(t, "the old certificate's connection to close", func() bool { _, closed := conns.get(); return closed == 1 })
 
 			// A key that does not match fails the call; fixing it recovers.
-			other, _ := pki.issueClient("client-3")
-			if err := os.WriteFile(certFile, other, 0o600); err != nil {
+			other := pki.ca.Client(t, "client-3")
+			if err := os.WriteFile(certFile, other.CertPEM, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			res := h.Run(context.Background(), newInv(map[string]any{"url": srv.URL + "/", "tls": args}))
