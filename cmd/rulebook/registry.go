@@ -65,7 +65,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
-	reg.RegisterSource(withSchema(kafkasource.Spec(), kafkasource.Schema()))
+	reg.RegisterSource(kafkasource.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))

@@ -3,12 +3,24 @@ package kafka
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/rulebook-dev/rulebook/internal/schematest"
 )
+
+// The CLI registers the spec as it is: the spec carries the schema.
+func TestSpecCarriesTheSchema(t *testing.T) {
+	s := Spec()
+	if !reflect.DeepEqual(s.Schema, Schema()) {
+		t.Fatalf("Spec().Schema = %v, want Schema()", s.Schema)
+	}
+	if s.Check == nil || s.New == nil {
+		t.Fatal("Spec() lacks Check or New")
+	}
+}
 
 // The published schema accepts exactly what Check accepts, on these
 // documents.

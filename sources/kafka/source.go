@@ -97,6 +97,7 @@ func Spec() engine.SourceSpec {
 		Type:        Type,
 		Description: "consume Kafka topics in a consumer group, at least once",
 		Check:       Check,
+		Schema:      Schema(),
 		PathArgs:    kafkaconn.PathArgs(),
 		New: func(cfg engine.SourceConfig) (engine.Source, error) {
 			return New(cfg)
