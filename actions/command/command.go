@@ -234,7 +234,7 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 		}
 		return parseArgv(l, shell, check)
 	}
-	return nil, engine.ArgErrorf(p, "must be a list of strings, got %s", argvalue.TypeName(v))
+	return nil, engine.ArgErrorf(p, "must be a list of strings, got %s", engine.TypeName(v))
 }
 
 func parseEnv(path []string, v any, check bool) (map[string]string, error) {

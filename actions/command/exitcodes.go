@@ -22,7 +22,7 @@ func toExitCodes(path []string, v any, check bool) ([]int, error) {
 				list[i] = n
 			}
 		} else {
-			return nil, engine.ArgErrorf(path, "must be a list of exit codes, got %s", argvalue.TypeName(v))
+			return nil, engine.ArgErrorf(path, "must be a list of exit codes, got %s", engine.TypeName(v))
 		}
 	}
 	out := make([]int, 0, len(list))

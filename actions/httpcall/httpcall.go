@@ -166,7 +166,7 @@ func parse(args map[string]any, check bool) (config, error) {
 				}
 			default:
 				if check {
-					err = engine.ArgErrorf(p, "must be a map or a list (sent as JSON), got %s", argvalue.TypeName(v))
+					err = engine.ArgErrorf(p, "must be a map or a list (sent as JSON), got %s", engine.TypeName(v))
 				}
 			}
 			cfg.body, cfg.hasBody = v, true
@@ -244,7 +244,7 @@ func checkHeaderValue(p []string, s string) error {
 func parseTLS(p []string, v any, check bool) (tlsConfig, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return tlsConfig{}, engine.ArgErrorf(p, "must be a map with ca, cert, key, insecure_skip_verify, got %s", argvalue.TypeName(v))
+		return tlsConfig{}, engine.ArgErrorf(p, "must be a map with ca, cert, key, insecure_skip_verify, got %s", engine.TypeName(v))
 	}
 	c := tlsConfig{set: true}
 	for k, e := range m {
@@ -301,7 +301,7 @@ func parseStatuses(p []string, v any, check bool) ([]int, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, engine.ArgErrorf(p, "must be a list of HTTP status codes, got %s", argvalue.TypeName(v))
+		return nil, engine.ArgErrorf(p, "must be a list of HTTP status codes, got %s", engine.TypeName(v))
 	}
 	if len(list) == 0 {
 		return nil, engine.ArgErrorf(p, "must not be empty")

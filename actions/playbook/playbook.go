@@ -239,7 +239,7 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 			}
 			m, ok := v.(map[string]any)
 			if !ok {
-				err = engine.ArgErrorf(p, "must be a map of variables, got %s", argvalue.TypeName(v))
+				err = engine.ArgErrorf(p, "must be a map of variables, got %s", engine.TypeName(v))
 				break
 			}
 			if _, ok := m["ansible_eda"]; ok {
@@ -271,7 +271,7 @@ func parse(mode Mode, args map[string]any, check bool) (config, error) {
 			case map[string]any, string:
 				cfg.moduleArgs = x
 			default:
-				err = engine.ArgErrorf(p, "must be a map of module arguments or a free-form string, got %s", argvalue.TypeName(v))
+				err = engine.ArgErrorf(p, "must be a map of module arguments or a free-form string, got %s", engine.TypeName(v))
 			}
 		case "output_limit":
 			var n int
@@ -394,9 +394,9 @@ func parseLimit(p []string, v any, check bool) ([]string, error) {
 		return out, nil
 	}
 	if !check && v != nil {
-		return []string{argvalue.Text(v)}, nil
+		return []string{engine.Text(v)}, nil
 	}
-	return nil, engine.ArgErrorf(p, "must be a host pattern or a list of hosts, got %s", argvalue.TypeName(v))
+	return nil, engine.ArgErrorf(p, "must be a host pattern or a list of hosts, got %s", engine.TypeName(v))
 }
 
 func unwrapPathErr(err error) error {

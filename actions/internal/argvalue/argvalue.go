@@ -40,10 +40,6 @@ func SortedKeys(args map[string]any) []string {
 	return keys
 }
 
-// TypeName names the type of a YAML or JSON value for an error message, as
-// engine.TypeName does.
-func TypeName(v any) string { return engine.TypeName(v) }
-
 // AppendPath returns a new path with elem after path; path is not changed.
 func AppendPath(path []string, elem string) []string {
 	p := make([]string, len(path), len(path)+1)
@@ -65,7 +61,7 @@ func Bool(path []string, v any, check bool) (bool, error) {
 		}
 		return false, engine.ArgErrorf(path, "must be true or false, got %q", x)
 	}
-	return false, engine.ArgErrorf(path, "must be true or false, got %s", TypeName(v))
+	return false, engine.ArgErrorf(path, "must be true or false, got %s", engine.TypeName(v))
 }
 
 // Int reads a whole number. isTemplate is true when, at load time, v is a
@@ -102,7 +98,7 @@ func Int(path []string, v any, check bool) (n int, isTemplate bool, err error) {
 		}
 		return i, false, nil
 	}
-	return 0, false, engine.ArgErrorf(path, "must be a whole number, got %s", TypeName(v))
+	return 0, false, engine.ArgErrorf(path, "must be a whole number, got %s", engine.TypeName(v))
 }
 
 // String reads a text argument. At load time (check) it accepts strings
@@ -114,14 +110,10 @@ func String(path []string, v any, check bool) (string, error) {
 		return s, nil
 	}
 	if check {
-		return "", engine.ArgErrorf(path, "must be a string, got %s (quote it in YAML)", TypeName(v))
+		return "", engine.ArgErrorf(path, "must be a string, got %s (quote it in YAML)", engine.TypeName(v))
 	}
-	return Text(v), nil
+	return engine.Text(v), nil
 }
-
-// Text renders a value as text like engine templates do (engine.Text):
-// null is empty, whole numbers have no decimal point, containers are JSON.
-func Text(v any) string { return engine.Text(v) }
 
 // Scalar reads a string, number or boolean as text (an environment
 // variable's or a header's value).
@@ -142,7 +134,7 @@ func Scalar(path []string, v any) (string, error) {
 	case json.Number:
 		return x.String(), nil
 	}
-	return "", engine.ArgErrorf(path, "must be a string, number or boolean, got %s", TypeName(v))
+	return "", engine.ArgErrorf(path, "must be a string, number or boolean, got %s", engine.TypeName(v))
 }
 
 // ScalarMap reads a map of names to scalar values (see Scalar), such as
@@ -160,7 +152,7 @@ func ScalarMap(path []string, v any, check bool, keys string,
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, engine.ArgErrorf(path, "must be a map of %s to values, got %s", keys, TypeName(v))
+		return nil, engine.ArgErrorf(path, "must be a map of %s to values, got %s", keys, engine.TypeName(v))
 	}
 	out := make(map[string]string, len(m))
 	for k, e := range m {
@@ -259,7 +251,7 @@ func Duration(path []string, v any, check bool, max time.Duration) (time.Duratio
 	default:
 		n, _, err := Int(path, v, check)
 		if err != nil {
-			return 0, engine.ArgErrorf(path, "must be a duration such as \"5s\", got %s", TypeName(v))
+			return 0, engine.ArgErrorf(path, "must be a duration such as \"5s\", got %s", engine.TypeName(v))
 		}
 		d = time.Duration(n) * time.Second
 	}
