@@ -92,6 +92,13 @@ func TestPlaybookFeedbackSurvivesRestart(t *testing.T) {
 	e = startRulebook(t, dir, rb, o)
 	defer e.stop(t, 60*time.Second)
 	e.waitListening(t, fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second)
+	// The webhook listens before the admin listener does, and before the
+	// runner has restored the stored facts: ask once both are done, and
+	// before any live record could run the playbook again.
+	e.waitListening(t, adminAddr, 30*time.Second)
+	waitFor(t, "the stored facts restored", 30*time.Second, func() bool {
+		return strings.Contains(e.out.String(), `"message":"facts restored"`)
+	})
 	if !hasFact() {
 		t.Fatalf("the fact fed back by the playbook is gone after the restart: facts %v", facts())
 	}
