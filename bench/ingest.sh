@@ -154,8 +154,10 @@ echo "building (go build) ..."
 (cd "$repo" && go build -o "$work/bin/bare" ./bench/bare && go build -o "$work/bin/floor" ./bench/floor && go build -o "$work/bin/ingestpath" ./bench/ingestpath)
 
 # Start every target once; they idle while another is measured.
-for port in "$BARE_PORT" "$FLOOR_PORT" "$SOURCE_PORT" "$JOURNAL_PORT" "$HOOK_PORT"; do
-  port_free "$port"
+for t in "bare:$BARE_PORT" "floor:$FLOOR_PORT" "source:$SOURCE_PORT" "journal:$JOURNAL_PORT" "webhook:$HOOK_PORT"; do
+  if wanted "${t%%:*}"; then
+    port_free "${t##*:}"
+  fi
 done
 targets=()
 if wanted bare; then
