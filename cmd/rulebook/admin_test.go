@@ -16,6 +16,7 @@ import (
 
 	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestAdminReloadPublishesOnce: a reload asked through the admin API shows
@@ -33,7 +34,7 @@ func TestAdminReloadPublishesOnce(t *testing.T) {
 	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data"), "--admin", "127.0.0.1:0"}); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs rbtest.Buffer
 	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/rulebook-dev/rulebook/internal/testcerts"
 	"github.com/rulebook-dev/rulebook/test/kafkatest"
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 const busTestPassword = "pw-9f3b-s3cret"
@@ -167,16 +166,16 @@ func TestBusSecurityRun(t *testing.T) {
 	t.Run("no tls or sasl flags", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := runWith(ctx, t, rb, []string{"--data-dir", filepath.Join(dir, "plain"), "--bus", busURL}, &lockedBuffer{}, &lockedBuffer{})
+		err := runWith(ctx, t, rb, []string{"--data-dir", filepath.Join(dir, "plain"), "--bus", busURL}, &rbtest.Buffer{}, &rbtest.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "--bus-tls") {
 			t.Fatalf("got %v, want a hint at --bus-tls", err)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		var logs lockedBuffer
+		var logs rbtest.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := runWith(ctx, t, rb, args("wrong", "RB_TEST_BUS_WRONG_PW"), &lockedBuffer{}, &logs)
+		err := runWith(ctx, t, rb, args("wrong", "RB_TEST_BUS_WRONG_PW"), &rbtest.Buffer{}, &logs)
 		if ctx.Err() != nil {
 			t.Fatal("the run did not stop on a wrong password")
 		}
@@ -192,7 +191,7 @@ func TestBusSecurityRun(t *testing.T) {
 	})
 
 	t.Run("right password", func(t *testing.T) {
-		var logs, stdout lockedBuffer
+		var logs, stdout rbtest.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- runWith(ctx, t, rb, args("right", "RB_TEST_BUS_PW"), &stdout, &logs) }()
@@ -240,23 +239,6 @@ func runWith(ctx context.Context, t *testing.T, rb string, args []string, stdout
 		t.Fatal(err)
 	}
 	return runRulebook(ctx, rb, rf, stdout, zerolog.New(logs).Level(zerolog.DebugLevel))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // selfSignedBroker returns a self-signed certificate for 127.0.0.1 (its
