@@ -1,5 +1,5 @@
 // Package benchhttp is what the plain HTTP targets of bench/ingest.sh
-// share: a handler that reads a request body as the baseline does, and
+// (bare, floor) share: the bound on a request body, the answer, and
 // serving until SIGINT or SIGTERM.
 package benchhttp
 
