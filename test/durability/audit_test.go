@@ -36,9 +36,7 @@ func TestAuditOfARunningEngine(t *testing.T) {
 	p := start(t, rb, data, "--admin", adminAddr, "--admin-token", token)
 	defer p.Stop(t)
 	rbtest.WaitHTTP(t, url)
-	if code, _, err := post(context.Background(), url, "a-1", `{"kind": "disk", "host": "web7"}`); err != nil || code != 200 {
-		t.Fatalf("post: %d %v", code, err)
-	}
+	sender(t, url)("a-1", `{"kind": "disk", "host": "web7"}`)
 
 	audit := func(args ...string) (string, string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), rbtest.AuditTimeout)
