@@ -149,9 +149,6 @@ func (p *Producer) Close() error {
 // retryable says whether a failed write may succeed later: everything but
 // errors that describe the message or the client's rights.
 func retryable(err error) bool {
-	if kafkaconn.SecurityError(err) {
-		return false
-	}
 	var we kafkago.WriteErrors
 	if errors.As(err, &we) {
 		for _, e := range we {

@@ -301,11 +301,15 @@ func (sec Security) Dialer() *kafkago.Dialer {
 
 // PermanentWriteError reports whether a failed write of one message cannot
 // succeed by trying again: the message is too large or malformed, the topic
-// name is invalid, or the client lacks the rights or the credentials. A
-// network error, a timeout or a broker that is restarting or has no leader
-// is not permanent. err is one message's error: a caller unpacks kafka-go's
+// name is invalid, the client lacks the rights or the credentials, or the
+// connection failed for a reason no retry fixes (SecurityError). A network
+// error, a timeout or a broker that is restarting or has no leader is not
+// permanent. err is one message's error: a caller unpacks kafka-go's
 // WriteErrors as its batch semantics need.
 func PermanentWriteError(err error) bool {
+	if SecurityError(err) {
+		return true
+	}
 	var tooLarge kafkago.MessageTooLargeError
 	if errors.As(err, &tooLarge) {
 		return true

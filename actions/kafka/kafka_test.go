@@ -2,8 +2,11 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"reflect"
@@ -190,6 +193,10 @@ func TestClassify(t *testing.T) {
 		{"eof", io.ErrUnexpectedEOF, engine.Retryable},
 		{"deadline", context.DeadlineExceeded, engine.Retryable},
 		{"wrapped", errors.Join(errors.New("x"), kafkago.RecordListTooLarge), engine.Failed},
+		// The broker's certificate is not trusted: no retry fixes that, as
+		// the bus and the kafka source also decide.
+		{"untrusted broker", fmt.Errorf("dial: %w", x509.UnknownAuthorityError{}), engine.Failed},
+		{"tls alert", &net.OpError{Op: "remote error", Err: tls.AlertError(42)}, engine.Failed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
