@@ -243,15 +243,27 @@ func (s *Stream) add(kind string, e *entry) uint64 {
 // the engine's per-record path. An event whose JSON is over the limit is
 // published without its body.
 //
-// Unlike Publish, it does not encode the event: that is done at most once,
-// when something first reads the entry (a subscriber, Recent, a resumed
-// subscription), and never when nothing does. It relies on rec.Event not
-// changing after the call, which holds for a journaled record: the engine
-// never changes an event once it is journaled. A caller that changes the
-// event afterwards must hand PublishEvent a copy.
+// Unlike Publish, it does not encode a small event (rec.Size up to
+// lazyEventBytes): that is done at most once, when something first reads
+// the entry (a subscriber, Recent, a resumed subscription), and never when
+// nothing does. The ring then holds the decoded event, so a larger one, or
+// one of unknown size, is encoded at once: the ring holds at most its
+// limit of JSON for it. It relies on rec.Event not changing after the
+// call, which holds for a journaled record: the engine never changes an
+// event once it is journaled. A caller that changes the event afterwards
+// must hand PublishEvent a copy.
 func (s *Stream) PublishEvent(rec engine.Record) uint64 {
+	if rec.Size <= 0 || rec.Size > lazyEventBytes {
+		return s.publishEventNow(rec)
+	}
 	return s.add(KindEvent, &entry{encode: func() json.RawMessage { return s.eventJSON(rec) }})
 }
+
+// lazyEventBytes is the largest record (engine.Record.Size) whose event
+// PublishEvent keeps decoded until it is read: the ring's entries then
+// hold a few megabytes of decoded events at most, about what they hold as
+// JSON.
+const lazyEventBytes = 4 << 10
 
 // publishEventNow is PublishEvent for an event its caller changes
 // afterwards: it is encoded before publishEventNow returns.

@@ -441,7 +441,7 @@ func TestPublishEventEncodedWhenRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var n atomic.Int32
 			s := NewStream(StreamConfig{Size: 10, MaxData: 300, Clock: engine.NewFakeClock(testNow)})
-			id := s.PublishEvent(engine.Record{Seq: 9, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"}, Event: tc.event(&n)})
+			id := s.PublishEvent(engine.Record{Seq: 9, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"}, Event: tc.event(&n), Size: 400})
 			if id != 1 {
 				t.Fatalf("id %d, want 1", id)
 			}
@@ -467,6 +467,24 @@ func TestPublishEventEncodedWhenRead(t *testing.T) {
 				t.Errorf("encoded %d times for 4 reads, want 1", got)
 			}
 		})
+	}
+}
+
+// TestPublishEventEncodesLargeEventsAtOnce: the ring does not keep a large
+// event (or one of unknown size) decoded until something reads it; it
+// keeps its JSON, encoded as PublishEvent returns.
+func TestPublishEventEncodesLargeEventsAtOnce(t *testing.T) {
+	for _, size := range []int{0, lazyEventBytes + 1} {
+		var n atomic.Int32
+		s := NewStream(StreamConfig{Size: 10, Clock: engine.NewFakeClock(testNow)})
+		s.PublishEvent(engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"},
+			Event: engine.Event{"n": countedJSON{&n, "1"}, "meta": map[string]any{"uuid": "e1"}}, Size: size})
+		if got := n.Load(); got != 1 {
+			t.Errorf("size %d: encoded %d times by PublishEvent, want 1", size, got)
+		}
+		if got := s.Recent(KindEvent, 1); len(got) != 1 || !strings.Contains(string(got[0].Data), `"n":1`) || n.Load() != 1 {
+			t.Errorf("size %d: read back %+v after %d encodings", size, got, n.Load())
+		}
 	}
 }
 

@@ -494,7 +494,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		// by the previous owner (or by this process, before the partition
 		// moved): its firings may be stored already.
 		rec := engine.Record{Seq: uint64(m.Offset) + 1, Stream: stream, Source: msg.ref(), Event: msg.Event, Accepted: msg.Accepted,
-			Redelivered: m.Offset < b.last}
+			Redelivered: m.Offset < b.last, Size: len(m.Value)}
 		if m.Offset < live {
 			// Before replayFrom, history only rebuilds the dedupe and
 			// order keys.

@@ -123,6 +123,9 @@ func (h *recHandler) Replay(_ context.Context, rec engine.Record) error {
 	if h.closed {
 		panic("Replay after Close")
 	}
+	if rec.Size == 0 {
+		panic("a record without its size")
+	}
 	h.r.calls = append(h.r.calls, call{"replay", h.p, rec})
 	return nil
 }
@@ -132,6 +135,9 @@ func (h *recHandler) Process(_ context.Context, rec engine.Record) error {
 	defer h.r.mu.Unlock()
 	if h.closed {
 		panic("Process after Close")
+	}
+	if rec.Size == 0 {
+		panic("a record without its size")
 	}
 	if h.r.fail != nil {
 		if err := h.r.fail(rec); err != nil {

@@ -17,6 +17,10 @@ type Record struct {
 	Event  Event
 	// Accepted is when the journal made the event durable.
 	Accepted time.Time
+	// Size is how many bytes the journal keeps the record in (its source
+	// and encoded event); 0 when unknown. It lets holders of records, who
+	// see only the decoded event, bound the memory they keep.
+	Size int
 	// Redelivered says the record may have been processed before: a crash,
 	// a restart or a partition move came between its first delivery and
 	// its being marked done. Firings of a redelivered record may already be

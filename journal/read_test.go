@@ -77,6 +77,10 @@ func TestReadLiveAndAfterRestart(t *testing.T) {
 		if !reflect.DeepEqual(live[i].Event, restarted[i].Event) {
 			t.Fatalf("record %d: live %v, after restart %v", i+1, live[i].Event, restarted[i].Event)
 		}
+		// The ring and the database give the same size: the stored value's.
+		if live[i].Size == 0 || live[i].Size != restarted[i].Size {
+			t.Fatalf("record %d: size %d live, %d after restart", i+1, live[i].Size, restarted[i].Size)
+		}
 	}
 	// New records after the restart are first deliveries.
 	emit(t, s, srcA, engine.Entry{Event: ev(total)})

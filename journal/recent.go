@@ -21,16 +21,16 @@ const (
 type recent struct {
 	mu     sync.Mutex
 	recs   [recentRecords]engine.Record // recs[seq % recentRecords]
-	size   [recentRecords]int
-	lo, hi uint64 // held: lo..hi; none when hi == 0
-	bytes  int
+	lo, hi uint64                       // held: lo..hi; none when hi == 0
+	bytes  int                          // their Size, summed
 }
 
-// add appends rec, encoded in size bytes, which must follow the newest held
-// record; a gap or an oversized record empties the ring.
-func (r *recent) add(rec engine.Record, size int) {
+// add appends rec, which must follow the newest held record; a gap or an
+// oversized record empties the ring.
+func (r *recent) add(rec engine.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	size := rec.Size
 	if r.hi != 0 && rec.Seq != r.hi+1 || size > recentBytes/16 {
 		r.clearLocked()
 		if size > recentBytes/16 {
@@ -41,8 +41,8 @@ func (r *recent) add(rec engine.Record, size int) {
 	// one once the ring is full.
 	for r.hi != 0 && (rec.Seq-r.lo+1 > recentRecords || r.bytes+size > recentBytes) {
 		j := r.lo % recentRecords
-		r.bytes -= r.size[j]
-		r.recs[j], r.size[j] = engine.Record{}, 0
+		r.bytes -= r.recs[j].Size
+		r.recs[j] = engine.Record{}
 		r.lo++
 		if r.lo > r.hi {
 			r.lo, r.hi = 0, 0
@@ -52,7 +52,7 @@ func (r *recent) add(rec engine.Record, size int) {
 		r.lo = rec.Seq
 	}
 	i := rec.Seq % recentRecords
-	r.recs[i], r.size[i] = rec, size
+	r.recs[i] = rec
 	r.hi = rec.Seq
 	r.bytes += size
 }
@@ -60,7 +60,6 @@ func (r *recent) add(rec engine.Record, size int) {
 func (r *recent) clearLocked() {
 	for s := r.lo; r.hi != 0 && s <= r.hi; s++ {
 		r.recs[s%recentRecords] = engine.Record{}
-		r.size[s%recentRecords] = 0
 	}
 	r.lo, r.hi, r.bytes = 0, 0, 0
 }

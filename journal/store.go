@@ -191,9 +191,8 @@ type group struct {
 	dedupe map[string]int64
 	order  map[string]int64
 	// recs are the records this group appends, for the recent ring once
-	// the group is durable; sizes their encoded sizes.
-	recs  []engine.Record
-	sizes []int
+	// the group is durable.
+	recs []engine.Record
 	// sync: the group must be synced (it accepts events or applies a
 	// change); a group of Done calls only is not (engine.Journal.Done).
 	sync bool
@@ -411,6 +410,7 @@ func decodeRecord(seq uint64, v []byte) (engine.Record, error) {
 		Source:   rj.Source,
 		Event:    rj.Event,
 		Accepted: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
+		Size:     len(v),
 	}, nil
 }
 
@@ -498,8 +498,8 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		seq, done = startSeq, startDone
 	} else {
 		s.lastDone.Store(done)
-		for i, rec := range g.recs {
-			s.recent.add(rec, g.sizes[i])
+		for _, rec := range g.recs {
+			s.recent.add(rec)
 		}
 		if seq != startSeq {
 			s.lastSeq.Store(seq)
@@ -598,8 +598,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
-		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC()})
-		g.sizes = append(g.sizes, len(p.value))
+		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC(), Size: len(p.value)})
 		if p.dedupeKey != nil {
 			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
 			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
