@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
 type recorder struct {
@@ -81,20 +82,6 @@ func TestGenericCheck(t *testing.T) {
 	}
 }
 
-// events hands each emitted event to the test as it comes.
-type events chan engine.Event
-
-func (e events) Emit(ctx context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
-	for _, en := range entries {
-		select {
-		case e <- en.Event:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return make([]engine.Outcome, len(entries)), nil
-}
-
 // TestGenericDelaysFollowTheClock: delay comes before every event but the
 // first and loop_delay before every loop but the first, both on the
 // source's clock; nothing is emitted before the clock has moved by them.
@@ -110,7 +97,7 @@ func TestGenericDelaysFollowTheClock(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out := make(events)
+	out := make(sourcetest.Events)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, out) }()
 

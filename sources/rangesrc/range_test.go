@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
 type recorder struct{ events []engine.Event }
@@ -48,20 +49,6 @@ func TestRange(t *testing.T) {
 	}
 }
 
-// events hands each emitted event to the test as it comes.
-type events chan engine.Event
-
-func (e events) Emit(ctx context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
-	for _, en := range entries {
-		select {
-		case e <- en.Event:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return make([]engine.Outcome, len(entries)), nil
-}
-
 // TestRangeDelayFollowsTheClock: with a delay, the next event comes only
 // once the source's clock has moved by the delay, and stamped with that
 // time; cancelling during a wait ends Run and drops its timer.
@@ -75,7 +62,7 @@ func TestRangeDelayFollowsTheClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	out := make(events)
+	out := make(sourcetest.Events)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(runCtx, out) }()
 
