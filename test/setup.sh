@@ -12,6 +12,8 @@ packages=(
   openssl                 # independent signature vectors, certificates
   git                     # GitOps loop
   wrk                     # benchmarks (bench/)
+  mosquitto               # mqtt source: a real MQTT broker
+  python3                 # EDA Python source plugins, through the embedded runner
 )
 
 missing=()
