@@ -283,31 +283,54 @@ func (v *Verifier) Challenge() string {
 	return v.challenge
 }
 
+// Verified is what a successful check established about a request beyond
+// its authenticity.
+type Verified struct {
+	// DeliveryID is the message id the signature covers: for Standard
+	// Webhooks the webhook-id, or the svix-id when the svix-* headers are the
+	// ones that were verified. Empty for schemes that sign no id.
+	DeliveryID string
+}
+
 // Verify checks one request. The error says which check failed; it is for
 // debug logs only and must not be sent to the client. It never contains a
 // secret. A nil Verifier accepts everything.
 func (v *Verifier) Verify(h http.Header, body []byte, now time.Time) error {
+	_, err := v.Check(h, body, now)
+	return err
+}
+
+// Check is Verify, also returning what the signature vouches for (the
+// delivery id a dedupe must use, rather than an unsigned header that a
+// resender can change).
+func (v *Verifier) Check(h http.Header, body []byte, now time.Time) (Verified, error) {
 	if v == nil {
-		return nil
+		return Verified{}, nil
 	}
 	if len(v.bearer)+len(v.basic) > 0 {
 		if err := v.checkAuthorization(h.Get("Authorization")); err != nil {
-			return err
+			return Verified{}, err
 		}
 	}
 	if v.hdrToken != "" {
 		got := h.Get(v.hdrToken)
 		if got == "" {
-			return fmt.Errorf("header %s is missing", v.hdrToken)
+			return Verified{}, fmt.Errorf("header %s is missing", v.hdrToken)
 		}
 		if !anyEqual(v.hdrTokens, got) {
-			return fmt.Errorf("header %s does not match", v.hdrToken)
+			return Verified{}, fmt.Errorf("header %s does not match", v.hdrToken)
 		}
 	}
 	if v.mac != nil {
 		return v.mac.verify(h, body, now, v.tolerance)
 	}
-	return nil
+	return Verified{}, nil
+}
+
+// SignsDeliveryID reports whether Check returns a verified DeliveryID for
+// every request it accepts (the Standard Webhooks preset). v may be nil.
+func (v *Verifier) SignsDeliveryID() bool {
+	return v != nil && v.mac != nil && v.mac.preset == PresetStandard
 }
 
 func (v *Verifier) checkAuthorization(a string) error {
@@ -392,34 +415,34 @@ func checkTimestamp(ts string, now time.Time, tol time.Duration) error {
 
 var errBadSignature = errors.New("signature does not match")
 
-func (m *macScheme) verify(h http.Header, body []byte, now time.Time, tol time.Duration) error {
+func (m *macScheme) verify(h http.Header, body []byte, now time.Time, tol time.Duration) (Verified, error) {
 	switch m.preset {
 	case PresetSlack:
 		ts := h.Get("X-Slack-Request-Timestamp")
 		if err := checkTimestamp(ts, now, tol); err != nil {
-			return err
+			return Verified{}, err
 		}
 		sig, err := m.headerSig(h)
 		if err != nil {
-			return err
+			return Verified{}, err
 		}
 		if !m.match(sig, []byte("v0:"+ts+":"), body) {
-			return errBadSignature
+			return Verified{}, errBadSignature
 		}
-		return nil
+		return Verified{}, nil
 	case PresetStripe:
-		return m.verifyStripe(h.Get(m.header), body, now, tol)
+		return Verified{}, m.verifyStripe(h.Get(m.header), body, now, tol)
 	case PresetStandard:
 		return m.verifyStandard(h, body, now, tol)
 	}
 	sig, err := m.headerSig(h)
 	if err != nil {
-		return err
+		return Verified{}, err
 	}
 	if !m.match(sig, body) {
-		return errBadSignature
+		return Verified{}, errBadSignature
 	}
-	return nil
+	return Verified{}, nil
 }
 
 func (m *macScheme) headerSig(h http.Header) ([]byte, error) {
@@ -479,27 +502,33 @@ func (m *macScheme) verifyStripe(header string, body []byte, now time.Time, tol 
 	return errBadSignature
 }
 
-// headerAlt returns the Standard Webhooks header name, falling back to the
-// svix- spelling that Svix (the scheme's origin) sends.
-func headerAlt(h http.Header, name string) string {
-	if v := h.Get("Webhook-" + name); v != "" {
-		return v
+// standardFamily is the header prefix of a Standard Webhooks request:
+// "Webhook-", or "Svix-" (the spelling of Svix, the scheme's origin) when the
+// request has a svix-signature and no webhook-signature. The id, timestamp
+// and signature are all read from that one family: an id from one family
+// next to a signature from the other is never accepted, so the verified id is
+// the one the signature covers.
+func standardFamily(h http.Header) string {
+	if h.Get("Webhook-Signature") == "" && h.Get("Svix-Signature") != "" {
+		return "Svix-"
 	}
-	return h.Get("Svix-" + name)
+	return "Webhook-"
 }
 
-func (m *macScheme) verifyStandard(h http.Header, body []byte, now time.Time, tol time.Duration) error {
-	id := headerAlt(h, "Id")
+func (m *macScheme) verifyStandard(h http.Header, body []byte, now time.Time, tol time.Duration) (Verified, error) {
+	fam := standardFamily(h)
+	lower := strings.ToLower(fam)
+	id := h.Get(fam + "Id")
 	if id == "" {
-		return errors.New("header webhook-id is missing")
+		return Verified{}, fmt.Errorf("header %sid is missing", lower)
 	}
-	ts := headerAlt(h, "Timestamp")
+	ts := h.Get(fam + "Timestamp")
 	if err := checkTimestamp(ts, now, tol); err != nil {
-		return err
+		return Verified{}, err
 	}
-	header := headerAlt(h, "Signature")
+	header := h.Get(fam + "Signature")
 	if header == "" {
-		return errors.New("header webhook-signature is missing")
+		return Verified{}, fmt.Errorf("header %ssignature is missing", lower)
 	}
 	prefix := []byte(id + "." + ts + ".")
 	for _, f := range strings.Fields(header) {
@@ -512,8 +541,8 @@ func (m *macScheme) verifyStandard(h http.Header, body []byte, now time.Time, to
 			continue
 		}
 		if m.match(sig, prefix, body) {
-			return nil
+			return Verified{DeliveryID: id}, nil
 		}
 	}
-	return errBadSignature
+	return Verified{}, errBadSignature
 }

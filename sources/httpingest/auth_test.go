@@ -130,6 +130,8 @@ func TestHMACPresetsAgainstOpenSSL(t *testing.T) {
 		{"standard", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_1", "Webhook-Timestamp", ts, "Webhook-Signature", stdSig(stdKey, "msg_1", ts)), true},
 		{"standard several signatures", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_1", "Webhook-Timestamp", ts, "Webhook-Signature", "v1,Zm9v v1a,xyz "+stdSig(stdKey, "msg_1", ts)), true},
 		{"standard svix headers", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Svix-Id", "msg_1", "Svix-Timestamp", ts, "Svix-Signature", stdSig(stdKey, "msg_1", ts)), true},
+		{"standard webhook id beside svix signature", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_1", "Webhook-Timestamp", ts, "Svix-Signature", stdSig(stdKey, "msg_1", ts)), false},
+		{"standard svix id beside webhook signature", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Svix-Id", "msg_1", "Svix-Timestamp", ts, "Webhook-Signature", stdSig(stdKey, "msg_1", ts)), false},
 		{"standard id changed", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_2", "Webhook-Timestamp", ts, "Webhook-Signature", stdSig(stdKey, "msg_1", ts)), false},
 		{"standard wrong secret", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_1", "Webhook-Timestamp", ts, "Webhook-Signature", stdSig([]byte("wrong"), "msg_1", ts)), false},
 		{"standard replay outside tolerance", HMAC{Preset: PresetStandard, Secrets: []string{stdSecret}}, hdr("Webhook-Id", "msg_1", "Webhook-Timestamp", stale, "Webhook-Signature", stdSig(stdKey, "msg_1", stale)), false},
@@ -192,6 +194,38 @@ func TestPublishedVectors(t *testing.T) {
 	gh := mustCompile(t, Auth{HMAC: &HMAC{Preset: PresetGitHub, Secrets: []string{"It's a Secret to Everybody"}}})
 	if err := gh.Verify(hdr("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"), []byte("Hello, World!"), now); err != nil {
 		t.Fatalf("github documented vector rejected: %v", err)
+	}
+}
+
+// TestStandardDeliveryID: Check returns the id the signature covers, from
+// the header family that was verified, never an unsigned id beside it.
+func TestStandardDeliveryID(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	v := mustCompile(t, Auth{HMAC: &HMAC{Preset: PresetStandard, Secrets: []string{"whsec_" + base64.StdEncoding.EncodeToString(key)}}})
+	if !v.SignsDeliveryID() || mustCompile(t, Auth{HMAC: &HMAC{Preset: PresetGitHub, Secrets: []string{"s"}}}).SignsDeliveryID() || (*Verifier)(nil).SignsDeliveryID() {
+		t.Fatal("SignsDeliveryID: only the standard preset signs an id")
+	}
+	body := []byte(`{"a":1}`)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sig := func(id string) string {
+		return "v1," + opensslHMAC(t, "sha256", key, []byte(id+"."+ts+"."+string(body)), true)
+	}
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		id   string
+	}{
+		{"webhook", hdr("Webhook-Id", "msg_w", "Webhook-Timestamp", ts, "Webhook-Signature", sig("msg_w")), "msg_w"},
+		{"svix", hdr("Svix-Id", "msg_s", "Svix-Timestamp", ts, "Svix-Signature", sig("msg_s")), "msg_s"},
+		{"svix with a stray webhook-id", hdr("Svix-Id", "msg_s", "Svix-Timestamp", ts, "Svix-Signature", sig("msg_s"), "Webhook-Id", "other"), "msg_s"},
+		{"webhook with a stray svix-id", hdr("Webhook-Id", "msg_w", "Webhook-Timestamp", ts, "Webhook-Signature", sig("msg_w"), "Svix-Id", "other"), "msg_w"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := v.Check(tc.h, body, now)
+			if err != nil || got.DeliveryID != tc.id {
+				t.Fatalf("got %+v, %v; want id %q", got, err, tc.id)
+			}
+		})
 	}
 }
 

@@ -36,6 +36,9 @@ type Request struct {
 	// Sensitive are the canonical names of headers that must not reach an
 	// event (see SafeHeaders).
 	Sensitive []string
+	// Verified is what the signature check vouched for, such as the
+	// delivery id a Standard Webhooks signature covers.
+	Verified Verified
 }
 
 // SafeHeaders returns the request headers without credentials or
@@ -248,7 +251,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.reject(w, r, http.StatusBadRequest, "reading body failed", err)
 		return
 	}
-	if err := e.Auth.Verify(r.Header, body, received); err != nil {
+	verified, err := e.Auth.Check(r.Header, body, received)
+	if err != nil {
 		if c := e.Auth.Challenge(); c != "" {
 			w.Header().Set("WWW-Authenticate", c)
 		}
@@ -268,7 +272,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.reject(w, r, status, err.Error(), nil)
 		return
 	}
-	req := &Request{HTTP: r, Body: body, MediaType: mt, Payload: payload, Received: received, Sensitive: e.Auth.SensitiveHeaders()}
+	req := &Request{HTTP: r, Body: body, MediaType: mt, Payload: payload, Received: received, Sensitive: e.Auth.SensitiveHeaders(), Verified: verified}
 	entries, err := e.Build(req)
 	if err != nil {
 		e.reject(w, r, http.StatusBadRequest, err.Error(), nil)

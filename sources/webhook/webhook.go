@@ -79,8 +79,16 @@
 // and not processed. Expressions (github.com/expr-lang/expr, compiled at load)
 // see headers (canonical names such as headers["X-Github-Delivery"], and
 // lowercase ones such as headers["x-github-delivery"]), query, payload,
-// method and path. An expression that fails or yields nothing for a request
-// gives no key: the event is accepted and processed.
+// method and path.
+//
+// With dedupe set, every request must have a key: one without (the header
+// missing or empty, the expression failing or giving nothing) is answered 400
+// with the reason and not processed, since a resend of it could not be told
+// apart. With the standard hmac preset, dedupe on webhook-id (or svix-id)
+// uses the id the signature covers, from whichever header family (webhook-*
+// or svix-*) was verified: a message resent under the other spelling is a
+// duplicate. An order expression that fails or yields nothing leaves the
+// event unordered (logged); it is accepted and processed.
 //
 // # Events
 //
@@ -95,6 +103,7 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -158,7 +167,12 @@ func Schema() map[string]any {
 type config struct {
 	http         httpingest.Settings
 	dedupeHeader string
-	dedupeExpr   *vm.Program
+	// dedupeVerified: the dedupe header is the Standard Webhooks id
+	// (webhook-id or svix-id) and the standard preset verifies it, so the
+	// key is the id the signature covers, whichever header family carried
+	// it.
+	dedupeVerified bool
+	dedupeExpr     *vm.Program
 	dedupeWindow time.Duration
 	orderKey     *vm.Program
 	orderTime    *vm.Program
@@ -199,6 +213,7 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 				return nil, engine.ArgErrorf([]string{"dedupe", "header"}, "must be a header name")
 			}
 			c.dedupeHeader = http.CanonicalHeaderKey(s)
+			c.dedupeVerified = (c.dedupeHeader == "Webhook-Id" || c.dedupeHeader == "Svix-Id") && hs.Verifier.SignsDeliveryID()
 		case hasX:
 			if c.dedupeExpr, err = compile([]string{"dedupe", "expr"}, x); err != nil {
 				return nil, err
@@ -313,14 +328,32 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 		}
 		return env
 	}
+	// With a dedupe key configured, a request without one is refused (400):
+	// processed without a key, a resend would run its actions again.
 	switch {
+	case s.cfg.dedupeVerified:
+		// The signature check refuses a request without an id.
+		entry.DedupeKey = req.Verified.DeliveryID
 	case s.cfg.dedupeHeader != "":
 		entry.DedupeKey = r.Header.Get(s.cfg.dedupeHeader)
+		if entry.DedupeKey == "" {
+			return nil, fmt.Errorf("dedupe: header %s is missing or empty: a delivery without its id cannot be deduplicated", s.cfg.dedupeHeader)
+		}
 	case s.cfg.dedupeExpr != nil:
-		entry.DedupeKey = s.evalKey("dedupe.expr", s.cfg.dedupeExpr, envFor())
+		k, err := evalKey(s.cfg.dedupeExpr, envFor())
+		if err == nil && k == "" {
+			err = errors.New("gave no value")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dedupe: expr %v: a delivery without its key cannot be deduplicated", err)
+		}
+		entry.DedupeKey = k
 	}
 	if s.cfg.orderKey != nil {
-		key := s.evalKey("order.key", s.cfg.orderKey, envFor())
+		key, err := evalKey(s.cfg.orderKey, envFor())
+		if err != nil {
+			s.Log.Warn().Err(err).Str("key", "order.key").Msg("expression failed: event not ordered")
+		}
 		ts, err := s.evalTime(envFor())
 		if err != nil {
 			s.Log.Warn().Err(err).Msg("order.timestamp gave no time: event not ordered")
@@ -331,19 +364,18 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 	return []engine.Entry{entry}, nil
 }
 
-// evalKey runs a key expression; failures give no key (logged), so a
-// request is never refused because of them.
-func (s *Source) evalKey(name string, p *vm.Program, env *exprEnv) string {
+// evalKey runs a key expression: its value as text, "" for null, an error
+// when it fails or gives something other than a string, number or boolean.
+func evalKey(p *vm.Program, env *exprEnv) (string, error) {
 	v, err := expr.Run(p, env)
 	if err != nil {
-		s.Log.Warn().Err(err).Str("key", name).Msg("expression failed: no key for this event")
-		return ""
+		return "", fmt.Errorf("failed: %w", err)
 	}
 	k, ok := keyString(v)
 	if !ok {
-		s.Log.Warn().Str("key", name).Str("type", fmt.Sprintf("%T", v)).Msg("expression gave no string or number: no key for this event")
+		return "", fmt.Errorf("gave %s, not a string or number", httpingest.ValueKind(v))
 	}
-	return k
+	return k, nil
 }
 
 func keyString(v any) (string, bool) {

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -207,7 +209,7 @@ func TestDedupeAndOrderExpressions(t *testing.T) {
 		{`{"id":"e","object":"vm1","at":"2026-11-29T01:10:00Z"}`, "r-1", "accepted"},
 		{`{"id":"f","object":"vm1","at":"2026-11-29T01:11:00Z"}`, "r-1", "duplicate"},
 		{`{"id":"g"}`, "", "accepted"}, // no order key: never stale
-		{`{"object":"vm3","at":"not a time"}`, "", "accepted"},
+		{`{"id":"h","object":"vm3","at":"not a time"}`, "", "accepted"},
 	}
 	for i, s := range steps {
 		var hdrs []string
@@ -218,11 +220,19 @@ func TestDedupeAndOrderExpressions(t *testing.T) {
 			t.Fatalf("step %d (%s): %s, want %s", i, s.body, got, s.want)
 		}
 	}
+	// No key at all: refused with the reason, not processed.
+	stored := len(h.j.Accepted())
+	for _, body := range []string{`{"object":"vm4"}`, `{"id":{"nested":1}}`, `"text"`} {
+		r := h.send(t, "POST", "/", "application/json", body)
+		if r.status != 400 || !strings.Contains(r.body["error"].(string), "dedupe") || len(h.j.Accepted()) != stored {
+			t.Fatalf("%s without a dedupe key: %d %v, %d stored", body, r.status, r.body, len(h.j.Accepted()))
+		}
+	}
 	es := h.j.Accepted()
 	if es[0].DedupeKey != "a" || es[0].OrderKey != "vm1" || !es[0].Timestamp.Equal(t0) || es[0].DedupeWindow != time.Hour {
 		t.Fatalf("first entry %+v", es[0])
 	}
-	if last := es[len(es)-1]; last.OrderKey != "" || !last.Timestamp.IsZero() || last.DedupeKey != "" {
+	if last := es[len(es)-1]; last.OrderKey != "" || !last.Timestamp.IsZero() || last.DedupeKey != "h" {
 		t.Fatalf("entry without a usable time/key %+v", last)
 	}
 }
@@ -278,6 +288,77 @@ func TestSignatureWithRotationAndReplay(t *testing.T) {
 	}
 	if _, ok := es[0].Event["meta"].(map[string]any)["headers"].(map[string]any)["Webhook-Signature"]; ok {
 		t.Fatal("signature reached the event")
+	}
+}
+
+// TestDedupeKeyRequired: with dedupe on a header, a request without that
+// header is refused, not processed without a key (a resend would run its
+// actions again).
+func TestDedupeKeyRequired(t *testing.T) {
+	h := start(t, map[string]any{"dedupe": map[string]any{"header": "X-GitHub-Delivery"}})
+	for _, hdrs := range [][]string{nil, {"X-GitHub-Delivery", ""}} {
+		r := h.send(t, "POST", "/", "application/json", `{"a":1}`, hdrs...)
+		if r.status != 400 || r.body["error"] != "dedupe: header X-Github-Delivery is missing or empty: a delivery without its id cannot be deduplicated" {
+			t.Fatalf("headers %q: %d %v", hdrs, r.status, r.body)
+		}
+	}
+	if n := len(h.j.Accepted()); n != 0 {
+		t.Fatalf("%d stored", n)
+	}
+	if r := h.send(t, "POST", "/", "application/json", `{"a":1}`, "X-GitHub-Delivery", "d-1"); r.status != 200 || r.body["status"] != "accepted" {
+		t.Fatalf("with the header: %d %v", r.status, r.body)
+	}
+}
+
+// TestStandardWebhooksDedupeAcrossHeaderFamilies: a Standard Webhooks
+// message is signed over its id, and senders spell the headers webhook-* or
+// svix-*. Resent under the other spelling it must be a duplicate, and a
+// svix-signed request cannot pick its dedupe key with an unsigned
+// webhook-id.
+func TestStandardWebhooksDedupeAcrossHeaderFamilies(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	body := `{"type":"invoice.paid"}`
+	sign := func(id string, ts int64) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(id + "." + strconv.FormatInt(ts, 10) + "." + body))
+		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	for _, dedupeOn := range []string{"webhook-id", "svix-id"} {
+		t.Run(dedupeOn, func(t *testing.T) {
+			h := start(t, map[string]any{
+				"hmac":   map[string]any{"preset": "standard", "secret": secret},
+				"dedupe": map[string]any{"header": dedupeOn},
+			})
+			now := h.clock.Now().Unix()
+			ts := strconv.FormatInt(now, 10)
+			post := func(hdrs ...string) reply {
+				return h.send(t, "POST", "/", "application/json", body, hdrs...)
+			}
+			if r := post("webhook-id", "msg_1", "webhook-timestamp", ts, "webhook-signature", sign("msg_1", now)); r.status != 200 || r.body["status"] != "accepted" {
+				t.Fatalf("webhook-*: %d %v", r.status, r.body)
+			}
+			if r := post("svix-id", "msg_1", "svix-timestamp", ts, "svix-signature", sign("msg_1", now)); r.status != 200 || r.body["status"] != "duplicate" {
+				t.Fatalf("same message as svix-*: %d %v", r.status, r.body)
+			}
+			// svix-signed, with an unsigned webhook-id beside it: the key
+			// is still the signed svix-id.
+			if r := post("svix-id", "msg_1", "svix-timestamp", ts, "svix-signature", sign("msg_1", now), "webhook-id", "fresh-1"); r.status != 200 || r.body["status"] != "duplicate" {
+				t.Fatalf("svix-* with a stray webhook-id: %d %v", r.status, r.body)
+			}
+			// An id from one family beside a signature from the other is
+			// not verified.
+			if r := post("webhook-id", "msg_2", "webhook-timestamp", ts, "svix-signature", sign("msg_2", now)); r.status != 401 {
+				t.Fatalf("mixed families: %d %v", r.status, r.body)
+			}
+			if r := post("svix-id", "msg_3", "svix-timestamp", ts, "svix-signature", sign("msg_3", now)); r.status != 200 || r.body["status"] != "accepted" {
+				t.Fatalf("new svix message: %d %v", r.status, r.body)
+			}
+			es := h.j.Accepted()
+			if len(es) != 2 || es[0].DedupeKey != "msg_1" || es[1].DedupeKey != "msg_3" {
+				t.Fatalf("stored %+v", es)
+			}
+		})
 	}
 }
 
