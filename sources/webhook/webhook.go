@@ -173,9 +173,9 @@ type config struct {
 	// it.
 	dedupeVerified bool
 	dedupeExpr     *vm.Program
-	dedupeWindow time.Duration
-	orderKey     *vm.Program
-	orderTime    *vm.Program
+	dedupeWindow   time.Duration
+	orderKey       *vm.Program
+	orderTime      *vm.Program
 }
 
 // Check validates args as written in the rulebook: secret references are
