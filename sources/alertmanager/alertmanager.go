@@ -11,7 +11,7 @@
 //
 // Every argument of the webhook source about listening, TLS, limits and
 // authentication (host, port, address, path, paths, methods, tls,
-// max_body_bytes, allow_ips, token, basic, header_token, hmac, the
+// max_body_bytes, allow_ips, token, basic, header_token, hmac, insecure, the
 // timeouts) means the same here; path defaults to "/". Bodies are read as
 // JSON whatever their Content-Type. Alertmanager's webhook_configs can send
 // a bearer token (http_config.authorization.credentials) or basic auth

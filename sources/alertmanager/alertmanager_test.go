@@ -374,17 +374,20 @@ func TestCheck(t *testing.T) {
 		args map[string]any
 		want string // "" means valid
 	}{
-		{"minimal", map[string]any{"port": 5001}, ""},
-		{"all own keys", map[string]any{"port": 5001, "host_label": "host", "notification_event": true, "dedupe_window": "4h", "token": "${env:AM_TOKEN}"}, ""},
-		{"unknown key", map[string]any{"port": 5001, "dedupe": map[string]any{"header": "X"}}, `dedupe: unknown key "dedupe"`},
-		{"empty host_label", map[string]any{"port": 5001, "host_label": " "}, "host_label: must be a label name"},
-		{"empty host_label list", map[string]any{"port": 5001, "host_label": []any{}}, "host_label: must name at least one label"},
-		{"bad host_label item", map[string]any{"port": 5001, "host_label": []any{"a", 3}}, "host_label.1: must be a label name"},
-		{"host_label number", map[string]any{"port": 5001, "host_label": 3}, "host_label: must be a label name or a list"},
-		{"notification_event text", map[string]any{"port": 5001, "notification_event": "yes"}, "notification_event: must be true or false"},
-		{"bad window", map[string]any{"port": 5001, "dedupe_window": "a day"}, `dedupe_window: duration "a day"`},
-		{"negative window", map[string]any{"port": 5001, "dedupe_window": -5}, "dedupe_window: duration must be positive"},
+		{"minimal", map[string]any{"host": "127.0.0.1", "port": 5001}, ""},
+		{"all own keys", map[string]any{"host": "127.0.0.1", "port": 5001, "host_label": "host", "notification_event": true, "dedupe_window": "4h", "token": "${env:AM_TOKEN}"}, ""},
+		{"unknown key", map[string]any{"host": "127.0.0.1", "port": 5001, "dedupe": map[string]any{"header": "X"}}, `dedupe: unknown key "dedupe"`},
+		{"empty host_label", map[string]any{"host": "127.0.0.1", "port": 5001, "host_label": " "}, "host_label: must be a label name"},
+		{"empty host_label list", map[string]any{"host": "127.0.0.1", "port": 5001, "host_label": []any{}}, "host_label: must name at least one label"},
+		{"bad host_label item", map[string]any{"host": "127.0.0.1", "port": 5001, "host_label": []any{"a", 3}}, "host_label.1: must be a label name"},
+		{"host_label number", map[string]any{"host": "127.0.0.1", "port": 5001, "host_label": 3}, "host_label: must be a label name or a list"},
+		{"notification_event text", map[string]any{"host": "127.0.0.1", "port": 5001, "notification_event": "yes"}, "notification_event: must be true or false"},
+		{"bad window", map[string]any{"host": "127.0.0.1", "port": 5001, "dedupe_window": "a day"}, `dedupe_window: duration "a day"`},
+		{"negative window", map[string]any{"host": "127.0.0.1", "port": 5001, "dedupe_window": -5}, "dedupe_window: duration must be positive"},
 		{"no port", map[string]any{}, "port"},
+		{"every interface without authentication", map[string]any{"port": 5001}, `port: listening on "0.0.0.0:5001", not a loopback address, without authentication`},
+		{"every interface with a token", map[string]any{"port": 5001, "token": "${env:AM_TOKEN}"}, ""},
+		{"every interface, insecure", map[string]any{"port": 5001, "insecure": true}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

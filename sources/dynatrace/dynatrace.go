@@ -84,6 +84,7 @@ func Schema() map[string]any {
 	props := httpingest.SettingsSchema()
 	delete(props, "hmac")
 	delete(props, "timestamp_tolerance")
+	delete(props, "insecure")
 	props["insecure_no_auth"] = map[string]any{"type": "boolean", "description": "accept requests without credentials; Dynatrace does not sign its requests, so only behind something that authenticates them (default false)"}
 	props["dedupe_window"] = map[string]any{"type": []any{"string", "number"}, "description": `how long a problem state (PID, State) is remembered (default "24h"; a duration or seconds)`}
 	return httpingest.ArgsSchema(Type, "dynatrace source arguments", props,
@@ -101,7 +102,7 @@ func Schema() map[string]any {
 func settingsKeys() []string {
 	var out []string
 	for _, k := range httpingest.SettingsKeys {
-		if k != "hmac" && k != "timestamp_tolerance" {
+		if k != "hmac" && k != "timestamp_tolerance" && k != "insecure" {
 			out = append(out, k)
 		}
 	}
@@ -128,19 +129,27 @@ func decode(args map[string]any, resolved bool) (*config, error) {
 		if errors.As(err, &ae) && len(ae.Path) == 1 && (ae.Path[0] == "hmac" || ae.Path[0] == "timestamp_tolerance") {
 			return nil, engine.ArgErrorf(ae.Path, "dynatrace does not sign its requests: use token, header_token or basic")
 		}
+		if errors.As(err, &ae) && len(ae.Path) == 1 && ae.Path[0] == "insecure" {
+			return nil, engine.ArgErrorf(ae.Path, "dynatrace requires credentials: set token, header_token or basic (or insecure_no_auth: true to accept anyone who can reach the endpoint)")
+		}
 		return nil, err
 	}
-	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/"})
+	noAuth, err := httpingest.BoolArg(args, "insecure_no_auth", false)
 	if err != nil {
 		return nil, err
 	}
+	// Dynatrace requires credentials (or insecure_no_auth) on every
+	// address, loopback too, checked below with its own message: stricter
+	// than the listeners' rule, which is therefore not applied here.
+	hs, err := httpingest.DecodeSettings(args, resolved, httpingest.Defaults{Path: "/", Insecure: true})
+	if err != nil {
+		return nil, err
+	}
+	hs.Insecure = noAuth
 	if hs.ContentType == "" {
 		hs.ContentType = "application/json"
 	}
-	c := &config{http: hs}
-	if c.noAuth, err = httpingest.BoolArg(args, "insecure_no_auth", false); err != nil {
-		return nil, err
-	}
+	c := &config{http: hs, noAuth: noAuth}
 	hasAuth := len(hs.Auth.BearerTokens) > 0 || len(hs.Auth.Basic) > 0 || hs.Auth.HeaderToken != nil
 	switch {
 	case !hasAuth && !c.noAuth:
@@ -170,9 +179,6 @@ func New(hub *httpingest.Hub, sc engine.SourceConfig) (*Source, error) {
 	c, err := decode(sc.Args, true)
 	if err != nil {
 		return nil, err
-	}
-	if c.noAuth {
-		sc.Log.Warn().Str("source", base.Name).Msg("insecure_no_auth: accepting problem notifications without credentials")
 	}
 	s := &Source{cfg: c}
 	s.Service = base.Service(c.http, s.build)

@@ -256,6 +256,7 @@ func TestCheck(t *testing.T) {
 		{"allow_ips is not a credential", map[string]any{"port": 5002, "allow_ips": []any{"10.0.0.0/8"}}, "token: dynatrace does not sign"},
 		{"both", map[string]any{"port": 5002, "token": "t", "insecure_no_auth": true}, "insecure_no_auth: cannot be combined"},
 		{"insecure text", map[string]any{"port": 5002, "insecure_no_auth": "yes"}, "insecure_no_auth: must be true or false"},
+		{"insecure is insecure_no_auth here", map[string]any{"port": 5002, "insecure": true}, "insecure: dynatrace requires credentials: set token, header_token or basic (or insecure_no_auth: true"},
 		{"hmac refused", map[string]any{"port": 5002, "hmac": map[string]any{"preset": "github", "secret": "x"}}, "hmac: dynatrace does not sign its requests"},
 		{"unknown key", map[string]any{"port": 5002, "token": "t", "tags_as": "list"}, `tags_as: unknown key "tags_as"`},
 		{"bad window", map[string]any{"port": 5002, "token": "t", "dedupe_window": "soon"}, "dedupe_window: duration"},

@@ -28,6 +28,29 @@ type Settings struct {
 	Auth         Auth
 	// Verifier is Auth compiled.
 	Verifier *Verifier
+	// Insecure accepts listening on a non-loopback address without any
+	// authentication (the `insecure: true` argument).
+	Insecure bool
+}
+
+// Authenticated reports whether requests must prove who sent them: a bearer
+// token, basic auth, a header token, an HMAC signature or a client
+// certificate (tls.client_ca).
+func (s Settings) Authenticated() bool {
+	a := s.Auth
+	return len(a.BearerTokens) > 0 || len(a.Basic) > 0 || a.HeaderToken != nil || a.HMAC != nil ||
+		(s.Listener.TLS != nil && s.Listener.TLS.ClientCA != "")
+}
+
+// IsLoopback reports whether host (from host:port) only reaches this
+// machine: a loopback IP or "localhost". An empty host binds every
+// interface.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // SettingsKeys are the argument keys DecodeSettings reads. A source accepts
@@ -35,7 +58,7 @@ type Settings struct {
 var SettingsKeys = []string{
 	"host", "port", "address", "path", "paths", "methods", "content_type",
 	"token", "basic", "header_token", "hmac", "timestamp_tolerance", "tls",
-	"max_body_bytes", "allow_ips",
+	"max_body_bytes", "allow_ips", "insecure",
 	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
 }
 
@@ -59,6 +82,10 @@ type Defaults struct {
 	Path string
 	// Methods when methods is not set (empty: POST).
 	Methods []string
+	// Insecure when insecure is not set: a source whose own argument already
+	// says it accepts unauthenticated requests (dynatrace's
+	// insecure_no_auth).
+	Insecure bool
 }
 
 // DecodeSettings reads the keys of SettingsKeys from args (other keys are
@@ -246,6 +273,30 @@ func DecodeSettings(args map[string]any, resolved bool, def Defaults) (Settings,
 			h.Secrets = append(h.Secrets, d.secret(sec, h.Preset))
 		}
 		s.Auth.HMAC = h
+	}
+	s.Insecure = def.Insecure
+	if v, ok := args["insecure"]; ok && v != nil {
+		b, isBool := v.(bool)
+		if !isBool {
+			d.fail([]string{"insecure"}, "must be true or false")
+		}
+		s.Insecure = b
+	}
+	if d.err == nil && !s.Insecure && !s.Authenticated() {
+		// Like the admin listener: without credentials, only this machine
+		// may send events, unless the rulebook says otherwise.
+		host, _, err := net.SplitHostPort(s.Listener.Address)
+		if err == nil && !IsLoopback(host) && !d.unresolved(s.Listener.Address) {
+			key := "port"
+			switch {
+			case hasAddr:
+				key = "address"
+			case hasHost:
+				key = "host"
+			}
+			d.fail([]string{key}, "listening on %q, not a loopback address, without authentication: anyone who can reach it could send events; "+
+				"set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that", s.Listener.Address)
+		}
 	}
 	if d.err != nil {
 		return Settings{}, d.err
@@ -534,6 +585,7 @@ func SettingsSchema() map[string]any {
 			}},
 		"max_body_bytes":      map[string]any{"type": "integer", "minimum": 1, "description": "largest accepted body (default 4 MiB); larger gets 413"},
 		"allow_ips":           map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "accepted client IPs or CIDRs; others get 403"},
+		"insecure":            map[string]any{"type": "boolean", "default": false, "description": "accept listening on a non-loopback address without token, basic, header_token, hmac or tls.client_ca (refused otherwise)"},
 		"read_header_timeout": dur("time to read the request headers (default 10s)"),
 		"read_timeout":        dur("time to read the whole request (default 30s)"),
 		"write_timeout":       dur("time from the headers to the end of the answer (default 60s)"),

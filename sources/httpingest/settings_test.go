@@ -107,7 +107,7 @@ func TestCheckLeavesSecretReferences(t *testing.T) {
 	if _, err := DecodeSettings(args, false, Defaults{}); err != nil {
 		t.Fatalf("check with references: %v", err)
 	}
-	for _, a := range []map[string]any{{"port": "${env:RULEBOOK_TEST_UNSET_5}"}, {"address": "${env:RULEBOOK_TEST_UNSET_6}"}} {
+	for _, a := range []map[string]any{{"host": "127.0.0.1", "port": "${env:RULEBOOK_TEST_UNSET_5}"}, {"address": "${env:RULEBOOK_TEST_UNSET_6}"}, {"host": "${env:RULEBOOK_TEST_UNSET_7}", "port": 80}} {
 		if _, err := DecodeSettings(a, false, Defaults{}); err != nil {
 			t.Fatalf("check %v: %v", a, err)
 		}

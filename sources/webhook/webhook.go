@@ -63,6 +63,13 @@
 //
 // Secrets are best given as ${env:NAME} or ${file:PATH} references.
 //
+// Without any of token, basic, header_token, hmac or tls.client_ca, the
+// source must listen on a loopback address (127.0.0.1, ::1, localhost): on
+// any other, the default 0.0.0.0 included, it is refused at load unless it
+// says so explicitly (a warning is logged at start):
+//
+//	insecure: true                  # accept anyone who can reach the listener
+//
 // Idempotency and ordering:
 //
 //	dedupe:

@@ -442,18 +442,33 @@ func TestCheck(t *testing.T) {
 		args map[string]any
 		want string
 	}{
-		{"ok with unresolved secrets", map[string]any{"port": 5000, "hmac": map[string]any{"preset": "github", "secret": "${env:RULEBOOK_TEST_NOT_SET}"}}, ""},
-		{"unknown key", map[string]any{"port": 5000, "tokens": "x"}, `tokens: unknown key "tokens" (known: address, allow_ips, basic, content_type, dedupe, header_token, hmac, host, idle_timeout, max_body_bytes, methods, order, path, paths, port, read_header_timeout, read_timeout, timestamp_tolerance, tls, token, write_timeout)`},
-		{"dedupe empty", map[string]any{"port": 5000, "dedupe": map[string]any{}}, "dedupe: needs header or expr"},
-		{"dedupe both", map[string]any{"port": 5000, "dedupe": map[string]any{"header": "X", "expr": "payload.id"}}, "dedupe.expr: cannot be combined with header"},
-		{"dedupe unknown key", map[string]any{"port": 5000, "dedupe": map[string]any{"header": "X", "ttl": "1h"}}, `dedupe.ttl: unknown key "ttl" (known: expr, header, window)`},
-		{"dedupe bad window", map[string]any{"port": 5000, "dedupe": map[string]any{"header": "X", "window": "forever"}}, `dedupe.window: duration "forever" is not like "30s" or "5m"`},
-		{"dedupe expr typo", map[string]any{"port": 5000, "dedupe": map[string]any{"expr": "paylod.id"}}, `dedupe.expr: expression "paylod.id": unknown name paylod (1:1)
+		{"ok with unresolved secrets", map[string]any{"host": "127.0.0.1", "port": 5000, "hmac": map[string]any{"preset": "github", "secret": "${env:RULEBOOK_TEST_NOT_SET}"}}, ""},
+		{"unknown key", map[string]any{"host": "127.0.0.1", "port": 5000, "tokens": "x"}, `tokens: unknown key "tokens" (known: address, allow_ips, basic, content_type, dedupe, header_token, hmac, host, idle_timeout, insecure, max_body_bytes, methods, order, path, paths, port, read_header_timeout, read_timeout, timestamp_tolerance, tls, token, write_timeout)`},
+		{"dedupe empty", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{}}, "dedupe: needs header or expr"},
+		{"dedupe both", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{"header": "X", "expr": "payload.id"}}, "dedupe.expr: cannot be combined with header"},
+		{"dedupe unknown key", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{"header": "X", "ttl": "1h"}}, `dedupe.ttl: unknown key "ttl" (known: expr, header, window)`},
+		{"dedupe bad window", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{"header": "X", "window": "forever"}}, `dedupe.window: duration "forever" is not like "30s" or "5m"`},
+		{"dedupe expr typo", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{"expr": "paylod.id"}}, `dedupe.expr: expression "paylod.id": unknown name paylod (1:1)
  | paylod.id
  | ^`},
-		{"order without timestamp", map[string]any{"port": 5000, "order": map[string]any{"key": "payload.id"}}, "order.timestamp: timestamp is required with order"},
-		{"order key not string", map[string]any{"port": 5000, "order": map[string]any{"key": 5, "timestamp": "payload.t"}}, "order.key: must be an expression string"},
-		{"http error passes through", map[string]any{"port": 5000, "hmac": map[string]any{"preset": "gitea", "secret": "x"}}, `hmac.preset: preset "gitea" is not one of github, shopify, slack, stripe, standard`},
+		{"order without timestamp", map[string]any{"host": "127.0.0.1", "port": 5000, "order": map[string]any{"key": "payload.id"}}, "order.timestamp: timestamp is required with order"},
+		{"order key not string", map[string]any{"host": "127.0.0.1", "port": 5000, "order": map[string]any{"key": 5, "timestamp": "payload.t"}}, "order.key: must be an expression string"},
+		{"no authentication on every interface", map[string]any{"port": 5000}, `port: listening on "0.0.0.0:5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"no authentication on a named host", map[string]any{"host": "hooks.example.com", "port": 5000}, `host: listening on "hooks.example.com:5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"no authentication on an address", map[string]any{"address": "10.1.2.3:5000"}, `address: listening on "10.1.2.3:5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"no authentication on all interfaces, empty host", map[string]any{"address": ":5000"}, `address: listening on ":5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"insecure not a boolean", map[string]any{"port": 5000, "insecure": "yes"}, "insecure: must be true or false"},
+		{"insecure: true", map[string]any{"port": 5000, "insecure": true}, ""},
+		{"loopback without authentication", map[string]any{"address": "127.0.0.1:5000"}, ""},
+		{"localhost without authentication", map[string]any{"host": "localhost", "port": 5000}, ""},
+		{"ipv6 loopback without authentication", map[string]any{"address": "[::1]:5000"}, ""},
+		{"token", map[string]any{"port": 5000, "token": "${env:RULEBOOK_TEST_NOT_SET}"}, ""},
+		{"basic", map[string]any{"port": 5000, "basic": map[string]any{"username": "u", "password": "p"}}, ""},
+		{"header token", map[string]any{"port": 5000, "header_token": map[string]any{"header": "X-Gitlab-Token", "token": "t"}}, ""},
+		{"mtls", map[string]any{"port": 5000, "tls": map[string]any{"cert": "c.pem", "key": "k.pem", "client_ca": "ca.pem"}}, ""},
+		{"tls without client certificates", map[string]any{"port": 5000, "tls": map[string]any{"cert": "c.pem", "key": "k.pem"}}, `port: listening on "0.0.0.0:5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"allow_ips is no authentication", map[string]any{"port": 5000, "allow_ips": []any{"10.0.0.0/8"}}, `port: listening on "0.0.0.0:5000", not a loopback address, without authentication: anyone who can reach it could send events; set token, basic, header_token, hmac or tls.client_ca, or insecure: true to accept that`},
+		{"http error passes through", map[string]any{"host": "127.0.0.1", "port": 5000, "hmac": map[string]any{"preset": "gitea", "secret": "x"}}, `hmac.preset: preset "gitea" is not one of github, shopify, slack, stripe, standard`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -519,7 +534,7 @@ func FuzzRequest(f *testing.F) {
 	f.Add("image/png", []byte("x"), "", "")
 	src, err := New(httpingest.NewHub(httpingest.HubConfig{Log: zerolog.Nop()}), engine.SourceConfig{
 		Name: "fuzz", Type: Type, Log: zerolog.Nop(), Clock: engine.NewFakeClock(t0),
-		Args: map[string]any{"port": 0, "max_body_bytes": 4096,
+		Args: map[string]any{"host": "127.0.0.1", "port": 0, "max_body_bytes": 4096,
 			"dedupe": map[string]any{"expr": `headers["x-id"] ?? payload?.id`},
 			"order":  map[string]any{"key": "payload?.obj", "timestamp": "payload?.at"}},
 	})
