@@ -200,8 +200,25 @@ type ActionSpec struct {
 	// against the rulebook's directory when the file exists there, before
 	// Check, so rulebooks work whatever the working directory.
 	PathArgs []string
+	// Warn, when set, reports valid but dangerous uses in the arguments as
+	// written (before rendering; called once Check passed), such as event
+	// data inserted into a shell command line. The loader gives each warning
+	// the argument's file:line:col; `validate` prints them and `run` logs
+	// them at start. Optional.
+	Warn func(args map[string]any) []ArgWarning
 	// New builds the action once per engine.
 	New func(env ActionEnv) (Action, error)
+}
+
+// ArgWarning is a danger an ActionSpec's Warn found in the arguments.
+type ArgWarning struct {
+	// Path is the key path inside the arguments (e.g. ["argv"]).
+	Path []string
+	// Column is the 1-based byte offset of the offending part inside the
+	// string at Path (a TemplatePart's Column); 0 points at the value.
+	Column int
+	// Message says what is dangerous and what to do instead; lowercase.
+	Message string
 }
 
 // ArgError is an argument problem found by a Check, with the path of the key

@@ -1,6 +1,7 @@
 package rulebooks
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,23 +39,33 @@ type Options struct {
 type Rulebook struct {
 	Path     string
 	Rulesets []*engine.Ruleset
+	// Warnings are valid but dangerous uses (an action's Warn), in file
+	// order, each with Severity "warning": `validate` prints them, `run`
+	// logs them.
+	Warnings ErrorList
 }
 
 // Error is one problem in a rulebook, with its position.
 type Error struct {
-	File         string `json:"file"`
-	Line         int    `json:"line"`
-	Column       int    `json:"column"`
-	Ruleset      string `json:"ruleset,omitempty"`
-	Rule         string `json:"rule,omitempty"`
-	Where        string `json:"where,omitempty"`
-	Message      string `json:"message"`
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Ruleset string `json:"ruleset,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	Where   string `json:"where,omitempty"`
+	Message string `json:"message"`
+	// Severity is "warning" for a warning, empty for an error.
+	Severity     string `json:"severity,omitempty"`
 	rulesetKnown bool
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	if e.Severity != "" {
+		b.WriteString(e.Severity)
+		b.WriteString(": ")
+	}
 	if e.Ruleset != "" || e.rulesetKnown {
 		fmt.Fprintf(&b, "ruleset %q: ", e.Ruleset)
 	}
@@ -95,25 +106,33 @@ func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
 	if opts.Registry == nil {
 		opts.Registry = engine.NewRegistry()
 	}
-	l := &loader{file: name, opts: opts}
+	l := &loader{file: name, opts: opts, src: data}
 	rb := l.parse(data)
 	if len(l.errs) > 0 {
-		sort.SliceStable(l.errs, func(i, j int) bool {
-			if l.errs[i].Line != l.errs[j].Line {
-				return l.errs[i].Line < l.errs[j].Line
-			}
-			return l.errs[i].Column < l.errs[j].Column
-		})
+		sortByPosition(l.errs)
 		return nil, l.errs
 	}
 	rb.Path = name
+	sortByPosition(l.warns)
+	rb.Warnings = l.warns
 	return rb, nil
+}
+
+func sortByPosition(list ErrorList) {
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].Line != list[j].Line {
+			return list[i].Line < list[j].Line
+		}
+		return list[i].Column < list[j].Column
+	})
 }
 
 type loader struct {
 	file    string
 	opts    Options
+	src     []byte
 	errs    ErrorList
+	warns   ErrorList
 	ruleset string
 	rule    string
 	inRS    bool
@@ -673,6 +692,66 @@ func (l *loader) argError(args *yaml.Node, where string, err error) {
 	l.errf(args, where, "%v", err)
 }
 
+// argWarning records an action's warning at the value it is about, and
+// inside a string at the part it names.
+func (l *loader) argWarning(args *yaml.Node, where string, w engine.ArgWarning) {
+	n := nodeAt(args, w.Path)
+	line, col := l.posIn(n, w.Column)
+	if len(w.Path) > 0 {
+		where += ": " + strings.Join(w.Path, ".")
+	}
+	l.warns = append(l.warns, &Error{File: l.file, Line: line, Column: col, Ruleset: l.ruleset, Rule: l.rule,
+		Where: where, Message: w.Message, Severity: "warning", rulesetKnown: l.inRS})
+}
+
+// posIn is the line and column of the byte at the 1-based offset column
+// inside the string of scalar n (0: n itself). Plain and quoted scalars on
+// one line add the offset to the column (escapes in double quotes are not
+// counted); in a literal block scalar (|) the line is counted and the
+// column taken from the source line's indentation.
+func (l *loader) posIn(n *yaml.Node, column int) (int, int) {
+	if n == nil {
+		return 0, 0
+	}
+	if column <= 0 || n.Kind != yaml.ScalarNode || column > len(n.Value)+1 {
+		return n.Line, n.Column
+	}
+	before := n.Value[:column-1]
+	switch {
+	case n.Style&yaml.LiteralStyle != 0:
+		line := n.Line + 1 + strings.Count(before, "\n")
+		lineStart := strings.LastIndexByte(before, '\n') + 1
+		// The block's indentation: the source line's, less the spaces the
+		// value's line keeps.
+		kept := len(n.Value[lineStart:]) - len(strings.TrimLeft(n.Value[lineStart:], " "))
+		return line, l.indent(line) - kept + column - lineStart
+	case n.Style&yaml.FoldedStyle != 0 || strings.Contains(before, "\n"):
+		return n.Line, n.Column
+	}
+	col := n.Column + column - 1
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		col++
+	}
+	return n.Line, col
+}
+
+// indent is the number of leading spaces of the source's 1-based line.
+func (l *loader) indent(line int) int {
+	rest := l.src
+	for i := 1; i < line; i++ {
+		j := bytes.IndexByte(rest, '\n')
+		if j < 0 {
+			return 0
+		}
+		rest = rest[j+1:]
+	}
+	n := 0
+	for n < len(rest) && rest[n] == ' ' {
+		n++
+	}
+	return n
+}
+
 // keyNodeAt is nodeAt, but when the path ends at a mapping key it returns
 // the key's node: errors about an argument point at its name.
 func keyNodeAt(n *yaml.Node, path []string) *yaml.Node {
@@ -1041,9 +1120,16 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 			}
 		}
 		l.resolvePaths(args, spec.PathArgs)
+		checked := true
 		if spec.Check != nil {
 			if err := spec.Check(args); err != nil {
 				l.argError(argsNode, where, err)
+				checked = false
+			}
+		}
+		if checked && spec.Warn != nil {
+			for _, w := range spec.Warn(args) {
+				l.argWarning(argsNode, where, w)
 			}
 		}
 		if l.opts.CheckSecrets {

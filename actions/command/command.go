@@ -2,6 +2,19 @@
 // an argv list (no shell unless `shell: true` is given), the matched event as
 // JSON on stdin, in its own process group so that a timeout kills everything
 // it started, and classifies its exit status as success, retryable or failed.
+//
+// Each argv element is one argument, whatever a template put in it. With
+// shell: true, argv is one string run by /bin/sh -c: shell code, in which
+// event data must never be inserted (Warn reports every template that does,
+// so that `rulebook validate` and `rulebook run` warn about it). Event data
+// reaches a shell safely as positional arguments (args, the script's $1,
+// $2, ...) or environment variables (env), each templated on its own:
+//
+//	run_command:
+//	  shell: true
+//	  argv: 'logger -t "$SRC" "$1"'
+//	  args: ["{{ event.payload.msg }}"]
+//	  env: {SRC: "{{ event.meta.source.name }}"}
 package command
 
 import (
@@ -46,6 +59,7 @@ func Spec() engine.ActionSpec {
 		Type:        Type,
 		Description: "run a program with an argv list (no shell unless shell: true), the event as JSON on stdin",
 		Check:       Check,
+		Warn:        Warn,
 		Schema:      Schema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env.Log), nil
@@ -77,6 +91,7 @@ const (
 type config struct {
 	argv         []string
 	shell        bool
+	args         []string // with shell: the script's $1, $2, ...
 	env          map[string]string
 	inheritEnv   bool
 	dir          string
@@ -110,7 +125,7 @@ func parse(args map[string]any, check bool) (config, error) {
 		p := []string{k}
 		var err error
 		switch k {
-		case "argv", "shell":
+		case "argv", "shell", "args":
 			// read below, together
 		case "env":
 			cfg.env, err = parseEnv(p, v, check)
@@ -150,10 +165,16 @@ func parse(args map[string]any, check bool) (config, error) {
 			}
 		default:
 			if !argvalue.IsPolicyKey(k) {
-				err = engine.ArgErrorf(p, "unknown key (known: argv, shell, env, inherit_env, dir, stdin, success_exit_codes, retry_exit_codes, output_limit, kill_grace)")
+				err = engine.ArgErrorf(p, "unknown key (known: argv, shell, args, env, inherit_env, dir, stdin, success_exit_codes, retry_exit_codes, output_limit, kill_grace)")
 			}
 		}
 		if err != nil {
+			return cfg, err
+		}
+	}
+	if v, ok := args["args"]; ok {
+		var err error
+		if cfg.args, err = parseShellArgs(v, check); err != nil {
 			return cfg, err
 		}
 	}
@@ -167,6 +188,9 @@ func parse(args map[string]any, check bool) (config, error) {
 			// only the argv shapes valid either way pass.
 			return cfg, checkArgvEitherWay(args["argv"])
 		}
+	}
+	if _, ok := args["args"]; ok && !cfg.shell {
+		return cfg, engine.ArgErrorf([]string{"args"}, "is for shell: true (the script's $1, $2, ...); without a shell, put the arguments in argv")
 	}
 	argv, err := parseArgv(args["argv"], cfg.shell, check)
 	if err != nil {
@@ -237,6 +261,63 @@ func parseArgv(v any, shell, check bool) ([]string, error) {
 	return nil, engine.ArgErrorf(p, "must be a list of strings, got %s", engine.TypeName(v))
 }
 
+// parseShellArgs reads args: a list of strings, each templated on its own,
+// given to the shell script as $1, $2, ...
+func parseShellArgs(v any, check bool) ([]string, error) {
+	p := []string{"args"}
+	switch x := v.(type) {
+	case string:
+		if check && engine.IsTemplate(x) {
+			return nil, nil // may render to a list
+		}
+	case []any:
+		out := make([]string, len(x))
+		for i, e := range x {
+			s, err := argvalue.String([]string{"args", strconv.Itoa(i)}, e, check)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = s
+		}
+		return out, nil
+	case []string:
+		return append([]string{}, x...), nil
+	}
+	return nil, engine.ArgErrorf(p, "must be a list of strings (the script's $1, $2, ...), got %s", engine.TypeName(v))
+}
+
+// Warn reports every template that inserts event data (event, events, fact
+// or facts) into a command line run by a shell: the sender chooses what the
+// shell runs. Passing the data in args or env instead is safe.
+func Warn(args map[string]any) []engine.ArgWarning {
+	sh := args["shell"]
+	if b, _ := sh.(bool); !b && !engine.IsTemplate(sh) {
+		return nil
+	}
+	var text string
+	var path []string
+	switch x := args["argv"].(type) {
+	case string:
+		text, path = x, []string{"argv"}
+	case []any:
+		if len(x) == 1 {
+			text, _ = x[0].(string)
+			path = []string{"argv", "0"}
+		}
+	}
+	var out []engine.ArgWarning
+	for _, p := range engine.TemplateParts(text) {
+		if !p.ReadsEventData() {
+			continue
+		}
+		out = append(out, engine.ArgWarning{Path: path, Column: p.Column, Message: fmt.Sprintf(
+			"shell: true runs event data as shell code: %q inserts it into the command line, so whoever sends the event chooses the command; "+
+				"pass it as an argument (args: [%q], read as \"$1\") or in the environment (env: {NAME: %q}, read as \"$NAME\") instead",
+			"{{ "+p.Src+" }}", "{{ "+p.Src+" }}", "{{ "+p.Src+" }}")})
+	}
+	return out
+}
+
 func parseEnv(path []string, v any, check bool) (map[string]string, error) {
 	return argvalue.ScalarMap(path, v, check, "variable names", checkEnvName, nil)
 }
@@ -256,7 +337,8 @@ func (c *Command) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	}
 	name, args := cfg.argv[0], cfg.argv[1:]
 	if cfg.shell {
-		name, args = "/bin/sh", []string{"-c", cfg.argv[0]}
+		// $0 is "sh", as in `sh -c script sh arg...`; args are $1, $2, ...
+		name, args = "/bin/sh", append([]string{"-c", cfg.argv[0], "sh"}, cfg.args...)
 	}
 	if cfg.dir != "" {
 		// The kernel reports a missing working directory as if the program

@@ -97,7 +97,14 @@ func TestCheck(t *testing.T) {
 		{"map element", map[string]any{"argv": []any{"x", map[string]any{}}}, "argv.1", "must be a string"},
 		{"shell with several elements", map[string]any{"argv": toAny("echo", "hi"), "shell": true}, "argv", "one string"},
 		{"shell not bool", map[string]any{"argv": toAny("x"), "shell": "yes please"}, "shell", "true or false"},
-		{"unknown key", map[string]any{"argv": toAny("x"), "args": toAny("y")}, "args", "unknown key"},
+		{"unknown key", map[string]any{"argv": toAny("x"), "argz": toAny("y")}, "argz", "unknown key"},
+		{"shell args", map[string]any{"argv": `echo "$1"`, "shell": true, "args": toAny("{{ event.x }}", "b")}, "", ""},
+		{"shell args whole template", map[string]any{"argv": `echo "$@"`, "shell": true, "args": "{{ event.list }}"}, "", ""},
+		{"args with a templated shell", map[string]any{"argv": `echo "$1"`, "shell": "{{ vars.s }}", "args": toAny("a")}, "", ""},
+		{"args without shell", map[string]any{"argv": toAny("echo"), "args": toAny("y")}, "args", "shell: true"},
+		{"args with shell false", map[string]any{"argv": toAny("echo"), "shell": false, "args": toAny("y")}, "args", "put the arguments in argv"},
+		{"args not a list", map[string]any{"argv": "echo", "shell": true, "args": "y"}, "args", "list of strings"},
+		{"args number element", map[string]any{"argv": "echo", "shell": true, "args": []any{"a", 5}}, "args.1", "must be a string"},
 		{"bad env name", map[string]any{"argv": toAny("x"), "env": map[string]any{"A-B": "1"}}, "env.A-B", "not a valid"},
 		{"env list value", map[string]any{"argv": toAny("x"), "env": map[string]any{"A": []any{}}}, "env.A", "string, number or boolean"},
 		{"bad stdin", map[string]any{"argv": toAny("x"), "stdin": "file"}, "stdin", `"file"`},
@@ -169,6 +176,88 @@ func TestInjectionStaysLiteral(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "victim")); err != nil {
 		t.Errorf("victim directory removed: %v", err)
+	}
+}
+
+// With shell: true, event data passed in args ($1, ...) or env ($NAME) is
+// data to the shell, never code, whatever it holds.
+func TestShellArgsAndEnvStayLiteral(t *testing.T) {
+	dir := t.TempDir()
+	hostile := []string{
+		"$(touch pwned1)",
+		"`touch pwned2`",
+		"a; touch pwned3",
+		"line1\nline2 && touch pwned4",
+		"'\"; touch pwned5 #",
+		"*",
+		"",
+	}
+	inv := newInv(map[string]any{
+		"argv":  `printf '[%s]' "$@"; printf '{%s}' "$MSG"; printf '<%s>' "$0"`,
+		"shell": true,
+		"args":  toAny(hostile...),
+		"env":   map[string]any{"MSG": hostile[0] + hostile[2]},
+		"dir":   dir,
+	})
+	if err := Check(inv.Args); err != nil {
+		t.Fatal(err)
+	}
+	res := New(zerolog.Nop()).Run(context.Background(), inv)
+	if res.Status != engine.Succeeded {
+		t.Fatalf("status %s: %s\n%s", res.Status, res.Error, res.Output)
+	}
+	want := ""
+	for _, h := range hostile {
+		want += "[" + h + "]"
+	}
+	want += "{" + hostile[0] + hostile[2] + "}<sh>"
+	if res.Output != want {
+		t.Errorf("output\n got %q\nwant %q", res.Output, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("injection ran: %s exists", e.Name())
+	}
+}
+
+// TestWarn: a template that inserts event data into a shell command line
+// is reported, with the column of its "{{"; passing the data in args or env,
+// vars in the command line, or no shell, is not.
+func TestWarn(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    map[string]any
+		path    string
+		columns []int
+	}{
+		{"event in shell text", map[string]any{"shell": true, "argv": "echo {{ event.payload.msg }} >> /tmp/log"}, "argv", []int{6}},
+		{"two parts, one vars", map[string]any{"shell": true, "argv": "{{ vars.bin }} --host {{ event.meta.hosts[0] }} {{ facts.f.x }}"}, "argv", []int{23, 49}},
+		{"events and fact", map[string]any{"shell": true, "argv": `x "{{ events.m_0.a }}" {{ fact.b ?? "" }}`}, "argv", []int{4, 24}},
+		{"one-element list", map[string]any{"shell": true, "argv": toAny("rm {{ event.path }}")}, "argv.0", []int{4}},
+		{"templated shell", map[string]any{"shell": "{{ vars.sh }}", "argv": "echo {{ event.x }}"}, "argv", []int{6}},
+		{"unparseable expression", map[string]any{"shell": true, "argv": "echo {{ event. }}"}, "argv", []int{6}},
+		{"vars only", map[string]any{"shell": true, "argv": "systemctl restart {{ vars.unit }}"}, "", nil},
+		{"event data in args", map[string]any{"shell": true, "argv": `echo "$1"`, "args": toAny("{{ event.x }}")}, "", nil},
+		{"event data in env", map[string]any{"shell": true, "argv": `echo "$MSG"`, "env": map[string]any{"MSG": "{{ event.x }}"}}, "", nil},
+		{"no shell", map[string]any{"argv": toAny("echo", "{{ event.x }}")}, "", nil},
+		{"shell false", map[string]any{"shell": false, "argv": toAny("echo {{ event.x }}")}, "", nil},
+		{"name that only looks like event", map[string]any{"shell": true, "argv": "echo {{ vars.event }}"}, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := Warn(tc.args)
+			if len(ws) != len(tc.columns) {
+				t.Fatalf("warnings %+v, want %d", ws, len(tc.columns))
+			}
+			for i, w := range ws {
+				if strings.Join(w.Path, ".") != tc.path || w.Column != tc.columns[i] {
+					t.Errorf("warning %d at %v col %d, want %s col %d", i, w.Path, w.Column, tc.path, tc.columns[i])
+				}
+				if !strings.Contains(w.Message, "shell: true runs event data as shell code") || !strings.Contains(w.Message, "args: [") || !strings.Contains(w.Message, "env: {NAME:") {
+					t.Errorf("message %q", w.Message)
+				}
+			}
+		})
 	}
 }
 

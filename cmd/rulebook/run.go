@@ -187,6 +187,9 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 		}
 		return nil, err
 	}
+	for _, w := range rb.Warnings {
+		a.log.Warn().Str("file", w.File).Int("line", w.Line).Int("column", w.Column).Msg(w.Error())
+	}
 	return rb, nil
 }
 

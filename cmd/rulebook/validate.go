@@ -32,16 +32,22 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var all []*rulebooks.Error
+	warnings := []*rulebooks.Error{}
 	failed := false
 	for _, f := range files {
 		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}
-		_, err = rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
+		rb, err := rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
 		closeReg()
 		if err == nil {
+			// Warnings (valid but dangerous uses) do not fail validation.
+			warnings = append(warnings, rb.Warnings...)
 			if *format == "text" {
+				for _, w := range rb.Warnings {
+					fmt.Fprintln(stdout, w.Error())
+				}
 				fmt.Fprintf(stdout, "%s: ok\n", f)
 			}
 			continue
@@ -64,7 +70,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"valid": !failed, "errors": all}); err != nil {
+		if err := enc.Encode(map[string]any{"valid": !failed, "errors": all, "warnings": warnings}); err != nil {
 			return err
 		}
 	}
