@@ -200,6 +200,11 @@ type ActionSpec struct {
 	// against the rulebook's directory when the file exists there, before
 	// Check, so rulebooks work whatever the working directory.
 	PathArgs []string
+	// URLArgs are argument keys (dotted for nested ones) that hold URLs. The
+	// loader compiles their templates with EscapeURLTemplate, so that each
+	// value a template inserts is percent-encoded for its place in the URL
+	// (path segment, query value or fragment).
+	URLArgs []string
 	// Warn, when set, reports valid but dangerous uses in the arguments as
 	// written (before rendering; called once Check passed), such as event
 	// data inserted into a shell command line. The loader gives each warning

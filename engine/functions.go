@@ -57,6 +57,12 @@ func (c *Compiler) functions() []expr.Option {
 		expr.Function("timestamp", func(p ...any) (any, error) {
 			return parseTimestamp(p[0])
 		}, new(func(any) time.Time)),
+		expr.Function("urlpath", func(p ...any) (any, error) {
+			return URLPathEscape(p[0]), nil
+		}, new(func(any) string)),
+		expr.Function("urlquery", func(p ...any) (any, error) {
+			return URLQueryEscape(p[0]), nil
+		}, new(func(any) string)),
 		expr.Function("age", func(p ...any) (any, error) {
 			t, err := parseTimestamp(p[0])
 			if err != nil {

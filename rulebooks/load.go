@@ -1158,8 +1158,69 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		}
 		return nil
 	}
+	if esc, changed := escapeURLArgs(args, spec.URLArgs); changed {
+		// Compiled first as written, so that errors point into the
+		// rulebook's text; this compiles too.
+		if t, err = comp.CompileTemplate(esc); err != nil {
+			l.errf(argsNode, where, "%v", err)
+			return nil
+		}
+	}
 	a.Args = t
 	return a
+}
+
+// escapeURLArgs returns args with the URL arguments named by keys (dotted
+// for nested ones) rewritten by engine.EscapeURLTemplate, and whether any
+// changed; args itself is not modified.
+func escapeURLArgs(args map[string]any, keys []string) (map[string]any, bool) {
+	changed := false
+	for _, key := range keys {
+		parts := strings.Split(key, ".")
+		s, ok := lookupString(args, parts)
+		if !ok {
+			continue
+		}
+		esc := engine.EscapeURLTemplate(s)
+		if esc == s {
+			continue
+		}
+		if !changed {
+			args = copyMaps(args).(map[string]any)
+			changed = true
+		}
+		m := args
+		for _, p := range parts[:len(parts)-1] {
+			m = m[p].(map[string]any)
+		}
+		m[parts[len(parts)-1]] = esc
+	}
+	return args, changed
+}
+
+func lookupString(m map[string]any, parts []string) (string, bool) {
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			return "", false
+		}
+		m = next
+	}
+	s, ok := m[parts[len(parts)-1]].(string)
+	return s, ok
+}
+
+// copyMaps copies the maps of v (lists and scalars are shared).
+func copyMaps(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		out[k] = copyMaps(e)
+	}
+	return out
 }
 
 var builtinArgs = map[string]map[string]bool{

@@ -58,3 +58,42 @@ func TestActionWarningsHaveTheirPosition(t *testing.T) {
 		}
 	}
 }
+
+// TestURLArgsAreEscaped: a spec's URLArgs are compiled so that values land
+// percent-encoded in their place; errors still point into the text as
+// written.
+func TestURLArgsAreEscaped(t *testing.T) {
+	reg := testRegistry()
+	reg.RegisterAction(engine.ActionSpec{Type: "call", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		URLArgs: []string{"url", "nested.url"}})
+	src := header + `    - name: r
+      condition: event.i == 0
+      action:
+        call:
+          url: "https://x/items/{{ event.id }}?q={{ event.q }}"
+          other: "https://x/{{ event.id }}"
+          nested: {url: "{{ vars.base }}/{{ event.id }}"}
+`
+	rb, err := Parse("u.yml", []byte(src), Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := rb.Rulesets[0].Rules[0].Actions[0].Args.Render(engine.Env{
+		Event: map[string]any{"id": "a b/c", "q": "x&y=z#"},
+		Vars:  map[string]any{"base": "https://y/api"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(map[string]any)
+	if got["url"] != "https://x/items/a%20b%2Fc?q=x%26y%3Dz%23" || got["other"] != "https://x/a b/c" ||
+		got["nested"].(map[string]any)["url"] != "https://y/api/a%20b%2Fc" {
+		t.Fatalf("rendered %v", got)
+	}
+
+	bad := strings.Replace(src, "{{ event.q }}", "{{ event.q +* }}", 1)
+	_, err = Parse("u.yml", []byte(bad), Options{Registry: reg})
+	if err == nil || !strings.HasPrefix(err.Error(), "u.yml:9:") {
+		t.Fatalf("error %v, want one at line 9", err)
+	}
+}

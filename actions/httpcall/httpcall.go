@@ -4,6 +4,12 @@
 // retryable; other 4xx and TLS verification errors are not. Calls with the
 // same tls arguments share one transport and its connections; a rotated CA,
 // certificate or key file is picked up by the next call.
+//
+// The url's templates insert their values percent-encoded for their place
+// (Spec's URLArgs, engine.EscapeURLTemplate): after the host's "/" as a path
+// segment, after "?" as a query name or value, after "#" as a fragment;
+// values in the scheme, host and port, and a url that is one template, are
+// inserted as they are.
 package httpcall
 
 import (
@@ -49,6 +55,8 @@ func Spec() engine.ActionSpec {
 		Description: "send an HTTP request; 5xx, 429 and connection errors are retryable",
 		Check:       Check,
 		Schema:      Schema(),
+		// Values inserted into the URL are percent-encoded for their place.
+		URLArgs: []string{"url"},
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			return New(env.Log, engine.SystemClock{}), nil
 		},

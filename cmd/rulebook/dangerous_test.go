@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +147,74 @@ func TestValidateRefusesAnOpenListener(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, "validate", path); code != 0 {
 		t.Fatalf("with insecure: true: exit %d:\n%s", code, out)
+	}
+}
+
+// TestHTTPActionEncodesInsertedURLValues runs a rulebook whose http action
+// builds its URL from event data holding a space, "/", "?", "&", "#", "%"
+// and "+": the request reaches the path and query the rulebook wrote, each
+// value decoding back to itself.
+func TestHTTPActionEncodesInsertedURLValues(t *testing.T) {
+	type call struct {
+		path, rawPath string
+		query         map[string][]string
+	}
+	var mu sync.Mutex
+	var calls []call
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, call{r.URL.Path, r.URL.EscapedPath(), r.URL.Query()})
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	hostile := "a b/c?d&e=f#g%h+i"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "http.yml")
+	rb := fmt.Sprintf(`- name: calls
+  sources:
+    - generic: {payload: [{name: %q}]}
+  rules:
+    - name: call
+      condition: event.name != ""
+      action:
+        http:
+          method: GET
+          url: "%s/items/{{ event.name }}/x?q={{ event.name }}&n=1"
+`, hostile, srv.URL)
+	if err := os.WriteFile(path, []byte(rb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	rf := addRunFlags(fs)
+	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data")}); err != nil {
+		t.Fatal(err)
+	}
+	var logs rbtest.Buffer
+	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var got []call
+	for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		got = append([]call(nil), calls...)
+		mu.Unlock()
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d requests\n%s", len(got), logs.String())
+	}
+	c := got[0]
+	if c.path != "/items/"+hostile+"/x" || c.rawPath != "/items/a%20b%2Fc%3Fd&e=f%23g%25h+i/x" {
+		t.Errorf("path %q (raw %q)", c.path, c.rawPath)
+	}
+	if len(c.query) != 2 || len(c.query["q"]) != 1 || c.query["q"][0] != hostile || c.query["n"][0] != "1" {
+		t.Errorf("query %v", c.query)
 	}
 }
