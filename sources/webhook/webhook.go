@@ -94,7 +94,8 @@
 // apart. With the standard hmac preset, dedupe on webhook-id (or svix-id)
 // uses the id the signature covers, from whichever header family (webhook-*
 // or svix-*) was verified: a message resent under the other spelling is a
-// duplicate. An order expression that fails or yields nothing leaves the
+// duplicate; expressions see headers["webhook-id"] and headers["svix-id"] as
+// that id too. An order expression that fails or yields nothing leaves the
 // event unordered (logged); it is accepted and processed.
 //
 // # Events
@@ -330,6 +331,13 @@ func (s *Source) build(req *httpingest.Request) ([]engine.Entry, error) {
 			for k, v := range headers {
 				hs[k] = v
 				hs[strings.ToLower(k)] = v
+			}
+			if id := req.Verified.DeliveryID; id != "" {
+				// Standard Webhooks: both spellings of the id are the one
+				// the signature covers, never an unsigned header beside it.
+				for _, k := range []string{"Webhook-Id", "webhook-id", "Svix-Id", "svix-id"} {
+					hs[k] = id
+				}
 			}
 			env = &exprEnv{Headers: hs, Query: query, Payload: req.Payload, Method: r.Method, Path: r.URL.Path}
 		}

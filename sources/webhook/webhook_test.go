@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -324,11 +325,16 @@ func TestStandardWebhooksDedupeAcrossHeaderFamilies(t *testing.T) {
 		m.Write([]byte(id + "." + strconv.FormatInt(ts, 10) + "." + body))
 		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 	}
-	for _, dedupeOn := range []string{"webhook-id", "svix-id"} {
-		t.Run(dedupeOn, func(t *testing.T) {
+	for _, dedupe := range []map[string]any{
+		{"header": "webhook-id"},
+		{"header": "svix-id"},
+		{"expr": `headers["webhook-id"]`},
+		{"expr": `headers["Svix-Id"] + ""`},
+	} {
+		t.Run(fmt.Sprint(dedupe), func(t *testing.T) {
 			h := start(t, map[string]any{
 				"hmac":   map[string]any{"preset": "standard", "secret": secret},
-				"dedupe": map[string]any{"header": dedupeOn},
+				"dedupe": dedupe,
 			})
 			now := h.clock.Now().Unix()
 			ts := strconv.FormatInt(now, 10)
