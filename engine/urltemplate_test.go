@@ -53,3 +53,21 @@ func TestURLTemplateRendersEncodedValues(t *testing.T) {
 		t.Errorf("fragment %q", u.Fragment)
 	}
 }
+
+// FuzzEscapeURLTemplate: a URL template that compiles still compiles once
+// escaped, and its literal text is kept.
+func FuzzEscapeURLTemplate(f *testing.F) {
+	for _, s := range []string{"https://x/{{ event.a }}?q={{ event.b }}#{{ vars.c }}", "{{ vars.u }}/{{ event.a // c }}", "a{{b}}c{{", "https://x/{{ \"}\" }}"} {
+		f.Add(s)
+	}
+	c := &Compiler{}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := c.CompileTemplate(s); err != nil {
+			return
+		}
+		esc := EscapeURLTemplate(s)
+		if _, err := c.CompileTemplate(esc); err != nil {
+			t.Fatalf("%q compiles, escaped %q does not: %v", s, esc, err)
+		}
+	})
+}
