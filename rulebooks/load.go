@@ -28,9 +28,11 @@ type Options struct {
 	Clock engine.Clock
 	// ExtraVars override every ruleset's vars (from --vars and --env-vars).
 	ExtraVars map[string]any
-	// CheckSecrets makes an unresolvable ${env:...}/${file:...} reference an
-	// error. `run` sets it; `validate` and `test` do not, so rulebooks can be
-	// checked where the secrets are absent.
+	// CheckSecrets makes an unresolvable ${env:...}/${file:...} reference in
+	// a source's or an action's arguments an error. `run` and `validate
+	// --strict` set it. Without it such a reference is a warning
+	// (Rulebook.Warnings), so rulebooks can be checked where the secrets are
+	// absent and still be told what `run` would refuse.
 	CheckSecrets bool
 }
 
@@ -38,23 +40,33 @@ type Options struct {
 type Rulebook struct {
 	Path     string
 	Rulesets []*engine.Ruleset
+	// Warnings are problems that do not stop this load but would stop
+	// another: unresolved secret references when Options.CheckSecrets is
+	// off. In file order.
+	Warnings ErrorList
 }
 
 // Error is one problem in a rulebook, with its position.
 type Error struct {
-	File         string `json:"file"`
-	Line         int    `json:"line"`
-	Column       int    `json:"column"`
-	Ruleset      string `json:"ruleset,omitempty"`
-	Rule         string `json:"rule,omitempty"`
-	Where        string `json:"where,omitempty"`
-	Message      string `json:"message"`
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Ruleset string `json:"ruleset,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	Where   string `json:"where,omitempty"`
+	Message string `json:"message"`
+	// Warning marks a problem that did not fail this load (see
+	// Rulebook.Warnings).
+	Warning      bool `json:"warning,omitempty"`
 	rulesetKnown bool
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	if e.Ruleset != "" || e.rulesetKnown {
 		fmt.Fprintf(&b, "ruleset %q: ", e.Ruleset)
 	}
@@ -98,22 +110,30 @@ func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
 	l := &loader{file: name, opts: opts}
 	rb := l.parse(data)
 	if len(l.errs) > 0 {
-		sort.SliceStable(l.errs, func(i, j int) bool {
-			if l.errs[i].Line != l.errs[j].Line {
-				return l.errs[i].Line < l.errs[j].Line
-			}
-			return l.errs[i].Column < l.errs[j].Column
-		})
+		sortErrors(l.errs)
 		return nil, l.errs
 	}
 	rb.Path = name
+	sortErrors(l.warns)
+	rb.Warnings = l.warns
 	return rb, nil
+}
+
+// sortErrors puts errs in file order.
+func sortErrors(errs ErrorList) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		if errs[i].Line != errs[j].Line {
+			return errs[i].Line < errs[j].Line
+		}
+		return errs[i].Column < errs[j].Column
+	})
 }
 
 type loader struct {
 	file    string
 	opts    Options
 	errs    ErrorList
+	warns   ErrorList
 	ruleset string
 	rule    string
 	inRS    bool
@@ -606,9 +626,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 				l.argError(argsNode, where+": "+typ, err)
 			}
 		}
-		if l.opts.CheckSecrets {
-			l.checkSecrets(argsNode, args, where+": "+typ, nil)
-		}
+		l.checkSecrets(argsNode, args, where+": "+typ, nil)
 		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args})
 	}
 	return out
@@ -723,12 +741,24 @@ func nodeAt(n *yaml.Node, path []string) *yaml.Node {
 	return cur
 }
 
+// checkSecrets resolves the secret references in v, the arguments at n: one
+// that does not resolve here is an error with Options.CheckSecrets, else a
+// warning. The resolved values are not kept.
 func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) {
 	switch x := v.(type) {
 	case string:
 		if engine.HasSecretRef(x) {
 			if err := engine.CheckSecretRefs(x); err != nil {
-				l.errf(nodeAt(n, path), where, "%v", err)
+				at, w := nodeAt(n, path), where
+				if len(path) > 0 {
+					w += ": " + strings.Join(path, ".")
+				}
+				if l.opts.CheckSecrets {
+					l.errf(at, w, "%v", err)
+				} else {
+					l.warns = append(l.warns, &Error{File: l.file, Line: at.Line, Column: at.Column, Ruleset: l.ruleset, Rule: l.rule,
+						Where: w, Message: fmt.Sprintf("%v (run and validate --strict refuse this)", err), Warning: true, rulesetKnown: l.inRS})
+				}
 			}
 		}
 	case map[string]any:
@@ -1046,9 +1076,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 				l.argError(argsNode, where, err)
 			}
 		}
-		if l.opts.CheckSecrets {
-			l.checkSecrets(argsNode, args, where, nil)
-		}
+		l.checkSecrets(argsNode, args, where, nil)
 	}
 	t, err := comp.CompileTemplate(args)
 	if err != nil {

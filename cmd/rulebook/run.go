@@ -208,7 +208,7 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 			for _, e := range list {
 				a.log.Error().Str("file", e.File).Int("line", e.Line).Int("column", e.Column).Msg(e.Error())
 			}
-			return nil, fmt.Errorf("%s: %d problem(s); see `rulebook validate %s`", a.path, len(list), a.path)
+			return nil, fmt.Errorf("%s: %d problem(s); see `rulebook validate --strict %s`", a.path, len(list), a.path)
 		}
 		return nil, err
 	}

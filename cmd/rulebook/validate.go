@@ -11,10 +11,13 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--check-secrets]", stderr)
+	fs := newFlags("validate", "validate RULEBOOK... [--strict] [--format text|json] [--vars FILE] [--env-vars A,B]", stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	vf := addVarsFlags(fs)
-	checkSecrets := fs.Bool("check-secrets", false, "also require every ${env:...}/${file:...} secret to resolve here")
+	var strict bool
+	const strictUsage = "check what run checks: every ${env:...}/${file:...} secret of a source or action must resolve here (without it an unresolved one is a warning)"
+	fs.BoolVar(&strict, "strict", false, strictUsage)
+	fs.BoolVar(&strict, "check-secrets", false, "the same as --strict")
 	pluginDirs := addPluginFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -31,18 +34,26 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var all []*rulebooks.Error
+	var all, warnings []*rulebooks.Error
 	failed := false
 	for _, f := range files {
 		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}
-		_, err = rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
+		rb, err := rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: strict})
 		closeReg()
 		if err == nil {
+			warnings = append(warnings, rb.Warnings...)
 			if *format == "text" {
-				fmt.Fprintf(stdout, "%s: ok\n", f)
+				for _, w := range rb.Warnings {
+					fmt.Fprintln(stdout, w.Error())
+				}
+				if len(rb.Warnings) > 0 {
+					fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", f, len(rb.Warnings))
+				} else {
+					fmt.Fprintf(stdout, "%s: ok\n", f)
+				}
 			}
 			continue
 		}
@@ -62,9 +73,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		if all == nil {
 			all = []*rulebooks.Error{}
 		}
+		if warnings == nil {
+			warnings = []*rulebooks.Error{}
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"valid": !failed, "errors": all}); err != nil {
+		if err := enc.Encode(map[string]any{"valid": !failed, "errors": all, "warnings": warnings}); err != nil {
 			return err
 		}
 	}
