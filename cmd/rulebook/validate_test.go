@@ -79,3 +79,22 @@ func TestValidateSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateHTTPMethod: a misspelt http method is refused at its
+// position, with the method it was probably meant to be.
+func TestValidateHTTPMethod(t *testing.T) {
+	rb := filepath.Join(t.TempDir(), "method.yml")
+	os.WriteFile(rb, []byte(`- name: s
+  sources: [{range: {limit: 1}}]
+  rules:
+    - name: r
+      condition: event.i == 0
+      action:
+        http: {url: "https://example.invalid/hook", method: PSOT}
+`), 0o644)
+	code, out, _ := runCLI(t, "validate", rb)
+	want := rb + `:7:53: ruleset "s": rule "r": actions[0]: http: method: "PSOT" is not an HTTP method (want one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE); did you mean "POST"?`
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want 1 with\n%s\ngot\n%s", code, want, out)
+	}
+}
