@@ -159,6 +159,7 @@ func (l *loader) errf(n *yaml.Node, where, format string, args ...any) {
 }
 
 func (l *loader) errAt(line, col int, where, msg string) {
+	msg += edaHint(msg)
 	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Ruleset: l.ruleset, Rule: l.rule,
 		Where: where, Message: msg, rulesetKnown: l.inRS})
 }
@@ -166,19 +167,10 @@ func (l *loader) errAt(line, col int, where, msg string) {
 func (l *loader) parse(data []byte) *Rulebook {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, col := 1, 1
-		msg := err.Error()
+		line, col, msg := 1, 1, err.Error()
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			// yaml.v3 reports "yaml: line N: ..."
-			if _, after, ok := strings.Cut(msg, "line "); ok {
-				if n, rest, ok := strings.Cut(after, ":"); ok {
-					if v, err := strconv.Atoi(n); err == nil {
-						line = v
-						msg = "invalid YAML:" + rest
-					}
-				}
-			}
+			line, col, msg = yamlSyntaxError(data, err)
 		}
 		l.errAt(line, col, "", msg)
 		return nil
