@@ -668,8 +668,16 @@ func ResolvePaths(rulebookPath string, args map[string]any, keys []string) {
 	}
 }
 
-// argError reports a Check error at the offending key when it has a path.
+// argError reports a Check error at the offending key when it has a path,
+// and each error of a joined one (errors.Join) at its own.
 func (l *loader) argError(args *yaml.Node, where string, err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		// Several problems (errors.Join): each at its own key.
+		for _, e := range joined.Unwrap() {
+			l.argError(args, where, e)
+		}
+		return
+	}
 	var ae *engine.ArgError
 	if errors.As(err, &ae) {
 		n := keyNodeAt(args, ae.Path)

@@ -1,6 +1,7 @@
 package rulebooks
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,23 @@ func TestPathArgsResolveAgainstTheRulebook(t *testing.T) {
 	want := []string{filepath.Join(dir, "playbooks", "fix.yml"), "ns.coll.play", "{{ event.p }}"}
 	if strings.Join(checked, "|") != strings.Join(want, "|") {
 		t.Fatalf("Check saw %q, want %q", checked, want)
+	}
+}
+
+// TestLoadReportsEveryArgError: a Check that finds several problems
+// (errors.Join, as the plugin host's schema check returns) gets each one
+// reported at its own key.
+func TestLoadReportsEveryArgError(t *testing.T) {
+	reg := testRegistry()
+	reg.RegisterAction(engine.ActionSpec{Type: "multi", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			return errors.Join(engine.ArgErrorf([]string{"a"}, "bad a"), engine.ArgErrorf([]string{"b", "c"}, "bad c"))
+		}})
+	src := header + "    - name: r\n      condition: event.i == 1\n      action:\n        multi:\n          a: 1\n          b:\n            c: 2\n"
+	_, err := Parse("f.yml", []byte(src), Options{Registry: reg})
+	want := `f.yml:9:11: ruleset "rs": rule "r": actions[0]: multi: a: bad a` + "\n" +
+		`f.yml:11:13: ruleset "rs": rule "r": actions[0]: multi: b.c: bad c`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }
