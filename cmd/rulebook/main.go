@@ -29,6 +29,7 @@ Usage:
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
   rulebook audit [flags]              list what fired and what the actions did
   rulebook plugins list|describe NAME show installed action plugins
+  rulebook describe ACTION|SOURCE     list an action's or a source's arguments
   rulebook schema                     print the JSON Schema of the rulebook format
   rulebook version                    print the version
 
@@ -67,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdPlugins(rest, stdout, stderr)
 	case "schema":
 		err = cmdSchema(rest, stdout, stderr)
+	case "describe":
+		err = cmdDescribe(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "rulebook %s\n", version)
 		return 0
