@@ -4,6 +4,7 @@
 //	rulebook run RULEBOOK        run until the sources end or a shutdown action
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
 package main
