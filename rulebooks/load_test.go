@@ -55,6 +55,8 @@ func TestLoadErrors(t *testing.T) {
 			"f.yml:10:10: invalid YAML: did not find expected key; check this line's indentation against the lines above it"}},
 		{"yaml: brackets in a flow sequence", header + "    - name: r\n      condition: event.i == 1\n      throttle:\n        once_within: 5m\n        group_by: [event.meta.hosts[0]]\n      action: {none: {}}\n", []string{
 			`f.yml:9:9: invalid YAML: did not find expected ',' or ']'; in a [...] list an item that holds brackets must be quoted: group_by: ["event.meta.hosts[0]"]`}},
+		{"yaml: mistake after multi-line values", header + "    - name: r\n      condition: event.i == 1\n      throttle:\n        once_within: 5m\n        group_by: [\n          event.a,\n          event.b]\n      action:\n        debug:\n          msg: |\n            two\n            lines\n    - name: s\n      condition: event.i == 2\n     action: {none: {}}\n", []string{
+			"f.yml:19:6: invalid YAML: did not find expected '-' indicator; check this line's indentation against the lines above it"}},
 		{"yaml: tab indentation", header + "    - name: r\n\t  condition: event.i == 1\n", []string{
 			"f.yml:6:4: invalid YAML: found a tab character that violates indentation"}},
 		{"eda: group_by_attributes", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 5m, group_by_attributes: [event.meta.hosts]}\n      action: {none: {}}\n", []string{

@@ -19,9 +19,9 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 // yaml.v3 reports the line where the construct being parsed started (the
 // enclosing mapping or list, counted from 0), not the line it choked on: an
 // indentation mistake on line 16 reads "line 7". The line that broke the
-// document is found again by parsing ever longer prefixes of it from the
-// reported line on: the first prefix that fails with the same problem ends
-// at that line. This runs only for a rulebook that does not parse.
+// document is found again as the shortest prefix of it that fails with the
+// same problem: that prefix ends at the line. This runs only for a
+// rulebook that does not parse.
 func yamlSyntaxError(data []byte, err error) (line, col int, msg string) {
 	full := err.Error()
 	m := yamlLineRE.FindStringSubmatch(full)
@@ -31,16 +31,32 @@ func yamlSyntaxError(data []byte, err error) (line, col int, msg string) {
 	problem := full[len(m[0]):]
 	line, _ = strconv.Atoi(m[1])
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	for l := max(line, 1); l <= len(lines); l++ {
+	// fails reports whether the first l lines fail with the same problem.
+	fails := func(l int) bool {
 		var n yaml.Node
 		perr := yaml.Unmarshal(bytes.Join(lines[:l], nil), &n)
 		if perr == nil {
-			continue
+			return false
 		}
-		if pm := yamlLineRE.FindStringSubmatch(perr.Error()); pm != nil && perr.Error()[len(pm[0]):] == problem {
-			line = l
-			break
+		pm := yamlLineRE.FindStringSubmatch(perr.Error())
+		return pm != nil && perr.Error()[len(pm[0]):] == problem
+	}
+	// Bisect between the reported line (the problem is not before the
+	// construct it is in) and the end (the whole document fails): a few
+	// parses, not one per line. Cutting the document inside a multi-line
+	// value can make a shorter prefix fail too; the line found is then
+	// still one where the failure starts.
+	lo, hi := max(line, 1)-1, len(lines)
+	if fails(hi) {
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			if fails(mid) {
+				hi = mid
+			} else {
+				lo = mid
+			}
 		}
+		line = hi
 	}
 	line = max(line, 1)
 	col = 1
