@@ -40,9 +40,9 @@ type Options struct {
 type Rulebook struct {
 	Path     string
 	Rulesets []*engine.Ruleset
-	// Warnings are problems that do not stop this load but would stop
-	// another: unresolved secret references when Options.CheckSecrets is
-	// off. In file order.
+	// Warnings are valid but dangerous uses (an action's Warn), in file
+	// order, each with Severity "warning": `validate` prints them, `run`
+	// logs them.
 	Warnings ErrorList
 }
 
@@ -55,17 +55,17 @@ type Error struct {
 	Rule    string `json:"rule,omitempty"`
 	Where   string `json:"where,omitempty"`
 	Message string `json:"message"`
-	// Warning marks a problem that did not fail this load (see
-	// Rulebook.Warnings).
-	Warning      bool `json:"warning,omitempty"`
+	// Severity is "warning" for a warning, empty for an error.
+	Severity     string `json:"severity,omitempty"`
 	rulesetKnown bool
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
-	if e.Warning {
-		b.WriteString("warning: ")
+	if e.Severity != "" {
+		b.WriteString(e.Severity)
+		b.WriteString(": ")
 	}
 	if e.Ruleset != "" || e.rulesetKnown {
 		fmt.Fprintf(&b, "ruleset %q: ", e.Ruleset)
@@ -107,31 +107,31 @@ func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
 	if opts.Registry == nil {
 		opts.Registry = engine.NewRegistry()
 	}
-	l := &loader{file: name, opts: opts}
+	l := &loader{file: name, opts: opts, src: data}
 	rb := l.parse(data)
 	if len(l.errs) > 0 {
-		sortErrors(l.errs)
+		sortByPosition(l.errs)
 		return nil, l.errs
 	}
 	rb.Path = name
-	sortErrors(l.warns)
+	sortByPosition(l.warns)
 	rb.Warnings = l.warns
 	return rb, nil
 }
 
-// sortErrors puts errs in file order.
-func sortErrors(errs ErrorList) {
-	sort.SliceStable(errs, func(i, j int) bool {
-		if errs[i].Line != errs[j].Line {
-			return errs[i].Line < errs[j].Line
+func sortByPosition(list ErrorList) {
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].Line != list[j].Line {
+			return list[i].Line < list[j].Line
 		}
-		return errs[i].Column < errs[j].Column
+		return list[i].Column < list[j].Column
 	})
 }
 
 type loader struct {
 	file    string
 	opts    Options
+	src     []byte
 	errs    ErrorList
 	warns   ErrorList
 	ruleset string
@@ -170,7 +170,7 @@ func (l *loader) parse(data []byte) *Rulebook {
 		line, col, msg := 1, 1, err.Error()
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			line, col, msg = yamlSyntaxError(data, err)
+			line, col, msg = yamlSyntaxError(l.src, err)
 		}
 		l.errAt(line, col, "", msg)
 		return nil
@@ -757,7 +757,7 @@ func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) 
 					l.errf(at, w, "%v", err)
 				} else {
 					l.warns = append(l.warns, &Error{File: l.file, Line: at.Line, Column: at.Column, Ruleset: l.ruleset, Rule: l.rule,
-						Where: w, Message: fmt.Sprintf("%v (run and validate --strict refuse this)", err), Warning: true, rulesetKnown: l.inRS})
+						Where: w, Message: fmt.Sprintf("%v (run and validate --strict refuse this)", err), Severity: "warning", rulesetKnown: l.inRS})
 				}
 			}
 		}

@@ -14,10 +14,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", "validate RULEBOOK... [--strict] [--format text|json] [--vars FILE] [--env-vars A,B]", stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	vf := addVarsFlags(fs)
-	var strict bool
-	const strictUsage = "check what run checks: every ${env:...}/${file:...} secret of a source or action must resolve here (without it an unresolved one is a warning)"
-	fs.BoolVar(&strict, "strict", false, strictUsage)
-	fs.BoolVar(&strict, "check-secrets", false, "the same as --strict")
+	// --strict checks what run checks: every secret reference must resolve
+	// here. Without it an unresolved one is a warning.
+	checkSecrets := new(bool)
+	fs.BoolVar(checkSecrets, "strict", false, "check what run checks: every ${env:...}/${file:...} secret of a source or action must resolve here (without it an unresolved one is a warning)")
+	fs.BoolVar(checkSecrets, "check-secrets", false, "the same as --strict")
 	pluginDirs := addPluginFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -34,26 +35,24 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var all, warnings []*rulebooks.Error
+	var all []*rulebooks.Error
+	warnings := []*rulebooks.Error{}
 	failed := false
 	for _, f := range files {
 		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}
-		rb, err := rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: strict})
+		rb, err := rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
 		closeReg()
 		if err == nil {
+			// Warnings (valid but dangerous uses) do not fail validation.
 			warnings = append(warnings, rb.Warnings...)
 			if *format == "text" {
 				for _, w := range rb.Warnings {
 					fmt.Fprintln(stdout, w.Error())
 				}
-				if len(rb.Warnings) > 0 {
-					fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", f, len(rb.Warnings))
-				} else {
-					fmt.Fprintf(stdout, "%s: ok\n", f)
-				}
+				fmt.Fprintf(stdout, "%s: ok\n", f)
 			}
 			continue
 		}
@@ -72,9 +71,6 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if *format == "json" {
 		if all == nil {
 			all = []*rulebooks.Error{}
-		}
-		if warnings == nil {
-			warnings = []*rulebooks.Error{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
