@@ -40,6 +40,10 @@
 // first. A new client without either gets only new entries, or the newest
 // ?replay=N. A client that falls behind is disconnected instead of slowing
 // anyone down; EventSource reconnects and resumes on its own.
+//
+// The data of every entry says when it happened (EventData.Time,
+// FiringData.Time, ReloadData.Time, ActionData.Updated): a client shows
+// that, not when it received the entry, which for a replayed one is later.
 package admin
 
 import (

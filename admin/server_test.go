@@ -256,7 +256,7 @@ func TestEndpoints(t *testing.T) {
 				if b.reloads != 1 {
 					t.Errorf("reloads %d", b.reloads)
 				}
-				if r := s.Stream().Recent(KindReload, 1); len(r) != 1 || string(r[0].Data) != `{"ok":true}` {
+				if r := s.Stream().Recent(KindReload, 1); len(r) != 1 || string(r[0].Data) != `{"time":"2026-11-29T03:00:00Z","ok":true}` {
 					t.Errorf("reload entry %+v", r)
 				}
 			}},

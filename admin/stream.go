@@ -38,10 +38,15 @@ type Entry struct {
 // EventData is the data of an "event" entry.
 type EventData struct {
 	// Seq is the journal position (0 for an injected event).
-	Seq     uint64 `json:"seq,omitempty"`
-	Ruleset string `json:"ruleset"`
-	Source  string `json:"source,omitempty"`
-	EventID string `json:"event_id,omitempty"`
+	Seq uint64 `json:"seq,omitempty"`
+	// Time is when the event arrived: when the journal made it durable
+	// (engine.Record.Accepted), else when it was published. A client shows
+	// it rather than when it received the entry, which for entries replayed
+	// from the ring (a page load, a reconnect) is much later.
+	Time    time.Time `json:"time"`
+	Ruleset string    `json:"ruleset"`
+	Source  string    `json:"source,omitempty"`
+	EventID string    `json:"event_id,omitempty"`
 	// Event is the whole event, unless it was larger than the stream's
 	// limit: then it is nil and Truncated is its size in bytes.
 	Event     engine.Event `json:"event,omitempty"`
@@ -82,8 +87,10 @@ type ActionData struct {
 
 // ReloadData is the data of a "reload" entry.
 type ReloadData struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	// Time is when the reload was applied or refused.
+	Time  time.Time `json:"time"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
 }
 
 // Stream is a bounded ring buffer of entries with live subscribers.
@@ -253,6 +260,9 @@ func (s *Stream) add(kind string, e *entry) uint64 {
 // event once it is journaled. A caller that changes the event afterwards
 // must hand PublishEvent a copy.
 func (s *Stream) PublishEvent(rec engine.Record) uint64 {
+	if rec.Accepted.IsZero() {
+		rec.Accepted = s.clock.Now()
+	}
 	if rec.Size <= 0 || rec.Size > lazyEventBytes {
 		return s.publishEventNow(rec)
 	}
@@ -268,6 +278,9 @@ const lazyEventBytes = 4 << 10
 // publishEventNow is PublishEvent for an event its caller changes
 // afterwards: it is encoded before publishEventNow returns.
 func (s *Stream) publishEventNow(rec engine.Record) uint64 {
+	if rec.Accepted.IsZero() {
+		rec.Accepted = s.clock.Now()
+	}
 	return s.add(KindEvent, encodedEntry(s.eventJSON(rec)))
 }
 
@@ -275,7 +288,7 @@ func (s *Stream) publishEventNow(rec engine.Record) uint64 {
 // its size when its JSON is over the limit (or it cannot be encoded).
 func (s *Stream) eventJSON(rec engine.Record) json.RawMessage {
 	d := EventData{
-		Seq: rec.Seq, Ruleset: rec.Source.Ruleset, Source: rec.Source.Name,
+		Seq: rec.Seq, Time: rec.Accepted, Ruleset: rec.Source.Ruleset, Source: rec.Source.Name,
 		EventID: engine.EventID(rec.Event), Event: rec.Event,
 	}
 	data, err := json.Marshal(d)
@@ -348,7 +361,7 @@ func (s *Stream) actionJSON(d ActionData) json.RawMessage {
 // PublishReload publishes a "reload" entry: err nil for a reload that was
 // applied, else why it was refused.
 func (s *Stream) PublishReload(err error) {
-	d := ReloadData{OK: err == nil}
+	d := ReloadData{Time: s.clock.Now(), OK: err == nil}
 	if err != nil {
 		d.Error = err.Error()
 	}

@@ -174,7 +174,7 @@ func TestPublishData(t *testing.T) {
 		{KindAction, []string{`"invocation_id":"i1"`, `"status":"failed"`, `"duration":1.5`, `"exit_code":2`, `"error":"exit 2"`, `…`}, nil},
 		{KindAction, []string{`"status":"running"`, `"attempts":1`}, []string{"earlier"}},
 		{KindFiring, []string{`"actions":["debug","command"]`, `"event_ids":[]`}, nil},
-		{KindReload, []string{`{"ok":false,"error":"boom"}`}, nil},
+		{KindReload, []string{`{"time":"2026-11-29T03:00:00Z","ok":false,"error":"boom"}`}, nil},
 	}
 	for i, c := range check {
 		e := got[i]
@@ -421,7 +421,7 @@ func (c countedJSON) MarshalJSON() ([]byte, error) {
 // is encoded once however often it is read.
 func TestPublishEventEncodedWhenRead(t *testing.T) {
 	body := strings.Repeat("x", 300)
-	full := fmt.Sprintf(`{"seq":9,"ruleset":"ops","source":"hook","event_id":"big","event":{"body":"%s","meta":{"uuid":"big"}}}`, body)
+	full := fmt.Sprintf(`{"seq":9,"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"hook","event_id":"big","event":{"body":"%s","meta":{"uuid":"big"}}}`, body)
 	tests := []struct {
 		name  string
 		event func(*atomic.Int32) engine.Event
@@ -429,13 +429,13 @@ func TestPublishEventEncodedWhenRead(t *testing.T) {
 	}{
 		{"whole event", func(n *atomic.Int32) engine.Event {
 			return engine.Event{"n": countedJSON{n, "1"}, "meta": map[string]any{"uuid": "e1"}}
-		}, `{"seq":9,"ruleset":"ops","source":"hook","event_id":"e1","event":{"meta":{"uuid":"e1"},"n":1}}`},
+		}, `{"seq":9,"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"hook","event_id":"e1","event":{"meta":{"uuid":"e1"},"n":1}}`},
 		{"too large: without its body", func(n *atomic.Int32) engine.Event {
 			return engine.Event{"body": countedJSON{n, strconv.Quote(body)}, "meta": map[string]any{"uuid": "big"}}
-		}, fmt.Sprintf(`{"seq":9,"ruleset":"ops","source":"hook","event_id":"big","truncated":%d}`, len(full))},
+		}, fmt.Sprintf(`{"seq":9,"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"hook","event_id":"big","truncated":%d}`, len(full))},
 		{"cannot be encoded: without its body", func(n *atomic.Int32) engine.Event {
 			return engine.Event{"bad": countedJSON{n, ""}, "meta": map[string]any{"uuid": "e3"}}
-		}, `{"seq":9,"ruleset":"ops","source":"hook","event_id":"e3"}`},
+		}, `{"seq":9,"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"hook","event_id":"e3"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -492,13 +492,13 @@ func TestPublishEventEncodesLargeEventsAtOnce(t *testing.T) {
 // encoded once, before Publish returns.
 func TestEntryEncodedOnceForSubscribers(t *testing.T) {
 	var n atomic.Int32
-	s := NewStream(StreamConfig{Size: 10})
+	s := NewStream(StreamConfig{Size: 10, Clock: engine.NewFakeClock(testNow)})
 	a, b := s.SubscribeNew(0), s.SubscribeNew(0)
 	defer a.Cancel()
 	defer b.Cancel()
 	s.PublishEvent(engine.Record{Seq: 3, Source: engine.SourceRef{Ruleset: "ops", Name: "hook"},
 		Event: engine.Event{"n": countedJSON{&n, `"v"`}}})
-	want := `{"seq":3,"ruleset":"ops","source":"hook","event":{"n":"v"}}`
+	want := `{"seq":3,"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"hook","event":{"n":"v"}}`
 	for i, sub := range []*Subscription{a, b} {
 		select {
 		case e := <-sub.C:
@@ -522,7 +522,7 @@ func TestEntryEncodedOnceForSubscribers(t *testing.T) {
 // with -race).
 func TestEntryEncodedOnceConcurrently(t *testing.T) {
 	var n atomic.Int32
-	s := NewStream(StreamConfig{Size: 10})
+	s := NewStream(StreamConfig{Size: 10, Clock: engine.NewFakeClock(testNow)})
 	for i := range 5 {
 		s.PublishEvent(engine.Record{Seq: uint64(i + 1), Source: engine.SourceRef{Ruleset: "ops"},
 			Event: engine.Event{"n": countedJSON{&n, strconv.Itoa(i)}}})
@@ -551,7 +551,7 @@ func TestEntryEncodedOnceConcurrently(t *testing.T) {
 			t.Fatalf("reader %d: %d entries", r, len(es))
 		}
 		for i, e := range es {
-			want := fmt.Sprintf(`{"seq":%d,"ruleset":"ops","event":{"n":%d}}`, i+1, i)
+			want := fmt.Sprintf(`{"seq":%d,"time":"2026-11-29T03:00:00Z","ruleset":"ops","event":{"n":%d}}`, i+1, i)
 			if e.ID != uint64(i+1) || string(e.Data) != want {
 				t.Errorf("reader %d: entry %d %s, want %s", r, e.ID, e.Data, want)
 			}
@@ -583,8 +583,57 @@ func TestInjectedEventShownAsPosted(t *testing.T) {
 	if len(fb.injected) != 1 || engine.Meta(fb.injected[0].event)[engine.MetaReceivedAt] == nil {
 		t.Fatalf("the backend did not change the event: %+v", fb.injected)
 	}
-	want := `{"ruleset":"ops","source":"admin","event_id":"u1","event":{"a":1,"meta":{"uuid":"u1"}}}`
+	want := `{"time":"2026-11-29T03:00:00Z","ruleset":"ops","source":"admin","event_id":"u1","event":{"a":1,"meta":{"uuid":"u1"}}}`
 	if r := s.Stream().Recent(KindEvent, 1); len(r) != 1 || string(r[0].Data) != want {
 		t.Errorf("stream has %+v, want %s", r, want)
+	}
+}
+
+// TestEntriesCarryTheirTime: the data of every kind of entry says when it
+// happened, so a client that receives it later (the dashboard replaying
+// the ring on page load, a reconnect) shows that time, not its own clock.
+func TestEntriesCarryTheirTime(t *testing.T) {
+	clock := engine.NewFakeClock(testNow)
+	s := NewStream(StreamConfig{Size: 20, Clock: clock})
+	at := func(m int) time.Time { return testNow.Add(time.Duration(m) * time.Minute) }
+	ev := func(id string) engine.Event { return engine.Event{"meta": map[string]any{"uuid": id}} }
+	src := engine.SourceRef{Ruleset: "ops", Name: "hook"}
+
+	// Journaled events carry their journal time, whenever published.
+	s.PublishEvent(engine.Record{Seq: 1, Source: src, Event: ev("lazy"), Accepted: at(1), Size: 100})
+	s.PublishEvent(engine.Record{Seq: 2, Source: src, Event: ev("now"), Accepted: at(2), Size: 1 << 20})
+	clock.Advance(3 * time.Minute) // at(3)
+	// Without a journal time: when it was published.
+	s.PublishEvent(engine.Record{Source: src, Event: ev("unjournaled"), Size: 100})
+	clock.Advance(time.Minute) // at(4)
+	s.PublishReload(nil)
+	s.PublishFiring(&engine.Firing{ID: "f", Time: at(5), Ruleset: "ops", Rule: "r"}, nil)
+	s.PublishResult(&engine.InvocationState{Invocation: &engine.Invocation{ID: "i"}, Status: engine.StatusSucceeded, Updated: at(6)})
+
+	// Read much later, as a page opened an hour on does.
+	clock.Advance(time.Hour)
+	want := []time.Time{at(1), at(2), at(3), at(4), at(5), at(6)}
+	srv := httptest.NewServer(newTestServer(t, newFakeBackend(), func(c *Config) { c.Log = zerolog.Nop(); c.Stream = s }).Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := openStream(t, ctx, srv.URL+"/api/stream?after=0", nil)
+	defer resp.Body.Close()
+	msgs := readN(t, r, len(want))
+	for i, m := range msgs {
+		var d struct {
+			Time    time.Time `json:"time"`
+			Updated time.Time `json:"updated"`
+		}
+		if err := json.Unmarshal([]byte(m.data), &d); err != nil {
+			t.Fatalf("entry %d: %v: %s", i, err, m.data)
+		}
+		got := d.Time
+		if m.event == KindAction {
+			got = d.Updated
+		}
+		if !got.Equal(want[i]) {
+			t.Errorf("%s entry %d: time %v, want %v (data %s)", m.event, i+1, got, want[i], m.data)
+		}
 	}
 }

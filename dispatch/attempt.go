@@ -130,7 +130,10 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		} else if st.Status == engine.StatusRetrying {
 			ev = log.Warn().Time("next_attempt", st.NextAttempt)
 		}
-		ev.Int("attempt", n).Dur("duration", dur).Str("status", string(st.Status)).Str("error", att.Error).Msg("attempt finished")
+		if att.Error != "" {
+			ev = ev.Str("error", att.Error)
+		}
+		ev.Int("attempt", n).Int64("duration_ms", dur.Milliseconds()).Str("status", string(st.Status)).Msg("attempt finished")
 		if shutdown {
 			return false
 		}

@@ -248,7 +248,7 @@ func TestConditionAlphaAndJoin(t *testing.T) {
 }
 
 func TestJoinKey(t *testing.T) {
-	same := [][2]any{{1, 1.0}, {int64(7), float32(7)}, {0.0, -0.0 * 1}, {"a", "a"}, {true, true}, {nil, nil}, {uint(3), 3.0}}
+	same := [][2]any{{1, 1.0}, {int64(7), float32(7)}, {0.0, math.Copysign(0, -1)}, {"a", "a"}, {true, true}, {nil, nil}, {uint(3), 3.0}}
 	for _, p := range same {
 		a, aok := joinKey(p[0])
 		b, bok := joinKey(p[1])

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,8 +58,11 @@ func compileSchema(action, text string) (*argsSchema, error) {
 	return &argsSchema{schema: s}, nil
 }
 
-// check validates args; problems are *engine.ArgError with the path of the
-// offending key.
+// check validates args. A problem is an *engine.ArgError with the path of
+// the offending key; several problems (a missing key and a wrong type, two
+// unknown keys in different places) are every one of them, in path order,
+// joined with errors.Join: an author fixes them in one go, not one per
+// load.
 func (s *argsSchema) check(args map[string]any) error {
 	inst, err := normalize(args)
 	if err != nil {
@@ -76,8 +80,41 @@ func (s *argsSchema) check(args map[string]any) error {
 	if kept == nil {
 		return nil
 	}
-	leaf := firstLeaf(kept)
-	return argError(leaf)
+	var errs []error
+	seen := map[string]bool{}
+	for _, leaf := range leaves(kept, nil) {
+		ae := argError(leaf)
+		key := strings.Join(ae.Path, "\x00") + "\x00" + ae.Err.Error()
+		if !seen[key] {
+			seen[key] = true
+			errs = append(errs, ae)
+		}
+	}
+	slices.SortStableFunc(errs, func(a, b error) int {
+		return slices.Compare(a.(*engine.ArgError).Path, b.(*engine.ArgError).Path)
+	})
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// leaves appends to out the errors of e that name an offending key: every
+// leaf, except that a failed anyOf/oneOf is one problem, reported as its
+// first branch's first leaf (listing why each alternative failed would bury
+// the point).
+func leaves(e *jsonschema.ValidationError, out []*jsonschema.ValidationError) []*jsonschema.ValidationError {
+	switch e.ErrorKind.(type) {
+	case *kind.AnyOf, *kind.OneOf:
+		return append(out, firstLeaf(e))
+	}
+	if len(e.Causes) == 0 {
+		return append(out, e)
+	}
+	for _, c := range e.Causes {
+		out = leaves(c, out)
+	}
+	return out
 }
 
 // normalize turns args into the plain JSON values the validator expects

@@ -142,3 +142,43 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckReportsEveryError: every problem, each at its key, in path
+// order, not only the first one the validator met.
+func TestCheckReportsEveryError(t *testing.T) {
+	s, err := compileSchema("t.open", ticketLikeSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args map[string]any
+	json.Unmarshal([]byte(`{"system":"remedy","priority":"high","labels":["a",3],"sytem":"x","auth":{"user":"u"}}`), &args)
+	err = s.check(args)
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("check = %v (%T), want several errors", err, err)
+	}
+	var got []string
+	for _, e := range joined.Unwrap() {
+		ae, ok := e.(*engine.ArgError)
+		if !ok {
+			t.Fatalf("%v is %T, want *engine.ArgError", e, e)
+		}
+		got = append(got, strings.Join(ae.Path, ".")+": "+ae.Err.Error())
+	}
+	want := []string{
+		`: missing required key "url"`,
+		"auth: ",
+		"labels.1: got number, want string",
+		"priority: got string, want integer",
+		"system: value must be one of 'servicenow', 'jira', 'github'",
+		"sytem: unknown key",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 )
@@ -43,6 +44,29 @@ func ListTable(w io.Writer, infos []Info) error {
 		}
 	}
 	return nil
+}
+
+// ListSearched writes which directories `rulebook plugins list` searched
+// for rulebook-plugin-* executables, and says of each whether it exists;
+// fromFlag says they came from --plugins-dir rather than the defaults.
+func ListSearched(w io.Writer, dirs []string, fromFlag bool) error {
+	how := "default: plugins/ in the working directory and beside the rulebook binary; --plugins-dir to change"
+	if fromFlag {
+		how = "--plugins-dir"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nsearched (%s):\n", how)
+	for _, d := range dirs {
+		note := ""
+		if st, err := os.Stat(d); err != nil {
+			note = " (does not exist)"
+		} else if !st.IsDir() {
+			note = " (not a directory)"
+		}
+		fmt.Fprintf(&b, "  %s%s\n", d, note)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // Describe writes `rulebook plugins describe NAME`: the plugin's

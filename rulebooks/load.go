@@ -29,9 +29,11 @@ type Options struct {
 	Clock engine.Clock
 	// ExtraVars override every ruleset's vars (from --vars and --env-vars).
 	ExtraVars map[string]any
-	// CheckSecrets makes an unresolvable ${env:...}/${file:...} reference an
-	// error. `run` sets it; `validate` and `test` do not, so rulebooks can be
-	// checked where the secrets are absent.
+	// CheckSecrets makes an unresolvable ${env:...}/${file:...} reference in
+	// a source's or an action's arguments an error. `run` and `validate
+	// --strict` set it. Without it such a reference is a warning
+	// (Rulebook.Warnings), so rulebooks can be checked where the secrets are
+	// absent and still be told what `run` would refuse.
 	CheckSecrets bool
 }
 
@@ -158,6 +160,7 @@ func (l *loader) errf(n *yaml.Node, where, format string, args ...any) {
 }
 
 func (l *loader) errAt(line, col int, where, msg string) {
+	msg += edaHint(msg)
 	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Ruleset: l.ruleset, Rule: l.rule,
 		Where: where, Message: msg, rulesetKnown: l.inRS})
 }
@@ -165,19 +168,10 @@ func (l *loader) errAt(line, col int, where, msg string) {
 func (l *loader) parse(data []byte) *Rulebook {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, col := 1, 1
-		msg := err.Error()
+		line, col, msg := 1, 1, err.Error()
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			// yaml.v3 reports "yaml: line N: ..."
-			if _, after, ok := strings.Cut(msg, "line "); ok {
-				if n, rest, ok := strings.Cut(after, ":"); ok {
-					if v, err := strconv.Atoi(n); err == nil {
-						line = v
-						msg = "invalid YAML:" + rest
-					}
-				}
-			}
+			line, col, msg = yamlSyntaxError(l.src, err)
 		}
 		l.errAt(line, col, "", msg)
 		return nil
@@ -625,9 +619,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 				l.argError(argsNode, where+": "+typ, err)
 			}
 		}
-		if l.opts.CheckSecrets {
-			l.checkSecrets(argsNode, args, where+": "+typ, nil)
-		}
+		l.checkSecrets(argsNode, args, where+": "+typ, nil)
 		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args})
 	}
 	return out
@@ -677,8 +669,16 @@ func ResolvePaths(rulebookPath string, args map[string]any, keys []string) {
 	}
 }
 
-// argError reports a Check error at the offending key when it has a path.
+// argError reports a Check error at the offending key when it has a path,
+// and each error of a joined one (errors.Join) at its own.
 func (l *loader) argError(args *yaml.Node, where string, err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		// Several problems (errors.Join): each at its own key.
+		for _, e := range joined.Unwrap() {
+			l.argError(args, where, e)
+		}
+		return
+	}
 	var ae *engine.ArgError
 	if errors.As(err, &ae) {
 		n := keyNodeAt(args, ae.Path)
@@ -802,12 +802,24 @@ func nodeAt(n *yaml.Node, path []string) *yaml.Node {
 	return cur
 }
 
+// checkSecrets resolves the secret references in v, the arguments at n: one
+// that does not resolve here is an error with Options.CheckSecrets, else a
+// warning. The resolved values are not kept.
 func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) {
 	switch x := v.(type) {
 	case string:
 		if engine.HasSecretRef(x) {
 			if err := engine.CheckSecretRefs(x); err != nil {
-				l.errf(nodeAt(n, path), where, "%v", err)
+				at, w := nodeAt(n, path), where
+				if len(path) > 0 {
+					w += ": " + strings.Join(path, ".")
+				}
+				if l.opts.CheckSecrets {
+					l.errf(at, w, "%v", err)
+				} else {
+					l.warns = append(l.warns, &Error{File: l.file, Line: at.Line, Column: at.Column, Ruleset: l.ruleset, Rule: l.rule,
+						Where: w, Message: fmt.Sprintf("%v (run and validate --strict refuse this)", err), Severity: "warning", rulesetKnown: l.inRS})
+				}
 			}
 		}
 	case map[string]any:
@@ -1132,9 +1144,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 				l.argWarning(argsNode, where, w)
 			}
 		}
-		if l.opts.CheckSecrets {
-			l.checkSecrets(argsNode, args, where, nil)
-		}
+		l.checkSecrets(argsNode, args, where, nil)
 	}
 	t, err := comp.CompileTemplate(args)
 	if err != nil {

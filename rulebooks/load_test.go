@@ -1,6 +1,7 @@
 package rulebooks
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,26 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"not a list", "name: x\n", []string{"f.yml:1:1: a rulebook is a list of rulesets, not a mapping"}},
 		{"invalid yaml", "- name: [\n", []string{"f.yml:1:1: invalid YAML: did not find expected node content"}},
+		// yaml.v3 names the line the enclosing construct started on (the
+		// rules list, line 4, counted from 0); the problem is on line 9.
+		{"yaml: indentation mistake at its line", header + "    - name: r\n      condition: event.i == 1\n      action:\n        debug: {}\n     actions: []\n", []string{
+			"f.yml:9:6: invalid YAML: did not find expected '-' indicator; check this line's indentation against the lines above it"}},
+		{"yaml: over-indented key at its line", header + "    - name: r\n      condition: event.i == 1\n      action:\n        debug:\n          msg: a\n         var: b\n", []string{
+			"f.yml:10:10: invalid YAML: did not find expected key; check this line's indentation against the lines above it"}},
+		{"yaml: brackets in a flow sequence", header + "    - name: r\n      condition: event.i == 1\n      throttle:\n        once_within: 5m\n        group_by: [event.meta.hosts[0]]\n      action: {none: {}}\n", []string{
+			`f.yml:9:9: invalid YAML: did not find expected ',' or ']'; in a [...] list an item that holds brackets must be quoted: group_by: ["event.meta.hosts[0]"]`}},
+		{"yaml: mistake after multi-line values", header + "    - name: r\n      condition: event.i == 1\n      throttle:\n        once_within: 5m\n        group_by: [\n          event.a,\n          event.b]\n      action:\n        debug:\n          msg: |\n            two\n            lines\n    - name: s\n      condition: event.i == 2\n     action: {none: {}}\n", []string{
+			"f.yml:19:6: invalid YAML: did not find expected '-' indicator; check this line's indentation against the lines above it"}},
+		{"yaml: tab indentation", header + "    - name: r\n\t  condition: event.i == 1\n", []string{
+			"f.yml:6:4: invalid YAML: found a tab character that violates indentation"}},
+		{"eda: group_by_attributes", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 5m, group_by_attributes: [event.meta.hosts]}\n      action: {none: {}}\n", []string{
+			`f.yml:7:35: ruleset "rs": rule "r": throttle: unknown key "group_by_attributes"; EDA's group_by_attributes is group_by here`}},
+		{"eda: is defined", header + "    - name: r\n      condition: event.i is defined\n      action: {none: {}}\n", []string{
+			`f.yml:6:26: ruleset "rs": rule "r": condition: unexpected token Identifier("is"); EDA's "x is defined" is defined(x) here, "x is not defined" is !defined(x)`}},
+		{"eda: jinja default filter", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | default('n/a') }}\"}}\n", []string{
+			`unknown name default; Jinja filters are not supported: templates are expr; a default is written event.x ?? "fallback"`}},
+		{"eda: jinja filter", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | upper }}\"}}\n", []string{
+			`; Jinja filters are not supported: templates are expr; call the function: upper(event.x), or pipe into a call: event.x | upper()`}},
 		{"missing keys", "- hosts: all\n", []string{
 			`f.yml:1:3: ruleset "": missing key "name"`, `f.yml:1:3: ruleset "": missing key "sources"`, `f.yml:1:3: ruleset "": missing key "rules"`}},
 		{"unknown ruleset key with suggestion", "- name: rs\n  sources: []\n  rules: []\n  match_multiple_rule: true\n", []string{
@@ -98,18 +119,27 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadSecrets(t *testing.T) {
 	src := header + "    - name: r\n      condition: event.i == 1\n      action: {run_playbook: {name: x.yml, extra_vars: {token: \"${env:RULEBOOK_TEST_UNSET}\"}}}\n"
-	if _, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry()}); err != nil {
+	rb, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry()})
+	if err != nil {
 		t.Fatalf("without CheckSecrets: %v", err)
 	}
-	_, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
+	// Not an error, but a warning at the reference, with its key path.
+	wantWarn := `f.yml:7:64: warning: ruleset "rs": rule "r": actions[0]: run_playbook: extra_vars.token: secret ${env:RULEBOOK_TEST_UNSET}: environment variable "RULEBOOK_TEST_UNSET" is not set (run and validate --strict refuse this)`
+	if len(rb.Warnings) != 1 || rb.Warnings[0].Error() != wantWarn {
+		t.Fatalf("warnings %v, want\n%s", rb.Warnings, wantWarn)
+	}
+	_, err = Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
 	if err == nil || !strings.Contains(err.Error(), `environment variable "RULEBOOK_TEST_UNSET" is not set`) {
 		t.Fatalf("with CheckSecrets: %v", err)
 	}
 	t.Setenv("RULEBOOK_TEST_SET", "s3cret")
 	src = strings.ReplaceAll(src, "RULEBOOK_TEST_UNSET", "RULEBOOK_TEST_SET")
-	rb, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
+	rb, err = Parse("f.yml", []byte(src), Options{Registry: testRegistry(), CheckSecrets: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rb.Warnings) != 0 {
+		t.Errorf("warnings for a resolved secret: %v", rb.Warnings)
 	}
 	if strings.Contains(rb.Rulesets[0].Rules[0].Actions[0].Pos, "s3cret") {
 		t.Fatal("secret leaked")
@@ -175,5 +205,23 @@ func TestPathArgsResolveAgainstTheRulebook(t *testing.T) {
 	want := []string{filepath.Join(dir, "playbooks", "fix.yml"), "ns.coll.play", "{{ event.p }}"}
 	if strings.Join(checked, "|") != strings.Join(want, "|") {
 		t.Fatalf("Check saw %q, want %q", checked, want)
+	}
+}
+
+// TestLoadReportsEveryArgError: a Check that finds several problems
+// (errors.Join, as the plugin host's schema check returns) gets each one
+// reported at its own key.
+func TestLoadReportsEveryArgError(t *testing.T) {
+	reg := testRegistry()
+	reg.RegisterAction(engine.ActionSpec{Type: "multi", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			return errors.Join(engine.ArgErrorf([]string{"a"}, "bad a"), engine.ArgErrorf([]string{"b", "c"}, "bad c"))
+		}})
+	src := header + "    - name: r\n      condition: event.i == 1\n      action:\n        multi:\n          a: 1\n          b:\n            c: 2\n"
+	_, err := Parse("f.yml", []byte(src), Options{Registry: reg})
+	want := `f.yml:9:11: ruleset "rs": rule "r": actions[0]: multi: a: bad a` + "\n" +
+		`f.yml:11:13: ruleset "rs": rule "r": actions[0]: multi: b.c: bad c`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }

@@ -9,8 +9,26 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
 ./test/setup.sh
 
+echo "== go mod tidy -diff"
+# go.mod and go.sum must be exactly what tidy would write: a direct
+# dependency marked // indirect, or a stale sum, fails here.
+go mod tidy -diff
+
+echo "== gofmt"
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))"
+if [ -n "$unformatted" ]; then
+	echo "not gofmt'ed:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
 echo "== go vet"
 go vet ./...
+
+echo "== staticcheck"
+# Pinned here rather than in go.mod so the module's dependencies stay the
+# module's; go run fetches it once into the module cache.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m ./...

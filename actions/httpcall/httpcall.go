@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +135,49 @@ type config struct {
 	outputLimit  int
 }
 
+// Methods are the request methods the http action sends (RFC 9110 and
+// PATCH, RFC 5789; not CONNECT, which opens a tunnel). A method is
+// accepted in any case and sent in upper case; any other word, such as a
+// typo ("PSOT"), is refused when the rulebook is loaded.
+var Methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+// suggestMethod returns `; did you mean "POST"?` for a method one typo
+// (an edit or a swap of two letters) away from a known one.
+func suggestMethod(m string) string {
+	for _, known := range Methods {
+		if typoDistance(m, known) <= 1 {
+			return fmt.Sprintf("; did you mean %q?", known)
+		}
+	}
+	return ""
+}
+
+// typoDistance is the optimal string alignment distance of a and b:
+// insertions, deletions, substitutions and swaps of adjacent letters.
+func typoDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
 var tokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // Check validates http arguments before templates are rendered.
@@ -153,10 +197,10 @@ func parse(args map[string]any, check bool) (config, error) {
 		case "method":
 			var s string
 			if s, err = argvalue.String(p, v, check); err == nil && !(check && engine.IsTemplate(s)) {
-				if !tokenRE.MatchString(s) {
-					err = engine.ArgErrorf(p, "%q is not an HTTP method", s)
-				}
 				cfg.method = strings.ToUpper(s)
+				if !slices.Contains(Methods, cfg.method) {
+					err = engine.ArgErrorf(p, "%q is not an HTTP method (want one of %s)%s", s, strings.Join(Methods, ", "), suggestMethod(cfg.method))
+				}
 			}
 		case "url":
 			cfg.url, err = argvalue.String(p, v, check)

@@ -1,6 +1,10 @@
 package httpcall
 
-import "github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+import (
+	"strings"
+
+	"github.com/rulebook-dev/rulebook/actions/internal/argvalue"
+)
 
 // Schema returns the JSON Schema (draft 2020-12) of the http action's
 // arguments, as the loader sees them before rendering.
@@ -8,7 +12,7 @@ func Schema() map[string]any {
 	orTmpl := argvalue.OrTemplate
 	s := argvalue.ObjectSchema(Type, "Send an HTTP request. 5xx, 429 (Retry-After honoured) and connection errors are retryable; other 4xx are not. The invocation ID is sent as Idempotency-Key unless headers set it.",
 		map[string]any{
-			"method":   map[string]any{"type": "string", "default": "POST", "pattern": "^([!#$%&'*+.^_`|~0-9A-Za-z-]+|.*\\{\\{.*)$"},
+			"method":   methodSchema(),
 			"url":      map[string]any{"type": "string", "description": "http:// or https:// URL"},
 			"headers":  orTmpl(map[string]any{"type": "object", "additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}),
 			"body":     orTmpl(map[string]any{"type": []any{"object", "array"}, "description": "sent as JSON with Content-Type application/json"}),
@@ -33,4 +37,19 @@ func Schema() map[string]any {
 		}, "url")
 	s["not"] = map[string]any{"required": []any{"body", "raw_body"}}
 	return s
+}
+
+// methodSchema accepts the Methods in any case (the action sends them
+// upper-cased), or a template. JSON Schema patterns have no
+// case-insensitive flag, so every letter is a class: "^([Gg][Ee][Tt]|...)$".
+func methodSchema() map[string]any {
+	alts := make([]string, len(Methods))
+	for i, m := range Methods {
+		var b strings.Builder
+		for _, r := range m {
+			b.WriteString("[" + string(r) + strings.ToLower(string(r)) + "]")
+		}
+		alts[i] = b.String()
+	}
+	return argvalue.OrTemplate(map[string]any{"type": "string", "default": "POST", "pattern": "^(" + strings.Join(alts, "|") + ")$"})
 }

@@ -17,5 +17,10 @@ func TestSchemaAgreesWithCheck(t *testing.T) {
 		`{"url":"http://h/","tls":{"verify":false}}`,
 		`{"url":"http://h/","expect_status":[99]}`,
 		`{"url":"http://h/","method":"GET X"}`,
+		`{"url":"http://h/","method":"PSOT"}`,
+		`{"url":"http://h/","method":"Patch"}`,
+		`{"url":"http://h/","method":"delete"}`,
+		`{"url":"http://h/","method":"CONNECT"}`,
+		`{"url":"http://h/","method":"{{ vars.method }}"}`,
 	)
 }

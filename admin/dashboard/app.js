@@ -160,7 +160,14 @@ function feedItem(kind, id, d) {
   li.dataset.kind = kind;
   if (id > 0) li.dataset.id = String(id);
   const line = el("div", "feed-line");
-  line.append(el("span", "feed-time", clock(d.time || d.updated || new Date().toISOString())));
+  // Every entry's data says when it happened (an event: when it arrived;
+  // an action: its last update). Entries replayed from the stream's ring on
+  // page load or reconnect are shown at that time, not when the page got
+  // them; only the page's own "gap" notice is stamped now.
+  const when = d.time || d.updated || (kind === "gap" ? new Date().toISOString() : "");
+  const t = el("time", "feed-time", when ? clock(when) : "?");
+  if (when) t.dateTime = when;
+  line.append(t);
   line.append(el("span", "badge k-" + kind, kind));
   let text = "";
   switch (kind) {

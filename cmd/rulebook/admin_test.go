@@ -70,8 +70,8 @@ func TestAdminReloadPublishesOnce(t *testing.T) {
 		t.Fatalf("reload: %s", resp.Status)
 	}
 	got := a.stream.Recent(admin.KindReload, 10)
-	if len(got) != 1 || string(got[0].Data) != `{"ok":true}` {
-		t.Fatalf("reload entries on the stream: %+v, want one {\"ok\":true}", got)
+	if len(got) != 1 || !strings.HasSuffix(string(got[0].Data), `,"ok":true}`) {
+		t.Fatalf("reload entries on the stream: %+v, want one {...\"ok\":true}", got)
 	}
 }
 

@@ -10,6 +10,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// Durations in logs carry their unit: zerolog's default writes a bare
+// number of milliseconds ("lookback":86400000), which reads as anything.
+// With the string format a duration field reads "24h0m0s" or "1.5s" in both
+// JSON and console output. Set once, before any logger exists.
+func init() { zerolog.DurationFieldFormat = zerolog.DurationFormatString }
+
 // newLogger returns the process logger: JSON by default, human console
 // output when stderr is a terminal or format is "console".
 func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {

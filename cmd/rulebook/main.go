@@ -4,6 +4,7 @@
 //	rulebook run RULEBOOK        run until the sources end or a shutdown action
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
 package main
@@ -29,6 +30,7 @@ Usage:
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
   rulebook audit [flags]              list what fired and what the actions did
   rulebook plugins list|describe NAME show installed action plugins
+  rulebook describe ACTION|SOURCE     list an action's or a source's arguments
   rulebook schema                     print the JSON Schema of the rulebook format
   rulebook version                    print the version
 
@@ -67,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdPlugins(rest, stdout, stderr)
 	case "schema":
 		err = cmdSchema(rest, stdout, stderr)
+	case "describe":
+		err = cmdDescribe(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "rulebook %s\n", version)
 		return 0

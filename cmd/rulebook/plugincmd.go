@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rulebook-dev/rulebook/plugins"
@@ -23,8 +24,10 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) error {
 	}
 	d := *dirs
 	if len(d) == 0 {
+		// As run does for a rulebook in the working directory: plugins/
+		// here, then plugins/ beside the binary.
 		exe, _ := os.Executable()
-		d = plugins.DefaultDirs(nil, exe)
+		d = plugins.DefaultDirs([]string{"rulebook.yml"}, exe)
 	}
 	host, err := plugins.NewHost(plugins.Options{Dirs: d, Log: discardLog()})
 	if err != nil {
@@ -35,11 +38,16 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	infos, _ := host.Start(ctx)
 	if pos[0] == "list" {
-		return plugins.ListTable(stdout, infos)
+		if len(infos) == 0 {
+			fmt.Fprintln(stdout, "no plugins found")
+		} else if err := plugins.ListTable(stdout, infos); err != nil {
+			return err
+		}
+		return plugins.ListSearched(stdout, d, len(*dirs) > 0)
 	}
 	in, ok := host.Info(pos[1])
 	if !ok {
-		return fmt.Errorf("no plugin named %q in %v", pos[1], d)
+		return fmt.Errorf("no plugin named %q in %s", pos[1], strings.Join(d, ", "))
 	}
 	return plugins.Describe(stdout, in)
 }

@@ -54,6 +54,7 @@ type runFlags struct {
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
+	eventsOut       string
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -79,8 +80,24 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.adminAddr, "admin", "", "serve the admin API, live stream, dashboard, /metrics, /healthz and /readyz on `ADDR` (e.g. 127.0.0.1:5080); off when empty")
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
+	fs.StringVar(&f.eventsOut, "events-out", "-", "where the debug and print_event actions write: `FILE` (appended to) or - for stdout; logs always go to stderr")
 	f.pluginDirs = addPluginFlags(fs)
 	return f
+}
+
+// openEventsOut opens the destination of debug and print_event output
+// named by --events-out: "-" (or empty) is stdout; a file is created or
+// appended to, so a restart does not erase what an earlier run printed.
+// The returned close function is a no-op for stdout.
+func openEventsOut(name string, stdout io.Writer) (io.Writer, func() error, error) {
+	if name == "" || name == "-" {
+		return stdout, func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--events-out: %w", err)
+	}
+	return f, f.Close, nil
 }
 
 func (f *runFlags) perAction() (map[string]int, error) {
@@ -111,9 +128,17 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out, closeOut, err := openEventsOut(rf.eventsOut, stdout)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runRulebook(ctx, files[0], rf, stdout, log)
+	err = runRulebook(ctx, files[0], rf, out, log)
+	if cerr := closeOut(); cerr != nil && err == nil {
+		err = fmt.Errorf("--events-out: %w", cerr)
+	}
+	return err
 }
 
 // runRulebook runs one rulebook until its sources end, a shutdown action
@@ -183,7 +208,7 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 			for _, e := range list {
 				a.log.Error().Str("file", e.File).Int("line", e.Line).Int("column", e.Column).Msg(e.Error())
 			}
-			return nil, fmt.Errorf("%s: %d problem(s); see `rulebook validate %s`", a.path, len(list), a.path)
+			return nil, fmt.Errorf("%s: %d problem(s); see `rulebook validate --strict %s`", a.path, len(list), a.path)
 		}
 		return nil, err
 	}

@@ -11,10 +11,14 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--check-secrets]", stderr)
+	fs := newFlags("validate", "validate RULEBOOK... [--strict] [--format text|json] [--vars FILE] [--env-vars A,B]", stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	vf := addVarsFlags(fs)
-	checkSecrets := fs.Bool("check-secrets", false, "also require every ${env:...}/${file:...} secret to resolve here")
+	// --strict checks what run checks: every secret reference must resolve
+	// here. Without it an unresolved one is a warning.
+	checkSecrets := new(bool)
+	fs.BoolVar(checkSecrets, "strict", false, "check what run checks: every ${env:...}/${file:...} secret of a source or action must resolve here (without it an unresolved one is a warning)")
+	fs.BoolVar(checkSecrets, "check-secrets", false, "the same as --strict")
 	pluginDirs := addPluginFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -19,6 +19,92 @@
 // Retryable and is restarted by the engine with backoff. Log with
 // Request.Log (or Logger): the lines appear in the engine's log, tagged with
 // the plugin's name. Never print to stdout: go-plugin uses it.
+//
+// # Setting up a plugin's module
+//
+// The module path github.com/rulebook-dev/rulebook is not fetchable, so a
+// bare `go get` cannot resolve it: point the plugin's go.mod at a checkout
+// of Rulebook with a replace directive. Write main.go (below) in a new
+// directory beside the checkout (../rulebook here; any absolute or relative
+// path works), then:
+//
+//	go mod init example.com/rulebook-plugin-pager
+//	go mod edit -replace=github.com/rulebook-dev/rulebook=../rulebook
+//	go get github.com/rulebook-dev/rulebook/plugins/sdk@v0.0.0
+//	go build -o rulebook-plugin-pager .
+//
+// The version v0.0.0 is only a placeholder: the replace directive makes it
+// the checkout, whatever its commit. go.mod then holds
+//
+//	replace github.com/rulebook-dev/rulebook => ../rulebook
+//
+// and a requirement of github.com/rulebook-dev/rulebook v0.0.0 with the
+// SDK's dependencies at the versions Rulebook uses (go mod tidy tidies the
+// list later, with network access).
+//
+// # A whole plugin
+//
+// The pager plugin has one action, "pager.page", that posts a message to a
+// webhook. This is all of its main.go:
+//
+//	package main
+//
+//	import (
+//		"context"
+//		"fmt"
+//		"net/http"
+//		"strings"
+//
+//		"github.com/rulebook-dev/rulebook/plugins/sdk"
+//	)
+//
+//	type pager struct{}
+//
+//	func (pager) Describe() sdk.Info {
+//		return sdk.Info{Name: "pager", Version: "1.0.0", Actions: []sdk.Action{{
+//			Name:        "pager.page",
+//			Description: "post a message to an on-call webhook",
+//			Schema: `{"type": "object", "required": ["url", "message"], "additionalProperties": false,
+//				"properties": {"url": {"type": "string"}, "message": {"type": "string"}}}`,
+//		}}}
+//	}
+//
+//	func (pager) Invoke(ctx context.Context, req *sdk.Request) sdk.Response {
+//		url, _ := req.Args["url"].(string)
+//		msg, _ := req.Args["message"].(string)
+//		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(msg))
+//		if err != nil {
+//			return sdk.Failure("url: %v", err)
+//		}
+//		hreq.Header.Set("Idempotency-Key", req.ID) // stable across retries
+//		resp, err := http.DefaultClient.Do(hreq)
+//		if err != nil {
+//			return sdk.RetryableFailure("post: %v", err)
+//		}
+//		resp.Body.Close()
+//		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+//			return sdk.RetryableFailure("status %d", resp.StatusCode)
+//		}
+//		if resp.StatusCode >= 400 {
+//			return sdk.Failure("status %d", resp.StatusCode)
+//		}
+//		return sdk.Success(fmt.Sprintf("paged (%d)", resp.StatusCode))
+//	}
+//
+//	func main() { sdk.Serve(pager{}) }
+//
+// Put the binary in a plugins directory and rulebooks use the action like a
+// built-in one:
+//
+//	action:
+//	  pager.page:
+//	    url: https://oncall.example/hook
+//	    message: "{{ event.alert.labels.alertname }} is firing"
+//
+// TestDocumentedPluginBuilds builds exactly this, in a module of its own set
+// up with the commands above, and starts it through the plugin host. The
+// runnable Example (example_test.go) shows a fuller plugin, with its
+// retries and logging, called the way the engine calls it.
 package sdk
 
 import (

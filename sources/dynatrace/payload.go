@@ -51,23 +51,23 @@ func Decode(payload any) (*Problem, error) {
 		p.PID = strconv.FormatFloat(v, 'f', -1, 64)
 	case nil:
 	default:
-		return nil, fmt.Errorf("PID: must be a string or a number, not %s", httpingest.ValueKind(v))
+		return nil, fmt.Errorf(`field "PID": must be a string or a number, not %s`, httpingest.ValueKind(v))
 	}
 	if p.PID == "" || p.PID == "{PID}" {
-		return nil, errors.New(`PID: missing (the payload template needs "PID": "{PID}")`)
+		return nil, errors.New(`field "PID": missing (the payload template needs "PID": "{PID}")`)
 	}
 	fields["PID"] = p.PID
 	st, isStr := obj["State"].(string)
 	st = strings.ToUpper(strings.TrimSpace(st))
 	if !isStr || st == "" || st == "{STATE}" {
-		return nil, fmt.Errorf(`State: must be OPEN or RESOLVED, not %s (the payload template needs "State": "{State}")`, httpingest.DescribeValue(obj["State"]))
+		return nil, fmt.Errorf(`field "State": must be OPEN or RESOLVED, not %s (the payload template needs "State": "{State}")`, httpingest.DescribeValue(obj["State"]))
 	}
 	p.State = st
 	fields["State"] = st
 	for _, k := range []string{"ProblemID", "ProblemTitle", "ProblemSeverity", "ProblemImpact", "ProblemURL", "Problem URL", "ImpactedEntity"} {
 		if v, ok := obj[k]; ok && v != nil {
 			if _, isStr := v.(string); !isStr {
-				return nil, fmt.Errorf("%s: must be a string, not %s", k, httpingest.ValueKind(v))
+				return nil, fmt.Errorf("field %q: must be a string, not %s", k, httpingest.ValueKind(v))
 			}
 		}
 	}
@@ -79,7 +79,7 @@ func Decode(payload any) (*Problem, error) {
 
 	tags, err := decodeTags(obj["Tags"])
 	if err != nil {
-		return nil, fmt.Errorf("Tags: %w", err)
+		return nil, fmt.Errorf(`field "Tags": %w`, err)
 	}
 	fields["Tags"] = tags
 
@@ -94,7 +94,7 @@ func Decode(payload any) (*Problem, error) {
 
 	entities, err := decodeEntities(obj["ImpactedEntities"])
 	if err != nil {
-		return nil, fmt.Errorf("ImpactedEntities: %w", err)
+		return nil, fmt.Errorf(`field "ImpactedEntities": %w`, err)
 	}
 	if _, ok := obj["ImpactedEntities"]; ok {
 		fields["ImpactedEntities"] = entities

@@ -154,9 +154,17 @@ func TestDashboard(t *testing.T) {
 	s := startServer(t, b, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	// An event that arrived before the page was opened: replayed from the
+	// stream's ring on load, it shows when it arrived, not the load time.
+	const earlyID = "early-event"
+	arrived := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.Stream().PublishEvent(engine.Record{Seq: 7, Source: engine.SourceRef{Ruleset: "ops", Name: "alerts"},
+		Event: engine.Event{"meta": map[string]any{"uuid": earlyID}}, Accepted: arrived})
 	p := OpenPage(t, ctx, br, s.URL()+"/")
 
 	wait := pageWaiter(t, ctx, p, nil)
+	wait("replayed event shows its arrival time", fmt.Sprintf(`(() => { const t = document.querySelector('#feed .feed-item[data-event-id=%q] .feed-time'); return !!t && t.dateTime === %q && t.textContent === new Date(%q).toLocaleString(); })()`,
+		earlyID, arrived.Format(time.RFC3339), arrived.Format(time.RFC3339)))
 
 	// The page loads: rules with their hit counts, the stream connected.
 	wait("rules table", `document.querySelectorAll("#rules tbody tr").length === 3`)
