@@ -74,6 +74,16 @@ func TestLoadErrors(t *testing.T) {
 			`f.yml:7:24: ruleset "rs": rule "r": actions[0]: debug: unknown key "mesage"`}},
 		{"unknown action", header + "    - name: r\n      condition: event.i == 1\n      action: {run_playbok: {}}\n", []string{
 			`f.yml:7:16: ruleset "rs": rule "r": actions[0]: unknown action "run_playbok"; did you mean "run_playbook"?`}},
+		{"huge nested condition", header + "    - name: r\n      condition: " + strings.Repeat("(", 1_500_000) + "true" + strings.Repeat(")", 1_500_000) + "\n      action: {none: {}}\n", []string{
+			`f.yml:6:18: ruleset "rs": rule "r": condition: too long: 3000004 bytes; the limit is 65536 (64 KiB)`}},
+		{"deeply nested condition", header + "    - name: r\n      condition:\n        any:\n          - event.i == 1\n          - " + strings.Repeat("(", 201) + "true" + strings.Repeat(")", 201) + "\n      action: {none: {}}\n", []string{
+			`f.yml:9:213: ruleset "rs": rule "r": condition: any[1]: brackets nest deeper than 200 levels`}},
+		{"deeply nested template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"n={{ " + strings.Repeat("[", 201) + "1" + strings.Repeat("]", 201) + " }}\"}}\n", []string{
+			`f.yml:7:235: ruleset "rs": rule "r": actions[0]: debug: msg: template: brackets nest deeper than 200 levels`}},
+		{"huge template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.i }}" + strings.Repeat("x", 70000) + "\"}}\n", []string{
+			`f.yml:7:30: ruleset "rs": rule "r": actions[0]: debug: msg: template too long: 70013 bytes; the limit is 65536 (64 KiB)`}},
+		{"secret name completed by a template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"token ${env:{{ event.name }}}\"}}\n", []string{
+			`f.yml:7:36: ruleset "rs": rule "r": actions[0]: debug: msg: secret reference "${env:{{" is completed by a template: a secret's name must be literal text`}},
 		{"duplicate ruleset", header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n" + header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
 			`f.yml:6:9: ruleset "rs": name: duplicate ruleset name (first defined at line 1)`}},
 	}
