@@ -299,7 +299,7 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("condition is empty")
 	}
-	if err := checkExprBounds(src); err != nil {
+	if err := CheckExprBounds(src); err != nil {
 		return nil, err
 	}
 	cfg := c.config()

@@ -73,9 +73,11 @@ func lineCol(src string, at int) (line, col int) {
 	return line, at - start + 1
 }
 
-// checkExprBounds checks a condition's size and nesting before it is
-// parsed; errors are *ExprError with the position of the problem.
-func checkExprBounds(src string) error {
+// CheckExprBounds checks an expression's size and nesting before it is
+// parsed (CompileCondition does); errors are *ExprError with the position
+// of the problem. Code that compiles other expressions with expr (a
+// source's settings) should call it first.
+func CheckExprBounds(src string) error {
 	if err := checkTextSize(src); err != nil {
 		return &ExprError{Line: 1, Column: 1, Msg: err.Error()}
 	}
