@@ -26,6 +26,9 @@ import (
 // as a reference, so event data cannot name a secret (see ResolveArgs).
 type Template struct {
 	node tplNode
+	// refs: the literal text holds a secret reference (else rendering
+	// need not track places).
+	refs bool
 }
 
 type tplNode interface {
@@ -105,7 +108,29 @@ func (c *Compiler) CompileTemplate(v any) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Template{node: n}, nil
+	return &Template{node: n, refs: hasRefs(n)}, nil
+}
+
+func hasRefs(n tplNode) bool {
+	switch x := n.(type) {
+	case tplLiteral:
+		return len(x.refs) > 0
+	case tplText:
+		return x.refs
+	case tplMap:
+		for _, v := range x.vals {
+			if hasRefs(v) {
+				return true
+			}
+		}
+	case tplList:
+		for _, v := range x.items {
+			if hasRefs(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // IsStatic reports whether the template holds no expression.
@@ -266,6 +291,10 @@ func (t *Template) render(st *evalState) (any, error) { return t.node.render(st,
 // renderRefs is render that also says where the literal secret references
 // landed in the result.
 func (t *Template) renderRefs(st *evalState) (any, []SecretUse, error) {
+	if !t.refs {
+		v, err := t.render(st)
+		return v, nil, err
+	}
 	var uses []SecretUse
 	v, err := t.node.render(st, refSink{uses: &uses})
 	return v, uses, err
