@@ -332,7 +332,7 @@ func TestEventDataCannotNameASecretRandom(t *testing.T) {
 	for _, seed := range secretFuzzSeeds {
 		s.check(t, seed[0], seed[1], seed[2])
 	}
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 1000; i++ {
 		s.check(t, gen(), gen(), gen())
 	}
 }
