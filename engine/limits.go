@@ -1,6 +1,11 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
 
 // Bounds on what the expression parser is given. expr's parser recurses
 // once per nested bracket, so a condition of a million "(" overflows the
@@ -86,4 +91,66 @@ func CheckExprBounds(src string) error {
 		return &ExprError{Line: line, Column: col, Msg: fmt.Sprintf("brackets nest deeper than %d levels", MaxNesting)}
 	}
 	return nil
+}
+
+// CheckTemplateBounds checks every template string in v (action arguments
+// as decoded from YAML) against MaxExprSize and MaxNesting, as
+// CompileTemplate does, without parsing anything. The loader calls it
+// before an action's Check and Warn, which may split or parse templates
+// themselves. The error is a *TemplateError at the first string over a
+// bound (map keys in sorted order).
+func CheckTemplateBounds(v any) error {
+	return templateBounds(v, nil)
+}
+
+func templateBounds(v any, path []string) error {
+	switch x := v.(type) {
+	case string:
+		return templateStringBounds(x, path)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if err := templateBounds(x[k], append(path[:len(path):len(path)], k)); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, item := range x {
+			if err := templateBounds(item, append(path[:len(path):len(path)], strconv.Itoa(i))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// templateStringBounds checks one string: its size when it holds a
+// template, and the nesting of each "{{ ... }}" in it.
+func templateStringBounds(s string, path []string) error {
+	if !strings.Contains(s, "{{") {
+		return nil
+	}
+	if err := checkTextSize(s); err != nil {
+		return &TemplateError{Path: path, Column: 1, Err: fmt.Errorf("template %w", err)}
+	}
+	rest, offset := s, 0
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			return nil
+		}
+		j := strings.Index(rest[i+2:], "}}")
+		if j < 0 {
+			return nil // CompileTemplate reports it
+		}
+		if _, at := exprNesting(rest[i+2 : i+2+j]); at >= 0 {
+			return &TemplateError{Path: path, Column: offset + i + 2 + at + 1, Err: fmt.Errorf("template: brackets nest deeper than %d levels", MaxNesting)}
+		}
+		offset += i + 2 + j + 2
+		rest = rest[i+2+j+2:]
+	}
 }

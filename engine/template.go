@@ -220,8 +220,8 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 	if !strings.Contains(s, "{{") {
 		return textLiteral(s), nil
 	}
-	if err := checkTextSize(s); err != nil {
-		return nil, &TemplateError{Path: path, Column: 1, Err: fmt.Errorf("template %w", err)}
+	if err := templateStringBounds(s, path); err != nil {
+		return nil, err
 	}
 	var parts []tplNode
 	rest, offset := s, 0
@@ -244,9 +244,6 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 			parts = append(parts, textLiteral(rest[:i]))
 		}
 		src := rest[i+2 : i+2+j]
-		if _, at := exprNesting(src); at >= 0 {
-			return nil, &TemplateError{Path: path, Column: offset + i + 2 + at + 1, Err: fmt.Errorf("template: brackets nest deeper than %d levels", MaxNesting)}
-		}
 		prog, err := compileTemplateExpr(src, cfg)
 		if err != nil {
 			col := offset + i + 3

@@ -187,3 +187,33 @@ func TestPathArgsResolveAgainstTheRulebook(t *testing.T) {
 		t.Fatalf("Check saw %q, want %q", checked, want)
 	}
 }
+
+// TestActionCheckSeesOnlyBoundedTemplates: an action's Check (or Warn) may
+// split or parse the templates of its arguments itself, so a template over
+// the size or nesting bounds is rejected, at its position, before the
+// action sees it.
+func TestActionCheckSeesOnlyBoundedTemplates(t *testing.T) {
+	var seen []string
+	reg := testRegistry()
+	reg.RegisterAction(engine.ActionSpec{Type: "shell", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			s, _ := args["cmd"].(string)
+			seen = append(seen, s)
+			return nil
+		}})
+	deep := "{{ " + strings.Repeat("(", 1_000_000) + "1" + strings.Repeat(")", 1_000_000) + " }}"
+	src := header + "    - name: r\n      condition: event.i == 1\n      action: {shell: {cmd: \"echo " + deep + "\"}}\n"
+	_, err := Parse("f.yml", []byte(src), Options{Registry: reg})
+	want := `f.yml:7:30: ruleset "rs": rule "r": actions[0]: shell: cmd: template too long: 2000012 bytes; the limit is 65536 (64 KiB)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+	if len(seen) != 0 {
+		t.Errorf("Check saw a template over the bounds (%d bytes)", len(seen[0]))
+	}
+	// Within bounds, Check runs as before.
+	src = header + "    - name: r\n      condition: event.i == 1\n      action: {shell: {cmd: \"echo {{ event.i }}\"}}\n"
+	if _, err := Parse("f.yml", []byte(src), Options{Registry: reg}); err != nil || len(seen) != 1 || seen[0] != "echo {{ event.i }}" {
+		t.Errorf("bounded template: error %v, Check called %d times", err, len(seen))
+	}
+}
