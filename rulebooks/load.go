@@ -1082,24 +1082,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	}
 	t, err := comp.CompileTemplate(args)
 	if err != nil {
-		var te *engine.TemplateError
-		if errors.As(err, &te) {
-			tn := nodeAt(argsNode, te.Path)
-			line, col := tn.Line, tn.Column
-			if tn.Kind == yaml.ScalarNode && te.Column > 0 {
-				col += te.Column - 1
-				if tn.Style == yaml.DoubleQuotedStyle || tn.Style == yaml.SingleQuotedStyle {
-					col++
-				}
-			}
-			w := where
-			if len(te.Path) > 0 {
-				w += ": " + strings.Join(te.Path, ".")
-			}
-			l.errAt(line, col, w, te.Err.Error())
-		} else {
-			l.errf(argsNode, where, "%v", err)
-		}
+		l.templateError(argsNode, where, err)
 		return nil
 	}
 	a.Args = t
