@@ -62,12 +62,12 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		}
 		// Secrets are resolved per attempt into a copy only the action sees.
 		run := *inv
-		resolved, secrets, err := engine.ResolveSecrets(inv.Args)
+		resolved, secrets, err := inv.ResolveArgs()
 		if err != nil {
 			d.failWithoutRun(st, "args: "+err.Error())
 			return d.persist(st) == nil
 		}
-		run.Args, _ = resolved.(map[string]any)
+		run.Args = resolved
 		run.Secrets = secrets
 
 		release, ok := d.acquire(inv)

@@ -55,8 +55,10 @@
 // # Secrets
 //
 // Just before each attempt the invocation's Args are resolved with
-// engine.ResolveSecrets into a copy that only the action sees. The stored
-// invocation keeps the references; the attempt's output, error and details
+// Invocation.ResolveArgs into a copy that only the action sees: a value is
+// substituted only at the places the rulebook's literal text put a
+// reference (Invocation.SecretRefs), never where rendered event data merely
+// looks like one. The stored invocation keeps the references; the attempt's output, error and details
 // are masked with Invocation.Redact before they are stored or logged.
 package dispatch
 

@@ -450,7 +450,7 @@ func TestSecrets(t *testing.T) {
 	var seen []any
 	echo := actionFunc(func(ctx context.Context, inv *engine.Invocation) engine.Result {
 		mu.Lock()
-		seen = append(seen, inv.Args["token"], inv.Args["headers"])
+		seen = append(seen, inv.Args["token"], inv.Args["headers"], inv.Args["literal"])
 		mu.Unlock()
 		tok := inv.Args["token"].(string)
 		return engine.Result{
@@ -480,12 +480,15 @@ func TestSecrets(t *testing.T) {
 	h.waitIdle()
 
 	mu.Lock()
-	if len(seen) != 4 || seen[0] != secret || seen[1].(map[string]any)["Authorization"] != "Bearer "+secret {
+	if len(seen) != 6 || seen[0] != secret || seen[1].(map[string]any)["Authorization"] != "Bearer "+secret {
 		t.Fatalf("action saw %v, want the resolved secret", seen)
+	}
+	if seen[2] != "${env:DISPATCH_TEST_TOKEN}" {
+		t.Fatalf("action saw the escaped literal as %q, want ${env:DISPATCH_TEST_TOKEN}", seen[2])
 	}
 	mu.Unlock()
 	st := h.store.state("f/0")
-	if st.Invocation.Args["token"] != "${env:DISPATCH_TEST_TOKEN}" || st.Invocation.Args["literal"] != "$${env:DISPATCH_TEST_TOKEN}" {
+	if st.Invocation.Args["token"] != "${env:DISPATCH_TEST_TOKEN}" || st.Invocation.Args["literal"] != "${env:DISPATCH_TEST_TOKEN}" {
 		t.Fatalf("stored args changed: %v", st.Invocation.Args)
 	}
 	a := st.Attempts[0]
@@ -524,6 +527,28 @@ func TestUnresolvableSecretFailsPermanently(t *testing.T) {
 	}
 	if !strings.Contains(st.Attempts[0].Error, "DISPATCH_TEST_SURELY_UNSET_VAR") || !strings.HasPrefix(st.Attempts[0].Error, "args: token: ") {
 		t.Fatalf("error %q does not name the key and reference", st.Attempts[0].Error)
+	}
+}
+
+// TestLegacyInvocationWithSecretRefIsNotRun: an invocation queued by a
+// version that resolved every "${env:...}" in rendered text cannot tell the
+// rulebook's references from an event's, so it fails without running rather
+// than hand an event-chosen secret to the action. One without a reference
+// runs as before.
+func TestLegacyInvocationWithSecretRefIsNotRun(t *testing.T) {
+	t.Setenv("DISPATCH_TEST_TOKEN", "s3cr3t-Value")
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	h := start(t, newMemStore(), newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
+	h.submit(newFiring("f", "rs", false, invSpec{action: "x", legacy: true, args: map[string]any{"text": "price=${env:DISPATCH_TEST_TOKEN}"}}))
+	h.submit(newFiring("g", "rs", false, invSpec{action: "x", legacy: true, args: map[string]any{"text": "plain"}}))
+	h.waitFinal("f/0")
+	h.waitFinal("g/0")
+	st := h.store.state("f/0")
+	if st.Status != engine.StatusFailed || act.count() != 1 || !strings.Contains(st.Attempts[0].Error, "earlier version") {
+		t.Fatalf("legacy invocation with a reference: %+v after %d runs, want failed without running", st, act.count())
+	}
+	if st := h.store.state("g/0"); st.Status != engine.StatusSucceeded {
+		t.Fatalf("legacy invocation without a reference: %+v, want it run", st)
 	}
 }
 

@@ -368,15 +368,24 @@ type invSpec struct {
 	action string
 	policy engine.Policy
 	args   map[string]any
+	// legacy builds the invocation as a version before SecretRefs did:
+	// args as they are, RefsListed false.
+	legacy bool
 }
 
 // newFiring builds a firing whose invocations are id/0, id/1, ...
 func newFiring(id, ruleset string, sequential bool, invs ...invSpec) *engine.Firing {
 	f := &engine.Firing{ID: id, Time: t0, Ruleset: ruleset, Rule: "rule-" + ruleset, EventIDs: []string{"ev-" + id}}
 	for i, s := range invs {
+		// Args are rulebook text, as the engine renders them: the secret
+		// references in them are listed.
+		args, refs := s.args, []engine.SecretUse(nil)
+		if args != nil && !s.legacy {
+			args, refs = engine.LiteralArgs(s.args)
+		}
 		f.Invocations = append(f.Invocations, &engine.Invocation{
 			ID: fmt.Sprintf("%s/%d", id, i), FiringID: id, Index: i, Action: s.action,
-			Ruleset: ruleset, Rule: f.Rule, Args: s.args, Policy: s.policy, Sequential: sequential,
+			Ruleset: ruleset, Rule: f.Rule, Args: args, SecretRefs: refs, RefsListed: !s.legacy, Policy: s.policy, Sequential: sequential,
 			Created: t0, Event: engine.Event{"meta": map[string]any{"uuid": "ev-" + id}},
 		})
 	}

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,9 +103,17 @@ type Invocation struct {
 	Rule    string `json:"rule"`
 	// Args are the action's arguments with templates rendered. Secret
 	// references (${env:NAME}, ${file:PATH}) are still references: the
-	// dispatcher resolves them with ResolveSecrets just before Run, so secrets
+	// dispatcher resolves them with ResolveArgs just before Run, so secrets
 	// are never stored or audited.
 	Args map[string]any `json:"args"`
+	// SecretRefs are the places in Args where the rulebook's literal text
+	// put a secret reference: the only places a value is substituted. A
+	// "${env:X}" anywhere else in Args (from event data) is plain text.
+	SecretRefs []SecretUse `json:"secret_refs,omitempty"`
+	// RefsListed is true on every invocation the engine creates: SecretRefs
+	// lists all of Args' references. An invocation queued by a version
+	// before SecretRefs existed has it false; see ResolveArgs.
+	RefsListed bool `json:"refs_listed,omitempty"`
 	// Event is the event that completed the match; Events are all matched
 	// events by name (m_0, m_1, or the names the rule gave them).
 	Event  Event            `json:"event,omitempty"`
@@ -125,9 +135,73 @@ type Invocation struct {
 	// the action's feedback (facts and events it returns) goes back to that
 	// engine; empty with one engine.
 	Stream string `json:"stream,omitempty"`
-	// Secrets are the values ResolveSecrets found in Args; Redact masks them
-	// in output. They are never stored.
+	// Secrets are the values ResolveArgs substituted in Args; Redact masks
+	// them in output. They are never stored.
 	Secrets []string `json:"-"`
+}
+
+// ResolveArgs returns a copy of Args with the secrets substituted where
+// SecretRefs says, and the values (for Secrets). An invocation queued by an
+// earlier version (RefsListed false) whose Args hold a reference is an
+// error, not run: its text cannot tell a reference the rulebook wrote from
+// one an event supplied.
+func (inv *Invocation) ResolveArgs() (map[string]any, []string, error) {
+	if !inv.RefsListed && len(inv.SecretRefs) == 0 && valueHasSecretRef(inv.Args) {
+		return nil, nil, errors.New("queued by an earlier version of rulebook, whose arguments cannot tell a secret reference of the rulebook from event data: not run; fire the rule again")
+	}
+	return ResolveArgs(inv.Args, inv.SecretRefs)
+}
+
+func valueHasSecretRef(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return HasSecretRef(x)
+	case map[string]any:
+		for k, vv := range x {
+			if HasSecretRef(k) || valueHasSecretRef(vv) {
+				return true
+			}
+		}
+	case []any:
+		for _, vv := range x {
+			if valueHasSecretRef(vv) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// LiteralArgs reads args as rulebook text with no template: it unescapes
+// "$${" and returns the arguments and the places of their secret
+// references, as rendering would (for an Invocation built by hand).
+func LiteralArgs(args map[string]any) (map[string]any, []SecretUse) {
+	var uses []SecretUse
+	v := literalValue(args, refSink{uses: &uses})
+	m, _ := v.(map[string]any)
+	return m, uses
+}
+
+func literalValue(v any, at refSink) any {
+	switch x := v.(type) {
+	case string:
+		s, refs := parseLiteral(x)
+		at.add(refs, 0)
+		return s
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[k] = literalValue(vv, at.child(k))
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, vv := range x {
+			l[i] = literalValue(vv, at.child(strconv.Itoa(i)))
+		}
+		return l
+	}
+	return v
 }
 
 // Redact replaces every secret value of the invocation in s with "******".

@@ -299,6 +299,9 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("condition is empty")
 	}
+	if err := CheckExprBounds(src); err != nil {
+		return nil, err
+	}
 	cfg := c.config()
 	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {

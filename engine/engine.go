@@ -1245,7 +1245,7 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	rendered := make([]RenderedAction, 0, len(rule.Actions))
 	for i, a := range rule.Actions {
 		e.st.bind(triggerData, itemsData(bound), e.vars(s))
-		v, err := a.Args.render(e.st)
+		v, refs, err := a.Args.renderRefs(e.st)
 		args, _ := v.(map[string]any)
 		if args == nil {
 			args = map[string]any{}
@@ -1264,7 +1264,7 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		}
 		inv := &Invocation{
 			ID: fmt.Sprintf("%s-%d", f.ID, i), FiringID: f.ID, Index: i, Action: a.Type,
-			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, Event: triggerData, Events: events,
+			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, SecretRefs: refs, RefsListed: true, Event: triggerData, Events: events,
 			Hosts: hosts, HostPattern: s.rs.Hosts, Policy: a.Policy, Sequential: s.rs.Sequential, Created: at,
 			Stream: e.opts.Stream,
 		}

@@ -254,7 +254,7 @@ func TestRuleSemantics(t *testing.T) {
 	}
 }
 
-func TestTemplatesKeepTypesAndEscapeSecrets(t *testing.T) {
+func TestTemplatesKeepTypesAndInsertEventDataAsIs(t *testing.T) {
 	h := newHarness(t, rulebook(`    - name: t
       condition: event.x == 1
       action:
@@ -280,12 +280,14 @@ func TestTemplatesKeepTypesAndEscapeSecrets(t *testing.T) {
 	if l, ok := got["list"].([]any); !ok || len(l) != 1 {
 		t.Errorf("list = %#v", got["list"])
 	}
-	if got["sneaky"] != "$${env:HOME}" {
-		t.Errorf("event data naming a secret was not escaped: %q", got["sneaky"])
+	// Event data is inserted as it is; it is not a reference (the
+	// rulebook's literal text made none), so nothing resolves it.
+	if got["sneaky"] != "${env:HOME}" {
+		t.Errorf("event data was changed: %q", got["sneaky"])
 	}
-	resolved, _, err := engine.ResolveSecrets(got["sneaky"])
-	if err != nil || resolved != "${env:HOME}" {
-		t.Errorf("escaped reference resolved to %q (%v), want it literal", resolved, err)
+	resolved, _, err := engine.ResolveArgs(got, nil)
+	if err != nil || resolved["sneaky"] != "${env:HOME}" {
+		t.Errorf("event data resolved to %q (%v), want it literal", resolved["sneaky"], err)
 	}
 	if got["default"] != "none" {
 		t.Errorf("default = %q", got["default"])

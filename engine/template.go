@@ -18,22 +18,66 @@ import (
 // expression's type (a number stays a number, a map stays a map); otherwise
 // the parts are joined as text. Templates read event, events, fact, facts and
 // vars with expr's own semantics: a missing field is null, rendered as "" in
-// text, so `{{ event.x ?? "none" }}` gives defaults. Every value a template
-// inserts has its "${" escaped, so event data cannot name a secret.
+// text, so `{{ event.x ?? "none" }}` gives defaults.
+//
+// Secret references (${env:NAME}, ${file:PATH}) are found in the template's
+// literal text when it is compiled; rendering keeps their text and reports
+// where each one landed (RenderRefs). What expressions insert is never read
+// as a reference, so event data cannot name a secret (see ResolveArgs).
 type Template struct {
 	node tplNode
+	// refs: the literal text holds a secret reference (else rendering
+	// need not track places).
+	refs bool
 }
 
 type tplNode interface {
-	render(st *evalState) (any, error)
+	render(st *evalState, at refSink) (any, error)
 }
 
-type tplLiteral struct{ v any }
+// refSink collects the places where literal secret references land while
+// rendering: path is where the node being rendered sits in the result.
+type refSink struct {
+	path []string
+	uses *[]SecretUse
+}
+
+func (s refSink) child(key string) refSink {
+	if s.uses == nil {
+		return s
+	}
+	return refSink{path: append(s.path[:len(s.path):len(s.path)], key), uses: s.uses}
+}
+
+// add records refs of a literal rendered at s, offset by base bytes.
+func (s refSink) add(refs []litRef, base int) {
+	if s.uses == nil {
+		return
+	}
+	for _, r := range refs {
+		p := make([]string, 0, len(s.path)+len(r.path))
+		p = append(append(p, s.path...), r.path...)
+		*s.uses = append(*s.uses, SecretUse{Path: p, At: base + r.at, SecretRef: r.ref})
+	}
+}
+
+// tplLiteral is rulebook text with no expression: refs are the secret
+// references in it (in v's strings, after unescaping "$${").
+type tplLiteral struct {
+	v    any
+	refs []litRef
+}
 type tplExpr struct {
 	src  string
 	prog *vm.Program
 }
-type tplText struct{ parts []tplNode }
+type tplText struct {
+	parts []tplNode
+	// refs: a literal part holds a secret reference. The text is then kept
+	// valid UTF-8, so that the references' byte offsets survive the JSON of
+	// the durable queue, which would replace invalid bytes.
+	refs bool
+}
 type tplMap struct {
 	keys []string
 	vals []tplNode
@@ -64,7 +108,29 @@ func (c *Compiler) CompileTemplate(v any) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Template{node: n}, nil
+	return &Template{node: n, refs: hasRefs(n)}, nil
+}
+
+func hasRefs(n tplNode) bool {
+	switch x := n.(type) {
+	case tplLiteral:
+		return len(x.refs) > 0
+	case tplText:
+		return x.refs
+	case tplMap:
+		for _, v := range x.vals {
+			if hasRefs(v) {
+				return true
+			}
+		}
+	case tplList:
+		for _, v := range x.items {
+			if hasRefs(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // IsStatic reports whether the template holds no expression.
@@ -96,7 +162,15 @@ func (c *Compiler) compileValue(v any, path []string, cfg *conf.Config) (tplNode
 			m.vals[i] = n
 		}
 		if static {
-			return tplLiteral{v}, nil
+			lit := tplLiteral{}
+			val := make(map[string]any, len(keys))
+			for i, k := range keys {
+				l := m.vals[i].(tplLiteral)
+				val[k] = l.v
+				lit.refs = append(lit.refs, prefixRefs(k, l.refs)...)
+			}
+			lit.v = val
+			return lit, nil
 		}
 		return m, nil
 	case []any:
@@ -113,16 +187,41 @@ func (c *Compiler) compileValue(v any, path []string, cfg *conf.Config) (tplNode
 			l.items[i] = n
 		}
 		if static {
-			return tplLiteral{v}, nil
+			lit := tplLiteral{}
+			val := make([]any, len(x))
+			for i, n := range l.items {
+				il := n.(tplLiteral)
+				val[i] = il.v
+				lit.refs = append(lit.refs, prefixRefs(strconv.Itoa(i), il.refs)...)
+			}
+			lit.v = val
+			return lit, nil
 		}
 		return l, nil
 	}
-	return tplLiteral{v}, nil
+	return tplLiteral{v: v}, nil
+}
+
+func prefixRefs(key string, refs []litRef) []litRef {
+	out := make([]litRef, len(refs))
+	for i, r := range refs {
+		out[i] = litRef{path: append([]string{key}, r.path...), at: r.at, ref: r.ref}
+	}
+	return out
+}
+
+// textLiteral is a literal piece of rulebook text, with its references.
+func textLiteral(s string) tplLiteral {
+	v, refs := parseLiteral(s)
+	return tplLiteral{v: v, refs: refs}
 }
 
 func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tplNode, error) {
 	if !strings.Contains(s, "{{") {
-		return tplLiteral{s}, nil
+		return textLiteral(s), nil
+	}
+	if err := templateStringBounds(s, path); err != nil {
+		return nil, err
 	}
 	var parts []tplNode
 	rest, offset := s, 0
@@ -130,7 +229,7 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 		i := strings.Index(rest, "{{")
 		if i < 0 {
 			if rest != "" {
-				parts = append(parts, tplLiteral{rest})
+				parts = append(parts, textLiteral(rest))
 			}
 			break
 		}
@@ -139,7 +238,10 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 			return nil, &TemplateError{Path: path, Column: offset + i + 1, Err: fmt.Errorf("template %q has no closing }}", s)}
 		}
 		if i > 0 {
-			parts = append(parts, tplLiteral{rest[:i]})
+			if at := openRefAt(rest[:i]); at >= 0 {
+				return nil, &TemplateError{Path: path, Column: offset + at + 1, Err: fmt.Errorf("secret reference %q is completed by a template: a secret's name must be literal text", rest[at:i]+"{{")}
+			}
+			parts = append(parts, textLiteral(rest[:i]))
 		}
 		src := rest[i+2 : i+2+j]
 		prog, err := compileTemplateExpr(src, cfg)
@@ -159,7 +261,13 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 			return e, nil
 		}
 	}
-	return tplText{parts: parts}, nil
+	t := tplText{parts: parts}
+	for _, p := range parts {
+		if l, ok := p.(tplLiteral); ok && len(l.refs) > 0 {
+			t.refs = true
+		}
+	}
+	return t, nil
 }
 
 func compileTemplateExpr(src string, cfg *conf.Config) (*vm.Program, error) {
@@ -175,42 +283,74 @@ func compileTemplateExpr(src string, cfg *conf.Config) (*vm.Program, error) {
 }
 
 // render evaluates the template against a bound evaluation state.
-func (t *Template) render(st *evalState) (any, error) { return t.node.render(st) }
+func (t *Template) render(st *evalState) (any, error) { return t.node.render(st, refSink{}) }
+
+// renderRefs is render that also says where the literal secret references
+// landed in the result.
+func (t *Template) renderRefs(st *evalState) (any, []SecretUse, error) {
+	if !t.refs {
+		v, err := t.render(st)
+		return v, nil, err
+	}
+	var uses []SecretUse
+	v, err := t.node.render(st, refSink{uses: &uses})
+	return v, uses, err
+}
 
 // Render evaluates the template with env (for callers outside the engine,
 // such as a partition key). It is safe for concurrent use.
 func (t *Template) Render(env Env) (any, error) {
 	st := newEvalState(nil)
 	st.env = &env
-	return t.node.render(st)
+	return t.render(st)
 }
 
-func (n tplLiteral) render(*evalState) (any, error) { return deepCopy(n.v), nil }
+// RenderRefs is Render that also returns where the secret references of the
+// template's literal text are in the result, for ResolveArgs.
+func (t *Template) RenderRefs(env Env) (any, []SecretUse, error) {
+	st := newEvalState(nil)
+	st.env = &env
+	return t.renderRefs(st)
+}
 
-func (n tplExpr) render(st *evalState) (any, error) {
+func (n tplLiteral) render(_ *evalState, at refSink) (any, error) {
+	at.add(n.refs, 0)
+	return deepCopy(n.v), nil
+}
+
+func (n tplExpr) render(st *evalState, _ refSink) (any, error) {
 	out, err := st.vm.Run(n.prog, st.env)
 	if err != nil {
 		return nil, fmt.Errorf("template %q: %w", n.src, err)
 	}
-	return EscapeSecretRefs(normalize(out)), nil
+	return normalize(out), nil
 }
 
-func (n tplText) render(st *evalState) (any, error) {
+func (n tplText) render(st *evalState, at refSink) (any, error) {
 	var b strings.Builder
 	for _, p := range n.parts {
-		v, err := p.render(st)
+		if l, ok := p.(tplLiteral); ok {
+			at.add(l.refs, b.Len())
+			b.WriteString(Text(l.v))
+			continue
+		}
+		v, err := p.render(st, refSink{})
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString(Text(v))
+		if n.refs {
+			b.WriteString(strings.ToValidUTF8(Text(v), "\uFFFD"))
+		} else {
+			b.WriteString(Text(v))
+		}
 	}
 	return b.String(), nil
 }
 
-func (n tplMap) render(st *evalState) (any, error) {
+func (n tplMap) render(st *evalState, at refSink) (any, error) {
 	m := make(map[string]any, len(n.keys))
 	for i, k := range n.keys {
-		v, err := n.vals[i].render(st)
+		v, err := n.vals[i].render(st, at.child(k))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
@@ -219,10 +359,10 @@ func (n tplMap) render(st *evalState) (any, error) {
 	return m, nil
 }
 
-func (n tplList) render(st *evalState) (any, error) {
+func (n tplList) render(st *evalState, at refSink) (any, error) {
 	l := make([]any, len(n.items))
 	for i, item := range n.items {
-		v, err := item.render(st)
+		v, err := item.render(st, at.child(strconv.Itoa(i)))
 		if err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}

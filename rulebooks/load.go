@@ -972,6 +972,29 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 	return c, name
 }
 
+// templateError reports a template error (*engine.TemplateError: a path
+// inside the arguments and a column inside its string) at its place in the
+// file.
+func (l *loader) templateError(argsNode *yaml.Node, where string, err error) {
+	var te *engine.TemplateError
+	if !errors.As(err, &te) {
+		l.errf(argsNode, where, "%v", err)
+		return
+	}
+	tn := nodeAt(argsNode, te.Path)
+	line, col := tn.Line, tn.Column
+	if tn.Kind == yaml.ScalarNode && te.Column > 0 {
+		col += te.Column - 1
+		if tn.Style == yaml.DoubleQuotedStyle || tn.Style == yaml.SingleQuotedStyle {
+			col++
+		}
+	}
+	if len(te.Path) > 0 {
+		where += ": " + strings.Join(te.Path, ".")
+	}
+	l.errAt(line, col, where, te.Err.Error())
+}
+
 // exprPos maps a position inside an expression to the file.
 func exprPos(n *yaml.Node, err error, offset int) (int, int) {
 	var ee *engine.ExprError
@@ -1095,6 +1118,13 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		l.errf(argsNode, where, "want a mapping of arguments, got a %s", kindName(argsNode))
 		return nil
 	}
+	// Bound every template before anything reads it: an action's Check
+	// and Warn may split or parse templates themselves, and expr's parser
+	// would overflow the stack on a deeply nested one.
+	if err := engine.CheckTemplateBounds(args); err != nil {
+		l.templateError(argsNode, where, err)
+		return nil
+	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
 	} else {
@@ -1148,24 +1178,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	}
 	t, err := comp.CompileTemplate(args)
 	if err != nil {
-		var te *engine.TemplateError
-		if errors.As(err, &te) {
-			tn := nodeAt(argsNode, te.Path)
-			line, col := tn.Line, tn.Column
-			if tn.Kind == yaml.ScalarNode && te.Column > 0 {
-				col += te.Column - 1
-				if tn.Style == yaml.DoubleQuotedStyle || tn.Style == yaml.SingleQuotedStyle {
-					col++
-				}
-			}
-			w := where
-			if len(te.Path) > 0 {
-				w += ": " + strings.Join(te.Path, ".")
-			}
-			l.errAt(line, col, w, te.Err.Error())
-		} else {
-			l.errf(argsNode, where, "%v", err)
-		}
+		l.templateError(argsNode, where, err)
 		return nil
 	}
 	if esc, changed := escapeURLArgs(args, spec.URLArgs); changed {

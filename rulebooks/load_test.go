@@ -95,6 +95,16 @@ func TestLoadErrors(t *testing.T) {
 			`f.yml:7:24: ruleset "rs": rule "r": actions[0]: debug: unknown key "mesage"`}},
 		{"unknown action", header + "    - name: r\n      condition: event.i == 1\n      action: {run_playbok: {}}\n", []string{
 			`f.yml:7:16: ruleset "rs": rule "r": actions[0]: unknown action "run_playbok"; did you mean "run_playbook"?`}},
+		{"huge nested condition", header + "    - name: r\n      condition: " + strings.Repeat("(", 1_500_000) + "true" + strings.Repeat(")", 1_500_000) + "\n      action: {none: {}}\n", []string{
+			`f.yml:6:18: ruleset "rs": rule "r": condition: too long: 3000004 bytes; the limit is 65536 (64 KiB)`}},
+		{"deeply nested condition", header + "    - name: r\n      condition:\n        any:\n          - event.i == 1\n          - " + strings.Repeat("(", 201) + "true" + strings.Repeat(")", 201) + "\n      action: {none: {}}\n", []string{
+			`f.yml:9:213: ruleset "rs": rule "r": condition: any[1]: brackets nest deeper than 200 levels`}},
+		{"deeply nested template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"n={{ " + strings.Repeat("[", 201) + "1" + strings.Repeat("]", 201) + " }}\"}}\n", []string{
+			`f.yml:7:235: ruleset "rs": rule "r": actions[0]: debug: msg: template: brackets nest deeper than 200 levels`}},
+		{"huge template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.i }}" + strings.Repeat("x", 70000) + "\"}}\n", []string{
+			`f.yml:7:30: ruleset "rs": rule "r": actions[0]: debug: msg: template too long: 70013 bytes; the limit is 65536 (64 KiB)`}},
+		{"secret name completed by a template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"token ${env:{{ event.name }}}\"}}\n", []string{
+			`f.yml:7:36: ruleset "rs": rule "r": actions[0]: debug: msg: secret reference "${env:{{" is completed by a template: a secret's name must be literal text`}},
 		{"duplicate ruleset", header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n" + header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
 			`f.yml:6:9: ruleset "rs": name: duplicate ruleset name (first defined at line 1)`}},
 	}
@@ -223,5 +233,35 @@ func TestLoadReportsEveryArgError(t *testing.T) {
 		`f.yml:11:13: ruleset "rs": rule "r": actions[0]: multi: b.c: bad c`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+// TestActionCheckSeesOnlyBoundedTemplates: an action's Check (or Warn) may
+// split or parse the templates of its arguments itself, so a template over
+// the size or nesting bounds is rejected, at its position, before the
+// action sees it.
+func TestActionCheckSeesOnlyBoundedTemplates(t *testing.T) {
+	var seen []string
+	reg := testRegistry()
+	reg.RegisterAction(engine.ActionSpec{Type: "shell", New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil },
+		Check: func(args map[string]any) error {
+			s, _ := args["cmd"].(string)
+			seen = append(seen, s)
+			return nil
+		}})
+	deep := "{{ " + strings.Repeat("(", 1_000_000) + "1" + strings.Repeat(")", 1_000_000) + " }}"
+	src := header + "    - name: r\n      condition: event.i == 1\n      action: {shell: {cmd: \"echo " + deep + "\"}}\n"
+	_, err := Parse("f.yml", []byte(src), Options{Registry: reg})
+	want := `f.yml:7:30: ruleset "rs": rule "r": actions[0]: shell: cmd: template too long: 2000012 bytes; the limit is 65536 (64 KiB)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+	if len(seen) != 0 {
+		t.Errorf("Check saw a template over the bounds (%d bytes)", len(seen[0]))
+	}
+	// Within bounds, Check runs as before.
+	src = header + "    - name: r\n      condition: event.i == 1\n      action: {shell: {cmd: \"echo {{ event.i }}\"}}\n"
+	if _, err := Parse("f.yml", []byte(src), Options{Registry: reg}); err != nil || len(seen) != 1 || seen[0] != "echo {{ event.i }}" {
+		t.Errorf("bounded template: error %v, Check called %d times", err, len(seen))
 	}
 }

@@ -275,6 +275,11 @@ func compile(path []string, v any) (*vm.Program, error) {
 	if !ok || strings.TrimSpace(src) == "" {
 		return nil, engine.ArgErrorf(path, "must be an expression string")
 	}
+	// Bounded before expr parses it: its parser recurses per bracket and a
+	// deeply nested expression would overflow the stack (issue 14).
+	if err := engine.CheckExprBounds(src); err != nil {
+		return nil, engine.ArgErrorf(path, "expression: %v", err)
+	}
 	p, err := expr.Compile(src, expr.Env(exprEnv{}))
 	if err != nil {
 		return nil, engine.ArgErrorf(path, "expression %q: %v", src, err)

@@ -610,3 +610,28 @@ func TestSpec(t *testing.T) {
 		t.Fatal("New without a hub")
 	}
 }
+
+// TestCheckBoundsExpressions: the source's own expressions are bounded
+// before expr parses them; 1.5 million nested parentheses overflowed the
+// parser's stack and killed validate (and the engine, on a reload).
+func TestCheckBoundsExpressions(t *testing.T) {
+	huge := strings.Repeat("(", 1_500_000) + "payload.id" + strings.Repeat(")", 1_500_000)
+	deep := strings.Repeat("(", 201) + "payload.id" + strings.Repeat(")", 201)
+	cases := []struct {
+		name string
+		args map[string]any
+		want string
+	}{
+		{"huge dedupe expr", map[string]any{"port": 5000, "dedupe": map[string]any{"expr": huge}}, "dedupe.expr: expression: too long: 3000010 bytes; the limit is 65536 (64 KiB)"},
+		{"deep order key", map[string]any{"port": 5000, "order": map[string]any{"key": deep, "timestamp": "payload.t"}}, "order.key: expression: brackets nest deeper than 200 levels"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.args)
+			var ae *engine.ArgError
+			if !errors.As(err, &ae) || err.Error() != tc.want {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
