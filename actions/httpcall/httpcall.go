@@ -204,7 +204,7 @@ func parse(args map[string]any, check bool) (config, error) {
 			}
 		case "url":
 			cfg.url, err = argvalue.String(p, v, check)
-			if err == nil && !(check && engine.IsTemplate(cfg.url)) && !engine.HasSecretRef(cfg.url) {
+			if err == nil && !(check && (engine.IsTemplate(cfg.url) || engine.HasSecretRef(cfg.url))) {
 				err = checkURL(cfg.url)
 			}
 		case "headers":
@@ -311,7 +311,7 @@ func parseTLS(p []string, v any, check bool) (tlsConfig, error) {
 			if s == "" {
 				return c, engine.ArgErrorf(kp, "must not be empty")
 			}
-			if !(check && engine.IsTemplate(s)) && !engine.HasSecretRef(s) {
+			if !(check && (engine.IsTemplate(s) || engine.HasSecretRef(s))) {
 				if _, serr := os.Stat(s); serr != nil {
 					return c, engine.ArgErrorf(kp, "%q: %v", s, unwrapPathErr(serr))
 				}

@@ -410,3 +410,21 @@ func TestRenderedValuesBecomeText(t *testing.T) {
 		t.Errorf("request body %q, X-N %q", got.body, got.header.Get("X-N"))
 	}
 }
+
+// TestRunTimeURLWithReferenceTextIsChecked: at run time the arguments are
+// resolved, so text that still looks like a secret reference came from event
+// data; it must not exempt the URL (or a TLS file) from validation.
+func TestRunTimeURLWithReferenceTextIsChecked(t *testing.T) {
+	for _, args := range []map[string]any{
+		{"url": "file:///${env:HOME}"},
+		{"url": "http://example.test/", "tls": map[string]any{"ca": "/nonexistent/${file:/etc/hostname}"}},
+	} {
+		if _, err := parse(args, false); err == nil {
+			t.Errorf("parse(%v) at run time: no error", args)
+		}
+		// At load, the reference is the rulebook's own and is checked once resolved.
+		if _, err := parse(args, true); err != nil {
+			t.Errorf("parse(%v) at load: %v", args, err)
+		}
+	}
+}
