@@ -190,6 +190,12 @@ type ruleState struct {
 	// (joins.go); seq numbers the partials in the order they are added.
 	joins []*joinIndex
 	seq   uint64
+	// loose holds, per slot, the partials with that slot empty that no
+	// join index files by value for it (joins.go).
+	loose []map[*partial]struct{}
+	// deps lists, per condition, the slots whose matches it reads: it is
+	// tested once they are all filled (joins.go, place).
+	deps [][]int
 }
 
 type partial struct {
@@ -248,7 +254,11 @@ func (e *Engine) linkStats() {
 func newRulesetState(rs *Ruleset) *rsState {
 	s := &rsState{rs: rs, factIDs: map[string]int{}}
 	for _, r := range rs.Rules {
-		s.rules = append(s.rules, &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r)})
+		rs := &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r), deps: newDeps(r)}
+		for range r.Conditions {
+			rs.loose = append(rs.loose, map[*partial]struct{}{})
+		}
+		s.rules = append(s.rules, rs)
 	}
 	return s
 }
@@ -637,7 +647,13 @@ func (e *Engine) test(s *rsState, c *Condition, it *item, bound map[string]any) 
 // is never written to.
 var noBindings = map[string]any{}
 
-// evaluate runs one item through a ruleset's rules in order.
+// evaluate runs one item through a ruleset's rules in order. A rule that
+// matches in full (whether its throttle lets it fire or not) consumes the
+// events it matched: unless the ruleset matches multiple rules, later
+// rules do not see the item, and the partial matches of every rule that
+// hold one of those events are dropped, as Event-Driven Ansible removes a
+// matched event from working memory. Joining a partial match consumes
+// nothing, and facts are never consumed: a fact goes through every rule.
 func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 	now := e.now()
 	for _, r := range s.rules {
@@ -646,31 +662,36 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 		}
 		e.current = r.rule.Name
 		r.stats.Evaluated++
-		var matched bool
-		var err error
+		var bound map[string]*item
 		switch r.rule.Kind {
 		case Single:
 			if e.test(s, r.rule.Conditions[0], it, noBindings) == True {
-				matched = true
-				err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[0]: it}, now)
+				bound = map[string]*item{r.rule.Names[0]: it}
 			}
 		case Any:
 			for i, c := range r.rule.Conditions {
 				if e.test(s, c, it, noBindings) == True {
-					matched = true
-					err = e.matched(ctx, s, r, it, map[string]*item{r.rule.Names[i]: it}, now)
+					bound = map[string]*item{r.rule.Names[i]: it}
 					break
 				}
 			}
 		case All:
-			matched, err = e.matchAll(ctx, s, r, it, now)
+			bound = e.matchAll(s, r, it, now)
 		case NotAll:
-			matched = e.matchNotAll(s, r, it, now)
+			e.matchNotAll(s, r, it, now)
 		}
-		if err != nil {
+		if bound == nil {
+			continue
+		}
+		if s.rs.MatchMultiple {
+			e.consumeEvents(s, r, bound)
+		} else {
+			e.consumeEvents(s, nil, bound)
+		}
+		if err := e.matched(ctx, s, r, it, bound, now); err != nil {
 			return err
 		}
-		if matched && !s.rs.MatchMultiple {
+		if !s.rs.MatchMultiple && !it.fact {
 			break
 		}
 	}
@@ -827,23 +848,52 @@ func (p *partial) holds(it *item) bool {
 	return false
 }
 
-// fill puts it into the first empty slot of p whose condition it meets;
-// adm (from admitted) rules out the conditions it cannot meet.
+// fill puts it into the first empty slot of p it may take (place); adm
+// (from admitted) rules out the conditions it cannot meet.
 func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item, adm []bool) bool {
 	if p.holds(it) {
 		return false
 	}
 	for i, sl := range p.slots {
-		if sl != nil || !adm[i] {
-			continue
-		}
-		c := r.rule.Conditions[i]
-		if c.unbound || e.test(s, c, it, e.bound(p, r.rule.Names)) == True {
-			r.setSlot(p, i, it)
+		if sl == nil && adm[i] && e.place(s, r, p, i, it) {
 			return true
 		}
 	}
 	return false
+}
+
+// place puts it into the empty slot i of p when the conditions allow: the
+// condition of slot i holds once the matches it reads are all in p (until
+// then, in an all rule, the item waits, its condition's parts that read
+// no match holding: the caller checked it is admitted), and so does every condition of a
+// filled slot that reads slot i's match and now has all it reads. A
+// waiting item is how an event that refers to one not yet arrived is kept.
+func (e *Engine) place(s *rsState, r *ruleState, p *partial, i int, it *item) bool {
+	p.slots[i] = it
+	ok := true
+	for j, sl := range p.slots {
+		if sl == nil || (j != i && !slices.Contains(r.deps[j], i)) {
+			continue
+		}
+		// Only all keeps an item waiting: a not_all window opens on a
+		// condition that holds.
+		if r.rule.Kind == All && !r.resolved(p, j, -1) {
+			continue
+		}
+		c := r.rule.Conditions[j]
+		if c.unbound && j == i {
+			continue // admitted: it holds
+		}
+		if e.test(s, c, sl, e.bound(p, r.rule.Names)) != True {
+			ok = false
+			break
+		}
+	}
+	p.slots[i] = nil
+	if ok {
+		r.setSlot(p, i, it)
+	}
+	return ok
 }
 
 // fillFromFacts completes empty slots with current facts: facts persist, so
@@ -893,41 +943,62 @@ func StateWindow(rulesets []*Ruleset) time.Duration {
 	return d
 }
 
-func (e *Engine) matchAll(ctx context.Context, s *rsState, r *ruleState, it *item, now time.Time) (bool, error) {
+// matchAll joins it to the partial matches of r as a Rete join does: it
+// joins every partial match it may complete (candidates, in the order they
+// were opened) as a copy, the partial staying for other events, and starts
+// partial matches of its own; the first copy it completes is the match,
+// returned with the events it holds by name (nil: none). A partial match
+// keeps the deadline of the one it copies, set by its first event.
+func (e *Engine) matchAll(s *rsState, r *ruleState, it *item, now time.Time) map[string]*item {
 	adm, cands := e.joinCandidates(s, r, it)
+	if !slices.Contains(adm, true) {
+		return nil
+	}
+	var forks []*partial
 	var done *partial
-	used := false
+	extend := func(base *partial, at time.Time) bool {
+		for i, sl := range base.slots {
+			if sl != nil || !adm[i] {
+				continue
+			}
+			f := newPartial(r, at)
+			copy(f.slots, base.slots)
+			if !e.place(s, r, f, i, it) {
+				continue
+			}
+			e.fillFromFacts(s, r, f)
+			if f.complete() {
+				done = f
+				return true
+			}
+			forks = append(forks, f)
+		}
+		return false
+	}
 	for _, p := range cands {
-		if e.fill(s, r, p, it, adm) {
-			used = true
-			e.fillFromFacts(s, r, p)
-			if p.complete() {
-				done = p
-				break
-			}
+		if p.holds(it) {
+			continue
+		}
+		if extend(p, p.dl.at) {
+			break
 		}
 	}
 	if done == nil {
-		p := newPartial(r, now.Add(r.rule.ttl(s.rs)))
-		if e.fill(s, r, p, it, adm) {
-			used = true
-			e.fillFromFacts(s, r, p)
-			if p.complete() {
-				done = p
-			} else if !it.fact || !e.partialRedundant(r, p) {
-				r.addPartial(p)
-			}
+		extend(newPartial(r, time.Time{}), now.Add(r.rule.ttl(s.rs)))
+	}
+	if done != nil {
+		bound := map[string]*item{}
+		for i, sl := range done.slots {
+			bound[r.rule.Names[i]] = sl
+		}
+		return bound
+	}
+	for _, f := range forks {
+		if !it.fact || !e.partialRedundant(r, f) {
+			r.addPartial(f)
 		}
 	}
-	if done == nil {
-		return used, nil
-	}
-	e.consume(r, done)
-	bound := map[string]*item{}
-	for i, sl := range done.slots {
-		bound[r.rule.Names[i]] = sl
-	}
-	return true, e.matched(ctx, s, r, it, bound, now)
+	return nil
 }
 
 // partialRedundant: a fact starting a partial that an identical one already
@@ -948,9 +1019,49 @@ func (e *Engine) partialRedundant(r *ruleState, p *partial) bool {
 	return false
 }
 
-// consume removes a completed partial and every other partial of r sharing
-// one of its events (facts are not consumed), found through the events'
-// holders.
+// consumeEvents drops the partial matches holding one of the events of a
+// match (facts are not consumed): those of rule only, or of every rule of
+// s when only is nil. They are found through the events' holders.
+func (e *Engine) consumeEvents(s *rsState, only *ruleState, bound map[string]*item) {
+	victims := e.victimBuf[:0]
+	for _, it := range bound {
+		if it.fact {
+			continue
+		}
+		for _, p := range it.holders {
+			if only == nil || p.owner == only {
+				victims = append(victims, p)
+			}
+		}
+	}
+	if len(victims) == 0 {
+		return
+	}
+	slices.SortFunc(victims, func(a, b *partial) int {
+		if a.owner != b.owner {
+			return cmp.Compare(ruleIndex(s, a.owner), ruleIndex(s, b.owner))
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	victims = slices.Compact(victims)
+	for len(victims) > 0 {
+		n := 1
+		for n < len(victims) && victims[n].owner == victims[0].owner {
+			n++
+		}
+		victims[0].owner.removePartials(victims[:n])
+		victims = victims[n:]
+	}
+	clear(e.victimBuf[:cap(e.victimBuf)])
+	e.victimBuf = e.victimBuf[:0]
+}
+
+func ruleIndex(s *rsState, r *ruleState) int {
+	return slices.Index(s.rules, r)
+}
+
+// consume removes a completed not_all window and every other partial of
+// r sharing one of its events.
 func (e *Engine) consume(r *ruleState, done *partial) {
 	victims := e.victimBuf[:0]
 	if done.dl.idx >= 0 {
