@@ -115,6 +115,48 @@ func TestEDASemantics(t *testing.T) {
 			steps: []step{{0, "", ev("k", "set")}},
 			want:  []string{"remember@0s", "one@0s", "two@0s"},
 		},
+		{
+			// once_after with group_by: one window per rule, opened by the
+			// first match; when it ends the rule fires once with one event
+			// per group seen (the newest), not once per group.
+			name: "once_after fires once per rule window with an event per group",
+			rules: `    - name: t
+      condition: event.x == 1
+      throttle: {once_after: 1m, group_by: [event.h]}
+      action: {debug: {msg: "{{ events.m_0.h }}{{ events.m_0.n }} {{ events.m_1.h }}{{ events.m_1.n }} {{ event.h }}"}}
+`,
+			steps: []step{
+				{0, "", ev("x", 1, "h", "a", "n", 1)}, {30 * time.Second, "", ev("x", 1, "h", "b", "n", 2)}, {40 * time.Second, "", ev("x", 1, "h", "a", "n", 3)},
+				{70 * time.Second, "", ev("x", 1, "h", "b", "n", 4)},
+			},
+			runFor: 5 * time.Minute,
+			want:   []string{"t@1m0s:a3 b2 b", "t@2m10s:b4  b"},
+		},
+		{
+			// accumulate_within: the window opens at the group's first
+			// match and does not slide: matches at 0, 8, 12 and 15 s with
+			// a 10 s window and threshold 3 do not fire.
+			name: "accumulate_within counts in a window opened by the first match",
+			rules: `    - name: t
+      condition: event.x == 1
+      throttle: {accumulate_within: 10s, threshold: 3, group_by: [event.h]}
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("x", 1, "h", "a")}, {8 * time.Second, "", ev("x", 1, "h", "a")}, {12 * time.Second, "", ev("x", 1, "h", "a")},
+				{15 * time.Second, "", ev("x", 1, "h", "a")}, {21 * time.Second, "", ev("x", 1, "h", "a")}},
+			want: []string{"t@21s"},
+		},
+		{
+			name: "accumulate_sliding counts in the window ending at each match",
+			rules: `    - name: t
+      condition: event.x == 1
+      throttle: {accumulate_within: 10s, threshold: 3, group_by: [event.h], accumulate_sliding: true}
+      action: {none: {}}
+`,
+			steps: []step{{0, "", ev("x", 1, "h", "a")}, {8 * time.Second, "", ev("x", 1, "h", "a")}, {12 * time.Second, "", ev("x", 1, "h", "a")},
+				{15 * time.Second, "", ev("x", 1, "h", "a")}},
+			want: []string{"t@15s"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

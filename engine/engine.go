@@ -209,7 +209,21 @@ type throttleGroup struct {
 	dl      deadline // dl.at: when its window ends
 	trigger *item
 	bound   map[string]*item
-	times   []time.Time
+	// times are the matches of a sliding accumulate_within window, count
+	// those of a fixed one.
+	times []time.Time
+	count int
+	// members are the groups seen in a once_after window of the whole
+	// rule, in the order they were first seen, each with its newest
+	// match; byKey finds them by group key.
+	members []*throttleMember
+	byKey   map[string]*throttleMember
+}
+
+// throttleMember is one group's match in a once_after window of the rule.
+type throttleMember struct {
+	trigger *item
+	bound   map[string]*item
 }
 
 // New builds an engine for the compiled rulesets.
@@ -1127,6 +1141,24 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 		r.setGroup(key, newGroup(nil, nil), now.Add(th.Window))
 		return e.fire(ctx, s, r, trigger, bound, now, false)
 	case OnceAfter:
+		if !th.PerGroup {
+			// One window for the rule, as in Event-Driven Ansible: it
+			// fires once when it ends, with each group's newest match.
+			w := r.groups[ruleWindow]
+			if w == nil {
+				w = newGroup(nil, nil)
+				w.byKey = map[string]*throttleMember{}
+				r.setGroup(ruleWindow, w, now.Add(th.Window))
+			}
+			if m := w.byKey[key]; m != nil {
+				m.trigger, m.bound = trigger, bound
+				return nil
+			}
+			m := &throttleMember{trigger: trigger, bound: bound}
+			w.byKey[key] = m
+			w.members = append(w.members, m)
+			return nil
+		}
 		if g == nil {
 			r.setGroup(key, newGroup(trigger, bound), now.Add(th.Window))
 			return nil
@@ -1138,6 +1170,21 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 		}
 		return nil
 	case AccumulateWithin:
+		if !th.Sliding {
+			// The window opens at the group's first match and ends
+			// accumulate_within later (expire closes it), as in
+			// Event-Driven Ansible; the next match opens a new one.
+			if g == nil {
+				g = newGroup(nil, nil)
+				r.setGroup(key, g, now.Add(th.Window))
+			}
+			g.count++
+			if g.count >= th.Threshold {
+				r.deleteGroup(key)
+				return e.fire(ctx, s, r, trigger, bound, now, false)
+			}
+			return nil
+		}
 		if g == nil {
 			g = newGroup(nil, nil)
 		}
@@ -1156,6 +1203,35 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 		}
 	}
 	return nil
+}
+
+// ruleWindow is the key of a rule's once_after window in its groups (no
+// group key is it: group keys render every group_by value, and a rule
+// without group_by has one window anyway).
+const ruleWindow = "\x00rule"
+
+// windowMatch is what a once_after window of the rule fires with: its one
+// group's match as it is, or the events of every group as m_0, m_1, ...
+// (each group's in the order of its names), the newest group's match as
+// the event.
+func windowMatch(g *throttleGroup) (*item, map[string]*item) {
+	if len(g.members) == 1 {
+		return g.members[0].trigger, g.members[0].bound
+	}
+	bound := map[string]*item{}
+	var trigger *item
+	for _, m := range g.members {
+		names := make([]string, 0, len(m.bound))
+		for k := range m.bound {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			bound[fmt.Sprintf("m_%d", len(bound))] = m.bound[k]
+		}
+		trigger = m.trigger
+	}
+	return trigger, bound
 }
 
 func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[string]*item) string {
@@ -1230,8 +1306,15 @@ func (e *Engine) expire(ctx context.Context) error {
 			for i, k := range groupsDue {
 				g := r.groups[k]
 				delete(r.groups, k) // out of the heap already
-				if r.rule.Throttle.Kind == OnceAfter && g.trigger != nil {
-					if err := e.fire(ctx, s, r, g.trigger, g.bound, g.dl.at, true); err != nil {
+				if r.rule.Throttle.Kind != OnceAfter {
+					continue
+				}
+				trigger, bound := g.trigger, g.bound
+				if len(g.members) > 0 {
+					trigger, bound = windowMatch(g)
+				}
+				if trigger != nil {
+					if err := e.fire(ctx, s, r, trigger, bound, g.dl.at, true); err != nil {
 						// The groups not reached stay due.
 						for _, k := range groupsDue[i+1:] {
 							heap.Push(&r.deadlines, &r.groups[k].dl)

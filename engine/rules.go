@@ -71,13 +71,17 @@ const (
 	// OnceWithin: fire on the first match, then stay quiet for the window.
 	OnceWithin ThrottleKind = iota
 	// OnceAfter: open a window on the first match and fire once when it
-	// ends, with every event matched in it.
+	// ends, with one event per group matched in it (the newest); with
+	// PerGroup, a window per group.
 	OnceAfter
-	// AccumulateWithin: fire when Threshold matches fall within the window.
+	// AccumulateWithin: fire when Threshold matches of a group fall within
+	// the window that the group's first match opened; with Sliding, within
+	// any window of that length.
 	AccumulateWithin
 )
 
-// Throttle limits a rule's firings per group of GroupBy values.
+// Throttle limits a rule's firings per group of GroupBy values (once_after:
+// per rule, unless PerGroup).
 type Throttle struct {
 	Kind      ThrottleKind
 	Window    time.Duration
@@ -85,6 +89,12 @@ type Throttle struct {
 	// GroupBy are templates rendered against the matched event; their values
 	// form the group key.
 	GroupBy []*Template
+	// PerGroup (once_after) keeps a window per group instead of one for
+	// the rule.
+	PerGroup bool
+	// Sliding (accumulate_within) counts the matches in the window that
+	// ends at each match instead of the window opened by the first.
+	Sliding bool
 }
 
 // ActionDef is one compiled action of a rule.

@@ -928,6 +928,18 @@ func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle 
 	} else if th.Kind == engine.AccumulateWithin {
 		l.errf(n, "throttle", "accumulate_within needs a threshold")
 	}
+	if v := f["once_after_per_group"]; v != nil {
+		th.PerGroup, _ = l.boolean(v, "throttle: once_after_per_group")
+		if th.Kind != engine.OnceAfter {
+			l.errf(v, "throttle: once_after_per_group", "once_after_per_group goes with once_after")
+		}
+	}
+	if v := f["accumulate_sliding"]; v != nil {
+		th.Sliding, _ = l.boolean(v, "throttle: accumulate_sliding")
+		if th.Kind != engine.AccumulateWithin {
+			l.errf(v, "throttle: accumulate_sliding", "accumulate_sliding goes with accumulate_within")
+		}
+	}
 	if v := f["group_by"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
 			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
