@@ -240,7 +240,7 @@ func TestDifferentialThrottles(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 34))
 		d := newDiffRun(t, rb)
 		var want []string
-		var rule *window                // after
+		var rule *window                 // after
 		perGroup := map[string]*window{} // after per group
 		type count struct {
 			start time.Duration
