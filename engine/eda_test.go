@@ -157,6 +157,29 @@ func TestEDASemantics(t *testing.T) {
 				{15 * time.Second, "", ev("x", 1, "h", "a")}},
 			want: []string{"t@15s"},
 		},
+		{
+			// Drools re-evaluates a negation when a fact is retracted: the
+			// rule fires when the last fact carrying x goes, with that
+			// fact as its event. An event without x fires it too, unless
+			// an earlier rule consumed the event.
+			name: "retracting the last fact carrying x fires not defined(fact.x)",
+			rules: `    - name: set
+      condition: event.k == "set"
+      action: {set_fact: {fact: {x: "{{ event.n }}"}}}
+    - name: clear
+      condition: event.k == "clear"
+      action: {retract_fact: {fact: {x: "{{ event.n }}"}}}
+    - name: no x
+      condition: not defined(fact.x)
+      action: {debug: {msg: "{{ event.x }}{{ event.k }}"}}
+`,
+			steps: []step{
+				{0, "", ev("k", "set", "n", 1)}, {1 * time.Second, "", ev("k", "set", "n", 2)},
+				{2 * time.Second, "", ev("k", "clear", "n", 1)}, {3 * time.Second, "", ev("k", "clear", "n", 2)},
+				{4 * time.Second, "", ev("k", "clear", "n", 2)}, {5 * time.Second, "", ev("k", "other")},
+			},
+			want: []string{"set@0s", "set@1s", "clear@2s", "clear@3s", "no x@3s:2", "clear@4s", "no x@5s:other"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,6 +150,10 @@ type queued struct {
 	// (empty for the record's own event): firings it causes take their IDs
 	// from it, and its Redelivered.
 	cause cause
+	// negation, when set, is a rule whose condition is only `not
+	// defined(fact.PATH)`: it is the retracted fact it that is queued, to
+	// fire that rule if no fact carries PATH any more (retractFact).
+	negation *ruleState
 }
 
 // cause is a firing that queued items for evaluation.
@@ -479,7 +483,7 @@ func (e *Engine) process(ctx context.Context, rec Record) error {
 		}
 		return e.drain(ctx)
 	}
-	e.queue = append(e.queue, queued{s, &item{id: EventID(rec.Event), data: rec.Event}, cause{}})
+	e.queue = append(e.queue, queued{rs: s, it: &item{id: EventID(rec.Event), data: rec.Event}})
 	return e.drain(ctx)
 }
 
@@ -634,7 +638,12 @@ func (e *Engine) drain(ctx context.Context) error {
 			return nil
 		}
 		e.evaluating = q.cause
-		err := e.evaluate(ctx, q.rs, q.it)
+		var err error
+		if q.negation != nil {
+			err = e.negationMet(ctx, q.rs, q.negation, q.it)
+		} else {
+			err = e.evaluate(ctx, q.rs, q.it)
+		}
 		e.evaluating = cause{}
 		if err != nil {
 			e.queue = nil
@@ -1657,7 +1666,7 @@ func (e *Engine) assertFact(s *rsState, fact map[string]any) {
 	s.factIDs[id]++
 	s.factIndexes = nil
 	e.logFact(s, it, true)
-	e.queue = append(e.queue, queued{s, it, e.queuing})
+	e.queue = append(e.queue, queued{rs: s, it: it, cause: e.queuing})
 }
 
 func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
@@ -1684,6 +1693,25 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 		}
 		e.logFact(s, f, false)
 	}
+	// A rule that is only `not defined(fact.PATH)` turns true when the
+	// last fact carrying PATH goes, as Drools re-evaluates a negation on
+	// retraction: it fires with that fact, once the retraction's firing
+	// is done.
+	for _, r := range s.rules {
+		path := r.rule.Conditions[0].negatedFact
+		if r.rule.Kind != Single || path == nil {
+			continue
+		}
+		var last *item
+		for _, f := range gone {
+			if _, ok := lookup(f.data, path); ok {
+				last = f
+			}
+		}
+		if last != nil {
+			e.queue = append(e.queue, queued{rs: s, it: last, cause: e.queuing, negation: r})
+		}
+	}
 	for _, r := range s.rules {
 		for _, f := range gone {
 			for _, p := range r.partials {
@@ -1701,6 +1729,23 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 			}
 		}
 	}
+}
+
+// negationMet fires r, whose condition is only `not defined(fact.PATH)`,
+// with the retracted fact f, when no fact of s carries PATH now.
+func (e *Engine) negationMet(ctx context.Context, s *rsState, r *ruleState, f *item) error {
+	if !r.rule.Enabled || e.byName[s.rs.Name] != s {
+		return nil
+	}
+	path := r.rule.Conditions[0].negatedFact
+	for _, g := range s.facts {
+		if _, ok := lookup(g.data, path); ok {
+			return nil
+		}
+	}
+	e.current = r.rule.Name
+	r.stats.Evaluated++
+	return e.matched(ctx, s, r, f, map[string]*item{r.rule.Names[0]: f}, e.now())
 }
 
 // factMatches: with partial, every key of want (meta aside) equals the
@@ -1763,7 +1808,7 @@ func (e *Engine) postEvent(s *rsState, ev map[string]any, by string) {
 		meta[MetaUUID] = e.itemID()
 	}
 	data = NewEvent(data, by, "post_event", e.now())
-	e.queue = append(e.queue, queued{s, &item{id: EventID(data), data: data}, e.queuing})
+	e.queue = append(e.queue, queued{rs: s, it: &item{id: EventID(data), data: data}, cause: e.queuing})
 }
 
 // ParseDuration reads a duration from YAML: a Go duration string ("90s",
