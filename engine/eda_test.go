@@ -1,9 +1,18 @@
 package engine_test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks"
+	"github.com/rulebook-dev/rulebook/sources/generic"
 )
 
 // Cases from Event-Driven Ansible's documented behaviour (ansible-rulebook
@@ -193,5 +202,160 @@ func TestEDASemantics(t *testing.T) {
 				t.Errorf("fired:\n  %s\nwant:\n  %s", strings.Join(h.fired, "\n  "), strings.Join(tc.want, "\n  "))
 			}
 		})
+	}
+}
+
+// var_root (ansible-rulebook docs/actions.rst, run_playbook and
+// print_event): a key path whose value replaces the matching event, or,
+// for multi-event matches, a mapping of key paths to the names their
+// values take in events. It applies to what the action is handed and to
+// its templates.
+func TestVarRoot(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: single
+      condition: event.k == 1
+      action: {print_event: {var_root: payload.alert}}
+    - name: multi
+      condition:
+        all:
+          - events.webhook << event.webhook.payload.url == "http://www.example.com"
+          - events.kafka << event.kafka.message.channel == "red"
+      actions:
+        - print_event: {var_root: {webhook.payload: webhook, kafka.message: kafka}}
+        - debug: {msg: "{{ events.kafka.kafka.message.channel }}"}
+    - name: not there
+      condition: event.k == 2
+      action: {print_event: {var_root: payload.nothing}}
+`))
+	h.run([]step{
+		{0, "", ev("k", 1, "payload", map[string]any{"alert": map[string]any{"name": "disk"}})},
+		{time.Second, "", ev("webhook", map[string]any{"payload": map[string]any{"url": "http://www.example.com"}})},
+		{2 * time.Second, "", ev("kafka", map[string]any{"message": map[string]any{"channel": "red"}})},
+		{3 * time.Second, "", ev("k", 2, "payload", map[string]any{"x": 1})},
+	}, 0)
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("output:\n%s", h.out.String())
+	}
+	if lines[0] != `{"name":"disk"}` {
+		t.Errorf("single: printed %s, want the alert", lines[0])
+	}
+	for _, want := range []string{`"webhook":{"url":"http://www.example.com"}`, `"kafka":{"channel":"red"}`} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("multi: printed %s, lacks %s", lines[1], want)
+		}
+	}
+	if lines[2] != "red" {
+		t.Errorf("debug without var_root saw %q, want the match itself (red)", lines[2])
+	}
+	if !strings.Contains(lines[3], `"payload":{"x":1}`) {
+		t.Errorf("a var_root the event lacks must leave it: printed %s", lines[3])
+	}
+}
+
+// run_playbook and run_module hand the action the event var_root picks
+// (ansible_eda.event), and render their arguments against it.
+func TestVarRootReachesInvocations(t *testing.T) {
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	for _, typ := range []string{"run_playbook", "run_module"} {
+		reg.RegisterAction(engine.ActionSpec{Type: typ, Check: func(args map[string]any) error {
+			if _, ok := args["var_root"]; ok {
+				return errors.New("var_root reached the action's own check")
+			}
+			return nil
+		}, New: func(engine.ActionEnv) (engine.Action, error) { return nil, nil }})
+	}
+	rb, err := rulebooks.Parse("test.yml", []byte(rulebook(`    - name: a
+      condition: event.x == 1
+      actions:
+        - run_playbook: {name: p.yml, var_root: payload.data, extra_vars: {v: "{{ event.val }}"}}
+        - run_module: {name: ping, var_root: {nope: n, payload.data: d}}
+        - run_playbook: {name: q.yml, extra_vars: {v: "{{ event.payload.data.val }}"}}
+`)), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &firingRecorder{}
+	eng := engine.New(rb.Rulesets, engine.Options{Clock: engine.NewFakeClock(t0), Dispatcher: rec})
+	data := map[string]any{"val": "hello"}
+	if err := eng.Process(context.Background(), engine.Record{Seq: 1, Source: engine.SourceRef{Ruleset: "r"},
+		Event: engine.NewEvent(ev("x", 1, "payload", map[string]any{"data": data}), "s", "t", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.firings) != 1 || len(rec.firings[0].Invocations) != 3 {
+		t.Fatalf("firings: %+v", rec.firings)
+	}
+	invs := rec.firings[0].Invocations
+	for i, inv := range invs[:2] {
+		if !reflect.DeepEqual(inv.Event, engine.Event(data)) || !reflect.DeepEqual(inv.Events, map[string]engine.Event{"m_0": data}) {
+			t.Errorf("invocation %d: event %v, events %v; want the var_root value", i, inv.Event, inv.Events)
+		}
+	}
+	if got := invs[0].Args["extra_vars"]; !reflect.DeepEqual(got, map[string]any{"v": "hello"}) {
+		t.Errorf("extra_vars rendered against the var_root: %v", got)
+	}
+	if _, ok := invs[2].Event["payload"]; !ok || invs[2].Args["extra_vars"].(map[string]any)["v"] != "hello" {
+		t.Errorf("an action without var_root must get the whole event: %v %v", invs[2].Event, invs[2].Args)
+	}
+}
+
+// TestDifferentialVarRoot: random nested events through print_event with
+// a random var_root, against the model: the value at the key path when
+// it is a non-empty mapping, else the event as it is.
+func TestDifferentialVarRoot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var nested func(depth int) any
+	nested = func(depth int) any {
+		if depth == 0 || rng.IntN(4) == 0 {
+			return []any{nil, 1.0, "s", map[string]any{}, []any{}}[rng.IntN(5)]
+		}
+		m := map[string]any{}
+		for _, k := range []string{"a", "b"} {
+			if rng.IntN(3) > 0 {
+				m[k] = nested(depth - 1)
+			}
+		}
+		return m
+	}
+	paths := []string{"a", "b", "a.b", "b.a", "a.a.b"}
+	for round := range 50 {
+		path := paths[round%len(paths)]
+		h := newHarness(t, rulebook(`    - name: p
+      condition: event.k == 1
+      action: {print_event: {var_root: `+path+`}}
+`))
+		var want []string
+		var steps []step
+		for range 20 {
+			event := ev("k", 1, "a", nested(3), "b", nested(3))
+			steps = append(steps, step{0, "", event})
+			var cur any = event
+			for _, k := range strings.Split(path, ".") {
+				m, _ := cur.(map[string]any)
+				cur = m[k]
+			}
+			m, ok := cur.(map[string]any)
+			if !ok || len(m) == 0 {
+				m = nil // the event itself, with its meta: checked below
+			}
+			b, _ := json.Marshal(m)
+			want = append(want, string(b))
+		}
+		h.run(steps, 0)
+		lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("round %d: %d lines printed, want %d", round, len(lines), len(want))
+		}
+		for i, w := range want {
+			if w == "null" {
+				if !strings.Contains(lines[i], `"meta":`) {
+					t.Fatalf("round %d, event %d, var_root %s: printed %s, want the whole event", round, i, path, lines[i])
+				}
+				continue
+			}
+			if lines[i] != w {
+				t.Fatalf("round %d, event %d, var_root %s: printed %s, want %s", round, i, path, lines[i], w)
+			}
+		}
 	}
 }

@@ -1446,8 +1446,15 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 	ev.Msg("rule fired")
 
 	rendered := make([]RenderedAction, 0, len(rule.Actions))
+	single := (rule.Kind == Single || rule.Kind == Any) && len(events) == 1
 	for i, a := range rule.Actions {
-		e.st.bind(triggerData, itemsData(bound), e.vars(s))
+		// var_root replaces the events this action and its templates see.
+		actEvent, actEvents := ApplyVarRoot(a.VarRoot, single, triggerData, events)
+		if a.VarRoot != nil {
+			e.st.bind(actEvent, toAnyMap(actEvents), e.vars(s))
+		} else {
+			e.st.bind(triggerData, itemsData(bound), e.vars(s))
+		}
 		v, err := a.Args.render(e.st)
 		args, _ := v.(map[string]any)
 		if args == nil {
@@ -1461,13 +1468,13 @@ func (e *Engine) fire(ctx context.Context, s *rsState, r *ruleState, trigger *it
 		rendered = append(rendered, ra)
 		if IsBuiltinAction(a.Type) {
 			if err == nil {
-				e.builtin(s, rule, a.Type, args, triggerData, events)
+				e.builtin(s, rule, a.Type, args, actEvent, actEvents)
 			}
 			continue
 		}
 		inv := &Invocation{
 			ID: fmt.Sprintf("%s-%d", f.ID, i), FiringID: f.ID, Index: i, Action: a.Type,
-			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, Event: triggerData, Events: events,
+			Ruleset: s.rs.Name, Rule: rule.Name, Args: args, Event: actEvent, Events: actEvents,
 			Hosts: hosts, HostPattern: s.rs.Hosts, Policy: a.Policy, Sequential: s.rs.Sequential, Created: at,
 			Stream: e.opts.Stream,
 		}
