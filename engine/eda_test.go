@@ -359,3 +359,27 @@ func TestDifferentialVarRoot(t *testing.T) {
 		}
 	}
 }
+
+// A fact never waits for the match its condition refers to: it lasts, and
+// joins the match when the event arrives. Facts keeping waiting partial
+// matches would cost every fact a scan of them (BenchmarkManyFacts).
+func TestFactsDoNotWait(t *testing.T) {
+	h := newHarness(t, rulebook(`    - name: owner
+      condition: event.k == "owner"
+      action: {set_fact: {fact: {host: "{{ event.h }}"}}}
+    - name: page the owner
+      condition:
+        all:
+          - event.k == "alert"
+          - fact.host == events.m_0.h
+      action: {debug: {msg: "{{ events.m_1.host }}"}}
+`))
+	h.run([]step{{0, "", ev("k", "owner", "h", "a")}, {0, "", ev("k", "owner", "h", "b")}}, 0)
+	if c := h.eng.StateCounts(); len(c) != 0 {
+		t.Fatalf("facts left waiting partial matches: %v", c)
+	}
+	h.run([]step{{time.Second, "", ev("k", "alert", "h", "b")}}, 0)
+	if got := strings.Join(h.fired, " "); got != "owner@0s owner@0s page the owner@1s:b" {
+		t.Fatalf("fired %s", got)
+	}
+}

@@ -891,7 +891,13 @@ func (e *Engine) fill(s *rsState, r *ruleState, p *partial, it *item, adm []bool
 // no match holding: the caller checked it is admitted), and so does every condition of a
 // filled slot that reads slot i's match and now has all it reads. A
 // waiting item is how an event that refers to one not yet arrived is kept.
+// A fact is placed only where its condition can be tested.
 func (e *Engine) place(s *rsState, r *ruleState, p *partial, i int, it *item) bool {
+	if it.fact && !r.resolved(p, i, i) {
+		// A fact never waits: it lasts, and fillFromFacts joins it to
+		// the match once what its condition reads is there.
+		return false
+	}
 	p.slots[i] = it
 	ok := true
 	for j, sl := range p.slots {
