@@ -359,18 +359,20 @@ func matchNames(n ast.Node) (names []string, anyName bool) {
 	return names, anyName
 }
 
-// negatedFactOf returns PATH when n is `not defined(fact.PATH)` or
-// `!defined(fact.PATH)` (PATH constant).
+// negatedFactOf returns PATH when n is `not defined(fact.PATH)`,
+// `!defined(fact.PATH)`, `not is_defined(fact.PATH)` or
+// `is_not_defined(fact.PATH)` (PATH constant).
 func negatedFactOf(n ast.Node) []any {
-	u, ok := n.(*ast.UnaryNode)
-	if !ok || (u.Operator != "not" && u.Operator != "!") {
-		return nil
+	want := "is_not_defined"
+	if u, ok := n.(*ast.UnaryNode); ok && (u.Operator == "not" || u.Operator == "!") {
+		n, want = u.Node, "defined"
 	}
-	call, ok := u.Node.(*ast.CallNode)
+	call, ok := n.(*ast.CallNode)
 	if !ok || len(call.Arguments) != 1 {
 		return nil
 	}
-	if id, ok := call.Callee.(*ast.IdentifierNode); !ok || id.Value != "defined" {
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || !(id.Value == want || (want == "defined" && id.Value == "is_defined")) {
 		return nil
 	}
 	p, ok := constPath(call.Arguments[0])
