@@ -200,6 +200,9 @@ type ruleState struct {
 	// deps lists, per condition, the slots whose matches it reads: it is
 	// tested once they are all filled (joins.go, place).
 	deps [][]int
+	// factAdm caches admitted for the ruleset's facts (fillFromFacts);
+	// cleared when facts are retracted or restored.
+	factAdm map[*item][]bool
 }
 
 type partial struct {
@@ -358,6 +361,7 @@ func (e *Engine) Replace(rulesets []*Ruleset) ReloadSummary {
 				for _, pr := range prev.rules {
 					if sameRule(pr.rule, r.rule) {
 						pr.rule = r.rule
+						pr.factAdm = nil // vars may differ
 						s.rules[i] = pr
 						break
 					}
@@ -937,7 +941,17 @@ func (e *Engine) fillFromFacts(s *rsState, r *ruleState, p *partial) {
 		if p.complete() {
 			return
 		}
-		e.fill(s, r, p, f, e.admitted(s, r, f, buf[:]))
+		adm := r.factAdm[f]
+		if adm == nil {
+			// Which conditions admit a fact does not change while it
+			// lasts: worked out once, not for every partial match.
+			adm = slices.Clone(e.admitted(s, r, f, buf[:]))
+			if r.factAdm == nil {
+				r.factAdm = map[*item][]bool{}
+			}
+			r.factAdm[f] = adm
+		}
+		e.fill(s, r, p, f, adm)
 	}
 }
 
@@ -1700,6 +1714,9 @@ func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
 		return
 	}
 	s.factIndexes = nil
+	for _, r := range s.rules {
+		r.factAdm = nil
+	}
 	for _, f := range gone {
 		if s.factIDs[f.id]--; s.factIDs[f.id] <= 0 {
 			delete(s.factIDs, f.id)

@@ -129,6 +129,9 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 		}
 		s.facts = facts
 		s.factIndexes = nil
+		for _, r := range s.rules {
+			r.factAdm = nil
+		}
 		clear(s.factIDs)
 		for _, f := range facts {
 			s.factIDs[f.id]++
