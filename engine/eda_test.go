@@ -127,7 +127,8 @@ func TestEDASemantics(t *testing.T) {
 		{
 			// once_after with group_by: one window per rule, opened by the
 			// first match; when it ends the rule fires once with one event
-			// per group seen (the newest), not once per group.
+			// per group seen (the newest), not once per group; event is the newest
+			// match of all.
 			name: "once_after fires once per rule window with an event per group",
 			rules: `    - name: t
       condition: event.x == 1
@@ -139,7 +140,7 @@ func TestEDASemantics(t *testing.T) {
 				{70 * time.Second, "", ev("x", 1, "h", "b", "n", 4)},
 			},
 			runFor: 5 * time.Minute,
-			want:   []string{"t@1m0s:a3 b2 b", "t@2m10s:b4  b"},
+			want:   []string{"t@1m0s:a3 b2 a", "t@2m10s:b4  b"}, // event: the newest match
 		},
 		{
 			// accumulate_within: the window opens at the group's first

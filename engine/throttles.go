@@ -21,6 +21,7 @@ type throttleGroup struct {
 	// match; byKey finds them by group key.
 	members []*throttleMember
 	byKey   map[string]*throttleMember
+	newest  *throttleMember // the group matched last
 }
 
 // throttleMember is one group's match in a once_after window of the rule.
@@ -57,11 +58,13 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 			}
 			if m := w.byKey[key]; m != nil {
 				m.trigger, m.bound = trigger, bound
+				w.newest = m
 				return nil
 			}
 			m := &throttleMember{trigger: trigger, bound: bound}
 			w.byKey[key] = m
 			w.members = append(w.members, m)
+			w.newest = m
 			return nil
 		}
 		if g == nil {
@@ -117,14 +120,13 @@ const ruleWindow = "\x00rule"
 
 // windowMatch is what a once_after window of the rule fires with: its one
 // group's match as it is, or the events of every group as m_0, m_1, ...
-// (each group's in the order of its names), the newest group's match as
-// the event.
+// (each group's in the order of its names), the newest match as the
+// event.
 func windowMatch(g *throttleGroup) (*item, map[string]*item) {
 	if len(g.members) == 1 {
 		return g.members[0].trigger, g.members[0].bound
 	}
 	bound := map[string]*item{}
-	var trigger *item
 	for _, m := range g.members {
 		names := make([]string, 0, len(m.bound))
 		for k := range m.bound {
@@ -134,9 +136,8 @@ func windowMatch(g *throttleGroup) (*item, map[string]*item) {
 		for _, k := range names {
 			bound[fmt.Sprintf("m_%d", len(bound))] = m.bound[k]
 		}
-		trigger = m.trigger
 	}
-	return trigger, bound
+	return g.newest.trigger, bound
 }
 
 func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[string]*item) string {
