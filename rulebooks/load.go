@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1042,6 +1043,18 @@ func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle 
 	} else if th.Kind == engine.AccumulateWithin {
 		l.errf(n, "throttle", "accumulate_within needs a threshold")
 	}
+	if v := f["once_after_per_group"]; v != nil {
+		th.PerGroup, _ = l.boolean(v, "throttle: once_after_per_group")
+		if th.Kind != engine.OnceAfter {
+			l.errf(v, "throttle: once_after_per_group", "once_after_per_group goes with once_after")
+		}
+	}
+	if v := f["accumulate_sliding"]; v != nil {
+		th.Sliding, _ = l.boolean(v, "throttle: accumulate_sliding")
+		if th.Kind != engine.AccumulateWithin {
+			l.errf(v, "throttle: accumulate_sliding", "accumulate_sliding goes with accumulate_within")
+		}
+	}
 	if v := f["group_by"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
 			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
@@ -1124,6 +1137,10 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	if err := engine.CheckTemplateBounds(args); err != nil {
 		l.templateError(argsNode, where, err)
 		return nil
+	}
+	if v := mapValue(argsNode, "var_root"); v != nil && varRootActions[typ] {
+		a.VarRoot = l.varRoot(v, where+": var_root")
+		delete(args, "var_root")
 	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
@@ -1246,9 +1263,57 @@ func copyMaps(v any) any {
 	return out
 }
 
+// varRootActions take EDA's var_root, which the engine applies.
+var varRootActions = map[string]bool{engine.ActionPrintEvent: true, "run_playbook": true, "run_module": true}
+
+// varRoot reads var_root: a key path ("kafka.message"), or a mapping of
+// key paths to the names their values take among the events of a
+// multi-event match, in order.
+func (l *loader) varRoot(n *yaml.Node, where string) []engine.VarRoot {
+	path := func(n *yaml.Node) ([]string, bool) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" || n.Value == "" {
+			l.errf(n, where, "want a key path like kafka.message, got %q", n.Value)
+			return nil, false
+		}
+		keys := strings.Split(n.Value, ".")
+		if slices.Contains(keys, "") {
+			l.errf(n, where, "key path %q has an empty key", n.Value)
+			return nil, false
+		}
+		return keys, true
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if p, ok := path(n); ok {
+			return []engine.VarRoot{{Path: p, Name: n.Value}}
+		}
+	case yaml.MappingNode:
+		var out []engine.VarRoot
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p, ok := path(k)
+			if !ok {
+				continue
+			}
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!str" || v.Value == "" {
+				l.errf(v, where+": "+k.Value, "want the name its value takes in events, got a %s", kindName(v))
+				continue
+			}
+			out = append(out, engine.VarRoot{Path: p, Name: v.Value})
+		}
+		if len(out) == 0 && len(n.Content) == 0 {
+			l.errf(n, where, "want a key path or a non-empty mapping of key paths to names")
+		}
+		return out
+	default:
+		l.errf(n, where, "want a key path or a mapping of key paths to names, got a %s", kindName(n))
+	}
+	return nil
+}
+
 var builtinArgs = map[string]map[string]bool{
 	engine.ActionDebug:       {"msg": true, "var": true},
-	engine.ActionPrintEvent:  {"pretty": true},
+	engine.ActionPrintEvent:  {"pretty": true, "var_root": true},
 	engine.ActionSetFact:     {"fact": true, "ruleset": true},
 	engine.ActionRetractFact: {"fact": true, "ruleset": true, "partial": true},
 	engine.ActionPostEvent:   {"event": true, "ruleset": true},

@@ -105,6 +105,13 @@ func TestLoadErrors(t *testing.T) {
 			`f.yml:7:30: ruleset "rs": rule "r": actions[0]: debug: msg: template too long: 70013 bytes; the limit is 65536 (64 KiB)`}},
 		{"secret name completed by a template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"token ${env:{{ event.name }}}\"}}\n", []string{
 			`f.yml:7:36: ruleset "rs": rule "r": actions[0]: debug: msg: secret reference "${env:{{" is completed by a template: a secret's name must be literal text`}},
+		{"var_root is a key path or a mapping of key paths to names", header + "    - name: r\n      condition: event.i == 1\n      actions:\n        - print_event: {var_root: [a]}\n        - run_playbook: {name: x.yml, var_root: {a..b: x, c: [y]}}\n        - debug: {var_root: a}\n", []string{
+			`f.yml:8:35: ruleset "rs": rule "r": actions[0]: print_event: var_root: want a key path or a mapping of key paths to names, got a list`,
+			`f.yml:9:50: ruleset "rs": rule "r": actions[1]: run_playbook: var_root: key path "a..b" has an empty key`,
+			`f.yml:9:62: ruleset "rs": rule "r": actions[1]: run_playbook: var_root: c: want the name its value takes in events, got a list`,
+			`f.yml:10:19: ruleset "rs": rule "r": actions[2]: debug: unknown key "var_root"`}},
+		{"once_after_per_group and accumulate_sliding go with their throttle", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 1m, once_after_per_group: true, accumulate_sliding: true}\n      action: {none: {}}\n", []string{
+			`once_after_per_group goes with once_after`, `accumulate_sliding goes with accumulate_within`}},
 		{"duplicate ruleset", header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n" + header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
 			`f.yml:6:9: ruleset "rs": name: duplicate ruleset name (first defined at line 1)`}},
 	}
