@@ -136,7 +136,13 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		}
 		if st.Status == engine.StatusSucceeded {
 			if d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
-				d.cfg.Feedback(inv, res.Facts, res.Events)
+				to := inv
+				if res.FeedbackRuleset != "" && res.FeedbackRuleset != inv.Ruleset {
+					c := *inv
+					c.Ruleset = res.FeedbackRuleset
+					to = &c
+				}
+				d.cfg.Feedback(to, res.Facts, res.Events)
 			}
 			return true
 		}

@@ -549,6 +549,7 @@ func TestFeedback(t *testing.T) {
 		{"success feeds back", engine.Result{Status: engine.Succeeded, Facts: facts, Events: events}, 1},
 		{"success without data does not", engine.Success("ok"), 0},
 		{"failure does not", engine.Result{Status: engine.Failed, Error: "x", Facts: facts}, 0},
+		{"to another ruleset", engine.Result{Status: engine.Succeeded, Facts: facts, Events: events, FeedbackRuleset: "db"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -571,7 +572,11 @@ func TestFeedback(t *testing.T) {
 			if len(got) != tc.want {
 				t.Fatalf("feedback %v, want %d calls", got, tc.want)
 			}
-			if tc.want == 1 && got[0] != "web f/0 [map[restarted:true]] [map[type:done]]" {
+			ruleset := "web"
+			if tc.result.FeedbackRuleset != "" {
+				ruleset = tc.result.FeedbackRuleset
+			}
+			if tc.want == 1 && got[0] != ruleset+" f/0 [map[restarted:true]] [map[type:done]]" {
 				t.Fatalf("feedback %q", got[0])
 			}
 		})
