@@ -54,6 +54,8 @@ type runFlags struct {
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
+	sourceDirs      *[]string
+	controller      *controllerFlags
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -80,6 +82,8 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
+	f.sourceDirs = addSourceDirFlags(fs)
+	f.controller = addControllerFlags(fs)
 	return f
 }
 
@@ -202,8 +206,10 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err != nil {
 		return err
 	}
+	ctl, ctlErr := rf.controller.controller(os.Getenv)
 	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger()})
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
+		sourceDirs: *rf.sourceDirs, controller: ctl, controllerErr: ctlErr})
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,12 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--check-secrets]", stderr)
+	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--source-dir DIR] [--check-secrets]", stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	vf := addVarsFlags(fs)
 	checkSecrets := fs.Bool("check-secrets", false, "also require every ${env:...}/${file:...} secret to resolve here")
 	pluginDirs := addPluginFlags(fs)
+	sourceDirs := addSourceDirFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	var all []*rulebooks.Error
 	failed := false
 	for _, f := range files {
-		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
+		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}
