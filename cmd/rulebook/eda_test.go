@@ -130,7 +130,7 @@ func TestJobTemplateThroughRun(t *testing.T) {
 	const token = "tok-3f9a1c"
 	var mu sync.Mutex
 	var launched map[string]any
-	var unauthorized int
+	var unauthorized, launches int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -148,8 +148,15 @@ func TestJobTemplateThroughRun(t *testing.T) {
 				"ask_limit_on_launch":true,"ask_variables_on_launch":true}]}`)
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v2/job_templates/9/launch/":
 			_ = json.NewDecoder(r.Body).Decode(&launched)
+			launches++
 			w.WriteHeader(http.StatusCreated)
+			if launches == 1 {
+				io.WriteString(w, `{"job":76,"ignored_fields":{},"id":76,"type":"job","url":"/api/v2/jobs/76/","status":"pending"}`)
+				return
+			}
 			io.WriteString(w, `{"job":77,"ignored_fields":{},"id":77,"type":"job","url":"/api/v2/jobs/77/","status":"pending"}`)
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v2/jobs/76/":
+			io.WriteString(w, `{"id":76,"status":"failed","failed":true,"artifacts":{}}`)
 		case r.Method == http.MethodGet && r.URL.Path == "/api/v2/jobs/77/":
 			io.WriteString(w, `{"id":77,"status":"successful","failed":false,"artifacts":{"restarted":"web1"}}`)
 		default:
@@ -175,6 +182,8 @@ func TestJobTemplateThroughRun(t *testing.T) {
             extra_vars:
               reason: test
           post_events: true
+          retries: 1
+          delay: 10ms
     - name: restarted
       condition: event.restarted == "web1"
       action:
@@ -199,6 +208,9 @@ func TestJobTemplateThroughRun(t *testing.T) {
 	if unauthorized != 0 {
 		t.Fatalf("%d requests without the token", unauthorized)
 	}
+	if launches != 2 {
+		t.Fatalf("%d launches; want the failed job relaunched once (retries: 1)", launches)
+	}
 	if !strings.Contains(out, `"restarted":"web1"`) {
 		t.Fatalf("the job's artifacts were not posted back as an event:\n%s", out)
 	}
@@ -206,7 +218,8 @@ func TestJobTemplateThroughRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("audit: %d %s", code, errs)
 	}
-	if !strings.Contains(audit, `"job_id":77`) || !strings.Contains(audit, srv.URL+`/#/jobs/playbook/77/details`) {
+	if !strings.Contains(audit, `"job_id":76`) || !strings.Contains(audit, `job 76 failed`) ||
+		!strings.Contains(audit, `"job_id":77`) || !strings.Contains(audit, srv.URL+`/#/jobs/playbook/77/details`) {
 		t.Fatalf("the job's id and URL are not in the audit trail:\n%s", audit)
 	}
 	if strings.Contains(audit, token) {

@@ -53,6 +53,7 @@ async def main(queue, args):
     path = args.get("path")
     if not path:
         raise ValueError("path is required")
+    await queue.put("not a mapping")  # skipped, logged
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -209,6 +210,9 @@ func TestFilePluginKeepsMetaAndPrintsToTheLog(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the plugin's print is not logged with the source name:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "a source event must be a mapping, got str") {
+		t.Fatalf("a non-mapping event is not reported:\n%s", log.String())
 	}
 }
 
