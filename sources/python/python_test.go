@@ -326,7 +326,9 @@ async def main(queue, args):
 	}
 }
 
-func TestPluginThatCannotLoad(t *testing.T) {
+// A plugin that cannot load, or whose process dies, is a source error:
+// logged, then restarted after a backoff.
+func TestPluginFailures(t *testing.T) {
 	needPython(t)
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ src, want string }{
@@ -334,6 +336,8 @@ func TestPluginThatCannotLoad(t *testing.T) {
 		"no_main":     {"x = 1\n", "has no main(queue, args) function"},
 		"syntax":      {"async def main(queue, args)\n", "SyntaxError"},
 		"import_fail": {"import no_such_module_here\n", "ModuleNotFoundError"},
+		"killed":      {"import os, signal\n\nasync def main(queue, args):\n    os.kill(os.getpid(), signal.SIGKILL)\n", "signal: killed"},
+		"exits":       {"import os\n\nasync def main(queue, args):\n    os._exit(3)\n", "exit status 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := writePlugin(t, dir, name, tc.src)
