@@ -145,6 +145,7 @@ func next(t *testing.T, events sourcetest.Events) engine.Event {
 }
 
 func TestRangePluginEventsThenEnd(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	path := writePlugin(t, dir, "range", rangePlugin)
@@ -178,6 +179,7 @@ func TestRangePluginEventsThenEnd(t *testing.T) {
 }
 
 func TestFilePluginKeepsMetaAndPrintsToTheLog(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	path := writePlugin(t, dir, "jsonfile", filePlugin)
@@ -217,6 +219,7 @@ func TestFilePluginKeepsMetaAndPrintsToTheLog(t *testing.T) {
 }
 
 func TestRaisingPluginRestartsWithBackoff(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	path := writePlugin(t, dir, "flaky", raisingPlugin)
@@ -276,6 +279,7 @@ func TestRaisingPluginRestartsWithBackoff(t *testing.T) {
 // back: its queue fills and put waits, instead of events piling up in
 // memory on either side.
 func TestBackPressure(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "full")
@@ -329,6 +333,7 @@ async def main(queue, args):
 // A plugin that cannot load, or whose process dies, is a source error:
 // logged, then restarted after a backoff.
 func TestPluginFailures(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ src, want string }{
@@ -340,6 +345,7 @@ func TestPluginFailures(t *testing.T) {
 		"exits":       {"import os\n\nasync def main(queue, args):\n    os._exit(3)\n", "exit status 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			path := writePlugin(t, dir, name, tc.src)
 			var log logBuffer
 			clock := engine.NewFakeClock(time.Now())
@@ -365,6 +371,7 @@ func TestPluginFailures(t *testing.T) {
 // A source stopped while its plugin runs forever ends promptly, and the
 // plugin's process is gone.
 func TestStopEndsThePlugin(t *testing.T) {
+	t.Parallel()
 	needPython(t)
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
