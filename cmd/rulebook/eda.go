@@ -74,11 +74,13 @@ func absDirs(dirs []string) []string {
 // registerEDA wires EDA's Python source plugins and the controller
 // actions into reg.
 func registerEDA(reg *engine.Registry, opts registryOptions) {
-	reg.SetSourceResolver(pysource.Finder{
+	finder := &pysource.Finder{
 		SourceDirs:      absDirs(opts.sourceDirs),
 		CollectionPaths: pysource.CollectionPaths(os.Getenv),
 		Python:          os.Getenv("RULEBOOK_PYTHON"),
-	}.Resolve)
+		Galaxy:          "ansible-galaxy",
+	}
+	reg.SetSourceResolver(finder.Resolve)
 	reg.RegisterAction(withNewError(awx.JobTemplateSpec(opts.controller), opts.controllerErr))
 	reg.RegisterAction(withNewError(awx.WorkflowTemplateSpec(opts.controller), opts.controllerErr))
 }

@@ -1,16 +1,25 @@
 package python
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
-// pluginSubdir is where a collection keeps its event source plugins.
-var pluginSubdir = filepath.Join("extensions", "eda", "plugins", "event_source")
+// pluginSubdirs are where a collection keeps its event source plugins, in
+// the order ansible-rulebook looks.
+var pluginSubdirs = []string{
+	filepath.Join("extensions", "eda", "plugins", "event_source"),
+	filepath.Join("extensions", "eda", "plugins", "event_sources"),
+	filepath.Join("plugins", "event_source"),
+}
 
 // namePart is one part of a plugin name: a Python identifier, so that a
 // name can never walk out of a directory.
@@ -20,17 +29,26 @@ var namePart = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // as ansible-rulebook does: a plain name NAME is NAME.py in one of
 // SourceDirs (--source-dir), else a plugin of the ansible.eda collection; a
 // name NAMESPACE.COLLECTION.NAME is NAME.py in that collection's
-// extensions/eda/plugins/event_source under one of CollectionPaths.
+// extensions/eda/plugins/event_source under one of CollectionPaths, or,
+// failing that, where `ansible-galaxy collection list` says the collection
+// is (a collection installed with pip, in a path of ansible.cfg), as
+// ansible-rulebook asks.
 type Finder struct {
 	SourceDirs      []string
 	CollectionPaths []string
 	// Python is the interpreter that runs the plugins ("" is python3, from
 	// PATH).
 	Python string
+	// Galaxy is the ansible-galaxy program asked about collections not
+	// found in CollectionPaths ("" asks none).
+	Galaxy string
+
+	mu     sync.Mutex
+	galaxy map[string]string // collection -> its directory ("" not found)
 }
 
 // Find returns the plugin file of a source name.
-func (f Finder) Find(name string) (string, bool) {
+func (f *Finder) Find(name string) (string, bool) {
 	parts := strings.Split(name, ".")
 	for _, p := range parts {
 		if !namePart.MatchString(p) {
@@ -52,21 +70,79 @@ func (f Finder) Find(name string) (string, bool) {
 	return "", false
 }
 
-func (f Finder) inCollection(ns, coll, name string) (string, bool) {
+func (f *Finder) inCollection(ns, coll, name string) (string, bool) {
 	for _, root := range f.CollectionPaths {
 		if filepath.Base(root) != "ansible_collections" {
 			root = filepath.Join(root, "ansible_collections")
 		}
-		if p := filepath.Join(root, ns, coll, pluginSubdir, name+".py"); isFile(p) {
+		if p, ok := pluginIn(filepath.Join(root, ns, coll), name); ok {
+			return p, true
+		}
+	}
+	if dir := f.galaxyDir(ns + "." + coll); dir != "" {
+		return pluginIn(dir, name)
+	}
+	return "", false
+}
+
+func pluginIn(collDir, name string) (string, bool) {
+	for _, sub := range pluginSubdirs {
+		if p := filepath.Join(collDir, sub, name+".py"); isFile(p) {
 			return p, true
 		}
 	}
 	return "", false
 }
 
+// galaxyTimeout bounds one `ansible-galaxy collection list`.
+const galaxyTimeout = 30 * time.Second
+
+// galaxyDir asks ansible-galaxy where a collection is installed, once per
+// collection.
+func (f *Finder) galaxyDir(collection string) string {
+	if f.Galaxy == "" {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if dir, ok := f.galaxy[collection]; ok {
+		return dir
+	}
+	if f.galaxy == nil {
+		f.galaxy = map[string]string{}
+	}
+	f.galaxy[collection] = ""
+	bin, err := exec.LookPath(f.Galaxy)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), galaxyTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "collection", "list", collection)
+	cmd.Env = append(os.Environ(), "ANSIBLE_LOCAL_TEMP="+os.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	// Each search path is a line "# /path/to/ansible_collections".
+	parts := strings.Split(collection, ".")
+	for _, line := range strings.Split(string(out), "\n") {
+		loc, ok := strings.CutPrefix(strings.TrimSpace(line), "# ")
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(append([]string{loc}, parts...)...)
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			f.galaxy[collection] = dir
+			return dir
+		}
+	}
+	return ""
+}
+
 // Resolve is an engine.Registry source resolver: the spec of a plugin found
 // by name.
-func (f Finder) Resolve(name string) (engine.SourceSpec, bool) {
+func (f *Finder) Resolve(name string) (engine.SourceSpec, bool) {
 	path, ok := f.Find(name)
 	if !ok {
 		return engine.SourceSpec{}, false
@@ -78,7 +154,7 @@ func (f Finder) Resolve(name string) (engine.SourceSpec, bool) {
 // plugin's own directory (its helper modules) and, for a collection plugin,
 // the directory holding ansible_collections, so that
 // `from ansible_collections.ns.coll...` imports work.
-func (f Finder) syspath(path string) []string {
+func (f *Finder) syspath(path string) []string {
 	out := []string{filepath.Dir(path)}
 	dir := path
 	for {

@@ -2,6 +2,7 @@ package python
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -30,18 +31,20 @@ func TestFind(t *testing.T) {
 	touch(t, filepath.Join(sysColls, "acme", "ops", event, "ticks.py")) // shadowed by the user's
 	sysOnly := touch(t, filepath.Join(sysColls, "acme", "ops", event, "beats.py"))
 	edaURL := touch(t, filepath.Join(sysColls, "ansible", "eda", event, "url_check.py"))
+	oldLayout := touch(t, filepath.Join(sysColls, "acme", "old", "plugins", "event_source", "legacy.py"))
 	if err := os.MkdirAll(filepath.Join(srcDir, "dir.py"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	f := Finder{SourceDirs: []string{filepath.Join(root, "missing"), srcDir}, CollectionPaths: []string{userColls, sysColls}}
+	f := &Finder{SourceDirs: []string{filepath.Join(root, "missing"), srcDir}, CollectionPaths: []string{userColls, sysColls}}
 	for _, tc := range []struct {
 		name, want string
 	}{
 		{"alerts", local},
 		{"acme.ops.ticks", userTicks},
 		{"acme.ops.beats", sysOnly},
-		{"url_check", edaURL}, // the loader reads ansible.eda.url_check as url_check
+		{"url_check", edaURL},          // the loader reads ansible.eda.url_check as url_check
+		{"acme.old.legacy", oldLayout}, // plugins/event_source, as ansible-rulebook also reads
 		{"acme.ops.nothing", ""},
 		{"nothing", ""},
 		{"dir", ""}, // a directory is no plugin
@@ -87,5 +90,34 @@ func TestCollectionPaths(t *testing.T) {
 				t.Fatalf("%v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A collection that is not in the collections paths is where
+// ansible-galaxy says it is, as ansible-rulebook asks.
+func TestFindAsksAnsibleGalaxy(t *testing.T) {
+	if _, err := exec.LookPath("ansible-galaxy"); err != nil {
+		t.Skip("ansible-galaxy is not installed (test/setup.sh installs ansible-core)")
+	}
+	root := t.TempDir()
+	coll := filepath.Join(root, "ansible_collections", "acme", "pip")
+	if err := os.MkdirAll(coll, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := `{"collection_info": {"namespace": "acme", "name": "pip", "version": "1.0.0"}}`
+	if err := os.WriteFile(filepath.Join(coll, "MANIFEST.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := touch(t, filepath.Join(coll, "extensions", "eda", "plugins", "event_source", "probe.py"))
+	t.Setenv("ANSIBLE_COLLECTIONS_PATH", root) // seen by ansible-galaxy only
+	f := &Finder{Galaxy: "ansible-galaxy"}
+	if got, ok := f.Find("acme.pip.probe"); !ok || got != want {
+		t.Fatalf("Find = %q, %v; want %q", got, ok, want)
+	}
+	if _, ok := f.Find("acme.pip.nothing"); ok {
+		t.Fatal("found a plugin the collection does not have")
+	}
+	if _, ok := (&Finder{}).Find("acme.pip.probe"); ok {
+		t.Fatal("found without asking ansible-galaxy")
 	}
 }
