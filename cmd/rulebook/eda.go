@@ -17,7 +17,7 @@ func addSourceDirFlags(fs *flag.FlagSet) *[]string {
 	l := &listFlag{}
 	usage := "`DIR` of Event-Driven Ansible Python source plugins: a source NAME that is not built in runs DIR/NAME.py with python3 (repeatable); ns.coll.NAME is looked up in the Ansible collections paths"
 	fs.Var(l, "source-dir", usage)
-	fs.Var(l, "S", "short for --source-dir")
+	fs.Var(l, "S", "short for --source-dir `DIR`")
 	return (*[]string)(l)
 }
 
