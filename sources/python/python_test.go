@@ -84,7 +84,7 @@ func needPython(t *testing.T) {
 	}
 }
 
-func writePlugin(t *testing.T, dir, name, src string) string {
+func writePlugin(t testing.TB, dir, name, src string) string {
 	t.Helper()
 	p := filepath.Join(dir, name+".py")
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
