@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/rulebook-dev/rulebook/actions/awx"
 	"github.com/rulebook-dev/rulebook/engine"
@@ -47,6 +49,13 @@ func (c *controllerFlags) controller(getenv func(string) string) (awx.Controller
 	out := awx.Controller{
 		URL:       pick(c.url, "EDA_CONTROLLER_URL"),
 		SSLVerify: pick(c.sslVerify, "EDA_CONTROLLER_SSL_VERIFY"),
+	}
+	if v := getenv("EDA_JOB_TEMPLATE_REFRESH_DELAY"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs <= 0 {
+			return out, fmt.Errorf("EDA_JOB_TEMPLATE_REFRESH_DELAY: want seconds > 0, got %q", v)
+		}
+		out.PollInterval = time.Duration(secs * float64(time.Second))
 	}
 	if tok := pick(c.token, "EDA_CONTROLLER_TOKEN"); tok != "" {
 		resolved, err := engine.ResolveSecretString(tok, nil)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const edaRangePlugin = `import asyncio
@@ -231,5 +232,32 @@ func TestJobTemplateThroughRun(t *testing.T) {
 	code, _, errs = runConcurrentCLI(t, "run", rb, "--data-dir", filepath.Join(dir, "data2"))
 	if code != 1 || !strings.Contains(errs, "--controller-url") || !strings.Contains(errs, "rb.yml:10:9") {
 		t.Fatalf("run without a controller: %d\n%s", code, errs)
+	}
+}
+
+func TestControllerSettings(t *testing.T) {
+	env := map[string]string{"EDA_CONTROLLER_URL": "https://env.example", "EDA_CONTROLLER_TOKEN": "${env:TOKEN_SRC}",
+		"EDA_CONTROLLER_SSL_VERIFY": "no", "EDA_JOB_TEMPLATE_REFRESH_DELAY": "2.5"}
+	t.Setenv("TOKEN_SRC", "from-env-ref")
+	getenv := func(k string) string { return env[k] }
+	c, err := (&controllerFlags{}).controller(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.URL != "https://env.example" || c.Token != "from-env-ref" || c.SSLVerify != "no" || c.PollInterval != 2500*time.Millisecond {
+		t.Fatalf("from EDA's variables: %+v", c)
+	}
+	c, err = (&controllerFlags{url: "https://flag.example", token: "flag-token", sslVerify: "yes"}).controller(getenv)
+	if err != nil || c.URL != "https://flag.example" || c.Token != "flag-token" || c.SSLVerify != "yes" {
+		t.Fatalf("flags win: %+v %v", c, err)
+	}
+	env["EDA_CONTROLLER_TOKEN"] = "${env:NO_SUCH_VARIABLE_H18B}"
+	if _, err := (&controllerFlags{}).controller(getenv); err == nil || !strings.Contains(err.Error(), "--controller-token") {
+		t.Fatalf("unresolvable token reference: %v", err)
+	}
+	env["EDA_CONTROLLER_TOKEN"] = ""
+	env["EDA_JOB_TEMPLATE_REFRESH_DELAY"] = "soon"
+	if _, err := (&controllerFlags{}).controller(getenv); err == nil || !strings.Contains(err.Error(), "EDA_JOB_TEMPLATE_REFRESH_DELAY") {
+		t.Fatalf("bad refresh delay: %v", err)
 	}
 }
