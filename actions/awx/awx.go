@@ -503,10 +503,10 @@ func (t *Template) launch(ctx context.Context, inv *engine.Invocation, cfg confi
 	if t.k == kindWorkflow {
 		// As EDA: a workflow that does not prompt for them refuses them.
 		if !tpl.AskLimitOnLaunch {
-			if _, ok := body["limit"]; ok {
-				log.Warn().Msg("workflow template does not prompt for a limit; not sent")
-				delete(body, "limit")
+			if _, ok := body["limit"]; ok && cfg.limitSet {
+				log.Warn().Msg("workflow template does not prompt for a limit; job_args.limit not sent")
 			}
+			delete(body, "limit")
 		}
 		if !tpl.AskVariablesOnLaunch {
 			log.Warn().Msg("workflow template does not prompt for variables; extra_vars (and ansible_eda) not sent")
