@@ -332,6 +332,45 @@ async def main(queue, args):
 
 // A plugin that cannot load, or whose process dies, is a source error:
 // logged, then restarted after a backoff.
+// A plugin written for EDA's unbounded queue that calls put_nowait (from a
+// thread callback, as watchdog-style plugins do) loses nothing.
+func TestPutNowaitOverTheBound(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	dir := t.TempDir()
+	path := writePlugin(t, dir, "burst", `import asyncio, threading
+
+async def main(queue, args):
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def watcher():
+        for i in range(300):
+            loop.call_soon_threadsafe(queue.put_nowait, {"i": i})
+        loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=watcher).start()
+    await done.wait()
+    for i in range(300, 310):
+        queue.put_nowait({"i": i})
+`)
+	var log logBuffer
+	src := newSource(t, "burst", path, nil, engine.SystemClock{}, &log).(*Source)
+	src.cfg.QueueSize = 4
+	events, done := run(context.Background(), src)
+	for i := 0; i < 310; i++ {
+		if ev := next(t, events); ev["i"] != float64(i) {
+			t.Fatalf("event %d: %v\n%s", i, ev, log.String())
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "QueueFull") || strings.Contains(log.String(), "source plugin failed") {
+		t.Fatalf("put_nowait failed:\n%s", log.String())
+	}
+}
+
 func TestPluginFailures(t *testing.T) {
 	t.Parallel()
 	needPython(t)

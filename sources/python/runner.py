@@ -44,6 +44,22 @@ def load(path):
     return main
 
 
+class SourceQueue(asyncio.Queue):
+    """The queue handed to main. ``await queue.put(event)`` waits while the
+    queue is full: that is the back-pressure. ``put_nowait`` never raises
+    QueueFull: plugins written for EDA's unbounded queue call it from
+    thread callbacks (``loop.call_soon_threadsafe(queue.put_nowait, e)``)
+    and must not lose events, so it goes over the bound instead."""
+
+    def put_nowait(self, item):
+        if not self.full():
+            return super().put_nowait(item)
+        self._put(item)
+        self._unfinished_tasks += 1
+        self._finished.clear()
+        self._wakeup_next(self._getters)
+
+
 def encode(event):
     return json.dumps(event, default=str, separators=(",", ":")).encode() + b"\n"
 
@@ -97,7 +113,7 @@ async def drain(queue, writer):
 
 
 async def run(main, args, fd, size):
-    queue = asyncio.Queue(maxsize=size)
+    queue = SourceQueue(maxsize=size)
     writer = asyncio.create_task(forward(queue, fd))
     plugin = asyncio.create_task(main(queue, args))
     loop = asyncio.get_running_loop()
