@@ -165,8 +165,8 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 			return nil
 		}
 		var ee errEmit
-		if errors.As(err, &ee) {
-			return err
+		if errors.As(err, &ee) || errors.Is(err, exec.ErrNotFound) {
+			return err // the journal failed, or there is no interpreter
 		}
 		if s.cfg.Clock.Now().Sub(start) >= s.cfg.MaxBackoff {
 			backoff = s.cfg.MinBackoff
@@ -206,7 +206,7 @@ func (s *Source) runOnce(ctx context.Context, out engine.Emitter) error {
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		return fmt.Errorf("start %s: %w", s.cfg.Python, err)
+		return fmt.Errorf("start %s (set RULEBOOK_PYTHON to use another interpreter): %w", s.cfg.Python, err)
 	}
 	pw.Close()
 	s.cfg.Log.Debug().Str("plugin", s.cfg.Path).Int("pid", cmd.Process.Pid).Msg("source plugin started")

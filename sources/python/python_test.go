@@ -451,3 +451,15 @@ async def main(queue, args):
 		t.Fatalf("a stop was logged as a failure:\n%s", log.String())
 	}
 }
+
+// Without the interpreter the source cannot go on: an error, no restarts.
+func TestNoInterpreter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writePlugin(t, dir, "range", rangePlugin)
+	src := New(Config{Name: "range", Path: path, Python: "no-such-python-h18b", Clock: engine.NewFakeClock(time.Now())})
+	err := src.Run(context.Background(), make(sourcetest.Events))
+	if err == nil || !strings.Contains(err.Error(), "no-such-python-h18b") || !strings.Contains(err.Error(), "RULEBOOK_PYTHON") {
+		t.Fatalf("Run = %v", err)
+	}
+}
