@@ -183,8 +183,19 @@ func TestJobTemplateThroughRun(t *testing.T) {
             extra_vars:
               reason: test
           post_events: true
+          ruleset: capacity
           retries: 1
           delay: 10ms
+    - name: not here
+      condition: event.restarted == "web1"
+      action:
+        debug: {msg: "artifacts went to the wrong ruleset"}
+- name: capacity
+  hosts: all
+  sources:
+    - range:
+        limit: 0
+  rules:
     - name: restarted
       condition: event.restarted == "web1"
       action:
@@ -212,8 +223,8 @@ func TestJobTemplateThroughRun(t *testing.T) {
 	if launches != 2 {
 		t.Fatalf("%d launches; want the failed job relaunched once (retries: 1)", launches)
 	}
-	if !strings.Contains(out, `"restarted":"web1"`) {
-		t.Fatalf("the job's artifacts were not posted back as an event:\n%s", out)
+	if !strings.Contains(out, `"restarted":"web1"`) || strings.Contains(out+errs, "wrong ruleset") {
+		t.Fatalf("the job's artifacts were not posted back as an event to ruleset capacity:\n%s", out)
 	}
 	code, audit, errs := runCLI(t, "audit", "--data-dir", data, "--format", "json")
 	if code != 0 {
