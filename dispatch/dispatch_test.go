@@ -583,6 +583,27 @@ func TestFeedback(t *testing.T) {
 	}
 }
 
+// Feedback is handed over before the success is recorded: whoever waits
+// for the invocation to finish (a run whose sources ended) then finds the
+// feedback journaled, and a crash in between cannot lose it.
+func TestFeedbackBeforeSuccessIsRecorded(t *testing.T) {
+	store := newMemStore()
+	act := &script{results: []engine.Result{{Status: engine.Succeeded, Events: []map[string]any{{"done": true}}}}}
+	var statusAtFeedback engine.InvocationStatus
+	h := start(t, store, newFakeClock(), Config{
+		Actions: ActionMap(map[string]engine.Action{"x": act}),
+		Feedback: func(inv *engine.Invocation, _, _ []map[string]any) {
+			statusAtFeedback = store.status(inv.ID)
+		},
+	})
+	h.submit(newFiring("f", "web", false, invSpec{action: "x"}))
+	h.waitFinal("f/0")
+	h.waitIdle()
+	if statusAtFeedback != engine.StatusRunning {
+		t.Fatalf("status when the feedback was handed over: %q, want %q", statusAtFeedback, engine.StatusRunning)
+	}
+}
+
 func TestSubmit(t *testing.T) {
 	for _, kind := range storeKinds {
 		t.Run(kind.name, func(t *testing.T) { testSubmit(t, kind.wrap) })

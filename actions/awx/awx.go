@@ -65,6 +65,10 @@ type Controller struct {
 	// Token is an OAuth2 token sent as a Bearer token. It is a secret:
 	// never logged, never in an error or the audit trail.
 	Token string
+	// Username and Password, used when there is no Token, authenticate
+	// with HTTP basic authentication (EDA's --controller-username and
+	// --controller-password). The password is a secret.
+	Username, Password string
 	// SSLVerify is "yes"/"true" (default), "no"/"false", or the path of a
 	// CA bundle to verify the controller's certificate with.
 	SSLVerify string
@@ -121,15 +125,17 @@ var (
 
 // Template runs one kind of template. It is safe for concurrent use.
 type Template struct {
-	k      kind
-	base   *url.URL // the controller's URL, with a trailing slash
-	api    *url.URL // base + "api/v2/" (or "v2/" behind a gateway path)
-	token  string
-	client *http.Client
-	poll   time.Duration
-	clock  engine.Clock
-	state  string // directory of the launched jobs' ids ("" keeps none)
-	log    zerolog.Logger
+	k     kind
+	base  *url.URL // the controller's URL, with a trailing slash
+	api   *url.URL // base + "api/v2/" (or "v2/" behind a gateway path)
+	token string
+	// user and password authenticate when token is empty.
+	user, password string
+	client         *http.Client
+	poll           time.Duration
+	clock          engine.Clock
+	state          string // directory of the launched jobs' ids ("" keeps none)
+	log            zerolog.Logger
 }
 
 var _ engine.Action = (*Template)(nil)
@@ -157,8 +163,8 @@ func New(c Controller, workflow bool, env engine.ActionEnv) (*Template, error) {
 	if base.Path != "/" {
 		slug = "v2/"
 	}
-	if c.Token == "" {
-		return nil, fmt.Errorf("%s needs the controller's token: give --controller-token (or EDA_CONTROLLER_TOKEN)", k.typ)
+	if c.Token == "" && (c.Username == "" || c.Password == "") {
+		return nil, fmt.Errorf("%s needs the controller's token: give --controller-token (or EDA_CONTROLLER_TOKEN), or --controller-username and --controller-password", k.typ)
 	}
 	client := c.Client
 	if client == nil {
@@ -170,7 +176,7 @@ func New(c Controller, workflow bool, env engine.ActionEnv) (*Template, error) {
 		client = &http.Client{Transport: tr}
 	}
 	t := &Template{
-		k: k, base: base, api: base.ResolveReference(&url.URL{Path: slug}), token: c.Token, client: client,
+		k: k, base: base, api: base.ResolveReference(&url.URL{Path: slug}), token: c.Token, user: c.Username, password: c.Password, client: client,
 		poll: c.PollInterval, clock: c.Clock, log: env.Log,
 	}
 	if t.poll <= 0 {
@@ -242,7 +248,11 @@ func (t *Template) do(ctx context.Context, method string, u *url.URL, body any, 
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+t.token)
+	if t.token != "" {
+		req.Header.Set("Authorization", "Bearer "+t.token)
+	} else {
+		req.SetBasicAuth(t.user, t.password)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -415,3 +415,23 @@ func TestSchemaAgreesWithCheck(t *testing.T) {
 		`{"name":"T","organization":"O","include_events":"yes please"}`,
 	)
 }
+
+// Without a token, EDA's username and password authenticate (basic).
+func TestBasicAuth(t *testing.T) {
+	c := newController(t, "/api/v2/", tmpl{id: 3, name: "T", org: "O", final: "successful"})
+	a, err := New(Controller{URL: c.srv.URL, Username: "eda", Password: c.token + "-pw", PollInterval: time.Millisecond}, false, engine.ActionEnv{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := a.Run(context.Background(), invocation(map[string]any{"name": "T", "organization": "O"}))
+	if res.Status != engine.Succeeded {
+		t.Fatalf("result %+v", res)
+	}
+	if strings.Contains(detailsJSON(t, res), c.token+"-pw") {
+		t.Fatal("the password is in the result")
+	}
+	a.password = "wrong"
+	if res := a.Run(context.Background(), invocation(map[string]any{"name": "T", "organization": "O"})); res.Status != engine.Failed || !strings.Contains(res.Error, "401") {
+		t.Fatalf("wrong password: %+v", res)
+	}
+}

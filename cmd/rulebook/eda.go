@@ -27,6 +27,7 @@ func addSourceDirFlags(fs *flag.FlagSet) *[]string {
 // run_job_template and run_workflow_template.
 type controllerFlags struct {
 	url, token, sslVerify string
+	username, password    string
 }
 
 func addControllerFlags(fs *flag.FlagSet) *controllerFlags {
@@ -34,6 +35,8 @@ func addControllerFlags(fs *flag.FlagSet) *controllerFlags {
 	fs.StringVar(&c.url, "controller-url", "", "AWX / Automation Platform controller `URL` for run_job_template and run_workflow_template (also EDA_CONTROLLER_URL)")
 	fs.StringVar(&c.token, "controller-token", "", "the controller's OAuth2 token (also EDA_CONTROLLER_TOKEN; ${env:..}/${file:..} allowed, better than a token on the command line)")
 	fs.StringVar(&c.sslVerify, "controller-ssl-verify", "", "check the controller's certificate: yes, no, or a CA file (also EDA_CONTROLLER_SSL_VERIFY; default yes)")
+	fs.StringVar(&c.username, "controller-username", "", "the controller's user, with --controller-password, when there is no token (also EDA_CONTROLLER_USERNAME)")
+	fs.StringVar(&c.password, "controller-password", "", "that user's password (also EDA_CONTROLLER_PASSWORD; ${env:..}/${file:..} allowed)")
 	return c
 }
 
@@ -56,6 +59,14 @@ func (c *controllerFlags) controller(getenv func(string) string) (awx.Controller
 			return out, fmt.Errorf("EDA_JOB_TEMPLATE_REFRESH_DELAY: want seconds > 0, got %q", v)
 		}
 		out.PollInterval = time.Duration(secs * float64(time.Second))
+	}
+	out.Username = pick(c.username, "EDA_CONTROLLER_USERNAME")
+	if pw := pick(c.password, "EDA_CONTROLLER_PASSWORD"); pw != "" {
+		resolved, err := engine.ResolveSecretString(pw, nil)
+		if err != nil {
+			return out, fmt.Errorf("--controller-password: %w", err)
+		}
+		out.Password = resolved
 	}
 	if tok := pick(c.token, "EDA_CONTROLLER_TOKEN"); tok != "" {
 		resolved, err := engine.ResolveSecretString(tok, nil)

@@ -248,6 +248,7 @@ func TestJobTemplateThroughRun(t *testing.T) {
 
 func TestControllerSettings(t *testing.T) {
 	env := map[string]string{"EDA_CONTROLLER_URL": "https://env.example", "EDA_CONTROLLER_TOKEN": "${env:TOKEN_SRC}",
+		"EDA_CONTROLLER_USERNAME": "eda", "EDA_CONTROLLER_PASSWORD": "${env:TOKEN_SRC}",
 		"EDA_CONTROLLER_SSL_VERIFY": "no", "EDA_JOB_TEMPLATE_REFRESH_DELAY": "2.5"}
 	t.Setenv("TOKEN_SRC", "from-env-ref")
 	getenv := func(k string) string { return env[k] }
@@ -255,7 +256,8 @@ func TestControllerSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.URL != "https://env.example" || c.Token != "from-env-ref" || c.SSLVerify != "no" || c.PollInterval != 2500*time.Millisecond {
+	if c.URL != "https://env.example" || c.Token != "from-env-ref" || c.SSLVerify != "no" || c.PollInterval != 2500*time.Millisecond ||
+		c.Username != "eda" || c.Password != "from-env-ref" {
 		t.Fatalf("from EDA's variables: %+v", c)
 	}
 	c, err = (&controllerFlags{url: "https://flag.example", token: "flag-token", sslVerify: "yes"}).controller(getenv)
