@@ -32,6 +32,8 @@ import (
 // runFlags are the flags of `rulebook run`.
 type runFlags struct {
 	vars            *varsFlags
+	sourceDirs      *[]string        // EDA Python source plugins (-S)
+	controller      *controllerFlags // AWX for run_job_template
 	dataDir         string
 	logFormat       string
 	logLevel        string
@@ -54,12 +56,10 @@ type runFlags struct {
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
-	sourceDirs      *[]string
-	controller      *controllerFlags
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
-	f := &runFlags{vars: addVarsFlags(fs)}
+	f := &runFlags{vars: addVarsFlags(fs), sourceDirs: addSourceDirFlags(fs), controller: addControllerFlags(fs)}
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "`DIR` of the durable journal, action queue and audit trail")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -82,8 +82,6 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
-	f.sourceDirs = addSourceDirFlags(fs)
-	f.controller = addControllerFlags(fs)
 	return f
 }
 

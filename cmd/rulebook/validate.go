@@ -11,7 +11,7 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--source-dir DIR] [--check-secrets]", stderr)
+	fs := newFlags("validate", "validate RULEBOOK... [--format text|json] [--vars FILE] [--env-vars A,B] [--check-secrets]", stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	vf := addVarsFlags(fs)
 	checkSecrets := fs.Bool("check-secrets", false, "also require every ${env:...}/${file:...} secret to resolve here")
