@@ -25,19 +25,19 @@ async def main(queue: asyncio.Queue, args: Dict[str, Any]):
         await asyncio.sleep(delay)
 `
 
-// lockedBuffer is written by several goroutines (the loggers of a run).
-type lockedBuffer struct {
+// cliBuffer is written by several goroutines (the loggers of a run).
+type cliBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *cliBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *cliBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -46,7 +46,7 @@ func (l *lockedBuffer) String() string {
 // runConcurrentCLI is runCLI for commands that log from several goroutines.
 func runConcurrentCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb cliBuffer
 	code := run(args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
