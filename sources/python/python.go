@@ -265,6 +265,9 @@ func (s *Source) forward(ctx context.Context, r io.Reader, out engine.Emitter) e
 	var batch []engine.Entry
 	var line []byte
 	for {
+		if ctx.Err() != nil {
+			return nil // stopping: what the plugin still writes is not taken
+		}
 		batch = batch[:0]
 		for len(batch) < maxBatch {
 			var err error
