@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/awx"
 	"github.com/rulebook-dev/rulebook/actions/command"
 	"github.com/rulebook-dev/rulebook/actions/httpcall"
 	kafkaaction "github.com/rulebook-dev/rulebook/actions/kafka"
@@ -33,6 +34,12 @@ type registryOptions struct {
 	// (validate, test, schema only check arguments).
 	hub *httpingest.Hub
 	log zerolog.Logger
+	// sourceDirs are --source-dir: where EDA Python source plugins are.
+	sourceDirs []string
+	// controller is where run_job_template launches; controllerErr, when
+	// set, is why it cannot (a token reference that does not resolve).
+	controller    awx.Controller
+	controllerErr error
 }
 
 // wiring is what newRegistry built and its owner must release.
@@ -73,6 +80,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
 	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
 	reg.RegisterAction(kafkaaction.Spec())
+	registerEDA(reg, opts)
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs

@@ -32,6 +32,8 @@ import (
 // runFlags are the flags of `rulebook run`.
 type runFlags struct {
 	vars            *varsFlags
+	sourceDirs      *[]string        // EDA Python source plugins (-S)
+	controller      *controllerFlags // AWX for run_job_template
 	dataDir         string
 	logFormat       string
 	logLevel        string
@@ -58,7 +60,7 @@ type runFlags struct {
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
-	f := &runFlags{vars: addVarsFlags(fs)}
+	f := &runFlags{vars: addVarsFlags(fs), sourceDirs: addSourceDirFlags(fs), controller: addControllerFlags(fs)}
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "`DIR` of the durable journal, action queue and audit trail")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -230,8 +232,10 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err != nil {
 		return err
 	}
+	ctl, ctlErr := rf.controller.controller(os.Getenv)
 	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger()})
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
+		sourceDirs: *rf.sourceDirs, controller: ctl, controllerErr: ctlErr})
 	if err != nil {
 		return err
 	}
