@@ -117,6 +117,8 @@ type loader struct {
 	ruleset string
 	rule    string
 	inRS    bool
+	// eda: the rulebook is written in EDA's condition language (dialect.go)
+	eda bool
 	// names of every ruleset, for cross-references
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
@@ -172,6 +174,7 @@ func (l *loader) parse(data []byte) *Rulebook {
 		l.errf(root, "", "a rulebook is a list of rulesets, not a %s", kindName(root))
 		return nil
 	}
+	l.eda = edaDialect(root)
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {
@@ -577,7 +580,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
 			continue
 		}
-		typ = strings.TrimPrefix(typ, "ansible.eda.")
+		typ = strings.TrimPrefix(strings.TrimPrefix(typ, "ansible.eda."), "eda.builtin.")
 		if name == "" {
 			name = typ
 		}
@@ -868,19 +871,6 @@ func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) 
 	}
 }
 
-// compileCond compiles one condition and maps expression errors to file
-// positions.
-func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
-	name, cond, offset := engine.SplitAssignment(src)
-	c, err := comp.CompileCondition(cond)
-	if err != nil {
-		line, col := exprPos(n, err, offset)
-		l.errAt(line, col, where, err.Error())
-		return nil, name
-	}
-	return c, name
-}
-
 // exprPos maps a position inside an expression to the file.
 func exprPos(n *yaml.Node, err error, offset int) (int, int) {
 	var ee *engine.ExprError
@@ -1089,7 +1079,9 @@ var builtinArgs = map[string]map[string]bool{
 func (l *loader) checkBuiltin(typ string, n *yaml.Node, args map[string]any, where string) {
 	allowed := builtinArgs[typ]
 	for k := range args {
-		if !allowed[k] {
+		// ansible-rulebook's debug takes any arguments (its docs pass
+		// first/second/... to show matches).
+		if !allowed[k] && !(l.eda && typ == engine.ActionDebug) {
 			l.errf(keyNodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
 		}
 	}
