@@ -172,6 +172,12 @@ func (l *loader) compileEDA(n *yaml.Node, src string, comp *engine.Compiler, mul
 		return nil, "", at(0, "assignment "+t.Assigned+" is invalid: a match is named events.NAME or facts.NAME")
 	}
 	c, err := comp.CompileCondition(t.Expr)
+	if err == nil {
+		if l.native == nil {
+			l.native = map[*yaml.Node]string{}
+		}
+		l.native[n] = t.Native()
+	}
 	if err != nil {
 		var xe *engine.ExprError
 		if errors.As(err, &xe) && xe.Line == 1 {

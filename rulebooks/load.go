@@ -98,17 +98,23 @@ func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
 	l := &loader{file: name, opts: opts}
 	rb := l.parse(data)
 	if len(l.errs) > 0 {
-		sort.SliceStable(l.errs, func(i, j int) bool {
-			if l.errs[i].Line != l.errs[j].Line {
-				return l.errs[i].Line < l.errs[j].Line
-			}
-			return l.errs[i].Column < l.errs[j].Column
-		})
+		sortErrors(l.errs)
 		return nil, l.errs
 	}
 	rb.Path = name
 	return rb, nil
 }
+
+func sortErrors(errs ErrorList) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		if errs[i].Line != errs[j].Line {
+			return errs[i].Line < errs[j].Line
+		}
+		return errs[i].Column < errs[j].Column
+	})
+}
+
+var errNoRegistry = errors.New("convert needs the registry of source and action types")
 
 type loader struct {
 	file    string
@@ -119,6 +125,10 @@ type loader struct {
 	inRS    bool
 	// eda: the rulebook is written in EDA's condition language (dialect.go)
 	eda bool
+	// doc is the parsed YAML; native records the native text of each
+	// condition node read as EDA (for Convert).
+	doc    *yaml.Node
+	native map[*yaml.Node]string
 	// names of every ruleset, for cross-references
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
@@ -169,6 +179,7 @@ func (l *loader) parse(data []byte) *Rulebook {
 		l.errAt(1, 1, "", "the rulebook is empty: want a list of rulesets")
 		return nil
 	}
+	l.doc = &doc
 	root := doc.Content[0]
 	if root.Kind != yaml.SequenceNode {
 		l.errf(root, "", "a rulebook is a list of rulesets, not a %s", kindName(root))
@@ -918,12 +929,21 @@ func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle 
 	} else if th.Kind == engine.AccumulateWithin {
 		l.errf(n, "throttle", "accumulate_within needs a threshold")
 	}
+	groupKey := "group_by"
+	if v := f["group_by_attributes"]; v != nil {
+		// ansible-rulebook's name for group_by.
+		if f["group_by"] != nil {
+			l.errf(v, "throttle", "give group_by or group_by_attributes, not both")
+		} else {
+			f["group_by"], groupKey = v, "group_by_attributes"
+		}
+	}
 	if v := f["group_by"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
-			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
+			l.errf(v, "throttle: "+groupKey, "want a list of expressions, got a %s", kindName(v))
 		} else {
 			for i, g := range v.Content {
-				where := fmt.Sprintf("throttle: group_by[%d]", i)
+				where := fmt.Sprintf("throttle: %s[%d]", groupKey, i)
 				s, ok := l.str(g, where)
 				if !ok {
 					continue

@@ -64,11 +64,12 @@ type ConditionSpec struct {
 
 // ThrottleSpec limits how often a rule fires, per group.
 type ThrottleSpec struct {
-	OnceWithin       string   `json:"once_within,omitempty" jsonschema:"description=Fire on the first match, then not again within this window."`
-	OnceAfter        string   `json:"once_after,omitempty" jsonschema:"description=Fire once when this window after the first match ends."`
-	AccumulateWithin string   `json:"accumulate_within,omitempty" jsonschema:"description=Fire when threshold matches fall within this window."`
-	Threshold        int      `json:"threshold,omitempty" jsonschema:"minimum=1"`
-	GroupBy          []string `json:"group_by,omitempty" jsonschema:"description=Expressions whose values form the throttle group (e.g. event.meta.hosts)."`
+	OnceWithin        string   `json:"once_within,omitempty" jsonschema:"description=Fire on the first match, then not again within this window."`
+	OnceAfter         string   `json:"once_after,omitempty" jsonschema:"description=Fire once when this window after the first match ends."`
+	AccumulateWithin  string   `json:"accumulate_within,omitempty" jsonschema:"description=Fire when threshold matches fall within this window."`
+	Threshold         int      `json:"threshold,omitempty" jsonschema:"minimum=1"`
+	GroupBy           []string `json:"group_by,omitempty" jsonschema:"description=Expressions whose values form the throttle group (e.g. event.meta.hosts)."`
+	GroupByAttributes []string `json:"group_by_attributes,omitempty" jsonschema:"description=ansible-rulebook's name of group_by."`
 }
 
 // PolicySpec are the keys every dispatched action accepts beside its own.
