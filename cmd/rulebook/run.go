@@ -358,6 +358,16 @@ wait:
 			// it caused finishes (or a signal cuts it short).
 			waitIdle(ctx, a.store, 50*time.Millisecond)
 			waitActions(ctx, a.store.Actions(), 100*time.Millisecond)
+			// Open not_all and once_after windows still fire (lifetime.go).
+			if r, ok := a.awaitTimers(ctx); ok {
+				if r.Delay > 0 {
+					select {
+					case <-time.After(r.Delay):
+					case <-ctx.Done():
+					}
+				}
+				drainActions = !r.Now
+			}
 			break wait
 		}
 	}
