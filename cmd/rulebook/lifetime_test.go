@@ -1,11 +1,32 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// lockedBuffer is a bytes.Buffer several goroutines may write (a run logs
+// from the engine, the dispatcher and the CLI).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // TestRunWaitsForPendingTimers: when every source has ended, an open
 // not_all window and an open once_after window still fire before the run
@@ -31,9 +52,11 @@ func TestRunWaitsForPendingTimers(t *testing.T) {
       throttle: {once_after: 200 milliseconds, group_by: [event.i]}
       action: {debug: {msg: "once_after fired"}}
 `), 0o644)
-	code, out, errs := runCLI(t, "run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json")
+	var stdout, stderr lockedBuffer
+	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}, strings.NewReader(""), &stdout, &stderr)
+	out := stdout.String()
 	if code != 0 {
-		t.Fatalf("run: exit %d: %s", code, errs)
+		t.Fatalf("run: exit %d: %s", code, stderr.String())
 	}
 	after, notAll := strings.Index(out, "once_after fired"), strings.Index(out, "not_all fired")
 	if after < 0 || notAll < 0 || after > notAll {
