@@ -33,6 +33,9 @@ type registryOptions struct {
 	// (validate, test, schema only check arguments).
 	hub *httpingest.Hub
 	log zerolog.Logger
+	// inventory is run --inventory: run_playbook/run_module use it when
+	// they name none.
+	inventory string
 }
 
 // wiring is what newRegistry built and its owner must release.
@@ -68,8 +71,8 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(kafkasource.Spec())
 	registerReceivers(reg, hub)
 
-	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
-	reg.RegisterAction(withActionPaths(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()), "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.PlaybookSpec(), opts.inventory), playbook.PlaybookSchema()), "name", "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.ModuleSpec(), opts.inventory), playbook.ModuleSchema()), "inventory"))
 	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
 	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
 	reg.RegisterAction(kafkaaction.Spec())

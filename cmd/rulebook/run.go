@@ -54,6 +54,7 @@ type runFlags struct {
 	adminAddr       string
 	adminToken      string
 	pluginDirs      *[]string
+	eda             edaRunFlags
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
@@ -80,6 +81,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.adminToken, "admin-token", "", "bearer token the admin listener requires (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed); required unless --admin is a loopback address")
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	f.pluginDirs = addPluginFlags(fs)
+	f.eda.add(fs)
 	return f
 }
 
@@ -103,11 +105,15 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	files, err = rf.eda.rulebook(files)
+	if err != nil {
+		return err
+	}
 	if len(files) != 1 {
 		fs.Usage()
 		return errUsage
 	}
-	log, err := newLogger(stderr, rf.logFormat, rf.logLevel)
+	log, err := newLogger(stderr, rf.logFormat, rf.eda.level(rf.logLevel))
 	if err != nil {
 		return err
 	}
@@ -203,7 +209,8 @@ func (a *app) run(ctx context.Context) (result error) {
 		return err
 	}
 	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger()})
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
+		inventory: rf.eda.inventory})
 	if err != nil {
 		return err
 	}
@@ -484,6 +491,9 @@ func (a *app) observeRecord(rec engine.Record) {
 	}
 	a.stream.PublishEvent(rec)
 	a.metrics.Processed(rec.Source.Ruleset)
+	if a.rf.eda.printEvents {
+		a.printEvent(rec)
+	}
 }
 
 func (a *app) setRulesets(rs []*engine.Ruleset) {
