@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks/eda"
 )
 
 // Options configure a load.
@@ -591,6 +592,7 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
 			continue
 		}
+		edaStyle := l.eda || strings.HasPrefix(typ, "ansible.eda.") || strings.HasPrefix(typ, "eda.builtin.")
 		typ = strings.TrimPrefix(strings.TrimPrefix(typ, "ansible.eda."), "eda.builtin.")
 		if name == "" {
 			name = typ
@@ -613,6 +615,13 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 		if !ok {
 			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
 			continue
+		}
+		// ansible.eda's argument names (rulebooks/eda/sources.go).
+		if native, err := eda.SourceArgs(typ, args, edaStyle); err != nil {
+			l.argError(argsNode, where+": "+typ, err)
+			continue
+		} else {
+			args = native
 		}
 		l.resolvePaths(args, spec.PathArgs)
 		if spec.Check != nil {
