@@ -23,7 +23,7 @@ func (c *Compiler) functions() []expr.Option {
 		clock = SystemClock{}
 	}
 	now := func() time.Time { return clock.Now() }
-	return append(selectFunctions(),
+	return append(append(selectFunctions(), textFunctions()...),
 		expr.Function("__get", func(p ...any) (any, error) {
 			v, ok := lookup(p[0], p[1:])
 			if !ok {

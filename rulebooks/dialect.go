@@ -2,6 +2,7 @@ package rulebooks
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -197,4 +198,54 @@ func offsetPos(src string, offset int) *engine.ExprError {
 	line := 1 + strings.Count(src[:offset], "\n")
 	col := offset - strings.LastIndex(src[:offset], "\n")
 	return &engine.ExprError{Line: line, Column: col}
+}
+
+// jinjaArgs rewrites the Jinja2 expressions of an EDA rulebook's action
+// arguments into native templates (eda.Template), in place. A string EDA's
+// translation cannot read but the native template language can stays as
+// it is; one neither reads is an error at its position.
+func (l *loader) jinjaArgs(argsNode *yaml.Node, v any, where string, path []string, comp *engine.Compiler) any {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") && !strings.Contains(x, "{%") {
+			return x
+		}
+		out, err := eda.Template(x)
+		if err == nil {
+			if l.native == nil {
+				l.native = map[*yaml.Node]string{}
+			}
+			if n := nodeAt(argsNode, path); n != nil && n.Kind == yaml.ScalarNode && n.Value == x {
+				l.native[n] = out
+			}
+			return out
+		}
+		if _, nerr := comp.CompileTemplate(x); nerr == nil {
+			return x
+		}
+		n := nodeAt(argsNode, path)
+		line, col := n.Line, n.Column
+		var ee *eda.Error
+		if errors.As(err, &ee) && n.Kind == yaml.ScalarNode && !strings.Contains(n.Value[:min(ee.Offset, len(n.Value))], "\n") {
+			col += ee.Offset
+			if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+				col++
+			}
+		}
+		w := where
+		if len(path) > 0 {
+			w += ": " + strings.Join(path, ".")
+		}
+		l.errAt(line, col, w, err.Error())
+		return x
+	case map[string]any:
+		for k, vv := range x {
+			x[k] = l.jinjaArgs(argsNode, vv, where, append(path[:len(path):len(path)], k), comp)
+		}
+	case []any:
+		for i, vv := range x {
+			x[i] = l.jinjaArgs(argsNode, vv, where, append(path[:len(path):len(path)], strconv.Itoa(i)), comp)
+		}
+	}
+	return v
 }

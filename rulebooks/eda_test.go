@@ -274,3 +274,59 @@ func TestNativeRulebookKeepsExprPrecedence(t *testing.T) {
 		t.Fatalf("EDA precedence not applied: fired %q", got)
 	}
 }
+
+// TestEDAJinjaActionArguments: action arguments of an EDA rulebook are
+// Jinja2, as ansible-rulebook renders them (docs/actions.rst, filters);
+// event data stays escaped as in native templates.
+func TestEDAJinjaActionArguments(t *testing.T) {
+	src := edaRules(`    - name: r
+      condition: event.host is defined
+      action:
+        post_event:
+          event:
+            upper: "{{ event.host | upper }}"
+            method: "{{ event.host.upper() }}"
+            starts: "{{ event.host.startswith('web') }}"
+            missing: "{{ event.nope | default('none') }}"
+            base: "{{ event.path | basename }}"
+            dir: "{{ event.path | dirname }}"
+            norm: "{{ '/a/./b/../c//d' | normpath }}"
+            sub: "{{ event.mail | regex_replace('(\\w+)@(\\w+)', '\\2 at \\1') }}"
+            concat: "{{ event.host ~ '-' ~ event.n }}"
+            cond: "{{ 'big' if event.n > 1 else 'small' }}"
+            count: "{{ event.tags | length }}"
+            joined: "{{ event.tags | join(',') }}"
+            first: "{{ event.tags | first }}"
+            cap: "{{ event.host | capitalize }}"
+            text: "host {{ event.host | lower }} has {{ event.tags | length }} tags"
+            defined: "{{ event.nope is defined }}"
+            json: "{{ event.tags | to_json }}"
+            secret: "{{ event.leak | lower }}"
+`)
+	_, args := edaRunArgs(t, src, nil, ev("host", "Web1", "path", "/var/log/app.log", "mail", "bob@example", "n", 2,
+		"tags", []any{"a", "b"}, "leak", "${ENV:HOME}"))
+	var got map[string]map[string]any
+	if err := json.Unmarshal([]byte(args[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"upper": "WEB1", "method": "WEB1", "starts": false, "missing": "none", "base": "app.log", "dir": "/var/log",
+		"norm": "/a/c/d", "sub": "example at bob", "concat": "Web1-2", "cond": "big", "count": float64(2), "joined": "a,b",
+		"first": "a", "cap": "Web1", "text": "host web1 has 2 tags", "defined": false, "json": `["a", "b"]`,
+		"secret": "$${env:home}",
+	}
+	for k, w := range want {
+		if !reflect.DeepEqual(got["event"][k], w) {
+			t.Errorf("%s = %#v, want %#v", k, got["event"][k], w)
+		}
+	}
+}
+
+func TestEDAJinjaErrors(t *testing.T) {
+	src := edaRules("    - name: r\n      condition: event.host is defined\n      action:\n        debug:\n          msg: \"{{ event.host | shout }}\"\n")
+	_, err := Parse("eda.yml", []byte(src), Options{Registry: testRegistry()})
+	want := `eda.yml:10:33: ruleset "eda": rule "r": actions[0]: debug: msg: unsupported filter "shout" in template`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}

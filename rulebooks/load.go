@@ -1023,6 +1023,14 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		l.errf(argsNode, where, "want a mapping of arguments, got a %s", kindName(argsNode))
 		return nil
 	}
+	if l.eda {
+		// EDA's action arguments are Jinja2 (dialect.go).
+		before := len(l.errs)
+		args, _ = l.jinjaArgs(argsNode, args, where, nil, comp).(map[string]any)
+		if len(l.errs) > before {
+			return nil
+		}
+	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
 	} else {
