@@ -20,6 +20,8 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
+	"github.com/rulebook-dev/rulebook/sources/tick"
+	"github.com/rulebook-dev/rulebook/sources/urlcheck"
 	"github.com/rulebook-dev/rulebook/sources/webhook"
 )
 
@@ -66,6 +68,8 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg := engine.NewRegistry()
 	reg.RegisterSource(rangesrc.Spec())
 	reg.RegisterSource(generic.Spec())
+	reg.RegisterSource(tick.Spec())
+	reg.RegisterSource(urlcheck.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
