@@ -264,3 +264,27 @@ func TestConvert(t *testing.T) {
 		t.Fatalf("convert without vars: exit %d: %s", code, errs)
 	}
 }
+
+// TestConvertedExamplePassesTheSameTests: the native form of the EDA
+// example passes the example's own test file.
+func TestConvertedExamplePassesTheSameTests(t *testing.T) {
+	src := filepath.Join(repoRoot(t), "rulebooks", "examples", "from-eda.yml")
+	code, out, errs := runCLI(t, "convert", src)
+	if code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, " is ") || strings.Contains(out, "eda.builtin") || strings.Contains(out, "| lower") {
+		t.Fatalf("converted rulebook still has EDA syntax:\n%s", out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "native.yml"), []byte(out), 0o644)
+	tests, err := os.ReadFile(strings.TrimSuffix(src, ".yml") + ".test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := filepath.Join(dir, "native.test.yml")
+	os.WriteFile(tf, []byte(strings.Replace(string(tests), "rulebook: from-eda.yml", "rulebook: native.yml", 1)), 0o644)
+	if code, out, errs := runCLI(t, "test", tf); code != 0 {
+		t.Fatalf("converted rulebook fails the example's tests: exit %d\n%s%s", code, out, errs)
+	}
+}
