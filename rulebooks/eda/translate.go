@@ -310,8 +310,16 @@ var selectattrOps = map[string]bool{"in": true, "not in": true, "contains": true
 
 func (t *translator) is(x *isNode) (*frag, int, error) {
 	f := newFrag(x.pos)
-	subject, _, err := t.emit(x.x)
-	if err != nil {
+	var subject *frag
+	var err error
+	if p, ok := x.x.(*pathNode); ok && x.test == "defined" {
+		// A presence check reads variables that may be absent.
+		root, keys := p.root, p.keys
+		if p.bare {
+			root, keys = "vars", append([]pathKey{{name: p.root}}, p.keys...)
+		}
+		subject = newFrag(p.pos).s(root + keysText(keys))
+	} else if subject, _, err = t.emit(x.x); err != nil {
 		return nil, 0, err
 	}
 	prec := precPrimary
