@@ -19,6 +19,7 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/generic"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
+	"github.com/rulebook-dev/rulebook/sources/filewatch"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
 	"github.com/rulebook-dev/rulebook/sources/tick"
 	"github.com/rulebook-dev/rulebook/sources/urlcheck"
@@ -70,6 +71,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(generic.Spec())
 	reg.RegisterSource(tick.Spec())
 	reg.RegisterSource(urlcheck.Spec())
+	reg.RegisterSource(filewatch.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
