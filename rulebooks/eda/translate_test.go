@@ -139,3 +139,13 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkTranslate(b *testing.B) {
+	vars := map[string]any{"expected_levels": []any{"WARNING", "ERROR"}}
+	src := `event.level in vars.expected_levels and event.host is match("web", ignorecase=true) and not event.objects is selectattr('age', '>=', 20)`
+	for b.Loop() {
+		if _, err := Translate(src, vars); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
