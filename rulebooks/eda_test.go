@@ -302,8 +302,9 @@ func TestEDAJinjaActionArguments(t *testing.T) {
             defined: "{{ event.nope is defined }}"
             json: "{{ event.tags | to_json }}"
             secret: "{{ event.leak | lower }}"
+            variable: "{{ greeting | upper }}"
 `)
-	_, args := edaRunArgs(t, src, nil, ev("host", "Web1", "path", "/var/log/app.log", "mail", "bob@example", "n", 2,
+	_, args := edaRunArgs(t, src, map[string]any{"greeting": "hi"}, ev("host", "Web1", "path", "/var/log/app.log", "mail", "bob@example", "n", 2,
 		"tags", []any{"a", "b"}, "leak", "${ENV:HOME}"))
 	var got map[string]map[string]any
 	if err := json.Unmarshal([]byte(args[0]), &got); err != nil {
@@ -313,7 +314,7 @@ func TestEDAJinjaActionArguments(t *testing.T) {
 		"upper": "WEB1", "method": "WEB1", "starts": false, "missing": "none", "base": "app.log", "dir": "/var/log",
 		"norm": "/a/c/d", "sub": "example at bob", "concat": "Web1-2", "cond": "big", "count": float64(2), "joined": "a,b",
 		"first": "a", "cap": "Web1", "text": "host web1 has 2 tags", "defined": false, "json": `["a", "b"]`,
-		"secret": "$${env:home}",
+		"secret": "$${env:home}", "variable": "HI",
 	}
 	for k, w := range want {
 		if !reflect.DeepEqual(got["event"][k], w) {

@@ -409,7 +409,13 @@ func (p *jparser) postfix() (string, int, error) {
 			method = keys[len(keys)-1].name
 			keys = keys[:len(keys)-1]
 		}
-		x = root + keysText(keys)
+		switch root {
+		case "event", "events", "fact", "facts", "vars":
+			x = root + keysText(keys)
+		default:
+			// Variables are top-level names in EDA's templates.
+			x = "vars" + keysText(append([]pathKey{{name: root}}, keys...))
+		}
 		if method != "" {
 			m, ok := methods[method]
 			if !ok {

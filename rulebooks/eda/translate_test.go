@@ -90,6 +90,7 @@ func TestTemplate(t *testing.T) {
 		{`{{ event.l | join(", ") }}`, `{{ join(map(event.l, string(#)), ", ") }}`},
 		{`{{ event.p | regex_replace("a(b)", "\\1") }}`, `{{ regex_replace(event.p, "a(b)", "\\\\1") }}`},
 		{`{{ {"a": event.x, "b": [1, None]} }}`, `{{ {"a": event.x, "b": [1, nil]} }}`},
+		{`{{ my_var | upper }} {{ person.name }}`, `{{ upper(vars.my_var) }} {{ vars.person.name }}`},
 	}
 	for _, tc := range cases {
 		got, err := Template(tc.src)
