@@ -331,3 +331,32 @@ func TestEDAJinjaErrors(t *testing.T) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
+
+// docs/conditions.rst, "Condition with fact and event": a fact set by
+// set_fact is named with facts.first << and compared with later events.
+func TestEDAFactAndEvent(t *testing.T) {
+	src := edaRules(`    - name: remember
+      condition: event.i == 0
+      action:
+        set_fact:
+          fact:
+            custom:
+              expected_index: 2
+    - name: Condition using a set_fact fact and an event
+      condition:
+        all:
+          - facts.first << fact.custom.expected_index is defined
+          - event.i == facts.first.custom.expected_index
+      action:
+        debug:
+          msg: "{{ events.m_1.i }}"
+`)
+	fired, args := edaRunArgs(t, src, nil, ev("i", 0), ev("i", 1), ev("i", 2))
+	want := []string{"remember", "Condition using a set_fact fact and an event"}
+	if !reflect.DeepEqual(fired, want) {
+		t.Fatalf("fired %q, want %q", fired, want)
+	}
+	if args[1] != `{"msg":2}` {
+		t.Errorf("args %s", args[1])
+	}
+}
