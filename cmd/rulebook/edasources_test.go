@@ -32,7 +32,7 @@ func TestEDASourceArgumentsValidate(t *testing.T) {
         hmac_secret: s3cret
         hmac_algo: sha256
     - eda.builtin.alertmanager:
-        host: 0.0.0.0
+        host: 127.0.0.1
         port: 5050
         data_alerts_path: alerts
         data_host_path: labels.instance
