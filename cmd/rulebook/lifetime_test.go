@@ -9,20 +9,20 @@ import (
 	"testing"
 )
 
-// lockedBuffer is a bytes.Buffer several goroutines may write (a run logs
+// edaRunBuffer is a bytes.Buffer several goroutines may write (a run logs
 // from the engine, the dispatcher and the CLI).
-type lockedBuffer struct {
+type edaRunBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *edaRunBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *edaRunBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -52,7 +52,7 @@ func TestRunWaitsForPendingTimers(t *testing.T) {
       throttle: {once_after: 200 milliseconds, group_by: [event.i]}
       action: {debug: {msg: "once_after fired"}}
 `), 0o644)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr edaRunBuffer
 	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}, strings.NewReader(""), &stdout, &stderr)
 	out := stdout.String()
 	if code != 0 {
@@ -75,7 +75,7 @@ func TestRunTakesAnsibleRulebookFlags(t *testing.T) {
 	os.WriteFile(vars, []byte("want: 1\n"), 0o644)
 	inv := filepath.Join(dir, "inventory.yml")
 	os.WriteFile(inv, []byte("all:\n  hosts:\n    localhost:\n"), 0o644)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr edaRunBuffer
 	code := run([]string{"run", "-r", rb, "-i", inv, "--vars", vars, "--print-events", "-vv", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"},
 		strings.NewReader(""), &stdout, &stderr)
 	if code != 0 {

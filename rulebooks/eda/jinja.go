@@ -75,6 +75,10 @@ func paren(s string, prec, min int) string {
 }
 
 func (p *jparser) ifExpr() (string, int, error) {
+	if err := p.enter(p.peek()); err != nil {
+		return "", 0, err
+	}
+	defer p.leave()
 	x, xp, err := p.orExpr()
 	if err != nil {
 		return "", 0, err
@@ -124,7 +128,10 @@ func (p *jparser) boolLevel(op string, prec int, next func() (string, int, error
 
 func (p *jparser) notExpr() (string, int, error) {
 	if p.isWord("not") {
-		p.next()
+		if err := p.enter(p.next()); err != nil {
+			return "", 0, err
+		}
+		defer p.leave()
 		x, xp, err := p.notExpr()
 		if err != nil {
 			return "", 0, err
@@ -245,7 +252,10 @@ func (p *jparser) arith(level int) (string, int, error) {
 
 func (p *jparser) unary() (string, int, error) {
 	if p.isOp("-") {
-		p.next()
+		if err := p.enter(p.next()); err != nil {
+			return "", 0, err
+		}
+		defer p.leave()
 		x, xp, err := p.unary()
 		if err != nil {
 			return "", 0, err
@@ -257,7 +267,10 @@ func (p *jparser) unary() (string, int, error) {
 		return "", 0, err
 	}
 	if p.isOp("**") {
-		p.next()
+		if err := p.enter(p.next()); err != nil {
+			return "", 0, err
+		}
+		defer p.leave()
 		y, yp, err := p.unary()
 		if err != nil {
 			return "", 0, err

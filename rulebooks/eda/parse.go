@@ -61,9 +61,25 @@ func (n *negNode) at() int  { return n.pos }
 func (n *isNode) at() int   { return n.pos }
 
 type parser struct {
-	toks []token
-	i    int
+	toks  []token
+	i     int
+	depth int
 }
+
+// maxDepth bounds nesting (parentheses, lists, not and minus chains), so
+// a hostile condition is an error, not a stack overflow.
+const maxDepth = 200
+
+// enter counts one level of nesting at t; leave undoes it.
+func (p *parser) enter(t token) error {
+	p.depth++
+	if p.depth > maxDepth {
+		return errAt(t.pos, "expression nests deeper than %d levels", maxDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func (p *parser) peek() token { return p.toks[p.i] }
 
@@ -161,6 +177,10 @@ func parse(src string) (*parsed, error) {
 }
 
 func (p *parser) parseBool() (node, error) {
+	if err := p.enter(p.peek()); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	l, err := p.parseNot()
 	if err != nil {
 		return nil, err
@@ -179,6 +199,10 @@ func (p *parser) parseBool() (node, error) {
 func (p *parser) parseNot() (node, error) {
 	if p.isWord("not") {
 		t := p.next()
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.parseNot()
 		if err != nil {
 			return nil, err
@@ -327,6 +351,10 @@ func contains(list []string, s string) bool {
 func (p *parser) parseUnary() (node, error) {
 	if p.isOp("-") {
 		t := p.next()
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.parseUnary()
 		if err != nil {
 			return nil, err
@@ -372,6 +400,10 @@ func (p *parser) parsePrimary() (node, error) {
 			}
 			return x, nil
 		case "[":
+			if err := p.enter(t); err != nil {
+				return nil, err
+			}
+			defer p.leave()
 			l := &listNode{pos: t.pos}
 			if p.isOp("]") {
 				p.next()

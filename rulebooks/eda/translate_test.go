@@ -2,6 +2,7 @@ package eda
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -147,6 +148,31 @@ func BenchmarkTranslate(b *testing.B) {
 	for b.Loop() {
 		if _, err := Translate(src, vars); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Deep nesting is an error, not a stack overflow.
+func TestNestingIsBounded(t *testing.T) {
+	for _, src := range []string{
+		strings.Repeat("(", 100000) + "event.x" + strings.Repeat(")", 100000),
+		strings.Repeat("not ", 100000) + "event.x",
+		"event.x == " + strings.Repeat("-", 100000) + "1",
+		"event.x in " + strings.Repeat("[", 100000),
+	} {
+		if _, err := Translate(src, nil); err == nil || !strings.Contains(err.Error(), "nests deeper than 200 levels") {
+			t.Errorf("%.20s...: %v", src, err)
+		}
+	}
+	for _, src := range []string{
+		"{{ " + strings.Repeat("(", 100000) + "x" + strings.Repeat(")", 100000) + " }}",
+		"{{ " + strings.Repeat("not ", 100000) + "x }}",
+		"{{ " + strings.Repeat("-", 100000) + "x }}",
+		"{{ " + strings.Repeat("[", 100000) + " }}",
+		"{{ x" + strings.Repeat(" ** x", 100000) + " }}",
+	} {
+		if _, err := Template(src); err == nil || !strings.Contains(err.Error(), "nests deeper than 200 levels") {
+			t.Errorf("%.20s...: %v", src, err)
 		}
 	}
 }
