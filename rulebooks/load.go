@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks/eda"
 )
 
 // Options configure a load.
@@ -130,6 +131,8 @@ func sortByPosition(list ErrorList) {
 	})
 }
 
+var errNoRegistry = errors.New("convert needs the registry of source and action types")
+
 type loader struct {
 	file    string
 	opts    Options
@@ -139,6 +142,12 @@ type loader struct {
 	ruleset string
 	rule    string
 	inRS    bool
+	// eda: the rulebook is written in EDA's condition language (dialect.go)
+	eda bool
+	// doc is the parsed YAML; native records the native text of each
+	// condition node read as EDA (for Convert).
+	doc    *yaml.Node
+	native map[*yaml.Node]string
 	// names of every ruleset, for cross-references
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
@@ -181,11 +190,13 @@ func (l *loader) parse(data []byte) *Rulebook {
 		l.errAt(1, 1, "", "the rulebook is empty: want a list of rulesets")
 		return nil
 	}
+	l.doc = &doc
 	root := doc.Content[0]
 	if root.Kind != yaml.SequenceNode {
 		l.errf(root, "", "a rulebook is a list of rulesets, not a %s", kindName(root))
 		return nil
 	}
+	l.eda = edaDialect(root)
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {
@@ -591,7 +602,8 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
 			continue
 		}
-		typ = strings.TrimPrefix(typ, "ansible.eda.")
+		edaStyle := l.eda || strings.HasPrefix(typ, "ansible.eda.") || strings.HasPrefix(typ, "eda.builtin.")
+		typ = strings.TrimPrefix(strings.TrimPrefix(typ, "ansible.eda."), "eda.builtin.")
 		if name == "" {
 			name = typ
 		}
@@ -613,6 +625,13 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 		if !ok {
 			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
 			continue
+		}
+		// ansible.eda's argument names (rulebooks/eda/sources.go).
+		if native, err := eda.SourceArgs(typ, args, edaStyle); err != nil {
+			l.argError(argsNode, where+": "+typ, err)
+			continue
+		} else {
+			args = native
 		}
 		l.resolvePaths(args, spec.PathArgs)
 		if spec.Check != nil {
@@ -960,19 +979,6 @@ func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) 
 	}
 }
 
-// compileCond compiles one condition and maps expression errors to file
-// positions.
-func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
-	name, cond, offset := engine.SplitAssignment(src)
-	c, err := comp.CompileCondition(cond)
-	if err != nil {
-		line, col := exprPos(n, err, offset)
-		l.errAt(line, col, where, err.Error())
-		return nil, name
-	}
-	return c, name
-}
-
 // templateError reports a template error (*engine.TemplateError: a path
 // inside the arguments and a column inside its string) at its place in the
 // file.
@@ -1055,12 +1061,21 @@ func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle 
 			l.errf(v, "throttle: accumulate_sliding", "accumulate_sliding goes with accumulate_within")
 		}
 	}
+	groupKey := "group_by"
+	if v := f["group_by_attributes"]; v != nil {
+		// ansible-rulebook's name for group_by.
+		if f["group_by"] != nil {
+			l.errf(v, "throttle", "give group_by or group_by_attributes, not both")
+		} else {
+			f["group_by"], groupKey = v, "group_by_attributes"
+		}
+	}
 	if v := f["group_by"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
-			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
+			l.errf(v, "throttle: "+groupKey, "want a list of expressions, got a %s", kindName(v))
 		} else {
 			for i, g := range v.Content {
-				where := fmt.Sprintf("throttle: group_by[%d]", i)
+				where := fmt.Sprintf("throttle: %s[%d]", groupKey, i)
 				s, ok := l.str(g, where)
 				if !ok {
 					continue
@@ -1141,6 +1156,14 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	if v := mapValue(argsNode, "var_root"); v != nil && varRootActions[typ] {
 		a.VarRoot = l.varRoot(v, where+": var_root")
 		delete(args, "var_root")
+	}
+	if l.eda {
+		// EDA's action arguments are Jinja2 (dialect.go).
+		before := len(l.errs)
+		args, _ = l.jinjaArgs(argsNode, args, where, nil, comp).(map[string]any)
+		if len(l.errs) > before {
+			return nil
+		}
 	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
@@ -1324,7 +1347,9 @@ var builtinArgs = map[string]map[string]bool{
 func (l *loader) checkBuiltin(typ string, n *yaml.Node, args map[string]any, where string) {
 	allowed := builtinArgs[typ]
 	for k := range args {
-		if !allowed[k] {
+		// ansible-rulebook's debug takes any arguments (its docs pass
+		// first/second/... to show matches).
+		if !allowed[k] && !(l.eda && typ == engine.ActionDebug) {
 			l.errf(keyNodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
 		}
 	}

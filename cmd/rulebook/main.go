@@ -5,6 +5,7 @@
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
 //	rulebook describe ACTION     list an action's (or a source's) arguments
+//	rulebook convert RULEBOOK    print an EDA rulebook in the native form
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
 package main
@@ -28,6 +29,7 @@ Usage:
   rulebook run RULEBOOK [flags]       run a rulebook until its sources end or a shutdown action
   rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
+  rulebook convert RULEBOOK [flags]   print a rulebook written for ansible-rulebook in the native form
   rulebook audit [flags]              list what fired and what the actions did
   rulebook plugins list|describe NAME show installed action plugins
   rulebook describe ACTION|SOURCE     list an action's or a source's arguments
@@ -63,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdValidate(rest, stdout, stderr)
 	case "test":
 		err = cmdTest(rest, stdout, stderr)
+	case "convert":
+		err = cmdConvert(rest, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
 	case "plugins":
