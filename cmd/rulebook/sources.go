@@ -88,7 +88,7 @@ func newSourceSet(reg *engine.Registry, out engine.Emitter, clock engine.Clock, 
 func sourceKey(c engine.SourceConfig) string { return c.Ruleset + "\x00" + c.Name }
 
 func sourceFingerprint(c engine.SourceConfig) string {
-	b, _ := json.Marshal(map[string]any{"type": c.Type, "args": c.Args})
+	b, _ := json.Marshal(map[string]any{"type": c.Type, "args": c.Args, "filters": c.Filters})
 	return string(b)
 }
 
@@ -155,6 +155,11 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		if err != nil {
 			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
 		}
+		chain, err := (&engine.Compiler{Clock: s.clock}).CompileFilters(c.Filters)
+		if err != nil {
+			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
+		}
+		out := engine.FilterEmitter(s.out, chain.WithLog(built.Log))
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &runningSource{cfg: c, src: src, fp: sourceFingerprint(c), cancel: cancel, done: make(chan struct{})}
 		s.mu.Lock()
@@ -165,7 +170,7 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		go func() {
 			defer s.wg.Done()
 			defer close(r.done)
-			err := src.Run(ctx, s.out)
+			err := src.Run(ctx, out)
 			if err != nil && ctx.Err() == nil {
 				select {
 				case s.errs <- fmt.Errorf("source %q of ruleset %q: %w", c.Name, c.Ruleset, err):
