@@ -46,6 +46,12 @@ func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.
 	return out, err
 }
 
+// Position implements engine.PositionReader when the journal does, so
+// sources resume after their last durable event.
+func (g *gate) Position(ctx context.Context, src engine.SourceRef) (string, error) {
+	return engine.LastPosition(ctx, g.inner, src)
+}
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
