@@ -20,6 +20,7 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
+	"github.com/rulebook-dev/rulebook/sources/sse"
 	"github.com/rulebook-dev/rulebook/sources/webhook"
 )
 
@@ -66,6 +67,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
+	reg.RegisterSource(sse.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
