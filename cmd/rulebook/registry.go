@@ -22,6 +22,7 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
 	"github.com/rulebook-dev/rulebook/sources/sse"
 	"github.com/rulebook-dev/rulebook/sources/webhook"
+	"github.com/rulebook-dev/rulebook/sources/websocket"
 )
 
 // registryOptions say what a registry needs beyond the built-ins.
@@ -68,6 +69,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
 	reg.RegisterSource(sse.Spec())
+	reg.RegisterSource(websocket.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
