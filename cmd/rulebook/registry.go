@@ -18,6 +18,7 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/filesrc"
 	"github.com/rulebook-dev/rulebook/sources/generic"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/mqtt"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
 	"github.com/rulebook-dev/rulebook/sources/sse"
@@ -70,6 +71,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(kafkasource.Spec())
 	reg.RegisterSource(sse.Spec())
 	reg.RegisterSource(websocket.Spec())
+	reg.RegisterSource(mqtt.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
