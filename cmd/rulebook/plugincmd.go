@@ -34,11 +34,23 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	infos, _ := host.Start(ctx)
+	sources := plugins.NewSourceHost(plugins.SourceOptions{Dirs: d, Log: discardLog()})
+	sourceInfos, _ := sources.Start(ctx)
 	if pos[0] == "list" {
-		return plugins.ListTable(stdout, infos)
+		if err := plugins.ListTable(stdout, infos); err != nil {
+			return err
+		}
+		if len(sourceInfos) == 0 {
+			return nil
+		}
+		fmt.Fprintln(stdout)
+		return plugins.SourceListTable(stdout, sourceInfos)
 	}
 	in, ok := host.Info(pos[1])
 	if !ok {
+		if si, ok := sources.Info(pos[1]); ok {
+			return plugins.DescribeSource(stdout, si)
+		}
 		return fmt.Errorf("no plugin named %q in %v", pos[1], d)
 	}
 	return plugins.Describe(stdout, in)
