@@ -11,6 +11,8 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
 echo "== go vet"
 go vet ./...
+# The first-party source plugin is its own module, as a plugin author's is.
+(cd cmd/rulebook-source-jsonl && go vet ./...)
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m ./...

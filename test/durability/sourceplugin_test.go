@@ -15,8 +15,8 @@ import (
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
-// A source plugin (cmd/rulebook-source-jsonl, written with plugins/sdk)
-// delivers every event exactly once although the engine is killed with -9
+// A source plugin (cmd/rulebook-source-jsonl: a separate module written
+// with plugins/sdk) delivers every event exactly once although the engine is killed with -9
 // and then the plugin is killed with -9, while events keep coming: the
 // host acknowledges an event only once it is durable and stores the
 // plugin's position with it, and a restarted plugin resumes from there.
@@ -24,7 +24,10 @@ func TestSourcePluginSurvivesKills(t *testing.T) {
 	dir := t.TempDir()
 	pdir := filepath.Join(dir, "plugins")
 	pluginBin := filepath.Join(pdir, "rulebook-source-jsonl")
-	build := exec.Command("go", "build", "-o", pluginBin, "github.com/rulebook-dev/rulebook/cmd/rulebook-source-jsonl")
+	// The plugin is its own Go module, as a plugin author's would be: its
+	// go.mod requires the SDK with a replace to this checkout.
+	build := exec.Command("go", "build", "-o", pluginBin, ".")
+	build.Dir = filepath.Join("..", "..", "cmd", "rulebook-source-jsonl")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the plugin: %v\n%s", err, out)
 	}
