@@ -250,3 +250,66 @@ func TestCheck(t *testing.T) {
 		t.Errorf("EDA-style host/port: %v", err)
 	}
 }
+
+// durableThenStuck stores the event and then never returns, as if
+// Rulebook died between the journal write and the PUBACK.
+type durableThenStuck struct {
+	j     *journal.Store
+	calls chan struct{}
+}
+
+func (d *durableThenStuck) Emit(ctx context.Context, src engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	if _, err := d.j.Emit(ctx, src, entries); err != nil {
+		return nil, err
+	}
+	d.calls <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// The broker redelivers a message whose PUBACK was never sent; when its
+// event was already durable the redelivery is recognised (same packet id,
+// topic and payload) and not journaled twice.
+func TestRedeliveryOfADurableMessageIsADuplicate(t *testing.T) {
+	broker := startMosquitto(t)
+	j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	args := map[string]any{"brokers": []any{broker}, "topic": "jobs/#", "client_id": "rulebook-test-3", "reconnect_delay": "100ms"}
+	d := &durableThenStuck{j: j, calls: make(chan struct{}, 16)}
+	stop := start(t, args, d)
+	deadline := time.After(20 * time.Second)
+	try := 0
+wait:
+	for {
+		try++
+		publish(t, broker, "jobs/1", fmt.Sprintf(`{"try":%d}`, try))
+		select {
+		case <-d.calls:
+			break wait
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the source never got the message")
+		}
+	}
+	stop()
+	publish(t, broker, "jobs/2", `{"job":2}`) // a marker after the redelivery
+	start(t, args, j)
+	waitFor(t, "the marker", func() bool {
+		for _, p := range journalPayloads(t, j) {
+			if p == `jobs/2:{"job":2}` {
+				return true
+			}
+		}
+		return false
+	})
+	seen := map[string]bool{}
+	for _, p := range journalPayloads(t, j) {
+		if seen[p] {
+			t.Fatalf("%s journaled twice: the redelivery was stored again", p)
+		}
+		seen[p] = true
+	}
+}
