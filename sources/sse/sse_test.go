@@ -381,3 +381,40 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// A stream that goes silent (not even a keep-alive comment) for
+// idle_timeout is dropped and connected to again, resuming after the last
+// durable id. The wait runs on the engine's clock.
+func TestIdleTimeoutReconnects(t *testing.T) {
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	f := newFeed()
+	f.add(1)
+	addr, _ := serve(t, f, "127.0.0.1:0", nil)
+	out := make(sourcetest.Events, 4)
+	start(t, map[string]any{"url": "http://" + addr, "idle_timeout": "1m", "reconnect_delay": "1s"}, clock, out)
+	select {
+	case <-out:
+	case <-ctx.Done():
+		t.Fatal("no event")
+	}
+	if err := clock.BlockUntil(ctx, 1); err != nil { // the idle timer
+		t.Fatal(err)
+	}
+	clock.Advance(59 * time.Second)
+	if f.connections() != 1 {
+		t.Fatal("reconnected before the idle timeout")
+	}
+	clock.Advance(time.Second) // silent for 1m: dropped
+	if err := clock.BlockUntil(ctx, 1); err != nil { // the reconnect wait
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	waitFor(t, "the second connection", func() bool { return f.connections() == 2 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lastIDs[1] != "1" {
+		t.Fatalf("second connection sent Last-Event-ID %q, want 1", f.lastIDs[1])
+	}
+}
