@@ -406,7 +406,7 @@ func TestIdleTimeoutReconnects(t *testing.T) {
 	if f.connections() != 1 {
 		t.Fatal("reconnected before the idle timeout")
 	}
-	clock.Advance(time.Second) // silent for 1m: dropped
+	clock.Advance(time.Second)                       // silent for 1m: dropped
 	if err := clock.BlockUntil(ctx, 1); err != nil { // the reconnect wait
 		t.Fatal(err)
 	}
