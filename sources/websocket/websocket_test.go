@@ -2,10 +2,12 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/internal/sourcetest"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
 	"github.com/rulebook-dev/rulebook/journal"
 )
 
@@ -308,5 +311,43 @@ func TestCheck(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// wss:// with a private CA and a client certificate (mutual TLS).
+func TestMutualTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "test ca")
+	server := ca.Server(t, "127.0.0.1")
+	client := ca.Client(t, "rulebook")
+	dir := t.TempDir()
+	caFile := testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM)
+	certFile, keyFile := client.WriteFiles(t, dir, "client")
+	peer := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		peer <- r.TLS.PeerCertificates[0].Subject.CommonName
+		_ = c.Write(r.Context(), ws.MessageText, []byte(`{"ok": true}`))
+		<-c.CloseRead(r.Context()).Done()
+	})
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	out := make(sourcetest.Events, 1)
+	start(t, map[string]any{"url": "wss://" + strings.TrimPrefix(srv.URL, "https://"), "tls": map[string]any{"ca": caFile, "cert": certFile, "key": keyFile}}, engine.SystemClock{}, out)
+	select {
+	case ev := <-out:
+		if p, _ := ev["payload"].(map[string]any); p["ok"] != true {
+			t.Fatalf("event %v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	if cn := <-peer; cn != "rulebook" {
+		t.Fatalf("client certificate %q", cn)
 	}
 }
