@@ -2,6 +2,8 @@ package durability
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +103,8 @@ func TestSourcePluginSurvivesKills(t *testing.T) {
 	pids = append(pids, orphan)
 	p.Kill() // kill -9 of the engine, mid-stream
 
-	p = start(t, rb, data, "--plugins-dir", pdir)
+	admin := rbtest.FreeAddr(t)
+	p = start(t, rb, data, "--plugins-dir", pdir, "--admin", admin)
 	before := progress()
 	rbtest.WaitFor(t, 60*time.Second, "40 more events", func() bool { return progress() >= before+40 })
 	plugin := 0
@@ -113,6 +116,16 @@ func TestSourcePluginSurvivesKills(t *testing.T) {
 	rbtest.WaitFor(t, 30*time.Second, "the plugin restarted", func() bool {
 		pid := childPID(t, p.Cmd.Process.Pid, pluginBin)
 		return pid > 0 && pid != plugin
+	})
+	// The restart is counted.
+	rbtest.WaitFor(t, 30*time.Second, "the restart in /metrics", func() bool {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `rulebook_plugin_restarts_total{plugin="jsonl"} 1`)
 	})
 	<-writerDone
 	rbtest.WaitFor(t, 60*time.Second, "every event", func() bool {
