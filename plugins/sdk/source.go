@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -60,6 +61,7 @@ type RunFunc func(ctx context.Context, args map[string]any, resumeFrom string, e
 // ServeSource serves a source plugin to the engine and returns when the
 // engine stops it. Call it from main.
 func ServeSource(info SourceInfo, run RunFunc) {
+	go exitWithParent(os.Getppid(), time.Second)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: proto.Handshake(proto.ProtocolVersion),
 		Plugins:         goplugin.PluginSet{proto.SourcePluginKey: &sourcePlugin{info: info, run: run}},
@@ -215,6 +217,19 @@ func (r *sourceRun) heartbeat(every time.Duration) {
 		r.sendMu.Unlock()
 		if err != nil {
 			return
+		}
+	}
+}
+
+// exitWithParent ends the plugin when the engine that started it is gone
+// (killed with -9, it could not stop the plugin): the plugin is adopted by
+// another process, and its parent pid changes. Otherwise an orphan would
+// keep running beside the plugin the restarted engine starts.
+func exitWithParent(parent int, every time.Duration) {
+	for range time.Tick(every) {
+		if os.Getppid() != parent {
+			logger.Info("the engine is gone: exiting")
+			os.Exit(0)
 		}
 	}
 }

@@ -102,6 +102,7 @@ func TestSourcePluginSurvivesKills(t *testing.T) {
 	rbtest.WaitFor(t, 10*time.Second, "the plugin process", func() bool { orphan = childPID(t, p.Cmd.Process.Pid, pluginBin); return orphan > 0 })
 	pids = append(pids, orphan)
 	p.Kill() // kill -9 of the engine, mid-stream
+	rbtest.WaitFor(t, 15*time.Second, "the orphaned plugin to exit", func() bool { return !running(orphan) })
 
 	admin := rbtest.FreeAddr(t)
 	p = start(t, rb, data, "--plugins-dir", pdir, "--admin", admin)
@@ -191,4 +192,15 @@ func childPID(t *testing.T, parent int, exe string) int {
 		}
 	}
 	return 0
+}
+
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
