@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -417,4 +418,27 @@ func TestIdleTimeoutReconnects(t *testing.T) {
 	if f.lastIDs[1] != "1" {
 		t.Fatalf("second connection sent Last-Event-ID %q, want 1", f.lastIDs[1])
 	}
+}
+
+// FuzzParser: any byte stream parses without panicking, and no message's
+// data is longer than the limit.
+func FuzzParser(f *testing.F) {
+	f.Add([]byte("data: a\n\n"), 64)
+	f.Add([]byte("\xEF\xBB\xBFid: 1\r\nretry: 10\rdata:x\r\n\r\n: c\n"), 8)
+	f.Add([]byte("event\ndata\n\ndata: {\"n\": 1}\n\n"), 1024)
+	f.Fuzz(func(t *testing.T, in []byte, max int) {
+		if max < 1 || max > 1<<16 {
+			max = 1024
+		}
+		p := newParser(bytes.NewReader(in), max, "")
+		for i := 0; i < len(in)+1; i++ {
+			m, err := p.next()
+			if err != nil {
+				return
+			}
+			if len(m.data) > max {
+				t.Fatalf("data of %d bytes over the limit %d", len(m.data), max)
+			}
+		}
+	})
 }
