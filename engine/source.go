@@ -34,6 +34,29 @@ type Entry struct {
 	// OrderKey of the same source is Stale. Empty key or zero time: never stale.
 	OrderKey  string
 	Timestamp time.Time
+	// Position, when set, is the source's resume position after this entry
+	// (an SSE event id, a plugin's cursor). An Emitter that is also a
+	// PositionReader stores it atomically with the entries of the call,
+	// whatever their outcome, so a restarted source resumes right after
+	// the last durable event: nothing lost, nothing twice.
+	Position string
+}
+
+// PositionReader is implemented by an Emitter that stores sources'
+// positions (Entry.Position) with their events.
+type PositionReader interface {
+	// Position returns the last position stored for src; "" when none.
+	Position(ctx context.Context, src SourceRef) (string, error)
+}
+
+// LastPosition returns the last durable position of src when out stores
+// positions, else "": the source then starts from its beginning (or its
+// server's default).
+func LastPosition(ctx context.Context, out Emitter, src SourceRef) (string, error) {
+	if pr, ok := out.(PositionReader); ok {
+		return pr.Position(ctx, src)
+	}
+	return "", nil
 }
 
 // Outcome says what became of one Entry.
@@ -108,6 +131,9 @@ type SourceConfig struct {
 	Ruleset string
 	// Args are the source's arguments as decoded from YAML.
 	Args map[string]any
+	// Filters are the source's `filters:`, applied to its events before
+	// they are journaled (see FilterEmitter).
+	Filters []FilterConfig
 	// Clock is the engine's clock.
 	Clock Clock
 	// Log is scoped to the source.

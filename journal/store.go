@@ -594,6 +594,16 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	if len(planned) > 0 {
 		g.sync = true
 	}
+	// The source's position after this call is written in the same batch
+	// as its events, whatever their outcomes: a duplicate or stale entry
+	// was delivered too, and must not be asked for again.
+	for i := len(r.entries) - 1; i >= 0; i-- {
+		if pos := r.entries[i].Position; pos != "" {
+			_ = g.b.Set(scopedKey(pPosition, r.scope, ""), []byte(pos), nil)
+			g.sync = true
+			break
+		}
+	}
 	for _, p := range planned {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
@@ -782,6 +792,26 @@ func (s *Store) Done(ctx context.Context, seq uint64) error {
 
 // LastDone implements engine.Journal.
 func (s *Store) LastDone(context.Context) (uint64, error) { return s.lastDone.Load(), nil }
+
+// Position implements engine.PositionReader: the position of the last
+// durable Emit call of src that carried one ("" when none did).
+func (s *Store) Position(_ context.Context, src engine.SourceRef) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return "", engine.ErrClosed
+	}
+	v, ok, err := getValue(s.db, scopedKey(pPosition, scope(src), ""))
+	if err != nil {
+		return "", fmt.Errorf("journal: read position: %w", err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return string(v), nil
+}
+
+var _ engine.PositionReader = (*Store)(nil)
 
 // LastSeq returns the Seq of the newest durable record (0: none yet).
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }

@@ -150,12 +150,19 @@ func (a *app) wireMetrics() {
 		}
 		return out
 	})
-	if a.wiring.host != nil {
-		host := a.wiring.host
+	if a.wiring.host != nil || a.wiring.sourceHost != nil {
+		host, sources := a.wiring.host, a.wiring.sourceHost
 		m.PluginRestarts(func() map[string]int {
 			out := map[string]int{}
-			for _, in := range host.Infos() {
-				out[in.Name] = host.Restarts(in.Name)
+			if host != nil {
+				for _, in := range host.Infos() {
+					out[in.Name] = host.Restarts(in.Name)
+				}
+			}
+			if sources != nil {
+				for _, in := range sources.Infos() {
+					out[in.Name] += sources.Restarts(in.Name)
+				}
 			}
 			return out
 		})

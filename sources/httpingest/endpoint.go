@@ -306,6 +306,13 @@ func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine
 			WriteError(w, http.StatusServiceUnavailable, "shutting down, retry later")
 			return
 		}
+		if fe, ok := engine.IsFilterError(err); ok {
+			// The source's filters refuse the event: sending it again
+			// cannot help.
+			e.Log.Warn().Int("filter", fe.Index).Str("filter_name", fe.Name).Err(fe.Err).Msg("event refused by a filter")
+			WriteError(w, http.StatusUnprocessableEntity, "event refused by "+fe.Error())
+			return
+		}
 		if logIt {
 			e.Log.Error().Err(err).Int("similar_not_logged", held).Msg("storing events failed")
 		}
