@@ -100,17 +100,35 @@ func parse(args map[string]any) (*Generic, error) {
 	return g, nil
 }
 
+// maxBatch bounds the events of one Emit call when delay is zero: one
+// durable write for up to this many events instead of one each.
+const maxBatch = 256
+
 // Run emits the payloads, then returns. It waits delay before every event
 // but the first, and loop_delay before every loop but the first, on the
-// source's clock.
+// source's clock. Without a delay the events of a loop go in batches.
 func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
+	per := 1
+	if g.delay <= 0 {
+		per = maxBatch
+	}
+	batch := make([]engine.Entry, 0, per)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := engine.EmitWait(ctx, g.clock, out, g.ref, batch)
+		clear(batch)
+		batch = batch[:0]
+		return err
+	}
 	n := 0
 	for loop := 0; g.loops < 0 || loop < g.loops; loop++ {
 		if loop > 0 && !engine.Sleep(ctx, g.clock, g.loopDelay) {
 			return nil
 		}
 		for i, p := range g.payload {
-			if (loop > 0 || i > 0) && !engine.Sleep(ctx, g.clock, g.delay) {
+			if (loop > 0 || i > 0) && g.delay > 0 && !engine.Sleep(ctx, g.clock, g.delay) {
 				return nil
 			}
 			body := deepCopy(p)
@@ -118,8 +136,11 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 				body[g.index] = n
 			}
 			n++
-			ev := engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())
-			if _, err := engine.EmitWait(ctx, g.clock, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
+			batch = append(batch, engine.Entry{Event: engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())})
+			if len(batch) < per && i < len(g.payload)-1 {
+				continue
+			}
+			if err := flush(); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

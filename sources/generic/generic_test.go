@@ -3,6 +3,7 @@ package generic
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ type recorder struct {
 	mu     sync.Mutex
 	events []engine.Event
 	full   int // answer BacklogError this many times first
+	calls  []int
 }
 
 func (r *recorder) Emit(_ context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
@@ -25,6 +27,7 @@ func (r *recorder) Emit(_ context.Context, _ engine.SourceRef, entries []engine.
 		r.full--
 		return nil, &engine.BacklogError{RetryAfter: time.Millisecond}
 	}
+	r.calls = append(r.calls, len(entries))
 	out := make([]engine.Outcome, len(entries))
 	for _, e := range entries {
 		r.events = append(r.events, e.Event)
@@ -186,5 +189,26 @@ func TestGenericStopsDuringADelay(t *testing.T) {
 	defer rec.mu.Unlock()
 	if len(rec.events) != 1 || clock.Timers() != 0 {
 		t.Fatalf("%d events, %d timers pending; want 1 and 0", len(rec.events), clock.Timers())
+	}
+}
+
+// Without a delay the events of a loop go in batches of maxBatch, one
+// durable write each; a loop ends its last batch.
+func TestGenericBatchesWithoutDelay(t *testing.T) {
+	payload := make([]any, 300)
+	for i := range payload {
+		payload[i] = map[string]any{"a": i}
+	}
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: engine.SystemClock{},
+		Args: map[string]any{"payload": payload, "loop_count": 2, "create_index": "i"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := src.Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rec.calls) != "[256 44 256 44]" || rec.events[599]["i"] != 599 || rec.events[599]["a"] != 299 {
+		t.Fatalf("calls %v, %d events", rec.calls, len(rec.events))
 	}
 }
