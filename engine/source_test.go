@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -94,4 +96,42 @@ func TestEmitWaitRetriesOnTheClock(t *testing.T) {
 			t.Fatalf("EmitWait after cancel: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// pacing is an Emitter and Pacer that logs the calls it gets.
+type pacing struct {
+	calls   []string
+	paceErr error
+}
+
+func (p *pacing) Pace(_ context.Context, n int) error {
+	p.calls = append(p.calls, fmt.Sprintf("pace %d", n))
+	return p.paceErr
+}
+
+func (p *pacing) Emit(_ context.Context, _ SourceRef, entries []Entry) ([]Outcome, error) {
+	p.calls = append(p.calls, fmt.Sprintf("emit %d", len(entries)))
+	return make([]Outcome, len(entries)), nil
+}
+
+// TestEmitWaitPaces: a source that can hold its input is paced before each
+// Emit, and an ended pace (the source's context) emits nothing.
+func TestEmitWaitPaces(t *testing.T) {
+	p := &pacing{}
+	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 3 emit 3]" {
+		t.Fatalf("calls %v", p.calls)
+	}
+	p = &pacing{paceErr: context.Canceled}
+	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 3)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 3]" {
+		t.Fatalf("calls %v", p.calls)
+	}
+	if err := Pace(context.Background(), &fullThen{}, 5); err != nil {
+		t.Fatalf("an Emitter that does not pace: %v", err)
+	}
 }

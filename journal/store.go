@@ -143,6 +143,9 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
+	// doneNotify is closed and replaced when the last done moves or on
+	// Close (Pace waits on it).
+	doneNotify chan struct{}
 
 	loopMu     sync.Mutex
 	loopCancel context.CancelFunc
@@ -253,6 +256,7 @@ func Open(opts Options) (*Store, error) {
 		reqs:          make(chan *request, maxGroup),
 		committerDone: make(chan struct{}),
 		notify:        make(chan struct{}),
+		doneNotify:    make(chan struct{}),
 	}
 	seq, err := s.metaU64(metaSeq)
 	if err == nil {
@@ -500,6 +504,9 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		seq, done = startSeq, startDone
 	} else {
 		s.lastDone.Store(done)
+		if done != startDone {
+			s.wakeDone()
+		}
 		for _, rec := range g.recs {
 			s.recent.add(rec)
 		}
@@ -747,6 +754,41 @@ func (s *Store) orderNewest(g *group, call map[string]int64, k []byte) (int64, b
 	return newest, true, nil
 }
 
+func (s *Store) wakeDone() {
+	s.notifyMu.Lock()
+	close(s.doneNotify)
+	s.doneNotify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// paceWindow is the backlog Pace keeps bulk sources within: half the
+// recent ring, so that the engine, reading a batch at a time right behind
+// them, is served from memory rather than by decoding from the database.
+const paceWindow = recentRecords / 2
+
+var _ engine.Pacer = (*Store)(nil)
+
+// Pace implements engine.Pacer: it returns once n more records keep the
+// backlog (accepted, not done) within paceWindow, or at once when it is
+// empty, or with ctx's error, or at once after Close (Emit then answers
+// ErrClosed).
+func (s *Store) Pace(ctx context.Context, n int) error {
+	for {
+		s.notifyMu.Lock()
+		moved := s.doneNotify
+		s.notifyMu.Unlock()
+		backlog := s.Backlog()
+		if backlog == 0 || backlog+n <= paceWindow || s.isClosed() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		}
+	}
+}
+
 func (s *Store) wake() {
 	s.notifyMu.Lock()
 	close(s.notify)
@@ -887,6 +929,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		<-s.committerDone
 		s.wake()
+		s.wakeDone()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err := s.db.Close(); err != nil {

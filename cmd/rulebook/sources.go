@@ -46,6 +46,9 @@ func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.
 	return out, err
 }
 
+// Pace forwards to the inner Emitter (engine.Pacer).
+func (g *gate) Pace(ctx context.Context, n int) error { return engine.Pace(ctx, g.inner, n) }
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
