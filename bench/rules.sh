@@ -29,6 +29,10 @@
 #   bench/rules.sh                       # all, N=20000, 1 round
 #   RULEBOOKS=bulk ROUNDS=3 bench/rules.sh
 #   RULEBOOKS=eq10,eq10000 N=20000 bench/rules.sh
+#   RULEBOOK=/path/to/binary bench/rules.sh   # measure another build
+#
+# The 10,000-rule rulebooks take minutes without a rule index; on a shared
+# machine prefer RULEBOOKS=eq10,eq1000,noindex,bulk.
 #
 # Results go to stdout and to bench/results/rules-<time>.txt (not committed).
 set -euo pipefail
@@ -41,7 +45,7 @@ RULEBOOKS=${RULEBOOKS:-eq10,eq1000,eq10000,hostcpu,noindex,bulk}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-go build -o "$work/rulebook" ./cmd/rulebook
+if [ -n "${RULEBOOK:-}" ]; then cp "$RULEBOOK" "$work/rulebook"; else go build -o "$work/rulebook" ./cmd/rulebook; fi
 
 # events N FILE: the NDJSON input, the same for a given N.
 events() {
