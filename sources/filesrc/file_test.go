@@ -3,6 +3,7 @@ package filesrc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -127,6 +128,11 @@ func TestFileEmitsInBatches(t *testing.T) {
 	if len(rec.events) != 1201 || rec.events[1199]["i"] != 1199.0 || len(rec.events[1200]["long"].(string)) != 200<<10 {
 		t.Fatalf("%d events", len(rec.events))
 	}
+	for i := 0; i < 1200; i++ {
+		if rec.events[i]["i"] != float64(i) {
+			t.Fatalf("event %d is line %v: out of order", i, rec.events[i]["i"])
+		}
+	}
 	// 1201 events in a few calls of at most maxBatch, not one call each.
 	if len(rec.calls) > 10 {
 		t.Errorf("%d Emit calls for 1201 lines: %v", len(rec.calls), rec.calls)
@@ -188,5 +194,27 @@ func TestFileResumes(t *testing.T) {
 	in.Run(context.Background(), rec)
 	if len(rec.events) != 5 {
 		t.Errorf("stdin lines were deduplicated: %d events", len(rec.events))
+	}
+}
+
+type failing struct{ calls int }
+
+func (f *failing) Emit(context.Context, engine.SourceRef, []engine.Entry) ([]engine.Outcome, error) {
+	f.calls++
+	return nil, errors.New("disk full")
+}
+
+// A storage failure ends the run with its error, and nothing more is
+// emitted after it.
+func TestFileStopsOnEmitError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.ndjson")
+	os.WriteFile(path, []byte(strings.Repeat("{\"a\": 1}\n", 3000)), 0o644)
+	src, _ := Spec(nil).New(engine.SourceConfig{Name: "f", Type: "file", Clock: engine.SystemClock{}, Args: map[string]any{"path": path}})
+	f := &failing{}
+	if err := src.Run(context.Background(), f); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Run: %v", err)
+	}
+	if f.calls != 1 {
+		t.Errorf("%d Emit calls after a failure", f.calls)
 	}
 }
