@@ -608,16 +608,29 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	if len(planned) > 0 {
 		g.sync = true
 	}
+	// Each kind of key in a run of its own: Pebble inserts a batch into its
+	// memtable in batch order and reuses the previous insert's position when
+	// the next key follows it, which records (ascending) and the dedupe
+	// keys of a bulk source (close together) then do; interleaved, every
+	// insert searched the memtable from the top.
 	for _, p := range planned {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
 		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC(), Size: len(p.value)})
+	}
+	for _, p := range planned {
 		if p.dedupeKey != nil {
 			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
-			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
 			g.dedupe[string(p.dedupeKey)] = p.dedupeExpiry
 		}
+	}
+	for _, p := range planned {
+		if p.dedupeKey != nil {
+			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
+		}
+	}
+	for _, p := range planned {
 		if p.orderKey != nil {
 			v := binary.BigEndian.AppendUint64(u64(uint64(p.orderNewest)), uint64(p.orderExpiry))
 			_ = g.b.Set(p.orderKey, v, nil)
