@@ -157,14 +157,13 @@ func Pace(ctx context.Context, out Emitter, n int) error {
 	return nil
 }
 
-// EmitWait emits like out.Emit but paces (Pace) and waits and retries while
-// the backlog is full, for sources that can hold their input (a file, a
-// generator) rather than answer a sender. It waits on clock (nil: the
-// system clock) and returns ctx's error when ctx ends first.
+// EmitWait emits like out.Emit but waits and retries while the backlog is
+// full, for sources that can hold their input (a file, a generator) rather
+// than answer a sender. It waits on clock (nil: the system clock) and
+// returns ctx's error when ctx ends first. It does not Pace: a bulk source
+// calls Pace itself, and action feedback, which the engine's progress may
+// depend on, must not wait for that progress.
 func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
-	if err := Pace(ctx, out, len(entries)); err != nil {
-		return nil, err
-	}
 	for {
 		res, err := out.Emit(ctx, src, entries)
 		be, full := IsBacklog(err)
@@ -179,4 +178,13 @@ func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entr
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// EmitPaced is Pace, then EmitWait: for sources that produce in bulk and
+// can hold their input (a file, a generator).
+func EmitPaced(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
+	if err := Pace(ctx, out, len(entries)); err != nil {
+		return nil, err
+	}
+	return EmitWait(ctx, clock, out, src, entries)
 }

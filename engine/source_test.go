@@ -114,22 +114,35 @@ func (p *pacing) Emit(_ context.Context, _ SourceRef, entries []Entry) ([]Outcom
 	return make([]Outcome, len(entries)), nil
 }
 
-// TestEmitWaitPaces: a source that can hold its input is paced before each
-// Emit, and an ended pace (the source's context) emits nothing.
-func TestEmitWaitPaces(t *testing.T) {
+// TestPace: Pace asks a Pacer and passes its answer on; an Emitter that
+// does not pace never holds a source. EmitWait does not pace (action
+// feedback uses it, and must not wait for the engine); EmitPaced does, and
+// emits nothing when the pace ends with an error.
+func TestPace(t *testing.T) {
 	p := &pacing{}
-	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 3)); err != nil {
+	if err := Pace(context.Background(), p, 3); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(p.calls) != "[pace 3 emit 3]" {
-		t.Fatalf("calls %v", p.calls)
-	}
-	p = &pacing{paceErr: context.Canceled}
-	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 3)); !errors.Is(err, context.Canceled) {
+	p.paceErr = context.Canceled
+	if err := Pace(context.Background(), p, 4); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
-	if fmt.Sprint(p.calls) != "[pace 3]" {
+	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 3 pace 4 emit 2]" {
 		t.Fatalf("calls %v", p.calls)
+	}
+	p = &pacing{}
+	if _, err := EmitPaced(context.Background(), nil, p, SourceRef{}, make([]Entry, 6)); err != nil {
+		t.Fatal(err)
+	}
+	p.paceErr = context.Canceled
+	if _, err := EmitPaced(context.Background(), nil, p, SourceRef{}, make([]Entry, 7)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 6 emit 6 pace 7]" {
+		t.Fatalf("EmitPaced calls %v", p.calls)
 	}
 	if err := Pace(context.Background(), &fullThen{}, 5); err != nil {
 		t.Fatalf("an Emitter that does not pace: %v", err)

@@ -111,7 +111,7 @@ func (f *File) Run(ctx context.Context, out engine.Emitter) error {
 	batch := make([]engine.Entry, 0, maxBatch)
 	var accepted, skipped int
 	flush := func() error {
-		res, err := engine.EmitWait(ctx, f.clock, out, f.ref, batch)
+		res, err := engine.EmitPaced(ctx, f.clock, out, f.ref, batch)
 		if err != nil {
 			return err
 		}

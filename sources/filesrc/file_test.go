@@ -218,3 +218,29 @@ func TestFileStopsOnEmitError(t *testing.T) {
 		t.Errorf("%d Emit calls after a failure", f.calls)
 	}
 }
+
+// paced logs Pace and Emit calls.
+type paced struct{ calls []string }
+
+func (p *paced) Pace(_ context.Context, n int) error {
+	p.calls = append(p.calls, fmt.Sprintf("pace %d", n))
+	return nil
+}
+
+func (p *paced) Emit(_ context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	p.calls = append(p.calls, fmt.Sprintf("emit %d", len(entries)))
+	return make([]engine.Outcome, len(entries)), nil
+}
+
+// The file source is paced (engine.Pacer) before each batch, so it does
+// not run ahead of the engine.
+func TestFileIsPaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.ndjson")
+	os.WriteFile(path, []byte(strings.Repeat("{\"a\": 1}\n", maxBatch+10)), 0o644)
+	p := &paced{}
+	runFile(t, path, p)
+	want := fmt.Sprintf("[pace %d emit %d pace 10 emit 10]", maxBatch, maxBatch)
+	if fmt.Sprint(p.calls) != want {
+		t.Fatalf("calls %v, want %s", p.calls, want)
+	}
+}

@@ -117,7 +117,7 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		_, err := engine.EmitWait(ctx, g.clock, out, g.ref, batch)
+		_, err := engine.EmitPaced(ctx, g.clock, out, g.ref, batch)
 		clear(batch)
 		batch = batch[:0]
 		return err

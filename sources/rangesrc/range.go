@@ -88,7 +88,7 @@ func (r *Range) Run(ctx context.Context, out engine.Emitter) error {
 			ev := engine.NewEvent(map[string]any{"i": i}, r.ref.Name, r.ref.Type, r.clock.Now())
 			batch = append(batch, engine.Entry{Event: ev})
 		}
-		if _, err := engine.EmitWait(ctx, r.clock, out, r.ref, batch); err != nil {
+		if _, err := engine.EmitPaced(ctx, r.clock, out, r.ref, batch); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -132,3 +132,22 @@ func TestRangeBatchesWithoutDelay(t *testing.T) {
 		t.Fatalf("calls %v, %d events", rec.calls, len(rec.events))
 	}
 }
+
+type paced struct{ recorder }
+
+func (p *paced) Pace(_ context.Context, n int) error {
+	p.calls = append(p.calls, -n)
+	return nil
+}
+
+// Each batch is paced (engine.Pacer) first: the calls are -n for a pace.
+func TestRangeIsPaced(t *testing.T) {
+	src, _ := Spec().New(engine.SourceConfig{Name: "t", Type: "range", Clock: engine.SystemClock{}, Args: map[string]any{"limit": 300}})
+	p := &paced{}
+	if err := src.Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[-256 256 -44 44]" {
+		t.Fatalf("calls %v", p.calls)
+	}
+}
