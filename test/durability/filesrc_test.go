@@ -20,7 +20,7 @@ import (
 // own meta.uuid, so a line accepted twice would show twice in the audit).
 func TestFileSourceKilledMidFileResumes(t *testing.T) {
 	dir := t.TempDir()
-	const total = 30000
+	const total = 50000
 	in := dir + "/in.ndjson"
 	var b strings.Builder
 	for i := 0; i < total; i++ {
@@ -42,9 +42,9 @@ func TestFileSourceKilledMidFileResumes(t *testing.T) {
 	admin := rbtest.FreeAddr(t)
 	p := start(t, rb, data, "--admin", admin)
 	var fired int
-	rbtest.WaitFor(t, 60*time.Second, "a tenth of the file processed", func() bool {
+	rbtest.WaitFor(t, 60*time.Second, "a twentieth of the file processed", func() bool {
 		fired = firings(admin)
-		return fired >= total/10 || p.Exited()
+		return fired >= total/20 || p.Exited()
 	})
 	p.Kill()
 	if fired >= total || strings.Contains(p.Log(), "all sources ended") {
