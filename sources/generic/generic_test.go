@@ -212,3 +212,28 @@ func TestGenericBatchesWithoutDelay(t *testing.T) {
 		t.Fatalf("calls %v, %d events", rec.calls, len(rec.events))
 	}
 }
+
+type paced struct{ recorder }
+
+func (p *paced) Pace(_ context.Context, n int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, -n)
+	return nil
+}
+
+// Each batch is paced (engine.Pacer) first: the calls are -n for a pace.
+func TestGenericIsPaced(t *testing.T) {
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: engine.SystemClock{},
+		Args: map[string]any{"payload": []any{map[string]any{"a": 1}, map[string]any{"a": 2}}, "loop_count": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &paced{}
+	if err := src.Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[-2 2 -2 2]" {
+		t.Fatalf("calls %v", p.calls)
+	}
+}
