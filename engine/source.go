@@ -161,10 +161,34 @@ type SourceSpec struct {
 	New func(cfg SourceConfig) (Source, error)
 }
 
+// Pacer is implemented by an Emitter whose reader keeps up best when the
+// backlog stays small: the embedded journal hands the engine its newest
+// records from memory, and anything older is read back and decoded from
+// disk, which is slower than the engine, so a source that runs far ahead
+// slows everything down. Sources that can hold their input (a file, a
+// generator, a Kafka partition) call Pace before each Emit; sources that
+// answer a sender do not (their bound is the backlog's BacklogError).
+type Pacer interface {
+	// Pace returns once n more entries fit the Emitter's window, or with
+	// ctx's error. It never refuses: the Emit that follows does.
+	Pace(ctx context.Context, n int) error
+}
+
+// Pace waits as out.Pace when out is a Pacer, and returns nil at once
+// otherwise.
+func Pace(ctx context.Context, out Emitter, n int) error {
+	if p, ok := out.(Pacer); ok {
+		return p.Pace(ctx, n)
+	}
+	return nil
+}
+
 // EmitWait emits like out.Emit but waits and retries while the backlog is
 // full, for sources that can hold their input (a file, a generator) rather
 // than answer a sender. It waits on clock (nil: the system clock) and
-// returns ctx's error when ctx ends first.
+// returns ctx's error when ctx ends first. It does not Pace: a bulk source
+// calls Pace itself, and action feedback, which the engine's progress may
+// depend on, must not wait for that progress.
 func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
 	for {
 		res, err := out.Emit(ctx, src, entries)
@@ -180,4 +204,13 @@ func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entr
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// EmitPaced is Pace, then EmitWait: for sources that produce in bulk and
+// can hold their input (a file, a generator).
+func EmitPaced(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
+	if err := Pace(ctx, out, len(entries)); err != nil {
+		return nil, err
+	}
+	return EmitWait(ctx, clock, out, src, entries)
 }

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,6 +143,9 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
+	// doneNotify is closed and replaced when the last done moves or on
+	// Close (Pace waits on it).
+	doneNotify chan struct{}
 
 	loopMu     sync.Mutex
 	loopCancel context.CancelFunc
@@ -251,6 +256,7 @@ func Open(opts Options) (*Store, error) {
 		reqs:          make(chan *request, maxGroup),
 		committerDone: make(chan struct{}),
 		notify:        make(chan struct{}),
+		doneNotify:    make(chan struct{}),
 	}
 	seq, err := s.metaU64(metaSeq)
 	if err == nil {
@@ -498,6 +504,9 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		seq, done = startSeq, startDone
 	} else {
 		s.lastDone.Store(done)
+		if done != startDone {
+			s.wakeDone()
+		}
 		for _, rec := range g.recs {
 			s.recent.add(rec)
 		}
@@ -540,6 +549,11 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	// Keys written by earlier entries of this same call.
 	var callDedupe map[string]int64
 	var callOrder map[string]int64
+	stored, err := s.lookupDedupe(r)
+	if err != nil {
+		r.err = err
+		return seq
+	}
 	for i, e := range r.entries {
 		window := e.DedupeWindow
 		if window <= 0 {
@@ -548,7 +562,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		p := plannedEntry{value: r.values[i], event: r.events[i]}
 		if e.DedupeKey != "" {
 			k := scopedKey(pDedupe, r.scope, e.DedupeKey)
-			seen, err := s.dedupeSeen(g, callDedupe, k)
+			seen, err := s.dedupeSeen(g, callDedupe, stored, k)
 			if err != nil {
 				r.err = err
 				return seq
@@ -604,16 +618,29 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 			break
 		}
 	}
+	// Each kind of key in a run of its own: Pebble inserts a batch into its
+	// memtable in batch order and reuses the previous insert's position when
+	// the next key follows it, which records (ascending) and the dedupe
+	// keys of a bulk source (close together) then do; interleaved, every
+	// insert searched the memtable from the top.
 	for _, p := range planned {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
 		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC(), Size: len(p.value)})
+	}
+	for _, p := range planned {
 		if p.dedupeKey != nil {
 			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
-			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
 			g.dedupe[string(p.dedupeKey)] = p.dedupeExpiry
 		}
+	}
+	for _, p := range planned {
+		if p.dedupeKey != nil {
+			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
+		}
+	}
+	for _, p := range planned {
 		if p.orderKey != nil {
 			v := binary.BigEndian.AppendUint64(u64(uint64(p.orderNewest)), uint64(p.orderExpiry))
 			_ = g.b.Set(p.orderKey, v, nil)
@@ -625,14 +652,88 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	return seq
 }
 
+// batchLookup is the number of dedupe keys in one Emit call from which
+// they are looked up in the database together (lookupDedupe), not one Get
+// each.
+const batchLookup = 16
+
+// storedKeys is what lookupDedupe found in the database: the expiry of
+// every key of the call that is stored. Nil: nothing was looked up.
+type storedKeys map[string]int64
+
+// lookupDedupe looks the dedupe keys of a call with many of them up in the
+// database at once: the keys sorted, one iterator bounded by the first and
+// the last, walked forward. Bulk sources (a file's lines, a Kafka
+// partition's offsets) emit keys that are close together and new, so the
+// walk finds an empty range at once, where a Get per key probes every
+// table that may hold it; that Get was most of the CPU of such a call.
+// It returns nil for a call with fewer keys, which dedupeSeen then reads
+// one Get each.
+func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
+	n := 0
+	for _, e := range r.entries {
+		if e.DedupeKey != "" {
+			n++
+		}
+	}
+	if n < batchLookup {
+		return nil, nil
+	}
+	keys := make([][]byte, 0, n)
+	for _, e := range r.entries {
+		if e.DedupeKey != "" {
+			keys = append(keys, scopedKey(pDedupe, r.scope, e.DedupeKey))
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	last := keys[len(keys)-1]
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys[0], UpperBound: append(last[:len(last):len(last)], 0)})
+	if err != nil {
+		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+	}
+	found := storedKeys{}
+	ok := it.First()
+	for _, k := range keys {
+		// A few steps forward, then a seek: keys far apart (random ids)
+		// cost one seek each, not a walk over everything between them.
+		for steps := 0; ok && bytes.Compare(it.Key(), k) < 0; steps++ {
+			if steps == 8 {
+				ok = it.SeekGE(k)
+				break
+			}
+			ok = it.Next()
+		}
+		if !ok {
+			break
+		}
+		if bytes.Equal(it.Key(), k) {
+			expiry, err := getU64(it.Value())
+			if err != nil {
+				_ = it.Close()
+				return nil, err
+			}
+			found[string(k)] = int64(expiry)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+	}
+	return found, nil
+}
+
 // dedupeSeen reports whether the scoped dedupe key k is remembered and not
-// expired, looking at this call, this group, then the database.
-func (s *Store) dedupeSeen(g *group, call map[string]int64, k []byte) (bool, error) {
+// expired, looking at this call, this group, then the database (through
+// stored when the call's keys were looked up together).
+func (s *Store) dedupeSeen(g *group, call map[string]int64, stored storedKeys, k []byte) (bool, error) {
 	if _, ok := call[string(k)]; ok {
 		return true, nil
 	}
 	if _, ok := g.dedupe[string(k)]; ok {
 		return true, nil
+	}
+	if stored != nil {
+		expiry, ok := stored[string(k)]
+		return ok && expiry > g.now, nil
 	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -674,6 +775,41 @@ func (s *Store) orderNewest(g *group, call map[string]int64, k []byte) (int64, b
 		return 0, false, nil
 	}
 	return newest, true, nil
+}
+
+func (s *Store) wakeDone() {
+	s.notifyMu.Lock()
+	close(s.doneNotify)
+	s.doneNotify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// paceWindow is the backlog Pace keeps bulk sources within: half the
+// recent ring, so that the engine, reading a batch at a time right behind
+// them, is served from memory rather than by decoding from the database.
+const paceWindow = recentRecords / 2
+
+var _ engine.Pacer = (*Store)(nil)
+
+// Pace implements engine.Pacer: it returns once n more records keep the
+// backlog (accepted, not done) within paceWindow, or at once when it is
+// empty, or with ctx's error, or at once after Close (Emit then answers
+// ErrClosed).
+func (s *Store) Pace(ctx context.Context, n int) error {
+	for {
+		s.notifyMu.Lock()
+		moved := s.doneNotify
+		s.notifyMu.Unlock()
+		backlog := s.Backlog()
+		if backlog == 0 || backlog+n <= paceWindow || s.isClosed() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		}
+	}
 }
 
 func (s *Store) wake() {
@@ -836,6 +972,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		<-s.committerDone
 		s.wake()
+		s.wakeDone()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err := s.db.Close(); err != nil {

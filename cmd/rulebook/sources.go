@@ -52,6 +52,9 @@ func (g *gate) Position(ctx context.Context, src engine.SourceRef) (string, erro
 	return engine.LastPosition(ctx, g.inner, src)
 }
 
+// Pace forwards to the inner Emitter (engine.Pacer).
+func (g *gate) Pace(ctx context.Context, n int) error { return engine.Pace(ctx, g.inner, n) }
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
