@@ -45,9 +45,9 @@ func TestExplainNamesTheMissingField(t *testing.T) {
 	h.eng.Explain("r", nil) // no event at all is no error
 	got := explainOne(t, h, ev("alert", map[string]any{"status": "firing"}, "kind", "x", "n", "high"))
 	want := map[string]engine.ConditionResult{
-		"severity":           {Result: "unknown", Missing: []string{"event.alert.labels"}},
-		"negated":            {Result: "true"},
-		"computed":           {Result: "unknown", Missing: []string{"event.items"}},
+		"severity":            {Result: "unknown", Missing: []string{"event.alert.labels"}},
+		"negated":             {Result: "true"},
+		"computed":            {Result: "unknown", Missing: []string{"event.items"}},
 		"or with a true side": {Result: "true"},
 	}
 	for rule, w := range want {
