@@ -123,6 +123,24 @@ type RuleStats struct {
 	Consumed int64 `json:"consumed"`
 }
 
+// Add adds o's counts to s (engines that run the same rules, one per bus
+// partition), keeping the later LastFired.
+func (s *RuleStats) Add(o RuleStats) {
+	s.Evaluated += o.Evaluated
+	s.Matched += o.Matched
+	s.Fired += o.Fired
+	if o.LastFired.After(s.LastFired) {
+		s.LastFired = o.LastFired
+	}
+	s.SuppressedOnceWithin += o.SuppressedOnceWithin
+	s.SuppressedOnceAfter += o.SuppressedOnceAfter
+	s.SuppressedAccumulateWithin += o.SuppressedAccumulateWithin
+	s.Consumed += o.Consumed
+	if s.Throttle == "" {
+		s.Throttle = o.Throttle
+	}
+}
+
 // Suppressed returns the throttle's suppressions: the counter of the
 // rule's throttle kind.
 func (s RuleStats) Suppressed() int64 {

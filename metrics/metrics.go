@@ -403,13 +403,8 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 			sum, seen := sums[k]
 			if !seen {
 				order = append(order, k)
-				sum.Throttle = st.Throttle
 			}
-			sum.Evaluated += st.Evaluated
-			sum.SuppressedOnceWithin += st.SuppressedOnceWithin
-			sum.SuppressedOnceAfter += st.SuppressedOnceAfter
-			sum.SuppressedAccumulateWithin += st.SuppressedAccumulateWithin
-			sum.Consumed += st.Consumed
+			sum.Add(st)
 			sums[k] = sum
 		}
 		for _, k := range order {
