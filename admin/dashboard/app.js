@@ -279,8 +279,16 @@ async function refreshRules() {
       tr.className = "disabled";
       tr.title = "disabled";
     }
+    // Consumed is counted for single-condition and any rules only.
+    const multi = r.kind === "all" || r.kind === "not_all";
+    const throttled = el("td", "num suppressed", r.throttle ? (r.suppressed || 0) : "–");
+    throttled.title = r.throttle ? "matches its " + r.throttle + " throttle kept from firing" : "no throttle";
+    const consumed = el("td", "num consumed", multi ? "–" : (r.consumed || 0));
+    consumed.title = multi ? "not counted for multi-event rules" :
+      "events an earlier rule matched and consumed that this rule's condition meets";
     tr.append(el("td", "", r.ruleset), el("td", "", r.rule), el("td", "", r.kind),
-      el("td", "num hits", r.fired), el("td", "last", clock(r.last_fired)));
+      el("td", "num matches", r.matched || 0), el("td", "num hits", r.fired), throttled, consumed,
+      el("td", "last", clock(r.last_fired)));
     const before = state.rules.get(key);
     if (before !== undefined && r.fired > before) tr.classList.add("flash");
     state.rules.set(key, r.fired);
