@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -479,4 +480,41 @@ func isIdent(s string) bool {
 		return false
 	}
 	return true
+}
+
+// WriteText writes the explanations for a terminal: per rule its outcome
+// and why, then each condition with its result and the missing fields.
+func WriteText(w io.Writer, xs []Explanation) error {
+	var b strings.Builder
+	for _, x := range xs {
+		fmt.Fprintf(&b, "ruleset %q\n", x.Ruleset)
+		for _, r := range x.Rules {
+			fmt.Fprintf(&b, "  rule %q (%s): %s", r.Rule, r.Kind, r.Outcome)
+			if r.Detail != "" {
+				fmt.Fprintf(&b, ": %s", r.Detail)
+			}
+			if len(r.Group) > 0 {
+				fmt.Fprintf(&b, "; group %q", r.Group)
+			}
+			if !r.WindowEnds.IsZero() {
+				fmt.Fprintf(&b, "; window ends %s", r.WindowEnds.UTC().Format(time.RFC3339))
+			}
+			b.WriteString("\n")
+			for _, c := range r.Conditions {
+				fmt.Fprintf(&b, "    %s: %s → %s", c.Name, c.Condition, c.Result)
+				switch {
+				case len(c.Missing) > 0:
+					fmt.Fprintf(&b, " (missing %s)", strings.Join(c.Missing, ", "))
+				case c.Error != "":
+					fmt.Fprintf(&b, " (error: %s)", c.Error)
+				}
+				if c.ReadsMatches {
+					b.WriteString(" [parts reading no earlier match]")
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -4,6 +4,7 @@
 //	rulebook run RULEBOOK        run until the sources end or a shutdown action
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook explain RULEBOOK EVENT.json  why each rule would fire or not
 //	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
@@ -28,6 +29,7 @@ Usage:
   rulebook run RULEBOOK [flags]       run a rulebook until its sources end or a shutdown action
   rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
+  rulebook explain RULEBOOK EVENT.json [flags]  say what each rule would do with one event
   rulebook audit [flags]              list what fired and what the actions did
   rulebook plugins list|describe NAME show installed action plugins
   rulebook describe ACTION|SOURCE     list an action's or a source's arguments
@@ -63,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdValidate(rest, stdout, stderr)
 	case "test":
 		err = cmdTest(rest, stdout, stderr)
+	case "explain":
+		err = cmdExplain(rest, stdin, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
 	case "plugins":
