@@ -89,7 +89,7 @@ func TestExplainEndpointUsesTheLiveState(t *testing.T) {
 	for _, want := range []string{
 		`"rule":"disk full","enabled":true,"kind":"condition","fired":1,`,
 		`"matched":2,"suppressed":1,"throttle":"once_within","consumed":0`,
-		`"rule":"any disk","enabled":true,"kind":"condition","fired":0,"matched":0,"suppressed":0,"consumed":2`,
+		`"rule":"any disk","enabled":true,"kind":"condition","fired":0,"matched":0,"suppressed":0,"consumed":2,"consumed_counted":true`,
 	} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("rules %s lack %s", w.Body, want)

@@ -80,11 +80,13 @@ type RuleInfo struct {
 	// Matched counts its full matches, fired or not; Suppressed those its
 	// throttle kept from firing (Throttle names its kind); Consumed the
 	// events an earlier rule consumed that its condition meets (single
-	// and any rules only). See engine.RuleStats.
-	Matched    int64  `json:"matched"`
-	Suppressed int64  `json:"suppressed"`
-	Throttle   string `json:"throttle,omitempty"`
-	Consumed   int64  `json:"consumed"`
+	// and any rules of rulesets with at most engine.MaxConsumedRules of
+	// them: ConsumedCounted). See engine.RuleStats.
+	Matched         int64  `json:"matched"`
+	Suppressed      int64  `json:"suppressed"`
+	Throttle        string `json:"throttle,omitempty"`
+	Consumed        int64  `json:"consumed"`
+	ConsumedCounted bool   `json:"consumed_counted"`
 }
 
 func throttleKind(r *engine.Rule) string {
@@ -100,7 +102,7 @@ func throttleKind(r *engine.Rule) string {
 func RuleInfoFrom(rs string, r *engine.Rule, st engine.RuleStats) RuleInfo {
 	return RuleInfo{Ruleset: rs, Rule: r.Name, Enabled: r.Enabled, Kind: r.Kind.String(),
 		Fired: st.Fired, LastFired: st.LastFired, Matched: st.Matched, Suppressed: st.Suppressed(),
-		Throttle: throttleKind(r), Consumed: st.Consumed}
+		Throttle: throttleKind(r), Consumed: st.Consumed, ConsumedCounted: st.ConsumedCounted}
 }
 
 // Backend is what the admin API reads and drives: the running engine, its

@@ -118,9 +118,11 @@ type RuleStats struct {
 	SuppressedAccumulateWithin int64 `json:"suppressed_accumulate_within"`
 	// Consumed counts the events an earlier rule matched and consumed
 	// (match_multiple_rules: false) that this rule's condition meets on
-	// its own. Only single-condition and any rules are counted: for all
-	// and not_all it stays 0.
-	Consumed int64 `json:"consumed"`
+	// its own, when ConsumedCounted: for single-condition and any rules
+	// of rulesets with at most MaxConsumedRules of them (all and not_all
+	// are not counted).
+	Consumed        int64 `json:"consumed"`
+	ConsumedCounted bool  `json:"consumed_counted"`
 }
 
 // Add adds o's counts to s (engines that run the same rules, one per bus
@@ -139,6 +141,7 @@ func (s *RuleStats) Add(o RuleStats) {
 	if s.Throttle == "" {
 		s.Throttle = o.Throttle
 	}
+	s.ConsumedCounted = s.ConsumedCounted || o.ConsumedCounted
 }
 
 // Suppressed returns the throttle's suppressions: the counter of the
@@ -189,6 +192,8 @@ type rsState struct {
 	// dropped whenever facts change.
 	factIndexes map[string]*factIndex
 	rules       []*ruleState
+	// consumed caches countsConsumed: 0 not known yet, 1 yes, 2 no.
+	consumed int8
 }
 
 type ruleState struct {
@@ -454,6 +459,7 @@ func (e *Engine) Stats() []RuleStats {
 		for _, r := range s.rs.Rules {
 			st := *e.stats[s.rs.Name+"\x00"+r.Name]
 			st.Throttle = throttleReason(r.Throttle)
+			st.ConsumedCounted = s.consumedCounted(r)
 			out = append(out, st)
 		}
 	}

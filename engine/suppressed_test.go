@@ -191,3 +191,22 @@ func TestConsumedCountsLaterRulesTheEventWouldHaveMatched(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumedIsNotCountedInLargeRulesets(t *testing.T) {
+	var sb strings.Builder
+	for i := range engine.MaxConsumedRules + 1 {
+		sb.WriteString("    - name: r" + strings.Repeat("x", i) + "\n      condition: event.x == 1\n      action: {none: {}}\n")
+	}
+	h := newLogHarness(t, rulebook(sb.String()))
+	h.run([]step{{0, "", ev("x", 1)}}, 0)
+	for _, st := range h.eng.Stats() {
+		if st.Consumed != 0 || st.ConsumedCounted {
+			t.Errorf("%s: consumed %d counted %v, want not counted", st.Rule, st.Consumed, st.ConsumedCounted)
+		}
+	}
+	small := newLogHarness(t, rulebook("    - name: a\n      condition: event.x == 1\n      action: {none: {}}\n    - name: b\n      condition: event.x == 1\n      action: {none: {}}\n"))
+	small.run([]step{{0, "", ev("x", 1)}}, 0)
+	if st := statsOf(t, small.eng, "b"); st.Consumed != 1 || !st.ConsumedCounted {
+		t.Errorf("small ruleset: %+v, want consumed 1, counted", st)
+	}
+}

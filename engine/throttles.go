@@ -182,13 +182,49 @@ func (e *Engine) suppressed(s *rsState, r *ruleState, key string, logged *bool, 
 	ev.Msg("rule match suppressed by throttle; further ones in this window are counted, not logged")
 }
 
+// MaxConsumedRules bounds the rulesets whose consumed events are counted
+// (RuleStats.Consumed): those with at most this many single-condition and
+// any rules. Counting tests the later rules' conditions on every consumed
+// event, so an event the first rule takes costs as much as one no rule
+// matches; a larger ruleset is not counted (RuleStats.ConsumedCounted is
+// false) rather than slowed down that much. `explain` answers for one
+// event whatever the size.
+const MaxConsumedRules = 16
+
+// countsConsumed reports whether s's consumed events are counted.
+func (s *rsState) countsConsumed() bool {
+	if s.consumed == 0 {
+		n := 0
+		for _, r := range s.rules {
+			if r.rule.Kind == Single || r.rule.Kind == Any {
+				n++
+			}
+		}
+		s.consumed = 2
+		if !s.rs.MatchMultiple && n <= MaxConsumedRules {
+			s.consumed = 1
+		}
+	}
+	return s.consumed == 1
+}
+
+// consumedCounted reports whether rule r of s has its consumed events
+// counted.
+func (s *rsState) consumedCounted(r *Rule) bool {
+	return (r.Kind == Single || r.Kind == Any) && s.countsConsumed()
+}
+
 // countConsumed counts, after rule r matched item it and consumed it
 // (match_multiple_rules: false), every later enabled rule whose condition
 // the item meets on its own: a single-condition rule or an any rule, tested
 // as evaluate would have. A later all or not_all rule is not counted: that
 // the item would have completed or opened one of its matches depends on its
 // partial matches, and finding out would cost a join per consumed item.
+// Rulesets with more than MaxConsumedRules such rules are not counted.
 func (e *Engine) countConsumed(s *rsState, r *ruleState, it *item) {
+	if !s.countsConsumed() {
+		return
+	}
 	after := false
 	for _, later := range s.rules {
 		if !after {

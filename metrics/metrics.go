@@ -210,7 +210,7 @@ func New() *Metrics {
 		evaluations: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "evaluations_total"),
 			"Events and facts evaluated against a rule.", []string{"ruleset", "rule"}, nil),
 		suppressed: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "suppressed_total"),
-			"Matches of a rule that did not fire, by reason: its throttle (once_within, once_after, accumulate_within) or an earlier rule that consumed the event (consumed; single and any rules only).",
+			"Matches of a rule that did not fire, by reason: its throttle (once_within, once_after, accumulate_within) or an earlier rule that consumed the event (consumed; single and any rules of rulesets with at most 16 of them).",
 			[]string{"ruleset", "rule", "reason"}, nil),
 		firings: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "firings", "active"),
 			"Firings whose actions are not all final yet (running, waiting for a slot, a lock, a backoff or an earlier firing).", nil, nil),
@@ -411,8 +411,9 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 			sum := sums[k]
 			ch <- prometheus.MustNewConstMetric(c.evaluations, prometheus.CounterValue, float64(sum.Evaluated), k[:]...)
 			// A throttle's reason is there from the start (a rate needs
-			// its zero); another kind's only once counted (a reload
-			// changed the throttle).
+			// its zero), and consumed where it is counted
+			// (RuleStats.ConsumedCounted); another only once counted (a
+			// reload changed the throttle).
 			for _, r := range []struct {
 				reason string
 				n      int64
@@ -422,7 +423,7 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 				{engine.SuppressedAccumulateWithin, sum.SuppressedAccumulateWithin},
 				{engine.SuppressedConsumed, sum.Consumed},
 			} {
-				if r.n > 0 || r.reason == sum.Throttle || r.reason == engine.SuppressedConsumed {
+				if r.n > 0 || r.reason == sum.Throttle || r.reason == engine.SuppressedConsumed && sum.ConsumedCounted {
 					ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(r.n), k[0], k[1], r.reason)
 				}
 			}

@@ -126,9 +126,10 @@ func TestRules(t *testing.T) {
 	m.SetEvaluationsFunc(func() []engine.RuleStats {
 		// Two engines (bus partitions) report the same rules: they add up.
 		return []engine.RuleStats{
-			{Ruleset: "ops", Rule: "restart", Evaluated: 1, Throttle: "once_within", SuppressedOnceWithin: 2, Consumed: 1},
+			{Ruleset: "ops", Rule: "restart", Evaluated: 1, Throttle: "once_within", SuppressedOnceWithin: 2, Consumed: 1, ConsumedCounted: true},
 			{Ruleset: "ops", Rule: "restart", Throttle: "once_within", SuppressedOnceWithin: 3},
-			{Ruleset: "ops", Rule: "page", SuppressedAccumulateWithin: 4},
+			{Ruleset: "ops", Rule: "page", SuppressedAccumulateWithin: 4, ConsumedCounted: true},
+			{Ruleset: "big", Rule: "r"}, // consumed not counted
 		}
 	})
 	m.Firing("ops", "restart")
@@ -157,6 +158,9 @@ func TestRules(t *testing.T) {
 		if got := value(t, m, "rulebook_rule_suppressed_total", l("ruleset", "ops", "rule", tc.rule, "reason", tc.reason)); got != tc.want {
 			t.Errorf("suppressed{%s,%s} = %v, want %v", tc.rule, tc.reason, got, tc.want)
 		}
+	}
+	if got := value(t, m, "rulebook_rule_suppressed_total", l("ruleset", "big", "rule", "r", "reason", "consumed")); got != -1 {
+		t.Errorf("consumed where it is not counted = %v, want absent", got)
 	}
 }
 

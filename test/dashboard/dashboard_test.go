@@ -29,7 +29,7 @@ var _ admin.Backend = (*backend)(nil)
 func newBackend() *backend {
 	return &backend{rules: []admin.RuleInfo{
 		{Ruleset: "ops", Rule: "restart nginx", Enabled: true, Kind: "condition", Fired: 4,
-			LastFired: time.Now().Add(-time.Hour), Matched: 11, Suppressed: 7, Throttle: "once_within", Consumed: 3},
+			LastFired: time.Now().Add(-time.Hour), Matched: 11, Suppressed: 7, Throttle: "once_within", Consumed: 3, ConsumedCounted: true},
 		{Ruleset: "ops", Rule: "page on-call", Enabled: true, Kind: "all", Matched: 2},
 		{Ruleset: "security", Rule: "block address", Enabled: false, Kind: "any"},
 	}}
@@ -177,7 +177,7 @@ func TestDashboard(t *testing.T) {
 	wait("initial hit count", hitsExpr("ops", "restart nginx")+" === 4")
 	// Why a rule did not fire: its matches, what its throttle suppressed
 	// and what an earlier rule consumed, beside its firings; "–" where a
-	// count does not apply (no throttle; consumed for multi-event rules).
+	// count does not apply (no throttle; consumed not counted).
 	wait("rule activity columns", cellsExpr("ops", "restart nginx")+` === "11 4 7 3"`)
 	wait("columns that do not apply", cellsExpr("ops", "page on-call")+` === "2 0 – –"`)
 	wait("column headers", `[...document.querySelectorAll("#rules thead th")].map(th => th.textContent).join("|") === "Ruleset|Rule|Kind|Matches|Fired|Suppressed by throttle|Consumed by earlier rule|Last fired"`)
