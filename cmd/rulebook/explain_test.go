@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks"
 )
 
 // TestExplainCLI explains events against the Alertmanager example with a
@@ -69,5 +75,36 @@ func TestExplainCLI(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "explain", rb); code != 2 {
 		t.Errorf("one argument: exit %d, want 2", code)
+	}
+}
+
+// TestAdminExplainBackend: the admin API explains against the running
+// engine's state, and declines (ErrExplainUnavailable, a 501) with --bus,
+// where the event's partition may be owned by another process.
+func TestAdminExplainBackend(t *testing.T) {
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeReg()
+	rb, err := rulebooks.Parse("rb.yml", []byte(`- name: rs
+  sources: [{range: {limit: 1}}]
+  rules:
+    - {name: r, condition: event.i == 1, throttle: {once_within: 1h}, action: {none: {}}}
+`), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{log: discardLog(), eng: engine.New(rb.Rulesets, engine.Options{Log: discardLog()})}
+	if err := a.eng.Inject(context.Background(), "rs", nil, []map[string]any{{"i": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	xs, err := adminBackend{a}.Explain("rs", map[string]any{"i": 1})
+	if err != nil || len(xs) != 1 || xs[0].Rules[0].Outcome != engine.OutcomeSuppressed {
+		t.Fatalf("explain: %+v %v, want suppressed by the live window", xs, err)
+	}
+	a.parts = newPartitions(a, "bus", rb.Rulesets)
+	if _, err := (adminBackend{a}).Explain("rs", map[string]any{"i": 1}); !errors.Is(err, admin.ErrExplainUnavailable) {
+		t.Errorf("with --bus: %v, want ErrExplainUnavailable", err)
 	}
 }
