@@ -185,6 +185,13 @@ type Dispatcher struct {
 	active map[string]bool
 	seq    map[string][]*job
 
+	// heldLocks are the lock keys taken by Start for the invocations found
+	// running, by invocation ID, until reattach has dealt with them.
+	heldLocks map[string]string
+
+	shutdownBegun chan struct{} // closed by BeginShutdown or Stop
+	shutdownOnce  sync.Once
+
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -245,19 +252,21 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
-		cfg:       cfg,
-		store:     cfg.Store,
-		clock:     cfg.Clock,
-		log:       cfg.Log.With().Str("component", "dispatch").Logger(),
-		global:    make(chan struct{}, cfg.MaxConcurrency),
-		perAction: per,
-		locks:     &keyLocks{m: map[string]*keyLock{}},
-		ready:     make(chan struct{}),
-		active:    map[string]bool{},
-		seq:       map[string][]*job{},
-		quit:      make(chan struct{}),
-		runCtx:    runCtx,
-		cancelRun: cancel,
+		cfg:           cfg,
+		store:         cfg.Store,
+		clock:         cfg.Clock,
+		log:           cfg.Log.With().Str("component", "dispatch").Logger(),
+		global:        make(chan struct{}, cfg.MaxConcurrency),
+		perAction:     per,
+		locks:         &keyLocks{m: map[string]*keyLock{}},
+		ready:         make(chan struct{}),
+		active:        map[string]bool{},
+		seq:           map[string][]*job{},
+		heldLocks:     map[string]string{},
+		shutdownBegun: make(chan struct{}),
+		quit:          make(chan struct{}),
+		runCtx:        runCtx,
+		cancelRun:     cancel,
 	}, nil
 }
 
@@ -353,6 +362,17 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return ErrStopped
 	}
 	d.state = stateStarted
+	// An invocation found running may have left a process behind that
+	// runs on: its lock key is taken now, before any other invocation can
+	// take it, and held until reattach has made sure that process is gone.
+	for _, st := range unfinished {
+		if st == nil || st.Invocation == nil || st.Status != engine.StatusRunning || st.Invocation.Policy.Lock == "" {
+			continue
+		}
+		if d.locks.tryAcquire(st.Invocation.Policy.Lock) {
+			d.heldLocks[st.Invocation.ID] = st.Invocation.Policy.Lock
+		}
+	}
 	for _, j := range jobs {
 		d.scheduleLocked(j)
 	}
@@ -651,6 +671,7 @@ func (d *Dispatcher) runJob(j *job) {
 // may be called more than once. It returns an error when attempts had to be
 // cancelled.
 func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.BeginShutdown()
 	d.stopOnce.Do(func() {
 		d.mu.Lock()
 		d.state = stateStopped
@@ -672,6 +693,27 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.cancelRun()
 	<-done
 	return fmt.Errorf("dispatch: stop: running actions cancelled: %w", ctx.Err())
+}
+
+// BeginShutdown tells the dispatcher that the process is shutting down,
+// as soon as it is decided (a signal arrived), which may be well before
+// Stop. An attempt whose process was killed by a signal around then (the
+// signal was sent to the whole service: systemd's KillMode=control-group,
+// `tini -g`, a container runtime) is recorded as cancelled by shutdown and
+// runs again on the next start, instead of failing. It may be called more
+// than once.
+func (d *Dispatcher) BeginShutdown() {
+	d.shutdownOnce.Do(func() { close(d.shutdownBegun) })
+}
+
+// takeHeldLock returns, and forgets, the lock key Start took for the
+// invocation id, or "".
+func (d *Dispatcher) takeHeldLock(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := d.heldLocks[id]
+	delete(d.heldLocks, id)
+	return key
 }
 
 // Stats is a snapshot of the dispatcher's load.

@@ -282,6 +282,14 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err := a.disp.Start(ctx); err != nil {
 		return err
 	}
+	// A signal that reached the actions' processes too (systemd's
+	// KillMode=control-group, a group kill) must not make dead letters of
+	// them: the dispatcher learns of the shutdown at once, not only at
+	// Stop, after the journal drained.
+	go func() {
+		<-ctx.Done()
+		a.disp.BeginShutdown()
+	}()
 
 	a.sources = newSourceSet(a.wiring.reg, a.gate, a.clock, log)
 	if err := a.sources.startMissing(desiredSources(rb.Rulesets)); err != nil {
