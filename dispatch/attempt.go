@@ -15,9 +15,16 @@ import (
 
 // runInvocation drives one invocation to a final state. It returns false
 // when the dispatcher is stopping and the invocation stays unfinished.
-func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
+// held, when not nil, releases the lock and slots the caller already took
+// for the first attempt.
+func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool {
 	inv := st.Invocation
 	log := d.invLog(inv)
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
 
 	if st.Status == engine.StatusRunning {
 		// Recorded as running but no attempt of ours runs it: the process
@@ -38,6 +45,10 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 				}
 			}
 		}
+		if held != nil && st.Status != engine.StatusQueued {
+			held()
+			held = nil
+		}
 		if d.stopping() {
 			return false
 		}
@@ -57,9 +68,13 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 			return d.persist(st) == nil
 		}
 
-		release, ok := d.acquire(inv)
-		if !ok {
-			return false
+		release := held
+		held = nil
+		if release == nil {
+			var ok bool
+			if release, ok = d.acquire(inv.Action, inv.Policy.Lock); !ok {
+				return false
+			}
 		}
 		st.Status = engine.StatusRunning
 		if err := d.persist(st); err != nil {
@@ -405,20 +420,20 @@ func (d *Dispatcher) persist(st *engine.InvocationState) error {
 
 // acquire takes the invocation's lock key, its action slot and a global
 // slot, in this order, or gives up when the dispatcher stops.
-func (d *Dispatcher) acquire(inv *engine.Invocation) (release func(), ok bool) {
+func (d *Dispatcher) acquire(action, lock string) (release func(), ok bool) {
 	var undo []func()
 	releaseAll := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
 	}
-	if key := inv.Policy.Lock; key != "" {
+	if key := lock; key != "" {
 		if !d.locks.acquire(key, d.quit) {
 			return nil, false
 		}
 		undo = append(undo, func() { d.locks.release(key) })
 	}
-	if sem := d.perAction[inv.Action]; sem != nil {
+	if sem := d.perAction[action]; sem != nil {
 		select {
 		case sem <- struct{}{}:
 			undo = append(undo, func() { <-sem })

@@ -276,28 +276,78 @@ type job struct {
 	firingID   string
 	ruleset    string
 	sequential bool
-	states     []*engine.InvocationState
+	items      []jobItem
 }
 
-func newJob(firingID string, states []*engine.InvocationState) *job {
+// jobItem is one invocation of a job. With a store that reads invocations
+// back (InvocationReader) only its ID and status are held while it waits:
+// its state (arguments, events) is read from the store when it runs, so a
+// long queue costs memory by the invocation, not by the event.
+type jobItem struct {
+	id     string
+	status engine.InvocationStatus
+	action string                  // what a queued one waits for: its action's slot
+	lock   string                  // and its lock key
+	st     *engine.InvocationState // nil while the store holds it
+}
+
+// InvocationReader is an optional interface of an engine.ActionStore: it
+// reads one invocation's recorded state by ID, or returns nil, nil when it
+// is not stored. With it the dispatcher keeps queued invocations on disk.
+type InvocationReader interface {
+	Invocation(ctx context.Context, id string) (*engine.InvocationState, error)
+}
+
+func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState) *job {
 	sort.SliceStable(states, func(i, j int) bool { return states[i].Invocation.Index < states[j].Invocation.Index })
-	j := &job{firingID: firingID, states: states}
-	for _, st := range states {
+	_, light := d.store.(InvocationReader)
+	j := &job{firingID: firingID, items: make([]jobItem, len(states))}
+	for i, st := range states {
 		j.ruleset = st.Invocation.Ruleset
 		if st.Invocation.Sequential {
 			j.sequential = true
+		}
+		j.items[i] = jobItem{id: st.Invocation.ID, status: st.Status, action: st.Invocation.Action, lock: st.Invocation.Policy.Lock}
+		if !light {
+			j.items[i].st = st
 		}
 	}
 	return j
 }
 
 func (j *job) unfinished() bool {
-	for _, st := range j.states {
-		if !st.Status.Final() {
+	for _, it := range j.items {
+		if !it.status.Final() {
 			return true
 		}
 	}
 	return false
+}
+
+// load reads an invocation's state back from the store, retrying with
+// backoff while the dispatcher runs; nil when stopping or when the store
+// does not hold it (logged).
+func (d *Dispatcher) load(id string) *engine.InvocationState {
+	r := d.store.(InvocationReader)
+	wait := 100 * time.Millisecond
+	for {
+		st, err := r.Invocation(context.Background(), id)
+		if err == nil {
+			if st == nil || st.Invocation == nil {
+				d.log.Error().Str("invocation_id", id).Msg("queued invocation not found in the store; skipped")
+			}
+			return st
+		}
+		d.log.Error().Err(err).Str("invocation_id", id).Msg("cannot read queued invocation")
+		select {
+		case <-d.quit:
+			return nil
+		case <-d.clock.After(wait):
+		}
+		if wait *= 2; wait > 30*time.Second {
+			wait = 30 * time.Second
+		}
+	}
 }
 
 // Start resumes every unfinished invocation of the store and starts
@@ -345,7 +395,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		// of the same firing say whether an earlier action failed. Index 0
 		// has no earlier one.
 		if first.Index == 0 {
-			jobs = append(jobs, newJob(id, states))
+			jobs = append(jobs, d.newJob(id, states))
 			continue
 		}
 		if e, err := d.storedFiring(ctx, id, first.Ruleset, first.Rule, engine.EventID(first.Event), first.Created); err != nil {
@@ -353,7 +403,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		} else if e != nil {
 			states = mergeStates(e.Invocations, states)
 		}
-		jobs = append(jobs, newJob(id, states))
+		jobs = append(jobs, d.newJob(id, states))
 	}
 
 	d.mu.Lock()
@@ -550,7 +600,7 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 			states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: f.Time})
 		}
 	}
-	j := newJob(f.ID, states)
+	j := d.newJob(f.ID, states)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
@@ -645,20 +695,58 @@ func (d *Dispatcher) runJob(j *job) {
 		d.mu.Unlock()
 	}()
 	earlierFailed := false
-	for _, st := range j.states {
-		if st.Status.Final() {
-			if st.Status == engine.StatusFailed {
+	for i := range j.items {
+		it := &j.items[i]
+		if it.status.Final() {
+			if it.status == engine.StatusFailed {
 				earlierFailed = true
 			}
 			continue
 		}
-		if earlierFailed {
-			d.skip(st)
+		st := it.st
+		var held func()
+		if st == nil {
+			if it.status == engine.StatusQueued && !earlierFailed {
+				// A queued invocation waits for its lock and slots
+				// holding only its ID; its state is read once it can run.
+				release, ok := d.acquire(it.action, it.lock)
+				if !ok {
+					return
+				}
+				held = release
+			}
+			if st = d.load(it.id); st == nil {
+				if held != nil {
+					held()
+				}
+				if d.stopping() {
+					return
+				}
+				continue
+			}
+		}
+		it.st = nil // the store holds it from here
+		if held != nil && st.Status != engine.StatusQueued {
+			held()
+			held = nil
+		}
+		if st.Status.Final() {
+			it.status = st.Status
+			earlierFailed = earlierFailed || st.Status == engine.StatusFailed
 			continue
 		}
-		if !d.runInvocation(st) {
+		if earlierFailed {
+			if held != nil {
+				held()
+			}
+			d.skip(st)
+			it.status = st.Status
+			continue
+		}
+		if !d.runInvocation(st, held) {
 			return // stopping: the rest stays queued in the store
 		}
+		it.status = st.Status
 		if st.Status == engine.StatusFailed {
 			earlierFailed = true
 		}

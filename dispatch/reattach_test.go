@@ -159,3 +159,40 @@ func TestSignalWithoutShutdownFails(t *testing.T) {
 		t.Fatalf("f1/0: %s, want failed", st.Status)
 	}
 }
+
+// With a store that reads invocations back, a queued invocation is run
+// from what the store holds when its turn comes, not from a copy kept in
+// memory since it was submitted.
+func TestQueuedInvocationsReadFromStore(t *testing.T) {
+	store := newMemStore()
+	ws := &invStore{readerStore: &readerStore{memStore: store}}
+	g := newGate(func(*engine.Invocation) []string { return nil })
+	var mu sync.Mutex
+	seen := map[string]any{}
+	act := actionFunc(func(ctx context.Context, inv *engine.Invocation) engine.Result {
+		mu.Lock()
+		seen[inv.ID] = inv.Args["v"]
+		mu.Unlock()
+		return g.Run(ctx, inv)
+	})
+	h := start(t, store, newFakeClock(), Config{Store: ws, MaxConcurrency: 1, Actions: ActionMap(map[string]engine.Action{"x": act})})
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
+	waitFor(t, "f1 running", func() bool { return g.running("*") == 1 })
+	h.submit(newFiring("f2", "rs", false, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
+	st := store.state("f2/0")
+	st.Invocation.Args = map[string]any{"v": "stored"}
+	if err := store.Update(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	g.step(t)
+	g.step(t)
+	h.waitFinal("f1/0", "f2/0")
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["f2/0"] != "stored" {
+		t.Errorf("f2/0 ran with %v, want the stored state's args", seen["f2/0"])
+	}
+	if ws.invReads.Load() < 2 {
+		t.Errorf("%d invocation reads, want one per invocation run", ws.invReads.Load())
+	}
+}
