@@ -38,9 +38,13 @@
 // Before an attempt starts the invocation is recorded as running; when it
 // ends, the attempt is appended and the status becomes retrying (with
 // NextAttempt), succeeded or failed. Start resumes what the store reports as
-// unfinished. An invocation found running was interrupted by a crash: the
-// interrupted attempt is recorded as Retryable ("interrupted by restart") and
-// runs again: the crash was the engine's, so the first three such attempts
+// unfinished. An invocation found running was interrupted by a crash. Start
+// takes its lock key before anything else can; when its action is an
+// engine.Reattacher (it runs a program that may outlive the engine), the
+// action first waits for what the crashed process left running, and a
+// result it knows stands for the attempt, which does not run again.
+// Otherwise the interrupted attempt is recorded as Retryable ("interrupted
+// by restart") and runs again: the crash was the engine's, so the first three such attempts
 // of an invocation do not use up its retries (an action that takes the
 // process down every time counts from the fourth on). Actions are therefore
 // run at least once; the invocation id lets them be idempotent.
@@ -50,7 +54,15 @@
 // context's deadline, then they are cancelled. A cancelled attempt is
 // recorded with the error "cancelled by shutdown", the invocation stays
 // retrying and runs again on the next start; such attempts do not count
-// against the retries.
+// against the retries. So is an attempt whose process was killed by a
+// signal (engine.Result.Signal) when a shutdown begins (BeginShutdown)
+// within SignalGrace: the signal was sent to the whole service.
+//
+// # Memory
+//
+// With a store that implements InvocationReader, a queued invocation is
+// held in memory as its ID, action type and lock key only; it takes its
+// lock and slots first and is read back from the store when it can run.
 //
 // # Secrets
 //
