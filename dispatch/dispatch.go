@@ -165,6 +165,12 @@ type Config struct {
 	Log      zerolog.Logger
 }
 
+// maxWaitingRunners is how many firings beyond MaxConcurrency may wait for
+// a lock or a slot in goroutines of their own; later ones wait in a queue
+// in submit order. A runner waiting for a busy lock key holds up the queue
+// behind it only once this many wait at once.
+const maxWaitingRunners = 1024
+
 // ActionMap adapts a map of built actions to Config.Actions.
 func ActionMap(m map[string]engine.Action) func(string) (engine.Action, bool) {
 	return func(typ string) (engine.Action, bool) {
@@ -196,6 +202,13 @@ type Dispatcher struct {
 	ready  chan struct{} // closed when Start has scheduled the unfinished work
 	active map[string]bool
 	seq    map[string][]*job
+	// jobRunners counts the goroutines running firings that are not
+	// sequential; beyond maxRunners, further firings wait in parked (a
+	// few hundred bytes each, against a goroutine's stack) until one of
+	// them is free.
+	jobRunners int
+	maxRunners int
+	parked     []*job
 
 	// heldLocks are the lock keys taken by Start for the invocations found
 	// running, by invocation ID, until reattach has dealt with them.
@@ -275,6 +288,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		active:        map[string]bool{},
 		seq:           map[string][]*job{},
 		heldLocks:     map[string]string{},
+		maxRunners:    cfg.MaxConcurrency + maxWaitingRunners,
 		shutdownBegun: make(chan struct{}),
 		quit:          make(chan struct{}),
 		runCtx:        runCtx,
@@ -656,11 +670,11 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 	}
 	d.active[j.firingID] = true
 	if !j.sequential {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.runJob(j)
-		}()
+		if d.jobRunners >= d.maxRunners {
+			d.parked = append(d.parked, j)
+			return
+		}
+		d.startRunnerLocked(j)
 		return
 	}
 	q, running := d.seq[j.ruleset]
@@ -669,6 +683,29 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 		d.wg.Add(1)
 		go d.sequentialWorker(j.ruleset)
 	}
+}
+
+// startRunnerLocked runs j in a goroutine of its own which, when done,
+// takes the next parked job, if any. d.mu is held.
+func (d *Dispatcher) startRunnerLocked(j *job) {
+	d.jobRunners++
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for j != nil {
+			d.runJob(j)
+			d.mu.Lock()
+			j = nil
+			if len(d.parked) > 0 && d.state == stateStarted {
+				j = d.parked[0]
+				d.parked[0] = nil
+				d.parked = d.parked[1:]
+			} else {
+				d.jobRunners--
+			}
+			d.mu.Unlock()
+		}
+	}()
 }
 
 // sequentialWorker runs a sequential ruleset's firings one after the other;

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -194,5 +195,39 @@ func TestQueuedInvocationsReadFromStore(t *testing.T) {
 	}
 	if ws.invReads.Load() < 2 {
 		t.Errorf("%d invocation reads, want one per invocation run", ws.invReads.Load())
+	}
+}
+
+// Firings beyond the runner bound wait in a queue, not in goroutines of
+// their own, and all run in the end.
+func TestParkedFiringsRun(t *testing.T) {
+	store := newMemStore()
+	g := newGate(func(*engine.Invocation) []string { return nil })
+	h := start(t, store, newFakeClock(), Config{MaxConcurrency: 1, Actions: ActionMap(map[string]engine.Action{"x": g})})
+	h.d.mu.Lock()
+	h.d.maxRunners = 2
+	h.d.mu.Unlock()
+	ids := []string{}
+	for i := 0; i < 5; i++ {
+		f := newFiring(fmt.Sprintf("f%d", i), "rs", false, invSpec{action: "x"})
+		h.submit(f)
+		ids = append(ids, f.ID+"/0")
+	}
+	waitFor(t, "one action running", func() bool { return g.running("*") == 1 })
+	h.d.mu.Lock()
+	runners, parked := h.d.jobRunners, len(h.d.parked)
+	h.d.mu.Unlock()
+	if runners != 2 || parked != 3 {
+		t.Fatalf("%d runners, %d parked; want 2 and 3", runners, parked)
+	}
+	for range ids {
+		g.step(t)
+	}
+	h.waitFinal(ids...)
+	h.waitIdle()
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	if h.d.jobRunners != 0 || len(h.d.parked) != 0 {
+		t.Errorf("%d runners, %d parked after all ran; want none", h.d.jobRunners, len(h.d.parked))
 	}
 }
