@@ -130,9 +130,7 @@ func (s Supervisor) Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration,
 	if err := readJSON(base+".exit", &rec); err != nil {
 		// The supervisor died without recording (SIGKILL, OOM): what it
 		// started may still run; it must not outlive the attempt.
-		pgid := sup.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		waitGroupGone(context.Background(), pgid)
+		killOrphanGroup(sup.Process.Pid)
 		return out
 	}
 	return rec.apply(out)
@@ -198,10 +196,9 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 			if pr.alive() {
 				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
 			}
-			if pr.PID > 0 && pr.sameBoot() && groupAlive(pr.PID) {
-				// The supervisor is gone but something it started is not.
-				_ = syscall.Kill(-pr.PID, syscall.SIGKILL)
-				waitGroupGone(context.Background(), pr.PID)
+			if pr.PID > 0 && pr.sameBoot() {
+				// The supervisor is gone but something it started may not be.
+				killOrphanGroup(pr.PID)
 			}
 		}
 		var rec exitRecord
@@ -261,6 +258,23 @@ func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// killOrphanGroup kills what is left of the process group pgid whose
+// leader (a supervisor) has exited, and waits until it is gone. A process
+// whose pid is pgid means the pid was reused, which the kernel does only
+// once the group is empty: that group is someone else's and is left alone.
+func killOrphanGroup(pgid int) {
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pgid)); err == nil {
+		if _, state, err := procStat(pgid); err == nil && state != 'Z' && state != 'X' {
+			return
+		}
+	}
+	if !groupAlive(pgid) {
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	waitGroupGone(context.Background(), pgid)
 }
 
 // waitGroupGone polls until no process is in the process group pgid, for

@@ -195,3 +195,34 @@ func TestSuperviseEngineGone(t *testing.T) {
 		t.Errorf("records left behind: %v", left)
 	}
 }
+
+// A record whose pid was reused since (a process with that pid and
+// another start time leads its own group) is not ours: Reattach leaves
+// that group alone.
+func TestReattachPidReused(t *testing.T) {
+	dir := t.TempDir()
+	other := exec.Command("sleep", "30")
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = other.Process.Kill()
+		_ = other.Wait()
+	}()
+	start, _, err := procStat(other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := pidRecord{PID: other.Process.Pid, StartTime: start - 1, BootID: bootID(), Started: time.Now()}
+	if err := writeDurable(filepath.Join(dir, "inv.1-x.pid"), rec); err != nil {
+		t.Fatal(err)
+	}
+	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv", 0)
+	if !r.Found || r.Known {
+		t.Errorf("Reattach = %+v, want found, not known", r)
+	}
+	if !proctest.Alive(other.Process.Pid) {
+		t.Errorf("Reattach killed a process group that reused the recorded pid")
+	}
+}
