@@ -3,6 +3,7 @@ package durability
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -151,4 +152,76 @@ func TestGroupTermDuringCommand(t *testing.T) {
 func readFile(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// TestKillDuringPlaybook is TestKillDuringLongCommand for run_playbook
+// with the real ansible-playbook: the playbook outlives the engine (its
+// output pipe broken, it must not die of it), the restarted engine
+// reattaches to it and records its result, recap and all, without
+// running it again.
+func TestKillDuringPlaybook(t *testing.T) {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		t.Skip("ansible-playbook is not installed (test/setup.sh installs it)")
+	}
+	dir := t.TempDir()
+	port := rbtest.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/hook", port)
+	out := dir + "/marks.txt"
+	writeFile(t, dir+"/play.yml", `- hosts: localhost
+  gather_facts: false
+  tasks:
+    - shell: echo start >> {{ marks }}
+    - shell: sleep 4
+    - debug: {msg: "{{ range(0, 200) | list }}"}
+    - shell: echo end >> {{ marks }}
+`)
+	rb := dir + "/rb.yml"
+	writeFile(t, rb, fmt.Sprintf(`- name: orphans
+  sources:
+    - name: hook
+      webhook: {address: "127.0.0.1:%d", path: /hook}
+  rules:
+    - name: remediate
+      condition: event.payload.id != ""
+      action:
+        run_playbook:
+          name: %s/play.yml
+          inventory: "localhost,"
+          limit: localhost
+          connection: local
+          extra_vars: {marks: %q}
+          lock: host-1
+`, port, dir, out))
+	data := dir + "/data"
+	p := start(t, rb, data)
+	rbtest.WaitHTTP(t, url)
+	sender(t, url)("a", `{"id": "a"}`)
+	rbtest.WaitFor(t, 60*time.Second, "the playbook to start", func() bool { return strings.Contains(readFile(out), "start") })
+	p.Kill()
+	if strings.Contains(readFile(out), "end") {
+		t.Fatal("the playbook ended before the kill; the test proves nothing")
+	}
+	p = start(t, rb, data)
+	rbtest.WaitFor(t, 60*time.Second, "an attempt to finish", func() bool {
+		return len(p.LogLines("attempt finished")) > 0
+	})
+	p.Stop(t)
+	if m := readFile(out); m != "start\nend\n" {
+		t.Fatalf("marks %q, want one run from start to end", m)
+	}
+	lines := rbtest.Audit(t, binary, data)
+	if len(lines) != 1 || len(lines[0].Invocations) != 1 {
+		t.Fatalf("audit %+v, want one invocation", lines)
+	}
+	inv := lines[0].Invocations[0]
+	if inv.Status != "succeeded" || len(inv.Attempts) != 1 {
+		t.Fatalf("invocation %s with attempts %+v, want succeeded in one (reattached) attempt", inv.Status, inv.Attempts)
+	}
+	if n := len(p.LogLines("reattached to an ansible run left by an earlier process")); n != 1 {
+		t.Errorf("%d reattach log lines, want 1", n)
+	}
+	// What the orphan printed once the engine was gone is kept.
+	if !strings.Contains(inv.Attempts[0].Output, "PLAY RECAP") {
+		t.Errorf("reattached attempt's output %q lacks the recap", inv.Attempts[0].Output)
+	}
 }
