@@ -324,9 +324,25 @@ type InvocationReader interface {
 	Invocation(ctx context.Context, id string) (*engine.InvocationState, error)
 }
 
+// HeadLister is an optional interface of an engine.ActionStore that is
+// also an InvocationReader: UnfinishedHeads is Unfinished with only what
+// scheduling needs of each invocation (IDs, index, action, ruleset, rule,
+// policy, sequential, status), not its arguments, events and attempts,
+// so that a restart with a long queue does not read it all into memory.
+type HeadLister interface {
+	UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error)
+}
+
+// light reports whether queued invocations wait in the store (see
+// InvocationReader).
+func (d *Dispatcher) light() bool {
+	_, ok := d.store.(InvocationReader)
+	return ok
+}
+
 func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState) *job {
 	sort.SliceStable(states, func(i, j int) bool { return states[i].Invocation.Index < states[j].Invocation.Index })
-	_, light := d.store.(InvocationReader)
+	light := d.light()
 	j := &job{firingID: firingID, items: make([]jobItem, len(states))}
 	for i, st := range states {
 		j.ruleset = st.Invocation.Ruleset
@@ -388,7 +404,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.state = stateStarting
 	d.mu.Unlock()
 
-	unfinished, err := d.store.Unfinished(ctx)
+	var unfinished []*engine.InvocationState
+	var err error
+	if hl, ok := d.store.(HeadLister); ok && d.light() {
+		unfinished, err = hl.UnfinishedHeads(ctx)
+	} else {
+		unfinished, err = d.store.Unfinished(ctx)
+	}
 	if err != nil {
 		d.mu.Lock()
 		d.state = stateNew

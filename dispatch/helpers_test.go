@@ -422,7 +422,22 @@ type invStore struct {
 	invReads atomic.Int64
 }
 
-var _ InvocationReader = (*invStore)(nil)
+var (
+	_ InvocationReader = (*invStore)(nil)
+	_ HeadLister       = (*invStore)(nil)
+)
+
+// UnfinishedHeads returns the unfinished states without arguments,
+// events and attempts, as the journal does.
+func (s *invStore) UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error) {
+	all, err := s.Unfinished(ctx)
+	for _, st := range all {
+		inv := *st.Invocation
+		inv.Args, inv.Event, inv.Events = nil, nil, nil
+		st.Invocation, st.Attempts = &inv, nil
+	}
+	return all, err
+}
 
 func (s *invStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
 	s.invReads.Add(1)

@@ -355,6 +355,71 @@ func (a *actionStore) Unfinished(ctx context.Context) ([]*engine.InvocationState
 	return out, nil
 }
 
+// stateHead is the part of a stored invocation state that UnfinishedHeads
+// decodes: encoding/json skips the rest (arguments, events) without
+// building it.
+type stateHead struct {
+	Invocation *struct {
+		ID         string        `json:"id"`
+		FiringID   string        `json:"firing_id"`
+		Index      int           `json:"index"`
+		Action     string        `json:"action"`
+		Ruleset    string        `json:"ruleset"`
+		Rule       string        `json:"rule"`
+		Policy     engine.Policy `json:"policy"`
+		Sequential bool          `json:"sequential,omitempty"`
+		Created    time.Time     `json:"created"`
+		Stream     string        `json:"stream,omitempty"`
+	} `json:"invocation"`
+	Status      engine.InvocationStatus `json:"status"`
+	NextAttempt time.Time               `json:"next_attempt,omitempty"`
+	Updated     time.Time               `json:"updated"`
+}
+
+// UnfinishedHeads is Unfinished without the invocations' arguments,
+// events and attempts: what a dispatcher that reads each invocation back
+// before running it (Invocation) needs to schedule them, in memory that
+// does not grow with the events. It implements dispatch.HeadLister.
+func (a *actionStore) UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*engine.InvocationState
+	err := a.read(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			v, closer, err := db.Get(invKey(pInvocation, it.Key()[1:]))
+			if errors.Is(err, pebble.ErrNotFound) {
+				return fmt.Errorf("%w: unfinished invocation without state", errCorrupt)
+			}
+			if err != nil {
+				return err
+			}
+			var h stateHead
+			err = json.Unmarshal(v, &h)
+			closer.Close()
+			if err != nil || h.Invocation == nil {
+				return fmt.Errorf("%w: invocation state: %v", errCorrupt, err)
+			}
+			i := h.Invocation
+			out = append(out, &engine.InvocationState{
+				Invocation: &engine.Invocation{ID: i.ID, FiringID: i.FiringID, Index: i.Index, Action: i.Action,
+					Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream},
+				Status: h.Status, NextAttempt: h.NextAttempt, Updated: h.Updated,
+			})
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: unfinished: %w", err)
+	}
+	return out, nil
+}
+
 func decodeState(v []byte) (*engine.InvocationState, error) {
 	var st engine.InvocationState
 	if err := json.Unmarshal(v, &st); err != nil {

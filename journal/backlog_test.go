@@ -55,6 +55,11 @@ func TestBacklogCountsInvocationsAndBytes(t *testing.T) {
 		t.Fatalf("pending = %d, %d bytes; want 3 (2 events, 1 invocation), >210 KiB", n, b)
 	}
 	full("a fourth event over the count of 3", engine.Entry{Event: bigEvent(4, 1)})
+	heads, err := s.actions.UnfinishedHeads(ctx)
+	if err != nil || len(heads) != 1 || heads[0].Invocation.ID != "f1/0" || heads[0].Invocation.Action != "x" ||
+		heads[0].Status != engine.StatusQueued || heads[0].Invocation.Event != nil {
+		t.Fatalf("UnfinishedHeads = %+v, %v; want f1/0 queued, without its event", heads, err)
+	}
 	if _, err := s.Emit(ctx, engine.FeedbackSource("rs"), []engine.Entry{{Event: bigEvent(5, 1)}}); err != nil {
 		t.Fatalf("action feedback refused: %v", err)
 	}
