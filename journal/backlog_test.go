@@ -55,6 +55,10 @@ func TestBacklogCountsInvocationsAndBytes(t *testing.T) {
 		t.Fatalf("pending = %d, %d bytes; want 3 (2 events, 1 invocation), >210 KiB", n, b)
 	}
 	full("a fourth event over the count of 3", engine.Entry{Event: bigEvent(4, 1)})
+	if s.BacklogFull(srcA) == nil || s.BacklogFull(engine.FeedbackSource("rs")) != nil {
+		t.Fatalf("BacklogFull at the count bound: %v for a source, %v for feedback; want full, not full",
+			s.BacklogFull(srcA), s.BacklogFull(engine.FeedbackSource("rs")))
+	}
 	heads, err := s.actions.UnfinishedHeads(ctx)
 	if err != nil || len(heads) != 1 || heads[0].Invocation.ID != "f1/0" || heads[0].Invocation.Action != "x" ||
 		heads[0].Status != engine.StatusQueued || heads[0].Invocation.Event != nil {
@@ -90,6 +94,9 @@ func TestBacklogCountsInvocationsAndBytes(t *testing.T) {
 	}
 	if n, b := s.Pending(); n != 0 || b != 0 {
 		t.Fatalf("pending = %d, %d bytes once all is finished; want 0, 0", n, b)
+	}
+	if be := s.BacklogFull(srcA); be != nil {
+		t.Fatalf("BacklogFull with nothing pending: %v", be)
 	}
 	emit(t, s, srcA, engine.Entry{Event: bigEvent(7, 300<<10)}) // larger than the bound, but nothing pending
 }

@@ -358,6 +358,23 @@ func (s *Store) Pending() (count int, bytes int64) {
 	return s.Backlog() + int(c), s.pendingBytes.Load() + b
 }
 
+var _ engine.BacklogProbe = (*Store)(nil)
+
+// BacklogFull implements engine.BacklogProbe: a *engine.BacklogError when
+// what is pending is at the bounds already, so that no Emit from src
+// (other than action feedback) could be accepted now.
+func (s *Store) BacklogFull(src engine.SourceRef) *engine.BacklogError {
+	if src.Type == engine.FeedbackSourceType {
+		return nil
+	}
+	count, bytes := s.Pending()
+	if s.opts.MaxBacklog > 0 && count >= s.opts.MaxBacklog ||
+		s.opts.MaxBacklogBytes > 0 && count > 0 && bytes >= s.opts.MaxBacklogBytes {
+		return &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
+	}
+	return nil
+}
+
 // metaU64 reads a counter of the meta keyspace; a missing one is 0.
 func (s *Store) metaU64(name string) (uint64, error) {
 	v, ok, err := getValue(s.db, metaKey(name))
