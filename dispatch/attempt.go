@@ -115,15 +115,31 @@ func resolved(inv *engine.Invocation) (*engine.Invocation, error) {
 func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (cont, done bool) {
 	inv := st.Invocation
 	n := len(st.Attempts) + 1
-	heldLock := d.takeHeldLock(inv.ID)
+	held := d.takeHeld(inv.ID)
+	heldLock := held.lock
 	if action, ok := d.cfg.Actions(inv.Action); ok {
 		if ra, ok := action.(engine.Reattacher); ok {
 			if run, err := resolved(inv); err == nil {
 				if heldLock == "" && inv.Policy.Lock != "" {
 					if !d.locks.acquire(inv.Policy.Lock, d.quit) {
+						if held.slots != nil {
+							held.slots()
+						}
 						return false, false
 					}
 					heldLock = inv.Policy.Lock
+				}
+				// The orphan is an attempt running: it takes its slots.
+				releaseSlots := held.slots
+				held.slots = nil
+				if releaseSlots == nil {
+					var ok bool
+					if releaseSlots, ok = d.acquire(inv.Action, ""); !ok {
+						if heldLock != "" {
+							d.locks.release(heldLock)
+						}
+						return false, false
+					}
 				}
 				timeout := inv.Policy.Timeout
 				if timeout <= 0 {
@@ -132,6 +148,7 @@ func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (c
 				left := st.Updated.Add(timeout).Sub(d.clock.Now())
 				ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
 				res, known := ra.Reattach(ctx, run)
+				releaseSlots()
 				if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
 					res.Error = fmt.Sprintf("timed out after %s", timeout)
 				}
@@ -153,6 +170,9 @@ func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (c
 				}
 			}
 		}
+	}
+	if held.slots != nil {
+		held.slots()
 	}
 	if heldLock != "" {
 		d.locks.release(heldLock)

@@ -210,9 +210,9 @@ type Dispatcher struct {
 	maxRunners int
 	parked     []*job
 
-	// heldLocks are the lock keys taken by Start for the invocations found
-	// running, by invocation ID, until reattach has dealt with them.
-	heldLocks map[string]string
+	// held are the lock keys and slots taken by Start for the invocations
+	// found running, by invocation ID, until reattach has dealt with them.
+	held map[string]heldFor
 
 	shutdownBegun chan struct{} // closed by BeginShutdown or Stop
 	shutdownOnce  sync.Once
@@ -287,7 +287,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		ready:         make(chan struct{}),
 		active:        map[string]bool{},
 		seq:           map[string][]*job{},
-		heldLocks:     map[string]string{},
+		held:          map[string]heldFor{},
 		maxRunners:    cfg.MaxConcurrency + maxWaitingRunners,
 		shutdownBegun: make(chan struct{}),
 		quit:          make(chan struct{}),
@@ -461,14 +461,20 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.state = stateStarted
 	// An invocation found running may have left a process behind that
-	// runs on: its lock key is taken now, before any other invocation can
-	// take it, and held until reattach has made sure that process is gone.
+	// runs on: its lock key and slots are taken now, before any other
+	// invocation can take them, and held until reattach has made sure that
+	// process is gone.
 	for _, st := range unfinished {
-		if st == nil || st.Invocation == nil || st.Status != engine.StatusRunning || st.Invocation.Policy.Lock == "" {
+		if st == nil || st.Invocation == nil || st.Status != engine.StatusRunning {
 			continue
 		}
-		if d.locks.tryAcquire(st.Invocation.Policy.Lock) {
-			d.heldLocks[st.Invocation.ID] = st.Invocation.Policy.Lock
+		var h heldFor
+		if key := st.Invocation.Policy.Lock; key != "" && d.locks.tryAcquire(key) {
+			h.lock = key
+		}
+		h.slots = d.tryAcquireSlots(st.Invocation.Action)
+		if h.lock != "" || h.slots != nil {
+			d.held[st.Invocation.ID] = h
 		}
 	}
 	for _, j := range jobs {
@@ -865,14 +871,47 @@ func (d *Dispatcher) BeginShutdown() {
 	d.shutdownOnce.Do(func() { close(d.shutdownBegun) })
 }
 
-// takeHeldLock returns, and forgets, the lock key Start took for the
-// invocation id, or "".
-func (d *Dispatcher) takeHeldLock(id string) string {
+// heldFor is what Start took for an invocation found running: its lock
+// key ("" if none) and a release of its slots (nil if none).
+type heldFor struct {
+	lock  string
+	slots func()
+}
+
+// takeHeld returns, and forgets, what Start took for the invocation id.
+func (d *Dispatcher) takeHeld(id string) heldFor {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	key := d.heldLocks[id]
-	delete(d.heldLocks, id)
-	return key
+	h := d.held[id]
+	delete(d.held, id)
+	return h
+}
+
+// tryAcquireSlots takes a slot of action and a global slot if both are
+// free, and returns their release; nil otherwise.
+func (d *Dispatcher) tryAcquireSlots(action string) func() {
+	sem := d.perAction[action]
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+		default:
+			return nil
+		}
+	}
+	select {
+	case d.global <- struct{}{}:
+	default:
+		if sem != nil {
+			<-sem
+		}
+		return nil
+	}
+	return func() {
+		<-d.global
+		if sem != nil {
+			<-sem
+		}
+	}
 }
 
 // Stats is a snapshot of the dispatcher's load.

@@ -76,8 +76,11 @@ func TestReattachHoldsLockAndKeepsKnownResult(t *testing.T) {
 			f2 := newFiring("f2", "rs", false, invSpec{action: "x", policy: lock})
 			store.put(f2, stateOf(f2, 0, engine.StatusQueued))
 			store.put(f1, stateOf(f1, 0, engine.StatusRunning))
+			// f3 has no lock, but the orphan takes the only slot.
+			f3 := newFiring("f3", "rs", false, invSpec{action: "x"})
+			store.put(f3, stateOf(f3, 0, engine.StatusQueued))
 			act := &reattacher{release: make(chan struct{}), result: tc.result, known: tc.known}
-			h := start(t, store, newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act})})
+			h := start(t, store, newFakeClock(), Config{MaxConcurrency: 1, Actions: ActionMap(map[string]engine.Action{"x": act})})
 			waitFor(t, "reattach called", func() bool {
 				act.mu.Lock()
 				defer act.mu.Unlock()
@@ -87,15 +90,15 @@ func TestReattachHoldsLockAndKeepsKnownResult(t *testing.T) {
 				t.Fatalf("f2/0 is %s while the orphan of f1/0 holds the lock, want queued", got)
 			}
 			if r := act.runs(); len(r) != 0 {
-				t.Fatalf("ran %v while the orphan of f1/0 runs", r)
+				t.Fatalf("ran %v while the orphan of f1/0 runs and holds the only slot", r)
 			}
 			// The attempt started a minute before t0 with a 1h timeout.
 			if d := act.deadlines[0]; d < 58*time.Minute || d > 59*time.Minute {
 				t.Errorf("reattach deadline in %s, want what is left of the timeout (59m)", d)
 			}
 			close(act.release)
-			h.waitFinal("f1/0", "f2/0")
-			got := act.runs()
+			h.waitFinal("f1/0", "f2/0", "f3/0")
+			got := slices.DeleteFunc(act.runs(), func(id string) bool { return id == "f3/0" })
 			slices.Sort(got)
 			if !slices.Equal(got, tc.wantRan) {
 				t.Errorf("ran %v, want %v", got, tc.wantRan)
