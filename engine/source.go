@@ -113,6 +113,14 @@ func (e *BacklogError) Error() string {
 	return fmt.Sprintf("backlog full: retry after %s", e.RetryAfter)
 }
 
+// BacklogProbe is an optional interface of an Emitter: BacklogFull returns
+// a *BacklogError when the backlog is over its bounds already, so that a
+// source can refuse a request before it reads (and holds) its body. nil
+// does not promise that Emit will accept.
+type BacklogProbe interface {
+	BacklogFull(src SourceRef) *BacklogError
+}
+
 // IsBacklog reports whether err is a *BacklogError and returns it.
 func IsBacklog(err error) (*BacklogError, bool) {
 	var be *BacklogError

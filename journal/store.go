@@ -27,6 +27,7 @@ import (
 // Defaults for the zero values of Options.
 const (
 	DefaultMaxBacklog   = 100_000
+	DefaultMaxBacklogMB = 256
 	DefaultRetryAfter   = 5 * time.Second
 	DefaultDedupeWindow = 24 * time.Hour
 	DefaultRetention    = 24 * time.Hour
@@ -58,10 +59,19 @@ type Options struct {
 	// Dir is the data directory (--data-dir); the store lives in its
 	// "journal" subdirectory. Both are created when missing.
 	Dir string
-	// MaxBacklog is how many records may be accepted but not yet done before
-	// Emit returns a *engine.BacklogError. Zero: DefaultMaxBacklog; negative:
-	// no bound.
+	// MaxBacklog is how many records may be accepted but not yet done,
+	// plus invocations not yet final, before Emit returns a
+	// *engine.BacklogError. Zero: DefaultMaxBacklog; negative: no bound.
 	MaxBacklog int
+	// MaxBacklogBytes bounds the bytes of what was accepted and is not
+	// finished: the stored events not yet done plus the stored states of
+	// the invocations not yet final. An Emit that would go beyond it gets
+	// a *engine.BacklogError (unless nothing at all is pending, so that one
+	// event larger than the bound still goes through). Zero:
+	// DefaultMaxBacklogMB MiB; negative: no bound. Action feedback
+	// (engine.FeedbackSourceType) is never refused: it comes from work
+	// already accepted.
+	MaxBacklogBytes int64
 	// RetryAfter is the advice carried by a *engine.BacklogError.
 	// Zero: DefaultRetryAfter.
 	RetryAfter time.Duration
@@ -140,6 +150,11 @@ type Store struct {
 	// sizeHint is the buffer size Emit starts a record with: a little more
 	// than the last record took, so that encoding rarely grows it.
 	sizeHint atomic.Int64
+	// pending holds the stored sizes of the records after lastDone, in
+	// order; pendingBytes is their sum. Only the committer (and Open,
+	// before it starts) changes them.
+	pending      []int32
+	pendingBytes atomic.Int64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
@@ -201,6 +216,8 @@ type group struct {
 	// sync: the group must be synced (it accepts events or applies a
 	// change); a group of Done calls only is not (engine.Journal.Done).
 	sync bool
+	// addedBytes is the size of the records this group appends so far.
+	addedBytes int64
 }
 
 // Open opens (or creates) the store in <opts.Dir>/journal and recovers its
@@ -212,6 +229,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.MaxBacklog == 0 {
 		opts.MaxBacklog = DefaultMaxBacklog
+	}
+	if opts.MaxBacklogBytes == 0 {
+		opts.MaxBacklogBytes = DefaultMaxBacklogMB << 20
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
@@ -270,6 +290,9 @@ func Open(opts Options) (*Store, error) {
 		s.readMax.Store(seq)
 	}
 	if err == nil {
+		err = s.loadPending()
+	}
+	if err == nil {
 		s.actions, err = newActionStore(s)
 	}
 	if err != nil {
@@ -280,6 +303,82 @@ func Open(opts Options) (*Store, error) {
 	log.Info().Str("dir", path).Uint64("last_seq", s.lastSeq.Load()).
 		Uint64("last_done", s.lastDone.Load()).Msg("journal opened")
 	return s, nil
+}
+
+// loadPending sums the sizes of the records accepted and not yet done, for
+// the byte bound of the backlog.
+func (s *Store) loadPending() error {
+	done, last := s.lastDone.Load(), s.lastSeq.Load()
+	if last <= done {
+		return nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: seqKey(pEvent, done+1), UpperBound: seqKey(pEvent, last+1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var total int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n := int32(len(it.Value()))
+		s.pending = append(s.pending, n)
+		total += int64(n)
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if uint64(len(s.pending)) != last-done {
+		// Records done and compacted cannot be after lastDone; keep the
+		// count of what is there.
+		s.log.Warn().Int("found", len(s.pending)).Uint64("expected", last-done).Msg("unprocessed records missing")
+	}
+	s.pendingBytes.Store(total)
+	return nil
+}
+
+// advancePending forgets the sizes of the records up to done (from
+// prevDone) and adds those of recs, after a successful commit.
+func (s *Store) advancePending(prevDone, done uint64, recs []engine.Record) {
+	var delta int64
+	for _, r := range recs {
+		s.pending = append(s.pending, int32(r.Size))
+		delta += int64(r.Size)
+	}
+	if n := done - prevDone; n > 0 {
+		k := int(min(n, uint64(len(s.pending))))
+		for _, sz := range s.pending[:k] {
+			delta -= int64(sz)
+		}
+		s.pending = s.pending[k:]
+		if len(s.pending) == 0 {
+			s.pending = nil // let the array go
+		}
+	}
+	s.pendingBytes.Add(delta)
+}
+
+// Pending returns what was accepted and is not finished: records not yet
+// done plus invocations not yet final, in count and in stored bytes. The
+// backlog bounds (Options.MaxBacklog, MaxBacklogBytes) apply to it.
+func (s *Store) Pending() (count int, bytes int64) {
+	c, b := s.actions.pending()
+	return s.Backlog() + int(c), s.pendingBytes.Load() + b
+}
+
+var _ engine.BacklogProbe = (*Store)(nil)
+
+// BacklogFull implements engine.BacklogProbe: a *engine.BacklogError when
+// what is pending is at the bounds already, so that no Emit from src
+// (other than action feedback) could be accepted now.
+func (s *Store) BacklogFull(src engine.SourceRef) *engine.BacklogError {
+	if src.Type == engine.FeedbackSourceType {
+		return nil
+	}
+	count, bytes := s.Pending()
+	if s.opts.MaxBacklog > 0 && count >= s.opts.MaxBacklog ||
+		s.opts.MaxBacklogBytes > 0 && count > 0 && bytes >= s.opts.MaxBacklogBytes {
+		return &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
+	}
+	return nil
 }
 
 // metaU64 reads a counter of the meta keyspace; a missing one is 0.
@@ -507,6 +606,7 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		if done != startDone {
 			s.wakeDone()
 		}
+		s.advancePending(startDone, done, g.recs)
 		for _, rec := range g.recs {
 			s.recent.add(rec)
 		}
@@ -540,7 +640,7 @@ type plannedEntry struct {
 // outcome and the accepted ones are added to the batch, or r.err is set and
 // nothing of the call is written. It returns the new last sequence.
 func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
-	if s.opts.MaxBacklog > 0 && seq-done >= uint64(s.opts.MaxBacklog) {
+	if r.source.Type != engine.FeedbackSourceType && s.backlogFull(g, r, seq, done) {
 		r.err = &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
 		return seq
 	}
@@ -628,6 +728,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
 		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC(), Size: len(p.value)})
+		g.addedBytes += int64(len(p.value))
 	}
 	for _, p := range planned {
 		if p.dedupeKey != nil {
@@ -719,6 +820,26 @@ func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
 		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
 	}
 	return found, nil
+}
+
+// backlogFull reports whether accepting r would take what is pending
+// (records not done, invocations not final) beyond the bounds.
+func (s *Store) backlogFull(g *group, r *request, seq, done uint64) bool {
+	invCount, invBytes := s.actions.pending()
+	count := int64(seq-done) + invCount
+	if s.opts.MaxBacklog > 0 && count >= int64(s.opts.MaxBacklog) {
+		return true
+	}
+	if s.opts.MaxBacklogBytes > 0 && count > 0 {
+		var call int64
+		for _, v := range r.values {
+			call += int64(len(v))
+		}
+		if s.pendingBytes.Load()+g.addedBytes+invBytes+call > s.opts.MaxBacklogBytes {
+			return true
+		}
+	}
+	return false
 }
 
 // dedupeSeen reports whether the scoped dedupe key k is remembered and not

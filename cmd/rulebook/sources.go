@@ -55,6 +55,24 @@ func (g *gate) Position(ctx context.Context, src engine.SourceRef) (string, erro
 // Pace forwards to the inner Emitter (engine.Pacer).
 func (g *gate) Pace(ctx context.Context, n int) error { return engine.Pace(ctx, g.inner, n) }
 
+var _ engine.BacklogProbe = (*gate)(nil)
+
+// BacklogFull implements engine.BacklogProbe for the journal behind the
+// gate; a refusal counts like one of Emit.
+func (g *gate) BacklogFull(src engine.SourceRef) *engine.BacklogError {
+	g.mu.RLock()
+	p, ok := g.inner.(engine.BacklogProbe)
+	g.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	be := p.BacklogFull(src)
+	if be != nil && g.onEmit != nil {
+		g.onEmit(src, nil, be)
+	}
+	return be
+}
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
