@@ -20,6 +20,7 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/filewatch"
 	"github.com/rulebook-dev/rulebook/sources/generic"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/journald"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/mqtt"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
@@ -90,6 +91,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(sse.Spec())
 	reg.RegisterSource(websocket.Spec())
 	reg.RegisterSource(mqtt.Spec())
+	reg.RegisterSource(journald.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.PlaybookSpec(), opts.inventory), playbook.PlaybookSchema()), "name", "inventory"))
