@@ -28,6 +28,9 @@ func startMosquitto(t *testing.T) string {
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/mosquitto"); err2 != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("mosquitto is not installed (test/setup.sh installs it)") // CI installs it (test/setup.sh): never skip there
+			}
 			t.Skip("mosquitto is not installed (test/setup.sh installs it)")
 		}
 		bin = "/usr/sbin/mosquitto"

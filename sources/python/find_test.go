@@ -97,6 +97,9 @@ func TestCollectionPaths(t *testing.T) {
 // ansible-galaxy says it is, as ansible-rulebook asks.
 func TestFindAsksAnsibleGalaxy(t *testing.T) {
 	if _, err := exec.LookPath("ansible-galaxy"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ansible-galaxy is not installed (test/setup.sh installs ansible-core)") // CI installs it (test/setup.sh): never skip there
+		}
 		t.Skip("ansible-galaxy is not installed (test/setup.sh installs ansible-core)")
 	}
 	root := t.TempDir()
