@@ -4,6 +4,8 @@
 //	rulebook run RULEBOOK        run until the sources end or a shutdown action
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook report              per-rule evidence from the audit trail
+//	rulebook backtest NEW.yml    replay recorded events through a rulebook change
 //	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
@@ -29,6 +31,8 @@ Usage:
   rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
   rulebook audit [flags]              list what fired and what the actions did
+  rulebook report [flags]             per rule: firings, action outcomes, latency, approvals
+  rulebook backtest NEW.yml [flags]   replay recorded events through a rulebook; diff its firings
   rulebook plugins list|describe NAME show installed action plugins
   rulebook describe ACTION|SOURCE     list an action's or a source's arguments
   rulebook schema                     print the JSON Schema of the rulebook format
@@ -65,6 +69,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdTest(rest, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
+	case "backtest":
+		err = cmdBacktest(rest, stdout, stderr)
+	case "report":
+		err = cmdReport(rest, stdout, stderr)
 	case "plugins":
 		err = cmdPlugins(rest, stdout, stderr)
 	case "schema":

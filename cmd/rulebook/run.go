@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/backtest"
 	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
@@ -218,6 +219,19 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 	return rb, nil
 }
 
+// recordRulebook keeps the text of the rulebook now running in the data
+// dir, for `rulebook backtest` to compare a change against. Failing to is
+// logged, not fatal: it only costs the backtest its default.
+func (a *app) recordRulebook() {
+	text, err := os.ReadFile(a.path)
+	if err == nil {
+		err = backtest.SaveLastRun(a.rf.dataDir, a.path, text, time.Now())
+	}
+	if err != nil {
+		a.log.Warn().Err(err).Msg("rulebook not recorded for backtest")
+	}
+}
+
 func (a *app) run(ctx context.Context) (result error) {
 	rf, log := a.rf, a.log
 	perAction, err := rf.perAction()
@@ -273,6 +287,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		}
 	}}
 	a.setRulesets(rb.Rulesets)
+	a.recordRulebook()
 
 	a.actions = newActionSet(a.wiring.reg, rf.dataDir, log)
 	if err := a.actions.ensure(rb); err != nil {
@@ -605,6 +620,7 @@ func (a *app) reload(trigger string) error {
 		sum = a.eng.Replace(rb.Rulesets)
 	}
 	a.setRulesets(rb.Rulesets)
+	a.recordRulebook()
 	if err := a.sources.startMissing(want); err != nil {
 		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
 	}
