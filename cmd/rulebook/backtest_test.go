@@ -211,6 +211,51 @@ func TestBacktestDiffsAThresholdChangeOnRecordedEvents(t *testing.T) {
 		t.Errorf("disk firings on events %v, want %v", gotDisk, wantDisk)
 	}
 
+	// report reads the running engine's audit trail from a copy too; the
+	// engine processes the last events after they were acknowledged, so
+	// poll until it caught up. A firing with engine actions only becomes
+	// durable (and visible in a copy) with the next synced write: send an
+	// event no rule matches after each look.
+	flush := func() {
+		resp, err := http.Post(url, "application/json", strings.NewReader(`{"n": -1, "host": "none"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	wantHot := 0
+	for _, e := range sent {
+		if e.CPU != nil && *e.CPU > 80 {
+			wantHot++
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, stdout, stderr = runCLI(t, "report", "--data-dir", data, "--since", "", "--format", "json")
+		if code != 0 {
+			t.Fatalf("report: exit %d: %s", code, stderr)
+		}
+		var rep struct {
+			Rules []struct {
+				Rule    string
+				Firings int
+			}
+		}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("report: %v:\n%s", err, stdout)
+		}
+		got := map[string]int{}
+		for _, r := range rep.Rules {
+			got[r.Rule] = r.Firings
+		}
+		if got["hot"] == wantHot && got["disk"] == len(wantDisk) {
+			break
+		}
+		flush()
+		if time.Now().After(deadline) {
+			t.Fatalf("report firings %v, want hot %d, disk %d", got, wantHot, len(wantDisk))
+		}
+	}
+
 	// Against itself: no difference, exit 0.
 	code, stdout, stderr = runCLI(t, "backtest", newPath, "--against", newPath, "--data-dir", data, "--since", "", "--fail-on-diff")
 	if code != 0 || !strings.Contains(stdout, "no difference") {
