@@ -62,6 +62,22 @@ type Rule struct {
 	Timeout  time.Duration
 	Throttle *Throttle
 	Actions  []*ActionDef
+	// Mode is ModeAuto, ModeShadow or ModeApprove (empty: auto); the
+	// dispatcher applies it to the rule's dispatched actions.
+	Mode string
+	// Approval is set when Mode is ModeApprove.
+	Approval *ApprovalPolicy
+}
+
+// DefaultApprovalTimeout is how long an approve-mode invocation waits
+// when the rulebook does not say.
+const DefaultApprovalTimeout = 30 * time.Minute
+
+// ApprovalPolicy is how approve-mode invocations of a rule wait.
+type ApprovalPolicy struct {
+	Timeout time.Duration
+	// OnTimeout is DecisionApproved or DecisionRejected.
+	OnTimeout string
 }
 
 // ThrottleKind selects how a throttle limits firings.
