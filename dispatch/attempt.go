@@ -121,6 +121,19 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		if !st.Status.Final() && !shutdown {
 			d.afterFailure(st, res, log)
 		}
+		if st.Status == engine.StatusSucceeded && d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
+			// Before the success is recorded: whoever waits for the
+			// invocation to finish then finds its feedback journaled, and a
+			// crash in between repeats the attempt (the feedback's dedupe
+			// key is the invocation's) instead of losing the feedback.
+			to := inv
+			if res.FeedbackRuleset != "" && res.FeedbackRuleset != inv.Ruleset {
+				c := *inv
+				c.Ruleset = res.FeedbackRuleset
+				to = &c
+			}
+			d.cfg.Feedback(to, res.Facts, res.Events)
+		}
 		if err := d.persist(st); err != nil {
 			return false
 		}
@@ -138,9 +151,6 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 			return false
 		}
 		if st.Status == engine.StatusSucceeded {
-			if d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
-				d.cfg.Feedback(inv, res.Facts, res.Events)
-			}
 			return true
 		}
 		if st.Status == engine.StatusFailed {

@@ -574,6 +574,7 @@ func TestFeedback(t *testing.T) {
 		{"success feeds back", engine.Result{Status: engine.Succeeded, Facts: facts, Events: events}, 1},
 		{"success without data does not", engine.Success("ok"), 0},
 		{"failure does not", engine.Result{Status: engine.Failed, Error: "x", Facts: facts}, 0},
+		{"to another ruleset", engine.Result{Status: engine.Succeeded, Facts: facts, Events: events, FeedbackRuleset: "db"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -596,10 +597,35 @@ func TestFeedback(t *testing.T) {
 			if len(got) != tc.want {
 				t.Fatalf("feedback %v, want %d calls", got, tc.want)
 			}
-			if tc.want == 1 && got[0] != "web f/0 [map[restarted:true]] [map[type:done]]" {
+			ruleset := "web"
+			if tc.result.FeedbackRuleset != "" {
+				ruleset = tc.result.FeedbackRuleset
+			}
+			if tc.want == 1 && got[0] != ruleset+" f/0 [map[restarted:true]] [map[type:done]]" {
 				t.Fatalf("feedback %q", got[0])
 			}
 		})
+	}
+}
+
+// Feedback is handed over before the success is recorded: whoever waits
+// for the invocation to finish (a run whose sources ended) then finds the
+// feedback journaled, and a crash in between cannot lose it.
+func TestFeedbackBeforeSuccessIsRecorded(t *testing.T) {
+	store := newMemStore()
+	act := &script{results: []engine.Result{{Status: engine.Succeeded, Events: []map[string]any{{"done": true}}}}}
+	var statusAtFeedback engine.InvocationStatus
+	h := start(t, store, newFakeClock(), Config{
+		Actions: ActionMap(map[string]engine.Action{"x": act}),
+		Feedback: func(inv *engine.Invocation, _, _ []map[string]any) {
+			statusAtFeedback = store.status(inv.ID)
+		},
+	})
+	h.submit(newFiring("f", "web", false, invSpec{action: "x"}))
+	h.waitFinal("f/0")
+	h.waitIdle()
+	if statusAtFeedback != engine.StatusRunning {
+		t.Fatalf("status when the feedback was handed over: %q, want %q", statusAtFeedback, engine.StatusRunning)
 	}
 }
 

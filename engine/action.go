@@ -59,6 +59,10 @@ type Result struct {
 	// set_fact and post_event would (a playbook's set_stats).
 	Facts  []map[string]any `json:",omitempty"`
 	Events []map[string]any `json:",omitempty"`
+	// FeedbackRuleset, when set, is the ruleset Facts and Events go to
+	// instead of the invocation's (EDA's `ruleset` argument of
+	// run_job_template and run_playbook).
+	FeedbackRuleset string `json:",omitempty"`
 }
 
 // Success returns a Succeeded result with output.

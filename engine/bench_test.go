@@ -153,6 +153,48 @@ func BenchmarkAllManyPartials(b *testing.B) {
 	}
 }
 
+// BenchmarkAllManyWaiting is BenchmarkAllManyPartials the other way
+// round: the events that refer to an earlier match arrive first and wait
+// (a host's "up" before its "down"), found by the value they need (the
+// reverse join index) when the event they refer to arrives.
+//
+//	go test ./engine -run '^$' -bench AllManyWaiting
+func BenchmarkAllManyWaiting(b *testing.B) {
+	for _, waiting := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("waiting=%d", waiting), func(b *testing.B) {
+			be := newBenchEngine(b, `- name: bench
+  sources:
+    - generic: {payload: []}
+  rules:
+    - name: flap
+      condition:
+        all:
+          - event.k == "down"
+          - event.k == "up" && event.h == events.m_0.h
+      action: {none: {}}
+`)
+			up := make([]int, 0, waiting+1)
+			next := 0
+			for range waiting {
+				up = append(up, next)
+				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", next)})
+				next++
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			be.measure(2, func(int) {
+				up = append(up, next)
+				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", next)})
+				next++
+				j := rng.IntN(len(up))
+				host := up[j]
+				up[j] = up[len(up)-1]
+				up = up[:len(up)-1]
+				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", host)})
+			})
+		})
+	}
+}
+
 // BenchmarkManyFacts processes alerts that a two-event rule joins with
 // one of many facts (an owner per host, set with set_fact): the cost of an
 // alert must not grow with the number of facts.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -72,6 +73,16 @@ type Condition struct {
 	// item's value at that path, so the engine finds those partials by
 	// value (joinIndex) instead of testing every one.
 	join *joinSpec
+	// reads are the match names the condition reads (events.NAME,
+	// facts.NAME with a constant NAME); readsAny says it reads matches in
+	// a way no name can be told (events[x], events alone, $env): it may
+	// read any match.
+	reads    []string
+	readsAny bool
+	// negatedFact, when set, is the path of fact.PATH in a condition that
+	// is only `not defined(fact.PATH)` (EDA's `fact.PATH is not defined`):
+	// it turns true when the last fact carrying PATH is retracted.
+	negatedFact []any
 }
 
 // joinSpec is an equality between a path of the item and a path of a
@@ -313,8 +324,70 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	}
 	cond := &Condition{Source: src, root: root}
 	c.splitAlpha(cond, src, cfg)
+	if t, err := parser.ParseWithConfig(src, cfg); err == nil {
+		cond.reads, cond.readsAny = matchNames(t.Node)
+		cond.negatedFact = negatedFactOf(t.Node)
+	}
 	return cond, nil
 }
+
+// matchNames returns the names of the matches n reads (events.NAME,
+// facts.NAME), and any when it may read others too.
+func matchNames(n ast.Node) (names []string, anyName bool) {
+	named := map[*ast.IdentifierNode]bool{}
+	ast.Walk(&n, visitor(func(x ast.Node) {
+		m, ok := x.(*ast.MemberNode)
+		if !ok {
+			return
+		}
+		id, ok := m.Node.(*ast.IdentifierNode)
+		if !ok || (id.Value != "events" && id.Value != "facts") {
+			return
+		}
+		if s, ok := m.Property.(*ast.StringNode); ok && !m.Method {
+			named[id] = true
+			if !slices.Contains(names, s.Value) {
+				names = append(names, s.Value)
+			}
+		}
+	}))
+	ast.Walk(&n, visitor(func(x ast.Node) {
+		if id, ok := x.(*ast.IdentifierNode); ok && !named[id] {
+			switch id.Value {
+			case "events", "facts", "$env":
+				anyName = true
+			}
+		}
+	}))
+	return names, anyName
+}
+
+// negatedFactOf returns PATH when n is `not defined(fact.PATH)`,
+// `!defined(fact.PATH)`, `not is_defined(fact.PATH)` or
+// `is_not_defined(fact.PATH)` (PATH constant).
+func negatedFactOf(n ast.Node) []any {
+	want := "is_not_defined"
+	if u, ok := n.(*ast.UnaryNode); ok && (u.Operator == "not" || u.Operator == "!") {
+		n, want = u.Node, "defined"
+	}
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 1 {
+		return nil
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || !(id.Value == want || (want == "defined" && id.Value == "is_defined")) {
+		return nil
+	}
+	p, ok := constPath(call.Arguments[0])
+	if !ok || p.root != "fact" || len(p.keys) == 0 {
+		return nil
+	}
+	return p.keys
+}
+
+type visitor func(ast.Node)
+
+func (v visitor) Visit(n *ast.Node) { v(*n) }
 
 // splitAlpha finds the conjuncts of the condition's top-level && chain
 // that read no match, and compiles them on their own (Condition.admits),

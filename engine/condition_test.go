@@ -274,3 +274,25 @@ func TestJoinKey(t *testing.T) {
 		}
 	}
 }
+
+func TestNegatedFact(t *testing.T) {
+	c := &Compiler{}
+	for src, want := range map[string]string{
+		"not defined(fact.x)":         "[x]",
+		"!defined(fact.a.b)":          "[a b]",
+		"is_not_defined(fact.x)":      "[x]",
+		"not is_defined(fact.x)":      "[x]",
+		"not defined(event.x)":        "[]",
+		"defined(fact.x)":             "[]",
+		"not defined(fact.x) && true": "[]",
+		"is_not_defined(fact)":        "[]",
+	} {
+		cond, err := c.CompileCondition(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := fmt.Sprint(cond.negatedFact); got != want {
+			t.Errorf("%s: negated fact %s, want %s", src, got, want)
+		}
+	}
+}

@@ -201,10 +201,10 @@ func TestRuleSemantics(t *testing.T) {
 			want:  []string{"t@0s", "t@1m1s"},
 		},
 		{
-			name: "once_after groups separately and fires at each window end",
+			name: "once_after_per_group keeps a window per group and fires at each window end",
 			rules: `    - name: t
       condition: event.x == 1
-      throttle: {once_after: 1m, group_by: [event.h]}
+      throttle: {once_after: 1m, group_by: [event.h], once_after_per_group: true}
       action: {debug: {msg: "{{ event.h }}"}}
 `,
 			steps:  []step{{0, "", ev("x", 1, "h", "a")}, {30 * time.Second, "", ev("x", 1, "h", "b")}, {40 * time.Second, "", ev("x", 1, "h", "a")}},

@@ -65,31 +65,36 @@ func (e *Engine) CheckDeadlines() error {
 			if fmt.Sprint(open) != fmt.Sprint(r.open) {
 				return fmt.Errorf("%s: open slots counted %v, partials have %v", name, r.open, open)
 			}
-			for n, j := range r.joins {
-				want := 0
+			if len(r.joins) > 0 {
+				want, size := 0, 0
 				for _, p := range r.partials {
-					if p.slots[j.slot] != nil || p.slots[j.match] == nil {
-						continue // must be filed nowhere: the size check below
-					}
-					want++
-					v, found := lookup(p.slots[j.match].data, j.path)
-					key, ok := joinKey(v)
-					if !found || !ok {
-						if _, in := j.loose[p]; !in {
-							return fmt.Errorf("%s: join %d: an unkeyed partial is not loose", name, n)
+					for t, sl := range p.slots {
+						if sl != nil {
+							continue
 						}
-						continue
-					}
-					if _, in := j.byKey[key][p]; !in {
-						return fmt.Errorf("%s: join %d: a partial is not filed under %q", name, n, key)
+						want++
+						j, key := r.filing(p, t)
+						if j == nil {
+							if _, in := r.loose[t][p]; !in {
+								return fmt.Errorf("%s: slot %d: a loose partial is not loose", name, t)
+							}
+							continue
+						}
+						if _, in := j.byKey[key][p]; !in {
+							return fmt.Errorf("%s: slot %d: a partial is not filed under %q", name, t, key)
+						}
 					}
 				}
-				size := len(j.loose)
-				for _, set := range j.byKey {
-					size += len(set)
+				for _, l := range r.loose {
+					size += len(l)
+				}
+				for _, j := range r.joins {
+					for _, set := range j.byKey {
+						size += len(set)
+					}
 				}
 				if size != want {
-					return fmt.Errorf("%s: join %d files %d partials, want %d", name, n, size, want)
+					return fmt.Errorf("%s: join indexes file %d partials, want %d", name, size, want)
 				}
 			}
 			for k, g := range r.groups {

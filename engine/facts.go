@@ -129,6 +129,9 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 		}
 		s.facts = facts
 		s.factIndexes = nil
+		for _, r := range s.rules {
+			r.factAdm = nil
+		}
 		clear(s.factIDs)
 		for _, f := range facts {
 			s.factIDs[f.id]++
@@ -137,4 +140,174 @@ func (e *Engine) RestoreFacts(stored []FactChange) {
 	if len(e.factChanges) > 0 {
 		e.signalFacts()
 	}
+}
+
+// Facts returns a copy of a ruleset's facts.
+func (e *Engine) Facts(ruleset string) []map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.byName[ruleset]
+	if s == nil {
+		return nil
+	}
+	out := make([]map[string]any, len(s.facts))
+	for i, f := range s.facts {
+		out[i], _ = deepCopy(f.data).(map[string]any)
+	}
+	return out
+}
+
+func (e *Engine) assertFact(s *rsState, fact map[string]any) {
+	data, _ := deepCopy(fact).(map[string]any)
+	meta := Meta(data)
+	if _, ok := meta[MetaUUID]; !ok {
+		meta[MetaUUID] = e.itemID()
+	}
+	id := EventID(data)
+	if s.factIDs[id] > 0 {
+		return // this very fact is set already
+	}
+	it := &item{id: id, data: data, fact: true, order: e.factOrder}
+	e.factOrder++
+	s.facts = append(s.facts, it)
+	s.factIDs[id]++
+	s.factIndexes = nil
+	e.logFact(s, it, true)
+	e.queue = append(e.queue, queued{rs: s, it: it, cause: e.queuing})
+}
+
+func (e *Engine) retractFact(s *rsState, fact map[string]any, partial bool) {
+	keep := s.facts[:0]
+	var gone []*item
+	for _, f := range s.facts {
+		if factMatches(f.data, fact, partial) {
+			gone = append(gone, f)
+			continue
+		}
+		keep = append(keep, f)
+	}
+	for i := len(keep); i < len(s.facts); i++ {
+		s.facts[i] = nil
+	}
+	s.facts = keep
+	if len(gone) == 0 {
+		return
+	}
+	s.factIndexes = nil
+	for _, r := range s.rules {
+		r.factAdm = nil
+	}
+	for _, f := range gone {
+		if s.factIDs[f.id]--; s.factIDs[f.id] <= 0 {
+			delete(s.factIDs, f.id)
+		}
+		e.logFact(s, f, false)
+	}
+	// A rule that is only `not defined(fact.PATH)` turns true when the
+	// last fact carrying PATH goes, as Drools re-evaluates a negation on
+	// retraction: it fires with that fact, once the retraction's firing
+	// is done.
+	for _, r := range s.rules {
+		path := r.rule.Conditions[0].negatedFact
+		if r.rule.Kind != Single || path == nil {
+			continue
+		}
+		var last *item
+		for _, f := range gone {
+			if _, ok := lookup(f.data, path); ok {
+				last = f
+			}
+		}
+		if last != nil {
+			e.queue = append(e.queue, queued{rs: s, it: last, cause: e.queuing, negation: r})
+		}
+	}
+	for _, r := range s.rules {
+		for _, f := range gone {
+			for _, p := range r.partials {
+				if !p.holds(f) {
+					continue
+				}
+				r.unindex(p)
+				for i, sl := range p.slots {
+					if sl == f {
+						p.slots[i] = nil
+						r.open[i]++
+					}
+				}
+				r.index(p)
+			}
+		}
+	}
+}
+
+// negationMet fires r, whose condition is only `not defined(fact.PATH)`,
+// with the retracted fact f, when no fact of s carries PATH now.
+func (e *Engine) negationMet(ctx context.Context, s *rsState, r *ruleState, f *item) error {
+	if !r.rule.Enabled || e.byName[s.rs.Name] != s {
+		return nil
+	}
+	path := r.rule.Conditions[0].negatedFact
+	for _, g := range s.facts {
+		if _, ok := lookup(g.data, path); ok {
+			return nil
+		}
+	}
+	e.current = r.rule.Name
+	r.stats.Evaluated++
+	return e.matched(ctx, s, r, f, map[string]*item{r.rule.Names[0]: f}, e.now())
+}
+
+// factMatches: with partial, every key of want (meta aside) equals the
+// fact's; without, the fact has exactly want's keys.
+func factMatches(have, want map[string]any, partial bool) bool {
+	n := 0
+	for k, v := range want {
+		if k == MetaKey {
+			continue
+		}
+		n++
+		hv, ok := have[k]
+		if !ok || !valuesEqualDeep(hv, v) {
+			return false
+		}
+	}
+	if partial {
+		return true
+	}
+	m := 0
+	for k := range have {
+		if k != MetaKey {
+			m++
+		}
+	}
+	return m == n
+}
+
+func valuesEqualDeep(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if !valuesEqualDeep(v, y[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !valuesEqualDeep(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return valuesEqual(a, b)
 }

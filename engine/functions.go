@@ -23,7 +23,7 @@ func (c *Compiler) functions() []expr.Option {
 		clock = SystemClock{}
 	}
 	now := func() time.Time { return clock.Now() }
-	return []expr.Option{
+	return append(append(selectFunctions(), textFunctions()...),
 		expr.Function("__get", func(p ...any) (any, error) {
 			v, ok := lookup(p[0], p[1:])
 			if !ok {
@@ -70,7 +70,7 @@ func (c *Compiler) functions() []expr.Option {
 			}
 			return now().Sub(t), nil
 		}, new(func(any) time.Duration)),
-	}
+	)
 }
 
 // regexCache holds compiled patterns; conditions use few distinct ones.

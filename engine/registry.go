@@ -12,6 +12,9 @@ type Registry struct {
 	mu      sync.RWMutex
 	sources map[string]SourceSpec
 	actions map[string]ActionSpec
+	// resolve, when set, builds the spec of a source type that is not
+	// registered (an EDA Python source plugin found by name on disk).
+	resolve func(typ string) (SourceSpec, bool)
 }
 
 // NewRegistry returns an empty registry.
@@ -46,12 +49,27 @@ func (r *Registry) RegisterAction(a ActionSpec) {
 	r.actions[a.Type] = a
 }
 
-// Source returns the spec of a source type.
+// SetSourceResolver sets the function that Source asks about a type that
+// is not registered, e.g. to find a source plugin file by the type's name.
+// Resolved types are not listed by SourceTypes: they are not known until a
+// rulebook names them.
+func (r *Registry) SetSourceResolver(resolve func(typ string) (SourceSpec, bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resolve = resolve
+}
+
+// Source returns the spec of a source type: a registered one, else what the
+// source resolver finds.
 func (r *Registry) Source(typ string) (SourceSpec, bool) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	s, ok := r.sources[typ]
-	return s, ok
+	resolve := r.resolve
+	r.mu.RUnlock()
+	if ok || resolve == nil {
+		return s, ok
+	}
+	return resolve(typ)
 }
 
 // Action returns the spec of an action type.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sort"
 	"time"
 )
 
@@ -87,13 +88,17 @@ const (
 	// OnceWithin: fire on the first match, then stay quiet for the window.
 	OnceWithin ThrottleKind = iota
 	// OnceAfter: open a window on the first match and fire once when it
-	// ends, with every event matched in it.
+	// ends, with one event per group matched in it (the newest); with
+	// PerGroup, a window per group.
 	OnceAfter
-	// AccumulateWithin: fire when Threshold matches fall within the window.
+	// AccumulateWithin: fire when Threshold matches of a group fall within
+	// the window that the group's first match opened; with Sliding, within
+	// any window of that length.
 	AccumulateWithin
 )
 
-// Throttle limits a rule's firings per group of GroupBy values.
+// Throttle limits a rule's firings per group of GroupBy values (once_after:
+// per rule, unless PerGroup).
 type Throttle struct {
 	Kind      ThrottleKind
 	Window    time.Duration
@@ -101,6 +106,12 @@ type Throttle struct {
 	// GroupBy are templates rendered against the matched event; their values
 	// form the group key.
 	GroupBy []*Template
+	// PerGroup (once_after) keeps a window per group instead of one for
+	// the rule.
+	PerGroup bool
+	// Sliding (accumulate_within) counts the matches in the window that
+	// ends at each match instead of the window opened by the first.
+	Sliding bool
 }
 
 // ActionDef is one compiled action of a rule.
@@ -113,6 +124,67 @@ type ActionDef struct {
 	Lock   *Template
 	// Pos is "file:line:col" of the action, for messages.
 	Pos string
+	// VarRoot is EDA's var_root (print_event, run_playbook, run_module):
+	// the matched events handed to the action, and seen by its templates,
+	// are replaced by what they hold at a key path (ApplyVarRoot).
+	VarRoot []VarRoot
+}
+
+// VarRoot is one entry of var_root: a key path (`kafka.message`) and the
+// name its value takes among the events of a multi-event match. A plain
+// string var_root is one entry named by the path itself.
+type VarRoot struct {
+	Path []string
+	Name string
+}
+
+// ApplyVarRoot does what ansible-rulebook does with var_root. A single
+// event match (single is true) has its event replaced by the value at the
+// first entry's path it holds, a mapping that is not empty. In a
+// multi-event match, each event that holds such a value at an entry's path
+// adds it to events under the entry's name (the first entry it holds);
+// the events keep their own names too. Neither input is changed.
+func ApplyVarRoot(roots []VarRoot, single bool, event Event, events map[string]Event) (Event, map[string]Event) {
+	if len(roots) == 0 {
+		return event, events
+	}
+	at := func(ev Event, path []string) (Event, bool) {
+		keys := make([]any, len(path))
+		for i, k := range path {
+			keys[i] = k
+		}
+		v, ok := lookup(map[string]any(ev), keys)
+		m, isMap := v.(map[string]any)
+		return m, ok && isMap && len(m) > 0
+	}
+	if single {
+		for _, r := range roots {
+			if v, ok := at(event, r.Path); ok {
+				out := make(map[string]Event, len(events))
+				for k := range events { // the one match's name
+					out[k] = v
+				}
+				return v, out
+			}
+		}
+		return event, events
+	}
+	out := make(map[string]Event, len(events))
+	names := make([]string, 0, len(events))
+	for k, v := range events {
+		out[k] = v
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, r := range roots {
+			if v, ok := at(events[k], r.Path); ok {
+				out[r.Name] = v
+				break
+			}
+		}
+	}
+	return event, out
 }
 
 // Engine-handled action types.

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"container/heap"
+	"context"
+	"sort"
 	"time"
 )
 
@@ -129,4 +131,73 @@ func newGroup(trigger *item, bound map[string]*item) *throttleGroup {
 	g := &throttleGroup{trigger: trigger, bound: bound}
 	g.dl.idx = -1
 	return g
+}
+
+// expire fires due timers and drops expired state. A rule's due partial
+// matches are handled in the order they were opened, its due groups in key
+// order, so the firings do not depend on the heap's order of equal
+// deadlines.
+func (e *Engine) expire(ctx context.Context) error {
+	now := e.now()
+	for _, s := range e.rulesets {
+		for _, r := range s.rules {
+			due := r.popDue(now)
+			if len(due) == 0 {
+				continue
+			}
+			var expired []*partial
+			var groupsDue []string
+			for _, d := range due {
+				if d.p != nil {
+					expired = append(expired, d.p)
+				} else {
+					groupsDue = append(groupsDue, d.key)
+				}
+			}
+			r.removeExpired(expired)
+			var windows []*partial
+			if r.rule.Kind == NotAll {
+				windows = expired
+			}
+			// A not_all window that timed out fires with what it holds.
+			for _, w := range windows {
+				bound := map[string]*item{}
+				var trigger *item
+				for i, sl := range w.slots {
+					if sl != nil {
+						bound[r.rule.Names[i]] = sl
+						trigger = sl
+					}
+				}
+				if trigger == nil {
+					continue // its facts were retracted
+				}
+				if err := e.fire(ctx, s, r, trigger, bound, w.dl.at, true); err != nil {
+					return err
+				}
+			}
+			sort.Strings(groupsDue)
+			for i, k := range groupsDue {
+				g := r.groups[k]
+				delete(r.groups, k) // out of the heap already
+				if r.rule.Throttle.Kind != OnceAfter {
+					continue
+				}
+				trigger, bound := g.trigger, g.bound
+				if len(g.members) > 0 {
+					trigger, bound = windowMatch(g)
+				}
+				if trigger != nil {
+					if err := e.fire(ctx, s, r, trigger, bound, g.dl.at, true); err != nil {
+						// The groups not reached stay due.
+						for _, k := range groupsDue[i+1:] {
+							heap.Push(&r.deadlines, &r.groups[k].dl)
+						}
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }

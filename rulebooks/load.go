@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks/eda"
 )
 
 // Options configure a load.
@@ -129,6 +131,8 @@ func sortByPosition(list ErrorList) {
 	})
 }
 
+var errNoRegistry = errors.New("convert needs the registry of source and action types")
+
 type loader struct {
 	file    string
 	opts    Options
@@ -138,6 +142,12 @@ type loader struct {
 	ruleset string
 	rule    string
 	inRS    bool
+	// eda: the rulebook is written in EDA's condition language (dialect.go)
+	eda bool
+	// doc is the parsed YAML; native records the native text of each
+	// condition node read as EDA (for Convert).
+	doc    *yaml.Node
+	native map[*yaml.Node]string
 	// names of every ruleset, for cross-references
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
@@ -180,11 +190,13 @@ func (l *loader) parse(data []byte) *Rulebook {
 		l.errAt(1, 1, "", "the rulebook is empty: want a list of rulesets")
 		return nil
 	}
+	l.doc = &doc
 	root := doc.Content[0]
 	if root.Kind != yaml.SequenceNode {
 		l.errf(root, "", "a rulebook is a list of rulesets, not a %s", kindName(root))
 		return nil
 	}
+	l.eda = edaDialect(root)
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {
@@ -599,7 +611,8 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
 			continue
 		}
-		typ = strings.TrimPrefix(typ, "ansible.eda.")
+		edaStyle := l.eda || strings.HasPrefix(typ, "ansible.eda.") || strings.HasPrefix(typ, "eda.builtin.")
+		typ = strings.TrimPrefix(strings.TrimPrefix(typ, "ansible.eda."), "eda.builtin.")
 		if name == "" {
 			name = typ
 		}
@@ -621,6 +634,13 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 		if !ok {
 			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
 			continue
+		}
+		// ansible.eda's argument names (rulebooks/eda/sources.go).
+		if native, err := eda.SourceArgs(typ, args, edaStyle); err != nil {
+			l.argError(argsNode, where+": "+typ, err)
+			continue
+		} else {
+			args = native
 		}
 		l.resolvePaths(args, spec.PathArgs)
 		if spec.Check != nil {
@@ -1037,19 +1057,6 @@ func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) 
 	}
 }
 
-// compileCond compiles one condition and maps expression errors to file
-// positions.
-func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
-	name, cond, offset := engine.SplitAssignment(src)
-	c, err := comp.CompileCondition(cond)
-	if err != nil {
-		line, col := exprPos(n, err, offset)
-		l.errAt(line, col, where, err.Error())
-		return nil, name
-	}
-	return c, name
-}
-
 // templateError reports a template error (*engine.TemplateError: a path
 // inside the arguments and a column inside its string) at its place in the
 // file.
@@ -1120,12 +1127,33 @@ func (l *loader) throttle(n *yaml.Node, comp *engine.Compiler) *engine.Throttle 
 	} else if th.Kind == engine.AccumulateWithin {
 		l.errf(n, "throttle", "accumulate_within needs a threshold")
 	}
+	if v := f["once_after_per_group"]; v != nil {
+		th.PerGroup, _ = l.boolean(v, "throttle: once_after_per_group")
+		if th.Kind != engine.OnceAfter {
+			l.errf(v, "throttle: once_after_per_group", "once_after_per_group goes with once_after")
+		}
+	}
+	if v := f["accumulate_sliding"]; v != nil {
+		th.Sliding, _ = l.boolean(v, "throttle: accumulate_sliding")
+		if th.Kind != engine.AccumulateWithin {
+			l.errf(v, "throttle: accumulate_sliding", "accumulate_sliding goes with accumulate_within")
+		}
+	}
+	groupKey := "group_by"
+	if v := f["group_by_attributes"]; v != nil {
+		// ansible-rulebook's name for group_by.
+		if f["group_by"] != nil {
+			l.errf(v, "throttle", "give group_by or group_by_attributes, not both")
+		} else {
+			f["group_by"], groupKey = v, "group_by_attributes"
+		}
+	}
 	if v := f["group_by"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
-			l.errf(v, "throttle: group_by", "want a list of expressions, got a %s", kindName(v))
+			l.errf(v, "throttle: "+groupKey, "want a list of expressions, got a %s", kindName(v))
 		} else {
 			for i, g := range v.Content {
-				where := fmt.Sprintf("throttle: group_by[%d]", i)
+				where := fmt.Sprintf("throttle: %s[%d]", groupKey, i)
 				s, ok := l.str(g, where)
 				if !ok {
 					continue
@@ -1202,6 +1230,18 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	if err := engine.CheckTemplateBounds(args); err != nil {
 		l.templateError(argsNode, where, err)
 		return nil
+	}
+	if v := mapValue(argsNode, "var_root"); v != nil && varRootActions[typ] {
+		a.VarRoot = l.varRoot(v, where+": var_root")
+		delete(args, "var_root")
+	}
+	if l.eda {
+		// EDA's action arguments are Jinja2 (dialect.go).
+		before := len(l.errs)
+		args, _ = l.jinjaArgs(argsNode, args, where, nil, comp).(map[string]any)
+		if len(l.errs) > before {
+			return nil
+		}
 	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
@@ -1324,9 +1364,57 @@ func copyMaps(v any) any {
 	return out
 }
 
+// varRootActions take EDA's var_root, which the engine applies.
+var varRootActions = map[string]bool{engine.ActionPrintEvent: true, "run_playbook": true, "run_module": true}
+
+// varRoot reads var_root: a key path ("kafka.message"), or a mapping of
+// key paths to the names their values take among the events of a
+// multi-event match, in order.
+func (l *loader) varRoot(n *yaml.Node, where string) []engine.VarRoot {
+	path := func(n *yaml.Node) ([]string, bool) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" || n.Value == "" {
+			l.errf(n, where, "want a key path like kafka.message, got %q", n.Value)
+			return nil, false
+		}
+		keys := strings.Split(n.Value, ".")
+		if slices.Contains(keys, "") {
+			l.errf(n, where, "key path %q has an empty key", n.Value)
+			return nil, false
+		}
+		return keys, true
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if p, ok := path(n); ok {
+			return []engine.VarRoot{{Path: p, Name: n.Value}}
+		}
+	case yaml.MappingNode:
+		var out []engine.VarRoot
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p, ok := path(k)
+			if !ok {
+				continue
+			}
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!str" || v.Value == "" {
+				l.errf(v, where+": "+k.Value, "want the name its value takes in events, got a %s", kindName(v))
+				continue
+			}
+			out = append(out, engine.VarRoot{Path: p, Name: v.Value})
+		}
+		if len(out) == 0 && len(n.Content) == 0 {
+			l.errf(n, where, "want a key path or a non-empty mapping of key paths to names")
+		}
+		return out
+	default:
+		l.errf(n, where, "want a key path or a mapping of key paths to names, got a %s", kindName(n))
+	}
+	return nil
+}
+
 var builtinArgs = map[string]map[string]bool{
 	engine.ActionDebug:       {"msg": true, "var": true},
-	engine.ActionPrintEvent:  {"pretty": true},
+	engine.ActionPrintEvent:  {"pretty": true, "var_root": true},
 	engine.ActionSetFact:     {"fact": true, "ruleset": true},
 	engine.ActionRetractFact: {"fact": true, "ruleset": true, "partial": true},
 	engine.ActionPostEvent:   {"event": true, "ruleset": true},
@@ -1337,7 +1425,9 @@ var builtinArgs = map[string]map[string]bool{
 func (l *loader) checkBuiltin(typ string, n *yaml.Node, args map[string]any, where string) {
 	allowed := builtinArgs[typ]
 	for k := range args {
-		if !allowed[k] {
+		// ansible-rulebook's debug takes any arguments (its docs pass
+		// first/second/... to show matches).
+		if !allowed[k] && !(l.eda && typ == engine.ActionDebug) {
 			l.errf(keyNodeAt(n, []string{k}), where, "unknown key %q%s", k, suggest(k, sortedKeys(allowed)))
 		}
 	}

@@ -59,14 +59,10 @@ func TestLoadErrors(t *testing.T) {
 			"f.yml:19:6: invalid YAML: did not find expected '-' indicator; check this line's indentation against the lines above it"}},
 		{"yaml: tab indentation", header + "    - name: r\n\t  condition: event.i == 1\n", []string{
 			"f.yml:6:4: invalid YAML: found a tab character that violates indentation"}},
-		{"eda: group_by_attributes", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 5m, group_by_attributes: [event.meta.hosts]}\n      action: {none: {}}\n", []string{
-			`f.yml:7:35: ruleset "rs": rule "r": throttle: unknown key "group_by_attributes"; EDA's group_by_attributes is group_by here`}},
-		{"eda: is defined", header + "    - name: r\n      condition: event.i is defined\n      action: {none: {}}\n", []string{
-			`f.yml:6:26: ruleset "rs": rule "r": condition: unexpected token Identifier("is"); EDA's "x is defined" is defined(x) here, "x is not defined" is !defined(x)`}},
 		{"eda: jinja default filter", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | default('n/a') }}\"}}\n", []string{
-			`unknown name default; Jinja filters are not supported: templates are expr; a default is written event.x ?? "fallback"`}},
+			`unknown name default; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; a default is written event.x ?? "fallback"`}},
 		{"eda: jinja filter", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | upper }}\"}}\n", []string{
-			`; Jinja filters are not supported: templates are expr; call the function: upper(event.x), or pipe into a call: event.x | upper()`}},
+			`; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call the function: upper(event.x), or pipe into a call: event.x | upper()`}},
 		{"missing keys", "- hosts: all\n", []string{
 			`f.yml:1:3: ruleset "": missing key "name"`, `f.yml:1:3: ruleset "": missing key "sources"`, `f.yml:1:3: ruleset "": missing key "rules"`}},
 		{"unknown ruleset key with suggestion", "- name: rs\n  sources: []\n  rules: []\n  match_multiple_rule: true\n", []string{
@@ -105,6 +101,13 @@ func TestLoadErrors(t *testing.T) {
 			`f.yml:7:30: ruleset "rs": rule "r": actions[0]: debug: msg: template too long: 70013 bytes; the limit is 65536 (64 KiB)`}},
 		{"secret name completed by a template", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"token ${env:{{ event.name }}}\"}}\n", []string{
 			`f.yml:7:36: ruleset "rs": rule "r": actions[0]: debug: msg: secret reference "${env:{{" is completed by a template: a secret's name must be literal text`}},
+		{"var_root is a key path or a mapping of key paths to names", header + "    - name: r\n      condition: event.i == 1\n      actions:\n        - print_event: {var_root: [a]}\n        - run_playbook: {name: x.yml, var_root: {a..b: x, c: [y]}}\n        - debug: {var_root: a}\n", []string{
+			`f.yml:8:35: ruleset "rs": rule "r": actions[0]: print_event: var_root: want a key path or a mapping of key paths to names, got a list`,
+			`f.yml:9:50: ruleset "rs": rule "r": actions[1]: run_playbook: var_root: key path "a..b" has an empty key`,
+			`f.yml:9:62: ruleset "rs": rule "r": actions[1]: run_playbook: var_root: c: want the name its value takes in events, got a list`,
+			`f.yml:10:19: ruleset "rs": rule "r": actions[2]: debug: unknown key "var_root"`}},
+		{"once_after_per_group and accumulate_sliding go with their throttle", header + "    - name: r\n      condition: event.i == 1\n      throttle: {once_within: 1m, once_after_per_group: true, accumulate_sliding: true}\n      action: {none: {}}\n", []string{
+			`once_after_per_group goes with once_after`, `accumulate_sliding goes with accumulate_within`}},
 		{"duplicate ruleset", header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n" + header + "    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
 			`f.yml:6:9: ruleset "rs": name: duplicate ruleset name (first defined at line 1)`}},
 	}

@@ -70,6 +70,18 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 			},
 		})
 	}
+	// ansible-rulebook's names (eda.builtin.range, ansible.eda.webhook) take
+	// its argument names, checked at load (rulebooks/eda/sources.go).
+	sourceAlts = append(sourceAlts, map[string]any{
+		"type":                 "object",
+		"description":          "a source under ansible-rulebook's name (eda.builtin.NAME or ansible.eda.NAME) with its arguments",
+		"minProperties":        1,
+		"maxProperties":        2,
+		"not":                  map[string]any{"required": []any{"name"}, "maxProperties": 1},
+		"properties":           map[string]any{"name": map[string]any{"type": "string", "description": "name of the source (default: its type)"}},
+		"patternProperties":    map[string]any{`^(eda\.builtin|ansible\.eda)\.[a-z_]+$`: map[string]any{"type": []any{"object", "null"}}},
+		"additionalProperties": false,
+	})
 	props["sources"] = map[string]any{"type": "array", "description": "event sources feeding this ruleset", "items": map[string]any{"oneOf": sourceAlts}}
 
 	// Actions: one key, the action type.

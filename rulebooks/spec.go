@@ -79,6 +79,11 @@ type ThrottleSpec struct {
 	AccumulateWithin string   `json:"accumulate_within,omitempty" jsonschema:"description=Fire when threshold matches fall within this window."`
 	Threshold        int      `json:"threshold,omitempty" jsonschema:"minimum=1"`
 	GroupBy          []string `json:"group_by,omitempty" jsonschema:"description=Expressions whose values form the throttle group (e.g. event.meta.hosts)."`
+	// OnceAfterPerGroup and AccumulateSliding choose this engine's own
+	// windows over Event-Driven Ansible's (the default).
+	OnceAfterPerGroup bool     `json:"once_after_per_group,omitempty" jsonschema:"description=once_after: a window per group, each firing when it ends with its group's events (default: one window for the rule, firing once with one event per group seen, as in Event-Driven Ansible)."`
+	AccumulateSliding bool     `json:"accumulate_sliding,omitempty" jsonschema:"description=accumulate_within: fire when threshold matches fall within any window of that length (default: the window opens at a group's first match and does not slide, as in Event-Driven Ansible)."`
+	GroupByAttributes []string `json:"group_by_attributes,omitempty" jsonschema:"description=ansible-rulebook's name of group_by."`
 }
 
 // PolicySpec are the keys every dispatched action accepts beside its own.

@@ -97,26 +97,19 @@ func yamlHint(problem, text string) string {
 // such a spelling causes, in place of leaving the author with a raw parser
 // error.
 var (
-	edaIsRE     = regexp.MustCompile(`unexpected token Identifier\("is"\)`)
 	edaFilterRE = regexp.MustCompile(`template "[^"]*\|\s*([A-Za-z_]\w*)`)
 )
 
 // edaHint returns the hint for msg, or "".
 func edaHint(msg string) string {
-	switch {
-	case strings.Contains(msg, `unknown key "group_by_attributes"`):
-		return `; EDA's group_by_attributes is group_by here: throttle: {once_within: 5m, group_by: [event.meta.hosts]}`
-	case edaIsRE.MatchString(msg):
-		return `; EDA's "x is defined" is defined(x) here, "x is not defined" is !defined(x), "x is match(re)" is match(x, re) (see "Coming from ansible-rulebook" in the README)`
-	}
 	if m := edaFilterRE.FindStringSubmatch(msg); m != nil {
 		switch f := m[1]; f {
 		case "default", "d":
-			return `; Jinja filters are not supported: templates are expr; a default is written event.x ?? "fallback"`
+			return `; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; a default is written event.x ?? "fallback"`
 		case "int", "float", "string", "upper", "lower", "trim", "len", "abs", "round", "keys", "values", "join", "first", "last", "sort":
-			return "; Jinja filters are not supported: templates are expr; call the function: " + f + "(event.x), or pipe into a call: event.x | " + f + "()"
+			return "; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call the function: " + f + "(event.x), or pipe into a call: event.x | " + f + "()"
 		default:
-			return "; Jinja filters are not supported: templates are expr; call a function instead, e.g. upper(event.x)"
+			return "; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call a function instead, e.g. upper(event.x)"
 		}
 	}
 	return ""

@@ -74,6 +74,24 @@ func PlaybookSpec() engine.ActionSpec {
 	}
 }
 
+// WithInventory makes the actions of spec (PlaybookSpec, ModuleSpec) use
+// inventory when an invocation names none, as ansible-rulebook's
+// --inventory does.
+func WithInventory(spec engine.ActionSpec, inventory string) engine.ActionSpec {
+	if inventory == "" {
+		return spec
+	}
+	build := spec.New
+	spec.New = func(env engine.ActionEnv) (engine.Action, error) {
+		act, err := build(env)
+		if a, ok := act.(*Ansible); ok {
+			a.Inventory = inventory
+		}
+		return act, err
+	}
+	return spec
+}
+
 // ModuleSpec registers run_module.
 func ModuleSpec() engine.ActionSpec {
 	return engine.ActionSpec{
@@ -114,6 +132,9 @@ type Ansible struct {
 	Bin string
 	// environ returns the environment the process inherits.
 	environ func() []string
+	// Inventory is used when the action names none (ansible-rulebook's
+	// --inventory); "" falls back to the matched events' hosts.
+	Inventory string
 }
 
 var _ engine.Action = (*Ansible)(nil)
@@ -586,6 +607,8 @@ func (a *Ansible) argv(cfg config, limit string, inline []string, varsPath strin
 	switch {
 	case cfg.inventory != "":
 		argv = append(argv, "-i", cfg.inventory)
+	case a.Inventory != "":
+		argv = append(argv, "-i", a.Inventory)
 	case len(inline) > 0:
 		argv = append(argv, "-i", strings.Join(inline, ",")+",")
 	}

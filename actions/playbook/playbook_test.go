@@ -541,3 +541,35 @@ func TestNoHostMatchedFails(t *testing.T) {
 		t.Errorf("result = %s %q, want failed: ran on no host", res.Status, res.Error)
 	}
 }
+
+// TestArgvInventoryFlag: ansible-rulebook's --inventory (WithInventory) is
+// used when the action names no inventory; the matched hosts still limit.
+func TestArgvInventoryFlag(t *testing.T) {
+	act, err := WithInventory(PlaybookSpec(), "inv.yml").New(engine.ActionEnv{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := act.(*Ansible)
+	for _, tc := range []struct {
+		args  map[string]any
+		hosts []string
+		want  string
+	}{
+		{map[string]any{"name": "a.b.c"}, []string{"web1"}, "-i inv.yml --limit web1 -e @V a.b.c"},
+		{map[string]any{"name": "a.b.c", "inventory": "h1,"}, nil, "-i h1, -e @V a.b.c"},
+	} {
+		cfg, err := parse(ModePlaybook, tc.args, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := newInv(tc.args)
+		inv.Hosts = tc.hosts
+		limit, inline, err := cfg.target(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(a.argv(cfg, limit, inline, "V"), " "); got != tc.want {
+			t.Errorf("argv = %q, want %q", got, tc.want)
+		}
+	}
+}

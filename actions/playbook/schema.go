@@ -27,6 +27,13 @@ func schema(mode Mode) map[string]any {
 		"output_limit": argvalue.SizeSchema(MaxOutputLimit, "bytes of output kept (head and tail); default 64KiB"),
 		"kill_grace":   map[string]any{"type": "string", "description": "time between SIGTERM and SIGKILL when the timeout ends the run, e.g. \"3s\""},
 		"retries":      map[string]any{"description": "dispatcher policy: retries of a retryable failure (unreachable hosts, timeout)"},
+		"var_root": map[string]any{
+			"description": "EDA's var_root, applied by the engine: a key path (kafka.message) whose value, a mapping, replaces the matched event in ansible_eda.event and in templates; or a mapping of key paths to names, each multi-event match holding one adding it to ansible_eda.events under that name",
+			"anyOf": []any{
+				map[string]any{"type": "string", "minLength": 1},
+				map[string]any{"type": "object", "minProperties": 1, "additionalProperties": map[string]any{"type": "string", "minLength": 1}},
+			},
+		},
 	}
 	if mode == ModeModule {
 		props["name"] = map[string]any{"type": "string", "minLength": 1, "description": "module name, e.g. ansible.builtin.service"}

@@ -7,6 +7,7 @@
 //	rulebook report              per-rule evidence from the audit trail
 //	rulebook backtest NEW.yml    replay recorded events through a rulebook change
 //	rulebook describe ACTION     list an action's (or a source's) arguments
+//	rulebook convert RULEBOOK    print an EDA rulebook in the native form
 //	rulebook schema              print the rulebook JSON Schema
 //	rulebook version             print the version
 package main
@@ -30,6 +31,7 @@ Usage:
   rulebook run RULEBOOK [flags]       run a rulebook until its sources end or a shutdown action
   rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
+  rulebook convert RULEBOOK [flags]   print a rulebook written for ansible-rulebook in the native form
   rulebook audit [flags]              list what fired and what the actions did
   rulebook report [flags]             per rule: firings, action outcomes, latency, approvals
   rulebook backtest NEW.yml [flags]   replay recorded events through a rulebook; diff its firings
@@ -67,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdValidate(rest, stdout, stderr)
 	case "test":
 		err = cmdTest(rest, stdout, stderr)
+	case "convert":
+		err = cmdConvert(rest, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
 	case "backtest":

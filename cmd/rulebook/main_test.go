@@ -239,3 +239,52 @@ func TestOptionalDuration(t *testing.T) {
 		t.Errorf("run --bus-dedupe-lookback=-5m: exit %d, %q", code, errs)
 	}
 }
+
+func TestConvert(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "eda.yml")
+	os.WriteFile(src, []byte("# from EDA\n- name: g\n  sources: [{ansible.eda.range: {limit: 1}}]\n  rules:\n    - name: r\n      condition: event.i is defined and event.i > limit  # vars\n      action: {debug: {msg: hi}}\n"), 0o644)
+	vars := filepath.Join(dir, "vars.yml")
+	os.WriteFile(vars, []byte("limit: 0\n"), 0o644)
+	code, out, errs := runCLI(t, "convert", src, "--vars", vars)
+	if code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "# from EDA") || !strings.Contains(out, "condition: defined(event.i) and event.i > vars.limit # vars") || !strings.Contains(out, "sources: [{range: {limit: 1}}]") {
+		t.Fatalf("convert output:\n%s", out)
+	}
+	native := filepath.Join(dir, "native.yml")
+	os.WriteFile(native, []byte(out), 0o644)
+	if code, out, _ := runCLI(t, "validate", native, "--vars", vars); code != 0 {
+		t.Fatalf("converted rulebook does not validate: %s", out)
+	}
+	// Without the variable, the condition is an error with its position.
+	code, _, errs = runCLI(t, "convert", src)
+	if code != 1 || !strings.Contains(errs, src+`:6:51: ruleset "g": rule "r": condition: unknown name "limit"`) {
+		t.Fatalf("convert without vars: exit %d: %s", code, errs)
+	}
+}
+
+// TestConvertedExamplePassesTheSameTests: the native form of the EDA
+// example passes the example's own test file.
+func TestConvertedExamplePassesTheSameTests(t *testing.T) {
+	src := filepath.Join(repoRoot(t), "rulebooks", "examples", "from-eda.yml")
+	code, out, errs := runCLI(t, "convert", src)
+	if code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, " is ") || strings.Contains(out, "eda.builtin") || strings.Contains(out, "| lower") {
+		t.Fatalf("converted rulebook still has EDA syntax:\n%s", out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "native.yml"), []byte(out), 0o644)
+	tests, err := os.ReadFile(strings.TrimSuffix(src, ".yml") + ".test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := filepath.Join(dir, "native.test.yml")
+	os.WriteFile(tf, []byte(strings.Replace(string(tests), "rulebook: from-eda.yml", "rulebook: native.yml", 1)), 0o644)
+	if code, out, errs := runCLI(t, "test", tf); code != 0 {
+		t.Fatalf("converted rulebook fails the example's tests: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rulebook-dev/rulebook/actions/awx"
 	"github.com/rulebook-dev/rulebook/actions/command"
 	"github.com/rulebook-dev/rulebook/actions/httpcall"
 	kafkaaction "github.com/rulebook-dev/rulebook/actions/kafka"
@@ -16,10 +17,13 @@ import (
 	"github.com/rulebook-dev/rulebook/plugins"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 	"github.com/rulebook-dev/rulebook/sources/filesrc"
+	"github.com/rulebook-dev/rulebook/sources/filewatch"
 	"github.com/rulebook-dev/rulebook/sources/generic"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
+	"github.com/rulebook-dev/rulebook/sources/tick"
+	"github.com/rulebook-dev/rulebook/sources/urlcheck"
 	"github.com/rulebook-dev/rulebook/sources/webhook"
 )
 
@@ -33,6 +37,15 @@ type registryOptions struct {
 	// (validate, test, schema only check arguments).
 	hub *httpingest.Hub
 	log zerolog.Logger
+	// sourceDirs are --source-dir: where EDA Python source plugins are.
+	sourceDirs []string
+	// controller is where run_job_template launches; controllerErr, when
+	// set, is why it cannot (a token reference that does not resolve).
+	controller    awx.Controller
+	controllerErr error
+	// inventory is run --inventory: run_playbook/run_module use it when
+	// they name none.
+	inventory string
 }
 
 // wiring is what newRegistry built and its owner must release.
@@ -63,16 +76,20 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg := engine.NewRegistry()
 	reg.RegisterSource(rangesrc.Spec())
 	reg.RegisterSource(generic.Spec())
+	reg.RegisterSource(tick.Spec())
+	reg.RegisterSource(urlcheck.Spec())
+	reg.RegisterSource(filewatch.Spec())
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
 	registerReceivers(reg, hub)
 
-	reg.RegisterAction(withActionPaths(withActionSchema(playbook.PlaybookSpec(), playbook.PlaybookSchema()), "name", "inventory"))
-	reg.RegisterAction(withActionPaths(withActionSchema(playbook.ModuleSpec(), playbook.ModuleSchema()), "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.PlaybookSpec(), opts.inventory), playbook.PlaybookSchema()), "name", "inventory"))
+	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.ModuleSpec(), opts.inventory), playbook.ModuleSchema()), "inventory"))
 	reg.RegisterAction(withActionPaths(withActionSchema(command.Spec(), command.Schema()), "dir"))
 	reg.RegisterAction(withActionPaths(withActionSchema(httpcall.Spec(), httpcall.Schema()), "tls.ca", "tls.cert", "tls.key"))
 	reg.RegisterAction(kafkaaction.Spec())
+	registerEDA(reg, opts)
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs

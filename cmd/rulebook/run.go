@@ -33,6 +33,8 @@ import (
 // runFlags are the flags of `rulebook run`.
 type runFlags struct {
 	vars            *varsFlags
+	sourceDirs      *[]string        // EDA Python source plugins (-S)
+	controller      *controllerFlags // AWX for run_job_template
 	dataDir         string
 	logFormat       string
 	logLevel        string
@@ -56,10 +58,11 @@ type runFlags struct {
 	adminToken      string
 	pluginDirs      *[]string
 	eventsOut       string
+	eda             edaRunFlags
 }
 
 func addRunFlags(fs *flag.FlagSet) *runFlags {
-	f := &runFlags{vars: addVarsFlags(fs)}
+	f := &runFlags{vars: addVarsFlags(fs), sourceDirs: addSourceDirFlags(fs), controller: addControllerFlags(fs)}
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "`DIR` of the durable journal, action queue and audit trail")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -83,6 +86,7 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.BoolVar(&f.watch, "watch", false, "reload the rulebook when its file changes (SIGHUP always reloads)")
 	fs.StringVar(&f.eventsOut, "events-out", "-", "where the debug and print_event actions write: `FILE` (appended to) or - for stdout; logs always go to stderr")
 	f.pluginDirs = addPluginFlags(fs)
+	f.eda.add(fs)
 	return f
 }
 
@@ -121,11 +125,15 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	files, err = rf.eda.rulebook(files)
+	if err != nil {
+		return err
+	}
 	if len(files) != 1 {
 		fs.Usage()
 		return errUsage
 	}
-	log, err := newLogger(stderr, rf.logFormat, rf.logLevel)
+	log, err := newLogger(stderr, rf.logFormat, rf.eda.level(rf.logLevel))
 	if err != nil {
 		return err
 	}
@@ -244,8 +252,11 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err != nil {
 		return err
 	}
+	ctl, ctlErr := rf.controller.controller(os.Getenv)
 	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger()})
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
+		sourceDirs: *rf.sourceDirs, controller: ctl, controllerErr: ctlErr,
+		inventory: rf.eda.inventory})
 	if err != nil {
 		return err
 	}
@@ -401,6 +412,16 @@ wait:
 			// it caused finishes (or a signal cuts it short).
 			waitIdle(ctx, a.store, 50*time.Millisecond)
 			waitActions(ctx, a.store.Actions(), 100*time.Millisecond)
+			// Open not_all and once_after windows still fire (lifetime.go).
+			if r, ok := a.awaitTimers(ctx); ok {
+				if r.Delay > 0 {
+					select {
+					case <-time.After(r.Delay):
+					case <-ctx.Done():
+					}
+				}
+				drainActions = !r.Now
+			}
 			break wait
 		}
 	}
@@ -517,6 +538,9 @@ func (a *app) observeRecord(rec engine.Record) {
 	}
 	a.stream.PublishEvent(rec)
 	a.metrics.Processed(rec.Source.Ruleset)
+	if a.rf.eda.printEvents {
+		a.printEvent(rec)
+	}
 }
 
 func (a *app) setRulesets(rs []*engine.Ruleset) {

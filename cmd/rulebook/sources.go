@@ -70,6 +70,11 @@ type sourceSet struct {
 	ended    chan struct{}
 	live     int
 	endedSet bool
+	// starting is true while startMissing runs: a source that ends at once
+	// (a range of 0) must not end the run before the others have started.
+	starting bool
+	// ranOut is set when a source returned on its own.
+	ranOut bool
 }
 
 type runningSource struct {
@@ -131,6 +136,15 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	s.mu.Lock()
+	s.starting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.starting = false
+		s.checkEnded()
+		s.mu.Unlock()
+	}()
 	for _, k := range keys {
 		s.mu.Lock()
 		_, running := s.running[k]
@@ -174,15 +188,24 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 			}
 			s.mu.Lock()
 			s.live--
-			if s.live == 0 && ctx.Err() == nil && !s.endedSet {
-				s.endedSet = true
-				close(s.ended)
+			if ctx.Err() == nil {
+				s.ranOut = true
+				s.checkEnded()
 			}
 			s.mu.Unlock()
 		}()
 		s.log.Info().Str("source", c.Name).Str("ruleset", c.Ruleset).Str("type", c.Type).Msg("source started")
 	}
 	return nil
+}
+
+// checkEnded closes ended once every source started has returned on its
+// own and none is being started. Called with s.mu held.
+func (s *sourceSet) checkEnded() {
+	if s.live == 0 && s.ranOut && !s.starting && !s.endedSet {
+		s.endedSet = true
+		close(s.ended)
+	}
 }
 
 // stopAll stops every source and waits for them.

@@ -11,6 +11,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("test", "test TESTFILE... [-v]", stderr)
 	verbose := fs.Bool("v", false, "print every firing and the actions' output, also for passing cases")
 	pluginDirs := addPluginFlags(fs)
+	sourceDirs := addSourceDirFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -22,7 +23,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) error {
 	var total rulebooks.TestSummary
 	broken := 0
 	for _, f := range files {
-		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
+		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(checkSecrets, "strict", false, "check what run checks: every ${env:...}/${file:...} secret of a source or action must resolve here (without it an unresolved one is a warning)")
 	fs.BoolVar(checkSecrets, "check-secrets", false, "the same as --strict")
 	pluginDirs := addPluginFlags(fs)
+	sourceDirs := addSourceDirFlags(fs)
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -39,7 +40,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	warnings := []*rulebooks.Error{}
 	failed := false
 	for _, f := range files {
-		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, log: discardLog()})
+		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
 		if err != nil {
 			return err
 		}

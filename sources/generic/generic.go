@@ -4,7 +4,12 @@ package generic
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -28,11 +33,22 @@ func Spec() engine.SourceSpec {
 		Schema: map[string]any{
 			"type": "object", "additionalProperties": false, "required": []any{"payload"},
 			"properties": map[string]any{
-				"payload":      map[string]any{"type": "array", "items": map[string]any{"type": "object"}, "description": "events to emit (each a mapping)"},
-				"loop_count":   map[string]any{"type": "integer", "minimum": -1, "description": "how often to emit the list; -1 forever (default 1)"},
-				"loop_delay":   map[string]any{"description": "pause between loops"},
-				"delay":        map[string]any{"description": "pause between events"},
-				"create_index": map[string]any{"type": "string", "description": "add a key with this name holding the event's index"},
+				"payload": map[string]any{"description": "events to emit: a list of mappings, or one mapping",
+					"oneOf": []any{map[string]any{"type": "array", "items": map[string]any{"type": "object"}}, map[string]any{"type": "object"}}},
+				"loop_count":     map[string]any{"type": "integer", "minimum": -1, "description": "how often to emit the list; -1 forever (default 1)"},
+				"loop_delay":     map[string]any{"description": "pause between loops"},
+				"delay":          map[string]any{"description": "pause between events (same as event_delay)"},
+				"event_delay":    map[string]any{"description": "pause between events (seconds or a duration)"},
+				"startup_delay":  map[string]any{"description": "pause before the first event"},
+				"repeat_delay":   map[string]any{"description": "pause between repeats of one event"},
+				"repeat_count":   map[string]any{"type": "integer", "minimum": 0, "description": "how often each event is emitted in a row (default 1)"},
+				"shutdown_after": map[string]any{"description": "pause after the last event before the source ends"},
+				"randomize":      map[string]any{"type": "boolean", "description": "shuffle the payload on every loop"},
+				"display":        map[string]any{"type": "boolean", "description": "print each event on stdout"},
+				"timestamp":      map[string]any{"type": "boolean", "description": "add a timestamp key"},
+				"time_format":    map[string]any{"type": "string", "enum": []any{"local", "iso8601", "epoch"}, "description": "format of the timestamp key (default local)"},
+				"blob_size":      map[string]any{"type": "integer", "minimum": 0, "description": "add a blob key of this many bytes"},
+				"create_index":   map[string]any{"type": "string", "description": "add a key with this name holding the event's index"},
 			},
 		},
 	}
@@ -40,26 +56,44 @@ func Spec() engine.SourceSpec {
 
 // Generic is a running generic source.
 type Generic struct {
-	payload   []map[string]any
-	loops     int
-	loopDelay time.Duration
-	delay     time.Duration
-	index     string
-	ref       engine.SourceRef
-	clock     engine.Clock
+	payload      []map[string]any
+	loops        int
+	loopDelay    time.Duration
+	delay        time.Duration
+	startupDelay time.Duration
+	repeatDelay  time.Duration
+	repeatCount  int
+	shutdown     time.Duration
+	randomize    bool
+	display      bool
+	timestamp    bool
+	timeFormat   string
+	blobSize     int
+	index        string
+	ref          engine.SourceRef
+	clock        engine.Clock
+	stdout       io.Writer
+	rand         *rand.Rand
 }
 
 var _ engine.Source = (*Generic)(nil)
 
+// The arguments, as ansible.eda.generic names them; delay is this
+// project's older name of event_delay.
+const argNames = "payload, randomize, display, timestamp, time_format, create_index, startup_delay, event_delay, repeat_delay, loop_delay, loop_count, repeat_count, shutdown_after, blob_size"
+
 func parse(args map[string]any) (*Generic, error) {
-	g := &Generic{loops: 1}
+	g := &Generic{loops: 1, repeatCount: 1, timeFormat: "local", stdout: os.Stdout}
 	p, ok := args["payload"]
 	if !ok {
 		return nil, engine.ArgErrorf(nil, "missing key \"payload\"")
 	}
 	list, ok := p.([]any)
+	if m, isMap := p.(map[string]any); isMap {
+		list, ok = []any{m}, true
+	}
 	if !ok {
-		return nil, engine.ArgErrorf([]string{"payload"}, "want a list of mappings")
+		return nil, engine.ArgErrorf([]string{"payload"}, "want a list of mappings or one mapping")
 	}
 	for i, item := range list {
 		m, ok := item.(map[string]any)
@@ -71,22 +105,65 @@ func parse(args map[string]any) (*Generic, error) {
 	for k, v := range args {
 		switch k {
 		case "payload":
-		case "loop_count":
+		case "loop_count", "repeat_count":
 			n, ok := v.(int)
-			if !ok || n < -1 {
-				return nil, engine.ArgErrorf([]string{k}, "want a whole number >= -1, got %v", v)
+			min := -1
+			if k == "repeat_count" {
+				min = 0
 			}
-			g.loops = n
-		case "loop_delay", "delay":
+			if !ok || n < min {
+				return nil, engine.ArgErrorf([]string{k}, "want a whole number >= %d, got %v", min, v)
+			}
+			if k == "loop_count" {
+				g.loops = n
+			} else {
+				g.repeatCount = n
+			}
+		case "blob_size":
+			n, ok := v.(int)
+			if !ok || n < 0 {
+				return nil, engine.ArgErrorf([]string{k}, "want a whole number >= 0, got %v", v)
+			}
+			g.blobSize = n
+		case "loop_delay", "delay", "event_delay", "startup_delay", "repeat_delay", "shutdown_after":
 			d, err := engine.ParseDuration(v)
 			if err != nil {
 				return nil, &engine.ArgError{Path: []string{k}, Err: err}
 			}
-			if k == "delay" {
-				g.delay = d
-			} else {
-				g.loopDelay = d
+			if d < 0 {
+				return nil, engine.ArgErrorf([]string{k}, "must not be negative")
 			}
+			switch k {
+			case "delay", "event_delay":
+				g.delay = d
+			case "loop_delay":
+				g.loopDelay = d
+			case "startup_delay":
+				g.startupDelay = d
+			case "repeat_delay":
+				g.repeatDelay = d
+			case "shutdown_after":
+				g.shutdown = d
+			}
+		case "randomize", "display", "timestamp":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, engine.ArgErrorf([]string{k}, "want true or false, got %v", v)
+			}
+			switch k {
+			case "randomize":
+				g.randomize = b
+			case "display":
+				g.display = b
+			case "timestamp":
+				g.timestamp = b
+			}
+		case "time_format":
+			s, ok := v.(string)
+			if !ok || (s != "local" && s != "iso8601" && s != "epoch") {
+				return nil, engine.ArgErrorf([]string{k}, "want local, iso8601 or epoch, got %v", v)
+			}
+			g.timeFormat = s
 		case "create_index":
 			s, ok := v.(string)
 			if !ok || s == "" {
@@ -94,40 +171,90 @@ func parse(args map[string]any) (*Generic, error) {
 			}
 			g.index = s
 		default:
-			return nil, engine.ArgErrorf([]string{k}, "unknown key %q (want payload, loop_count, loop_delay, delay, create_index)", k)
+			return nil, engine.ArgErrorf([]string{k}, "unknown key %q (want %s)", k, argNames)
 		}
 	}
 	return g, nil
 }
 
-// Run emits the payloads, then returns. It waits delay before every event
-// but the first, and loop_delay before every loop but the first, on the
-// source's clock.
+// Run emits the payloads, then returns, as ansible.eda.generic does: after
+// startup_delay, each payload item repeat_count times (repeat_delay
+// apart), event_delay between items, loop_delay between loops, loop_count
+// loops (-1: forever), and shutdown_after before returning. Waits are on
+// the source's clock.
 func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
+	if !engine.Sleep(ctx, g.clock, g.startupDelay) {
+		return nil
+	}
 	n := 0
+	first := true
 	for loop := 0; g.loops < 0 || loop < g.loops; loop++ {
 		if loop > 0 && !engine.Sleep(ctx, g.clock, g.loopDelay) {
 			return nil
 		}
-		for i, p := range g.payload {
-			if (loop > 0 || i > 0) && !engine.Sleep(ctx, g.clock, g.delay) {
-				return nil
-			}
-			body := deepCopy(p)
-			if g.index != "" {
-				body[g.index] = n
-			}
-			n++
-			ev := engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())
-			if _, err := engine.EmitWait(ctx, g.clock, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
-				if ctx.Err() != nil {
+		order := make([]int, len(g.payload))
+		for i := range order {
+			order[i] = i
+		}
+		if g.randomize {
+			g.rng().Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
+		for _, i := range order {
+			for r := 0; r < g.repeatCount; r++ {
+				wait := g.delay
+				if r > 0 {
+					wait = g.repeatDelay
+				}
+				if !first && !engine.Sleep(ctx, g.clock, wait) {
 					return nil
 				}
-				return err
+				first = false
+				body := deepCopy(g.payload[i])
+				if g.index != "" {
+					body[g.index] = n
+				}
+				if g.timestamp {
+					body["timestamp"] = g.stamp(g.clock.Now())
+				}
+				if g.blobSize > 0 {
+					body["blob"] = strings.Repeat("x", g.blobSize)
+				}
+				n++
+				if g.display {
+					b, _ := json.Marshal(body)
+					fmt.Fprintln(g.stdout, string(b))
+				}
+				ev := engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())
+				if _, err := engine.EmitWait(ctx, g.clock, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
 			}
 		}
 	}
+	engine.Sleep(ctx, g.clock, g.shutdown)
 	return nil
+}
+
+func (g *Generic) rng() *rand.Rand {
+	if g.rand == nil {
+		g.rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	}
+	return g.rand
+}
+
+// stamp formats the timestamp key as time_format says: local (Python's
+// str(datetime.now())), iso8601, or epoch seconds.
+func (g *Generic) stamp(t time.Time) any {
+	switch g.timeFormat {
+	case "iso8601":
+		return t.Local().Format("2006-01-02T15:04:05.000000")
+	case "epoch":
+		return t.Unix()
+	}
+	return t.Local().Format("2006-01-02 15:04:05.000000")
 }
 
 func deepCopy(m map[string]any) map[string]any {

@@ -188,3 +188,100 @@ func TestGenericStopsDuringADelay(t *testing.T) {
 		t.Fatalf("%d events, %d timers pending; want 1 and 0", len(rec.events), clock.Timers())
 	}
 }
+
+// TestGenericEDAArguments: ansible.eda.generic's timing and shaping
+// arguments, in virtual time.
+func TestGenericEDAArguments(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := engine.NewFakeClock(t0)
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: clock, Args: map[string]any{
+		"payload":       []any{map[string]any{"a": 1}, map[string]any{"a": 2}},
+		"startup_delay": 2, "event_delay": 1, "repeat_count": 2, "repeat_delay": 0.5, "shutdown_after": 3,
+		"timestamp": true, "time_format": "epoch", "blob_size": 3, "display": true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown strings.Builder
+	src.(*Generic).stdout = &shown
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := make(sourcetest.Events)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	steps := []struct {
+		wait time.Duration
+		a    int
+	}{{2 * time.Second, 1}, {500 * time.Millisecond, 1}, {time.Second, 2}, {500 * time.Millisecond, 2}}
+	for i, st := range steps {
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatalf("event %d: no timer: %v", i, err)
+		}
+		clock.Advance(st.wait - time.Nanosecond)
+		select {
+		case ev := <-out:
+			t.Fatalf("event %v came before its %s wait", ev, st.wait)
+		default:
+		}
+		clock.Advance(time.Nanosecond)
+		select {
+		case ev := <-out:
+			if ev["a"] != st.a || ev["blob"] != "xxx" || ev["timestamp"] != clock.Now().Unix() {
+				t.Fatalf("event %d = %v", i, ev)
+			}
+		case <-ctx.Done():
+			t.Fatalf("event %d never came", i)
+		}
+	}
+	// shutdown_after: the source ends 3s after the last event.
+	if err := clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3*time.Second - time.Nanosecond)
+	select {
+	case <-done:
+		t.Fatal("ended before shutdown_after")
+	default:
+	}
+	clock.Advance(time.Nanosecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(shown.String(), "\n"); n != 4 {
+		t.Errorf("display printed %d lines, want 4:\n%s", n, shown.String())
+	}
+}
+
+func TestGenericPayloadMappingAndRandomize(t *testing.T) {
+	g, err := parse(map[string]any{"payload": map[string]any{"x": 1}})
+	if err != nil || len(g.payload) != 1 || g.payload[0]["x"] != 1 {
+		t.Fatalf("one mapping payload: %v %v", g, err)
+	}
+	list := []any{}
+	for i := 0; i < 20; i++ {
+		list = append(list, map[string]any{"i": i})
+	}
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: engine.SystemClock{}, Args: map[string]any{"payload": list, "randomize": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := src.Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	seen, inOrder := map[any]bool{}, true
+	for i, ev := range rec.events {
+		seen[ev["i"]] = true
+		if ev["i"] != i {
+			inOrder = false
+		}
+	}
+	if len(seen) != 20 || inOrder {
+		t.Fatalf("randomize: %d distinct events, in order %v", len(seen), inOrder)
+	}
+	for _, bad := range []map[string]any{{"payload": []any{}, "time_format": "utc"}, {"payload": []any{}, "randomize": "yes"}, {"payload": []any{}, "repeat_count": -1}} {
+		if _, err := parse(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

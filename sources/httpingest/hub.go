@@ -197,7 +197,7 @@ func (h *Hub) Register(l Listener, paths []string, handler http.Handler) (*Regis
 	}
 	seen := map[string]bool{}
 	for _, p := range paths {
-		if !strings.HasPrefix(p, "/") {
+		if !strings.HasPrefix(p, "/") && p != AnyPath {
 			return nil, fmt.Errorf("path %q does not start with /", p)
 		}
 		if seen[p] {
@@ -399,10 +399,17 @@ func (r *tlsReloader) current() *tls.Config {
 	return r.cfg
 }
 
-// ServeHTTP routes by exact path.
+// AnyPath, as a source's path, serves every path no other source on the
+// listener serves.
+const AnyPath = "*"
+
+// ServeHTTP routes by exact path, then to the AnyPath source if any.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.rmu.RLock()
 	rt := s.routes[r.URL.Path]
+	if rt == nil {
+		rt = s.routes[AnyPath]
+	}
 	if rt != nil {
 		// Added under the read lock: Close removes the route under the write
 		// lock before it waits, so no Add can race with that Wait.

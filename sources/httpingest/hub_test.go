@@ -664,3 +664,26 @@ func TestTLSFilesReloaded(t *testing.T) {
 		t.Fatalf("broken files changed the certificate to %s", got)
 	}
 }
+
+// TestHubAnyPath: a source on AnyPath gets every path no other source on
+// the listener serves; exact paths win.
+func TestHubAnyPath(t *testing.T) {
+	h := newHub(t)
+	l := Listener{Address: "127.0.0.1:0"}
+	a, err := h.Register(l, []string{"/a"}, text("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Register(l, []string{AnyPath}, text("ANY")); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + a.Addr().String()
+	for path, want := range map[string]string{"/a": "A", "/": "ANY", "/x/y": "ANY"} {
+		if code, body := get(t, http.DefaultClient, base+path); code != 200 || body != want {
+			t.Errorf("%s: %d %q, want %q", path, code, body, want)
+		}
+	}
+	if _, err := h.Register(l, []string{AnyPath}, text("X")); err == nil {
+		t.Error("a second AnyPath source on one listener accepted")
+	}
+}

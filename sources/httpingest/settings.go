@@ -145,7 +145,8 @@ func DecodeSettings(args map[string]any, resolved bool, def Defaults) (Settings,
 		s.Listener.TLS = f
 	}
 
-	// Paths and methods.
+	// Paths and methods. AnyPath serves every path no other source on the
+	// listener serves, as ansible-rulebook's webhook does.
 	p, hasPath := d.str("path")
 	ps := d.strList("paths")
 	switch {
@@ -170,7 +171,7 @@ func DecodeSettings(args map[string]any, resolved bool, def Defaults) (Settings,
 		if !hasPath {
 			key = []string{"paths", strconv.Itoa(i)}
 		}
-		if !strings.HasPrefix(p, "/") {
+		if !strings.HasPrefix(p, "/") && p != AnyPath {
 			d.fail(key, "path %q does not start with /", p)
 		}
 		if seen[p] {
@@ -549,7 +550,7 @@ func SettingsSchema() map[string]any {
 		"host":    str("interface to listen on (default " + DefaultHost + "); with port"),
 		"port":    map[string]any{"type": "integer", "minimum": 0, "maximum": 65535, "description": "port to listen on"},
 		"address": str(`host:port to listen on, instead of host and port`),
-		"path":    str("the one path served (exact match)"),
+		"path":    str(`the one path served (exact match; "*" serves every path no other source serves)`),
 		"paths":   map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "paths served (exact match), instead of path"},
 		"methods": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "allowed HTTP methods (default POST); others get 405"},
 		"content_type": str("parse every body as this media type, whatever the sender says " +

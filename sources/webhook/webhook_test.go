@@ -622,8 +622,8 @@ func TestCheckBoundsExpressions(t *testing.T) {
 		args map[string]any
 		want string
 	}{
-		{"huge dedupe expr", map[string]any{"port": 5000, "dedupe": map[string]any{"expr": huge}}, "dedupe.expr: expression: too long: 3000010 bytes; the limit is 65536 (64 KiB)"},
-		{"deep order key", map[string]any{"port": 5000, "order": map[string]any{"key": deep, "timestamp": "payload.t"}}, "order.key: expression: brackets nest deeper than 200 levels"},
+		{"huge dedupe expr", map[string]any{"host": "127.0.0.1", "port": 5000, "dedupe": map[string]any{"expr": huge}}, "dedupe.expr: expression: too long: 3000010 bytes; the limit is 65536 (64 KiB)"},
+		{"deep order key", map[string]any{"host": "127.0.0.1", "port": 5000, "order": map[string]any{"key": deep, "timestamp": "payload.t"}}, "order.key: expression: brackets nest deeper than 200 levels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,251 @@
+package rulebooks
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/rulebooks/eda"
+)
+
+// A rulebook is read in Event-Driven Ansible's condition language when it
+// is written in it: one of its conditions uses a word only EDA has (an
+// `is` test, True, False, null) and parses as EDA, or a source is named
+// with EDA's `eda.builtin.` prefix, or a throttle has group_by_attributes.
+// Then every condition is EDA's (`a or b and c` groups left to right, `not
+// a == b` negates the comparison), and a condition EDA cannot read but
+// expr can (`&&`, expr functions) is read as expr. Otherwise conditions
+// are expr, and one expr cannot read but EDA can (a bare variable name) is
+// read as EDA. Either way the engine sees expr: eda.Translate turns an EDA
+// condition into it.
+
+// edaDialect reports whether the rulebook under root is written for EDA.
+func edaDialect(root *yaml.Node) bool {
+	found := false
+	walkRules(root, func(rs, rule *yaml.Node) {
+		if found {
+			return
+		}
+		if rule == nil {
+			if src := mapValue(rs, "sources"); src != nil && src.Kind == yaml.SequenceNode {
+				for _, s := range src.Content {
+					if s.Kind != yaml.MappingNode {
+						continue
+					}
+					for i := 0; i+1 < len(s.Content); i += 2 {
+						if strings.HasPrefix(s.Content[i].Value, "eda.builtin.") {
+							found = true
+						}
+					}
+				}
+			}
+			return
+		}
+		if th := mapValue(rule, "throttle"); th != nil && mapValue(th, "group_by_attributes") != nil {
+			found = true
+		}
+		for _, c := range conditionNodes(mapValue(rule, "condition")) {
+			if eda.Looks(c.Value) && eda.Parses(c.Value) {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// walkRules calls f(ruleset, nil) for each ruleset mapping, then f(ruleset,
+// rule) for each of its rule mappings.
+func walkRules(root *yaml.Node, f func(rs, rule *yaml.Node)) {
+	if root == nil || root.Kind != yaml.SequenceNode {
+		return
+	}
+	for _, rs := range root.Content {
+		if rs.Kind != yaml.MappingNode {
+			continue
+		}
+		f(rs, nil)
+		rules := mapValue(rs, "rules")
+		if rules == nil || rules.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, r := range rules.Content {
+			if r.Kind == yaml.MappingNode {
+				f(rs, r)
+			}
+		}
+	}
+}
+
+// conditionNodes returns the condition strings of a rule's condition: the
+// scalar itself, or the items of all/any/not_all.
+func conditionNodes(n *yaml.Node) []*yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		return []*yaml.Node{n}
+	}
+	var out []*yaml.Node
+	for _, k := range []string{"all", "any", "not_all"} {
+		if l := mapValue(n, k); l != nil && l.Kind == yaml.SequenceNode {
+			for _, c := range l.Content {
+				if c.Kind == yaml.ScalarNode {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// compileCond compiles one condition, in the rulebook's dialect first and
+// in the other when that fails, and maps errors to file positions. multi
+// says the condition is one of all/any/not_all.
+func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
+	multi := where != "condition"
+	if !l.eda {
+		c, name, offset, err := l.compileNative(src, comp)
+		if err == nil {
+			return c, name
+		}
+		if !eda.Looks(src) {
+			if eda.Parses(src) {
+				if ec, ename, eerr := l.compileEDA(n, src, comp, multi); eerr == nil {
+					return ec, ename
+				}
+			}
+			line, col := exprPos(n, err, offset)
+			l.errAt(line, col, where, err.Error())
+			return nil, name
+		}
+	}
+	c, name, err := l.compileEDA(n, src, comp, multi)
+	if err == nil {
+		return c, name
+	}
+	if !eda.Parses(src) {
+		// Not EDA's grammar: maybe expr's (&&, functions).
+		if nc, nname, _, nerr := l.compileNative(src, comp); nerr == nil {
+			return nc, nname
+		}
+	}
+	var pe *posError
+	if errors.As(err, &pe) {
+		l.errAt(pe.line, pe.col, where, pe.msg)
+	} else {
+		l.errf(n, where, "%v", err)
+	}
+	return nil, name
+}
+
+func (l *loader) compileNative(src string, comp *engine.Compiler) (*engine.Condition, string, int, error) {
+	name, cond, offset := engine.SplitAssignment(src)
+	c, err := comp.CompileCondition(cond)
+	return c, name, offset, err
+}
+
+// posError is an error at a file position.
+type posError struct {
+	line, col int
+	msg       string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+// compileEDA translates an EDA condition and compiles the translation.
+func (l *loader) compileEDA(n *yaml.Node, src string, comp *engine.Compiler, multi bool) (*engine.Condition, string, error) {
+	at := func(offset int, msg string) error {
+		line, col := exprPos(n, offsetPos(src, offset), 0)
+		return &posError{line: line, col: col, msg: msg}
+	}
+	t, err := eda.Translate(src, comp.Vars)
+	if err != nil {
+		var ee *eda.Error
+		if errors.As(err, &ee) {
+			return nil, "", at(ee.Offset, ee.Msg)
+		}
+		return nil, "", err
+	}
+	if t.Assigned != "" && t.Name == "" && multi {
+		return nil, "", at(0, "assignment "+t.Assigned+" is invalid: a match is named events.NAME or facts.NAME")
+	}
+	c, err := comp.CompileCondition(t.Expr)
+	if err == nil {
+		if l.native == nil {
+			l.native = map[*yaml.Node]string{}
+		}
+		l.native[n] = t.Native()
+	}
+	if err != nil {
+		var xe *engine.ExprError
+		if errors.As(err, &xe) && xe.Line == 1 {
+			return nil, "", at(t.SourceOffset(xe.Column), xe.Msg)
+		}
+		return nil, "", at(0, err.Error())
+	}
+	return c, t.Name, nil
+}
+
+// offsetPos turns a byte offset of src into a 1-based line and column,
+// as the expr compiler reports them.
+func offsetPos(src string, offset int) *engine.ExprError {
+	if offset > len(src) {
+		offset = len(src)
+	}
+	line := 1 + strings.Count(src[:offset], "\n")
+	col := offset - strings.LastIndex(src[:offset], "\n")
+	return &engine.ExprError{Line: line, Column: col}
+}
+
+// jinjaArgs rewrites the Jinja2 expressions of an EDA rulebook's action
+// arguments into native templates (eda.Template), in place. A string EDA's
+// translation cannot read but the native template language can stays as
+// it is; one neither reads is an error at its position.
+func (l *loader) jinjaArgs(argsNode *yaml.Node, v any, where string, path []string, comp *engine.Compiler) any {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") && !strings.Contains(x, "{%") {
+			return x
+		}
+		out, err := eda.Template(x)
+		if err == nil {
+			if l.native == nil {
+				l.native = map[*yaml.Node]string{}
+			}
+			if n := nodeAt(argsNode, path); n != nil && n.Kind == yaml.ScalarNode && n.Value == x {
+				l.native[n] = out
+			}
+			return out
+		}
+		if _, nerr := comp.CompileTemplate(x); nerr == nil {
+			return x
+		}
+		n := nodeAt(argsNode, path)
+		line, col := n.Line, n.Column
+		var ee *eda.Error
+		if errors.As(err, &ee) && n.Kind == yaml.ScalarNode && !strings.Contains(n.Value[:min(ee.Offset, len(n.Value))], "\n") {
+			col += ee.Offset
+			if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+				col++
+			}
+		}
+		w := where
+		if len(path) > 0 {
+			w += ": " + strings.Join(path, ".")
+		}
+		l.errAt(line, col, w, err.Error())
+		return x
+	case map[string]any:
+		for k, vv := range x {
+			x[k] = l.jinjaArgs(argsNode, vv, where, append(path[:len(path):len(path)], k), comp)
+		}
+	case []any:
+		for i, vv := range x {
+			x[i] = l.jinjaArgs(argsNode, vv, where, append(path[:len(path):len(path)], strconv.Itoa(i)), comp)
+		}
+	}
+	return v
+}
