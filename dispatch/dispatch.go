@@ -152,7 +152,11 @@ type Config struct {
 	// records (running, retrying, succeeded, failed): for logs, metrics or
 	// a live stream. It must not block for long.
 	OnResult func(*engine.InvocationState)
-	Log      zerolog.Logger
+	// Mode, when set, returns a rule's mode (engine.ModeAuto, ModeShadow,
+	// ModeApprove) and approval policy as the current rulebook says; it is
+	// asked at submit and by ModesChanged. Nil: every rule is auto.
+	Mode func(ruleset, rule string) (string, *engine.ApprovalPolicy)
+	Log  zerolog.Logger
 }
 
 // ActionMap adapts a map of built actions to Config.Actions.
@@ -186,6 +190,9 @@ type Dispatcher struct {
 	ready  chan struct{} // closed when Start has scheduled the unfinished work
 	active map[string]bool
 	seq    map[string][]*job
+	// parked are the approve-mode invocations waiting for a decision, by
+	// invocation id.
+	parked map[string]*parked
 
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
@@ -473,6 +480,7 @@ func (d *Dispatcher) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
 	if len(fresh) == 0 {
 		return nil
 	}
+	d.stampModes(fresh)
 	if bs, ok := d.store.(engine.BatchActionStore); ok && len(fresh) > 1 {
 		if err := bs.SubmitAll(ctx, fresh); err != nil {
 			return fmt.Errorf("dispatch: store %d firings: %w", len(fresh), err)
@@ -621,7 +629,11 @@ func (d *Dispatcher) stopping() bool {
 
 // runJob runs a firing's invocations in order.
 func (d *Dispatcher) runJob(j *job) {
+	parkedJob := false
 	defer func() {
+		if parkedJob {
+			return // park already took it out of the active set
+		}
 		d.mu.Lock()
 		delete(d.active, j.firingID)
 		d.mu.Unlock()
@@ -637,6 +649,16 @@ func (d *Dispatcher) runJob(j *job) {
 		if earlierFailed {
 			d.skip(st)
 			continue
+		}
+		if st.Invocation.Mode == engine.ModeShadow {
+			d.shadow(st)
+			continue
+		}
+		if needsApproval(st) {
+			// The job leaves the active set and comes back when
+			// decided; later invocations wait behind this one.
+			parkedJob = d.park(j, st)
+			return
 		}
 		if !d.runInvocation(st) {
 			return // stopping: the rest stays queued in the store

@@ -138,10 +138,7 @@ type InvocationState struct {
 	// NextAttempt is when a retrying invocation may run again.
 	NextAttempt time.Time `json:"next_attempt,omitempty"`
 	Updated     time.Time `json:"updated"`
-	// Mode is the rule's mode when the invocation was created; empty is
-	// auto.
-	Mode string `json:"mode,omitempty"`
-	// Approval is set on invocations of approve-mode rules.
+	// Approval is set on invocations of approve-mode rules once they wait.
 	Approval *Approval `json:"approval,omitempty"`
 }
 

@@ -76,9 +76,9 @@ const DefaultApprovalTimeout = 30 * time.Minute
 
 // ApprovalPolicy is how approve-mode invocations of a rule wait.
 type ApprovalPolicy struct {
-	Timeout time.Duration
+	Timeout time.Duration `json:"timeout"`
 	// OnTimeout is DecisionApproved or DecisionRejected.
-	OnTimeout string
+	OnTimeout string `json:"on_timeout"`
 }
 
 // ThrottleKind selects how a throttle limits firings.

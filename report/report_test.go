@@ -41,13 +41,13 @@ func TestBuild(t *testing.T) {
 	}
 	// shadow: 3 firings, 2 actions each.
 	for i := 0; i < 3; i++ {
-		sh := &engine.InvocationState{Invocation: inv("shadow", 0), Status: engine.StatusShadowed, Mode: engine.ModeShadow}
+		sh := &engine.InvocationState{Invocation: inv("shadow", 0), Status: engine.StatusShadowed}
 		entries = append(entries, entry("shadow", sh, sh))
 	}
 	// approve: approved after 1m and 3m, rejected, expired (on_timeout
 	// reject), expired (on_timeout approve, ran), pending.
 	appr := func(decision, by string, after time.Duration, expired bool, st engine.InvocationStatus) *engine.InvocationState {
-		s := &engine.InvocationState{Invocation: inv("approve", 0), Status: st, Mode: engine.ModeApprove,
+		s := &engine.InvocationState{Invocation: inv("approve", 0), Status: st,
 			Approval: &engine.Approval{Requested: t0, Decision: decision, By: by, At: t0.Add(after), Expired: expired}}
 		if st == engine.StatusSucceeded {
 			s.Attempts = []engine.Attempt{{N: 1, Start: t0.Add(after), Duration: time.Second, Status: engine.Succeeded}}
@@ -61,7 +61,7 @@ func TestBuild(t *testing.T) {
 		entry("approve", appr("rejected", "timeout", 30*time.Minute, true, engine.StatusRejected)),
 		entry("approve", appr("approved", "timeout", 30*time.Minute, true, engine.StatusSucceeded)),
 		entry("approve", &engine.InvocationState{Invocation: inv("approve", 0), Status: engine.StatusPendingApproval,
-			Mode: engine.ModeApprove, Approval: &engine.Approval{Requested: t0}}),
+			Approval: &engine.Approval{Requested: t0}}),
 	)
 	got := Build(entries)
 	if len(got) != 3 || got[0].Rule != "approve" || got[1].Rule != "auto" || got[2].Rule != "shadow" {
