@@ -35,6 +35,7 @@ Usage:
   rulebook audit [flags]              list what fired and what the actions did
   rulebook report [flags]             per rule: firings, action outcomes, latency, approvals
   rulebook backtest NEW.yml [flags]   replay recorded events through a rulebook; diff its firings
+  rulebook approve|reject ID [flags]  decide an action waiting for approval (approve mode)
   rulebook plugins list|describe NAME show installed action plugins
   rulebook describe ACTION|SOURCE     list an action's or a source's arguments
   rulebook schema                     print the JSON Schema of the rulebook format
@@ -77,6 +78,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdBacktest(rest, stdout, stderr)
 	case "report":
 		err = cmdReport(rest, stdout, stderr)
+	case "approve":
+		err = cmdDecide("approve", "approved", rest, stdout, stderr)
+	case "reject":
+		err = cmdDecide("reject", "rejected", rest, stdout, stderr)
 	case "plugins":
 		err = cmdPlugins(rest, stdout, stderr)
 	case "schema":

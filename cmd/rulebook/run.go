@@ -314,7 +314,8 @@ func (a *app) run(ctx context.Context) (result error) {
 			a.metrics.ActionResult(st)
 			a.stream.PublishResult(st)
 		},
-		Log: log.With().Str("component", "dispatch").Logger(),
+		Mode: a.ruleMode,
+		Log:  log.With().Str("component", "dispatch").Logger(),
 	})
 	if err != nil {
 		return err
@@ -549,6 +550,22 @@ func (a *app) setRulesets(rs []*engine.Ruleset) {
 	a.rbMu.Unlock()
 }
 
+// ruleMode is the dispatcher's Config.Mode: a rule's mode and approval
+// policy in the rulebook running now (auto for a rule it no longer has).
+func (a *app) ruleMode(ruleset, rule string) (string, *engine.ApprovalPolicy) {
+	for _, rs := range a.currentRulesets() {
+		if rs.Name != ruleset {
+			continue
+		}
+		for _, r := range rs.Rules {
+			if r.Name == rule {
+				return r.Mode, r.Approval
+			}
+		}
+	}
+	return engine.ModeAuto, nil
+}
+
 // currentRulesets returns the rulebook running now.
 func (a *app) currentRulesets() []*engine.Ruleset {
 	a.rbMu.Lock()
@@ -645,6 +662,9 @@ func (a *app) reload(trigger string) error {
 	}
 	a.setRulesets(rb.Rulesets)
 	a.recordRulebook()
+	// Pending approvals of rules switched to auto run, to shadow are
+	// cancelled.
+	a.disp.ModesChanged()
 	if err := a.sources.startMissing(want); err != nil {
 		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
 	}
