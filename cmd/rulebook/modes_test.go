@@ -221,4 +221,40 @@ func TestModesEndToEnd(t *testing.T) {
 	if n := strings.Count(stdout, `"decision":"approved"`); code != 0 || n != 2 || strings.Count(stdout, `"attempts":[{"n":1,`) != 2 {
 		t.Errorf("succeeded restarts %d, want 2 (n=1 and n=3, each once):\n%s", n, stdout)
 	}
+
+	// The evidence: report through the admin listener.
+	code, stdout, stderr = runCLI(t, "report", "--admin", url, "--since", "1h", "--format", "json")
+	if code != 0 {
+		t.Fatalf("report: %d %s", code, stderr)
+	}
+	var rep struct {
+		Rules []struct {
+			Rule         string
+			Firings      int
+			Actions      map[string]int
+			ApprovalRate *float64 `json:"approval_rate"`
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout)
+	}
+	got := map[string]string{}
+	for _, r := range rep.Rules {
+		rate := "-"
+		if r.ApprovalRate != nil {
+			rate = fmt.Sprintf("%.2f", *r.ApprovalRate)
+		}
+		got[r.Rule] = fmt.Sprintf("firings %d run %d shadowed %d approved %d rejected %d rate %s", r.Firings, r.Actions["run"],
+			r.Actions["shadowed"], r.Actions["approved"], r.Actions["rejected"], rate)
+	}
+	want := map[string]string{
+		"ticket":   "firings 3 run 3 shadowed 0 approved 0 rejected 0 rate -",
+		"shadowed": "firings 1 run 0 shadowed 1 approved 0 rejected 0 rate -",
+		"restart":  "firings 3 run 2 shadowed 0 approved 2 rejected 1 rate 0.67",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("report %s: %s, want %s", k, got[k], v)
+		}
+	}
 }
