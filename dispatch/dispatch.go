@@ -156,7 +156,11 @@ type Config struct {
 	// ModeApprove) and approval policy as the current rulebook says; it is
 	// asked at submit and by ModesChanged. Nil: every rule is auto.
 	Mode func(ruleset, rule string) (string, *engine.ApprovalPolicy)
-	Log  zerolog.Logger
+	// OnApprovalRequested, when set, is called once when an invocation
+	// starts waiting for approval (after its pending state is stored), to
+	// notify someone; it must not block.
+	OnApprovalRequested func(st *engine.InvocationState)
+	Log                 zerolog.Logger
 }
 
 // ActionMap adapts a map of built actions to Config.Actions.

@@ -94,6 +94,12 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 		if err := d.persist(st); err != nil {
 			return false // stopping: the next start parks it again
 		}
+		if d.cfg.OnApprovalRequested != nil {
+			cp := *st
+			a := *st.Approval
+			cp.Approval = &a
+			d.cfg.OnApprovalRequested(&cp)
+		}
 	}
 	p := &parked{job: j, st: st, cancel: make(chan struct{})}
 	d.mu.Lock()

@@ -452,15 +452,15 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	if v := f["defaults"]; v != nil {
 		defaults = l.policy(l.fields(v, "defaults", allowedKeys(DefaultsSpec{})), "defaults")
 	}
+	comp := &engine.Compiler{Clock: l.opts.Clock, Vars: vars}
 	mode := engine.ModeAuto
 	if v := f["mode"]; v != nil {
 		mode = l.mode(v)
 	}
 	var approval *engine.ApprovalPolicy
 	if v := f["approval"]; v != nil {
-		approval = l.approval(v, nil)
+		approval = l.approval(v, nil, vars, defaults)
 	}
-	comp := &engine.Compiler{Clock: l.opts.Clock, Vars: vars}
 	settings := rulesetSettings(rs, vars, defaults)
 	if v := f["sources"]; v == nil {
 		l.errf(n, "", "missing key \"sources\"")
@@ -478,7 +478,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			if r == nil {
 				continue
 			}
-			l.ruleMode(rn, r, mode, approval)
+			l.ruleMode(rn, r, mode, approval, vars, defaults)
 			r.Fingerprint = fingerprint(settings, rn)
 			if line, dup := seen[r.Name]; dup {
 				l.rule = r.Name
@@ -878,7 +878,7 @@ func (l *loader) mode(n *yaml.Node) string {
 
 // approval reads an `approval:` mapping over base (the ruleset's, or nil
 // for the defaults).
-func (l *loader) approval(n *yaml.Node, base *engine.ApprovalPolicy) *engine.ApprovalPolicy {
+func (l *loader) approval(n *yaml.Node, base *engine.ApprovalPolicy, vars map[string]any, defaults engine.Policy) *engine.ApprovalPolicy {
 	p := &engine.ApprovalPolicy{Timeout: engine.DefaultApprovalTimeout, OnTimeout: engine.DecisionRejected}
 	if base != nil {
 		*p = *base
@@ -905,12 +905,28 @@ func (l *loader) approval(n *yaml.Node, base *engine.ApprovalPolicy) *engine.App
 			}
 		}
 	}
+	if v := f["notify"]; v != nil {
+		// The notify action's templates also see vars.approval.
+		nv := make(map[string]any, len(vars)+1)
+		for k, x := range vars {
+			nv[k] = x
+		}
+		nv["approval"] = engine.ApprovalVars("", "", "", "")
+		comp := &engine.Compiler{Clock: l.opts.Clock, Vars: nv}
+		if a := l.action(v, 0, comp, defaults); a != nil {
+			if engine.IsBuiltinAction(a.Type) {
+				l.errf(v, "approval: notify", "%q is an engine action; notify runs a dispatched one (http, run_command, a plugin, ...)", a.Type)
+			} else {
+				p.Notify = a
+			}
+		}
+	}
 	return p
 }
 
 // ruleMode sets a rule's mode and approval policy from its own keys over
 // the ruleset's.
-func (l *loader) ruleMode(n *yaml.Node, r *engine.Rule, mode string, approval *engine.ApprovalPolicy) {
+func (l *loader) ruleMode(n *yaml.Node, r *engine.Rule, mode string, approval *engine.ApprovalPolicy, vars map[string]any, defaults engine.Policy) {
 	l.rule = r.Name
 	r.Mode = mode
 	if v := mapValue(n, "mode"); v != nil {
@@ -920,7 +936,7 @@ func (l *loader) ruleMode(n *yaml.Node, r *engine.Rule, mode string, approval *e
 		if r.Mode != engine.ModeApprove {
 			l.errf(v, "approval", "the rule's mode is %q; approval applies to mode approve", r.Mode)
 		}
-		approval = l.approval(v, approval)
+		approval = l.approval(v, approval, vars, defaults)
 	}
 	if r.Mode == engine.ModeApprove {
 		if approval == nil {

@@ -48,6 +48,8 @@ func TestModes(t *testing.T) {
 		{"bad on_timeout", "mode: approve\n      approval: {on_timeout: maybe}", `m.yml:6:30: ruleset "rs": rule "r": approval: on_timeout: want "reject" or "approve", got "maybe"`},
 		{"unknown approval key", "mode: approve\n      approval: {timeuot: 5m}", `unknown key "timeuot"`},
 		{"bad timeout", "mode: approve\n      approval: {timeout: -5m}", `approval: timeout`},
+		{"notify with an engine action", "mode: approve\n      approval: {notify: {debug: {msg: x}}}", `approval: notify: "debug" is an engine action`},
+		{"notify template sees vars.approval only as declared", "mode: approve\n      approval: {notify: {none2: {}}}", `unknown action "none2"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n    - name: r\n      " + tc.rule + "\n      condition: event.i == 1\n      action: {none: {}}\n"

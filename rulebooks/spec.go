@@ -70,6 +70,7 @@ type ConditionSpec struct {
 type ApprovalSpec struct {
 	Timeout   string `json:"timeout,omitempty" jsonschema:"description=How long an invocation waits for a decision (e.g. 30m).,default=30m"`
 	OnTimeout string `json:"on_timeout,omitempty" jsonschema:"enum=reject,enum=approve,default=reject,description=What an expiry decides."`
+	Notify    any    `json:"notify,omitempty" jsonschema:"description=An action run when an invocation starts waiting (e.g. an http call to a chat webhook); its templates also see vars.approval.id / approve_command / reject_command / url."`
 }
 
 // ThrottleSpec limits how often a rule fires, per group.

@@ -113,7 +113,9 @@ func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
 	if err := srv.Start(ctx); err != nil {
 		return nil, fmt.Errorf("--admin %s: %w", a.rf.adminAddr, err)
 	}
-	a.log.Info().Str("url", srv.URL()).Msg("admin listening")
+	u := srv.URL()
+	a.adminURL.Store(&u)
+	a.log.Info().Str("url", u).Msg("admin listening")
 	return srv, nil
 }
 

@@ -122,10 +122,20 @@ func TestModesEndToEnd(t *testing.T) {
       action: %s
     - name: restart
       mode: approve
-      approval: {timeout: 30m}
+      approval:
+        timeout: 30m
+        notify:
+          run_command:
+            argv:
+              - sh
+              - -c
+              - 'printf %%s "$1" > "$2"'
+              - sh
+              - "{{ vars.approval.approve_command }}"
+              - "%s/notify-{{ event.payload.n }}"
       condition: event.payload.n > 0
       action: %s
-`, port, touch("ticket"), touch("shadow"), touch("restart"))
+`, port, touch("ticket"), touch("shadow"), out, touch("restart"))
 	path := filepath.Join(dir, "rb.yml")
 	if err := os.WriteFile(path, []byte(rb), 0o644); err != nil {
 		t.Fatal(err)
@@ -164,6 +174,16 @@ func TestModesEndToEnd(t *testing.T) {
 	}
 
 	pend := pendingApprovals(t, url)
+	// The notify action ran for each, with the command that approves it.
+	for _, p := range pend {
+		n := p.Invocation.Event["payload"].(map[string]any)["n"]
+		f := fmt.Sprintf("%s/notify-%v", out, n)
+		waitUntil(t, f, func() bool { return exists(f) })
+		b, _ := os.ReadFile(f)
+		if want := "rulebook approve " + p.Invocation.ID + " --admin " + url; string(b) != want {
+			t.Errorf("notify got %q, want %q", b, want)
+		}
+	}
 	ids := map[string]string{}
 	for _, p := range pend {
 		ids[fmt.Sprint(p.Invocation.Event["payload"].(map[string]any)["n"])] = p.Invocation.ID

@@ -188,6 +188,8 @@ type app struct {
 
 	reloadMu sync.Mutex
 	draining atomic.Bool
+	// adminURL is the admin listener's URL once it listens (approval links).
+	adminURL atomic.Pointer[string]
 	shutdown chan engine.ShutdownRequest
 }
 
@@ -314,8 +316,9 @@ func (a *app) run(ctx context.Context) (result error) {
 			a.metrics.ActionResult(st)
 			a.stream.PublishResult(st)
 		},
-		Mode: a.ruleMode,
-		Log:  log.With().Str("component", "dispatch").Logger(),
+		Mode:                a.ruleMode,
+		OnApprovalRequested: a.notifyApproval,
+		Log:                 log.With().Str("component", "dispatch").Logger(),
 	})
 	if err != nil {
 		return err
@@ -730,7 +733,11 @@ func (s *actionSet) ensure(rb *rulebooks.Rulebook) error {
 	defer s.mu.Unlock()
 	for _, rs := range rb.Rulesets {
 		for _, r := range rs.Rules {
-			for _, a := range r.Actions {
+			defs := r.Actions
+			if r.Approval != nil && r.Approval.Notify != nil {
+				defs = append(append([]*engine.ActionDef(nil), defs...), r.Approval.Notify)
+			}
+			for _, a := range defs {
 				if engine.IsBuiltinAction(a.Type) || s.built[a.Type] != nil {
 					continue
 				}
