@@ -34,10 +34,7 @@ func (b *EngineBackend) Rules() []RuleInfo {
 	for _, rs := range b.Engine.Rulesets() {
 		for _, r := range rs.Rules {
 			st := stats[[2]string{rs.Name, r.Name}]
-			out = append(out, RuleInfo{
-				Ruleset: rs.Name, Rule: r.Name, Enabled: r.Enabled, Kind: r.Kind.String(),
-				Fired: st.Fired, LastFired: st.LastFired,
-			})
+			out = append(out, RuleInfoFrom(rs.Name, r, st))
 		}
 	}
 	return out

@@ -52,6 +52,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/reload", s.auth(false, http.HandlerFunc(s.reload)))
 	mux.Handle("GET /api/approvals", s.auth(false, http.HandlerFunc(s.approvals)))
 	mux.Handle("POST /api/approvals/{id...}", s.auth(false, http.HandlerFunc(s.decide)))
+	mux.Handle("POST /api/explain", s.auth(false, http.HandlerFunc(s.explain)))
 	mux.Handle("GET /api/stream", s.auth(true, http.HandlerFunc(s.streamSSE)))
 	// Go's profiler, as Prometheus and Alertmanager serve it: what an
 	// operator needs to see where a busy engine spends its time. Same token

@@ -30,6 +30,8 @@
 //	GET  /api/approvals     {"approvals":[engine.InvocationState...]}: waiting for approval
 //	POST /api/approvals/ID  {"decision":"approved"|"rejected","reason":..,"user":..};
 //	                        404 when ID does not wait; who decided is recorded
+//	POST /api/explain       {"ruleset":..(optional),"event":{..}}: what each rule
+//	                        would do with the event now (ExplainResponse); changes nothing
 //	GET  /api/stream        Server-Sent Events, see below
 //
 // Errors are JSON: {"error": "..."}.
@@ -78,6 +80,32 @@ type RuleInfo struct {
 	Kind      string    `json:"kind"`
 	Fired     int64     `json:"fired"`
 	LastFired time.Time `json:"last_fired,omitzero"`
+	// Matched counts its full matches, fired or not; Suppressed those its
+	// throttle kept from firing (Throttle names its kind); Consumed the
+	// events an earlier rule consumed that its condition meets (single
+	// and any rules of rulesets with at most engine.MaxConsumedRules of
+	// them: ConsumedCounted). See engine.RuleStats.
+	Matched         int64  `json:"matched"`
+	Suppressed      int64  `json:"suppressed"`
+	Throttle        string `json:"throttle,omitempty"`
+	Consumed        int64  `json:"consumed"`
+	ConsumedCounted bool   `json:"consumed_counted"`
+}
+
+func throttleKind(r *engine.Rule) string {
+	if r.Throttle == nil {
+		return ""
+	}
+	return [...]string{engine.OnceWithin: engine.SuppressedOnceWithin, engine.OnceAfter: engine.SuppressedOnceAfter,
+		engine.AccumulateWithin: engine.SuppressedAccumulateWithin}[r.Throttle.Kind]
+}
+
+// RuleInfoFrom is the RuleInfo of rule r of ruleset rs with counters st
+// (summed over engines when several run the same rules).
+func RuleInfoFrom(rs string, r *engine.Rule, st engine.RuleStats) RuleInfo {
+	return RuleInfo{Ruleset: rs, Rule: r.Name, Enabled: r.Enabled, Kind: r.Kind.String(),
+		Fired: st.Fired, LastFired: st.LastFired, Matched: st.Matched, Suppressed: st.Suppressed(),
+		Throttle: throttleKind(r), Consumed: st.Consumed, ConsumedCounted: st.ConsumedCounted}
 }
 
 // Backend is what the admin API reads and drives: the running engine, its

@@ -133,7 +133,7 @@ func TestEndpoints(t *testing.T) {
 		{name: "metrics disabled", noMetric: true, method: "GET", target: "/metrics", want: 404},
 		{name: "rules", method: "GET", target: "/api/rules", want: 200,
 			contains: []string{`"ruleset":"ops","rule":"restart nginx","enabled":true,"kind":"condition","fired":2,"last_fired":"2026-11-29T01:00:00Z"`,
-				`"rule":"page","enabled":false,"kind":"all","fired":0}`}},
+				`"rule":"page","enabled":false,"kind":"all","fired":0,"matched":0,"suppressed":0,"consumed":0,"consumed_counted":false}`}},
 		{name: "rules wrong method", method: "DELETE", target: "/api/rules", want: 405},
 		{name: "facts of every ruleset", method: "GET", target: "/api/facts", want: 200,
 			contains: []string{`"ops":[{"host":"web1","state":"down"}]`, `"security":[]`}},

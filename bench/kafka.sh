@@ -11,7 +11,14 @@
 # Needs kcat and wrk (test/setup.sh installs both). The broker is kfake
 # (test/kafkatest/cmd/kfake), 3 brokers, in its own process.
 #
+# Besides the wall-clock rate, (1) prints the CPU (user+sys) the rulebook
+# process spent per message between the first and the last firing, from
+# /proc: a figure a busy machine disturbs far less than the rate. The
+# broker runs on the same cores.
+#
 #   N=200000 DURATION=10s bench/kafka.sh
+#   N=200000 ONLY=consume bench/kafka.sh     # (1) only
+#   RULEBOOK=/path/to/binary bench/kafka.sh  # measure another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200000}
@@ -22,7 +29,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/rulebook" ./cmd/rulebook
+if [ -n "${RULEBOOK:-}" ]; then cp "$RULEBOOK" "$work/rulebook"; else go build -o "$work/rulebook" ./cmd/rulebook; fi
 go build -o "$work/kfake" ./test/kafkatest/cmd/kfake
 
 "$work/kfake" --brokers 3 --partitions 6 --topics events,bus --addr-file "$work/addrs" >"$work/kfake.log" 2>&1 &
@@ -48,17 +55,26 @@ cat >"$work/consume.yml" <<YAML
       action: {none: {}}
 YAML
 "$work/rulebook" run "$work/consume.yml" --data-dir "$work/c" --admin 127.0.0.1:18301 --log-level warn >"$work/c.out" 2>"$work/c.err" &
-pids+=($!)
+cpid=$!
+pids+=($cpid)
+cputicks() { awk '{print $14 + $15}' "/proc/$cpid/stat"; }
 wait_ready 127.0.0.1:18301
 start=""
 while :; do
   n=$(metric 127.0.0.1:18301 rulebook_rule_firings_total)
   now=$(date +%s.%N)
-  [ -z "$start" ] && [ "$n" -gt 0 ] && { start=$now; first=$n; }
+  [ -z "$start" ] && [ "$n" -gt 0 ] && { start=$now; first=$n; cpu0=$(cputicks); }
   [ "$n" -ge "$N" ] && break
   sleep 0.05
 done
+cpu1=$(cputicks)
 consume=$(awk -v n="$N" -v f="$first" -v a="$start" -v b="$now" 'BEGIN {printf "%.0f", (n-f)/(b-a)}')
+cpu_per=$(awk -v n="$N" -v f="$first" -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b-a)/hz*1e6/(n-f)}')
+if [ "${ONLY:-}" = consume ]; then
+  echo "kafka benchmark ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+  printf "consume through a matching rule (embedded journal): %s messages/s, %s µs CPU per message (%s messages)\n" "$consume" "$cpu_per" "$N"
+  exit 0
+fi
 
 # (2) webhook on the bus
 cat >"$work/bus.yml" <<YAML
@@ -82,5 +98,5 @@ bus_p99=$(awk '$1=="99%" {print $2}' "$work/wrk.txt")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt"); non2xx=${non2xx:-0}
 
 echo "kafka benchmark ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
-printf "consume through a matching rule (embedded journal): %s messages/s (%s messages)\n" "$consume" "$N"
+printf "consume through a matching rule (embedded journal): %s messages/s, %s µs CPU per message (%s messages)\n" "$consume" "$cpu_per" "$N"
 printf "webhook on the bus (acks=all, consumed by the same process): %s requests/s, p99 %s, non-2xx %s (wrk -t2 -c%s -d%s)\n" "$bus_rps" "$bus_p99" "$non2xx" "$CONNS" "$DURATION"

@@ -15,25 +15,23 @@ import (
 
 // runInvocation drives one invocation to a final state. It returns false
 // when the dispatcher is stopping and the invocation stays unfinished.
-func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
+// held, when not nil, releases the lock and slots the caller already took
+// for the first attempt.
+func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool {
 	inv := st.Invocation
 	log := d.invLog(inv)
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
 
 	if st.Status == engine.StatusRunning {
 		// Recorded as running but no attempt of ours runs it: the process
-		// that ran it died.
-		n := len(st.Attempts) + 1
-		st.Attempts = append(st.Attempts, engine.Attempt{
-			N: n, Start: st.Updated, Status: engine.Retryable, Error: ErrTextInterrupted,
-			Details: map[string]any{detailInterrupted: "restart"},
-		})
-		log.Warn().Int("attempt", n).Msg("attempt interrupted by restart")
-		d.afterFailure(st, engine.Result{Status: engine.Retryable, Error: ErrTextInterrupted}, log)
-		if err := d.persist(st); err != nil {
-			return false
-		}
-		if st.Status.Final() {
-			return true
+		// that ran it died. What it started may still run.
+		cont, done := d.reattach(st, log)
+		if !cont || done {
+			return cont
 		}
 	}
 
@@ -46,6 +44,10 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 					return false
 				}
 			}
+		}
+		if held != nil && st.Status != engine.StatusQueued {
+			held()
+			held = nil
 		}
 		if d.stopping() {
 			return false
@@ -61,18 +63,19 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 			return d.persist(st) == nil
 		}
 		// Secrets are resolved per attempt into a copy only the action sees.
-		run := *inv
-		resolved, secrets, err := inv.ResolveArgs()
+		run, err := resolved(inv)
 		if err != nil {
 			d.failWithoutRun(st, "args: "+err.Error())
 			return d.persist(st) == nil
 		}
-		run.Args = resolved
-		run.Secrets = secrets
 
-		release, ok := d.acquire(inv)
-		if !ok {
-			return false
+		release := held
+		held = nil
+		if release == nil {
+			var ok bool
+			if release, ok = d.acquire(inv.Action, inv.Policy.Lock); !ok {
+				return false
+			}
 		}
 		st.Status = engine.StatusRunning
 		if err := d.persist(st); err != nil {
@@ -81,81 +84,210 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState) bool {
 		}
 		start := d.clock.Now()
 		log.Debug().Int("attempt", n).Msg("attempt started")
-		res := d.callAction(action, &run)
+		res := d.callAction(action, run)
 		release()
-		dur := d.clock.Now().Sub(start)
-		shutdown := d.runCtx.Err() != nil && res.Status != engine.Succeeded
+		cont, done := d.record(st, run, res, n, start, log)
+		if !cont || done {
+			return cont
+		}
+	}
+}
 
-		att := engine.Attempt{
-			N:          n,
-			Start:      start,
-			Duration:   dur,
-			Status:     res.Status,
-			Error:      d.clip(run.Redact(res.Error)),
-			Output:     d.clip(run.Redact(res.Output)),
-			ExitCode:   res.ExitCode,
-			HTTPStatus: res.HTTPStatus,
-		}
-		if res.Details != nil {
-			att.Details, _ = run.RedactValue(res.Details).(map[string]any)
-		}
-		switch {
-		case res.Status == engine.Succeeded:
-			st.Status = engine.StatusSucceeded
-			st.NextAttempt = time.Time{}
-		case shutdown:
-			att.Status = engine.Retryable
-			if att.Error == "" {
-				att.Error = ErrTextShutdown
-			} else {
-				att.Error = ErrTextShutdown + ": " + att.Error
+// resolved returns a copy of inv with its secret references resolved,
+// which only the action sees.
+func resolved(inv *engine.Invocation) (*engine.Invocation, error) {
+	run := *inv
+	args, secrets, err := inv.ResolveArgs()
+	if err != nil {
+		return nil, err
+	}
+	run.Args = args
+	run.Secrets = secrets
+	return &run, nil
+}
+
+// reattach deals with an invocation recorded as running when the
+// dispatcher started: the process that ran it died. An action that can
+// outlive the engine (engine.Reattacher) is asked first, with the
+// invocation's lock key held, so that nothing of the interrupted attempt
+// runs when the invocation runs again, and so that its result, when
+// known, stands for the attempt. Otherwise the attempt is recorded as
+// interrupted by restart. cont false: stopping; done: final.
+func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (cont, done bool) {
+	inv := st.Invocation
+	n := len(st.Attempts) + 1
+	held := d.takeHeld(inv.ID)
+	heldLock := held.lock
+	if action, ok := d.cfg.Actions(inv.Action); ok {
+		if ra, ok := action.(engine.Reattacher); ok {
+			if run, err := resolved(inv); err == nil {
+				if heldLock == "" && inv.Policy.Lock != "" {
+					if !d.locks.acquire(inv.Policy.Lock, d.quit) {
+						if held.slots != nil {
+							held.slots()
+						}
+						return false, false
+					}
+					heldLock = inv.Policy.Lock
+				}
+				// The orphan is an attempt running: it takes its slots.
+				releaseSlots := held.slots
+				held.slots = nil
+				if releaseSlots == nil {
+					var ok bool
+					if releaseSlots, ok = d.acquire(inv.Action, ""); !ok {
+						if heldLock != "" {
+							d.locks.release(heldLock)
+						}
+						return false, false
+					}
+				}
+				timeout := inv.Policy.Timeout
+				if timeout <= 0 {
+					timeout = d.cfg.DefaultTimeout
+				}
+				left := st.Updated.Add(timeout).Sub(d.clock.Now())
+				ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
+				res, known := ra.Reattach(ctx, run)
+				releaseSlots()
+				if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
+					res.Error = fmt.Sprintf("timed out after %s", timeout)
+				}
+				cancel()
+				if known {
+					if res.Details == nil {
+						res.Details = map[string]any{}
+					}
+					res.Details["reattached"] = true
+					start := st.Updated
+					if !d.clock.Now().After(start) {
+						start = d.clock.Now()
+					}
+					cont, done := d.record(st, run, res, n, start, log)
+					if heldLock != "" {
+						d.locks.release(heldLock)
+					}
+					return cont, done
+				}
 			}
-			if att.Details == nil {
-				att.Details = map[string]any{}
-			}
-			att.Details[detailInterrupted] = "shutdown"
-			st.Status = engine.StatusRetrying
-			st.NextAttempt = d.clock.Now()
 		}
-		st.Attempts = append(st.Attempts, att)
-		if !st.Status.Final() && !shutdown {
-			d.afterFailure(st, res, log)
+	}
+	if held.slots != nil {
+		held.slots()
+	}
+	if heldLock != "" {
+		d.locks.release(heldLock)
+	}
+	st.Attempts = append(st.Attempts, engine.Attempt{
+		N: n, Start: st.Updated, Status: engine.Retryable, Error: ErrTextInterrupted,
+		Details: map[string]any{detailInterrupted: "restart"},
+	})
+	log.Warn().Int("attempt", n).Msg("attempt interrupted by restart")
+	d.afterFailure(st, engine.Result{Status: engine.Retryable, Error: ErrTextInterrupted}, log)
+	if err := d.persist(st); err != nil {
+		return false, false
+	}
+	return true, st.Status.Final()
+}
+
+// record records the result of attempt n, which started at start, and
+// feeds a success's facts and events back. cont false: stopping (the
+// invocation stays unfinished); done: it is final.
+func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, res engine.Result, n int, start time.Time, log zerolog.Logger) (cont, done bool) {
+	dur := d.clock.Now().Sub(start)
+	shutdown := d.runCtx.Err() != nil && res.Status != engine.Succeeded
+	if !shutdown && res.Status != engine.Succeeded && res.Signal != "" {
+		// The action's process was killed by a signal it did not send:
+		// when the engine begins to shut down at the same moment, the
+		// signal was sent to the whole service (a cgroup or process group
+		// kill), and the attempt is the shutdown's, not a failure.
+		shutdown = d.shutdownFollows()
+	}
+	att := engine.Attempt{
+		N:          n,
+		Start:      start,
+		Duration:   dur,
+		Status:     res.Status,
+		Error:      d.clip(run.Redact(res.Error)),
+		Output:     d.clip(run.Redact(res.Output)),
+		ExitCode:   res.ExitCode,
+		HTTPStatus: res.HTTPStatus,
+	}
+	if res.Details != nil {
+		att.Details, _ = run.RedactValue(res.Details).(map[string]any)
+	}
+	switch {
+	case res.Status == engine.Succeeded:
+		st.Status = engine.StatusSucceeded
+		st.NextAttempt = time.Time{}
+	case shutdown:
+		att.Status = engine.Retryable
+		if att.Error == "" {
+			att.Error = ErrTextShutdown
+		} else {
+			att.Error = ErrTextShutdown + ": " + att.Error
 		}
-		if st.Status == engine.StatusSucceeded && d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
-			// Before the success is recorded: whoever waits for the
-			// invocation to finish then finds its feedback journaled, and a
-			// crash in between repeats the attempt (the feedback's dedupe
-			// key is the invocation's) instead of losing the feedback.
-			to := inv
-			if res.FeedbackRuleset != "" && res.FeedbackRuleset != inv.Ruleset {
-				c := *inv
-				c.Ruleset = res.FeedbackRuleset
-				to = &c
-			}
-			d.cfg.Feedback(to, res.Facts, res.Events)
+		if att.Details == nil {
+			att.Details = map[string]any{}
 		}
-		if err := d.persist(st); err != nil {
-			return false
+		att.Details[detailInterrupted] = "shutdown"
+		st.Status = engine.StatusRetrying
+		st.NextAttempt = d.clock.Now()
+	}
+	st.Attempts = append(st.Attempts, att)
+	if !st.Status.Final() && !shutdown {
+		d.afterFailure(st, res, log)
+	}
+	if st.Status == engine.StatusSucceeded && d.cfg.Feedback != nil && (len(res.Facts) > 0 || len(res.Events) > 0) {
+		// Before the success is recorded: whoever waits for the
+		// invocation to finish then finds its feedback journaled, and a
+		// crash in between repeats the attempt (the feedback's dedupe key
+		// is the invocation's) instead of losing the feedback.
+		to := st.Invocation
+		if res.FeedbackRuleset != "" && res.FeedbackRuleset != to.Ruleset {
+			c := *to
+			c.Ruleset = res.FeedbackRuleset
+			to = &c
 		}
-		ev := log.Info()
-		if st.Status == engine.StatusFailed {
-			ev = log.Error()
-		} else if st.Status == engine.StatusRetrying {
-			ev = log.Warn().Time("next_attempt", st.NextAttempt)
-		}
-		if att.Error != "" {
-			ev = ev.Str("error", att.Error)
-		}
-		ev.Int("attempt", n).Int64("duration_ms", dur.Milliseconds()).Str("status", string(st.Status)).Msg("attempt finished")
-		if shutdown {
-			return false
-		}
-		if st.Status == engine.StatusSucceeded {
-			return true
-		}
-		if st.Status == engine.StatusFailed {
-			return true
-		}
+		d.cfg.Feedback(to, res.Facts, res.Events)
+	}
+	if err := d.persist(st); err != nil {
+		return false, false
+	}
+	ev := log.Info()
+	if st.Status == engine.StatusFailed {
+		ev = log.Error()
+	} else if st.Status == engine.StatusRetrying {
+		ev = log.Warn().Time("next_attempt", st.NextAttempt)
+	}
+	if att.Error != "" {
+		ev = ev.Str("error", att.Error)
+	}
+	ev.Int("attempt", n).Int64("duration_ms", dur.Milliseconds()).Str("status", string(st.Status)).Msg("attempt finished")
+	if shutdown {
+		return false, false
+	}
+	return true, st.Status.Final()
+}
+
+// SignalGrace is how long after an action's process was killed by a
+// signal the dispatcher waits for the engine's shutdown to begin (see
+// BeginShutdown) before it takes the attempt as failed.
+const SignalGrace = 2 * time.Second
+
+// shutdownFollows reports whether a shutdown began or begins within
+// SignalGrace.
+func (d *Dispatcher) shutdownFollows() bool {
+	select {
+	case <-d.shutdownBegun:
+		return true
+	default:
+	}
+	select {
+	case <-d.shutdownBegun:
+		return true
+	case <-d.clock.After(SignalGrace):
+		return false
 	}
 }
 
@@ -319,20 +451,20 @@ func (d *Dispatcher) persist(st *engine.InvocationState) error {
 
 // acquire takes the invocation's lock key, its action slot and a global
 // slot, in this order, or gives up when the dispatcher stops.
-func (d *Dispatcher) acquire(inv *engine.Invocation) (release func(), ok bool) {
+func (d *Dispatcher) acquire(action, lock string) (release func(), ok bool) {
 	var undo []func()
 	releaseAll := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
 	}
-	if key := inv.Policy.Lock; key != "" {
+	if key := lock; key != "" {
 		if !d.locks.acquire(key, d.quit) {
 			return nil, false
 		}
 		undo = append(undo, func() { d.locks.release(key) })
 	}
-	if sem := d.perAction[inv.Action]; sem != nil {
+	if sem := d.perAction[action]; sem != nil {
 		select {
 		case sem <- struct{}{}:
 			undo = append(undo, func() { <-sem })
@@ -430,6 +562,27 @@ func (l *keyLocks) acquire(key string, quit <-chan struct{}) bool {
 		l.mu.Lock()
 		l.unref(key, k)
 		l.mu.Unlock()
+		return false
+	}
+}
+
+// tryAcquire takes key if it is free.
+func (l *keyLocks) tryAcquire(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := l.m[key]
+	if k == nil {
+		k = &keyLock{ch: make(chan struct{}, 1)}
+		l.m[key] = k
+	}
+	select {
+	case k.ch <- struct{}{}:
+		k.refs++
+		return true
+	default:
+		if k.refs == 0 {
+			delete(l.m, key)
+		}
 		return false
 	}
 }

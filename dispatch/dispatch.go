@@ -38,9 +38,13 @@
 // Before an attempt starts the invocation is recorded as running; when it
 // ends, the attempt is appended and the status becomes retrying (with
 // NextAttempt), succeeded or failed. Start resumes what the store reports as
-// unfinished. An invocation found running was interrupted by a crash: the
-// interrupted attempt is recorded as Retryable ("interrupted by restart") and
-// runs again: the crash was the engine's, so the first three such attempts
+// unfinished. An invocation found running was interrupted by a crash. Start
+// takes its lock key before anything else can; when its action is an
+// engine.Reattacher (it runs a program that may outlive the engine), the
+// action first waits for what the crashed process left running, and a
+// result it knows stands for the attempt, which does not run again.
+// Otherwise the interrupted attempt is recorded as Retryable ("interrupted
+// by restart") and runs again: the crash was the engine's, so the first three such attempts
 // of an invocation do not use up its retries (an action that takes the
 // process down every time counts from the fourth on). Actions are therefore
 // run at least once; the invocation id lets them be idempotent.
@@ -50,7 +54,15 @@
 // context's deadline, then they are cancelled. A cancelled attempt is
 // recorded with the error "cancelled by shutdown", the invocation stays
 // retrying and runs again on the next start; such attempts do not count
-// against the retries.
+// against the retries. So is an attempt whose process was killed by a
+// signal (engine.Result.Signal) when a shutdown begins (BeginShutdown)
+// within SignalGrace: the signal was sent to the whole service.
+//
+// # Memory
+//
+// With a store that implements InvocationReader, a queued invocation is
+// held in memory as its ID, action type and lock key only; it takes its
+// lock and slots first and is read back from the store when it can run.
 //
 // # Secrets
 //
@@ -163,6 +175,12 @@ type Config struct {
 	Log                 zerolog.Logger
 }
 
+// maxWaitingRunners is how many firings beyond MaxConcurrency may wait for
+// a lock or a slot in goroutines of their own; later ones wait in a queue
+// in submit order. A runner waiting for a busy lock key holds up the queue
+// behind it only once this many wait at once.
+const maxWaitingRunners = 1024
+
 // ActionMap adapts a map of built actions to Config.Actions.
 func ActionMap(m map[string]engine.Action) func(string) (engine.Action, bool) {
 	return func(typ string) (engine.Action, bool) {
@@ -194,9 +212,23 @@ type Dispatcher struct {
 	ready  chan struct{} // closed when Start has scheduled the unfinished work
 	active map[string]bool
 	seq    map[string][]*job
-	// parked are the approve-mode invocations waiting for a decision, by
-	// invocation id.
-	parked map[string]*parked
+	// awaiting are the approve-mode invocations waiting for a decision,
+	// by invocation id.
+	awaiting map[string]*awaitingApproval
+	// jobRunners counts the goroutines running firings that are not
+	// sequential; beyond maxRunners, further firings wait in parked (a
+	// few hundred bytes each, against a goroutine's stack) until one of
+	// them is free.
+	jobRunners int
+	maxRunners int
+	parked     []*job
+
+	// held are the lock keys and slots taken by Start for the invocations
+	// found running, by invocation ID, until reattach has dealt with them.
+	held map[string]heldFor
+
+	shutdownBegun chan struct{} // closed by BeginShutdown or Stop
+	shutdownOnce  sync.Once
 
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
@@ -258,19 +290,22 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
-		cfg:       cfg,
-		store:     cfg.Store,
-		clock:     cfg.Clock,
-		log:       cfg.Log.With().Str("component", "dispatch").Logger(),
-		global:    make(chan struct{}, cfg.MaxConcurrency),
-		perAction: per,
-		locks:     &keyLocks{m: map[string]*keyLock{}},
-		ready:     make(chan struct{}),
-		active:    map[string]bool{},
-		seq:       map[string][]*job{},
-		quit:      make(chan struct{}),
-		runCtx:    runCtx,
-		cancelRun: cancel,
+		cfg:           cfg,
+		store:         cfg.Store,
+		clock:         cfg.Clock,
+		log:           cfg.Log.With().Str("component", "dispatch").Logger(),
+		global:        make(chan struct{}, cfg.MaxConcurrency),
+		perAction:     per,
+		locks:         &keyLocks{m: map[string]*keyLock{}},
+		ready:         make(chan struct{}),
+		active:        map[string]bool{},
+		seq:           map[string][]*job{},
+		held:          map[string]heldFor{},
+		maxRunners:    cfg.MaxConcurrency + maxWaitingRunners,
+		shutdownBegun: make(chan struct{}),
+		quit:          make(chan struct{}),
+		runCtx:        runCtx,
+		cancelRun:     cancel,
 	}, nil
 }
 
@@ -280,28 +315,95 @@ type job struct {
 	firingID   string
 	ruleset    string
 	sequential bool
-	states     []*engine.InvocationState
+	items      []jobItem
 }
 
-func newJob(firingID string, states []*engine.InvocationState) *job {
+// jobItem is one invocation of a job. With a store that reads invocations
+// back (InvocationReader) only its ID and status are held while it waits:
+// its state (arguments, events) is read from the store when it runs, so a
+// long queue costs memory by the invocation, not by the event.
+type jobItem struct {
+	id     string
+	status engine.InvocationStatus
+	action string                  // what a queued one waits for: its action's slot
+	lock   string                  // and its lock key
+	mode   string                  // the invocation's mode (engine.ModeShadow, ModeApprove; "" auto)
+	st     *engine.InvocationState // nil while the store holds it
+}
+
+// InvocationReader is an optional interface of an engine.ActionStore: it
+// reads one invocation's recorded state by ID, or returns nil, nil when it
+// is not stored. With it the dispatcher keeps queued invocations on disk.
+type InvocationReader interface {
+	Invocation(ctx context.Context, id string) (*engine.InvocationState, error)
+}
+
+// HeadLister is an optional interface of an engine.ActionStore that is
+// also an InvocationReader: UnfinishedHeads is Unfinished with only what
+// scheduling needs of each invocation (IDs, index, action, ruleset, rule,
+// policy, sequential, status), not its arguments, events and attempts,
+// so that a restart with a long queue does not read it all into memory.
+type HeadLister interface {
+	UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error)
+}
+
+// light reports whether queued invocations wait in the store (see
+// InvocationReader).
+func (d *Dispatcher) light() bool {
+	_, ok := d.store.(InvocationReader)
+	return ok
+}
+
+func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState) *job {
 	sort.SliceStable(states, func(i, j int) bool { return states[i].Invocation.Index < states[j].Invocation.Index })
-	j := &job{firingID: firingID, states: states}
-	for _, st := range states {
+	light := d.light()
+	j := &job{firingID: firingID, items: make([]jobItem, len(states))}
+	for i, st := range states {
 		j.ruleset = st.Invocation.Ruleset
 		if st.Invocation.Sequential {
 			j.sequential = true
+		}
+		j.items[i] = jobItem{id: st.Invocation.ID, status: st.Status, action: st.Invocation.Action, lock: st.Invocation.Policy.Lock, mode: st.Invocation.Mode}
+		if !light {
+			j.items[i].st = st
 		}
 	}
 	return j
 }
 
 func (j *job) unfinished() bool {
-	for _, st := range j.states {
-		if !st.Status.Final() {
+	for _, it := range j.items {
+		if !it.status.Final() {
 			return true
 		}
 	}
 	return false
+}
+
+// load reads an invocation's state back from the store, retrying with
+// backoff while the dispatcher runs; nil when stopping or when the store
+// does not hold it (logged).
+func (d *Dispatcher) load(id string) *engine.InvocationState {
+	r := d.store.(InvocationReader)
+	wait := 100 * time.Millisecond
+	for {
+		st, err := r.Invocation(context.Background(), id)
+		if err == nil {
+			if st == nil || st.Invocation == nil {
+				d.log.Error().Str("invocation_id", id).Msg("queued invocation not found in the store; skipped")
+			}
+			return st
+		}
+		d.log.Error().Err(err).Str("invocation_id", id).Msg("cannot read queued invocation")
+		select {
+		case <-d.quit:
+			return nil
+		case <-d.clock.After(wait):
+		}
+		if wait *= 2; wait > 30*time.Second {
+			wait = 30 * time.Second
+		}
+	}
 }
 
 // Start resumes every unfinished invocation of the store and starts
@@ -316,7 +418,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.state = stateStarting
 	d.mu.Unlock()
 
-	unfinished, err := d.store.Unfinished(ctx)
+	var unfinished []*engine.InvocationState
+	var err error
+	if hl, ok := d.store.(HeadLister); ok && d.light() {
+		unfinished, err = hl.UnfinishedHeads(ctx)
+	} else {
+		unfinished, err = d.store.Unfinished(ctx)
+	}
 	if err != nil {
 		d.mu.Lock()
 		d.state = stateNew
@@ -349,7 +457,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		// of the same firing say whether an earlier action failed. Index 0
 		// has no earlier one.
 		if first.Index == 0 {
-			jobs = append(jobs, newJob(id, states))
+			jobs = append(jobs, d.newJob(id, states))
 			continue
 		}
 		if e, err := d.storedFiring(ctx, id, first.Ruleset, first.Rule, engine.EventID(first.Event), first.Created); err != nil {
@@ -357,7 +465,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		} else if e != nil {
 			states = mergeStates(e.Invocations, states)
 		}
-		jobs = append(jobs, newJob(id, states))
+		jobs = append(jobs, d.newJob(id, states))
 	}
 
 	d.mu.Lock()
@@ -366,6 +474,23 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return ErrStopped
 	}
 	d.state = stateStarted
+	// An invocation found running may have left a process behind that
+	// runs on: its lock key and slots are taken now, before any other
+	// invocation can take them, and held until reattach has made sure that
+	// process is gone.
+	for _, st := range unfinished {
+		if st == nil || st.Invocation == nil || st.Status != engine.StatusRunning {
+			continue
+		}
+		var h heldFor
+		if key := st.Invocation.Policy.Lock; key != "" && d.locks.tryAcquire(key) {
+			h.lock = key
+		}
+		h.slots = d.tryAcquireSlots(st.Invocation.Action)
+		if h.lock != "" || h.slots != nil {
+			d.held[st.Invocation.ID] = h
+		}
+	}
 	for _, j := range jobs {
 		d.scheduleLocked(j)
 	}
@@ -544,7 +669,7 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 			states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: f.Time})
 		}
 	}
-	j := newJob(f.ID, states)
+	j := d.newJob(f.ID, states)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
@@ -588,11 +713,11 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 	}
 	d.active[j.firingID] = true
 	if !j.sequential {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.runJob(j)
-		}()
+		if d.jobRunners >= d.maxRunners {
+			d.parked = append(d.parked, j)
+			return
+		}
+		d.startRunnerLocked(j)
 		return
 	}
 	q, running := d.seq[j.ruleset]
@@ -601,6 +726,29 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 		d.wg.Add(1)
 		go d.sequentialWorker(j.ruleset)
 	}
+}
+
+// startRunnerLocked runs j in a goroutine of its own which, when done,
+// takes the next parked job, if any. d.mu is held.
+func (d *Dispatcher) startRunnerLocked(j *job) {
+	d.jobRunners++
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for j != nil {
+			d.runJob(j)
+			d.mu.Lock()
+			j = nil
+			if len(d.parked) > 0 && d.state == stateStarted {
+				j = d.parked[0]
+				d.parked[0] = nil
+				d.parked = d.parked[1:]
+			} else {
+				d.jobRunners--
+			}
+			d.mu.Unlock()
+		}
+	}()
 }
 
 // sequentialWorker runs a sequential ruleset's firings one after the other;
@@ -643,30 +791,75 @@ func (d *Dispatcher) runJob(j *job) {
 		d.mu.Unlock()
 	}()
 	earlierFailed := false
-	for _, st := range j.states {
-		if st.Status.Final() {
-			if st.Status == engine.StatusFailed {
+	for i := range j.items {
+		it := &j.items[i]
+		if it.status.Final() {
+			if it.status == engine.StatusFailed {
 				earlierFailed = true
 			}
 			continue
 		}
+		st := it.st
+		var held func()
+		if st == nil {
+			if it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
+				// A queued invocation waits for its lock and slots
+				// holding only its ID; its state is read once it can run.
+				// One of a shadow or approve rule takes them only when it
+				// runs (runInvocation), after its approval.
+				release, ok := d.acquire(it.action, it.lock)
+				if !ok {
+					return
+				}
+				held = release
+			}
+			if st = d.load(it.id); st == nil {
+				if held != nil {
+					held()
+				}
+				if d.stopping() {
+					return
+				}
+				continue
+			}
+		}
+		it.st = nil // the store holds it from here
+		if held != nil && st.Status != engine.StatusQueued {
+			held()
+			held = nil
+		}
+		if st.Status.Final() {
+			it.status = st.Status
+			earlierFailed = earlierFailed || st.Status == engine.StatusFailed
+			continue
+		}
 		if earlierFailed {
+			if held != nil {
+				held()
+			}
 			d.skip(st)
+			it.status = st.Status
 			continue
 		}
 		if st.Invocation.Mode == engine.ModeShadow {
 			d.shadow(st)
+			it.status = st.Status
 			continue
 		}
 		if needsApproval(st) {
 			// The job leaves the active set and comes back when
-			// decided; later invocations wait behind this one.
+			// decided; later invocations wait behind this one. Its
+			// lock and slots were not taken (jobItem.mode).
+			if !d.light() {
+				it.st = st
+			}
 			parkedJob = d.park(j, st)
 			return
 		}
-		if !d.runInvocation(st) {
+		if !d.runInvocation(st, held) {
 			return // stopping: the rest stays queued in the store
 		}
+		it.status = st.Status
 		if st.Status == engine.StatusFailed {
 			earlierFailed = true
 		}
@@ -679,6 +872,7 @@ func (d *Dispatcher) runJob(j *job) {
 // may be called more than once. It returns an error when attempts had to be
 // cancelled.
 func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.BeginShutdown()
 	d.stopOnce.Do(func() {
 		d.mu.Lock()
 		d.state = stateStopped
@@ -700,6 +894,60 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.cancelRun()
 	<-done
 	return fmt.Errorf("dispatch: stop: running actions cancelled: %w", ctx.Err())
+}
+
+// BeginShutdown tells the dispatcher that the process is shutting down,
+// as soon as it is decided (a signal arrived), which may be well before
+// Stop. An attempt whose process was killed by a signal around then (the
+// signal was sent to the whole service: systemd's KillMode=control-group,
+// `tini -g`, a container runtime) is recorded as cancelled by shutdown and
+// runs again on the next start, instead of failing. It may be called more
+// than once.
+func (d *Dispatcher) BeginShutdown() {
+	d.shutdownOnce.Do(func() { close(d.shutdownBegun) })
+}
+
+// heldFor is what Start took for an invocation found running: its lock
+// key ("" if none) and a release of its slots (nil if none).
+type heldFor struct {
+	lock  string
+	slots func()
+}
+
+// takeHeld returns, and forgets, what Start took for the invocation id.
+func (d *Dispatcher) takeHeld(id string) heldFor {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.held[id]
+	delete(d.held, id)
+	return h
+}
+
+// tryAcquireSlots takes a slot of action and a global slot if both are
+// free, and returns their release; nil otherwise.
+func (d *Dispatcher) tryAcquireSlots(action string) func() {
+	sem := d.perAction[action]
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+		default:
+			return nil
+		}
+	}
+	select {
+	case d.global <- struct{}{}:
+	default:
+		if sem != nil {
+			<-sem
+		}
+		return nil
+	}
+	return func() {
+		<-d.global
+		if sem != nil {
+			<-sem
+		}
+	}
 }
 
 // Stats is a snapshot of the dispatcher's load.

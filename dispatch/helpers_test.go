@@ -424,13 +424,44 @@ func (s *readerStore) Firing(ctx context.Context, id string) (*engine.AuditEntry
 	return e, nil
 }
 
-// storeKinds runs a test against a store with and without FiringReader.
+// invStore is a readerStore that also implements InvocationReader: the
+// dispatcher keeps queued invocations in it, not in memory.
+type invStore struct {
+	*readerStore
+	invReads atomic.Int64
+}
+
+var (
+	_ InvocationReader = (*invStore)(nil)
+	_ HeadLister       = (*invStore)(nil)
+)
+
+// UnfinishedHeads returns the unfinished states without arguments,
+// events and attempts, as the journal does.
+func (s *invStore) UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error) {
+	all, err := s.Unfinished(ctx)
+	for _, st := range all {
+		inv := *st.Invocation
+		inv.Args, inv.Event, inv.Events = nil, nil, nil
+		st.Invocation, st.Attempts = &inv, nil
+	}
+	return all, err
+}
+
+func (s *invStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
+	s.invReads.Add(1)
+	return s.state(id), nil
+}
+
+// storeKinds runs a test against a store with and without FiringReader
+// and InvocationReader.
 var storeKinds = []struct {
 	name string
 	wrap func(*memStore) engine.ActionStore
 }{
 	{"query", func(s *memStore) engine.ActionStore { return s }},
 	{"firing reader", func(s *memStore) engine.ActionStore { return &readerStore{memStore: s} }},
+	{"invocation reader", func(s *memStore) engine.ActionStore { return &invStore{readerStore: &readerStore{memStore: s}} }},
 }
 
 // start builds and starts a dispatcher over store with the fake clock and

@@ -30,8 +30,8 @@ var (
 	ErrDecision   = errors.New("decision must be approved or rejected")
 )
 
-// parked is an approve-mode invocation waiting for its decision.
-type parked struct {
+// awaitingApproval is an approve-mode invocation waiting for its decision.
+type awaitingApproval struct {
 	job    *job
 	st     *engine.InvocationState
 	cancel chan struct{} // closed when decided: stops the expiry timer
@@ -101,12 +101,12 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 			d.cfg.OnApprovalRequested(&cp)
 		}
 	}
-	p := &parked{job: j, st: st, cancel: make(chan struct{})}
+	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{})}
 	d.mu.Lock()
-	if d.parked == nil {
-		d.parked = map[string]*parked{}
+	if d.awaiting == nil {
+		d.awaiting = map[string]*awaitingApproval{}
 	}
-	d.parked[st.Invocation.ID] = p
+	d.awaiting[st.Invocation.ID] = p
 	delete(d.active, j.firingID)
 	d.mu.Unlock()
 	wait := st.Approval.Deadline.Sub(d.clock.Now())
@@ -135,8 +135,8 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 func (d *Dispatcher) Pending() []*engine.InvocationState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]*engine.InvocationState, 0, len(d.parked))
-	for _, p := range d.parked {
+	out := make([]*engine.InvocationState, 0, len(d.awaiting))
+	for _, p := range d.awaiting {
 		cp := *p.st
 		a := *p.st.Approval
 		cp.Approval = &a
@@ -170,9 +170,9 @@ func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string
 
 func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
 	d.mu.Lock()
-	p, ok := d.parked[id]
+	p, ok := d.awaiting[id]
 	if ok {
-		delete(d.parked, id)
+		delete(d.awaiting, id)
 	}
 	d.mu.Unlock()
 	if !ok {
@@ -215,8 +215,8 @@ func (d *Dispatcher) ModesChanged() {
 		return
 	}
 	d.mu.Lock()
-	var auto, shadow []*parked
-	for _, p := range d.parked {
+	var auto, shadow []*awaitingApproval
+	for _, p := range d.awaiting {
 		switch mode, _ := d.cfg.Mode(p.st.Invocation.Ruleset, p.st.Invocation.Rule); mode {
 		case engine.ModeApprove:
 		case engine.ModeShadow:
@@ -233,8 +233,8 @@ func (d *Dispatcher) ModesChanged() {
 	}
 	for _, p := range shadow {
 		d.mu.Lock()
-		_, ok := d.parked[p.st.Invocation.ID]
-		delete(d.parked, p.st.Invocation.ID)
+		_, ok := d.awaiting[p.st.Invocation.ID]
+		delete(d.awaiting, p.st.Invocation.ID)
 		d.mu.Unlock()
 		if !ok {
 			continue

@@ -23,6 +23,23 @@ type Action interface {
 	Run(ctx context.Context, inv *Invocation) Result
 }
 
+// Reattacher is an optional interface of an Action whose attempt can
+// outlive the engine's process (a program the action started). After a
+// crash, the dispatcher calls Reattach for every invocation it finds
+// recorded as running, before anything else runs it and with its lock key
+// held.
+//
+// Reattach makes sure that nothing of the interrupted attempt runs any
+// more when it returns: it waits for what still runs, and kills it when
+// ctx ends (ctx carries what is left of the attempt's timeout and is
+// cancelled on shutdown). known reports that the attempt's result is
+// known: it then stands for the attempt, which is not run again. When the
+// result is lost (or there was no such attempt), known is false and the
+// dispatcher runs the invocation again as any interrupted one.
+type Reattacher interface {
+	Reattach(ctx context.Context, inv *Invocation) (res Result, known bool)
+}
+
 // Status is the outcome class of one attempt.
 type Status string
 
@@ -53,6 +70,12 @@ type Result struct {
 	ExitCode *int `json:",omitempty"`
 	// HTTPStatus is the HTTP response status (0 when there was none).
 	HTTPStatus int `json:",omitempty"`
+	// Signal names the signal that ended the action's process ("SIGTERM")
+	// when one did and the action did not send it itself (a timeout). The
+	// dispatcher takes such an attempt, when the engine begins to shut
+	// down at the same time (a signal sent to the whole service), as
+	// interrupted by the shutdown, not failed.
+	Signal string `json:",omitempty"`
 	// Details holds structured, action-specific results (a playbook recap).
 	Details map[string]any `json:",omitempty"`
 	// Facts and Events are fed back into the invocation's ruleset, as

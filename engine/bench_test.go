@@ -78,6 +78,27 @@ func BenchmarkEngine100Rules(b *testing.B) {
 	be.measure(1, func(int) { be.send(map[string]any{"kind": "k99", "value": 1000.0}) })
 }
 
+// BenchmarkRulesFirstMatches measures the cost of counting consumed
+// events (RuleStats.Consumed): events that the first rule matches, so the
+// later conditions are tested only to count what it consumed. With 16
+// rules (engine.MaxConsumedRules) they are counted: an event costs as much
+// as one that matches no rule; with 17 they are not.
+//
+//	go test ./engine -run '^$' -bench RulesFirstMatches -benchtime 20000x
+func BenchmarkRulesFirstMatches(b *testing.B) {
+	for _, n := range []int{engine.MaxConsumedRules, engine.MaxConsumedRules + 1} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			var sb strings.Builder
+			sb.WriteString("- name: bench\n  sources:\n    - generic: {payload: []}\n  rules:\n")
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(&sb, "    - name: rule %d\n      condition: event.kind == \"k%d\" && event.value > %d\n      action: {none: {}}\n", i, i, i)
+			}
+			be := newBenchEngine(b, sb.String())
+			be.measure(1, func(int) { be.send(map[string]any{"kind": "k0", "value": 1000.0}) })
+		})
+	}
+}
+
 // BenchmarkThrottleManyGroups processes events of a throttled rule while it
 // holds many open throttle groups (one per host, as `group_by: [event.host]`
 // keeps for a large fleet): the cost of an event must not grow with the

@@ -100,9 +100,54 @@ type RuleStats struct {
 	Ruleset string `json:"ruleset"`
 	Rule    string `json:"rule"`
 	// Evaluated counts the events and facts the rule was tested against.
-	Evaluated int64     `json:"evaluated"`
+	Evaluated int64 `json:"evaluated"`
+	// Matched counts the rule's full matches, whether its throttle let
+	// them fire or not.
+	Matched   int64     `json:"matched"`
 	Fired     int64     `json:"fired"`
 	LastFired time.Time `json:"last_fired,omitempty"`
+	// Throttle names the rule's throttle kind (once_within, once_after,
+	// accumulate_within), empty without one.
+	Throttle string `json:"throttle,omitempty"`
+	// The matches the throttle kept from firing: within a once_within
+	// window; replaced by a newer match of the same group in a once_after
+	// window (which fires once, at its end); below an accumulate_within
+	// threshold.
+	SuppressedOnceWithin       int64 `json:"suppressed_once_within"`
+	SuppressedOnceAfter        int64 `json:"suppressed_once_after"`
+	SuppressedAccumulateWithin int64 `json:"suppressed_accumulate_within"`
+	// Consumed counts the events an earlier rule matched and consumed
+	// (match_multiple_rules: false) that this rule's condition meets on
+	// its own, when ConsumedCounted: for single-condition and any rules
+	// of rulesets with at most MaxConsumedRules of them (all and not_all
+	// are not counted).
+	Consumed        int64 `json:"consumed"`
+	ConsumedCounted bool  `json:"consumed_counted"`
+}
+
+// Add adds o's counts to s (engines that run the same rules, one per bus
+// partition), keeping the later LastFired.
+func (s *RuleStats) Add(o RuleStats) {
+	s.Evaluated += o.Evaluated
+	s.Matched += o.Matched
+	s.Fired += o.Fired
+	if o.LastFired.After(s.LastFired) {
+		s.LastFired = o.LastFired
+	}
+	s.SuppressedOnceWithin += o.SuppressedOnceWithin
+	s.SuppressedOnceAfter += o.SuppressedOnceAfter
+	s.SuppressedAccumulateWithin += o.SuppressedAccumulateWithin
+	s.Consumed += o.Consumed
+	if s.Throttle == "" {
+		s.Throttle = o.Throttle
+	}
+	s.ConsumedCounted = s.ConsumedCounted || o.ConsumedCounted
+}
+
+// Suppressed returns the throttle's suppressions: the counter of the
+// rule's throttle kind.
+func (s RuleStats) Suppressed() int64 {
+	return s.SuppressedOnceWithin + s.SuppressedOnceAfter + s.SuppressedAccumulateWithin
 }
 
 type item struct {
@@ -147,6 +192,8 @@ type rsState struct {
 	// dropped whenever facts change.
 	factIndexes map[string]*factIndex
 	rules       []*ruleState
+	// consumed caches countsConsumed: 0 not known yet, 1 yes, 2 no.
+	consumed int8
 }
 
 type ruleState struct {
@@ -410,7 +457,10 @@ func (e *Engine) Stats() []RuleStats {
 	var out []RuleStats
 	for _, s := range e.rulesets {
 		for _, r := range s.rs.Rules {
-			out = append(out, *e.stats[s.rs.Name+"\x00"+r.Name])
+			st := *e.stats[s.rs.Name+"\x00"+r.Name]
+			st.Throttle = throttleReason(r.Throttle)
+			st.ConsumedCounted = s.consumedCounted(r)
+			out = append(out, st)
 		}
 	}
 	return out

@@ -67,6 +67,7 @@ func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 			return err
 		}
 		if !s.rs.MatchMultiple && !it.fact {
+			e.countConsumed(s, r, it)
 			break
 		}
 	}

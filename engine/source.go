@@ -34,6 +34,29 @@ type Entry struct {
 	// OrderKey of the same source is Stale. Empty key or zero time: never stale.
 	OrderKey  string
 	Timestamp time.Time
+	// Position, when set, is the source's resume position after this entry
+	// (an SSE event id, a plugin's cursor). An Emitter that is also a
+	// PositionReader stores it atomically with the entries of the call,
+	// whatever their outcome, so a restarted source resumes right after
+	// the last durable event: nothing lost, nothing twice.
+	Position string
+}
+
+// PositionReader is implemented by an Emitter that stores sources'
+// positions (Entry.Position) with their events.
+type PositionReader interface {
+	// Position returns the last position stored for src; "" when none.
+	Position(ctx context.Context, src SourceRef) (string, error)
+}
+
+// LastPosition returns the last durable position of src when out stores
+// positions, else "": the source then starts from its beginning (or its
+// server's default).
+func LastPosition(ctx context.Context, out Emitter, src SourceRef) (string, error) {
+	if pr, ok := out.(PositionReader); ok {
+		return pr.Position(ctx, src)
+	}
+	return "", nil
 }
 
 // Outcome says what became of one Entry.
@@ -90,6 +113,14 @@ func (e *BacklogError) Error() string {
 	return fmt.Sprintf("backlog full: retry after %s", e.RetryAfter)
 }
 
+// BacklogProbe is an optional interface of an Emitter: BacklogFull returns
+// a *BacklogError when the backlog is over its bounds already, so that a
+// source can refuse a request before it reads (and holds) its body. nil
+// does not promise that Emit will accept.
+type BacklogProbe interface {
+	BacklogFull(src SourceRef) *BacklogError
+}
+
 // IsBacklog reports whether err is a *BacklogError and returns it.
 func IsBacklog(err error) (*BacklogError, bool) {
 	var be *BacklogError
@@ -108,6 +139,9 @@ type SourceConfig struct {
 	Ruleset string
 	// Args are the source's arguments as decoded from YAML.
 	Args map[string]any
+	// Filters are the source's `filters:`, applied to its events before
+	// they are journaled (see FilterEmitter).
+	Filters []FilterConfig
 	// Clock is the engine's clock.
 	Clock Clock
 	// Log is scoped to the source.
@@ -135,10 +169,34 @@ type SourceSpec struct {
 	New func(cfg SourceConfig) (Source, error)
 }
 
+// Pacer is implemented by an Emitter whose reader keeps up best when the
+// backlog stays small: the embedded journal hands the engine its newest
+// records from memory, and anything older is read back and decoded from
+// disk, which is slower than the engine, so a source that runs far ahead
+// slows everything down. Sources that can hold their input (a file, a
+// generator, a Kafka partition) call Pace before each Emit; sources that
+// answer a sender do not (their bound is the backlog's BacklogError).
+type Pacer interface {
+	// Pace returns once n more entries fit the Emitter's window, or with
+	// ctx's error. It never refuses: the Emit that follows does.
+	Pace(ctx context.Context, n int) error
+}
+
+// Pace waits as out.Pace when out is a Pacer, and returns nil at once
+// otherwise.
+func Pace(ctx context.Context, out Emitter, n int) error {
+	if p, ok := out.(Pacer); ok {
+		return p.Pace(ctx, n)
+	}
+	return nil
+}
+
 // EmitWait emits like out.Emit but waits and retries while the backlog is
 // full, for sources that can hold their input (a file, a generator) rather
 // than answer a sender. It waits on clock (nil: the system clock) and
-// returns ctx's error when ctx ends first.
+// returns ctx's error when ctx ends first. It does not Pace: a bulk source
+// calls Pace itself, and action feedback, which the engine's progress may
+// depend on, must not wait for that progress.
 func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
 	for {
 		res, err := out.Emit(ctx, src, entries)
@@ -154,4 +212,13 @@ func EmitWait(ctx context.Context, clock Clock, out Emitter, src SourceRef, entr
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// EmitPaced is Pace, then EmitWait: for sources that produce in bulk and
+// can hold their input (a file, a generator).
+func EmitPaced(ctx context.Context, clock Clock, out Emitter, src SourceRef, entries []Entry) ([]Outcome, error) {
+	if err := Pace(ctx, out, len(entries)); err != nil {
+		return nil, err
+	}
+	return EmitWait(ctx, clock, out, src, entries)
 }

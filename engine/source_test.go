@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -94,4 +96,55 @@ func TestEmitWaitRetriesOnTheClock(t *testing.T) {
 			t.Fatalf("EmitWait after cancel: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// pacing is an Emitter and Pacer that logs the calls it gets.
+type pacing struct {
+	calls   []string
+	paceErr error
+}
+
+func (p *pacing) Pace(_ context.Context, n int) error {
+	p.calls = append(p.calls, fmt.Sprintf("pace %d", n))
+	return p.paceErr
+}
+
+func (p *pacing) Emit(_ context.Context, _ SourceRef, entries []Entry) ([]Outcome, error) {
+	p.calls = append(p.calls, fmt.Sprintf("emit %d", len(entries)))
+	return make([]Outcome, len(entries)), nil
+}
+
+// TestPace: Pace asks a Pacer and passes its answer on; an Emitter that
+// does not pace never holds a source. EmitWait does not pace (action
+// feedback uses it, and must not wait for the engine); EmitPaced does, and
+// emits nothing when the pace ends with an error.
+func TestPace(t *testing.T) {
+	p := &pacing{}
+	if err := Pace(context.Background(), p, 3); err != nil {
+		t.Fatal(err)
+	}
+	p.paceErr = context.Canceled
+	if err := Pace(context.Background(), p, 4); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if _, err := EmitWait(context.Background(), nil, p, SourceRef{}, make([]Entry, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 3 pace 4 emit 2]" {
+		t.Fatalf("calls %v", p.calls)
+	}
+	p = &pacing{}
+	if _, err := EmitPaced(context.Background(), nil, p, SourceRef{}, make([]Entry, 6)); err != nil {
+		t.Fatal(err)
+	}
+	p.paceErr = context.Canceled
+	if _, err := EmitPaced(context.Background(), nil, p, SourceRef{}, make([]Entry, 7)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if fmt.Sprint(p.calls) != "[pace 6 emit 6 pace 7]" {
+		t.Fatalf("EmitPaced calls %v", p.calls)
+	}
+	if err := Pace(context.Background(), &fullThen{}, 5); err != nil {
+		t.Fatalf("an Emitter that does not pace: %v", err)
+	}
 }

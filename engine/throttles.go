@@ -22,17 +22,22 @@ type throttleGroup struct {
 	members []*throttleMember
 	byKey   map[string]*throttleMember
 	newest  *throttleMember // the group matched last
+	// logged says a suppressed match of this window was logged: the log
+	// says so once per window and group, the counter counts every one.
+	logged bool
 }
 
 // throttleMember is one group's match in a once_after window of the rule.
 type throttleMember struct {
 	trigger *item
 	bound   map[string]*item
+	logged  bool
 }
 
 // matched applies the rule's throttle and fires when it lets the match
 // through.
 func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger *item, bound map[string]*item, now time.Time) error {
+	r.stats.Matched++
 	th := r.rule.Throttle
 	if th == nil {
 		return e.fire(ctx, s, r, trigger, bound, now, false)
@@ -42,6 +47,7 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 	switch th.Kind {
 	case OnceWithin:
 		if g != nil && now.Before(g.dl.at) {
+			e.suppressed(s, r, key, &g.logged, g.dl.at, trigger, 0)
 			return nil
 		}
 		r.setGroup(key, newGroup(nil, nil), now.Add(th.Window))
@@ -57,6 +63,9 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 				r.setGroup(ruleWindow, w, now.Add(th.Window))
 			}
 			if m := w.byKey[key]; m != nil {
+				// The group's earlier match will not fire: this one
+				// replaces it.
+				e.suppressed(s, r, key, &m.logged, w.dl.at, trigger, 0)
 				m.trigger, m.bound = trigger, bound
 				w.newest = m
 				return nil
@@ -71,7 +80,9 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 			r.setGroup(key, newGroup(trigger, bound), now.Add(th.Window))
 			return nil
 		}
-		// Keep the newest event; the firing reports every event of the window.
+		// Keep the newest event; the firing reports every event of the
+		// window. The earlier trigger will not fire: count it suppressed.
+		e.suppressed(s, r, key, &g.logged, g.dl.at, trigger, 0)
 		g.trigger = trigger
 		for k, v := range bound {
 			g.bound[k] = v
@@ -91,6 +102,7 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 				r.deleteGroup(key)
 				return e.fire(ctx, s, r, trigger, bound, now, false)
 			}
+			e.suppressed(s, r, key, &g.logged, g.dl.at, trigger, g.count)
 			return nil
 		}
 		if g == nil {
@@ -109,8 +121,127 @@ func (e *Engine) matched(ctx context.Context, s *rsState, r *ruleState, trigger 
 			r.deleteGroup(key)
 			return e.fire(ctx, s, r, trigger, bound, now, false)
 		}
+		e.suppressed(s, r, key, &g.logged, g.dl.at, trigger, len(g.times))
 	}
 	return nil
+}
+
+// Why a match did not fire (RuleStats, rulebook_rule_suppressed_total).
+const (
+	SuppressedOnceWithin       = "once_within"
+	SuppressedOnceAfter        = "once_after"
+	SuppressedAccumulateWithin = "accumulate_within"
+	// SuppressedConsumed: an earlier rule matched the event and consumed
+	// it (match_multiple_rules: false); see RuleStats.Consumed.
+	SuppressedConsumed = "consumed"
+)
+
+// throttleReason names a throttle kind as a suppression reason.
+func throttleReason(th *Throttle) string {
+	if th == nil {
+		return ""
+	}
+	switch th.Kind {
+	case OnceWithin:
+		return SuppressedOnceWithin
+	case OnceAfter:
+		return SuppressedOnceAfter
+	}
+	return SuppressedAccumulateWithin
+}
+
+// suppressed counts a match r's throttle kept from firing, and logs it at
+// info the first time in the group's window (*logged says it was). count,
+// for accumulate_within, is the group's matches so far in the window.
+func (e *Engine) suppressed(s *rsState, r *ruleState, key string, logged *bool, until time.Time, trigger *item, count int) {
+	th := r.rule.Throttle
+	reason := throttleReason(th)
+	switch th.Kind {
+	case OnceWithin:
+		r.stats.SuppressedOnceWithin++
+	case OnceAfter:
+		r.stats.SuppressedOnceAfter++
+	default:
+		r.stats.SuppressedAccumulateWithin++
+	}
+	if *logged || e.replaying {
+		return
+	}
+	*logged = true
+	ev := e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", r.rule.Name).Str("reason", reason).
+		Time("window_ends", until)
+	if len(th.GroupBy) > 0 {
+		ev = ev.Strs("group", strings.Split(key, "\x1f"))
+	}
+	if th.Kind == AccumulateWithin {
+		ev = ev.Int("count", count).Int("threshold", th.Threshold)
+	}
+	if trigger != nil && trigger.id != "" {
+		ev = ev.Str("event_id", trigger.id)
+	}
+	ev.Msg("rule match suppressed by throttle; further ones in this window are counted, not logged")
+}
+
+// MaxConsumedRules bounds the rulesets whose consumed events are counted
+// (RuleStats.Consumed): those with at most this many single-condition and
+// any rules. Counting tests the later rules' conditions on every consumed
+// event, so an event the first rule takes costs as much as one no rule
+// matches; a larger ruleset is not counted (RuleStats.ConsumedCounted is
+// false) rather than slowed down that much. `explain` answers for one
+// event whatever the size.
+const MaxConsumedRules = 16
+
+// countsConsumed reports whether s's consumed events are counted.
+func (s *rsState) countsConsumed() bool {
+	if s.consumed == 0 {
+		n := 0
+		for _, r := range s.rules {
+			if r.rule.Kind == Single || r.rule.Kind == Any {
+				n++
+			}
+		}
+		s.consumed = 2
+		if !s.rs.MatchMultiple && n <= MaxConsumedRules {
+			s.consumed = 1
+		}
+	}
+	return s.consumed == 1
+}
+
+// consumedCounted reports whether rule r of s has its consumed events
+// counted.
+func (s *rsState) consumedCounted(r *Rule) bool {
+	return (r.Kind == Single || r.Kind == Any) && s.countsConsumed()
+}
+
+// countConsumed counts, after rule r matched item it and consumed it
+// (match_multiple_rules: false), every later enabled rule whose condition
+// the item meets on its own: a single-condition rule or an any rule, tested
+// as evaluate would have. A later all or not_all rule is not counted: that
+// the item would have completed or opened one of its matches depends on its
+// partial matches, and finding out would cost a join per consumed item.
+// Rulesets with more than MaxConsumedRules such rules are not counted.
+func (e *Engine) countConsumed(s *rsState, r *ruleState, it *item) {
+	if !s.countsConsumed() {
+		return
+	}
+	after := false
+	for _, later := range s.rules {
+		if !after {
+			after = later == r
+			continue
+		}
+		if !later.rule.Enabled || (later.rule.Kind != Single && later.rule.Kind != Any) {
+			continue
+		}
+		e.current = later.rule.Name
+		for _, c := range later.rule.Conditions {
+			if e.test(s, c, it, noBindings) == True {
+				later.stats.Consumed++
+				break
+			}
+		}
+	}
 }
 
 // ruleWindow is the key of a rule's once_after window in its groups (no

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,6 +31,12 @@ type actionStore struct {
 	mu   sync.Mutex
 	fseq uint64
 
+	// unfinished and unfinishedBytes count the invocations not final and
+	// the size of their stored states, for the backlog bounds. Changed
+	// under mu once a write is applied.
+	unfinished      atomic.Int64
+	unfinishedBytes atomic.Int64
+
 	// compactMu keeps Compact runs apart; compactFrom is the fseq where
 	// the next one starts scanning (every firing below it is deleted).
 	compactMu   sync.Mutex
@@ -44,7 +51,35 @@ func newActionStore(s *Store) (*actionStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &actionStore{s: s, fseq: fseq}, nil
+	a := &actionStore{s: s, fseq: fseq}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var n, size int64
+	for ok := it.First(); ok; ok = it.Next() {
+		v, found, err := getValue(s.db, invKey(pInvocation, it.Key()[1:]))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			n++
+			size += int64(len(v))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	a.unfinished.Store(n)
+	a.unfinishedBytes.Store(size)
+	return a, nil
+}
+
+// pending returns the count of invocations not final and the size of
+// their stored states.
+func (a *actionStore) pending() (int64, int64) {
+	return a.unfinished.Load(), a.unfinishedBytes.Load()
 }
 
 // read runs fn with the database open, or returns engine.ErrClosed.
@@ -58,13 +93,18 @@ func (a *actionStore) read(fn func(db *pebble.DB) error) error {
 }
 
 // write decides under mu with fn, applies the batch fn filled, then waits
-// for the WAL sync.
+// for the WAL sync. applied, when not nil, runs under mu once the batch
+// is applied.
 //
 // With sync false the write is applied without waiting for the sync: the
 // next synced write of the database (an accepted event, a Done carried by
 // one, any synced action write) makes it durable, and the WAL keeps the
 // order, so whatever is written after it survives a crash only if it does.
 func (a *actionStore) write(ctx context.Context, sync bool, fn func(db *pebble.DB, b *pebble.Batch) error) error {
+	return a.writeThen(ctx, sync, fn, nil)
+}
+
+func (a *actionStore) writeThen(ctx context.Context, sync bool, fn func(db *pebble.DB, b *pebble.Batch) error, applied func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -74,6 +114,9 @@ func (a *actionStore) write(ctx context.Context, sync bool, fn func(db *pebble.D
 		err := fn(db, b)
 		if err == nil && !b.Empty() {
 			err = b.Commit(pebble.NoSync)
+		}
+		if err == nil && applied != nil {
+			applied()
 		}
 		_ = b.Close()
 		a.mu.Unlock()
@@ -155,7 +198,8 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 	for _, e := range enc {
 		sync = sync || len(e.f.Invocations) > 0
 	}
-	return a.write(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
+	var addN, addBytes int64
+	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		fseq := a.fseq
 		inBatch := map[string]bool{}
 		for _, e := range enc {
@@ -180,6 +224,8 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 				_ = b.Set(invKey(pInvocation, ref), e.states[i], nil)
 				_ = b.Set(append([]byte{pInvID}, inv.ID...), ref, nil)
 				_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+				addN++
+				addBytes += int64(len(e.states[i]))
 			}
 		}
 		if fseq != a.fseq {
@@ -189,6 +235,9 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		// is harmless, never a reused number.
 		a.fseq = fseq
 		return nil
+	}, func() {
+		a.unfinished.Add(addN)
+		a.unfinishedBytes.Add(addBytes)
 	})
 }
 
@@ -203,7 +252,8 @@ func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) er
 	if err != nil {
 		return fmt.Errorf("journal: update invocation %q: %w", id, err)
 	}
-	return a.write(ctx, true, func(db *pebble.DB, b *pebble.Batch) error {
+	var dN, dBytes int64
+	return a.writeThen(ctx, true, func(db *pebble.DB, b *pebble.Batch) error {
 		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
 		if err != nil {
 			return fmt.Errorf("journal: update invocation %q: %w", id, err)
@@ -214,14 +264,61 @@ func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) er
 		if len(ref) != invRefLen {
 			return fmt.Errorf("%w: invocation %q has a %d-byte reference", errCorrupt, id, len(ref))
 		}
+		// The counters of the backlog: what the state was, what it is.
+		_, wasUnfinished, err := getValue(db, invKey(pUnfinished, ref))
+		if err != nil {
+			return fmt.Errorf("journal: update invocation %q: %w", id, err)
+		}
+		dN, dBytes = 0, 0
+		if wasUnfinished {
+			old, found, err := getValue(db, invKey(pInvocation, ref))
+			if err != nil {
+				return fmt.Errorf("journal: update invocation %q: %w", id, err)
+			}
+			if found {
+				dN, dBytes = -1, -int64(len(old))
+			}
+		}
 		_ = b.Set(invKey(pInvocation, ref), v, nil)
 		if st.Status.Final() {
 			_ = b.Delete(invKey(pUnfinished, ref), nil)
 		} else {
 			_ = b.Set(invKey(pUnfinished, ref), nil, nil)
+			dN++
+			dBytes += int64(len(v))
 		}
 		return nil
+	}, func() {
+		a.unfinished.Add(dN)
+		a.unfinishedBytes.Add(dBytes)
 	})
+}
+
+// Invocation reads the recorded state of one invocation by ID, or returns
+// nil, nil when it is not stored. It implements dispatch.InvocationReader:
+// the dispatcher keeps only IDs of queued invocations in memory and reads
+// each back when it runs it.
+func (a *actionStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out *engine.InvocationState
+	err := a.read(func(db *pebble.DB) error {
+		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
+		if err != nil || !ok {
+			return err
+		}
+		v, ok, err := getValue(db, invKey(pInvocation, ref))
+		if err != nil || !ok {
+			return err
+		}
+		out, err = decodeState(v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: read invocation %q: %w", id, err)
+	}
+	return out, nil
 }
 
 // Unfinished implements engine.ActionStore.
@@ -249,6 +346,72 @@ func (a *actionStore) Unfinished(ctx context.Context) ([]*engine.InvocationState
 				return err
 			}
 			out = append(out, st)
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: unfinished: %w", err)
+	}
+	return out, nil
+}
+
+// stateHead is the part of a stored invocation state that UnfinishedHeads
+// decodes: encoding/json skips the rest (arguments, events) without
+// building it.
+type stateHead struct {
+	Invocation *struct {
+		ID         string        `json:"id"`
+		FiringID   string        `json:"firing_id"`
+		Index      int           `json:"index"`
+		Action     string        `json:"action"`
+		Ruleset    string        `json:"ruleset"`
+		Rule       string        `json:"rule"`
+		Policy     engine.Policy `json:"policy"`
+		Sequential bool          `json:"sequential,omitempty"`
+		Created    time.Time     `json:"created"`
+		Stream     string        `json:"stream,omitempty"`
+		Mode       string        `json:"mode,omitempty"`
+	} `json:"invocation"`
+	Status      engine.InvocationStatus `json:"status"`
+	NextAttempt time.Time               `json:"next_attempt,omitempty"`
+	Updated     time.Time               `json:"updated"`
+}
+
+// UnfinishedHeads is Unfinished without the invocations' arguments,
+// events and attempts: what a dispatcher that reads each invocation back
+// before running it (Invocation) needs to schedule them, in memory that
+// does not grow with the events. It implements dispatch.HeadLister.
+func (a *actionStore) UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*engine.InvocationState
+	err := a.read(func(db *pebble.DB) error {
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			v, closer, err := db.Get(invKey(pInvocation, it.Key()[1:]))
+			if errors.Is(err, pebble.ErrNotFound) {
+				return fmt.Errorf("%w: unfinished invocation without state", errCorrupt)
+			}
+			if err != nil {
+				return err
+			}
+			var h stateHead
+			err = json.Unmarshal(v, &h)
+			closer.Close()
+			if err != nil || h.Invocation == nil {
+				return fmt.Errorf("%w: invocation state: %v", errCorrupt, err)
+			}
+			i := h.Invocation
+			out = append(out, &engine.InvocationState{
+				Invocation: &engine.Invocation{ID: i.ID, FiringID: i.FiringID, Index: i.Index, Action: i.Action,
+					Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream, Mode: i.Mode},
+				Status: h.Status, NextAttempt: h.NextAttempt, Updated: h.Updated,
+			})
 		}
 		return it.Error()
 	})

@@ -25,6 +25,16 @@
 // by this process, or accepted before it opened the store, are marked
 // Redelivered: their firings may be stored already.
 //
+// # Bulk sources
+//
+// Pace (engine.Pacer) holds a source that can wait (a file, a generator, a
+// Kafka partition) while the backlog plus its next call would pass half the
+// ring, so the engine keeps reading from memory; it is released when the
+// engine marks records done. The dedupe keys of a call with many of them
+// (a file's lines, a partition's offsets) are looked up together: sorted,
+// with one iterator bounded by the first and the last, which finds a range
+// of new keys empty at once instead of probing every table per key.
+//
 // Dedupe keys and the newest timestamp per order key are scoped per source
 // (ruleset and source name), stored in the database (nothing per event is
 // held in memory) and expire after the dedupe window; an expiry index lets

@@ -24,6 +24,7 @@ const (
 	pInvID       = 'I' // I<invocation id>              → <fseq><index>
 	pUnfinished  = 'u' // u<fseq><index>                → empty
 	pFact        = 't' // t<ruleset><order>             → fact JSON (engine.FactJournal)
+	pPosition    = 'p' // p<scope>                      → a source's resume position (engine.Entry.Position)
 	metaSeq      = "seq"
 	metaDone     = "done"
 	metaFiring   = "fseq"

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,7 @@ import (
 // Defaults for the zero values of Options.
 const (
 	DefaultMaxBacklog   = 100_000
+	DefaultMaxBacklogMB = 256
 	DefaultRetryAfter   = 5 * time.Second
 	DefaultDedupeWindow = 24 * time.Hour
 	DefaultRetention    = 24 * time.Hour
@@ -56,10 +59,19 @@ type Options struct {
 	// Dir is the data directory (--data-dir); the store lives in its
 	// "journal" subdirectory. Both are created when missing.
 	Dir string
-	// MaxBacklog is how many records may be accepted but not yet done before
-	// Emit returns a *engine.BacklogError. Zero: DefaultMaxBacklog; negative:
-	// no bound.
+	// MaxBacklog is how many records may be accepted but not yet done,
+	// plus invocations not yet final, before Emit returns a
+	// *engine.BacklogError. Zero: DefaultMaxBacklog; negative: no bound.
 	MaxBacklog int
+	// MaxBacklogBytes bounds the bytes of what was accepted and is not
+	// finished: the stored events not yet done plus the stored states of
+	// the invocations not yet final. An Emit that would go beyond it gets
+	// a *engine.BacklogError (unless nothing at all is pending, so that one
+	// event larger than the bound still goes through). Zero:
+	// DefaultMaxBacklogMB MiB; negative: no bound. Action feedback
+	// (engine.FeedbackSourceType) is never refused: it comes from work
+	// already accepted.
+	MaxBacklogBytes int64
 	// RetryAfter is the advice carried by a *engine.BacklogError.
 	// Zero: DefaultRetryAfter.
 	RetryAfter time.Duration
@@ -138,9 +150,17 @@ type Store struct {
 	// sizeHint is the buffer size Emit starts a record with: a little more
 	// than the last record took, so that encoding rarely grows it.
 	sizeHint atomic.Int64
+	// pending holds the stored sizes of the records after lastDone, in
+	// order; pendingBytes is their sum. Only the committer (and Open,
+	// before it starts) changes them.
+	pending      []int32
+	pendingBytes atomic.Int64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when records are added or on Close
+	// doneNotify is closed and replaced when the last done moves or on
+	// Close (Pace waits on it).
+	doneNotify chan struct{}
 
 	loopMu     sync.Mutex
 	loopCancel context.CancelFunc
@@ -196,6 +216,8 @@ type group struct {
 	// sync: the group must be synced (it accepts events or applies a
 	// change); a group of Done calls only is not (engine.Journal.Done).
 	sync bool
+	// addedBytes is the size of the records this group appends so far.
+	addedBytes int64
 }
 
 // Open opens (or creates) the store in <opts.Dir>/journal and recovers its
@@ -207,6 +229,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.MaxBacklog == 0 {
 		opts.MaxBacklog = DefaultMaxBacklog
+	}
+	if opts.MaxBacklogBytes == 0 {
+		opts.MaxBacklogBytes = DefaultMaxBacklogMB << 20
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
@@ -251,6 +276,7 @@ func Open(opts Options) (*Store, error) {
 		reqs:          make(chan *request, maxGroup),
 		committerDone: make(chan struct{}),
 		notify:        make(chan struct{}),
+		doneNotify:    make(chan struct{}),
 	}
 	seq, err := s.metaU64(metaSeq)
 	if err == nil {
@@ -264,6 +290,9 @@ func Open(opts Options) (*Store, error) {
 		s.readMax.Store(seq)
 	}
 	if err == nil {
+		err = s.loadPending()
+	}
+	if err == nil {
 		s.actions, err = newActionStore(s)
 	}
 	if err != nil {
@@ -274,6 +303,82 @@ func Open(opts Options) (*Store, error) {
 	log.Info().Str("dir", path).Uint64("last_seq", s.lastSeq.Load()).
 		Uint64("last_done", s.lastDone.Load()).Msg("journal opened")
 	return s, nil
+}
+
+// loadPending sums the sizes of the records accepted and not yet done, for
+// the byte bound of the backlog.
+func (s *Store) loadPending() error {
+	done, last := s.lastDone.Load(), s.lastSeq.Load()
+	if last <= done {
+		return nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: seqKey(pEvent, done+1), UpperBound: seqKey(pEvent, last+1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var total int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n := int32(len(it.Value()))
+		s.pending = append(s.pending, n)
+		total += int64(n)
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if uint64(len(s.pending)) != last-done {
+		// Records done and compacted cannot be after lastDone; keep the
+		// count of what is there.
+		s.log.Warn().Int("found", len(s.pending)).Uint64("expected", last-done).Msg("unprocessed records missing")
+	}
+	s.pendingBytes.Store(total)
+	return nil
+}
+
+// advancePending forgets the sizes of the records up to done (from
+// prevDone) and adds those of recs, after a successful commit.
+func (s *Store) advancePending(prevDone, done uint64, recs []engine.Record) {
+	var delta int64
+	for _, r := range recs {
+		s.pending = append(s.pending, int32(r.Size))
+		delta += int64(r.Size)
+	}
+	if n := done - prevDone; n > 0 {
+		k := int(min(n, uint64(len(s.pending))))
+		for _, sz := range s.pending[:k] {
+			delta -= int64(sz)
+		}
+		s.pending = s.pending[k:]
+		if len(s.pending) == 0 {
+			s.pending = nil // let the array go
+		}
+	}
+	s.pendingBytes.Add(delta)
+}
+
+// Pending returns what was accepted and is not finished: records not yet
+// done plus invocations not yet final, in count and in stored bytes. The
+// backlog bounds (Options.MaxBacklog, MaxBacklogBytes) apply to it.
+func (s *Store) Pending() (count int, bytes int64) {
+	c, b := s.actions.pending()
+	return s.Backlog() + int(c), s.pendingBytes.Load() + b
+}
+
+var _ engine.BacklogProbe = (*Store)(nil)
+
+// BacklogFull implements engine.BacklogProbe: a *engine.BacklogError when
+// what is pending is at the bounds already, so that no Emit from src
+// (other than action feedback) could be accepted now.
+func (s *Store) BacklogFull(src engine.SourceRef) *engine.BacklogError {
+	if src.Type == engine.FeedbackSourceType {
+		return nil
+	}
+	count, bytes := s.Pending()
+	if s.opts.MaxBacklog > 0 && count >= s.opts.MaxBacklog ||
+		s.opts.MaxBacklogBytes > 0 && count > 0 && bytes >= s.opts.MaxBacklogBytes {
+		return &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
+	}
+	return nil
 }
 
 // metaU64 reads a counter of the meta keyspace; a missing one is 0.
@@ -498,6 +603,10 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		seq, done = startSeq, startDone
 	} else {
 		s.lastDone.Store(done)
+		if done != startDone {
+			s.wakeDone()
+		}
+		s.advancePending(startDone, done, g.recs)
 		for _, rec := range g.recs {
 			s.recent.add(rec)
 		}
@@ -531,7 +640,7 @@ type plannedEntry struct {
 // outcome and the accepted ones are added to the batch, or r.err is set and
 // nothing of the call is written. It returns the new last sequence.
 func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
-	if s.opts.MaxBacklog > 0 && seq-done >= uint64(s.opts.MaxBacklog) {
+	if r.source.Type != engine.FeedbackSourceType && s.backlogFull(g, r, seq, done) {
 		r.err = &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
 		return seq
 	}
@@ -540,6 +649,11 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	// Keys written by earlier entries of this same call.
 	var callDedupe map[string]int64
 	var callOrder map[string]int64
+	stored, err := s.lookupDedupe(r)
+	if err != nil {
+		r.err = err
+		return seq
+	}
 	for i, e := range r.entries {
 		window := e.DedupeWindow
 		if window <= 0 {
@@ -548,7 +662,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		p := plannedEntry{value: r.values[i], event: r.events[i]}
 		if e.DedupeKey != "" {
 			k := scopedKey(pDedupe, r.scope, e.DedupeKey)
-			seen, err := s.dedupeSeen(g, callDedupe, k)
+			seen, err := s.dedupeSeen(g, callDedupe, stored, k)
 			if err != nil {
 				r.err = err
 				return seq
@@ -594,16 +708,40 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	if len(planned) > 0 {
 		g.sync = true
 	}
+	// The source's position after this call is written in the same batch
+	// as its events, whatever their outcomes: a duplicate or stale entry
+	// was delivered too, and must not be asked for again.
+	for i := len(r.entries) - 1; i >= 0; i-- {
+		if pos := r.entries[i].Position; pos != "" {
+			_ = g.b.Set(scopedKey(pPosition, r.scope, ""), []byte(pos), nil)
+			g.sync = true
+			break
+		}
+	}
+	// Each kind of key in a run of its own: Pebble inserts a batch into its
+	// memtable in batch order and reuses the previous insert's position when
+	// the next key follows it, which records (ascending) and the dedupe
+	// keys of a bulk source (close together) then do; interleaved, every
+	// insert searched the memtable from the top.
 	for _, p := range planned {
 		seq++
 		binary.BigEndian.PutUint64(p.value, uint64(g.now))
 		_ = g.b.Set(seqKey(pEvent, seq), p.value, nil)
 		g.recs = append(g.recs, engine.Record{Seq: seq, Source: r.source, Event: p.event, Accepted: time.Unix(0, g.now).UTC(), Size: len(p.value)})
+		g.addedBytes += int64(len(p.value))
+	}
+	for _, p := range planned {
 		if p.dedupeKey != nil {
 			_ = g.b.Set(p.dedupeKey, u64(uint64(p.dedupeExpiry)), nil)
-			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
 			g.dedupe[string(p.dedupeKey)] = p.dedupeExpiry
 		}
+	}
+	for _, p := range planned {
+		if p.dedupeKey != nil {
+			_ = g.b.Set(expiryKey(pDedupeExp, p.dedupeExpiry, p.dedupeKey), nil, nil)
+		}
+	}
+	for _, p := range planned {
 		if p.orderKey != nil {
 			v := binary.BigEndian.AppendUint64(u64(uint64(p.orderNewest)), uint64(p.orderExpiry))
 			_ = g.b.Set(p.orderKey, v, nil)
@@ -615,14 +753,108 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	return seq
 }
 
+// batchLookup is the number of dedupe keys in one Emit call from which
+// they are looked up in the database together (lookupDedupe), not one Get
+// each.
+const batchLookup = 16
+
+// storedKeys is what lookupDedupe found in the database: the expiry of
+// every key of the call that is stored. Nil: nothing was looked up.
+type storedKeys map[string]int64
+
+// lookupDedupe looks the dedupe keys of a call with many of them up in the
+// database at once: the keys sorted, one iterator bounded by the first and
+// the last, walked forward. Bulk sources (a file's lines, a Kafka
+// partition's offsets) emit keys that are close together and new, so the
+// walk finds an empty range at once, where a Get per key probes every
+// table that may hold it; that Get was most of the CPU of such a call.
+// It returns nil for a call with fewer keys, which dedupeSeen then reads
+// one Get each.
+func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
+	n := 0
+	for _, e := range r.entries {
+		if e.DedupeKey != "" {
+			n++
+		}
+	}
+	if n < batchLookup {
+		return nil, nil
+	}
+	keys := make([][]byte, 0, n)
+	for _, e := range r.entries {
+		if e.DedupeKey != "" {
+			keys = append(keys, scopedKey(pDedupe, r.scope, e.DedupeKey))
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	last := keys[len(keys)-1]
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys[0], UpperBound: append(last[:len(last):len(last)], 0)})
+	if err != nil {
+		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+	}
+	found := storedKeys{}
+	ok := it.First()
+	for _, k := range keys {
+		// A few steps forward, then a seek: keys far apart (random ids)
+		// cost one seek each, not a walk over everything between them.
+		for steps := 0; ok && bytes.Compare(it.Key(), k) < 0; steps++ {
+			if steps == 8 {
+				ok = it.SeekGE(k)
+				break
+			}
+			ok = it.Next()
+		}
+		if !ok {
+			break
+		}
+		if bytes.Equal(it.Key(), k) {
+			expiry, err := getU64(it.Value())
+			if err != nil {
+				_ = it.Close()
+				return nil, err
+			}
+			found[string(k)] = int64(expiry)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+	}
+	return found, nil
+}
+
+// backlogFull reports whether accepting r would take what is pending
+// (records not done, invocations not final) beyond the bounds.
+func (s *Store) backlogFull(g *group, r *request, seq, done uint64) bool {
+	invCount, invBytes := s.actions.pending()
+	count := int64(seq-done) + invCount
+	if s.opts.MaxBacklog > 0 && count >= int64(s.opts.MaxBacklog) {
+		return true
+	}
+	if s.opts.MaxBacklogBytes > 0 && count > 0 {
+		var call int64
+		for _, v := range r.values {
+			call += int64(len(v))
+		}
+		if s.pendingBytes.Load()+g.addedBytes+invBytes+call > s.opts.MaxBacklogBytes {
+			return true
+		}
+	}
+	return false
+}
+
 // dedupeSeen reports whether the scoped dedupe key k is remembered and not
-// expired, looking at this call, this group, then the database.
-func (s *Store) dedupeSeen(g *group, call map[string]int64, k []byte) (bool, error) {
+// expired, looking at this call, this group, then the database (through
+// stored when the call's keys were looked up together).
+func (s *Store) dedupeSeen(g *group, call map[string]int64, stored storedKeys, k []byte) (bool, error) {
 	if _, ok := call[string(k)]; ok {
 		return true, nil
 	}
 	if _, ok := g.dedupe[string(k)]; ok {
 		return true, nil
+	}
+	if stored != nil {
+		expiry, ok := stored[string(k)]
+		return ok && expiry > g.now, nil
 	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -664,6 +896,41 @@ func (s *Store) orderNewest(g *group, call map[string]int64, k []byte) (int64, b
 		return 0, false, nil
 	}
 	return newest, true, nil
+}
+
+func (s *Store) wakeDone() {
+	s.notifyMu.Lock()
+	close(s.doneNotify)
+	s.doneNotify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// paceWindow is the backlog Pace keeps bulk sources within: half the
+// recent ring, so that the engine, reading a batch at a time right behind
+// them, is served from memory rather than by decoding from the database.
+const paceWindow = recentRecords / 2
+
+var _ engine.Pacer = (*Store)(nil)
+
+// Pace implements engine.Pacer: it returns once n more records keep the
+// backlog (accepted, not done) within paceWindow, or at once when it is
+// empty, or with ctx's error, or at once after Close (Emit then answers
+// ErrClosed).
+func (s *Store) Pace(ctx context.Context, n int) error {
+	for {
+		s.notifyMu.Lock()
+		moved := s.doneNotify
+		s.notifyMu.Unlock()
+		backlog := s.Backlog()
+		if backlog == 0 || backlog+n <= paceWindow || s.isClosed() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		}
+	}
 }
 
 func (s *Store) wake() {
@@ -783,6 +1050,26 @@ func (s *Store) Done(ctx context.Context, seq uint64) error {
 // LastDone implements engine.Journal.
 func (s *Store) LastDone(context.Context) (uint64, error) { return s.lastDone.Load(), nil }
 
+// Position implements engine.PositionReader: the position of the last
+// durable Emit call of src that carried one ("" when none did).
+func (s *Store) Position(_ context.Context, src engine.SourceRef) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return "", engine.ErrClosed
+	}
+	v, ok, err := getValue(s.db, scopedKey(pPosition, scope(src), ""))
+	if err != nil {
+		return "", fmt.Errorf("journal: read position: %w", err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return string(v), nil
+}
+
+var _ engine.PositionReader = (*Store)(nil)
+
 // LastSeq returns the Seq of the newest durable record (0: none yet).
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
 
@@ -806,6 +1093,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		<-s.committerDone
 		s.wake()
+		s.wakeDone()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err := s.db.Close(); err != nil {

@@ -23,6 +23,7 @@
 //	rulebook_journal_commit_duration_seconds               histogram
 //	rulebook_rule_evaluations_total{ruleset,rule}          counter
 //	rulebook_rule_firings_total{ruleset,rule}              counter
+//	rulebook_rule_suppressed_total{ruleset,rule,reason}    counter
 //	rulebook_action_attempt_duration_seconds{action,result}     histogram
 //	rulebook_action_invocations_total{action,result}            counter
 //	rulebook_action_invocation_duration_seconds{action,result}  histogram
@@ -208,6 +209,9 @@ func New() *Metrics {
 			"Action attempts running now.", nil, nil),
 		evaluations: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "evaluations_total"),
 			"Events and facts evaluated against a rule.", []string{"ruleset", "rule"}, nil),
+		suppressed: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "suppressed_total"),
+			"Matches of a rule that did not fire, by reason: its throttle (once_within, once_after, accumulate_within) or an earlier rule that consumed the event (consumed; single and any rules of rulesets with at most 16 of them).",
+			[]string{"ruleset", "rule", "reason"}, nil),
 		firings: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "firings", "active"),
 			"Firings whose actions are not all final yet (running, waiting for a slot, a lock, a backoff or an earlier firing).", nil, nil),
 	}
@@ -249,7 +253,8 @@ func (m *Metrics) SetSourceCountsFunc(f func() []SourceCount) { m.events.pull.St
 func (m *Metrics) Processed(ruleset string) { m.processed.WithLabelValues(ruleset).Inc() }
 
 // SetEvaluationsFunc sets the function read for
-// rulebook_rule_evaluations_total: the engines' own counters
+// rulebook_rule_evaluations_total and rulebook_rule_suppressed_total: the
+// engines' own counters
 // (engine.Engine.Stats), pulled at scrape time because counting through a
 // label lookup per rule and event would cost more than the evaluation. Nil
 // removes it.
@@ -365,7 +370,7 @@ func load[F any](p *atomic.Pointer[F]) F {
 
 // pullCollector reads the values components keep, at scrape time.
 type pullCollector struct {
-	backlog, restarts, lag, running, firings, evaluations *prometheus.Desc
+	backlog, restarts, lag, running, firings, evaluations, suppressed *prometheus.Desc
 
 	dispatchFn atomic.Pointer[func() (running, firings int)]
 	backlogFn  atomic.Pointer[func() float64]
@@ -381,6 +386,7 @@ func (c *pullCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.running
 	ch <- c.firings
 	ch <- c.evaluations
+	ch <- c.suppressed
 }
 
 func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
@@ -400,17 +406,37 @@ func (c *pullCollector) Collect(ch chan<- prometheus.Metric) {
 	if f := load(&c.evalFn); f != nil {
 		// Several engines (one per Kafka partition) report the same rules:
 		// their counts add up.
-		sums := map[[2]string]int64{}
+		sums := map[[2]string]engine.RuleStats{}
 		var order [][2]string
 		for _, st := range f() {
 			k := [2]string{st.Ruleset, st.Rule}
-			if _, seen := sums[k]; !seen {
+			sum, seen := sums[k]
+			if !seen {
 				order = append(order, k)
 			}
-			sums[k] += st.Evaluated
+			sum.Add(st)
+			sums[k] = sum
 		}
 		for _, k := range order {
-			ch <- prometheus.MustNewConstMetric(c.evaluations, prometheus.CounterValue, float64(sums[k]), k[:]...)
+			sum := sums[k]
+			ch <- prometheus.MustNewConstMetric(c.evaluations, prometheus.CounterValue, float64(sum.Evaluated), k[:]...)
+			// A throttle's reason is there from the start (a rate needs
+			// its zero), and consumed where it is counted
+			// (RuleStats.ConsumedCounted); another only once counted (a
+			// reload changed the throttle).
+			for _, r := range []struct {
+				reason string
+				n      int64
+			}{
+				{engine.SuppressedOnceWithin, sum.SuppressedOnceWithin},
+				{engine.SuppressedOnceAfter, sum.SuppressedOnceAfter},
+				{engine.SuppressedAccumulateWithin, sum.SuppressedAccumulateWithin},
+				{engine.SuppressedConsumed, sum.Consumed},
+			} {
+				if r.n > 0 || r.reason == sum.Throttle || r.reason == engine.SuppressedConsumed && sum.ConsumedCounted {
+					ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(r.n), k[0], k[1], r.reason)
+				}
+			}
 		}
 	}
 	if f := load(&c.lagFn); f != nil {

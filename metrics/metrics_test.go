@@ -124,7 +124,13 @@ func TestRules(t *testing.T) {
 	m.Processed("ops")
 	m.Processed("ops")
 	m.SetEvaluationsFunc(func() []engine.RuleStats {
-		return []engine.RuleStats{{Ruleset: "ops", Rule: "restart", Evaluated: 1}}
+		// Two engines (bus partitions) report the same rules: they add up.
+		return []engine.RuleStats{
+			{Ruleset: "ops", Rule: "restart", Evaluated: 1, Throttle: "once_within", SuppressedOnceWithin: 2, Consumed: 1, ConsumedCounted: true},
+			{Ruleset: "ops", Rule: "restart", Throttle: "once_within", SuppressedOnceWithin: 3},
+			{Ruleset: "ops", Rule: "page", SuppressedAccumulateWithin: 4, ConsumedCounted: true},
+			{Ruleset: "big", Rule: "r"}, // consumed not counted
+		}
 	})
 	m.Firing("ops", "restart")
 	m.ObserveFiring(&engine.Firing{Ruleset: "ops", Rule: "restart"}, nil)
@@ -137,6 +143,24 @@ func TestRules(t *testing.T) {
 	}
 	if got := value(t, m, "rulebook_rule_firings_total", l("ruleset", "ops", "rule", "restart")); got != 2 {
 		t.Errorf("firings = %v, want 2", got)
+	}
+	for _, tc := range []struct {
+		rule, reason string
+		want         float64 // -1: absent
+	}{
+		{"restart", "once_within", 5},
+		{"restart", "consumed", 1},
+		{"restart", "once_after", -1}, // not its throttle, never counted
+		{"page", "accumulate_within", 4},
+		{"page", "consumed", 0},
+		{"page", "once_within", -1},
+	} {
+		if got := value(t, m, "rulebook_rule_suppressed_total", l("ruleset", "ops", "rule", tc.rule, "reason", tc.reason)); got != tc.want {
+			t.Errorf("suppressed{%s,%s} = %v, want %v", tc.rule, tc.reason, got, tc.want)
+		}
+	}
+	if got := value(t, m, "rulebook_rule_suppressed_total", l("ruleset", "big", "rule", "r", "reason", "consumed")); got != -1 {
+		t.Errorf("consumed where it is not counted = %v, want absent", got)
 	}
 }
 

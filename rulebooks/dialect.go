@@ -48,7 +48,9 @@ func edaDialect(root *yaml.Node) bool {
 			found = true
 		}
 		for _, c := range conditionNodes(mapValue(rule, "condition")) {
-			if eda.Looks(c.Value) && eda.Parses(c.Value) {
+			// An oversized condition is an error whichever the dialect
+			// (compileCond reports it); don't scan it here.
+			if engine.CheckExprBounds(c.Value) == nil && eda.Looks(c.Value) && eda.Parses(c.Value) {
 				found = true
 			}
 		}
@@ -106,6 +108,16 @@ func conditionNodes(n *yaml.Node) []*yaml.Node {
 // says the condition is one of all/any/not_all.
 func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
 	multi := where != "condition"
+	if engine.CheckExprBounds(src) != nil {
+		// Bounded before either parser sees it (a huge or deeply nested
+		// condition overflowed expr's parser, and scanning it for EDA's
+		// forms took seconds): the native compiler refuses it first
+		// thing, with the position of the problem.
+		_, name, offset, err := l.compileNative(src, comp)
+		line, col := exprPos(n, err, offset)
+		l.errAt(line, col, where, err.Error())
+		return nil, name
+	}
 	if !l.eda {
 		c, name, offset, err := l.compileNative(src, comp)
 		if err == nil {

@@ -604,8 +604,9 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			}
 			typ, argsNode = k.Value, sn.Content[i+1]
 		}
+		var filters []engine.FilterConfig
 		if v := f["filters"]; v != nil {
-			l.errf(v, where, "source filters are not supported; transform events in conditions and templates instead")
+			filters = l.filters(v, where+": filters")
 		}
 		if typ == "" {
 			l.errf(sn, where, "missing the source type key (one of %s)", strings.Join(l.opts.Registry.SourceTypes(), ", "))
@@ -649,9 +650,76 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 			}
 		}
 		l.checkSecrets(argsNode, args, where+": "+typ, nil)
-		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args})
+		out = append(out, engine.SourceConfig{Name: name, Type: typ, Ruleset: ruleset, Args: args, Filters: filters})
 	}
 	return out
+}
+
+// filters reads a source's `filters:` list (EDA's form: each item a mapping
+// with one key, the filter's name, optionally `eda.builtin.`/`ansible.eda.`
+// prefixed, holding its arguments) and compiles each filter to check it.
+func (l *loader) filters(n *yaml.Node, where string) []engine.FilterConfig {
+	if n.Kind != yaml.SequenceNode {
+		l.errf(n, where, "want a list of filters (`- json_filter: {...}`), got a %s", kindName(n))
+		return nil
+	}
+	comp := &engine.Compiler{Clock: l.opts.Clock}
+	var out []engine.FilterConfig
+	for i, fn := range n.Content {
+		w := fmt.Sprintf("%s[%d]", where, i)
+		if fn.Kind != yaml.MappingNode || len(fn.Content) != 2 {
+			l.errf(fn, w, "want a mapping with one key, the filter's name (one of %s)", strings.Join(engine.FilterNames, ", "))
+			continue
+		}
+		key, argsNode := fn.Content[0], fn.Content[1]
+		name := engine.FilterName(key.Value)
+		args := map[string]any{}
+		if argsNode.Kind != yaml.ScalarNode || argsNode.Tag != "!!null" {
+			if argsNode.Kind != yaml.MappingNode {
+				l.errf(argsNode, w+": "+key.Value, "want a mapping of arguments, got a %s", kindName(argsNode))
+				continue
+			}
+			if v, ok := l.value(argsNode, w); ok {
+				args, _ = v.(map[string]any)
+			}
+		}
+		fc := engine.FilterConfig{Name: name, Args: args}
+		if _, err := comp.CompileFilters([]engine.FilterConfig{fc}); err != nil {
+			var fe *engine.FilterError
+			if errors.As(err, &fe) {
+				err = fe.Err
+			}
+			var ae *engine.ArgError
+			if !errors.As(err, &ae) {
+				l.errf(key, w, "%v%s", err, suggestFilter(name))
+				continue
+			}
+			var ee *engine.ExprError
+			if errors.As(ae.Err, &ee) && len(ae.Path) == 1 {
+				if vn := nodeAt(argsNode, ae.Path); vn != nil && vn.Kind == yaml.ScalarNode && vn.Line > 0 {
+					col := vn.Column + ee.Column - 1
+					if vn.Style == yaml.DoubleQuotedStyle || vn.Style == yaml.SingleQuotedStyle {
+						col++
+					}
+					l.errAt(vn.Line, col, w+": "+name+": "+ae.Path[0], ee.Msg)
+					continue
+				}
+			}
+			l.argError(argsNode, w+": "+name, err)
+			continue
+		}
+		out = append(out, fc)
+	}
+	return out
+}
+
+func suggestFilter(name string) string {
+	for _, n := range engine.FilterNames {
+		if n == name {
+			return ""
+		}
+	}
+	return suggest(name, engine.FilterNames)
 }
 
 // resolvePaths makes the listed relative file arguments absolute against the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,14 @@ func TestLoadErrors(t *testing.T) {
 			`f.yml:4:3: ruleset "rs": unknown key "match_multiple_rule"; did you mean "match_multiple_rules"?`}},
 		{"source arg error points at the key", "- name: rs\n  sources:\n    - range:\n        limt: 3\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
 			`f.yml:4:9: ruleset "rs": sources[0]: range: limt: unknown key "limt"`}},
+		{"unknown filter with suggestion", "- name: rs\n  sources:\n    - range: {limit: 1}\n      filters:\n        - eda.builtin.json_filtr:\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:5:11: ruleset "rs": sources[0]: filters[0]: unknown filter "json_filtr" (want one of dashes_to_underscores, event_splitter, insert_hosts_to_meta, json_filter, normalize_keys, set); did you mean "json_filter"?`}},
+		{"filter arg error points at the key", "- name: rs\n  sources:\n    - range: {limit: 1}\n      filters:\n        - json_filter:\n            include_keys: [a]\n        - ansible.eda.insert_hosts_to_meta:\n            host_pth: x\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:8:13: ruleset "rs": sources[0]: filters[1]: insert_hosts_to_meta: host_pth: unknown key "host_pth"`}},
+		{"set filter expression column", "- name: rs\n  sources:\n    - range: {limit: 1}\n      filters:\n        - set: {meta.hosts: \"payload.hosts +\"}\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:5:44: ruleset "rs": sources[0]: filters[0]: set: meta.hosts: unexpected token EOF`}},
+		{"filters must be a list", "- name: rs\n  sources:\n    - range: {limit: 1}\n      filters:\n        json_filter: {}\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n", []string{
+			`f.yml:5:9: ruleset "rs": sources[0]: filters: want a list of filters`}},
 		{"action arg error points at the key", header + "    - name: r\n      condition: event.i == 1\n      action:\n        run_playbook:\n          name: x.yml\n          verbosity: loud\n", []string{
 			`f.yml:10:11: ruleset "rs": rule "r": actions[0]: run_playbook: verbosity: want a number`}},
 		{"policy keys are checked and removed", header + "    - name: r\n      condition: event.i == 1\n      action:\n        run_playbook: {name: x.yml, retries: -1, timeout: soon}\n", []string{
@@ -266,5 +275,22 @@ func TestActionCheckSeesOnlyBoundedTemplates(t *testing.T) {
 	src = header + "    - name: r\n      condition: event.i == 1\n      action: {shell: {cmd: \"echo {{ event.i }}\"}}\n"
 	if _, err := Parse("f.yml", []byte(src), Options{Registry: reg}); err != nil || len(seen) != 1 || seen[0] != "echo {{ event.i }}" {
 		t.Errorf("bounded template: error %v, Check called %d times", err, len(seen))
+	}
+}
+
+func TestLoadFilters(t *testing.T) {
+	src := "- name: rs\n  sources:\n    - range: {limit: 1}\n      filters:\n        - eda.builtin.dashes_to_underscores:\n        - ansible.eda.json_filter: {exclude_keys: ['x*']}\n        - set: {meta.hosts: payload.hosts}\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n"
+	rb, err := Parse("f.yml", []byte(src), Options{Registry: testRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rb.Rulesets[0].Sources[0].Filters
+	want := []engine.FilterConfig{
+		{Name: "dashes_to_underscores", Args: map[string]any{}},
+		{Name: "json_filter", Args: map[string]any{"exclude_keys": []any{"x*"}}},
+		{Name: "set", Args: map[string]any{"meta.hosts": "payload.hosts"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("filters %#v, want %#v", got, want)
 	}
 }

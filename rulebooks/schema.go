@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/invopop/jsonschema"
 
@@ -65,8 +66,9 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 			"required":             []any{typ},
 			"additionalProperties": false,
 			"properties": map[string]any{
-				"name": map[string]any{"type": "string", "description": "name of the source (default: its type)"},
-				typ:    argSchema,
+				"name":    map[string]any{"type": "string", "description": "name of the source (default: its type)"},
+				"filters": filtersSchema,
+				typ:       argSchema,
 			},
 		})
 	}
@@ -184,4 +186,15 @@ func withPolicy(args map[string]any, policy map[string]any) map[string]any {
 	}
 	out["properties"] = p
 	return out
+}
+
+// filtersSchema is a source's `filters:` list: each item one filter name
+// (optionally eda.builtin./ansible.eda. prefixed) holding its arguments.
+var filtersSchema = map[string]any{
+	"type":        "array",
+	"description": "event filters applied in order before the event is journaled: " + strings.Join(engine.FilterNames, ", "),
+	"items": map[string]any{
+		"type": "object", "minProperties": 1, "maxProperties": 1,
+		"additionalProperties": map[string]any{"type": []any{"object", "null"}},
+	},
 }

@@ -193,11 +193,22 @@ func runCase(rbPath string, tf *TestFile, tc TestCase, start time.Time, opts Tes
 		if err != nil {
 			return nil, "", fmt.Errorf("case %q: events[%d]: every: %w", tc.Name, i, err)
 		}
+		// Test events go through the source's filters, as live ones do.
+		chain, err := (&engine.Compiler{Clock: clock}).CompileFilters(src.Filters)
+		if err != nil {
+			return nil, "", fmt.Errorf("case %q: events[%d]: source %q: %w", tc.Name, i, src.Name, err)
+		}
 		for r := 0; r < repeat; r++ {
 			body := cloneMap(ev.Event)
 			when := at + time.Duration(r)*every
 			e := engine.NewEvent(body, src.Name, src.Type, start.Add(when))
-			inputs = append(inputs, input{at: when, rec: engine.Record{Seq: uint64(len(inputs) + 1), Source: engine.SourceRef{Ruleset: rs, Name: src.Name, Type: src.Type}, Event: e}})
+			parts, err := chain.Apply(e)
+			if err != nil {
+				return nil, "", fmt.Errorf("case %q: events[%d]: source %q: %w", tc.Name, i, src.Name, err)
+			}
+			for _, p := range parts {
+				inputs = append(inputs, input{at: when, rec: engine.Record{Seq: uint64(len(inputs) + 1), Source: engine.SourceRef{Ruleset: rs, Name: src.Name, Type: src.Type}, Event: p}})
+			}
 		}
 	}
 	sort.SliceStable(inputs, func(i, j int) bool { return inputs[i].at < inputs[j].at })

@@ -24,6 +24,8 @@ fi
 
 echo "== go vet"
 go vet ./...
+# The first-party source plugin is its own module, as a plugin author's is.
+(cd cmd/rulebook-source-jsonl && go vet ./...)
 
 echo "== staticcheck"
 # Pinned here rather than in go.mod so the module's dependencies stay the

@@ -14,6 +14,8 @@ packages=(
   wrk                     # benchmarks (bench/)
   mosquitto               # mqtt source: a real MQTT broker
   python3                 # EDA Python source plugins, through the embedded runner
+  systemd                 # journald source: journalctl
+  systemd-journal-remote  # journald source tests: writes journal files from the export format
 )
 
 missing=()

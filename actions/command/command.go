@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -62,19 +63,42 @@ func Spec() engine.ActionSpec {
 		Warn:        Warn,
 		Schema:      Schema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
-			return New(env.Log), nil
+			c := New(env.Log)
+			if env.DataDir != "" {
+				c.procs = procgroup.Supervisor{Dir: filepath.Join(env.DataDir, ProcsDir)}
+			}
+			return c, nil
 		},
 	}
 }
+
+// ProcsDir is the directory, in the data directory, of the records of the
+// supervised programs (see procgroup.Supervisor).
+const ProcsDir = "procs"
 
 // Command is the run_command action. It is safe for concurrent use.
 type Command struct {
 	log zerolog.Logger
 	// environ returns the environment a process inherits.
 	environ func() []string
+	// procs runs programs through a supervisor that records their exit
+	// status, so that a program which outlives a crash of the engine is
+	// reattached, not run twice at once. Zero: programs run directly.
+	procs procgroup.Supervisor
 }
 
-var _ engine.Action = (*Command)(nil)
+var (
+	_ engine.Action     = (*Command)(nil)
+	_ engine.Reattacher = (*Command)(nil)
+)
+
+// NewSupervised returns the action running its programs through a
+// supervisor whose records are in dir (see procgroup.Supervisor).
+func NewSupervised(log zerolog.Logger, dir string) *Command {
+	c := New(log)
+	c.procs = procgroup.Supervisor{Dir: dir}
+	return c
+}
 
 // New returns the action; log is scoped by the caller.
 func New(log zerolog.Logger) *Command {
@@ -367,28 +391,61 @@ func (c *Command) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
 
-	po := procgroup.Run(ctx, cmd, cfg.killGrace)
+	po := c.procs.Run(ctx, cmd, cfg.killGrace, inv.ID, "")
+	res := c.result(cfg, inv, po, out.String())
+	if n := out.Truncated(); n > 0 {
+		res.Details["output_truncated_bytes"] = n
+	}
+	res.Details["output_bytes"] = out.Total()
+	c.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
+		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("command finished")
+	return res
+}
+
+// Reattach implements engine.Reattacher: it waits for the program that a
+// crashed engine left running for inv (or kills it when ctx ends) and
+// returns its result when its supervisor recorded it.
+func (c *Command) Reattach(ctx context.Context, inv *engine.Invocation) (engine.Result, bool) {
+	cfg, err := parse(inv.Args, false)
+	grace := DefaultKillGrace
+	if err == nil {
+		grace = cfg.killGrace
+	}
+	r := c.procs.Reattach(ctx, inv.ID, grace)
+	if !r.Known {
+		return engine.Result{}, false
+	}
+	if err != nil {
+		return engine.Failure("%s", inv.Redact(err.Error())), true
+	}
+	res := c.result(cfg, inv, r.Outcome, r.Output)
+	res.Details["reattached"] = true
+	c.log.Info().Str("invocation", inv.ID).Str("status", string(res.Status)).
+		Int("exit_code", r.Outcome.ExitCode).Msg("reattached to a command left by an earlier process")
+	return res, true
+}
+
+// result classifies how the program ended, with its output.
+func (c *Command) result(cfg config, inv *engine.Invocation, po procgroup.Outcome, output string) engine.Result {
 	res := classify(cfg, po)
-	res.Output = inv.Redact(out.String())
+	res.Output = inv.Redact(output)
 	res.Error = inv.Redact(res.Error)
 	if res.Status != engine.Succeeded {
 		if last := lastLine(res.Output); last != "" && po.StartErr == nil {
 			res.Error += ": " + last
 		}
 	}
-	details := map[string]any{"duration_ms": po.Duration.Milliseconds(), "output_bytes": out.Total()}
-	if n := out.Truncated(); n > 0 {
-		details["output_truncated_bytes"] = n
-	}
+	details := map[string]any{"duration_ms": po.Duration.Milliseconds()}
 	if po.Signaled {
 		details["signal"] = po.Signal.String()
+		if po.CtxErr == nil {
+			res.Signal = procgroup.SignalName(po.Signal)
+		}
 	}
 	if po.HeldOpen {
 		details["output_held_open"] = true
 	}
 	res.Details = details
-	c.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
-		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("command finished")
 	return res
 }
 

@@ -135,12 +135,24 @@ type Ansible struct {
 	// Inventory is used when the action names none (ansible-rulebook's
 	// --inventory); "" falls back to the matched events' hosts.
 	Inventory string
+	// procs runs ansible through a supervisor that records its exit
+	// status, so that a run which outlives a crash of the engine is
+	// reattached, not run twice at once (see procgroup.Supervisor).
+	procs procgroup.Supervisor
 }
 
-var _ engine.Action = (*Ansible)(nil)
+var (
+	_ engine.Action     = (*Ansible)(nil)
+	_ engine.Reattacher = (*Ansible)(nil)
+)
+
+// ProcsDir is the directory, in the data directory, of the records of the
+// supervised ansible processes.
+const ProcsDir = "procs"
 
 // New returns the action for mode. Scratch files go under env.DataDir/tmp
-// when DataDir is set.
+// and ansible runs supervised, its records in env.DataDir/procs, when
+// DataDir is set.
 func New(mode Mode, env engine.ActionEnv) *Ansible {
 	a := &Ansible{
 		mode:    mode,
@@ -153,6 +165,7 @@ func New(mode Mode, env engine.ActionEnv) *Ansible {
 	}
 	if env.DataDir != "" {
 		a.tempDir = filepath.Join(env.DataDir, "tmp")
+		a.procs = procgroup.Supervisor{Dir: filepath.Join(env.DataDir, ProcsDir)}
 		a.removeStale()
 	}
 	return a
@@ -164,16 +177,22 @@ const scratchPrefix = "ansible-"
 
 // removeStale deletes the scratch directories that an earlier process
 // (one that crashed or was killed) left in tempDir: their vars files may
-// hold resolved secrets. Directories of this process are kept.
+// hold resolved secrets. Directories of this process are kept, and so are
+// those of an ansible run that may outlive its engine: Reattach removes
+// them once it is over.
 func (a *Ansible) removeStale() {
 	entries, err := os.ReadDir(a.tempDir)
 	if err != nil {
 		return
 	}
+	keep := map[string]bool{}
+	for _, n := range a.procs.Notes() {
+		keep[n] = true
+	}
 	self := fmt.Sprintf("%s%d-", scratchPrefix, os.Getpid())
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, scratchPrefix) || strings.HasPrefix(name, self) {
+		if !e.IsDir() || !strings.HasPrefix(name, scratchPrefix) || strings.HasPrefix(name, self) || keep[filepath.Join(a.tempDir, name)] {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(a.tempDir, name)); err != nil {
@@ -511,11 +530,56 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	cmd.Env = a.env(pluginDir, statsPath)
 	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
-	po := procgroup.Run(ctx, cmd, cfg.killGrace)
+	po := a.procs.Run(ctx, cmd, cfg.killGrace, inv.ID, tmp)
 
 	st, statsErr := readStats(statsPath)
+	res := a.result(cfg, inv, po, st, statsErr, out.String())
+	res.Details["command"] = inv.Redact(strings.Join(append([]string{a.Bin}, argv...), " "))
+	res.Details["output_bytes"] = out.Total()
+	if n := out.Truncated(); n > 0 {
+		res.Details["output_truncated_bytes"] = n
+	}
+	a.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
+		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("ansible finished")
+	return res
+}
+
+// Reattach implements engine.Reattacher: it waits for the ansible run that
+// a crashed engine left running for inv (or kills it when ctx ends) and
+// returns its result, recap and set_stats included, when its supervisor
+// recorded it.
+func (a *Ansible) Reattach(ctx context.Context, inv *engine.Invocation) (engine.Result, bool) {
+	cfg, err := parse(a.mode, inv.Args, false)
+	grace := DefaultKillGrace
+	if err == nil {
+		grace = cfg.killGrace
+	}
+	r := a.procs.Reattach(ctx, inv.ID, grace)
+	if r.Note != "" && a.tempDir != "" && filepath.Dir(r.Note) == a.tempDir {
+		defer os.RemoveAll(r.Note)
+	}
+	if !r.Known {
+		return engine.Result{}, false
+	}
+	if err != nil {
+		return engine.Failure("%s", inv.Redact(err.Error())), true
+	}
+	var st *runStats
+	var statsErr error
+	if r.Note != "" {
+		st, statsErr = readStats(filepath.Join(r.Note, "stats.json"))
+	}
+	res := a.result(cfg, inv, r.Outcome, st, statsErr, r.Output)
+	res.Details["reattached"] = true
+	a.log.Info().Str("invocation", inv.ID).Str("status", string(res.Status)).
+		Int("exit_code", r.Outcome.ExitCode).Msg("reattached to an ansible run left by an earlier process")
+	return res, true
+}
+
+// result classifies how ansible ended, with its output and recap.
+func (a *Ansible) result(cfg config, inv *engine.Invocation, po procgroup.Outcome, st *runStats, statsErr error, output string) engine.Result {
 	res := classify(a.Bin, po, st)
-	res.Output = inv.Redact(out.String())
+	res.Output = inv.Redact(output)
 	if res.Status != engine.Succeeded && po.StartErr == nil && po.CtxErr == nil && (st == nil || len(st.Failures) == 0) {
 		// No task failed: the reason is in the output (an ERROR! line).
 		if l := errorLine(res.Output); l != "" {
@@ -523,13 +587,9 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 		}
 	}
 	res.Error = inv.Redact(res.Error)
-	details := map[string]any{
-		"command":      inv.Redact(strings.Join(append([]string{a.Bin}, argv...), " ")),
-		"duration_ms":  po.Duration.Milliseconds(),
-		"output_bytes": out.Total(),
-	}
-	if n := out.Truncated(); n > 0 {
-		details["output_truncated_bytes"] = n
+	details := map[string]any{"duration_ms": po.Duration.Milliseconds()}
+	if po.Signaled && po.CtxErr == nil {
+		res.Signal = procgroup.SignalName(po.Signal)
 	}
 	if st != nil {
 		details["recap"] = st.recap()
@@ -546,8 +606,6 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 		details["stats_error"] = statsErr.Error()
 	}
 	res.Details = details
-	a.log.Debug().Str("invocation", inv.ID).Str("status", string(res.Status)).
-		Int("exit_code", po.ExitCode).Dur("duration", po.Duration).Msg("ansible finished")
 	return res
 }
 

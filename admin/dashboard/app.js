@@ -282,8 +282,17 @@ async function refreshRules() {
       tr.className = "disabled";
       tr.title = "disabled";
     }
+    // Consumed is counted for single-condition and any rules of rulesets
+    // that are not too large (consumed_counted).
+    const uncounted = !r.consumed_counted;
+    const throttled = el("td", "num suppressed", r.throttle ? (r.suppressed || 0) : "–");
+    throttled.title = r.throttle ? "matches its " + r.throttle + " throttle kept from firing" : "no throttle";
+    const consumed = el("td", "num consumed", uncounted ? "–" : (r.consumed || 0));
+    consumed.title = uncounted ? "not counted for this rule (all/not_all, match_multiple_rules, or a ruleset with over 16 single/any rules); use explain" :
+      "events an earlier rule matched and consumed that this rule's condition meets";
     tr.append(el("td", "", r.ruleset), el("td", "", r.rule), el("td", "", r.kind),
-      el("td", "num hits", r.fired), el("td", "last", clock(r.last_fired)));
+      el("td", "num matches", r.matched || 0), el("td", "num hits", r.fired), throttled, consumed,
+      el("td", "last", clock(r.last_fired)));
     const before = state.rules.get(key);
     if (before !== undefined && r.fired > before) tr.classList.add("flash");
     state.rules.set(key, r.fired);

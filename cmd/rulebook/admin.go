@@ -27,20 +27,14 @@ func (b adminBackend) Rules() []admin.RuleInfo {
 		for _, st := range eng.Stats() {
 			k := [2]string{st.Ruleset, st.Rule}
 			sum := sums[k]
-			sum.Fired += st.Fired
-			sum.Evaluated += st.Evaluated
-			if st.LastFired.After(sum.LastFired) {
-				sum.LastFired = st.LastFired
-			}
+			sum.Add(st)
 			sums[k] = sum
 		}
 	}
 	var out []admin.RuleInfo
 	for _, rs := range b.a.currentRulesets() {
 		for _, r := range rs.Rules {
-			st := sums[[2]string{rs.Name, r.Name}]
-			out = append(out, admin.RuleInfo{Ruleset: rs.Name, Rule: r.Name, Enabled: r.Enabled, Kind: r.Kind.String(),
-				Fired: st.Fired, LastFired: st.LastFired})
+			out = append(out, admin.RuleInfoFrom(rs.Name, r, sums[[2]string{rs.Name, r.Name}]))
 		}
 	}
 	return out
@@ -69,6 +63,18 @@ func (b adminBackend) Inject(ctx context.Context, ruleset string, event map[stri
 	_, err := b.a.gate.Emit(ctx, engine.SourceRef{Ruleset: ruleset, Name: "admin", Type: "admin"}, []engine.Entry{{Event: ev}})
 	return err
 }
+
+// Explain explains an event against the engine's live state. On the bus
+// the state of the event's partition may be in another process, so it
+// is not offered there.
+func (b adminBackend) Explain(ruleset string, event map[string]any) ([]engine.Explanation, error) {
+	if b.a.parts != nil {
+		return nil, fmt.Errorf("%w with --bus: the event's partition may be owned by another process; run `rulebook explain RULEBOOK EVENT.json` for a fresh engine", admin.ErrExplainUnavailable)
+	}
+	return b.a.eng.Explain(ruleset, event)
+}
+
+var _ admin.Explainer = adminBackend{}
 
 // Reload reloads the rulebook; the admin listener logs the outcome and
 // publishes it on the live stream.
@@ -154,12 +160,19 @@ func (a *app) wireMetrics() {
 		}
 		return out
 	})
-	if a.wiring.host != nil {
-		host := a.wiring.host
+	if a.wiring.host != nil || a.wiring.sourceHost != nil {
+		host, sources := a.wiring.host, a.wiring.sourceHost
 		m.PluginRestarts(func() map[string]int {
 			out := map[string]int{}
-			for _, in := range host.Infos() {
-				out[in.Name] = host.Restarts(in.Name)
+			if host != nil {
+				for _, in := range host.Infos() {
+					out[in.Name] = host.Restarts(in.Name)
+				}
+			}
+			if sources != nil {
+				for _, in := range sources.Infos() {
+					out[in.Name] += sources.Restarts(in.Name)
+				}
 			}
 			return out
 		})

@@ -55,6 +55,11 @@ func TestEDASourceArgumentsValidate(t *testing.T) {
         payload: {a: 1}
         event_delay: 1
         shutdown_after: 2
+    - ansible.eda.journald:
+        match: PRIORITY=6
+    - name: all entries
+      eda.builtin.journald:
+        match: ALL
   rules:
     - name: r
       condition: event.a is defined

@@ -6,6 +6,7 @@
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
 //	rulebook report              per-rule evidence from the audit trail
 //	rulebook backtest NEW.yml    replay recorded events through a rulebook change
+//	rulebook explain RULEBOOK EVENT.json  why each rule would fire or not
 //	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook convert RULEBOOK    print an EDA rulebook in the native form
 //	rulebook schema              print the rulebook JSON Schema
@@ -32,6 +33,7 @@ Usage:
   rulebook validate RULEBOOK... [flags] check rulebooks; every problem with file:line:col
   rulebook test TESTFILE... [flags]   run rulebook unit tests in virtual time
   rulebook convert RULEBOOK [flags]   print a rulebook written for ansible-rulebook in the native form
+  rulebook explain RULEBOOK EVENT.json [flags]  say what each rule would do with one event
   rulebook audit [flags]              list what fired and what the actions did
   rulebook report [flags]             per rule: firings, action outcomes, latency, approvals
   rulebook backtest NEW.yml [flags]   replay recorded events through a rulebook; diff its firings
@@ -72,6 +74,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdTest(rest, stdout, stderr)
 	case "convert":
 		err = cmdConvert(rest, stdout, stderr)
+	case "explain":
+		err = cmdExplain(rest, stdin, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
 	case "backtest":

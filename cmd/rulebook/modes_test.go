@@ -237,7 +237,12 @@ func TestModesEndToEnd(t *testing.T) {
 		t.Fatalf("approve after restart: %s", resp.Status)
 	}
 	waitUntil(t, "restart-3", func() bool { return exists(out + "/restart-3") })
-	code, stdout, _ = runCLI(t, "audit", "--admin", url, "--rule", "restart", "--status", "succeeded", "--format", "json")
+	// The file exists once the command ran; its success is recorded
+	// right after.
+	waitUntil(t, "two succeeded restarts recorded", func() bool {
+		code, stdout, _ = runCLI(t, "audit", "--admin", url, "--rule", "restart", "--status", "succeeded", "--format", "json")
+		return code == 0 && strings.Count(stdout, `"decision":"approved"`) >= 2
+	})
 	if n := strings.Count(stdout, `"decision":"approved"`); code != 0 || n != 2 || strings.Count(stdout, `"attempts":[{"n":1,`) != 2 {
 		t.Errorf("succeeded restarts %d, want 2 (n=1 and n=3, each once):\n%s", n, stdout)
 	}

@@ -37,16 +37,33 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	infos, _ := host.Start(ctx)
+	sources := plugins.NewSourceHost(plugins.SourceOptions{Dirs: d, Log: discardLog()})
+	sourceInfos, _ := sources.Start(ctx)
 	if pos[0] == "list" {
-		if len(infos) == 0 {
+		if len(infos) == 0 && len(sourceInfos) == 0 {
 			fmt.Fprintln(stdout, "no plugins found")
-		} else if err := plugins.ListTable(stdout, infos); err != nil {
-			return err
+		} else {
+			if len(infos) > 0 {
+				if err := plugins.ListTable(stdout, infos); err != nil {
+					return err
+				}
+			}
+			if len(sourceInfos) > 0 {
+				if len(infos) > 0 {
+					fmt.Fprintln(stdout)
+				}
+				if err := plugins.SourceListTable(stdout, sourceInfos); err != nil {
+					return err
+				}
+			}
 		}
 		return plugins.ListSearched(stdout, d, len(*dirs) > 0)
 	}
 	in, ok := host.Info(pos[1])
 	if !ok {
+		if si, ok := sources.Info(pos[1]); ok {
+			return plugins.DescribeSource(stdout, si)
+		}
 		return fmt.Errorf("no plugin named %q in %s", pos[1], strings.Join(d, ", "))
 	}
 	return plugins.Describe(stdout, in)

@@ -20,11 +20,15 @@ import (
 	"github.com/rulebook-dev/rulebook/sources/filewatch"
 	"github.com/rulebook-dev/rulebook/sources/generic"
 	"github.com/rulebook-dev/rulebook/sources/httpingest"
+	"github.com/rulebook-dev/rulebook/sources/journald"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
+	"github.com/rulebook-dev/rulebook/sources/mqtt"
 	"github.com/rulebook-dev/rulebook/sources/rangesrc"
+	"github.com/rulebook-dev/rulebook/sources/sse"
 	"github.com/rulebook-dev/rulebook/sources/tick"
 	"github.com/rulebook-dev/rulebook/sources/urlcheck"
 	"github.com/rulebook-dev/rulebook/sources/webhook"
+	"github.com/rulebook-dev/rulebook/sources/websocket"
 )
 
 // registryOptions say what a registry needs beyond the built-ins.
@@ -52,6 +56,8 @@ type registryOptions struct {
 type wiring struct {
 	reg  *engine.Registry
 	host *plugins.Host
+	// sourceHost runs the source plugins (nil when there are none).
+	sourceHost *plugins.SourceHost
 }
 
 // newRegistry is the one place where source and action types are wired.
@@ -82,6 +88,10 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	reg.RegisterSource(filesrc.Spec(os.Stdin))
 	reg.RegisterSource(withSourcePaths(withSchema(webhook.Spec(hub), webhook.Schema()), httpTLSPaths...))
 	reg.RegisterSource(kafkasource.Spec())
+	reg.RegisterSource(sse.Spec())
+	reg.RegisterSource(websocket.Spec())
+	reg.RegisterSource(mqtt.Spec())
+	reg.RegisterSource(journald.Spec())
 	registerReceivers(reg, hub)
 
 	reg.RegisterAction(withActionPaths(withActionSchema(playbook.WithInventory(playbook.PlaybookSpec(), opts.inventory), playbook.PlaybookSchema()), "name", "inventory"))
@@ -93,14 +103,19 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 
 	w := &wiring{reg: reg}
 	dirs := opts.pluginDirs
-	var declared []plugins.Declared
+	var declared, declaredSources []plugins.Declared
 	if opts.rulebookPath != "" {
 		decl, err := rulebooks.DeclaredPlugins(opts.rulebookPath)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range decl {
-			declared = append(declared, plugins.Declared{Name: d.Name, Path: d.Path, SHA256: d.SHA256})
+			pd := plugins.Declared{Name: d.Name, Path: d.Path, SHA256: d.SHA256}
+			if plugins.IsSourcePath(d.Path) {
+				declaredSources = append(declaredSources, pd)
+			} else {
+				declared = append(declared, pd)
+			}
 		}
 	}
 	if len(dirs) == 0 {
@@ -110,6 +125,16 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 			rbs = []string{opts.rulebookPath}
 		}
 		dirs = plugins.DefaultDirs(rbs, exe)
+	}
+	if plugins.AnySourcePlugins(dirs) || len(declaredSources) > 0 {
+		sh, err := startSourcePlugins(dirs, declaredSources, opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := sh.Register(reg); err != nil {
+			return nil, err
+		}
+		w.sourceHost = sh
 	}
 	if !anyPlugins(dirs) && len(declared) == 0 {
 		return w, nil
@@ -181,4 +206,24 @@ func withActionSchema(a engine.ActionSpec, schema map[string]any) engine.ActionS
 		a.Schema = schema
 	}
 	return a
+}
+
+// startSourcePlugins describes the source plugins. One that cannot be
+// described is logged; a declared one is an error (its sources would be
+// unknown).
+func startSourcePlugins(dirs []string, declared []plugins.Declared, opts registryOptions) (*plugins.SourceHost, error) {
+	sh := plugins.NewSourceHost(plugins.SourceOptions{Dirs: dirs, Declared: declared, StateDir: opts.pluginState, Log: opts.log})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	infos, _ := sh.Start(ctx)
+	for _, in := range infos {
+		if in.Err == nil {
+			continue
+		}
+		if in.Declared {
+			return nil, in.Err
+		}
+		opts.log.Error().Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("source plugin not started")
+	}
+	return sh, nil
 }

@@ -39,6 +39,7 @@ type runFlags struct {
 	logFormat       string
 	logLevel        string
 	maxBacklog      int
+	maxBacklogBytes int64
 	retryAfter      time.Duration
 	dedupeWindow    time.Duration
 	retention       time.Duration
@@ -66,7 +67,8 @@ func addRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "`DIR` of the durable journal, action queue and audit trail")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.IntVar(&f.maxBacklog, "max-backlog", journal.DefaultMaxBacklog, "events accepted but not yet processed before sources answer 503 with Retry-After")
+	fs.IntVar(&f.maxBacklog, "max-backlog", journal.DefaultMaxBacklog, "events accepted but not yet processed, plus action invocations not yet finished, before sources answer 503 with Retry-After (negative: no bound)")
+	fs.Int64Var(&f.maxBacklogBytes, "max-backlog-bytes", journal.DefaultMaxBacklogMB<<20, "stored bytes of the events not yet processed plus the action invocations not yet finished before sources answer 503 with Retry-After (negative: no bound)")
 	fs.DurationVar(&f.retryAfter, "retry-after", journal.DefaultRetryAfter, "Retry-After advice sent with a 503 when the backlog is full")
 	fs.DurationVar(&f.dedupeWindow, "dedupe-window", journal.DefaultDedupeWindow, "how long delivery ids are remembered when a source does not say")
 	fs.DurationVar(&f.retention, "retention", journal.DefaultRetention, "how long processed events are kept before compaction")
@@ -271,7 +273,7 @@ func (a *app) run(ctx context.Context) (result error) {
 	}
 
 	a.store, err = journal.Open(journal.Options{
-		Dir: rf.dataDir, MaxBacklog: rf.maxBacklog, RetryAfter: rf.retryAfter, DedupeWindow: rf.dedupeWindow,
+		Dir: rf.dataDir, MaxBacklog: rf.maxBacklog, MaxBacklogBytes: rf.maxBacklogBytes, RetryAfter: rf.retryAfter, DedupeWindow: rf.dedupeWindow,
 		Retention: rf.retention, AuditRetention: rf.auditRetention, Clock: a.clock, Log: log,
 		OnCommit: a.metrics.ObserveCommit,
 		// On the bus, records are marked done by Kafka offset commits, which
@@ -340,6 +342,14 @@ func (a *app) run(ctx context.Context) (result error) {
 	if err := a.disp.Start(ctx); err != nil {
 		return err
 	}
+	// A signal that reached the actions' processes too (systemd's
+	// KillMode=control-group, a group kill) must not make dead letters of
+	// them: the dispatcher learns of the shutdown at once, not only at
+	// Stop, after the journal drained.
+	go func() {
+		<-ctx.Done()
+		a.disp.BeginShutdown()
+	}()
 
 	a.sources = newSourceSet(a.wiring.reg, a.gate, a.clock, log)
 	if err := a.sources.startMissing(desiredSources(rb.Rulesets)); err != nil {

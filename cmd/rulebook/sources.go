@@ -46,6 +46,33 @@ func (g *gate) Emit(ctx context.Context, src engine.SourceRef, entries []engine.
 	return out, err
 }
 
+// Position implements engine.PositionReader when the journal does, so
+// sources resume after their last durable event.
+func (g *gate) Position(ctx context.Context, src engine.SourceRef) (string, error) {
+	return engine.LastPosition(ctx, g.inner, src)
+}
+
+// Pace forwards to the inner Emitter (engine.Pacer).
+func (g *gate) Pace(ctx context.Context, n int) error { return engine.Pace(ctx, g.inner, n) }
+
+var _ engine.BacklogProbe = (*gate)(nil)
+
+// BacklogFull implements engine.BacklogProbe for the journal behind the
+// gate; a refusal counts like one of Emit.
+func (g *gate) BacklogFull(src engine.SourceRef) *engine.BacklogError {
+	g.mu.RLock()
+	p, ok := g.inner.(engine.BacklogProbe)
+	g.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	be := p.BacklogFull(src)
+	if be != nil && g.onEmit != nil {
+		g.onEmit(src, nil, be)
+	}
+	return be
+}
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
@@ -93,7 +120,7 @@ func newSourceSet(reg *engine.Registry, out engine.Emitter, clock engine.Clock, 
 func sourceKey(c engine.SourceConfig) string { return c.Ruleset + "\x00" + c.Name }
 
 func sourceFingerprint(c engine.SourceConfig) string {
-	b, _ := json.Marshal(map[string]any{"type": c.Type, "args": c.Args})
+	b, _ := json.Marshal(map[string]any{"type": c.Type, "args": c.Args, "filters": c.Filters})
 	return string(b)
 }
 
@@ -169,6 +196,11 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		if err != nil {
 			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
 		}
+		chain, err := (&engine.Compiler{Clock: s.clock}).CompileFilters(c.Filters)
+		if err != nil {
+			return fmt.Errorf("ruleset %q: source %q: %w", c.Ruleset, c.Name, err)
+		}
+		out := engine.FilterEmitter(s.out, chain.WithLog(built.Log))
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &runningSource{cfg: c, src: src, fp: sourceFingerprint(c), cancel: cancel, done: make(chan struct{})}
 		s.mu.Lock()
@@ -179,7 +211,7 @@ func (s *sourceSet) startMissing(want map[string]engine.SourceConfig) error {
 		go func() {
 			defer s.wg.Done()
 			defer close(r.done)
-			err := src.Run(ctx, s.out)
+			err := src.Run(ctx, out)
 			if err != nil && ctx.Err() == nil {
 				select {
 				case s.errs <- fmt.Errorf("source %q of ruleset %q: %w", c.Name, c.Ruleset, err):

@@ -177,20 +177,59 @@ func parse(args map[string]any) (*Generic, error) {
 	return g, nil
 }
 
+// maxBatch bounds the events of one Emit call when no wait separates
+// them: one durable write for up to this many events instead of one each.
+const maxBatch = 256
+
 // Run emits the payloads, then returns, as ansible.eda.generic does: after
 // startup_delay, each payload item repeat_count times (repeat_delay
 // apart), event_delay between items, loop_delay between loops, loop_count
 // loops (-1: forever), and shutdown_after before returning. Waits are on
 // the source's clock.
+//
+// Events that no wait separates go in batches of up to maxBatch, each
+// paced (engine.EmitPaced), so a generator without delays costs one
+// durable write per batch rather than per event. Before any non-zero
+// wait the pending batch is emitted, so an event is never held back
+// across a wait; without a loop_delay a batch spans loops, so a small
+// payload looped forever is batched too.
 func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 	if !engine.Sleep(ctx, g.clock, g.startupDelay) {
 		return nil
 	}
+	batch := make([]engine.Entry, 0, min(maxBatch, max(1, len(g.payload)*g.repeatCount)))
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := engine.EmitPaced(ctx, g.clock, out, g.ref, batch)
+		clear(batch)
+		batch = batch[:0]
+		return err
+	}
+	// wait sleeps d, emitting the pending batch first when d is not zero.
+	wait := func(d time.Duration) (bool, error) {
+		if d <= 0 {
+			return true, nil
+		}
+		if err := flush(); err != nil {
+			return false, err
+		}
+		return engine.Sleep(ctx, g.clock, d), nil
+	}
+	stop := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	n := 0
 	first := true
 	for loop := 0; g.loops < 0 || loop < g.loops; loop++ {
-		if loop > 0 && !engine.Sleep(ctx, g.clock, g.loopDelay) {
-			return nil
+		if loop > 0 {
+			if ok, err := wait(g.loopDelay); err != nil || !ok {
+				return stop(err)
+			}
 		}
 		order := make([]int, len(g.payload))
 		for i := range order {
@@ -201,12 +240,14 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		for _, i := range order {
 			for r := 0; r < g.repeatCount; r++ {
-				wait := g.delay
+				d := g.delay
 				if r > 0 {
-					wait = g.repeatDelay
+					d = g.repeatDelay
 				}
-				if !first && !engine.Sleep(ctx, g.clock, wait) {
-					return nil
+				if !first {
+					if ok, err := wait(d); err != nil || !ok {
+						return stop(err)
+					}
 				}
 				first = false
 				body := deepCopy(g.payload[i])
@@ -224,15 +265,17 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 					b, _ := json.Marshal(body)
 					fmt.Fprintln(g.stdout, string(b))
 				}
-				ev := engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())
-				if _, err := engine.EmitWait(ctx, g.clock, out, g.ref, []engine.Entry{{Event: ev}}); err != nil {
-					if ctx.Err() != nil {
-						return nil
+				batch = append(batch, engine.Entry{Event: engine.NewEvent(body, g.ref.Name, g.ref.Type, g.clock.Now())})
+				if len(batch) == maxBatch {
+					if err := flush(); err != nil {
+						return stop(err)
 					}
-					return err
 				}
 			}
 		}
+	}
+	if err := flush(); err != nil {
+		return stop(err)
 	}
 	engine.Sleep(ctx, g.clock, g.shutdown)
 	return nil

@@ -3,6 +3,8 @@ package generic
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +17,8 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	events []engine.Event
-	full   int // answer BacklogError this many times first
+	full   int   // answer BacklogError this many times first
+	calls  []int // entries per accepted Emit; -n for a Pace(n)
 }
 
 func (r *recorder) Emit(_ context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
@@ -25,6 +28,7 @@ func (r *recorder) Emit(_ context.Context, _ engine.SourceRef, entries []engine.
 		r.full--
 		return nil, &engine.BacklogError{RetryAfter: time.Millisecond}
 	}
+	r.calls = append(r.calls, len(entries))
 	out := make([]engine.Outcome, len(entries))
 	for _, e := range entries {
 		r.events = append(r.events, e.Event)
@@ -282,6 +286,112 @@ func TestGenericPayloadMappingAndRandomize(t *testing.T) {
 	for _, bad := range []map[string]any{{"payload": []any{}, "time_format": "utc"}, {"payload": []any{}, "randomize": "yes"}, {"payload": []any{}, "repeat_count": -1}} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// Without a delay the events go in batches of maxBatch, one durable write
+// each, in order; without a loop_delay a batch spans loops.
+func TestGenericBatchesWithoutDelay(t *testing.T) {
+	payload := make([]any, 300)
+	for i := range payload {
+		payload[i] = map[string]any{"a": i}
+	}
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: engine.SystemClock{},
+		Args: map[string]any{"payload": payload, "loop_count": 2, "create_index": "i", "display": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.(*Generic).stdout = io.Discard
+	rec := &recorder{full: 1}
+	if err := src.Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rec.calls) != "[256 256 88]" || len(rec.events) != 600 {
+		t.Fatalf("calls %v, %d events; want [256 256 88], 600", rec.calls, len(rec.events))
+	}
+	for i, ev := range rec.events {
+		if ev["i"] != i || ev["a"] != i%300 {
+			t.Fatalf("event %d = %v: out of order", i, ev)
+		}
+	}
+}
+
+type paced struct{ recorder }
+
+func (p *paced) Pace(_ context.Context, n int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, -n)
+	return nil
+}
+
+// Each batch is paced (engine.Pacer) before it is emitted: the calls are
+// -n for a Pace(n), n for an Emit of n. A loop_delay ends the batch.
+func TestGenericIsPaced(t *testing.T) {
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: clock,
+		Args: map[string]any{"payload": []any{map[string]any{"a": 1}, map[string]any{"a": 2}}, "loop_count": 2, "loop_delay": "1s", "repeat_count": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &paced{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, p) }()
+	if err := clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[-4 4 -4 4]" {
+		t.Fatalf("calls %v, want [-4 4 -4 4]", p.calls)
+	}
+}
+
+// Any non-zero wait keeps one event per Emit: event_delay between items,
+// repeat_delay between repeats, and each event leaves before the wait
+// that follows it starts.
+func TestGenericNoBatchingWithADelay(t *testing.T) {
+	for _, args := range []map[string]any{
+		{"event_delay": "1s"},
+		{"repeat_delay": "1s", "repeat_count": 3},
+	} {
+		clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		args["payload"] = []any{map[string]any{"a": 1}, map[string]any{"a": 2}, map[string]any{"a": 3}}
+		if _, ok := args["repeat_delay"]; ok {
+			args["payload"] = []any{map[string]any{"a": 1}}
+		}
+		src, err := Spec().New(engine.SourceConfig{Name: "g", Type: "generic", Clock: clock, Args: args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx, rec) }()
+		ones := []int{1, 1}
+		for i := 1; i <= 2; i++ {
+			if err := clock.BlockUntil(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			rec.mu.Lock()
+			got := fmt.Sprint(rec.calls)
+			rec.mu.Unlock()
+			if want := fmt.Sprint(ones[:i]); got != want {
+				t.Fatalf("%v: before wait %d calls %v, want %s", args, i, got, want)
+			}
+			clock.Advance(time.Second)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if fmt.Sprint(rec.calls) != "[1 1 1]" {
+			t.Fatalf("%v: calls %v, want [1 1 1]", args, rec.calls)
 		}
 	}
 }

@@ -241,6 +241,16 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.reject(w, r, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(max, 10)+" bytes", nil)
 		return
 	}
+	// A full backlog refuses before the body is read: a storm of large
+	// bodies is not held in memory only to be refused.
+	if p, ok := e.Out.(engine.BacklogProbe); ok {
+		if be := p.BacklogFull(e.Source); be != nil {
+			e.Counts.Failed.Add(1)
+			logIt, held := e.failLog.allow(e.now(), failLogEvery)
+			e.backlogFull(w, be, logIt, held)
+			return
+		}
+	}
 	body, err := readBody(w, r, max)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -291,19 +301,18 @@ func (e *Endpoint) emit(w http.ResponseWriter, r *http.Request, entries []engine
 		e.Counts.Failed.Add(1)
 		logIt, held := e.failLog.allow(e.now(), failLogEvery)
 		if be, ok := engine.IsBacklog(err); ok {
-			secs := int64(math.Ceil(be.RetryAfter.Seconds()))
-			if secs < 1 {
-				secs = 1
-			}
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			if logIt {
-				e.Log.Warn().Dur("retry_after", be.RetryAfter).Int("similar_not_logged", held).Msg("backlog full: answered 503")
-			}
-			WriteError(w, http.StatusServiceUnavailable, "backlog full, retry later")
+			e.backlogFull(w, be, logIt, held)
 			return
 		}
 		if errors.Is(err, engine.ErrClosed) {
 			WriteError(w, http.StatusServiceUnavailable, "shutting down, retry later")
+			return
+		}
+		if fe, ok := engine.IsFilterError(err); ok {
+			// The source's filters refuse the event: sending it again
+			// cannot help.
+			e.Log.Warn().Int("filter", fe.Index).Str("filter_name", fe.Name).Err(fe.Err).Msg("event refused by a filter")
+			WriteError(w, http.StatusUnprocessableEntity, "event refused by "+fe.Error())
 			return
 		}
 		if logIt {
@@ -399,6 +408,19 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
 	writeBody(w, status, b)
+}
+
+// backlogFull answers 503 with Retry-After.
+func (e *Endpoint) backlogFull(w http.ResponseWriter, be *engine.BacklogError, logIt bool, held int) {
+	secs := int64(math.Ceil(be.RetryAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	if logIt {
+		e.Log.Warn().Dur("retry_after", be.RetryAfter).Int("similar_not_logged", held).Msg("backlog full: answered 503")
+	}
+	WriteError(w, http.StatusServiceUnavailable, "backlog full, retry later")
 }
 
 // writeBody answers status with the JSON b and a final newline.

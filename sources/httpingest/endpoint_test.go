@@ -112,6 +112,7 @@ func TestEndpointAnswers(t *testing.T) {
 		{name: "backlog full", emitErr: &engine.BacklogError{RetryAfter: 2100 * time.Millisecond}, req: post("application/json", `{}`), status: 503, body: `{"error":"backlog full, retry later"}`, header: [2]string{"Retry-After", "3"}},
 		{name: "backlog full sub-second", emitErr: &engine.BacklogError{RetryAfter: time.Millisecond}, req: post("application/json", `{}`), status: 503, header: [2]string{"Retry-After", "1"}},
 		{name: "shutting down", emitErr: engine.ErrClosed, req: post("application/json", `{}`), status: 503, body: `{"error":"shutting down, retry later"}`},
+		{name: "refused by a filter", emitErr: &engine.FilterError{Index: 1, Name: "event_splitter", Err: errors.New(`splitter_key "a" is not in the event`)}, req: post("application/json", `{}`), status: 422, body: `{"error":"event refused by filters[1] (event_splitter): splitter_key \"a\" is not in the event"}`},
 		{name: "storage failure", emitErr: errors.New("disk on fire"), req: post("application/json", `{}`), status: 500, body: `{"error":"storing the event failed"}`},
 		{name: "method not allowed", req: req{method: "GET"}, status: 405, body: `{"error":"method \"GET\" not allowed"}`, header: [2]string{"Allow", "POST"}},
 		{name: "methods configured", ep: func(e *Endpoint) { e.Methods = []string{"PUT", "POST"} }, req: req{method: "DELETE"}, status: 405, header: [2]string{"Allow", "PUT, POST"}},

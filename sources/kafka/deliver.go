@@ -51,6 +51,11 @@ func (p *pipeline) process(ctx context.Context, tp topicPartition, batch []kafka
 		}
 		s.deadLettered.Add(int64(len(dead)))
 	}
+	// A partition can be read far faster than the engine evaluates: stay
+	// within the journal's window rather than fill its backlog.
+	if engine.Pace(ctx, p.out, len(entries)) != nil {
+		return false
+	}
 	var outcomes []engine.Outcome
 	ok := s.retry(ctx, "emit", func() error {
 		var err error

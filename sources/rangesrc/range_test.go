@@ -2,6 +2,7 @@ package rangesrc
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +11,13 @@ import (
 	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
-type recorder struct{ events []engine.Event }
+type recorder struct {
+	events []engine.Event
+	calls  []int
+}
 
 func (r *recorder) Emit(_ context.Context, _ engine.SourceRef, entries []engine.Entry) ([]engine.Outcome, error) {
+	r.calls = append(r.calls, len(entries))
 	for _, e := range entries {
 		r.events = append(r.events, e.Event)
 	}
@@ -112,5 +117,37 @@ func TestRangeDelayFollowsTheClock(t *testing.T) {
 	}
 	if n := clock.Timers(); n != 0 {
 		t.Fatalf("%d timers left pending after Run returned", n)
+	}
+}
+
+// Without a delay the events go in batches of maxBatch, one durable write
+// each, not one per event.
+func TestRangeBatchesWithoutDelay(t *testing.T) {
+	src, _ := Spec().New(engine.SourceConfig{Name: "t", Type: "range", Clock: engine.SystemClock{}, Args: map[string]any{"limit": 600}})
+	rec := &recorder{}
+	if err := src.Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rec.calls) != "[256 256 88]" || rec.events[599]["i"] != 599 {
+		t.Fatalf("calls %v, %d events", rec.calls, len(rec.events))
+	}
+}
+
+type paced struct{ recorder }
+
+func (p *paced) Pace(_ context.Context, n int) error {
+	p.calls = append(p.calls, -n)
+	return nil
+}
+
+// Each batch is paced (engine.Pacer) first: the calls are -n for a pace.
+func TestRangeIsPaced(t *testing.T) {
+	src, _ := Spec().New(engine.SourceConfig{Name: "t", Type: "range", Clock: engine.SystemClock{}, Args: map[string]any{"limit": 300}})
+	p := &paced{}
+	if err := src.Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.calls) != "[-256 256 -44 44]" {
+		t.Fatalf("calls %v", p.calls)
 	}
 }

@@ -29,8 +29,8 @@ var _ admin.Backend = (*backend)(nil)
 func newBackend() *backend {
 	return &backend{rules: []admin.RuleInfo{
 		{Ruleset: "ops", Rule: "restart nginx", Enabled: true, Kind: "condition", Fired: 4,
-			LastFired: time.Now().Add(-time.Hour)},
-		{Ruleset: "ops", Rule: "page on-call", Enabled: true, Kind: "all"},
+			LastFired: time.Now().Add(-time.Hour), Matched: 11, Suppressed: 7, Throttle: "once_within", Consumed: 3, ConsumedCounted: true},
+		{Ruleset: "ops", Rule: "page on-call", Enabled: true, Kind: "all", Matched: 2},
 		{Ruleset: "security", Rule: "block address", Enabled: false, Kind: "any"},
 	}}
 }
@@ -119,6 +119,12 @@ func startServer(t *testing.T, b admin.Backend, token string) *admin.Server {
 	return s
 }
 
+// cellsExpr reads a rule's matches, fired, suppressed and consumed cells
+// from the rules table, space-separated.
+func cellsExpr(ruleset, rule string) string {
+	return fmt.Sprintf(`(() => { const r = [...document.querySelectorAll("#rules tbody tr")].find(tr => tr.dataset.ruleset === %q && tr.dataset.rule === %q); return r ? ["matches", "hits", "suppressed", "consumed"].map(c => r.querySelector("td." + c).textContent).join(" ") : ""; })()`, ruleset, rule)
+}
+
 // hitsExpr reads a rule's hit count from the rules table.
 func hitsExpr(ruleset, rule string) string {
 	return fmt.Sprintf(`(() => { const r = [...document.querySelectorAll("#rules tbody tr")].find(tr => tr.dataset.ruleset === %q && tr.dataset.rule === %q); return r ? Number(r.querySelector("td.hits").textContent) : -1; })()`, ruleset, rule)
@@ -169,6 +175,12 @@ func TestDashboard(t *testing.T) {
 	// The page loads: rules with their hit counts, the stream connected.
 	wait("rules table", `document.querySelectorAll("#rules tbody tr").length === 3`)
 	wait("initial hit count", hitsExpr("ops", "restart nginx")+" === 4")
+	// Why a rule did not fire: its matches, what its throttle suppressed
+	// and what an earlier rule consumed, beside its firings; "–" where a
+	// count does not apply (no throttle; consumed not counted).
+	wait("rule activity columns", cellsExpr("ops", "restart nginx")+` === "11 4 7 3"`)
+	wait("columns that do not apply", cellsExpr("ops", "page on-call")+` === "2 0 – –"`)
+	wait("column headers", `[...document.querySelectorAll("#rules thead th")].map(th => th.textContent).join("|") === "Ruleset|Rule|Kind|Matches|Fired|Suppressed by throttle|Consumed by earlier rule|Last fired"`)
 	wait("stream connected", `document.getElementById("conn").textContent === "live"`)
 	wait("disabled rule marked", `document.querySelector('#rules tbody tr[data-rule="block address"]').classList.contains("disabled")`)
 

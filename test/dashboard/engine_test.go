@@ -31,6 +31,10 @@ const siteYAML = `- name: ops
       action:
         notify:
           host: "{{ event.alert.host }}"
+    - name: page on down
+      condition: event.alert.status == "down"
+      action:
+        none: {}
     - name: retired
       enabled: false
       condition: event.alert.status == "gone"
@@ -95,6 +99,7 @@ func TestDashboardEngine(t *testing.T) {
 			stream.PublishFiring(f, acts)
 		},
 	})
+	m.SetEvaluationsFunc(eng.Stats)
 	if err := disp.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +136,7 @@ func TestDashboardEngine(t *testing.T) {
 
 	p := OpenPage(t, ctx, br, srv.URL()+"/")
 	wait := pageWaiter(t, ctx, p, nil)
-	wait("rules", `document.querySelectorAll("#rules tbody tr").length === 2`)
+	wait("rules", `document.querySelectorAll("#rules tbody tr").length === 3`)
 	wait("no hits yet", hitsExpr("ops", "restart on down")+" === 0")
 	wait("stream connected", `document.getElementById("conn").textContent === "live"`)
 
@@ -158,6 +163,10 @@ func TestDashboardEngine(t *testing.T) {
 	wait("hit count 2", hitsExpr("ops", "restart on down")+" === 2")
 	wait("action history: db1", `[...document.querySelectorAll("#audit tbody tr")].some(tr => tr.textContent.includes("notified db1"))`)
 	wait("firings in the feed", `document.querySelectorAll('#feed .feed-item[data-kind="firing"]').length === 2`)
+	// "page on down" never saw either event: the rule before it consumed
+	// both, and the table and the metric say so.
+	wait("consumed by the earlier rule", cellsExpr("ops", "page on down")+` === "0 0 – 2"`)
+	wait("matches of the consuming rule", cellsExpr("ops", "restart on down")+` === "2 2 – 0"`)
 
 	resp, err := http.Get(srv.URL() + "/metrics")
 	if err != nil {
@@ -167,6 +176,8 @@ func TestDashboardEngine(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`rulebook_rule_firings_total{rule="restart on down",ruleset="ops"} 2`,
+		`rulebook_rule_suppressed_total{reason="consumed",rule="page on down",ruleset="ops"} 2`,
+		`rulebook_rule_suppressed_total{reason="consumed",rule="restart on down",ruleset="ops"} 0`,
 		`rulebook_action_invocations_total{action="notify",result="succeeded"} 2`,
 		`rulebook_action_attempt_duration_seconds_count{action="notify",result="succeeded"} 2`,
 		`rulebook_events_accepted_total{source="ops/alerts"} 1`,

@@ -1,0 +1,134 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/journal"
+)
+
+func sourceDir(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.Symlink(filepath.Join(binDir, n), filepath.Join(dir, SourceFilePrefix+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// A source plugin that crashes, or hangs (stops sending even heartbeats),
+// is restarted from the last durable position: every event is journaled
+// once, in order, and the restart is counted.
+func TestSourcePluginRestarts(t *testing.T) {
+	for _, mode := range []string{"crash_at", "freeze_at"} {
+		t.Run(mode, func(t *testing.T) {
+			h := NewSourceHost(SourceOptions{Dirs: []string{sourceDir(t, "counter")}, Log: zerolog.Nop(),
+				Heartbeat: 50 * time.Millisecond, HangAfter: 400 * time.Millisecond,
+				Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+			infos, err := h.Start(context.Background())
+			if err != nil || len(infos) != 1 || infos[0].Name != "counter" || infos[0].Version != "0.0.1" {
+				t.Fatalf("start: %v %+v", err, infos)
+			}
+			reg := engine.NewRegistry()
+			if err := h.Register(reg); err != nil {
+				t.Fatal(err)
+			}
+			spec, ok := reg.Source("counter")
+			if !ok {
+				t.Fatal("source type not registered")
+			}
+			args := map[string]any{"count": 12, mode: 5, "marker": filepath.Join(t.TempDir(), "once")}
+			if err := spec.Check(args); err != nil {
+				t.Fatalf("check: %v", err)
+			}
+			j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			src, err := spec.New(engine.SourceConfig{Name: "c", Type: "counter", Ruleset: "rs", Args: args, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- src.Run(ctx, j) }()
+			deadline := time.Now().Add(30 * time.Second)
+			for j.LastSeq() < 12 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			recs, err := j.Read(context.Background(), 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range recs {
+				got = append(got, fmt.Sprint(r.Event["n"]))
+				if engine.EventID(r.Event) == "" || engine.Meta(r.Event)["source"] == nil {
+					t.Errorf("event without the engine's meta: %v", r.Event)
+				}
+			}
+			if strings.Join(got, ",") != "1,2,3,4,5,6,7,8,9,10,11,12" {
+				t.Fatalf("journal holds %v", got)
+			}
+			if n := h.Restarts("counter"); n != 1 {
+				t.Fatalf("restarts %d, want 1", n)
+			}
+			if pos, _ := j.Position(context.Background(), engine.SourceRef{Ruleset: "rs", Name: "c"}); pos != "12" {
+				t.Fatalf("stored position %q, want 12", pos)
+			}
+		})
+	}
+}
+
+// Arguments are checked against the plugin's schema, with the key's path.
+func TestSourcePluginSchemaCheck(t *testing.T) {
+	h := NewSourceHost(SourceOptions{Dirs: []string{sourceDir(t, "counter")}, Log: zerolog.Nop()})
+	if _, err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry()
+	if err := h.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := reg.Source("counter")
+	err := spec.Check(map[string]any{"count": "many"})
+	var ae *engine.ArgError
+	if !errors.As(err, &ae) || strings.Join(ae.Path, ".") != "count" {
+		t.Fatalf("check: %v, want an ArgError at count", err)
+	}
+	if err := spec.Check(map[string]any{"count": 1, "colour": "red"}); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	// A built-in of the same name wins and the clash is reported.
+	reg2 := engine.NewRegistry()
+	reg2.RegisterSource(engine.SourceSpec{Type: "counter", New: func(engine.SourceConfig) (engine.Source, error) { return nil, nil }})
+	if err := h.Register(reg2); err == nil || !strings.Contains(err.Error(), "already registered") {
+		t.Fatalf("register over a built-in: %v", err)
+	}
+}
+
+// A declared source plugin whose file does not match its sha256 is refused.
+func TestSourcePluginChecksum(t *testing.T) {
+	dir := sourceDir(t, "counter")
+	h := NewSourceHost(SourceOptions{Declared: []Declared{{Path: filepath.Join(dir, SourceFilePrefix+"counter"), SHA256: strings.Repeat("0", 64)}}, Log: zerolog.Nop()})
+	infos, err := h.Start(context.Background())
+	if !errors.Is(err, ErrChecksumMismatch) || len(infos) != 1 || !infos[0].Declared {
+		t.Fatalf("start: %v %+v", err, infos)
+	}
+}

@@ -1,0 +1,93 @@
+package streamconn
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/schematest"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
+)
+
+func TestBackoff(t *testing.T) {
+	b := &Backoff{Initial: time.Second, Max: 5 * time.Second}
+	var got []time.Duration
+	for i := 0; i < 5; i++ {
+		got = append(got, b.Next())
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("waits %v, want %v", got, want)
+		}
+	}
+	b.Reset()
+	if d := b.Next(); d != time.Second {
+		t.Fatalf("after reset %s, want 1s", d)
+	}
+	b.SetInitial(30 * time.Second) // a server's retry: beyond Max raises Max
+	if d := b.Next(); d != 30*time.Second || b.Next() != 30*time.Second {
+		t.Fatalf("after SetInitial(30s): %s", d)
+	}
+}
+
+func TestArgs(t *testing.T) {
+	a := NewArgs(map[string]any{"s": "x", "n": 7, "d": "2s", "m": map[string]any{"k": "v"}, "l": []any{"a", "b"}, "typo": 1})
+	if s, _ := a.String("s", ""); s != "x" {
+		t.Fatal(s)
+	}
+	if n, _ := a.Int("n", 0, 1, 10); n != 7 {
+		t.Fatal(n)
+	}
+	if _, err := a.Int("n", 0, 8, 10); err == nil {
+		t.Fatal("out of range accepted")
+	}
+	if d, _ := a.Duration("d", 0); d != 2*time.Second {
+		t.Fatal(d)
+	}
+	if m, _ := a.StringMap("m"); m["k"] != "v" {
+		t.Fatal(m)
+	}
+	if l, _ := a.StringList("l"); strings.Join(l, ",") != "a,b" {
+		t.Fatal(l)
+	}
+	err := a.Unknown()
+	var ae *engine.ArgError
+	if !errors.As(err, &ae) || ae.Path[0] != "typo" || !strings.Contains(err.Error(), `unknown key "typo"`) {
+		t.Fatalf("unknown: %v", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "ca")
+	dir := t.TempDir()
+	caFile := testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM)
+	cert, key := ca.Client(t, "c").WriteFiles(t, dir, "client")
+	tl, err := TLSArgs(NewArgs(map[string]any{"tls": map[string]any{"ca": caFile, "cert": cert, "key": key, "server_name": "x"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tl.Config()
+	if err != nil || c.RootCAs == nil || len(c.Certificates) != 1 || c.ServerName != "x" {
+		t.Fatalf("config %v %v", c, err)
+	}
+	for _, tc := range []struct {
+		tls  map[string]any
+		want string
+	}{
+		{map[string]any{"cert": cert}, "give both cert and key"},
+		{map[string]any{"ca": 3}, "tls.ca: want a string"},
+		{map[string]any{"cafile": caFile}, `tls.cafile: unknown key "cafile"`},
+	} {
+		if _, err := TLSArgs(NewArgs(map[string]any{"tls": tc.tls})); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.tls, err, tc.want)
+		}
+	}
+	bad, _ := TLSArgs(NewArgs(map[string]any{"tls": map[string]any{"ca": key}}))
+	if _, err := bad.Config(); err == nil || !strings.Contains(err.Error(), "no certificate") {
+		t.Fatalf("a key as CA: %v", err)
+	}
+	schematest.Compile(t, map[string]any{"type": "object", "properties": map[string]any{"tls": TLSSchema(), "d": DurationSchema("x")}})
+}

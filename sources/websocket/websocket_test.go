@@ -1,0 +1,353 @@
+package websocket
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ws "github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
+	"github.com/rulebook-dev/rulebook/internal/testcerts"
+	"github.com/rulebook-dev/rulebook/journal"
+)
+
+// feed is a WebSocket server that streams {"seq": i, "n": i} for i after
+// the `since` of the client's subscription.
+type feed struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{}
+	subs    []map[string]any
+	reqs    []*http.Request
+	protos  []string
+}
+
+func newFeed() *feed { return &feed{changed: make(chan struct{})} }
+
+func (f *feed) add(k int) {
+	f.mu.Lock()
+	f.n += k
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := ws.Accept(w, r, &ws.AcceptOptions{Subprotocols: []string{"events.v1"}})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := r.Context()
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		return
+	}
+	var sub map[string]any
+	_ = json.Unmarshal(data, &sub)
+	f.mu.Lock()
+	f.subs = append(f.subs, sub)
+	f.reqs = append(f.reqs, r)
+	f.protos = append(f.protos, c.Subprotocol())
+	f.mu.Unlock()
+	sent := 0
+	fmt.Sscan(fmt.Sprint(sub["since"]), &sent)
+	ctx = c.CloseRead(ctx) // answers pings
+	_ = c.Write(ctx, ws.MessageBinary, []byte{1, 2, 3})
+	for {
+		f.mu.Lock()
+		n, changed := f.n, f.changed
+		f.mu.Unlock()
+		for sent < n {
+			sent++
+			if err := c.Write(ctx, ws.MessageText, []byte(fmt.Sprintf(`{"seq": %d, "n": %d}`, sent, sent))); err != nil {
+				return
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// serve runs h on addr until the returned stop, which also drops every
+// open connection (the server dies).
+func serve(t *testing.T, h http.Handler, addr string) (string, func()) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the old listener's port is being released
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hijacked (WebSocket) connections outlive Server.Close: requests get
+	// a context that the stop cancels, and the handlers then drop their
+	// connections.
+	base, kill := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: h, BaseContext: func(net.Listener) context.Context { return base }}
+	go func() { _ = srv.Serve(ln) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { kill(); _ = srv.Close() }) }
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T, args map[string]any, clock engine.Clock, out engine.Emitter) func() {
+	t.Helper()
+	spec := Spec()
+	if err := spec.Check(args); err != nil {
+		t.Fatal(err)
+	}
+	src, err := spec.New(engine.SourceConfig{Name: "ws", Type: Type, Ruleset: "rs", Args: args, Clock: clock, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func openJournal(t *testing.T, dir string) *journal.Store {
+	t.Helper()
+	s, err := journal.Open(journal.Options{Dir: dir, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The server is killed mid-stream and restarted, then Rulebook restarts:
+// with position_key and {{ position }} in the subscription every message
+// is journaled exactly once, in order.
+func TestResumeWithoutLossOrDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	f := newFeed()
+	f.add(5)
+	addr, kill := serve(t, f, "127.0.0.1:0")
+	args := map[string]any{
+		"url":                 "ws://" + addr + "/stream",
+		"headers":             map[string]any{"X-Tenant": "blue"},
+		"token":               "s3cret",
+		"subprotocols":        []any{"events.v1"},
+		"send":                []any{map[string]any{"op": "subscribe", "since": "{{ position }}"}},
+		"position_key":        "seq",
+		"reconnect_delay":     "10ms",
+		"max_reconnect_delay": "50ms",
+	}
+	stop := start(t, args, engine.SystemClock{}, j)
+	waitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
+	kill()
+	f.add(5)
+	_, kill = serve(t, f, addr)
+	waitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
+	stop()
+	kill()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j = openJournal(t, dir)
+	defer j.Close()
+	f.add(2)
+	_, kill = serve(t, f, addr)
+	defer kill()
+	start(t, args, engine.SystemClock{}, j)
+	waitFor(t, "12 events", func() bool { return j.LastSeq() == 12 })
+
+	recs, err := j.Read(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for i, r := range recs {
+		p, _ := r.Event["payload"].(map[string]any)
+		got = append(got, fmt.Sprintf("%v/%v", p["n"], engine.Meta(r.Event)["position"]))
+		want = append(want, fmt.Sprintf("%d/%d", i+1, i+1))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("journal holds %v, want %v", got, want)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var since []string
+	for _, s := range f.subs {
+		since = append(since, fmt.Sprint(s["since"]))
+	}
+	if since[0] != "" || since[1] != "5" || since[len(since)-1] != "10" {
+		t.Fatalf("subscriptions since %q: want \"\", 5, then 10 after the restart", since)
+	}
+	r := f.reqs[0]
+	if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Tenant") != "blue" || f.protos[0] != "events.v1" {
+		t.Fatalf("handshake headers %v, subprotocol %q", r.Header, f.protos[0])
+	}
+}
+
+// A server that stops answering pings is left and connected to again;
+// pings keep a live connection. Ping and reconnect waits run on the
+// engine's clock.
+func TestPingKeepalive(t *testing.T) {
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	conns := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		mu.Lock()
+		conns++
+		n := conns
+		mu.Unlock()
+		rctx := r.Context()
+		if n > 1 {
+			rctx = c.CloseRead(rctx) // a reader answers pings; the first server is silent
+		}
+		_ = c.Write(rctx, ws.MessageText, []byte(fmt.Sprintf("hello %d", n)))
+		<-rctx.Done()
+	})
+	addr, _ := serve(t, h, "127.0.0.1:0")
+	out := make(sourcetest.Events, 16)
+	start(t, map[string]any{"url": "ws://" + addr, "ping_interval": "30s", "ping_timeout": "200ms", "reconnect_delay": "1s"}, clock, out)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return conns }
+	next := func(want string) {
+		t.Helper()
+		select {
+		case ev := <-out:
+			if ev["payload"] != want {
+				t.Fatalf("event %v, want payload %q", ev, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+	}
+	block := func() {
+		t.Helper()
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next("hello 1")
+	block()
+	clock.Advance(30 * time.Second) // ping: no pong within 200ms
+	block()                         // the reconnect wait
+	if got := count(); got != 1 {
+		t.Fatalf("%d connections before the reconnect wait ended", got)
+	}
+	clock.Advance(time.Second)
+	next("hello 2")
+	for i := 0; i < 3; i++ {
+		block()
+		clock.Advance(30 * time.Second)
+		block() // the next ping is due: this one got its pong
+		if got := count(); got != 2 {
+			t.Fatalf("ping %d on a live connection: %d connections, want 2", i, got)
+		}
+	}
+	clock.Advance(time.Second) // a pending reconnect would happen now
+	block()
+	if got := count(); got != 2 {
+		t.Fatalf("%d connections, want 2", got)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{}, `missing key "url"`},
+		{map[string]any{"url": "http://x"}, `want a ws:// or wss:// URL`},
+		{map[string]any{"url": "ws://x", "send": "hello"}, `send: want a list of messages`},
+		{map[string]any{"url": "ws://x", "send": []any{1}}, `send.0: want a string or a mapping`},
+		{map[string]any{"url": "ws://x", "ping": "1s"}, `ping: unknown key "ping"`},
+	} {
+		err := Spec().Check(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// wss:// with a private CA and a client certificate (mutual TLS).
+func TestMutualTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, "test ca")
+	server := ca.Server(t, "127.0.0.1")
+	client := ca.Client(t, "rulebook")
+	dir := t.TempDir()
+	caFile := testcerts.WriteFile(t, dir, "ca.pem", ca.CertPEM)
+	certFile, keyFile := client.WriteFiles(t, dir, "client")
+	peer := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		peer <- r.TLS.PeerCertificates[0].Subject.CommonName
+		_ = c.Write(r.Context(), ws.MessageText, []byte(`{"ok": true}`))
+		<-c.CloseRead(r.Context()).Done()
+	})
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	out := make(sourcetest.Events, 1)
+	start(t, map[string]any{"url": "wss://" + strings.TrimPrefix(srv.URL, "https://"), "tls": map[string]any{"ca": caFile, "cert": certFile, "key": keyFile}}, engine.SystemClock{}, out)
+	select {
+	case ev := <-out:
+		if p, _ := ev["payload"].(map[string]any); p["ok"] != true {
+			t.Fatalf("event %v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	if cn := <-peer; cn != "rulebook" {
+		t.Fatalf("client certificate %q", cn)
+	}
+}
