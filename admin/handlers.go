@@ -50,6 +50,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/events", s.auth(false, http.HandlerFunc(s.inject)))
 	mux.Handle("GET /api/audit", s.auth(false, http.HandlerFunc(s.audit)))
 	mux.Handle("POST /api/reload", s.auth(false, http.HandlerFunc(s.reload)))
+	mux.Handle("GET /api/approvals", s.auth(false, http.HandlerFunc(s.approvals)))
+	mux.Handle("POST /api/approvals/{id...}", s.auth(false, http.HandlerFunc(s.decide)))
 	mux.Handle("POST /api/explain", s.auth(false, http.HandlerFunc(s.explain)))
 	mux.Handle("GET /api/stream", s.auth(true, http.HandlerFunc(s.streamSSE)))
 	// Go's profiler, as Prometheus and Alertmanager serve it: what an

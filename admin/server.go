@@ -27,6 +27,9 @@
 //	GET  /api/audit         {"entries":[engine.AuditEntry...]}; ?rule= &ruleset=
 //	                        &status= &since= &until= &event= &limit= as `rulebook audit`
 //	POST /api/reload        reload the rulebooks; 422 with the error if invalid
+//	GET  /api/approvals     {"approvals":[engine.InvocationState...]}: waiting for approval
+//	POST /api/approvals/ID  {"decision":"approved"|"rejected","reason":..,"user":..};
+//	                        404 when ID does not wait; who decided is recorded
 //	POST /api/explain       {"ruleset":..(optional),"event":{..}}: what each rule
 //	                        would do with the event now (ExplainResponse); changes nothing
 //	GET  /api/stream        Server-Sent Events, see below

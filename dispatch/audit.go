@@ -19,7 +19,8 @@ import (
 type FilterFlags struct {
 	Rule    string
 	Ruleset string
-	// Status is one of queued, running, retrying, succeeded, failed.
+	// Status is one of queued, running, retrying, succeeded, failed,
+	// shadowed, pending_approval, rejected, cancelled.
 	Status string
 	// Since and Until are an RFC 3339 time, a date (2006-01-02, UTC) or a
 	// duration back from now ("90m", "2h", "7d").
@@ -44,10 +45,11 @@ func ParseFilter(fl FilterFlags, now time.Time) (engine.AuditFilter, error) {
 	}
 	switch st := engine.InvocationStatus(fl.Status); st {
 	case "":
-	case engine.StatusQueued, engine.StatusRunning, engine.StatusRetrying, engine.StatusSucceeded, engine.StatusFailed:
+	case engine.StatusQueued, engine.StatusRunning, engine.StatusRetrying, engine.StatusSucceeded, engine.StatusFailed,
+		engine.StatusShadowed, engine.StatusPendingApproval, engine.StatusRejected, engine.StatusCancelled:
 		f.Status = st
 	default:
-		return f, fmt.Errorf("--status: unknown status %q (want queued, running, retrying, succeeded or failed)", fl.Status)
+		return f, fmt.Errorf("--status: unknown status %q (want queued, running, retrying, succeeded, failed, shadowed, pending_approval, rejected or cancelled)", fl.Status)
 	}
 	var err error
 	if f.Since, err = parseWhen(fl.Since, now); err != nil {

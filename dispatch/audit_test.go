@@ -128,7 +128,7 @@ func TestParseFilter(t *testing.T) {
 		},
 		{name: "days", flags: FilterFlags{Since: "7d"}, want: engine.AuditFilter{Since: now.Add(-7 * 24 * time.Hour)}},
 		{name: "date", flags: FilterFlags{Since: "2026-11-01"}, want: engine.AuditFilter{Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}},
-		{name: "bad status", flags: FilterFlags{Status: "done"}, wantErr: `--status: unknown status "done" (want queued, running, retrying, succeeded or failed)`},
+		{name: "bad status", flags: FilterFlags{Status: "done"}, wantErr: `--status: unknown status "done" (want queued, running, retrying, succeeded, failed, shadowed, pending_approval, rejected or cancelled)`},
 		{name: "bad since", flags: FilterFlags{Since: "yesterday"}, wantErr: `--since: cannot parse "yesterday": want an RFC 3339 time, a date (2006-01-02) or a duration such as 90m, 2h or 7d`},
 		{name: "negative duration", flags: FilterFlags{Until: "-2h"}, wantErr: `--until: cannot parse "-2h"`},
 		{name: "until before since", flags: FilterFlags{Since: "1h", Until: "2h"}, wantErr: "--until: 2026-11-29T10:00:00Z is before --since 2026-11-29T11:00:00Z"},

@@ -164,7 +164,15 @@ type Config struct {
 	// records (running, retrying, succeeded, failed): for logs, metrics or
 	// a live stream. It must not block for long.
 	OnResult func(*engine.InvocationState)
-	Log      zerolog.Logger
+	// Mode, when set, returns a rule's mode (engine.ModeAuto, ModeShadow,
+	// ModeApprove) and approval policy as the current rulebook says; it is
+	// asked at submit and by ModesChanged. Nil: every rule is auto.
+	Mode func(ruleset, rule string) (string, *engine.ApprovalPolicy)
+	// OnApprovalRequested, when set, is called once when an invocation
+	// starts waiting for approval (after its pending state is stored), to
+	// notify someone; it must not block.
+	OnApprovalRequested func(st *engine.InvocationState)
+	Log                 zerolog.Logger
 }
 
 // maxWaitingRunners is how many firings beyond MaxConcurrency may wait for
@@ -204,6 +212,9 @@ type Dispatcher struct {
 	ready  chan struct{} // closed when Start has scheduled the unfinished work
 	active map[string]bool
 	seq    map[string][]*job
+	// awaiting are the approve-mode invocations waiting for a decision,
+	// by invocation id.
+	awaiting map[string]*awaitingApproval
 	// jobRunners counts the goroutines running firings that are not
 	// sequential; beyond maxRunners, further firings wait in parked (a
 	// few hundred bytes each, against a goroutine's stack) until one of
@@ -316,6 +327,7 @@ type jobItem struct {
 	status engine.InvocationStatus
 	action string                  // what a queued one waits for: its action's slot
 	lock   string                  // and its lock key
+	mode   string                  // the invocation's mode (engine.ModeShadow, ModeApprove; "" auto)
 	st     *engine.InvocationState // nil while the store holds it
 }
 
@@ -351,7 +363,7 @@ func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState) *
 		if st.Invocation.Sequential {
 			j.sequential = true
 		}
-		j.items[i] = jobItem{id: st.Invocation.ID, status: st.Status, action: st.Invocation.Action, lock: st.Invocation.Policy.Lock}
+		j.items[i] = jobItem{id: st.Invocation.ID, status: st.Status, action: st.Invocation.Action, lock: st.Invocation.Policy.Lock, mode: st.Invocation.Mode}
 		if !light {
 			j.items[i].st = st
 		}
@@ -597,6 +609,7 @@ func (d *Dispatcher) SubmitAll(ctx context.Context, fs []*engine.Firing) error {
 	if len(fresh) == 0 {
 		return nil
 	}
+	d.stampModes(fresh)
 	if bs, ok := d.store.(engine.BatchActionStore); ok && len(fresh) > 1 {
 		if err := bs.SubmitAll(ctx, fresh); err != nil {
 			return fmt.Errorf("dispatch: store %d firings: %w", len(fresh), err)
@@ -768,7 +781,11 @@ func (d *Dispatcher) stopping() bool {
 
 // runJob runs a firing's invocations in order.
 func (d *Dispatcher) runJob(j *job) {
+	parkedJob := false
 	defer func() {
+		if parkedJob {
+			return // park already took it out of the active set
+		}
 		d.mu.Lock()
 		delete(d.active, j.firingID)
 		d.mu.Unlock()
@@ -785,9 +802,11 @@ func (d *Dispatcher) runJob(j *job) {
 		st := it.st
 		var held func()
 		if st == nil {
-			if it.status == engine.StatusQueued && !earlierFailed {
+			if it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
 				// A queued invocation waits for its lock and slots
 				// holding only its ID; its state is read once it can run.
+				// One of a shadow or approve rule takes them only when it
+				// runs (runInvocation), after its approval.
 				release, ok := d.acquire(it.action, it.lock)
 				if !ok {
 					return
@@ -821,6 +840,21 @@ func (d *Dispatcher) runJob(j *job) {
 			d.skip(st)
 			it.status = st.Status
 			continue
+		}
+		if st.Invocation.Mode == engine.ModeShadow {
+			d.shadow(st)
+			it.status = st.Status
+			continue
+		}
+		if needsApproval(st) {
+			// The job leaves the active set and comes back when
+			// decided; later invocations wait behind this one. Its
+			// lock and slots were not taken (jobItem.mode).
+			if !d.light() {
+				it.st = st
+			}
+			parkedJob = d.park(j, st)
+			return
 		}
 		if !d.runInvocation(st, held) {
 			return // stopping: the rest stays queued in the store

@@ -153,6 +153,11 @@ type Invocation struct {
 	// Sequential invocations of a ruleset with execution_strategy sequential
 	// wait for the ruleset's earlier firings.
 	Sequential bool `json:"sequential,omitempty"`
+	// Mode is the rule's mode when the firing was submitted (ModeShadow,
+	// ModeApprove; empty is auto), and Approval the approve mode's policy.
+	// The dispatcher sets them at submit from its Config.Mode.
+	Mode     string          `json:"mode,omitempty"`
+	Approval *ApprovalPolicy `json:"approval,omitempty"`
 	// RenderError is set when the arguments could not be rendered; the
 	// dispatcher records the invocation as failed without running it.
 	RenderError string `json:"render_error,omitempty"`

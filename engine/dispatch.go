@@ -62,10 +62,59 @@ const (
 	// StatusFailed is final: a permanent failure or retries exhausted (a dead
 	// letter).
 	StatusFailed InvocationStatus = "failed"
+	// StatusShadowed is final: the rule is in shadow mode; the invocation
+	// was recorded with its rendered arguments and never run.
+	StatusShadowed InvocationStatus = "shadowed"
+	// StatusPendingApproval: the rule is in approve mode; the invocation
+	// waits for a decision (InvocationState.Approval).
+	StatusPendingApproval InvocationStatus = "pending_approval"
+	// StatusRejected is final: someone rejected it, or its approval timed
+	// out with on_timeout: reject.
+	StatusRejected InvocationStatus = "rejected"
+	// StatusCancelled is final: its rule was switched to shadow mode while
+	// it waited for approval.
+	StatusCancelled InvocationStatus = "cancelled"
 )
 
 // Final reports whether nothing more will happen to the invocation.
-func (s InvocationStatus) Final() bool { return s == StatusSucceeded || s == StatusFailed }
+func (s InvocationStatus) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusShadowed, StatusRejected, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Rule modes (a rule's or a ruleset's `mode:`).
+const (
+	ModeAuto    = "auto"
+	ModeShadow  = "shadow"
+	ModeApprove = "approve"
+)
+
+// Approval is the approval record of an invocation of an approve-mode rule.
+type Approval struct {
+	// Requested is when the invocation began to wait; Deadline when it
+	// times out.
+	Requested time.Time `json:"requested"`
+	Deadline  time.Time `json:"deadline,omitzero"`
+	// Decision is "approved" or "rejected"; empty while pending.
+	Decision string `json:"decision,omitempty"`
+	// By is who decided (the admin token's identity, the CLI user), or
+	// "timeout" when the deadline decided (Expired).
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// Expired says the deadline passed without a decision; Decision is
+	// then the rule's on_timeout.
+	Expired bool `json:"expired,omitempty"`
+}
+
+// Approval decisions.
+const (
+	DecisionApproved = "approved"
+	DecisionRejected = "rejected"
+)
 
 // Attempt is one run of an invocation, as recorded.
 type Attempt struct {
@@ -89,6 +138,8 @@ type InvocationState struct {
 	// NextAttempt is when a retrying invocation may run again.
 	NextAttempt time.Time `json:"next_attempt,omitempty"`
 	Updated     time.Time `json:"updated"`
+	// Approval is set on invocations of approve-mode rules once they wait.
+	Approval *Approval `json:"approval,omitempty"`
 }
 
 // ActionStore is the durable queue of invocations and the audit trail, kept

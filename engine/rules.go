@@ -63,6 +63,31 @@ type Rule struct {
 	Timeout  time.Duration
 	Throttle *Throttle
 	Actions  []*ActionDef
+	// Mode is ModeAuto, ModeShadow or ModeApprove (empty: auto); the
+	// dispatcher applies it to the rule's dispatched actions.
+	Mode string
+	// Approval is set when Mode is ModeApprove.
+	Approval *ApprovalPolicy
+}
+
+// DefaultApprovalTimeout is how long an approve-mode invocation waits
+// when the rulebook does not say.
+const DefaultApprovalTimeout = 30 * time.Minute
+
+// ApprovalPolicy is how approve-mode invocations of a rule wait.
+type ApprovalPolicy struct {
+	Timeout time.Duration `json:"timeout"`
+	// OnTimeout is DecisionApproved or DecisionRejected.
+	OnTimeout string `json:"on_timeout"`
+	// Notify, when set, is the action run when an invocation starts
+	// waiting; its templates see vars.approval (ApprovalVars).
+	Notify *ActionDef `json:"-"`
+}
+
+// ApprovalVars are the values a notify action's templates see as
+// vars.approval: how to decide the waiting invocation.
+func ApprovalVars(id, approveCmd, rejectCmd, url string) map[string]any {
+	return map[string]any{"id": id, "approve_command": approveCmd, "reject_command": rejectCmd, "url": url}
 }
 
 // ThrottleKind selects how a throttle limits firings.

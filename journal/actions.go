@@ -370,6 +370,7 @@ type stateHead struct {
 		Sequential bool          `json:"sequential,omitempty"`
 		Created    time.Time     `json:"created"`
 		Stream     string        `json:"stream,omitempty"`
+		Mode       string        `json:"mode,omitempty"`
 	} `json:"invocation"`
 	Status      engine.InvocationStatus `json:"status"`
 	NextAttempt time.Time               `json:"next_attempt,omitempty"`
@@ -408,7 +409,7 @@ func (a *actionStore) UnfinishedHeads(ctx context.Context) ([]*engine.Invocation
 			i := h.Invocation
 			out = append(out, &engine.InvocationState{
 				Invocation: &engine.Invocation{ID: i.ID, FiringID: i.FiringID, Index: i.Index, Action: i.Action,
-					Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream},
+					Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream, Mode: i.Mode},
 				Status: h.Status, NextAttempt: h.NextAttempt, Updated: h.Updated,
 			})
 		}

@@ -181,7 +181,7 @@ func New() *Metrics {
 	}, []string{"action", "result"})
 	m.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "action_invocations_total",
-		Help: "Action invocations that reached a final state, by action type and result (succeeded, failed, skipped).",
+		Help: "Action invocations that reached a final state, by action type and result (succeeded, failed, skipped, shadowed, rejected, cancelled).",
 	}, []string{"action", "result"})
 	m.invDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "action_invocation_duration_seconds",
@@ -282,7 +282,17 @@ func (m *Metrics) ObserveCommit(d time.Duration) { m.commit.Observe(d.Seconds())
 // after a retryable attempt (retries exhausted). Running states and nil are
 // ignored.
 func (m *Metrics) ActionResult(st *engine.InvocationState) {
-	if st == nil || st.Invocation == nil || len(st.Attempts) == 0 {
+	if st == nil || st.Invocation == nil {
+		return
+	}
+	switch st.Status {
+	case engine.StatusShadowed, engine.StatusRejected, engine.StatusCancelled:
+		// Final without running: shadow mode, a rejection or expiry, a
+		// pending approval cancelled by a switch to shadow mode.
+		m.invocations.WithLabelValues(st.Invocation.Action, string(st.Status)).Inc()
+		return
+	}
+	if len(st.Attempts) == 0 {
 		return
 	}
 	switch st.Status {

@@ -344,3 +344,19 @@ func BenchmarkEventReceived(b *testing.B) {
 		}
 	})
 }
+
+func TestActionResultModes(t *testing.T) {
+	m := New()
+	for _, st := range []engine.InvocationStatus{engine.StatusShadowed, engine.StatusShadowed, engine.StatusRejected, engine.StatusPendingApproval} {
+		m.ActionResult(&engine.InvocationState{Invocation: &engine.Invocation{Action: "run_command"}, Status: st})
+	}
+	if got := value(t, m, "rulebook_action_invocations_total", l("action", "run_command", "result", "shadowed")); got != 2 {
+		t.Errorf("shadowed %v, want 2", got)
+	}
+	if got := value(t, m, "rulebook_action_invocations_total", l("action", "run_command", "result", "rejected")); got != 1 {
+		t.Errorf("rejected %v, want 1", got)
+	}
+	if got := value(t, m, "rulebook_action_invocations_total", l("action", "run_command", "result", "pending_approval")); got != -1 {
+		t.Errorf("pending counted as final: %v", got)
+	}
+}

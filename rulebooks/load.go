@@ -453,6 +453,14 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 		defaults = l.policy(l.fields(v, "defaults", allowedKeys(DefaultsSpec{})), "defaults")
 	}
 	comp := &engine.Compiler{Clock: l.opts.Clock, Vars: vars}
+	mode := engine.ModeAuto
+	if v := f["mode"]; v != nil {
+		mode = l.mode(v)
+	}
+	var approval *engine.ApprovalPolicy
+	if v := f["approval"]; v != nil {
+		approval = l.approval(v, nil, vars, defaults)
+	}
 	settings := rulesetSettings(rs, vars, defaults)
 	if v := f["sources"]; v == nil {
 		l.errf(n, "", "missing key \"sources\"")
@@ -470,6 +478,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			if r == nil {
 				continue
 			}
+			l.ruleMode(rn, r, mode, approval, vars, defaults)
 			r.Fingerprint = fingerprint(settings, rn)
 			if line, dup := seen[r.Name]; dup {
 				l.rule = r.Name
@@ -919,6 +928,91 @@ func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) 
 			l.checkSecrets(n, vv, where, append(path[:len(path):len(path)], strconv.Itoa(i)))
 		}
 	}
+}
+
+// mode reads a `mode:` value.
+func (l *loader) mode(n *yaml.Node) string {
+	s, ok := l.str(n, "mode")
+	if !ok {
+		return engine.ModeAuto
+	}
+	switch s {
+	case engine.ModeAuto, engine.ModeShadow, engine.ModeApprove:
+		return s
+	}
+	l.errf(n, "mode", "want \"auto\", \"shadow\" or \"approve\", got %q", s)
+	return engine.ModeAuto
+}
+
+// approval reads an `approval:` mapping over base (the ruleset's, or nil
+// for the defaults).
+func (l *loader) approval(n *yaml.Node, base *engine.ApprovalPolicy, vars map[string]any, defaults engine.Policy) *engine.ApprovalPolicy {
+	p := &engine.ApprovalPolicy{Timeout: engine.DefaultApprovalTimeout, OnTimeout: engine.DecisionRejected}
+	if base != nil {
+		*p = *base
+	}
+	f := l.fields(n, "approval", allowedKeys(ApprovalSpec{}))
+	if v := f["timeout"]; v != nil {
+		if d, ok := l.duration(v, "approval: timeout"); ok {
+			if d <= 0 {
+				l.errf(v, "approval: timeout", "must be positive")
+			} else {
+				p.Timeout = d
+			}
+		}
+	}
+	if v := f["on_timeout"]; v != nil {
+		if s, ok := l.str(v, "approval: on_timeout"); ok {
+			switch s {
+			case "reject":
+				p.OnTimeout = engine.DecisionRejected
+			case "approve":
+				p.OnTimeout = engine.DecisionApproved
+			default:
+				l.errf(v, "approval: on_timeout", "want \"reject\" or \"approve\", got %q", s)
+			}
+		}
+	}
+	if v := f["notify"]; v != nil {
+		// The notify action's templates also see vars.approval.
+		nv := make(map[string]any, len(vars)+1)
+		for k, x := range vars {
+			nv[k] = x
+		}
+		nv["approval"] = engine.ApprovalVars("", "", "", "")
+		comp := &engine.Compiler{Clock: l.opts.Clock, Vars: nv}
+		if a := l.action(v, 0, comp, defaults); a != nil {
+			if engine.IsBuiltinAction(a.Type) {
+				l.errf(v, "approval: notify", "%q is an engine action; notify runs a dispatched one (http, run_command, a plugin, ...)", a.Type)
+			} else {
+				p.Notify = a
+			}
+		}
+	}
+	return p
+}
+
+// ruleMode sets a rule's mode and approval policy from its own keys over
+// the ruleset's.
+func (l *loader) ruleMode(n *yaml.Node, r *engine.Rule, mode string, approval *engine.ApprovalPolicy, vars map[string]any, defaults engine.Policy) {
+	l.rule = r.Name
+	r.Mode = mode
+	if v := mapValue(n, "mode"); v != nil {
+		r.Mode = l.mode(v)
+	}
+	if v := mapValue(n, "approval"); v != nil {
+		if r.Mode != engine.ModeApprove {
+			l.errf(v, "approval", "the rule's mode is %q; approval applies to mode approve", r.Mode)
+		}
+		approval = l.approval(v, approval, vars, defaults)
+	}
+	if r.Mode == engine.ModeApprove {
+		if approval == nil {
+			approval = &engine.ApprovalPolicy{Timeout: engine.DefaultApprovalTimeout, OnTimeout: engine.DecisionRejected}
+		}
+		r.Approval = approval
+	}
+	l.rule = ""
 }
 
 func (l *loader) rule1(n *yaml.Node, comp *engine.Compiler, defaults engine.Policy) *engine.Rule {

@@ -17,6 +17,8 @@ type RulesetSpec struct {
 	ExecutionStrategy  string         `json:"execution_strategy,omitempty" jsonschema:"enum=sequential,enum=parallel,default=sequential,description=sequential: firings of this ruleset run their actions one firing at a time; parallel: concurrently."`
 	GatherFacts        bool           `json:"gather_facts,omitempty" jsonschema:"description=Accepted for ansible-rulebook compatibility; has no effect."`
 	Defaults           *DefaultsSpec  `json:"defaults,omitempty" jsonschema:"description=Policy applied to every action of the ruleset unless the action sets its own."`
+	Mode               string         `json:"mode,omitempty" jsonschema:"enum=auto,enum=shadow,enum=approve,default=auto,description=Default mode of the ruleset's rules: auto runs actions; shadow records them (rendered) without running them; approve makes each wait for a person's approval."`
+	Approval           *ApprovalSpec  `json:"approval,omitempty" jsonschema:"description=Default approval settings of the ruleset's approve-mode rules."`
 	Plugins            []PluginSpec   `json:"plugins,omitempty" jsonschema:"description=Action plugins this ruleset needs, by path; with sha256 a mismatching file is refused."`
 	Sources            []SourceSpec   `json:"sources" jsonschema:"required,description=Event sources feeding this ruleset."`
 	Rules              []RuleSpec     `json:"rules" jsonschema:"required,description=Rules evaluated in order for every event."`
@@ -50,6 +52,8 @@ type RuleSpec struct {
 	Condition any           `json:"condition" jsonschema:"required,description=An expression over event/events/fact/facts/vars or a mapping with all/any/not_all (and timeout)."`
 	Enabled   *bool         `json:"enabled,omitempty" jsonschema:"default=true"`
 	Throttle  *ThrottleSpec `json:"throttle,omitempty"`
+	Mode      string        `json:"mode,omitempty" jsonschema:"enum=auto,enum=shadow,enum=approve,description=auto (default: the ruleset's mode) runs the rule's dispatched actions; shadow records them with rendered arguments as shadowed and runs none; approve makes each wait as pending_approval until approved, rejected or expired."`
+	Approval  *ApprovalSpec `json:"approval,omitempty" jsonschema:"description=How long an approve-mode invocation waits, and what its expiry decides."`
 	Action    any           `json:"action,omitempty" jsonschema:"description=A single action (use actions for several)."`
 	Actions   []any         `json:"actions,omitempty" jsonschema:"description=Actions run in order when the rule fires."`
 }
@@ -60,6 +64,13 @@ type ConditionSpec struct {
 	Any     []string `json:"any,omitempty" jsonschema:"description=One of the conditions."`
 	NotAll  []string `json:"not_all,omitempty" jsonschema:"description=Fires when, after one condition matched, not all of them matched within the timeout."`
 	Timeout string   `json:"timeout,omitempty" jsonschema:"description=Window of all/not_all (e.g. 10m or 10 minutes)."`
+}
+
+// ApprovalSpec configures the wait of approve-mode invocations.
+type ApprovalSpec struct {
+	Timeout   string `json:"timeout,omitempty" jsonschema:"description=How long an invocation waits for a decision (e.g. 30m).,default=30m"`
+	OnTimeout string `json:"on_timeout,omitempty" jsonschema:"enum=reject,enum=approve,default=reject,description=What an expiry decides."`
+	Notify    any    `json:"notify,omitempty" jsonschema:"description=An action run when an invocation starts waiting (e.g. an http call to a chat webhook); its templates also see vars.approval.id / approve_command / reject_command / url."`
 }
 
 // ThrottleSpec limits how often a rule fires, per group.

@@ -141,7 +141,10 @@ function onEntry(kind, m) {
   }
   queueFeed({ kind, id, data });
   if (kind === "firing") debounce("rules", 250, refreshRules);
-  if (kind === "action") debounce("audit", 600, refreshAudit);
+  if (kind === "action") {
+    debounce("audit", 600, refreshAudit);
+    debounce("approvals", 300, refreshApprovals);
+  }
   if (kind === "reload") {
     notice(data.ok ? "Rulebooks reloaded." : "Reload refused: " + (data.error || "unknown error"), !data.ok);
     refreshRules();
@@ -351,6 +354,56 @@ $("audit-refresh").addEventListener("click", refreshAudit);
 $("audit-status").addEventListener("change", refreshAudit);
 $("audit-rule").addEventListener("change", refreshAudit);
 
+// ---- approvals ----
+
+async function refreshApprovals() {
+  let data;
+  try { data = await api("/api/approvals"); } catch (e) {
+    // 404: this engine has no approvals endpoint; keep the panel hidden.
+    if (!(e instanceof AuthError) && !/not available/.test(e.message)) notice("Approvals: " + e.message, true);
+    return;
+  }
+  $("approvals-section").hidden = false;
+  const rows = [];
+  for (const st of data.approvals || []) {
+    const inv = st.invocation || {};
+    const ap = st.approval || {};
+    const tr = el("tr");
+    tr.dataset.invocation = inv.id || "";
+    const ev = inv.event || {};
+    const evShown = Object.assign({}, ev);
+    delete evShown.meta;
+    const what = el("td", "out");
+    what.append(el("b", "", inv.action + " "), el("span", "", JSON.stringify(inv.args || {})));
+    const buttons = el("td");
+    const approve = el("button", "small approve", "Approve");
+    approve.type = "button";
+    approve.addEventListener("click", () => decide(inv.id, "approved"));
+    const reject = el("button", "small reject", "Reject");
+    reject.type = "button";
+    reject.addEventListener("click", () => decide(inv.id, "rejected"));
+    buttons.append(approve, reject);
+    tr.append(el("td", "", clock(ap.requested)), el("td", "", inv.ruleset + " / " + inv.rule), what,
+      el("td", "out", summarize(evShown, 300)), el("td", "", clock(ap.deadline)), buttons);
+    rows.push(tr);
+  }
+  $("approvals").tBodies[0].replaceChildren(...rows);
+  $("approvals-empty").hidden = rows.length > 0;
+}
+
+async function decide(id, decision) {
+  try {
+    await api("/api/approvals/" + encodeURIComponent(id), { method: "POST", body: JSON.stringify({ decision }) });
+    notice((decision === "approved" ? "Approved " : "Rejected ") + id + ".");
+  } catch (e) {
+    if (!(e instanceof AuthError)) notice("Decision not recorded: " + e.message, true);
+  }
+  refreshApprovals();
+  refreshAudit();
+}
+
+$("approvals-refresh").addEventListener("click", refreshApprovals);
+
 // ---- readiness, reload ----
 
 async function refreshReady() {
@@ -419,10 +472,12 @@ async function start() {
     return;
   }
   refreshAudit();
+  refreshApprovals();
   connectStream();
 }
 
 setInterval(() => { if (!state.needToken) refreshRules(); }, 5000);
 setInterval(() => { if (!state.needToken) refreshAudit(); }, 10000);
+setInterval(() => { if (!state.needToken) refreshApprovals(); }, 5000);
 setInterval(refreshReady, 5000);
 start();

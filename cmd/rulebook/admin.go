@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/metrics"
 	kafkasource "github.com/rulebook-dev/rulebook/sources/kafka"
@@ -117,7 +119,9 @@ func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
 	if err := srv.Start(ctx); err != nil {
 		return nil, fmt.Errorf("--admin %s: %w", a.rf.adminAddr, err)
 	}
-	a.log.Info().Str("url", srv.URL()).Msg("admin listening")
+	u := srv.URL()
+	a.adminURL.Store(&u)
+	a.log.Info().Str("url", u).Msg("admin listening")
 	return srv, nil
 }
 
@@ -203,4 +207,26 @@ func outcomeReason(o engine.Outcome) string {
 		return metrics.ReasonStale
 	}
 	return metrics.OutcomeAccepted
+}
+
+var _ admin.Approver = adminBackend{}
+
+// Pending lists the invocations waiting for approval.
+func (b adminBackend) Pending(ctx context.Context) ([]*engine.InvocationState, error) {
+	if b.a.disp == nil {
+		return nil, nil
+	}
+	return b.a.disp.Pending(), nil
+}
+
+// Decide approves or rejects a waiting invocation.
+func (b adminBackend) Decide(ctx context.Context, id, decision, by, reason string) (*engine.InvocationState, error) {
+	if b.a.disp == nil {
+		return nil, fmt.Errorf("%w: the dispatcher is not running", admin.ErrNotPending)
+	}
+	st, err := b.a.disp.Decide(ctx, id, decision, by, reason)
+	if errors.Is(err, dispatch.ErrNotPending) {
+		return nil, fmt.Errorf("%w: %q", admin.ErrNotPending, id)
+	}
+	return st, err
 }

@@ -28,7 +28,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	var fl dispatch.FilterFlags
 	fs.StringVar(&fl.Rule, "rule", "", "only firings of this rule")
 	fs.StringVar(&fl.Ruleset, "ruleset", "", "only firings of this ruleset")
-	fs.StringVar(&fl.Status, "status", "", "only firings with an action in this status: queued, running, retrying, succeeded, failed")
+	fs.StringVar(&fl.Status, "status", "", "only firings with an action in this status: queued, running, retrying, succeeded, failed, shadowed, pending_approval, rejected, cancelled")
 	fs.StringVar(&fl.Since, "since", "", "from this time: RFC 3339, a date, or a duration back from now (90m, 2h, 7d)")
 	fs.StringVar(&fl.Until, "until", "", "up to this time, same forms as --since")
 	fs.StringVar(&fl.Event, "event", "", "only firings that matched this event id (meta.uuid)")

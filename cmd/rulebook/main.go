@@ -4,6 +4,8 @@
 //	rulebook run RULEBOOK        run until the sources end or a shutdown action
 //	rulebook validate RULEBOOK…  report every problem with file:line:col
 //	rulebook test TESTFILE…      unit-test rulebooks in virtual time
+//	rulebook report              per-rule evidence from the audit trail
+//	rulebook backtest NEW.yml    replay recorded events through a rulebook change
 //	rulebook explain RULEBOOK EVENT.json  why each rule would fire or not
 //	rulebook describe ACTION     list an action's (or a source's) arguments
 //	rulebook convert RULEBOOK    print an EDA rulebook in the native form
@@ -33,6 +35,9 @@ Usage:
   rulebook convert RULEBOOK [flags]   print a rulebook written for ansible-rulebook in the native form
   rulebook explain RULEBOOK EVENT.json [flags]  say what each rule would do with one event
   rulebook audit [flags]              list what fired and what the actions did
+  rulebook report [flags]             per rule: firings, action outcomes, latency, approvals
+  rulebook backtest NEW.yml [flags]   replay recorded events through a rulebook; diff its firings
+  rulebook approve|reject ID [flags]  decide an action waiting for approval (approve mode)
   rulebook plugins list|describe NAME show installed action plugins
   rulebook describe ACTION|SOURCE     list an action's or a source's arguments
   rulebook schema                     print the JSON Schema of the rulebook format
@@ -73,6 +78,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdExplain(rest, stdin, stdout, stderr)
 	case "audit":
 		err = cmdAudit(rest, stdout, stderr)
+	case "backtest":
+		err = cmdBacktest(rest, stdout, stderr)
+	case "report":
+		err = cmdReport(rest, stdout, stderr)
+	case "approve":
+		err = cmdDecide("approve", "approved", rest, stdout, stderr)
+	case "reject":
+		err = cmdDecide("reject", "rejected", rest, stdout, stderr)
 	case "plugins":
 		err = cmdPlugins(rest, stdout, stderr)
 	case "schema":

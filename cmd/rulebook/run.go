@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/backtest"
 	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
@@ -189,6 +190,8 @@ type app struct {
 
 	reloadMu sync.Mutex
 	draining atomic.Bool
+	// adminURL is the admin listener's URL once it listens (approval links).
+	adminURL atomic.Pointer[string]
 	shutdown chan engine.ShutdownRequest
 }
 
@@ -226,6 +229,19 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 		a.log.Warn().Str("file", w.File).Int("line", w.Line).Int("column", w.Column).Msg(w.Error())
 	}
 	return rb, nil
+}
+
+// recordRulebook keeps the text of the rulebook now running in the data
+// dir, for `rulebook backtest` to compare a change against. Failing to is
+// logged, not fatal: it only costs the backtest its default.
+func (a *app) recordRulebook() {
+	text, err := os.ReadFile(a.path)
+	if err == nil {
+		err = backtest.SaveLastRun(a.rf.dataDir, a.path, text, time.Now())
+	}
+	if err != nil {
+		a.log.Warn().Err(err).Msg("rulebook not recorded for backtest")
+	}
 }
 
 func (a *app) run(ctx context.Context) (result error) {
@@ -286,6 +302,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		}
 	}}
 	a.setRulesets(rb.Rulesets)
+	a.recordRulebook()
 
 	a.actions = newActionSet(a.wiring.reg, rf.dataDir, log)
 	if err := a.actions.ensure(rb); err != nil {
@@ -301,7 +318,9 @@ func (a *app) run(ctx context.Context) (result error) {
 			a.metrics.ActionResult(st)
 			a.stream.PublishResult(st)
 		},
-		Log: log.With().Str("component", "dispatch").Logger(),
+		Mode:                a.ruleMode,
+		OnApprovalRequested: a.notifyApproval,
+		Log:                 log.With().Str("component", "dispatch").Logger(),
 	})
 	if err != nil {
 		return err
@@ -544,6 +563,22 @@ func (a *app) setRulesets(rs []*engine.Ruleset) {
 	a.rbMu.Unlock()
 }
 
+// ruleMode is the dispatcher's Config.Mode: a rule's mode and approval
+// policy in the rulebook running now (auto for a rule it no longer has).
+func (a *app) ruleMode(ruleset, rule string) (string, *engine.ApprovalPolicy) {
+	for _, rs := range a.currentRulesets() {
+		if rs.Name != ruleset {
+			continue
+		}
+		for _, r := range rs.Rules {
+			if r.Name == rule {
+				return r.Mode, r.Approval
+			}
+		}
+	}
+	return engine.ModeAuto, nil
+}
+
 // currentRulesets returns the rulebook running now.
 func (a *app) currentRulesets() []*engine.Ruleset {
 	a.rbMu.Lock()
@@ -639,6 +674,10 @@ func (a *app) reload(trigger string) error {
 		sum = a.eng.Replace(rb.Rulesets)
 	}
 	a.setRulesets(rb.Rulesets)
+	a.recordRulebook()
+	// Pending approvals of rules switched to auto run, to shadow are
+	// cancelled.
+	a.disp.ModesChanged()
 	if err := a.sources.startMissing(want); err != nil {
 		return fmt.Errorf("rulesets reloaded, but a source did not start: %w", err)
 	}
@@ -704,7 +743,11 @@ func (s *actionSet) ensure(rb *rulebooks.Rulebook) error {
 	defer s.mu.Unlock()
 	for _, rs := range rb.Rulesets {
 		for _, r := range rs.Rules {
-			for _, a := range r.Actions {
+			defs := r.Actions
+			if r.Approval != nil && r.Approval.Notify != nil {
+				defs = append(append([]*engine.ActionDef(nil), defs...), r.Approval.Notify)
+			}
+			for _, a := range defs {
 				if engine.IsBuiltinAction(a.Type) || s.built[a.Type] != nil {
 					continue
 				}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// cmdDecide is `rulebook approve ID` and `rulebook reject ID`: it asks the
+// running engine's admin listener (POST /api/approvals/ID), which records
+// the decision with the identity it authenticated.
+func cmdDecide(name, decision string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(name, name+" ID [--reason TEXT] [--admin ADDR] [--admin-token T]", stderr)
+	reason := fs.String("reason", "", "why, recorded in the audit trail")
+	adminAddr := fs.String("admin", admin.DefaultAddress, "the running engine's admin listener `ADDR` (host:port or URL)")
+	tokenFlag := fs.String("admin-token", "", "bearer token of that admin listener (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed)")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 || rest[0] == "" {
+		fs.Usage()
+		return errUsage
+	}
+	token, err := adminToken(*tokenFlag)
+	if err != nil {
+		return err
+	}
+	base := *adminAddr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--admin: %q is not host:port or a URL", *adminAddr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/approvals/" + url.PathEscape(rest[0])
+	who := ""
+	if cur, err := user.Current(); err == nil {
+		who = cur.Username
+	}
+	body, _ := json.Marshal(admin.DecisionRequest{Decision: decision, Reason: *reason, User: who})
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("--admin: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("--admin: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("--admin: read the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(out))
+		if json.Unmarshal(out, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return fmt.Errorf("%s %s: %s answered %s: %s", name, rest[0], u.Host, resp.Status, msg)
+	}
+	var st engine.InvocationState
+	if err := json.Unmarshal(out, &st); err != nil || st.Invocation == nil || st.Approval == nil {
+		return fmt.Errorf("%s: %s did not answer with the invocation: %v", name, u.Host, err)
+	}
+	fmt.Fprintf(stdout, "%s %s (rule %q, action %s) by %s\n", st.Approval.Decision, st.Invocation.ID, st.Invocation.Rule, st.Invocation.Action, st.Approval.By)
+	return nil
+}
+
+// notifyTimeout bounds a notify action that sets no timeout.
+const notifyTimeout = time.Minute
+
+// notifyApproval runs the rule's approval notify action, if any, for an
+// invocation that started waiting: its templates see the event and
+// vars.approval (id, approve_command, reject_command, url). It runs once,
+// in the background, outside the durable queue: a failure is logged, and
+// the invocation waits all the same.
+func (a *app) notifyApproval(st *engine.InvocationState) {
+	inv := st.Invocation
+	var def *engine.ActionDef
+	var vars map[string]any
+	for _, rs := range a.currentRulesets() {
+		if rs.Name != inv.Ruleset {
+			continue
+		}
+		for _, r := range rs.Rules {
+			if r.Name == inv.Rule && r.Approval != nil {
+				def, vars = r.Approval.Notify, rs.Vars
+			}
+		}
+	}
+	if def == nil {
+		return
+	}
+	log := a.log.With().Str("ruleset", inv.Ruleset).Str("rule", inv.Rule).Str("invocation_id", inv.ID).Str("action", def.Type).Logger()
+	adminFlag, url := "", ""
+	if u := a.adminURL.Load(); u != nil {
+		adminFlag = " --admin " + *u
+		url = *u + "/api/approvals/" + inv.ID
+	}
+	nv := make(map[string]any, len(vars)+1)
+	for k, v := range vars {
+		nv[k] = v
+	}
+	nv["approval"] = engine.ApprovalVars(inv.ID, "rulebook approve "+inv.ID+adminFlag, "rulebook reject "+inv.ID+adminFlag, url)
+	events := make(map[string]any, len(inv.Events))
+	for k, v := range inv.Events {
+		events[k] = map[string]any(v)
+	}
+	args, refs, err := def.Args.RenderRefs(engine.Env{Event: inv.Event, Events: events, Vars: nv})
+	m, ok := args.(map[string]any)
+	if err != nil || !ok {
+		log.Error().AnErr("render_error", err).Msg("approval notify: arguments did not render")
+		return
+	}
+	n := &engine.Invocation{ID: inv.ID + "-notify", FiringID: inv.FiringID, Action: def.Type, Ruleset: inv.Ruleset, Rule: inv.Rule,
+		Args: m, SecretRefs: refs, RefsListed: true, Event: inv.Event, Events: inv.Events, Hosts: inv.Hosts, HostPattern: inv.HostPattern,
+		Policy: def.Policy, Created: a.clock.Now()}
+	act, ok := a.actions.get(def.Type)
+	if !ok {
+		log.Error().Msg("approval notify: action not built")
+		return
+	}
+	resolved, secrets, err := n.ResolveArgs()
+	if err != nil {
+		log.Error().Err(err).Msg("approval notify: arguments")
+		return
+	}
+	run := *n
+	run.Args, run.Secrets = resolved, secrets
+	timeout := def.Policy.Timeout
+	if timeout <= 0 {
+		timeout = notifyTimeout
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res := act.Run(ctx, &run)
+		if res.Status != engine.Succeeded {
+			log.Error().Str("error", n.Redact(res.Error)).Msg("approval notify failed")
+			return
+		}
+		log.Info().Msg("approval notify sent")
+	}()
+}

@@ -1,0 +1,252 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// Modes
+//
+// A rule's mode (Config.Mode, stamped on each invocation at submit) decides
+// what happens to its invocations:
+//
+//   - auto: they run.
+//   - shadow: each is recorded as shadowed, with its rendered arguments,
+//     and never runs; later invocations of the firing are still recorded.
+//   - approve: each waits, durably, as pending_approval until Decide
+//     approves or rejects it or its approval deadline passes (then its
+//     on_timeout decides). A waiting invocation holds no slot, no lock and
+//     does not hold up its ruleset's other firings; an approved one is
+//     scheduled again and runs like an auto one (its lock is taken then).
+//     The firing's later invocations wait behind it.
+
+// Errors of Decide.
+var (
+	ErrNotPending = errors.New("no invocation with that id is waiting for approval")
+	ErrDecision   = errors.New("decision must be approved or rejected")
+)
+
+// awaitingApproval is an approve-mode invocation waiting for its decision.
+type awaitingApproval struct {
+	job    *job
+	st     *engine.InvocationState
+	cancel chan struct{} // closed when decided: stops the expiry timer
+}
+
+// stampModes sets each invocation's mode from Config.Mode.
+func (d *Dispatcher) stampModes(fs []*engine.Firing) {
+	if d.cfg.Mode == nil {
+		return
+	}
+	for _, f := range fs {
+		for _, inv := range f.Invocations {
+			mode, pol := d.cfg.Mode(inv.Ruleset, inv.Rule)
+			inv.Mode, inv.Approval = "", nil
+			switch mode {
+			case engine.ModeShadow:
+				inv.Mode = mode
+			case engine.ModeApprove:
+				inv.Mode = mode
+				if pol == nil {
+					pol = &engine.ApprovalPolicy{Timeout: engine.DefaultApprovalTimeout, OnTimeout: engine.DecisionRejected}
+				}
+				p := *pol
+				inv.Approval = &p
+			}
+		}
+	}
+}
+
+// shadow records a shadow-mode invocation as shadowed.
+func (d *Dispatcher) shadow(st *engine.InvocationState) {
+	st.Status = engine.StatusShadowed
+	st.NextAttempt = time.Time{}
+	log := d.invLog(st.Invocation)
+	log.Info().Msg("shadow mode: action recorded, not run")
+	_ = d.persist(st)
+}
+
+// needsApproval reports whether st must wait for a decision before it runs.
+func needsApproval(st *engine.InvocationState) bool {
+	return st.Invocation.Mode == engine.ModeApprove &&
+		(st.Approval == nil || st.Approval.Decision == "")
+}
+
+// park records st as pending approval (once) and keeps it until a
+// decision, which reschedules j; its deadline decides by itself. It
+// reports whether it took j out of the active set (false: stopping, j
+// stays active until runJob returns).
+func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
+	if st.Status != engine.StatusPendingApproval || st.Approval == nil {
+		now := d.clock.Now()
+		timeout := engine.DefaultApprovalTimeout
+		if pol := st.Invocation.Approval; pol != nil && pol.Timeout > 0 {
+			timeout = pol.Timeout
+		}
+		st.Status = engine.StatusPendingApproval
+		st.Approval = &engine.Approval{Requested: now, Deadline: now.Add(timeout)}
+		log := d.invLog(st.Invocation)
+		log.Info().Time("deadline", st.Approval.Deadline).Msg("approve mode: waiting for approval")
+		if err := d.persist(st); err != nil {
+			return false // stopping: the next start parks it again
+		}
+		if d.cfg.OnApprovalRequested != nil {
+			cp := *st
+			a := *st.Approval
+			cp.Approval = &a
+			d.cfg.OnApprovalRequested(&cp)
+		}
+	}
+	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{})}
+	d.mu.Lock()
+	if d.awaiting == nil {
+		d.awaiting = map[string]*awaitingApproval{}
+	}
+	d.awaiting[st.Invocation.ID] = p
+	delete(d.active, j.firingID)
+	d.mu.Unlock()
+	wait := st.Approval.Deadline.Sub(d.clock.Now())
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		select {
+		case <-p.cancel:
+		case <-d.quit:
+		case <-d.clock.After(max(wait, 0)):
+			onTimeout := engine.DecisionRejected
+			if pol := st.Invocation.Approval; pol != nil && pol.OnTimeout != "" {
+				onTimeout = pol.OnTimeout
+			}
+			_, err := d.decide(st.Invocation.ID, onTimeout, "timeout", "approval timed out", true)
+			if err != nil && !errors.Is(err, ErrNotPending) {
+				log := d.invLog(st.Invocation)
+				log.Error().Err(err).Msg("cannot record approval expiry")
+			}
+		}
+	}()
+	return true
+}
+
+// Pending returns the invocations waiting for approval, oldest first.
+func (d *Dispatcher) Pending() []*engine.InvocationState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*engine.InvocationState, 0, len(d.awaiting))
+	for _, p := range d.awaiting {
+		cp := *p.st
+		a := *p.st.Approval
+		cp.Approval = &a
+		out = append(out, &cp)
+	}
+	sortPending(out)
+	return out
+}
+
+func sortPending(out []*engine.InvocationState) {
+	for i := 1; i < len(out); i++ {
+		for k := i; k > 0 && out[k].Approval.Requested.Before(out[k-1].Approval.Requested); k-- {
+			out[k], out[k-1] = out[k-1], out[k]
+		}
+	}
+}
+
+// Decide approves or rejects a pending invocation on behalf of by (who
+// decided, for the audit trail) and returns its new state. An approved
+// invocation is scheduled to run; a rejected one is final. ErrNotPending:
+// no invocation with that id waits (unknown, or already decided).
+func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string) (*engine.InvocationState, error) {
+	if decision != engine.DecisionApproved && decision != engine.DecisionRejected {
+		return nil, fmt.Errorf("%w, got %q", ErrDecision, decision)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return d.decide(id, decision, by, reason, false)
+}
+
+func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
+	d.mu.Lock()
+	p, ok := d.awaiting[id]
+	if ok {
+		delete(d.awaiting, id)
+	}
+	d.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotPending, id)
+	}
+	close(p.cancel)
+	st := p.st
+	st.Approval.Decision = decision
+	st.Approval.By = by
+	st.Approval.At = d.clock.Now()
+	st.Approval.Reason = reason
+	st.Approval.Expired = expired
+	if decision == engine.DecisionRejected {
+		st.Status = engine.StatusRejected
+	} else {
+		st.Status = engine.StatusQueued
+	}
+	log := d.invLog(st.Invocation)
+	log.Info().Str("decision", decision).Str("by", by).Bool("expired", expired).Msg("approval decided")
+	if err := d.persist(st); err != nil {
+		return nil, err
+	}
+	cp := *st
+	a := *st.Approval
+	cp.Approval = &a
+	d.mu.Lock()
+	if d.state == stateStarted {
+		d.scheduleLocked(p.job)
+	}
+	d.mu.Unlock()
+	return &cp, nil
+}
+
+// ModesChanged applies a reload's modes to the waiting invocations: those
+// of a rule now in auto mode are approved (by "reload") and run, those of
+// a rule now in shadow mode are cancelled. Call it after Config.Mode
+// answers with the new rulebook.
+func (d *Dispatcher) ModesChanged() {
+	if d.cfg.Mode == nil {
+		return
+	}
+	d.mu.Lock()
+	var auto, shadow []*awaitingApproval
+	for _, p := range d.awaiting {
+		switch mode, _ := d.cfg.Mode(p.st.Invocation.Ruleset, p.st.Invocation.Rule); mode {
+		case engine.ModeApprove:
+		case engine.ModeShadow:
+			shadow = append(shadow, p)
+		default:
+			auto = append(auto, p)
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range auto {
+		if _, err := d.decide(p.st.Invocation.ID, engine.DecisionApproved, "reload", "rule switched to auto mode", false); err != nil && !errors.Is(err, ErrNotPending) {
+			d.log.Error().Err(err).Msg("cannot run an approval-pending invocation switched to auto")
+		}
+	}
+	for _, p := range shadow {
+		d.mu.Lock()
+		_, ok := d.awaiting[p.st.Invocation.ID]
+		delete(d.awaiting, p.st.Invocation.ID)
+		d.mu.Unlock()
+		if !ok {
+			continue
+		}
+		close(p.cancel)
+		st := p.st
+		st.Status = engine.StatusCancelled
+		st.Approval.At = d.clock.Now()
+		st.Approval.By = "reload"
+		st.Approval.Reason = "rule switched to shadow mode"
+		log := d.invLog(st.Invocation)
+		log.Info().Msg("approval cancelled: rule switched to shadow mode")
+		_ = d.persist(st)
+	}
+}

@@ -1,0 +1,194 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rulebook-dev/rulebook/engine"
+)
+
+// modeTable is a Config.Mode whose answers a test can change (a reload).
+type modeTable struct {
+	mu    sync.Mutex
+	modes map[string]string
+	pol   *engine.ApprovalPolicy
+}
+
+func (m *modeTable) set(rule, mode string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.modes[rule] = mode
+}
+
+func (m *modeTable) get(ruleset, rule string) (string, *engine.ApprovalPolicy) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.modes[rule], m.pol
+}
+
+func modeHarness(t *testing.T, modes map[string]string, pol *engine.ApprovalPolicy) (*harness, *script, *modeTable) {
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: modes, pol: pol}
+	h := start(t, newMemStore(), newFakeClock(), Config{Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get})
+	return h, act, mt
+}
+
+func TestShadowModeRecordsAndNeverRuns(t *testing.T) {
+	h, act, _ := modeHarness(t, map[string]string{"rule-rs": engine.ModeShadow}, nil)
+	h.submit(newFiring("f1", "rs", true, invSpec{action: "x", args: map[string]any{"cmd": "touch /tmp/x"}}, invSpec{action: "x"}))
+	waitFor(t, "both shadowed", func() bool {
+		return h.store.status("f1/0") == engine.StatusShadowed && h.store.status("f1/1") == engine.StatusShadowed
+	})
+	if n := act.count(); n != 0 {
+		t.Fatalf("a shadow-mode action ran %d times", n)
+	}
+	st := h.store.state("f1/0")
+	if st.Invocation.Mode != engine.ModeShadow || st.Invocation.Args["cmd"] != "touch /tmp/x" || len(st.Attempts) != 0 {
+		t.Errorf("shadowed state %+v: want mode shadow, the rendered args, no attempt", st)
+	}
+}
+
+func TestApproveModeWaitsThenRunsOnce(t *testing.T) {
+	pol := &engine.ApprovalPolicy{Timeout: 30 * time.Minute, OnTimeout: engine.DecisionRejected}
+	h, act, _ := modeHarness(t, map[string]string{"rule-rs": engine.ModeApprove}, pol)
+	h.submit(newFiring("f1", "rs", true, invSpec{action: "x", policy: engine.Policy{Lock: "host-1"}}))
+	waitFor(t, "pending", func() bool { return h.store.status("f1/0") == engine.StatusPendingApproval })
+	if act.count() != 0 {
+		t.Fatal("ran before approval")
+	}
+	if p := h.d.Pending(); len(p) != 1 || p[0].Invocation.ID != "f1/0" || !p[0].Approval.Deadline.Equal(t0.Add(30*time.Minute)) {
+		t.Fatalf("pending %+v", p)
+	}
+	h.d.locks.mu.Lock()
+	_, locked := h.d.locks.m["host-1"]
+	h.d.locks.mu.Unlock()
+	if locked {
+		t.Fatal("the lock is held while waiting for approval")
+	}
+	h.clock.Advance(5 * time.Minute)
+	st, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "alice", "looks right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Approval.By != "alice" || !st.Approval.At.Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("decision recorded as %+v", st.Approval)
+	}
+	waitFor(t, "succeeded", func() bool { return h.store.status("f1/0") == engine.StatusSucceeded })
+	if n := act.count(); n != 1 {
+		t.Errorf("ran %d times, want once", n)
+	}
+	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "bob", ""); !errors.Is(err, ErrNotPending) {
+		t.Errorf("second decision: %v, want ErrNotPending", err)
+	}
+	final := h.store.state("f1/0")
+	if final.Approval == nil || final.Approval.Decision != engine.DecisionApproved || final.Approval.By != "alice" || final.Approval.Reason != "looks right" {
+		t.Errorf("audit approval %+v", final.Approval)
+	}
+}
+
+func TestApproveModeRejectAndExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		onTimeout string
+		decide    string // "" lets it expire
+		want      engine.InvocationStatus
+		runs      int
+	}{
+		{"rejected", engine.DecisionRejected, engine.DecisionRejected, engine.StatusRejected, 0},
+		{"expired on_timeout reject", engine.DecisionRejected, "", engine.StatusRejected, 0},
+		{"expired on_timeout approve", engine.DecisionApproved, "", engine.StatusSucceeded, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, act, _ := modeHarness(t, map[string]string{"rule-rs": engine.ModeApprove}, &engine.ApprovalPolicy{Timeout: 10 * time.Minute, OnTimeout: tc.onTimeout})
+			h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+			waitFor(t, "pending", func() bool { return h.store.status("f1/0") == engine.StatusPendingApproval })
+			if tc.decide != "" {
+				if _, err := h.d.Decide(context.Background(), "f1/0", tc.decide, "carol", ""); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				waitFor(t, "expiry timer", func() bool { return h.clock.pending() == 1 })
+				h.clock.Advance(9 * time.Minute)
+				if s := h.store.status("f1/0"); s != engine.StatusPendingApproval {
+					t.Fatalf("decided before its deadline: %s", s)
+				}
+				h.clock.Advance(time.Minute)
+			}
+			waitFor(t, string(tc.want), func() bool { return h.store.status("f1/0") == tc.want })
+			if n := act.count(); n != tc.runs {
+				t.Errorf("ran %d times, want %d", n, tc.runs)
+			}
+			ap := h.store.state("f1/0").Approval
+			if tc.decide == "" && (!ap.Expired || ap.By != "timeout" || ap.Decision != tc.onTimeout) {
+				t.Errorf("expiry recorded as %+v", ap)
+			}
+		})
+	}
+}
+
+func TestApprovalPendingSurvivesRestart(t *testing.T) {
+	store := newMemStore()
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	cfg := Config{Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get}
+	clock := newFakeClock()
+	h := start(t, store, clock, cfg)
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+	waitFor(t, "pending", func() bool { return store.status("f1/0") == engine.StatusPendingApproval })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := store.state("f1/0").Approval.Deadline
+
+	h2 := start(t, store, clock, cfg)
+	waitFor(t, "pending again", func() bool { return len(h2.d.Pending()) == 1 })
+	if p := h2.d.Pending()[0]; !p.Approval.Deadline.Equal(deadline) {
+		t.Errorf("deadline moved on restart: %s, was %s", p.Approval.Deadline, deadline)
+	}
+	if _, err := h2.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "succeeded", func() bool { return store.status("f1/0") == engine.StatusSucceeded })
+	if n := act.count(); n != 1 {
+		t.Errorf("ran %d times, want once", n)
+	}
+}
+
+func TestModesChangedOnReload(t *testing.T) {
+	h, act, mt := modeHarness(t, map[string]string{"rule-a": engine.ModeApprove, "rule-b": engine.ModeApprove}, nil)
+	h.submit(newFiring("fa", "a", false, invSpec{action: "x"}))
+	h.submit(newFiring("fb", "b", false, invSpec{action: "x"}))
+	waitFor(t, "both pending", func() bool { return len(h.d.Pending()) == 2 })
+	mt.set("rule-a", engine.ModeAuto)
+	mt.set("rule-b", engine.ModeShadow)
+	h.d.ModesChanged()
+	waitFor(t, "a ran, b cancelled", func() bool {
+		return h.store.status("fa/0") == engine.StatusSucceeded && h.store.status("fb/0") == engine.StatusCancelled
+	})
+	if n := act.count(); n != 1 {
+		t.Errorf("ran %d times, want once (a only)", n)
+	}
+	if ap := h.store.state("fb/0").Approval; ap.By != "reload" {
+		t.Errorf("cancellation recorded as %+v", ap)
+	}
+}
+
+// A firing waiting for approval in a sequential ruleset does not hold up
+// the ruleset's later firings.
+func TestPendingApprovalDoesNotBlockSequentialRuleset(t *testing.T) {
+	h, act, _ := modeHarness(t, map[string]string{"restart": engine.ModeApprove}, nil)
+	f1 := newFiring("f1", "rs", true, invSpec{action: "x"})
+	f1.Rule, f1.Invocations[0].Rule = "restart", "restart"
+	h.submit(f1)
+	waitFor(t, "pending", func() bool { return h.store.status("f1/0") == engine.StatusPendingApproval })
+	h.submit(newFiring("f2", "rs", true, invSpec{action: "x"}))
+	waitFor(t, "the auto firing ran", func() bool { return h.store.status("f2/0") == engine.StatusSucceeded })
+	if n := act.count(); n != 1 || h.store.status("f1/0") != engine.StatusPendingApproval {
+		t.Errorf("ran %d, f1 %s", n, h.store.status("f1/0"))
+	}
+}
