@@ -83,6 +83,10 @@ type Condition struct {
 	// is only `not defined(fact.PATH)` (EDA's `fact.PATH is not defined`):
 	// it turns true when the last fact carrying PATH is retracted.
 	negatedFact []any
+	// index are the tests one of which an item passes whenever the
+	// condition admits it (admits): the rule index (index.go) selects
+	// the rule for an item by them. Empty: it cannot tell.
+	index []indexTest
 }
 
 // joinSpec is an equality between a path of the item and a path of a
@@ -409,8 +413,10 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 			cond.join = joinOf(n)
 		}
 	}
+	tests := indexTests(alpha) // before skeleton rewrites the nodes
 	if len(alpha) == len(conj) {
 		cond.unbound = true
+		cond.index = tests
 		return
 	}
 	var nodes []condNode
@@ -422,6 +428,7 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 		nodes = append(nodes, node)
 	}
 	cond.alpha = nodes
+	cond.index = tests
 }
 
 // joinOf returns the join n states when it is `ITEM == MATCH` or
