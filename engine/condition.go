@@ -252,6 +252,11 @@ type Compiler struct {
 	Clock Clock
 	// Vars are the ruleset's variables, used to type-check `vars.x`.
 	Vars map[string]any
+	// cfg is the expr configuration, built at the first compile (Clock
+	// must be set by then) rather than for every expression: that was
+	// half the load time of a large rulebook. Parsing, checking and
+	// compiling only read it.
+	cfg *conf.Config
 }
 
 // ExprError is a compile error inside an expression, with the 1-based line
@@ -275,6 +280,13 @@ func exprError(err error, src file.Source) error {
 }
 
 func (c *Compiler) config() *conf.Config {
+	if c.cfg == nil {
+		c.cfg = c.newConfig()
+	}
+	return c.cfg
+}
+
+func (c *Compiler) newConfig() *conf.Config {
 	cfg := conf.CreateNew()
 	opts := []expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now")}
 	opts = append(opts, c.functions()...)
@@ -322,15 +334,23 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if err != nil {
 		return nil, exprError(err, file.NewSource(src))
 	}
+	// What only reads the tree comes first: skeleton rewrites it.
+	cond := &Condition{Source: src}
+	cond.reads, cond.readsAny = matchNames(tree.Node)
+	cond.negatedFact = negatedFactOf(tree.Node)
+	if !readsMatches(tree.Node) {
+		// Every conjunct reads no match (what splitAlpha would find,
+		// without a parse of its own).
+		cond.unbound = true
+		cond.index = indexTests(conjuncts(tree.Node, nil))
+	}
 	root, err := c.skeleton(tree.Node, tree.Source, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cond := &Condition{Source: src, root: root}
-	c.splitAlpha(cond, src, cfg)
-	if t, err := parser.ParseWithConfig(src, cfg); err == nil {
-		cond.reads, cond.readsAny = matchNames(t.Node)
-		cond.negatedFact = negatedFactOf(t.Node)
+	cond.root = root
+	if !cond.unbound {
+		c.splitAlpha(cond, src, cfg)
 	}
 	return cond, nil
 }

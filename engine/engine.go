@@ -155,6 +155,9 @@ type rsState struct {
 	// index selects the rules that may match an item (index.go); nil
 	// when no rule can be selected by value.
 	index *ruleSelector
+	// timed are the positions in rules of those that may hold deadlines
+	// (timedRules).
+	timed []int
 }
 
 type ruleState struct {
@@ -227,7 +230,7 @@ func (e *Engine) linkStats() {
 }
 
 func newRulesetState(rs *Ruleset) *rsState {
-	s := &rsState{rs: rs, factIDs: map[string]int{}, index: newRuleIndex(rs.Rules)}
+	s := &rsState{rs: rs, factIDs: map[string]int{}, index: newRuleIndex(rs.Rules), timed: timedRules(rs.Rules)}
 	for _, r := range rs.Rules {
 		rs := &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r), deps: newDeps(r)}
 		for range r.Conditions {
@@ -385,8 +388,8 @@ func (e *Engine) NextDeadline() (time.Time, bool) {
 		}
 	}
 	for _, s := range e.rulesets {
-		for _, r := range s.rules {
-			consider(r.next())
+		for _, ri := range s.timed {
+			consider(s.rules[ri].next())
 		}
 	}
 	return next, !next.IsZero()
