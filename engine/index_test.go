@@ -156,25 +156,31 @@ type indexRun struct {
 
 func newIndexRun(t testing.TB, src string) *indexRun {
 	t.Helper()
-	reg := engine.NewRegistry()
-	reg.RegisterSource(generic.Spec())
 	r := &indexRun{t: t, clock: engine.NewFakeClock(t0)}
 	for i := range r.engs {
-		rb, err := rulebooks.Parse("index.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: r.clock})
-		if err != nil {
-			t.Fatalf("%v\n%s", err, src)
-		}
-		r.engs[i] = engine.New(rb.Rulesets, engine.Options{Clock: r.clock, NoRuleIndex: i == 1,
+		rulesets := r.parse(src)
+		r.engs[i] = engine.New(rulesets, engine.Options{Clock: r.clock, NoRuleIndex: i == 1,
 			OnFiring: func(f *engine.Firing, acts []engine.RenderedAction) {
 				r.fired[i] = append(r.fired[i], fmt.Sprintf("%s/%s %s %v %v %v", f.Ruleset, f.Rule, f.ID, f.EventIDs, f.Time, acts))
 			}})
 		if i == 0 {
-			for _, rs := range rb.Rulesets {
+			for _, rs := range rulesets {
 				r.rulesets = append(r.rulesets, rs.Name)
 			}
 		}
 	}
 	return r
+}
+
+func (r *indexRun) parse(src string) []*engine.Ruleset {
+	r.t.Helper()
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	rb, err := rulebooks.Parse("index.yml", []byte(src), rulebooks.Options{Registry: reg, Clock: r.clock})
+	if err != nil {
+		r.t.Fatalf("%v\n%s", err, src)
+	}
+	return rb.Rulesets
 }
 
 // step processes one event (or ticks) in both engines and fails unless they
@@ -187,6 +193,21 @@ func (r *indexRun) step(g *indexGen, src string) {
 	tick := g.rng.IntN(10) == 0
 	if !tick {
 		ev = g.event()
+	}
+	if g.rng.IntN(40) == 0 {
+		// A reload keeps the state of unchanged rules; the new index
+		// must select them as the old did.
+		// Rules move (a reordered rulebook), so the index of the new
+		// rulesets must follow the states it keeps.
+		shuffle := g.rng.Uint64()
+		for _, eng := range r.engs {
+			rulesets := r.parse(src)
+			perm := rand.New(rand.NewPCG(shuffle, 1))
+			for _, rs := range rulesets {
+				perm.Shuffle(len(rs.Rules), func(i, j int) { rs.Rules[i], rs.Rules[j] = rs.Rules[j], rs.Rules[i] })
+			}
+			eng.Replace(rulesets)
+		}
 	}
 	for i, eng := range r.engs {
 		var err error
