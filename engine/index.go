@@ -291,8 +291,10 @@ func (r *Rule) IndexedTests() [][]string {
 // rsState.rules) for an item.
 type ruleSelector struct {
 	paths []*pathIndex
-	// always are the rules with a condition the index cannot tell.
-	always []int
+	// always are the rules with a condition the index cannot tell;
+	// isAlways[i] says whether rule i is one.
+	always   []int
+	isAlways []bool
 	// mark[i] == epoch: rule i is a candidate for the item at hand.
 	mark  []uint32
 	epoch uint32
@@ -318,7 +320,7 @@ type bound struct {
 }
 
 func newRuleIndex(rules []*Rule) *ruleSelector {
-	x := &ruleSelector{mark: make([]uint32, len(rules))}
+	x := &ruleSelector{mark: make([]uint32, len(rules)), isAlways: make([]bool, len(rules))}
 	byPath := map[string]*pathIndex{}
 	for ri, r := range rules {
 		var tests []*indexTest
@@ -334,6 +336,7 @@ func newRuleIndex(rules []*Rule) *ruleSelector {
 		}
 		if !told {
 			x.always = append(x.always, ri)
+			x.isAlways[ri] = true
 			continue
 		}
 		for _, t := range tests {
@@ -455,10 +458,21 @@ func (e *Engine) candidates(s *rsState, it *item) []*ruleState {
 			}
 		}
 	}
-	slices.Sort(hits)
 	x.hits = hits
-	// Merge with the rules always tested, both in rule order.
 	out := x.out[:0]
+	if len(hits) > len(x.mark)/8 {
+		// Most rules are candidates: one pass in rule order costs less
+		// than sorting them.
+		for ri, m := range x.mark {
+			if m == x.epoch || x.isAlways[ri] {
+				out = append(out, s.rules[ri])
+			}
+		}
+		x.out = out
+		return out
+	}
+	slices.Sort(hits)
+	// Merge with the rules always tested, both in rule order.
 	a, b := hits, x.always
 	for len(a) > 0 || len(b) > 0 {
 		if len(b) == 0 || (len(a) > 0 && a[0] < b[0]) {
