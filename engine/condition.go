@@ -257,6 +257,9 @@ type Compiler struct {
 	// half the load time of a large rulebook. Parsing, checking and
 	// compiling only read it.
 	cfg *conf.Config
+	// noNative compiles every atom as an expr program, for the test that
+	// compares them with cmpNode.
+	noNative bool
 }
 
 // ExprError is a compile error inside an expression, with the 1-based line
@@ -560,6 +563,11 @@ func (c *Compiler) skeleton(n ast.Node, src file.Source, cfg *conf.Config) (cond
 		}
 	}
 	if paths, ok := staticPaths(n); ok {
+		if !c.noNative {
+			if node, ok := nativeCompare(n); ok {
+				return node, nil
+			}
+		}
 		rewritePresence(&n)
 		prog, err := compileNode(n, src, cfg, true)
 		if err != nil {
