@@ -95,8 +95,8 @@ func (g *indexGen) rulebook() string {
 			default:
 				fmt.Fprintf(&sb, "      condition: %q\n", g.cond())
 			}
-			if g.rng.IntN(5) == 0 {
-				fmt.Fprintf(&sb, "      throttle: {once_within: 1m, group_by: [event.h]}\n")
+			if g.rng.IntN(4) == 0 {
+				fmt.Fprintf(&sb, "      throttle: {%s, group_by: [event.h]}\n", g.pick("once_within: 1m", "once_after: 40s", "accumulate_within: 2m, threshold: 2"))
 			}
 			fmt.Fprintf(&sb, "      action: {none: {}}\n")
 		}
