@@ -345,7 +345,7 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 		// Every conjunct reads no match (what splitAlpha would find,
 		// without a parse of its own).
 		cond.unbound = true
-		cond.index = indexTests(conjuncts(tree.Node, nil))
+		cond.index = conditionTests(conjuncts(tree.Node, nil))
 	}
 	root, err := c.skeleton(tree.Node, tree.Source, cfg)
 	if err != nil {
@@ -436,7 +436,7 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 			cond.join = joinOf(n)
 		}
 	}
-	tests := indexTests(alpha) // before skeleton rewrites the nodes
+	tests := conditionTests(alpha) // before skeleton rewrites the nodes
 	if len(alpha) == len(conj) {
 		cond.unbound = true
 		cond.index = tests

@@ -45,8 +45,10 @@ type indexTest struct {
 	path   []any
 	keys   []ikey
 	lo, hi float64
-	// src is the conjunct the test comes from, for `validate --stats`.
-	src string
+	// src is the conjunct the test comes from, for `validate --stats`;
+	// node is that conjunct until conditionTests writes src.
+	src  string
+	node ast.Node
 }
 
 // ikey is a value as the index compares it: runtime.Equal holds between
@@ -105,6 +107,17 @@ func numberOf(v any) (float64, bool) {
 	return 0, false
 }
 
+// conditionTests is indexTests for the conjuncts a condition requires,
+// with the tests' text written out (only for the tests chosen: printing
+// every candidate test cost a large rulebook's load time).
+func conditionTests(conj []ast.Node) []indexTest {
+	ts := indexTests(conj)
+	for i := range ts {
+		ts[i].src, ts[i].node = ts[i].node.String(), nil
+	}
+	return ts
+}
+
 // indexTests returns the tests one of which an item passes when all of the
 // conjuncts hold (nil: none can be told): the best test of one conjunct.
 func indexTests(conj []ast.Node) []indexTest {
@@ -147,7 +160,7 @@ func nodeTests(n ast.Node) []indexTest {
 		return nil // a negation's operand may be anything
 	}
 	if t, ok := atomTest(n); ok {
-		t.src = n.String()
+		t.node = n
 		return []indexTest{t}
 	}
 	// Any other atom with constant paths is unknown unless they exist
@@ -158,7 +171,7 @@ func nodeTests(n ast.Node) []indexTest {
 	}
 	for _, p := range paths {
 		if (p.root == "event" || p.root == "fact") && len(p.keys) > 0 {
-			return []indexTest{{kind: testExists, path: p.keys, src: n.String()}}
+			return []indexTest{{kind: testExists, path: p.keys, node: n}}
 		}
 	}
 	return nil
