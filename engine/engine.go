@@ -103,8 +103,7 @@ type Engine struct {
 type RuleStats struct {
 	Ruleset string `json:"ruleset"`
 	Rule    string `json:"rule"`
-	// Evaluated counts the events and facts the rule was tested against:
-	// those the rule index selected it for (index.go).
+	// Evaluated counts the events and facts the rule was tested against.
 	Evaluated int64     `json:"evaluated"`
 	Fired     int64     `json:"fired"`
 	LastFired time.Time `json:"last_fired,omitempty"`
@@ -142,7 +141,12 @@ type cause struct {
 }
 
 type rsState struct {
-	rs    *Ruleset
+	rs *Ruleset
+	// index selects the rules that may match an item (index.go); nil
+	// when no rule can be selected by value. timed are the positions in
+	// rules of those that may hold deadlines (timedRules).
+	index *ruleSelector
+	timed []int
 	facts []*item
 	// factIDs counts the facts by meta.uuid: a fact set again under an ID
 	// it already has (a timer's set_fact firing again after a restart that
@@ -152,12 +156,6 @@ type rsState struct {
 	// dropped whenever facts change.
 	factIndexes map[string]*factIndex
 	rules       []*ruleState
-	// index selects the rules that may match an item (index.go); nil
-	// when no rule can be selected by value.
-	index *ruleSelector
-	// timed are the positions in rules of those that may hold deadlines
-	// (timedRules).
-	timed []int
 }
 
 type ruleState struct {

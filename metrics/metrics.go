@@ -207,7 +207,7 @@ func New() *Metrics {
 		running: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "actions", "running"),
 			"Action attempts running now.", nil, nil),
 		evaluations: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rule", "evaluations_total"),
-			"Events and facts evaluated against a rule: those the rule index selected it for.", []string{"ruleset", "rule"}, nil),
+			"Events and facts evaluated against a rule.", []string{"ruleset", "rule"}, nil),
 		firings: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "firings", "active"),
 			"Firings whose actions are not all final yet (running, waiting for a slot, a lock, a backoff or an earlier firing).", nil, nil),
 	}
