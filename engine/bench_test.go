@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,10 @@ type benchEngine struct {
 }
 
 func newBenchEngine(b *testing.B, src string) *benchEngine {
+	return newBenchEngineOpts(b, src, false)
+}
+
+func newBenchEngineOpts(b *testing.B, src string, noIndex bool) *benchEngine {
 	b.Helper()
 	reg := engine.NewRegistry()
 	reg.RegisterSource(generic.Spec())
@@ -33,7 +38,7 @@ func newBenchEngine(b *testing.B, src string) *benchEngine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be.eng = engine.New(rb.Rulesets, engine.Options{Clock: be.clock, OnFiring: func(*engine.Firing, []engine.RenderedAction) { be.fired++ }})
+	be.eng = engine.New(rb.Rulesets, engine.Options{Clock: be.clock, NoRuleIndex: noIndex, OnFiring: func(*engine.Firing, []engine.RenderedAction) { be.fired++ }})
 	return be
 }
 
@@ -53,14 +58,19 @@ func (be *benchEngine) measure(eventsPerStep int, step func(i int)) {
 	be.fired = 0
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		step(i)
 	}
+	cpu = processCPU() - cpu
 	b.StopTimer()
 	if be.fired != b.N {
 		b.Fatalf("fired %d times in %d steps", be.fired, b.N)
 	}
 	b.ReportMetric(float64(eventsPerStep*b.N)/b.Elapsed().Seconds(), "events/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(eventsPerStep*b.N)/cpu.Seconds(), "cpu-events/s")
+	}
 }
 
 // BenchmarkEngine100Rules measures events per second through the engine:
@@ -245,5 +255,117 @@ func BenchmarkManyFacts(b *testing.B) {
 				be.send(map[string]any{"k": "alert", "h": fmt.Sprintf("h%d", (i*7919)%facts)}) // hosts all over the list
 			})
 		})
+	}
+}
+
+// alertRules is a ruleset of n rules, rule i with the condition cond(i).
+func alertRules(n int, cond func(i int) string) string {
+	var sb strings.Builder
+	sb.WriteString("- name: bench\n  sources:\n    - generic: {payload: []}\n  rules:\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "    - name: rule %d\n      condition: %s\n      action: {none: {}}\n", i, cond(i))
+	}
+	return sb.String()
+}
+
+// measureAlerts processes the events of issue 17,
+// {"alertname":"A<k>","host":"h<k>","cpu":<0-99>,"i":<n>} with k uniform
+// over 10,000, and reports events/s.
+func (be *benchEngine) measureAlerts() {
+	b := be.b
+	rng := rand.New(rand.NewPCG(1, 7))
+	events := make([]map[string]any, 4096)
+	for n := range events {
+		k := rng.IntN(10_000)
+		events[n] = map[string]any{"alertname": fmt.Sprintf("A%d", k), "host": fmt.Sprintf("h%d", k), "cpu": float64(rng.IntN(100)), "i": float64(n)}
+	}
+	runtime.GC() // the garbage of the load is not the events' cost
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := 0; i < b.N; i++ {
+		ev := events[i%len(events)]
+		be.send(map[string]any{"alertname": ev["alertname"], "host": ev["host"], "cpu": ev["cpu"], "i": ev["i"]})
+	}
+	b.StopTimer()
+	reportRates(b, processCPU()-cpu)
+}
+
+// reportRates reports events/s by wall time and, as the shared machine
+// skews it, by the CPU time the process used (cpu-events/s: one core).
+func reportRates(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "cpu-events/s")
+	}
+}
+
+func equalityRule(i int) string { return fmt.Sprintf(`event.alertname == "A%d"`, i) }
+
+func hostCPURule(i int) string { return fmt.Sprintf(`event.host == "h%d" && event.cpu > 90`, i) }
+
+// BenchmarkEngine10Rules ... 10000HostCPU measure how the cost of an event
+// grows with the rules when the rule index can select them (issue 17: 10,000
+// equality rules at least 0.5 of the throughput of 10). Compare the
+// events/s within one run:
+//
+//	go test ./engine -run '^$' -bench 'Engine(10|1000|10000|10000HostCPU)Rules$' -benchtime 20000x
+func BenchmarkEngine10Rules(b *testing.B) {
+	newBenchEngine(b, alertRules(10, equalityRule)).measureAlerts()
+}
+
+func BenchmarkEngine1000Rules(b *testing.B) {
+	newBenchEngine(b, alertRules(1000, equalityRule)).measureAlerts()
+}
+
+func BenchmarkEngine10000Rules(b *testing.B) {
+	newBenchEngine(b, alertRules(10_000, equalityRule)).measureAlerts()
+}
+
+func BenchmarkEngine10000HostCPURules(b *testing.B) {
+	newBenchEngine(b, alertRules(10_000, hostCPURule)).measureAlerts()
+}
+
+// BenchmarkEngineUnindexable measures 100 rules the index cannot select
+// by, with the index and without: "none" has no indexable test at all,
+// "exists" only paths that must exist, which every event has (the index
+// selects every rule: its overhead, worst case).
+//
+//	go test ./engine -run '^$' -bench EngineUnindexable -benchtime 20000x
+func BenchmarkEngineUnindexable(b *testing.B) {
+	conds := map[string]func(int) string{
+		"none":   func(i int) string { return fmt.Sprintf(`(event.cpu ?? 0) > %d`, 100+i) },
+		"exists": func(i int) string { return fmt.Sprintf(`event.cpu * 2 > %d`, 200+i) },
+	}
+	for _, kind := range []string{"none", "exists"} {
+		for _, noIndex := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/index=%v", kind, !noIndex), func(b *testing.B) {
+				newBenchEngineOpts(b, alertRules(100, conds[kind]), noIndex).measureAlerts()
+			})
+		}
+	}
+}
+
+// BenchmarkLoad10000Rules parses, compiles and indexes a rulebook of
+// 10,000 `event.host == "h<i>" && event.cpu > 90` rules (issue 17: under
+// 0.2 s and 100 MB).
+//
+//	go test ./engine -run '^$' -bench Load10000Rules -benchtime 3x
+func BenchmarkLoad10000Rules(b *testing.B) {
+	src := []byte(alertRules(10_000, hostCPURule))
+	reg := engine.NewRegistry()
+	reg.RegisterSource(generic.Spec())
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b.ReportAllocs()
+	cpu := processCPU()
+	for i := 0; i < b.N; i++ {
+		rb, err := rulebooks.Parse("bench.yml", src, rulebooks.Options{Registry: reg, Clock: clock})
+		if err != nil {
+			b.Fatal(err)
+		}
+		engine.New(rb.Rulesets, engine.Options{Clock: clock})
+	}
+	if cpu := processCPU() - cpu; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -83,6 +83,10 @@ type Condition struct {
 	// is only `not defined(fact.PATH)` (EDA's `fact.PATH is not defined`):
 	// it turns true when the last fact carrying PATH is retracted.
 	negatedFact []any
+	// index are the tests one of which an item passes whenever the
+	// condition admits it (admits): the rule index (index.go) selects
+	// the rule for an item by them. Empty: it cannot tell.
+	index []indexTest
 }
 
 // joinSpec is an equality between a path of the item and a path of a
@@ -248,6 +252,14 @@ type Compiler struct {
 	Clock Clock
 	// Vars are the ruleset's variables, used to type-check `vars.x`.
 	Vars map[string]any
+	// cfg is the expr configuration, built at the first compile (Clock
+	// must be set by then) rather than for every expression: that was
+	// half the load time of a large rulebook. Parsing, checking and
+	// compiling only read it.
+	cfg *conf.Config
+	// noNative compiles every atom as an expr program, for the test that
+	// compares them with cmpNode.
+	noNative bool
 }
 
 // ExprError is a compile error inside an expression, with the 1-based line
@@ -271,6 +283,13 @@ func exprError(err error, src file.Source) error {
 }
 
 func (c *Compiler) config() *conf.Config {
+	if c.cfg == nil {
+		c.cfg = c.newConfig()
+	}
+	return c.cfg
+}
+
+func (c *Compiler) newConfig() *conf.Config {
 	cfg := conf.CreateNew()
 	opts := []expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now")}
 	opts = append(opts, c.functions()...)
@@ -318,15 +337,23 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 	if err != nil {
 		return nil, exprError(err, file.NewSource(src))
 	}
+	// What only reads the tree comes first: skeleton rewrites it.
+	cond := &Condition{Source: src}
+	cond.reads, cond.readsAny = matchNames(tree.Node)
+	cond.negatedFact = negatedFactOf(tree.Node)
+	if !readsMatches(tree.Node) {
+		// Every conjunct reads no match (what splitAlpha would find,
+		// without a parse of its own).
+		cond.unbound = true
+		cond.index = conditionTests(conjuncts(tree.Node, nil))
+	}
 	root, err := c.skeleton(tree.Node, tree.Source, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cond := &Condition{Source: src, root: root}
-	c.splitAlpha(cond, src, cfg)
-	if t, err := parser.ParseWithConfig(src, cfg); err == nil {
-		cond.reads, cond.readsAny = matchNames(t.Node)
-		cond.negatedFact = negatedFactOf(t.Node)
+	cond.root = root
+	if !cond.unbound {
+		c.splitAlpha(cond, src, cfg)
 	}
 	return cond, nil
 }
@@ -409,8 +436,10 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 			cond.join = joinOf(n)
 		}
 	}
+	tests := conditionTests(alpha) // before skeleton rewrites the nodes
 	if len(alpha) == len(conj) {
 		cond.unbound = true
+		cond.index = tests
 		return
 	}
 	var nodes []condNode
@@ -422,6 +451,7 @@ func (c *Compiler) splitAlpha(cond *Condition, src string, cfg *conf.Config) {
 		nodes = append(nodes, node)
 	}
 	cond.alpha = nodes
+	cond.index = tests
 }
 
 // joinOf returns the join n states when it is `ITEM == MATCH` or
@@ -533,6 +563,11 @@ func (c *Compiler) skeleton(n ast.Node, src file.Source, cfg *conf.Config) (cond
 		}
 	}
 	if paths, ok := staticPaths(n); ok {
+		if !c.noNative {
+			if node, ok := nativeCompare(n); ok {
+				return node, nil
+			}
+		}
 		rewritePresence(&n)
 		prog, err := compileNode(n, src, cfg, true)
 		if err != nil {

@@ -38,6 +38,10 @@ type Options struct {
 	// (a bus partition, "topic/3"); it is stamped on every invocation
 	// (Invocation.Stream), so an action's feedback returns to this engine.
 	Stream string
+	// NoRuleIndex tests every item against every rule of its ruleset, as
+	// if no rule index (index.go) existed. The differential test compares
+	// the two.
+	NoRuleIndex bool
 }
 
 // Engine evaluates rulesets over a stream of events and keeps their state:
@@ -182,7 +186,12 @@ type cause struct {
 }
 
 type rsState struct {
-	rs    *Ruleset
+	rs *Ruleset
+	// index selects the rules that may match an item (index.go); nil
+	// when no rule can be selected by value. timed are the positions in
+	// rules of those that may hold deadlines (timedRules).
+	index *ruleSelector
+	timed []int
 	facts []*item
 	// factIDs counts the facts by meta.uuid: a fact set again under an ID
 	// it already has (a timer's set_fact firing again after a restart that
@@ -266,7 +275,7 @@ func (e *Engine) linkStats() {
 }
 
 func newRulesetState(rs *Ruleset) *rsState {
-	s := &rsState{rs: rs, factIDs: map[string]int{}}
+	s := &rsState{rs: rs, factIDs: map[string]int{}, index: newRuleIndex(rs.Rules), timed: timedRules(rs.Rules)}
 	for _, r := range rs.Rules {
 		rs := &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r), deps: newDeps(r)}
 		for range r.Conditions {
@@ -424,8 +433,8 @@ func (e *Engine) NextDeadline() (time.Time, bool) {
 		}
 	}
 	for _, s := range e.rulesets {
-		for _, r := range s.rules {
-			consider(r.next())
+		for _, ri := range s.timed {
+			consider(s.rules[ri].next())
 		}
 	}
 	return next, !next.IsZero()

@@ -31,7 +31,7 @@ var noBindings = map[string]any{}
 // nothing, and facts are never consumed: a fact goes through every rule.
 func (e *Engine) evaluate(ctx context.Context, s *rsState, it *item) error {
 	now := e.now()
-	for _, r := range s.rules {
+	for _, r := range e.candidates(s, it) {
 		if !r.rule.Enabled {
 			continue
 		}

@@ -372,8 +372,27 @@ func explainNode(st *evalState, n condNode) (Tri, []string, []string) {
 		return Unknown, m, errs
 	case atomNode:
 		return explainAtom(st, x)
+	case cmpNode:
+		return explainCmp(st, x)
 	}
 	return n.eval(st), nil, nil
+}
+
+// explainCmp explains a comparison the engine evaluates without a program
+// (cmpNode): the path must exist, and a type mismatch is an error.
+func explainCmp(st *evalState, n cmpNode) (Tri, []string, []string) {
+	if _, ok := lookup(st.env.root(n.path.root), n.path.keys); !ok {
+		return Unknown, []string{firstMissing(st, n.path.root, n.path.keys)}, nil
+	}
+	var errs []string
+	saved := st.onError
+	st.onError = func(err error) { errs = append(errs, err.Error()) }
+	t := n.eval(st)
+	st.onError = saved
+	if t == Unknown {
+		return Unknown, nil, errs
+	}
+	return t, nil, nil
 }
 
 func explainAtom(st *evalState, n atomNode) (Tri, []string, []string) {

@@ -140,7 +140,8 @@ func newGroup(trigger *item, bound map[string]*item) *throttleGroup {
 func (e *Engine) expire(ctx context.Context) error {
 	now := e.now()
 	for _, s := range e.rulesets {
-		for _, r := range s.rules {
+		for _, ri := range s.timed {
+			r := s.rules[ri]
 			due := r.popDue(now)
 			if len(due) == 0 {
 				continue
@@ -200,4 +201,18 @@ func (e *Engine) expire(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// timedRules returns the positions of the rules that may hold deadlines
+// (partial matches of all and not_all, throttle groups): expire and
+// NextDeadline look at those only, so that a large ruleset of plain rules
+// costs nothing per event there.
+func timedRules(rules []*Rule) []int {
+	var out []int
+	for i, r := range rules {
+		if r.Kind == All || r.Kind == NotAll || r.Throttle != nil {
+			out = append(out, i)
+		}
+	}
+	return out
 }

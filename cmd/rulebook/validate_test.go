@@ -98,3 +98,52 @@ func TestValidateHTTPMethod(t *testing.T) {
 		t.Errorf("exit %d, want 1 with\n%s\ngot\n%s", code, want, out)
 	}
 }
+
+// TestValidateStats: validate --stats names, per rule, the tests the rule
+// index selects it by, and the rules evaluated for every event.
+func TestValidateStats(t *testing.T) {
+	rb := filepath.Join(t.TempDir(), "stats.yml")
+	os.WriteFile(rb, []byte(`- name: web
+  sources: [{range: {limit: 1}}]
+  rules:
+    - name: eq
+      condition: event.alertname == "A1" && event.cpu > 90
+      action: {none: {}}
+    - name: either
+      condition: event.i in [1, 2] || defined(event.x.y)
+      action: {none: {}}
+    - name: pair
+      condition:
+        all: [event.k == "down", event.k == "up" && event.h == events.m_0.h]
+      action: {none: {}}
+    - name: slow
+      condition: not (event.i == 1)
+      action: {none: {}}
+`), 0o644)
+	code, out, _ := runCLI(t, "validate", "--stats", rb)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		rb + `: ruleset "web": rule "eq": indexed by event.alertname == "A1"` + "\n",
+		rb + `: ruleset "web": rule "either": indexed by event.i in [1, 2] || defined(event.x.y)` + "\n",
+		rb + `: ruleset "web": rule "pair": indexed by [0] event.k == "down"; [1] event.k == "up"` + "\n",
+		rb + `: ruleset "web": rule "slow": not indexed, evaluated for every event`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI(t, "validate", "--stats", "--format", "json", rb)
+	var rep struct {
+		Rules []struct {
+			Rule    string     `json:"rule"`
+			Indexed bool       `json:"indexed"`
+			Tests   [][]string `json:"tests"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Rules) != 4 ||
+		!rep.Rules[2].Indexed || len(rep.Rules[2].Tests) != 2 || rep.Rules[3].Indexed || len(rep.Rules[3].Tests[0]) != 0 {
+		t.Errorf("json: exit %d, %+v, %v\n%s", code, rep, err, out)
+	}
+}
