@@ -2,15 +2,12 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,7 +16,6 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"google.golang.org/grpc"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -244,24 +240,7 @@ func (h *SourceHost) spec(in SourceInfo) engine.SourceSpec {
 }
 
 func compileSourceSchema(name, text string) (*argsSchema, error) {
-	if strings.TrimSpace(text) == "" {
-		text = `{"type":"object"}`
-	}
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
-	if err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema is not JSON: %w", name, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	url := "rulebook-source:///" + name + ".json"
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema: %w", name, err)
-	}
-	s, err := c.Compile(url)
-	if err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema: %w", name, err)
-	}
-	return &argsSchema{schema: s}, nil
+	return compileArgsSchema(fmt.Sprintf("source plugin %q", name), "rulebook-source:///"+name+".json", text)
 }
 
 // launched is a started source plugin process.
@@ -280,33 +259,11 @@ func (h *SourceHost) launch(c candidate) (*launched, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source plugin %q: %w", c.name, err)
 	}
-	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  proto.Handshake(proto.ProtocolVersion),
-		VersionedPlugins: map[int]goplugin.PluginSet{proto.ProtocolVersion: {proto.SourcePluginKey: &sourceGRPCPlugin{}}},
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     h.opts.StartTimeout,
-		Logger:           newHCLogger(h.log.With().Str("plugin", c.name).Logger()),
+	cfg, err := clientConfig(fmt.Sprintf("source plugin %q", c.name), c, sum, goplugin.PluginSet{proto.SourcePluginKey: &sourceGRPCPlugin{}},
+		h.opts.StartTimeout, newHCLogger(h.log.With().Str("plugin", c.name).Logger()), h.opts.StateDir)
+	if err != nil {
+		return nil, err
 	}
-	if c.checksum != "" {
-		if sum != c.checksum {
-			return nil, fmt.Errorf("source plugin %q: %w: %q has sha256 %s, but %s was declared; refusing to start it",
-				c.name, ErrChecksumMismatch, c.path, sum, c.checksum)
-		}
-		want, _ := hex.DecodeString(c.checksum)
-		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
-	}
-	stateDir := ""
-	if h.opts.StateDir != "" {
-		stateDir = filepath.Join(h.opts.StateDir, c.name)
-		if err := os.MkdirAll(stateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("source plugin %q: state dir: %w", c.name, err)
-		}
-	}
-	cmd := exec.Command(c.path)
-	cmd.Env = append(os.Environ(), proto.StateDirEnv+"="+stateDir)
-	cfg.Cmd = cmd
-	cfg.SkipHostEnv = true
 	l := &launched{client: goplugin.NewClient(cfg), sum: sum}
 	cp, err := l.client.Client()
 	if err != nil {
