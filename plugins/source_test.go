@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,5 +131,76 @@ func TestSourcePluginChecksum(t *testing.T) {
 	infos, err := h.Start(context.Background())
 	if !errors.Is(err, ErrChecksumMismatch) || len(infos) != 1 || !infos[0].Declared {
 		t.Fatalf("start: %v %+v", err, infos)
+	}
+}
+
+// The source plugins' part of `rulebook plugins list` and their `describe`
+// read as the action plugins' do, with a kind line and the source's schema.
+func TestSourceListTableAndDescribe(t *testing.T) {
+	infos := []SourceInfo{
+		{Name: "broken", Path: "/p/rulebook-source-broken", Err: errors.New("source plugin \"broken\": start:\nexit 1")},
+		{Name: "feed", Path: "/p/rulebook-source-feed", Version: "1.2.0", SHA256: "cd34", ProtocolVersion: 1,
+			Description: "a feed", Schema: `{"type":"object","required":["url"]}`},
+		{Name: "bare", Path: "/p/rulebook-source-bare", Schema: "not json"},
+	}
+	var b bytes.Buffer
+	if err := SourceListTable(&b, infos); err != nil {
+		t.Fatal(err)
+	}
+	want := `SOURCE  VERSION  STATUS  PATH
+broken  -        error   /p/rulebook-source-broken
+feed    1.2.0    ok      /p/rulebook-source-feed
+bare    -        ok      /p/rulebook-source-bare
+
+broken: source plugin "broken": start: exit 1
+`
+	if got := trimLines(b.String()); got != want {
+		t.Errorf("SourceListTable:\n%s\nwant:\n%s", got, want)
+	}
+	for _, tc := range []struct {
+		in   SourceInfo
+		want string
+	}{
+		{infos[1], `name:        feed
+kind:        source
+path:        /p/rulebook-source-feed
+sha256:      cd34
+version:     1.2.0
+protocol:    1
+description: a feed
+
+source feed
+  arguments schema:
+  {
+    "type": "object",
+    "required": [
+      "url"
+    ]
+  }
+`},
+		{infos[0], `name:        broken
+kind:        source
+path:        /p/rulebook-source-broken
+error:       source plugin "broken": start: exit 1
+
+source broken
+  arguments: any object
+`},
+		{infos[2], `name:        bare
+kind:        source
+path:        /p/rulebook-source-bare
+
+source bare
+  arguments schema:
+  not json
+`},
+	} {
+		b.Reset()
+		if err := DescribeSource(&b, tc.in); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tc.want {
+			t.Errorf("DescribeSource:\n%s\nwant:\n%s", b.String(), tc.want)
+		}
 	}
 }
