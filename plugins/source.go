@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -460,53 +458,7 @@ func (sourceGRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, co
 // discoverSources lists the declared source plugins, then the
 // rulebook-source-* binaries in dirs; the first of a name wins.
 func discoverSources(dirs []string, declared []Declared) ([]candidate, []string, error) {
-	byName := map[string]string{}
-	var out []candidate
-	var warnings []string
-	var errs []error
-	for _, d := range declared {
-		name := d.Name
-		if name == "" {
-			name = strings.TrimPrefix(strings.TrimSuffix(filepath.Base(d.Path), ".exe"), SourceFilePrefix)
-		}
-		sum := strings.ToLower(strings.TrimSpace(d.SHA256))
-		if prev, dup := byName[name]; dup {
-			errs = append(errs, fmt.Errorf("source plugin %q is declared twice (%q and %q)", name, prev, d.Path))
-			continue
-		}
-		byName[name] = d.Path
-		out = append(out, candidate{name: name, path: d.Path, checksum: sum, declared: true})
-	}
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("plugins dir %q: %w", dir, err))
-			continue
-		}
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), SourceFilePrefix) {
-				continue
-			}
-			path := filepath.Join(dir, e.Name())
-			if !isExecutable(path) {
-				continue
-			}
-			name := strings.TrimPrefix(strings.TrimSuffix(e.Name(), ".exe"), SourceFilePrefix)
-			if name == "" {
-				continue
-			}
-			if prev, dup := byName[name]; dup {
-				warnings = append(warnings, fmt.Sprintf("source plugin %q at %q is shadowed by %q", name, path, prev))
-				continue
-			}
-			byName[name] = path
-			out = append(out, candidate{name: name, path: path})
-		}
-	}
-	return out, warnings, errors.Join(errs...)
+	return sourcePlugins.discover(dirs, declared)
 }
 
 func cloneSourceInfos(in []SourceInfo) []SourceInfo { return append([]SourceInfo(nil), in...) }
