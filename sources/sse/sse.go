@@ -67,17 +67,8 @@ func parse(args map[string]any) (*config, error) {
 	a := streamconn.NewArgs(args)
 	c := &config{}
 	var err error
-	if c.url, err = a.String("url", ""); err != nil {
+	if c.url, err = a.URL("url", "an http:// or https:// URL", "http", "https"); err != nil {
 		return nil, err
-	}
-	if c.url == "" {
-		return nil, engine.ArgErrorf(nil, "missing key \"url\"")
-	}
-	if !strings.Contains(c.url, "${") {
-		u, err := url.Parse(c.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, engine.ArgErrorf([]string{"url"}, "want an http:// or https:// URL, got %q", c.url)
-		}
 	}
 	if c.headers, err = a.StringMap("headers"); err != nil {
 		return nil, err

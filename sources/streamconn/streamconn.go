@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -87,6 +89,27 @@ func (a *Args) String(key, def string) (string, error) {
 	s, ok := v.(string)
 	if !ok {
 		return "", engine.ArgErrorf([]string{key}, "want a string, got %s", engine.TypeName(v))
+	}
+	return s, nil
+}
+
+// URL returns key's URL, which is required and must have a host and one
+// of schemes, unless it holds a ${...} reference resolved only at run
+// time; want says what is wanted in the error ("an http:// or https://
+// URL").
+func (a *Args) URL(key, want string, schemes ...string) (string, error) {
+	s, err := a.String(key, "")
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", engine.ArgErrorf(nil, "missing key %q", key)
+	}
+	if !strings.Contains(s, "${") {
+		u, err := url.Parse(s)
+		if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+			return "", engine.ArgErrorf([]string{key}, "want %s, got %q", want, s)
+		}
 	}
 	return s, nil
 }

@@ -143,3 +143,26 @@ func TestSpec(t *testing.T) {
 		t.Fatalf("a missing CA file: %v", err)
 	}
 }
+
+func TestURL(t *testing.T) {
+	for _, tc := range []struct {
+		args map[string]any
+		want string // the error; empty: accepted
+	}{
+		{map[string]any{"url": "https://h/x"}, ""},
+		{map[string]any{"url": "${env:FEED_URL}"}, ""},
+		{map[string]any{}, `missing key "url"`},
+		{map[string]any{"url": 3}, "url: want a string"},
+		{map[string]any{"url": "ftp://h"}, `url: want an http:// or https:// URL, got "ftp://h"`},
+		{map[string]any{"url": "http://"}, `want an http:// or https:// URL`},
+	} {
+		got, err := NewArgs(tc.args).URL("url", "an http:// or https:// URL", "http", "https")
+		if tc.want == "" {
+			if err != nil || got != tc.args["url"] {
+				t.Errorf("%v: %q, %v", tc.args, got, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

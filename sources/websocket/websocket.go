@@ -65,17 +65,8 @@ func parse(args map[string]any) (*config, error) {
 	a := streamconn.NewArgs(args)
 	c := &config{}
 	var err error
-	if c.url, err = a.String("url", ""); err != nil {
+	if c.url, err = a.URL("url", "a ws:// or wss:// URL", "ws", "wss"); err != nil {
 		return nil, err
-	}
-	if c.url == "" {
-		return nil, engine.ArgErrorf(nil, "missing key \"url\"")
-	}
-	if !strings.Contains(c.url, "${") {
-		u, err := url.Parse(c.url)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, engine.ArgErrorf([]string{"url"}, "want a ws:// or wss:// URL, got %q", c.url)
-		}
 	}
 	if c.headers, err = a.StringMap("headers"); err != nil {
 		return nil, err
