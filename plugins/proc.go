@@ -97,7 +97,8 @@ func (p *proc) launchOnce() (*proto.DescribeResponse, string, *goplugin.Client, 
 	if err != nil {
 		return nil, "", nil, nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
-	cfg, err := clientConfig(fmt.Sprintf("plugin %q", p.name), p.c, sum, goplugin.PluginSet{proto.PluginKey: &grpcPlugin{}}, p.h.opts.StartTimeout, newHCLogger(p.log), p.h.opts.StateDir)
+	set := goplugin.PluginSet{proto.PluginKey: &grpcPlugin{client: func(c *grpc.ClientConn) any { return proto.NewActionPluginClient(c) }}}
+	cfg, err := clientConfig(fmt.Sprintf("plugin %q", p.name), p.c, sum, set, p.h.opts.StartTimeout, newHCLogger(p.log), p.h.opts.StateDir)
 	if err != nil {
 		return nil, sum, nil, nil, err
 	}
@@ -538,15 +539,18 @@ func result(resp *proto.InvokeResponse) engine.Result {
 	return r
 }
 
-// grpcPlugin is the host side of go-plugin's GRPCPlugin.
+// grpcPlugin is the host side of go-plugin's GRPCPlugin, for action and
+// source plugins alike: it serves nothing and dispenses the gRPC client
+// that client makes.
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
+	client func(*grpc.ClientConn) any
 }
 
 func (grpcPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
 	return errors.New("the engine does not serve plugins")
 }
 
-func (grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return proto.NewActionPluginClient(conn), nil
+func (g grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return g.client(conn), nil
 }

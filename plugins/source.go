@@ -257,8 +257,8 @@ func (h *SourceHost) launch(c candidate) (*launched, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source plugin %q: %w", c.name, err)
 	}
-	cfg, err := clientConfig(fmt.Sprintf("source plugin %q", c.name), c, sum, goplugin.PluginSet{proto.SourcePluginKey: &sourceGRPCPlugin{}},
-		h.opts.StartTimeout, newHCLogger(h.log.With().Str("plugin", c.name).Logger()), h.opts.StateDir)
+	set := goplugin.PluginSet{proto.SourcePluginKey: &grpcPlugin{client: func(c *grpc.ClientConn) any { return proto.NewSourcePluginClient(c) }}}
+	cfg, err := clientConfig(fmt.Sprintf("source plugin %q", c.name), c, sum, set, h.opts.StartTimeout, newHCLogger(h.log.With().Str("plugin", c.name).Logger()), h.opts.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -440,19 +440,6 @@ func (s *PluginSource) runOnce(ctx context.Context, out engine.Emitter, ref engi
 			return delivered, fmt.Errorf("ack: %w", err)
 		}
 	}
-}
-
-// sourceGRPCPlugin is the host side of a source plugin's GRPCPlugin.
-type sourceGRPCPlugin struct {
-	goplugin.NetRPCUnsupportedPlugin
-}
-
-func (sourceGRPCPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("the engine does not serve plugins")
-}
-
-func (sourceGRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return proto.NewSourcePluginClient(conn), nil
 }
 
 // discoverSources lists the declared source plugins, then the
