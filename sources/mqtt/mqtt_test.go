@@ -92,6 +92,24 @@ func publish(t *testing.T, broker, topic string, payloads ...string) {
 	}
 }
 
+// publishUntilGot publishes payload(1), payload(2), ... to topic every
+// 200ms (the source may not be subscribed yet) until the source's emitter
+// signals on got, failing t after 20 seconds.
+func publishUntilGot(t *testing.T, broker, topic string, got <-chan struct{}, payload func(try int) string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for try := 1; ; try++ {
+		publish(t, broker, topic, payload(try))
+		select {
+		case <-got:
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the source never got the message")
+		}
+	}
+}
+
 func journalPayloads(t *testing.T, j *journal.Store) []string {
 	t.Helper()
 	recs, err := j.Read(context.Background(), 0, 100)
@@ -166,18 +184,7 @@ func TestAcknowledgesOnlyDurableEvents(t *testing.T) {
 	args := map[string]any{"brokers": []any{broker}, "topic": "jobs/#", "client_id": "rulebook-test-2", "reconnect_delay": "100ms"}
 	b := &blocked{calls: make(chan struct{}, 16)}
 	stop := sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, b)
-	deadline := time.After(20 * time.Second)
-wait:
-	for {
-		publish(t, broker, "jobs/1", `{"job":1}`)
-		select {
-		case <-b.calls:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("the source never got the message")
-		}
-	}
+	publishUntilGot(t, broker, "jobs/1", b.calls, func(int) string { return `{"job":1}` })
 	stop()
 	j := sourcetest.OpenJournal(t, t.TempDir())
 	defer j.Close()
@@ -236,20 +243,7 @@ func TestRedeliveryOfADurableMessageIsADuplicate(t *testing.T) {
 	args := map[string]any{"brokers": []any{broker}, "topic": "jobs/#", "client_id": "rulebook-test-3", "reconnect_delay": "100ms"}
 	d := &durableThenStuck{j: j, calls: make(chan struct{}, 16)}
 	stop := sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, d)
-	deadline := time.After(20 * time.Second)
-	try := 0
-wait:
-	for {
-		try++
-		publish(t, broker, "jobs/1", fmt.Sprintf(`{"try":%d}`, try))
-		select {
-		case <-d.calls:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("the source never got the message")
-		}
-	}
+	publishUntilGot(t, broker, "jobs/1", d.calls, func(try int) string { return fmt.Sprintf(`{"try":%d}`, try) })
 	stop()
 	publish(t, broker, "jobs/2", `{"job":2}`) // a marker after the redelivery
 	sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, j)
