@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,18 +13,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/journal"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
 func sourceDir(t *testing.T, names ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, n := range names {
-		if err := os.Symlink(filepath.Join(binDir, n), filepath.Join(dir, SourceFilePrefix+n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return linkedDir(t, SourceFilePrefix, names...)
 }
 
 // A source plugin that crashes, or hangs (stops sending even heartbeats),
@@ -50,29 +43,11 @@ func TestSourcePluginRestarts(t *testing.T) {
 				t.Fatal("source type not registered")
 			}
 			args := map[string]any{"count": 12, mode: 5, "marker": filepath.Join(t.TempDir(), "once")}
-			if err := spec.Check(args); err != nil {
-				t.Fatalf("check: %v", err)
-			}
-			j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := sourcetest.OpenJournal(t, t.TempDir())
 			defer j.Close()
-			src, err := spec.New(engine.SourceConfig{Name: "c", Type: "counter", Ruleset: "rs", Args: args, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- src.Run(ctx, j) }()
-			deadline := time.Now().Add(30 * time.Second)
-			for j.LastSeq() < 12 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("run: %v", err)
-			}
+			stop := sourcetest.Run(t, sourcetest.Build(t, spec, "c", args, engine.SystemClock{}), j)
+			sourcetest.WaitFor(t, "12 events", func() bool { return j.LastSeq() >= 12 })
+			stop()
 			recs, err := j.Read(context.Background(), 0, 100)
 			if err != nil {
 				t.Fatal(err)
