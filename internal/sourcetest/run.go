@@ -119,3 +119,33 @@ func Serve(t testing.TB, h http.Handler, addr string, tlsCfg *tls.Config) (strin
 	t.Cleanup(stop)
 	return ln.Addr().String(), stop
 }
+
+// Counter is how many messages a test server has to send: Add raises it
+// and wakes every handler that waits on the channel Get returned. The zero
+// Counter is ready to use.
+type Counter struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{}
+}
+
+// Add raises the count by k and wakes the waiting handlers.
+func (c *Counter) Add(k int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += k
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+}
+
+// Get returns the count and a channel closed at the next Add.
+func (c *Counter) Get() (int, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.n, c.changed
+}

@@ -19,9 +19,8 @@ import (
 // feed is the server side: events 1..n, each {"n": i} with id i, served
 // after the client's Last-Event-ID.
 type feed struct {
-	mu      sync.Mutex
-	n       int
-	changed chan struct{}
+	mu    sync.Mutex
+	count sourcetest.Counter // messages to send
 	// partial, when set, is written after the events: a message cut
 	// before its blank line (the server dies mid-message).
 	partial string
@@ -32,16 +31,6 @@ type feed struct {
 	status         int
 	lastIDs        []string
 	reqs           []*http.Request
-}
-
-func newFeed() *feed { return &feed{changed: make(chan struct{})} }
-
-func (f *feed) add(k int) {
-	f.mu.Lock()
-	f.n += k
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
 }
 
 func (f *feed) connections() int {
@@ -70,9 +59,7 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, ": hello\n\n")
 	w.(http.Flusher).Flush()
 	for {
-		f.mu.Lock()
-		n, changed := f.n, f.changed
-		f.mu.Unlock()
+		n, changed := f.count.Get()
 		for sent < n {
 			sent++
 			// Alternate line ends; a multi-line data field for every 3rd.
@@ -105,8 +92,8 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	dir := t.TempDir()
 	j := sourcetest.OpenJournal(t, dir)
-	f := newFeed()
-	f.add(5)
+	f := &feed{}
+	f.count.Add(5)
 	f.partial = "id: 6\ndata: {\"n\": 6"
 	addr, kill := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	args := map[string]any{"url": "http://" + addr + "/events", "reconnect_delay": "10ms", "max_reconnect_delay": "50ms"}
@@ -117,7 +104,7 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	f.mu.Lock()
 	f.partial = ""
 	f.mu.Unlock()
-	f.add(5)
+	f.count.Add(5)
 	_, kill = sourcetest.Serve(t, f, addr, nil)
 	sourcetest.WaitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
 	stop()
@@ -129,7 +116,7 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	// Rulebook restarts: the position comes from the journal.
 	j = sourcetest.OpenJournal(t, dir)
 	defer j.Close()
-	f.add(2)
+	f.count.Add(2)
 	_, kill = sourcetest.Serve(t, f, addr, nil)
 	defer kill()
 	sourcetest.Start(t, Spec(), "feed", args, engine.SystemClock{}, j)
@@ -166,7 +153,7 @@ func TestReconnectBackoffAndServerRetry(t *testing.T) {
 	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := newFeed()
+	f := &feed{}
 	f.status = http.StatusServiceUnavailable
 	addr, _ := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	out := make(sourcetest.Events, 16)
@@ -197,7 +184,7 @@ func TestReconnectBackoffAndServerRetry(t *testing.T) {
 	f.mu.Lock()
 	f.status, f.retry, f.closeAfterSend = 0, "30000", true
 	f.mu.Unlock()
-	f.add(1)
+	f.count.Add(1)
 	step(3*time.Second, 5) // connects, gets retry: 30000 and one event, then the server closes
 	select {
 	case ev := <-out:
@@ -310,8 +297,8 @@ func TestIdleTimeoutReconnects(t *testing.T) {
 	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := newFeed()
-	f.add(1)
+	f := &feed{}
+	f.count.Add(1)
 	addr, _ := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	out := make(sourcetest.Events, 4)
 	sourcetest.Start(t, Spec(), "feed", map[string]any{"url": "http://" + addr, "idle_timeout": "1m", "reconnect_delay": "1s"}, clock, out)

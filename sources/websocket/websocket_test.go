@@ -22,22 +22,11 @@ import (
 // feed is a WebSocket server that streams {"seq": i, "n": i} for i after
 // the `since` of the client's subscription.
 type feed struct {
-	mu      sync.Mutex
-	n       int
-	changed chan struct{}
-	subs    []map[string]any
-	reqs    []*http.Request
-	protos  []string
-}
-
-func newFeed() *feed { return &feed{changed: make(chan struct{})} }
-
-func (f *feed) add(k int) {
-	f.mu.Lock()
-	f.n += k
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
+	mu     sync.Mutex
+	count  sourcetest.Counter // messages to send
+	subs   []map[string]any
+	reqs   []*http.Request
+	protos []string
 }
 
 func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,9 +52,7 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = c.CloseRead(ctx) // answers pings
 	_ = c.Write(ctx, ws.MessageBinary, []byte{1, 2, 3})
 	for {
-		f.mu.Lock()
-		n, changed := f.n, f.changed
-		f.mu.Unlock()
+		n, changed := f.count.Get()
 		for sent < n {
 			sent++
 			if err := c.Write(ctx, ws.MessageText, []byte(fmt.Sprintf(`{"seq": %d, "n": %d}`, sent, sent))); err != nil {
@@ -86,8 +73,8 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	dir := t.TempDir()
 	j := sourcetest.OpenJournal(t, dir)
-	f := newFeed()
-	f.add(5)
+	f := &feed{}
+	f.count.Add(5)
 	addr, kill := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	args := map[string]any{
 		"url":                 "ws://" + addr + "/stream",
@@ -102,7 +89,7 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	stop := sourcetest.Start(t, Spec(), "ws", args, engine.SystemClock{}, j)
 	sourcetest.WaitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
 	kill()
-	f.add(5)
+	f.count.Add(5)
 	_, kill = sourcetest.Serve(t, f, addr, nil)
 	sourcetest.WaitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
 	stop()
@@ -113,7 +100,7 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 
 	j = sourcetest.OpenJournal(t, dir)
 	defer j.Close()
-	f.add(2)
+	f.count.Add(2)
 	_, kill = sourcetest.Serve(t, f, addr, nil)
 	defer kill()
 	sourcetest.Start(t, Spec(), "ws", args, engine.SystemClock{}, j)
