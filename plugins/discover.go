@@ -65,18 +65,33 @@ func DefaultDirs(rulebooks []string, executable string) []string {
 // NameFromPath derives a plugin's name from its file name:
 // ".../rulebook-plugin-ticket" is "ticket". Other file names are used whole
 // (without a ".exe").
-func NameFromPath(path string) string {
-	base := filepath.Base(path)
-	base = strings.TrimSuffix(base, ".exe")
-	return strings.TrimPrefix(base, FilePrefix)
+func NameFromPath(path string) string { return actionPlugins.nameFromPath(path) }
+
+// pluginKind is what discovery looks for: the file name prefix of the
+// plugins of a kind, and the noun its messages name them by.
+type pluginKind struct{ prefix, noun string }
+
+var (
+	actionPlugins = pluginKind{prefix: FilePrefix, noun: "plugin"}
+	sourcePlugins = pluginKind{prefix: SourceFilePrefix, noun: "source plugin"}
+)
+
+func (k pluginKind) nameFromPath(path string) string {
+	return strings.TrimPrefix(strings.TrimSuffix(filepath.Base(path), ".exe"), k.prefix)
 }
 
-// discover lists the declared plugins followed by the plugin binaries in
-// dirs. A directory that does not exist is skipped (the defaults often do not);
-// one that cannot be read is an error. The first plugin of a name wins;
-// declared plugins win over discovered ones. Shadowed plugins are returned
-// as warnings.
+// discover lists the declared action plugins followed by the plugin
+// binaries in dirs.
 func discover(dirs []string, declared []Declared) ([]candidate, []string, error) {
+	return actionPlugins.discover(dirs, declared)
+}
+
+// discover lists the declared plugins followed by the plugin binaries of
+// kind k in dirs. A directory that does not exist is skipped (the defaults
+// often do not); one that cannot be read is an error. The first plugin of
+// a name wins; declared plugins win over discovered ones. Shadowed plugins
+// are returned as warnings.
+func (k pluginKind) discover(dirs []string, declared []Declared) ([]candidate, []string, error) {
 	byName := map[string]int{}
 	var out []candidate
 	var warnings []string
@@ -84,22 +99,22 @@ func discover(dirs []string, declared []Declared) ([]candidate, []string, error)
 
 	for _, d := range declared {
 		if d.Path == "" {
-			errs = append(errs, fmt.Errorf("declared plugin %q: path is empty", d.Name))
+			errs = append(errs, fmt.Errorf("declared %s %q: path is empty", k.noun, d.Name))
 			continue
 		}
 		name := d.Name
 		if name == "" {
-			name = NameFromPath(d.Path)
+			name = k.nameFromPath(d.Path)
 		}
 		sum := strings.ToLower(strings.TrimSpace(d.SHA256))
 		if sum != "" {
 			if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
-				errs = append(errs, fmt.Errorf("declared plugin %q: sha256 %q is not 64 hex digits", name, d.SHA256))
+				errs = append(errs, fmt.Errorf("declared %s %q: sha256 %q is not 64 hex digits", k.noun, name, d.SHA256))
 				continue
 			}
 		}
 		if i, dup := byName[name]; dup {
-			errs = append(errs, fmt.Errorf("plugin %q is declared twice (%q and %q)", name, out[i].path, d.Path))
+			errs = append(errs, fmt.Errorf("%s %q is declared twice (%q and %q)", k.noun, name, out[i].path, d.Path))
 			continue
 		}
 		byName[name] = len(out)
@@ -117,19 +132,19 @@ func discover(dirs []string, declared []Declared) ([]candidate, []string, error)
 		}
 		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), FilePrefix) {
+			if !strings.HasPrefix(e.Name(), k.prefix) {
 				continue
 			}
 			path := filepath.Join(dir, e.Name())
 			if !isExecutable(path) {
 				continue
 			}
-			name := NameFromPath(path)
+			name := k.nameFromPath(path)
 			if name == "" {
 				continue
 			}
 			if i, dup := byName[name]; dup {
-				warnings = append(warnings, fmt.Sprintf("plugin %q at %q is shadowed by %q", name, path, out[i].path))
+				warnings = append(warnings, fmt.Sprintf("%s %q at %q is shadowed by %q", k.noun, name, path, out[i].path))
 				continue
 			}
 			byName[name] = len(out)

@@ -223,3 +223,41 @@ func FuzzZerologWriter(f *testing.F) {
 		}
 	})
 }
+
+// Source plugins are found by their own prefix, with the same rules as
+// action plugins and messages that say "source plugin".
+func TestDiscoverSources(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	touch(t, filepath.Join(a, "rulebook-source-feed"), 0o755)
+	touch(t, filepath.Join(a, "rulebook-plugin-ticket"), 0o755) // an action plugin
+	touch(t, filepath.Join(a, "rulebook-source-notexec"), 0o644)
+	touch(t, filepath.Join(b, "rulebook-source-feed"), 0o755) // shadowed by a's
+	declaredPath := filepath.Join(t.TempDir(), "rulebook-source-pinned.exe")
+	cands, warnings, err := discoverSources([]string{a, b}, []Declared{{Path: declaredPath, SHA256: strings.Repeat("AB", 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cands {
+		got = append(got, c.name+"="+c.path+"/"+c.checksum)
+	}
+	want := []string{"pinned=" + declaredPath + "/" + strings.Repeat("ab", 32), "feed=" + filepath.Join(a, "rulebook-source-feed") + "/"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("candidates %v, want %v", got, want)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `source plugin "feed" at `) || !strings.Contains(warnings[0], "shadowed") {
+		t.Fatalf("warnings %v", warnings)
+	}
+	for _, tc := range []struct {
+		declared []Declared
+		want     string
+	}{
+		{[]Declared{{Name: "x"}}, `declared source plugin "x": path is empty`},
+		{[]Declared{{Path: declaredPath, SHA256: "abc"}}, `declared source plugin "pinned": sha256 "abc" is not 64 hex digits`},
+		{[]Declared{{Name: "x", Path: declaredPath}, {Name: "x", Path: declaredPath + "2"}}, `source plugin "x" is declared twice`},
+	} {
+		if _, _, err := discoverSources(nil, tc.declared); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.declared, err, tc.want)
+		}
+	}
+}

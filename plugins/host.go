@@ -19,8 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -300,17 +298,6 @@ func (h *Host) isClosed() bool {
 	default:
 		return false
 	}
-}
-
-func (h *Host) stateDir(name string) (string, error) {
-	if h.opts.StateDir == "" {
-		return "", nil
-	}
-	dir := filepath.Join(h.opts.StateDir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("plugin %q: state dir: %w", name, err)
-	}
-	return dir, nil
 }
 
 func cloneInfos(in []Info) []Info {

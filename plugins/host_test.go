@@ -52,9 +52,16 @@ func run(m *testing.M) (int, error) {
 // rulebook-plugin-NAME.
 func pluginDir(t *testing.T, names ...string) string {
 	t.Helper()
+	return linkedDir(t, FilePrefix, names...)
+}
+
+// linkedDir returns a fresh directory holding the named test plugins as
+// prefix+NAME.
+func linkedDir(t *testing.T, prefix string, names ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, n := range names {
-		if err := os.Symlink(filepath.Join(binDir, n), filepath.Join(dir, FilePrefix+n)); err != nil {
+		if err := os.Symlink(filepath.Join(binDir, n), filepath.Join(dir, prefix+n)); err != nil {
 			t.Fatal(err)
 		}
 	}

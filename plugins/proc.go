@@ -2,13 +2,10 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -100,33 +97,11 @@ func (p *proc) launchOnce() (*proto.DescribeResponse, string, *goplugin.Client, 
 	if err != nil {
 		return nil, "", nil, nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
-	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  proto.Handshake(proto.ProtocolVersion),
-		VersionedPlugins: map[int]goplugin.PluginSet{proto.ProtocolVersion: {proto.PluginKey: &grpcPlugin{}}},
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     p.h.opts.StartTimeout,
-		Logger:           newHCLogger(p.log),
-	}
-	if p.c.checksum != "" {
-		if sum != p.c.checksum {
-			return nil, sum, nil, nil, fmt.Errorf("plugin %q: %w: %q has sha256 %s, but %s was declared; refusing to start it",
-				p.name, ErrChecksumMismatch, p.c.path, sum, p.c.checksum)
-		}
-		want, _ := hex.DecodeString(p.c.checksum)
-		// go-plugin checks again right before exec, narrowing the window
-		// in which the file could be swapped.
-		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
-	}
-	stateDir, err := p.h.stateDir(p.name)
+	set := goplugin.PluginSet{proto.PluginKey: &grpcPlugin{client: func(c *grpc.ClientConn) any { return proto.NewActionPluginClient(c) }}}
+	cfg, err := clientConfig(fmt.Sprintf("plugin %q", p.name), p.c, sum, set, p.h.opts.StartTimeout, newHCLogger(p.log), p.h.opts.StateDir)
 	if err != nil {
 		return nil, sum, nil, nil, err
 	}
-	cmd := exec.Command(p.c.path)
-	cmd.Env = append(os.Environ(), proto.StateDirEnv+"="+stateDir)
-	cfg.Cmd = cmd
-	cfg.SkipHostEnv = true // cmd.Env already has it
-
 	client := goplugin.NewClient(cfg)
 	cp, err := client.Client()
 	if err != nil {
@@ -564,15 +539,18 @@ func result(resp *proto.InvokeResponse) engine.Result {
 	return r
 }
 
-// grpcPlugin is the host side of go-plugin's GRPCPlugin.
+// grpcPlugin is the host side of go-plugin's GRPCPlugin, for action and
+// source plugins alike: it serves nothing and dispenses the gRPC client
+// that client makes.
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
+	client func(*grpc.ClientConn) any
 }
 
 func (grpcPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
 	return errors.New("the engine does not serve plugins")
 }
 
-func (grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return proto.NewActionPluginClient(conn), nil
+func (g grpcPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return g.client(conn), nil
 }

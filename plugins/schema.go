@@ -38,22 +38,28 @@ type argsSchema struct {
 }
 
 func compileSchema(action, text string) (*argsSchema, error) {
+	return compileArgsSchema(fmt.Sprintf("action %q", action), "rulebook-plugin:///"+action+".json", text)
+}
+
+// compileArgsSchema compiles text (blank: any object) as the JSON Schema
+// at url, for an action's or a source plugin's arguments; errors start
+// with what.
+func compileArgsSchema(what, url, text string) (*argsSchema, error) {
 	if strings.TrimSpace(text) == "" {
 		text = `{"type":"object"}`
 	}
 	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
 	if err != nil {
-		return nil, fmt.Errorf("action %q: schema is not JSON: %w", action, err)
+		return nil, fmt.Errorf("%s: schema is not JSON: %w", what, err)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
-	url := "rulebook-plugin:///" + action + ".json"
 	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("action %q: schema: %w", action, err)
+		return nil, fmt.Errorf("%s: schema: %w", what, err)
 	}
 	s, err := c.Compile(url)
 	if err != nil {
-		return nil, fmt.Errorf("action %q: schema: %w", action, err)
+		return nil, fmt.Errorf("%s: schema: %w", what, err)
 	}
 	return &argsSchema{schema: s}, nil
 }

@@ -2,15 +2,10 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,7 +14,6 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"google.golang.org/grpc"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -244,24 +238,7 @@ func (h *SourceHost) spec(in SourceInfo) engine.SourceSpec {
 }
 
 func compileSourceSchema(name, text string) (*argsSchema, error) {
-	if strings.TrimSpace(text) == "" {
-		text = `{"type":"object"}`
-	}
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
-	if err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema is not JSON: %w", name, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	url := "rulebook-source:///" + name + ".json"
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema: %w", name, err)
-	}
-	s, err := c.Compile(url)
-	if err != nil {
-		return nil, fmt.Errorf("source plugin %q: schema: %w", name, err)
-	}
-	return &argsSchema{schema: s}, nil
+	return compileArgsSchema(fmt.Sprintf("source plugin %q", name), "rulebook-source:///"+name+".json", text)
 }
 
 // launched is a started source plugin process.
@@ -280,33 +257,11 @@ func (h *SourceHost) launch(c candidate) (*launched, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source plugin %q: %w", c.name, err)
 	}
-	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  proto.Handshake(proto.ProtocolVersion),
-		VersionedPlugins: map[int]goplugin.PluginSet{proto.ProtocolVersion: {proto.SourcePluginKey: &sourceGRPCPlugin{}}},
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     h.opts.StartTimeout,
-		Logger:           newHCLogger(h.log.With().Str("plugin", c.name).Logger()),
+	set := goplugin.PluginSet{proto.SourcePluginKey: &grpcPlugin{client: func(c *grpc.ClientConn) any { return proto.NewSourcePluginClient(c) }}}
+	cfg, err := clientConfig(fmt.Sprintf("source plugin %q", c.name), c, sum, set, h.opts.StartTimeout, newHCLogger(h.log.With().Str("plugin", c.name).Logger()), h.opts.StateDir)
+	if err != nil {
+		return nil, err
 	}
-	if c.checksum != "" {
-		if sum != c.checksum {
-			return nil, fmt.Errorf("source plugin %q: %w: %q has sha256 %s, but %s was declared; refusing to start it",
-				c.name, ErrChecksumMismatch, c.path, sum, c.checksum)
-		}
-		want, _ := hex.DecodeString(c.checksum)
-		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
-	}
-	stateDir := ""
-	if h.opts.StateDir != "" {
-		stateDir = filepath.Join(h.opts.StateDir, c.name)
-		if err := os.MkdirAll(stateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("source plugin %q: state dir: %w", c.name, err)
-		}
-	}
-	cmd := exec.Command(c.path)
-	cmd.Env = append(os.Environ(), proto.StateDirEnv+"="+stateDir)
-	cfg.Cmd = cmd
-	cfg.SkipHostEnv = true
 	l := &launched{client: goplugin.NewClient(cfg), sum: sum}
 	cp, err := l.client.Client()
 	if err != nil {
@@ -487,69 +442,10 @@ func (s *PluginSource) runOnce(ctx context.Context, out engine.Emitter, ref engi
 	}
 }
 
-// sourceGRPCPlugin is the host side of a source plugin's GRPCPlugin.
-type sourceGRPCPlugin struct {
-	goplugin.NetRPCUnsupportedPlugin
-}
-
-func (sourceGRPCPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("the engine does not serve plugins")
-}
-
-func (sourceGRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return proto.NewSourcePluginClient(conn), nil
-}
-
 // discoverSources lists the declared source plugins, then the
 // rulebook-source-* binaries in dirs; the first of a name wins.
 func discoverSources(dirs []string, declared []Declared) ([]candidate, []string, error) {
-	byName := map[string]string{}
-	var out []candidate
-	var warnings []string
-	var errs []error
-	for _, d := range declared {
-		name := d.Name
-		if name == "" {
-			name = strings.TrimPrefix(strings.TrimSuffix(filepath.Base(d.Path), ".exe"), SourceFilePrefix)
-		}
-		sum := strings.ToLower(strings.TrimSpace(d.SHA256))
-		if prev, dup := byName[name]; dup {
-			errs = append(errs, fmt.Errorf("source plugin %q is declared twice (%q and %q)", name, prev, d.Path))
-			continue
-		}
-		byName[name] = d.Path
-		out = append(out, candidate{name: name, path: d.Path, checksum: sum, declared: true})
-	}
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("plugins dir %q: %w", dir, err))
-			continue
-		}
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), SourceFilePrefix) {
-				continue
-			}
-			path := filepath.Join(dir, e.Name())
-			if !isExecutable(path) {
-				continue
-			}
-			name := strings.TrimPrefix(strings.TrimSuffix(e.Name(), ".exe"), SourceFilePrefix)
-			if name == "" {
-				continue
-			}
-			if prev, dup := byName[name]; dup {
-				warnings = append(warnings, fmt.Sprintf("source plugin %q at %q is shadowed by %q", name, path, prev))
-				continue
-			}
-			byName[name] = path
-			out = append(out, candidate{name: name, path: path})
-		}
-	}
-	return out, warnings, errors.Join(errs...)
+	return sourcePlugins.discover(dirs, declared)
 }
 
 func cloneSourceInfos(in []SourceInfo) []SourceInfo { return append([]SourceInfo(nil), in...) }

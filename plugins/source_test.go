@@ -1,10 +1,10 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,18 +13,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/journal"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
 func sourceDir(t *testing.T, names ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, n := range names {
-		if err := os.Symlink(filepath.Join(binDir, n), filepath.Join(dir, SourceFilePrefix+n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return linkedDir(t, SourceFilePrefix, names...)
 }
 
 // A source plugin that crashes, or hangs (stops sending even heartbeats),
@@ -49,29 +43,11 @@ func TestSourcePluginRestarts(t *testing.T) {
 				t.Fatal("source type not registered")
 			}
 			args := map[string]any{"count": 12, mode: 5, "marker": filepath.Join(t.TempDir(), "once")}
-			if err := spec.Check(args); err != nil {
-				t.Fatalf("check: %v", err)
-			}
-			j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := sourcetest.OpenJournal(t, t.TempDir())
 			defer j.Close()
-			src, err := spec.New(engine.SourceConfig{Name: "c", Type: "counter", Ruleset: "rs", Args: args, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- src.Run(ctx, j) }()
-			deadline := time.Now().Add(30 * time.Second)
-			for j.LastSeq() < 12 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("run: %v", err)
-			}
+			stop := sourcetest.Run(t, sourcetest.Build(t, spec, "c", args, engine.SystemClock{}), j)
+			sourcetest.WaitFor(t, "12 events", func() bool { return j.LastSeq() >= 12 })
+			stop()
 			recs, err := j.Read(context.Background(), 0, 100)
 			if err != nil {
 				t.Fatal(err)
@@ -130,5 +106,76 @@ func TestSourcePluginChecksum(t *testing.T) {
 	infos, err := h.Start(context.Background())
 	if !errors.Is(err, ErrChecksumMismatch) || len(infos) != 1 || !infos[0].Declared {
 		t.Fatalf("start: %v %+v", err, infos)
+	}
+}
+
+// The source plugins' part of `rulebook plugins list` and their `describe`
+// read as the action plugins' do, with a kind line and the source's schema.
+func TestSourceListTableAndDescribe(t *testing.T) {
+	infos := []SourceInfo{
+		{Name: "broken", Path: "/p/rulebook-source-broken", Err: errors.New("source plugin \"broken\": start:\nexit 1")},
+		{Name: "feed", Path: "/p/rulebook-source-feed", Version: "1.2.0", SHA256: "cd34", ProtocolVersion: 1,
+			Description: "a feed", Schema: `{"type":"object","required":["url"]}`},
+		{Name: "bare", Path: "/p/rulebook-source-bare", Schema: "not json"},
+	}
+	var b bytes.Buffer
+	if err := SourceListTable(&b, infos); err != nil {
+		t.Fatal(err)
+	}
+	want := `SOURCE  VERSION  STATUS  PATH
+broken  -        error   /p/rulebook-source-broken
+feed    1.2.0    ok      /p/rulebook-source-feed
+bare    -        ok      /p/rulebook-source-bare
+
+broken: source plugin "broken": start: exit 1
+`
+	if got := trimLines(b.String()); got != want {
+		t.Errorf("SourceListTable:\n%s\nwant:\n%s", got, want)
+	}
+	for _, tc := range []struct {
+		in   SourceInfo
+		want string
+	}{
+		{infos[1], `name:        feed
+kind:        source
+path:        /p/rulebook-source-feed
+sha256:      cd34
+version:     1.2.0
+protocol:    1
+description: a feed
+
+source feed
+  arguments schema:
+  {
+    "type": "object",
+    "required": [
+      "url"
+    ]
+  }
+`},
+		{infos[0], `name:        broken
+kind:        source
+path:        /p/rulebook-source-broken
+error:       source plugin "broken": start: exit 1
+
+source broken
+  arguments: any object
+`},
+		{infos[2], `name:        bare
+kind:        source
+path:        /p/rulebook-source-bare
+
+source bare
+  arguments schema:
+  not json
+`},
+	} {
+		b.Reset()
+		if err := DescribeSource(&b, tc.in); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tc.want {
+			t.Errorf("DescribeSource:\n%s\nwant:\n%s", b.String(), tc.want)
+		}
 	}
 }

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 	"github.com/rulebook-dev/rulebook/journal"
 )
 
@@ -94,54 +93,6 @@ func (j *testJournal) add(ident string, extra []field, messages ...string) {
 	}
 }
 
-func newSource(t *testing.T, args map[string]any) engine.Source {
-	t.Helper()
-	src, err := Spec().New(engine.SourceConfig{Name: "j", Type: Type, Ruleset: "rs", Args: args, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
-}
-
-// start runs the source on out; the func it returns stops it and checks
-// that Run returned nil.
-func start(t *testing.T, args map[string]any, out engine.Emitter) func() {
-	t.Helper()
-	src := newSource(t, args)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, out) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return when cancelled")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func messages(t *testing.T, j *journal.Store) []string {
 	t.Helper()
 	recs, err := j.Read(context.Background(), 0, 1000)
@@ -162,17 +113,14 @@ func messages(t *testing.T, j *journal.Store) []string {
 func TestFollowsMatchesAndResumes(t *testing.T) {
 	jr := newJournal(t)
 	jr.add("rbtest", nil, "before the start")
-	store, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := sourcetest.OpenJournal(t, t.TempDir())
 	defer store.Close()
 	args := map[string]any{"match": "SYSLOG_IDENTIFIER=rbtest", "directory": jr.dir}
-	stop := start(t, args, store)
+	stop := sourcetest.Start(t, Spec(), "j", args, engine.SystemClock{}, store)
 	// journalctl starts at the end of the journal once it has opened it:
 	// write probes until one arrives.
 	probe := 0
-	waitFor(t, "the first probe", func() bool {
+	sourcetest.WaitFor(t, "the first probe", func() bool {
 		if store.LastSeq() == 0 {
 			probe++
 			jr.add("rbtest", nil, fmt.Sprintf("probe %d", probe))
@@ -184,13 +132,13 @@ func TestFollowsMatchesAndResumes(t *testing.T) {
 	jr.add("rbtest", []field{{"BINARY", "a\x01b"}, {"TAG", "x"}, {"TAG", "y"}}, "one")
 	jr.add("rbtest", nil, "two")
 	var got []string
-	waitFor(t, "two", func() bool { got = messages(t, store); return got[len(got)-1] == "two" })
+	sourcetest.WaitFor(t, "two", func() bool { got = messages(t, store); return got[len(got)-1] == "two" })
 	stop()
 
 	jr.add("rbtest", nil, "three", "four")
 	jr.add("other", nil, "not matched either")
-	start(t, args, store)
-	waitFor(t, "four", func() bool { got = messages(t, store); return got[len(got)-1] == "four" })
+	sourcetest.Start(t, Spec(), "j", args, engine.SystemClock{}, store)
+	sourcetest.WaitFor(t, "four", func() bool { got = messages(t, store); return got[len(got)-1] == "four" })
 	time.Sleep(200 * time.Millisecond) // anything emitted twice would be here by now
 	got = messages(t, store)
 	var after []string
@@ -284,8 +232,8 @@ func TestStartsAfterTheStoredCursor(t *testing.T) {
 	}
 	jr.add("rbtest", nil, msgs...)
 	rec := &recorder{position: cursor}
-	start(t, map[string]any{"match": "ALL", "directory": jr.dir}, rec)
-	waitFor(t, "300 events", func() bool { return rec.count() >= 300 })
+	sourcetest.Start(t, Spec(), "j", map[string]any{"match": "ALL", "directory": jr.dir}, engine.SystemClock{}, rec)
+	sourcetest.WaitFor(t, "300 events", func() bool { return rec.count() >= 300 })
 	time.Sleep(100 * time.Millisecond)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -307,7 +255,7 @@ func TestStartsAfterTheStoredCursor(t *testing.T) {
 // journalctl missing, or failing, is a source error that says so.
 func TestJournalctlErrors(t *testing.T) {
 	journalRemote(t)
-	src := newSource(t, map[string]any{"match": "ALL", "directory": filepath.Join(t.TempDir(), "missing")})
+	src := sourcetest.Build(t, Spec(), "j", map[string]any{"match": "ALL", "directory": filepath.Join(t.TempDir(), "missing")}, engine.SystemClock{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := src.Run(ctx, &recorder{})
@@ -316,7 +264,7 @@ func TestJournalctlErrors(t *testing.T) {
 	}
 
 	t.Setenv("PATH", t.TempDir())
-	err = newSource(t, map[string]any{"match": "ALL"}).Run(ctx, &recorder{})
+	err = sourcetest.Build(t, Spec(), "j", map[string]any{"match": "ALL"}, engine.SystemClock{}).Run(ctx, &recorder{})
 	if err == nil || !strings.Contains(err.Error(), "runs journalctl (Debian/Ubuntu package systemd), which is not installed") || !errors.Is(err, exec.ErrNotFound) {
 		t.Fatalf("Run without journalctl = %v", err)
 	}

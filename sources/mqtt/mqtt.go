@@ -32,30 +32,17 @@ const Type = "mqtt"
 
 // Spec registers the source.
 func Spec() engine.SourceSpec {
-	return engine.SourceSpec{
+	return streamconn.Spec(engine.SourceSpec{
 		Type:        Type,
 		Description: "subscribes to MQTT topics (QoS 1, persistent session); acknowledges a message once its event is durable",
-		Check:       func(args map[string]any) error { _, err := parse(args); return err },
 		Schema:      Schema(),
-		PathArgs:    streamconn.TLSPaths,
-		New: func(cfg engine.SourceConfig) (engine.Source, error) {
-			c, err := parse(cfg.Args)
-			if err != nil {
-				return nil, err
-			}
-			if c.tlsConf, err = c.tls.Config(); err != nil {
-				return nil, err
-			}
-			if c.clientID == "" {
-				c.clientID = defaultClientID(cfg.Ruleset, cfg.Name)
-			}
-			clock := cfg.Clock
-			if clock == nil {
-				clock = engine.SystemClock{}
-			}
-			return &Source{cfg: c, ref: engine.SourceRef{Ruleset: cfg.Ruleset, Name: cfg.Name, Type: cfg.Type}, clock: clock, log: cfg.Log}, nil
-		},
-	}
+	}, parse, func(c *config) *streamconn.TLS { return c.tls }, func(c *config, env streamconn.Env) engine.Source {
+		c.tlsConf = env.TLS
+		if c.clientID == "" {
+			c.clientID = defaultClientID(env.Ref.Ruleset, env.Ref.Name)
+		}
+		return &Source{cfg: c, ref: env.Ref, clock: env.Clock, log: env.Log}
+	})
 }
 
 type config struct {

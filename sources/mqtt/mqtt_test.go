@@ -9,14 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 	"github.com/rulebook-dev/rulebook/journal"
 )
 
@@ -93,40 +92,21 @@ func publish(t *testing.T, broker, topic string, payloads ...string) {
 	}
 }
 
-func start(t *testing.T, args map[string]any, out engine.Emitter) func() {
+// publishUntilGot publishes payload(1), payload(2), ... to topic every
+// 200ms (the source may not be subscribed yet) until the source's emitter
+// signals on got, failing t after 20 seconds.
+func publishUntilGot(t *testing.T, broker, topic string, got <-chan struct{}, payload func(try int) string) {
 	t.Helper()
-	spec := Spec()
-	if err := spec.Check(args); err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(engine.SourceConfig{Name: "mq", Type: Type, Ruleset: "rs", Args: args, Clock: engine.SystemClock{}, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, out) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	deadline := time.After(20 * time.Second)
+	for try := 1; ; try++ {
+		publish(t, broker, topic, payload(try))
+		select {
+		case <-got:
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the source never got the message")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -148,17 +128,14 @@ func journalPayloads(t *testing.T, j *journal.Store) []string {
 // comes back: persistent session, stable client id, QoS 1.
 func TestDeliversWhatWasPublishedWhileDown(t *testing.T) {
 	broker := startMosquitto(t)
-	j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := sourcetest.OpenJournal(t, t.TempDir())
 	defer j.Close()
 	args := map[string]any{"brokers": []any{broker}, "topics": []any{"sensors/+/alert"}, "client_id": "rulebook-test-1", "reconnect_delay": "100ms"}
-	stop := start(t, args, j)
+	stop := sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, j)
 	// The subscription is made once connected; publish until the first
 	// message arrives.
 	probe := 0
-	waitFor(t, "the first message", func() bool {
+	sourcetest.WaitFor(t, "the first message", func() bool {
 		if j.LastSeq() == 0 {
 			probe++
 			publish(t, broker, "sensors/s0/alert", fmt.Sprintf(`{"probe":%d}`, probe))
@@ -169,10 +146,10 @@ func TestDeliversWhatWasPublishedWhileDown(t *testing.T) {
 	stop()
 	publish(t, broker, "sensors/s1/alert", `{"n":1}`, `{"n":2}`, "plain text")
 	publish(t, broker, "other/topic", `{"n":99}`)
-	start(t, args, j)
+	sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, j)
 	want := []string{`sensors/s1/alert:{"n":1}`, `sensors/s1/alert:{"n":2}`, `sensors/s1/alert:"plain text"`}
 	var got []string
-	waitFor(t, "the messages published while down", func() bool {
+	sourcetest.WaitFor(t, "the messages published while down", func() bool {
 		got = got[:0]
 		seen := map[string]bool{}
 		for _, p := range journalPayloads(t, j) {
@@ -206,27 +183,13 @@ func TestAcknowledgesOnlyDurableEvents(t *testing.T) {
 	broker := startMosquitto(t)
 	args := map[string]any{"brokers": []any{broker}, "topic": "jobs/#", "client_id": "rulebook-test-2", "reconnect_delay": "100ms"}
 	b := &blocked{calls: make(chan struct{}, 16)}
-	stop := start(t, args, b)
-	deadline := time.After(20 * time.Second)
-wait:
-	for {
-		publish(t, broker, "jobs/1", `{"job":1}`)
-		select {
-		case <-b.calls:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("the source never got the message")
-		}
-	}
+	stop := sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, b)
+	publishUntilGot(t, broker, "jobs/1", b.calls, func(int) string { return `{"job":1}` })
 	stop()
-	j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := sourcetest.OpenJournal(t, t.TempDir())
 	defer j.Close()
-	start(t, args, j)
-	waitFor(t, "the redelivery", func() bool { return j.LastSeq() >= 1 })
+	sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "the redelivery", func() bool { return j.LastSeq() >= 1 })
 	if got := journalPayloads(t, j)[0]; got != `jobs/1:{"job":1}` {
 		t.Fatalf("first event %s", got)
 	}
@@ -275,32 +238,16 @@ func (d *durableThenStuck) Emit(ctx context.Context, src engine.SourceRef, entri
 // topic and payload) and not journaled twice.
 func TestRedeliveryOfADurableMessageIsADuplicate(t *testing.T) {
 	broker := startMosquitto(t)
-	j, err := journal.Open(journal.Options{Dir: t.TempDir(), Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := sourcetest.OpenJournal(t, t.TempDir())
 	defer j.Close()
 	args := map[string]any{"brokers": []any{broker}, "topic": "jobs/#", "client_id": "rulebook-test-3", "reconnect_delay": "100ms"}
 	d := &durableThenStuck{j: j, calls: make(chan struct{}, 16)}
-	stop := start(t, args, d)
-	deadline := time.After(20 * time.Second)
-	try := 0
-wait:
-	for {
-		try++
-		publish(t, broker, "jobs/1", fmt.Sprintf(`{"try":%d}`, try))
-		select {
-		case <-d.calls:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("the source never got the message")
-		}
-	}
+	stop := sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, d)
+	publishUntilGot(t, broker, "jobs/1", d.calls, func(try int) string { return fmt.Sprintf(`{"try":%d}`, try) })
 	stop()
 	publish(t, broker, "jobs/2", `{"job":2}`) // a marker after the redelivery
-	start(t, args, j)
-	waitFor(t, "the marker", func() bool {
+	sourcetest.Start(t, Spec(), "mq", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "the marker", func() bool {
 		for _, p := range journalPayloads(t, j) {
 			if p == `jobs/2:{"job":2}` {
 				return true

@@ -37,33 +37,17 @@ const Type = "sse"
 
 // Spec registers the source.
 func Spec() engine.SourceSpec {
-	return engine.SourceSpec{
+	return streamconn.Spec(engine.SourceSpec{
 		Type:        Type,
 		Description: "subscribes to a Server-Sent Events stream; resumes after the last durable event",
-		Check:       func(args map[string]any) error { _, err := parse(args); return err },
 		Schema:      Schema(),
-		PathArgs:    streamconn.TLSPaths,
-		New: func(cfg engine.SourceConfig) (engine.Source, error) {
-			c, err := parse(cfg.Args)
-			if err != nil {
-				return nil, err
-			}
-			tc, err := c.tls.Config()
-			if err != nil {
-				return nil, err
-			}
-			clock := cfg.Clock
-			if clock == nil {
-				clock = engine.SystemClock{}
-			}
-			return &Source{cfg: c, ref: engine.SourceRef{Ruleset: cfg.Ruleset, Name: cfg.Name, Type: cfg.Type},
-				clock: clock, log: cfg.Log,
-				// The connect timeout covers the response headers only:
-				// the stream itself lasts as long as it lasts.
-				client: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment,
-					ResponseHeaderTimeout: c.connTimeout}}}, nil
-		},
-	}
+	}, parse, func(c *config) *streamconn.TLS { return c.tls }, func(c *config, env streamconn.Env) engine.Source {
+		return &Source{cfg: c, ref: env.Ref, clock: env.Clock, log: env.Log,
+			// The connect timeout covers the response headers only:
+			// the stream itself lasts as long as it lasts.
+			client: &http.Client{Transport: &http.Transport{TLSClientConfig: env.TLS, Proxy: http.ProxyFromEnvironment,
+				ResponseHeaderTimeout: c.connTimeout}}}
+	})
 }
 
 type config struct {
@@ -83,17 +67,8 @@ func parse(args map[string]any) (*config, error) {
 	a := streamconn.NewArgs(args)
 	c := &config{}
 	var err error
-	if c.url, err = a.String("url", ""); err != nil {
+	if c.url, err = a.URL("url", "an http:// or https:// URL", "http", "https"); err != nil {
 		return nil, err
-	}
-	if c.url == "" {
-		return nil, engine.ArgErrorf(nil, "missing key \"url\"")
-	}
-	if !strings.Contains(c.url, "${") {
-		u, err := url.Parse(c.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, engine.ArgErrorf([]string{"url"}, "want an http:// or https:// URL, got %q", c.url)
-		}
 	}
 	if c.headers, err = a.StringMap("headers"); err != nil {
 		return nil, err

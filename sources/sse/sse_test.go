@@ -5,27 +5,22 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 	"github.com/rulebook-dev/rulebook/internal/testcerts"
-	"github.com/rulebook-dev/rulebook/journal"
 )
 
 // feed is the server side: events 1..n, each {"n": i} with id i, served
 // after the client's Last-Event-ID.
 type feed struct {
-	mu      sync.Mutex
-	n       int
-	changed chan struct{}
+	mu    sync.Mutex
+	count sourcetest.Counter // messages to send
 	// partial, when set, is written after the events: a message cut
 	// before its blank line (the server dies mid-message).
 	partial string
@@ -36,16 +31,6 @@ type feed struct {
 	status         int
 	lastIDs        []string
 	reqs           []*http.Request
-}
-
-func newFeed() *feed { return &feed{changed: make(chan struct{})} }
-
-func (f *feed) add(k int) {
-	f.mu.Lock()
-	f.n += k
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
 }
 
 func (f *feed) connections() int {
@@ -74,9 +59,7 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, ": hello\n\n")
 	w.(http.Flusher).Flush()
 	for {
-		f.mu.Lock()
-		n, changed := f.n, f.changed
-		f.mu.Unlock()
+		n, changed := f.count.Get()
 		for sent < n {
 			sent++
 			// Alternate line ends; a multi-line data field for every 3rd.
@@ -103,103 +86,27 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve runs f on addr ("127.0.0.1:0" for a new port) until stop.
-func serve(t *testing.T, f http.Handler, addr string, tlsCfg *tls.Config) (string, func()) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the old listener's port is being released
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: f, TLSConfig: tlsCfg}
-	go func() {
-		if tlsCfg != nil {
-			_ = srv.ServeTLS(ln, "", "")
-		} else {
-			_ = srv.Serve(ln)
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { _ = srv.Close() }) }
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
-}
-
-func openJournal(t *testing.T, dir string) *journal.Store {
-	t.Helper()
-	s, err := journal.Open(journal.Options{Dir: dir, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func start(t *testing.T, args map[string]any, clock engine.Clock, out engine.Emitter) func() {
-	t.Helper()
-	spec := Spec()
-	if err := spec.Check(args); err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(engine.SourceConfig{Name: "feed", Type: Type, Ruleset: "rs", Args: args, Clock: clock, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, out) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // The server dies mid-stream (in the middle of a message), comes back, and
 // then Rulebook restarts: every event is journaled once, in order, and each
 // connection resumes after the last durable id.
 func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	j := openJournal(t, dir)
-	f := newFeed()
-	f.add(5)
+	j := sourcetest.OpenJournal(t, dir)
+	f := &feed{}
+	f.count.Add(5)
 	f.partial = "id: 6\ndata: {\"n\": 6"
-	addr, kill := serve(t, f, "127.0.0.1:0", nil)
+	addr, kill := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	args := map[string]any{"url": "http://" + addr + "/events", "reconnect_delay": "10ms", "max_reconnect_delay": "50ms"}
-	stop := start(t, args, engine.SystemClock{}, j)
-	waitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
+	stop := sourcetest.Start(t, Spec(), "feed", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
 
 	kill()
 	f.mu.Lock()
 	f.partial = ""
 	f.mu.Unlock()
-	f.add(5)
-	_, kill = serve(t, f, addr, nil)
-	waitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
+	f.count.Add(5)
+	_, kill = sourcetest.Serve(t, f, addr, nil)
+	sourcetest.WaitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
 	stop()
 	kill()
 	if err := j.Close(); err != nil {
@@ -207,13 +114,13 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	}
 
 	// Rulebook restarts: the position comes from the journal.
-	j = openJournal(t, dir)
+	j = sourcetest.OpenJournal(t, dir)
 	defer j.Close()
-	f.add(2)
-	_, kill = serve(t, f, addr, nil)
+	f.count.Add(2)
+	_, kill = sourcetest.Serve(t, f, addr, nil)
 	defer kill()
-	start(t, args, engine.SystemClock{}, j)
-	waitFor(t, "12 events", func() bool { return j.LastSeq() == 12 })
+	sourcetest.Start(t, Spec(), "feed", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "12 events", func() bool { return j.LastSeq() == 12 })
 
 	recs, err := j.Read(context.Background(), 0, 100)
 	if err != nil {
@@ -246,11 +153,11 @@ func TestReconnectBackoffAndServerRetry(t *testing.T) {
 	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := newFeed()
+	f := &feed{}
 	f.status = http.StatusServiceUnavailable
-	addr, _ := serve(t, f, "127.0.0.1:0", nil)
+	addr, _ := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	out := make(sourcetest.Events, 16)
-	start(t, map[string]any{"url": "http://" + addr, "reconnect_delay": "1s", "max_reconnect_delay": "3s"}, clock, out)
+	sourcetest.Start(t, Spec(), "feed", map[string]any{"url": "http://" + addr, "reconnect_delay": "1s", "max_reconnect_delay": "3s"}, clock, out)
 
 	// step waits until the source sleeps, advances d, and checks how many
 	// connections were made by then.
@@ -269,7 +176,7 @@ func TestReconnectBackoffAndServerRetry(t *testing.T) {
 			t.Fatalf("after %s more: %d connections, want %d", d, got, conns)
 		}
 	}
-	waitFor(t, "first connection", func() bool { return f.connections() == 1 })
+	sourcetest.WaitFor(t, "first connection", func() bool { return f.connections() == 1 })
 	step(time.Second, 2)   // waited 1s
 	step(time.Second, 2)   // now 2s: not yet
 	step(time.Second, 3)   // 2s done
@@ -277,7 +184,7 @@ func TestReconnectBackoffAndServerRetry(t *testing.T) {
 	f.mu.Lock()
 	f.status, f.retry, f.closeAfterSend = 0, "30000", true
 	f.mu.Unlock()
-	f.add(1)
+	f.count.Add(1)
 	step(3*time.Second, 5) // connects, gets retry: 30000 and one event, then the server closes
 	select {
 	case ev := <-out:
@@ -308,9 +215,9 @@ func TestHeadersTokenAndMutualTLS(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	addr, _ := serve(t, h, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	addr, _ := sourcetest.Serve(t, h, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert})
 	out := make(sourcetest.Events, 4)
-	start(t, map[string]any{
+	sourcetest.Start(t, Spec(), "feed", map[string]any{
 		"url":     "https://" + addr + "/s",
 		"headers": map[string]any{"X-Tenant": "blue"},
 		"token":   "s3cret",
@@ -390,11 +297,11 @@ func TestIdleTimeoutReconnects(t *testing.T) {
 	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := newFeed()
-	f.add(1)
-	addr, _ := serve(t, f, "127.0.0.1:0", nil)
+	f := &feed{}
+	f.count.Add(1)
+	addr, _ := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	out := make(sourcetest.Events, 4)
-	start(t, map[string]any{"url": "http://" + addr, "idle_timeout": "1m", "reconnect_delay": "1s"}, clock, out)
+	sourcetest.Start(t, Spec(), "feed", map[string]any{"url": "http://" + addr, "idle_timeout": "1m", "reconnect_delay": "1s"}, clock, out)
 	select {
 	case <-out:
 	case <-ctx.Done():
@@ -412,7 +319,7 @@ func TestIdleTimeoutReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Second)
-	waitFor(t, "the second connection", func() bool { return f.connections() == 2 })
+	sourcetest.WaitFor(t, "the second connection", func() bool { return f.connections() == 2 })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.lastIDs[1] != "1" {

@@ -1,19 +1,65 @@
 // Package streamconn holds what the stream sources (sse, websocket, mqtt)
-// share: argument decoding, client TLS, and reconnect backoff. It is no
-// source itself.
+// share: their SourceSpec's Check and New, argument decoding, client TLS,
+// and reconnect backoff. It is no source itself.
 package streamconn
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/rulebook-dev/rulebook/engine"
 )
+
+// Env is what a stream source takes from its engine.SourceConfig.
+type Env struct {
+	Ref   engine.SourceRef
+	Clock engine.Clock // the system clock when the config gives none
+	Log   zerolog.Logger
+	TLS   *tls.Config // built from the `tls:` settings; nil without them
+}
+
+// NewEnv is cfg's Env, with the client TLS config of t (nil t: none).
+func NewEnv(cfg engine.SourceConfig, t *TLS) (Env, error) {
+	tc, err := t.Config()
+	if err != nil {
+		return Env{}, err
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = engine.SystemClock{}
+	}
+	return Env{Ref: engine.SourceRef{Ruleset: cfg.Ruleset, Name: cfg.Name, Type: cfg.Type}, Clock: clock, Log: cfg.Log, TLS: tc}, nil
+}
+
+// Spec completes spec (its Type, Description and Schema) for a stream
+// source whose arguments parse decodes and checks into a C: Check parses,
+// the `tls:` files are PathArgs, and New parses, builds the Env with the
+// TLS settings tlsOf finds in C, and hands both to build.
+func Spec[C any](spec engine.SourceSpec, parse func(map[string]any) (C, error), tlsOf func(C) *TLS, build func(C, Env) engine.Source) engine.SourceSpec {
+	spec.Check = func(args map[string]any) error { _, err := parse(args); return err }
+	spec.PathArgs = TLSPaths
+	spec.New = func(cfg engine.SourceConfig) (engine.Source, error) {
+		c, err := parse(cfg.Args)
+		if err != nil {
+			return nil, err
+		}
+		env, err := NewEnv(cfg, tlsOf(c))
+		if err != nil {
+			return nil, err
+		}
+		return build(c, env), nil
+	}
+	return spec
+}
 
 // Args decodes a source's argument map, remembering the keys it read so
 // Unknown can reject the rest (a typo must not silently change nothing).
@@ -43,6 +89,27 @@ func (a *Args) String(key, def string) (string, error) {
 	s, ok := v.(string)
 	if !ok {
 		return "", engine.ArgErrorf([]string{key}, "want a string, got %s", engine.TypeName(v))
+	}
+	return s, nil
+}
+
+// URL returns key's URL, which is required and must have a host and one
+// of schemes, unless it holds a ${...} reference resolved only at run
+// time; want says what is wanted in the error ("an http:// or https://
+// URL").
+func (a *Args) URL(key, want string, schemes ...string) (string, error) {
+	s, err := a.String(key, "")
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", engine.ArgErrorf(nil, "missing key %q", key)
+	}
+	if !strings.Contains(s, "${") {
+		u, err := url.Parse(s)
+		if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+			return "", engine.ArgErrorf([]string{key}, "want %s, got %q", want, s)
+		}
 	}
 	return s, nil
 }

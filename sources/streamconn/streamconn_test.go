@@ -91,3 +91,78 @@ func TestTLS(t *testing.T) {
 	}
 	schematest.Compile(t, map[string]any{"type": "object", "properties": map[string]any{"tls": TLSSchema(), "d": DurationSchema("x")}})
 }
+
+// fakeSource is what TestSpec's build makes: the parsed config and the Env.
+type fakeSource struct {
+	engine.Source
+	tls *TLS
+	env Env
+}
+
+// Spec's Check and New parse the same way; New hands build the source's
+// reference, the system clock when none is given, and the TLS config, and
+// fails on TLS files that do not load.
+func TestSpec(t *testing.T) {
+	parse := func(args map[string]any) (*TLS, error) {
+		a := NewArgs(args)
+		tl, err := TLSArgs(a)
+		if err != nil {
+			return nil, err
+		}
+		return tl, a.Unknown()
+	}
+	spec := Spec(engine.SourceSpec{Type: "fake"}, parse, func(tl *TLS) *TLS { return tl },
+		func(tl *TLS, env Env) engine.Source { return &fakeSource{tls: tl, env: env} })
+	if err := spec.Check(map[string]any{"url": "x"}); err == nil || !strings.Contains(err.Error(), `unknown key "url"`) {
+		t.Fatalf("check: %v", err)
+	}
+	if _, err := spec.New(engine.SourceConfig{Args: map[string]any{"url": "x"}}); err == nil {
+		t.Fatal("new accepted an unknown key")
+	}
+	if strings.Join(spec.PathArgs, " ") != "tls.ca tls.cert tls.key" {
+		t.Fatalf("path args %v", spec.PathArgs)
+	}
+	src, err := spec.New(engine.SourceConfig{Ruleset: "rs", Name: "n", Type: "fake", Args: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := src.(*fakeSource).env
+	if env.Ref != (engine.SourceRef{Ruleset: "rs", Name: "n", Type: "fake"}) || env.TLS != nil {
+		t.Fatalf("env %+v", env)
+	}
+	if _, ok := env.Clock.(engine.SystemClock); !ok {
+		t.Fatalf("clock %T, want the system clock", env.Clock)
+	}
+	ca := testcerts.NewCA(t, "ca")
+	caFile := testcerts.WriteFile(t, t.TempDir(), "ca.pem", ca.CertPEM)
+	src, err = spec.New(engine.SourceConfig{Args: map[string]any{"tls": map[string]any{"ca": caFile}}})
+	if err != nil || src.(*fakeSource).env.TLS == nil || src.(*fakeSource).env.TLS.RootCAs == nil {
+		t.Fatalf("tls: %v", err)
+	}
+	if _, err := spec.New(engine.SourceConfig{Args: map[string]any{"tls": map[string]any{"ca": "/nonexistent/ca.pem"}}}); err == nil || !strings.Contains(err.Error(), "tls.ca") {
+		t.Fatalf("a missing CA file: %v", err)
+	}
+}
+
+func TestURL(t *testing.T) {
+	for _, tc := range []struct {
+		args map[string]any
+		want string // the error; empty: accepted
+	}{
+		{map[string]any{"url": "https://h/x"}, ""},
+		{map[string]any{"url": "${env:FEED_URL}"}, ""},
+		{map[string]any{}, `missing key "url"`},
+		{map[string]any{"url": 3}, "url: want a string"},
+		{map[string]any{"url": "ftp://h"}, `url: want an http:// or https:// URL, got "ftp://h"`},
+		{map[string]any{"url": "http://"}, `want an http:// or https:// URL`},
+	} {
+		got, err := NewArgs(tc.args).URL("url", "an http:// or https:// URL", "http", "https")
+		if tc.want == "" {
+			if err != nil || got != tc.args["url"] {
+				t.Errorf("%v: %q, %v", tc.args, got, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

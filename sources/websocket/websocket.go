@@ -36,30 +36,14 @@ const Type = "websocket"
 
 // Spec registers the source.
 func Spec() engine.SourceSpec {
-	return engine.SourceSpec{
+	return streamconn.Spec(engine.SourceSpec{
 		Type:        Type,
 		Description: "connects to a WebSocket and emits one event per text message",
-		Check:       func(args map[string]any) error { _, err := parse(args); return err },
 		Schema:      Schema(),
-		PathArgs:    streamconn.TLSPaths,
-		New: func(cfg engine.SourceConfig) (engine.Source, error) {
-			c, err := parse(cfg.Args)
-			if err != nil {
-				return nil, err
-			}
-			tc, err := c.tls.Config()
-			if err != nil {
-				return nil, err
-			}
-			clock := cfg.Clock
-			if clock == nil {
-				clock = engine.SystemClock{}
-			}
-			return &Source{cfg: c, ref: engine.SourceRef{Ruleset: cfg.Ruleset, Name: cfg.Name, Type: cfg.Type},
-				clock: clock, log: cfg.Log,
-				client: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}}, nil
-		},
-	}
+	}, parse, func(c *config) *streamconn.TLS { return c.tls }, func(c *config, env streamconn.Env) engine.Source {
+		return &Source{cfg: c, ref: env.Ref, clock: env.Clock, log: env.Log,
+			client: &http.Client{Transport: &http.Transport{TLSClientConfig: env.TLS, Proxy: http.ProxyFromEnvironment}}}
+	})
 }
 
 type config struct {
@@ -81,17 +65,8 @@ func parse(args map[string]any) (*config, error) {
 	a := streamconn.NewArgs(args)
 	c := &config{}
 	var err error
-	if c.url, err = a.String("url", ""); err != nil {
+	if c.url, err = a.URL("url", "a ws:// or wss:// URL", "ws", "wss"); err != nil {
 		return nil, err
-	}
-	if c.url == "" {
-		return nil, engine.ArgErrorf(nil, "missing key \"url\"")
-	}
-	if !strings.Contains(c.url, "${") {
-		u, err := url.Parse(c.url)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, engine.ArgErrorf([]string{"url"}, "want a ws:// or wss:// URL, got %q", c.url)
-		}
 	}
 	if c.headers, err = a.StringMap("headers"); err != nil {
 		return nil, err

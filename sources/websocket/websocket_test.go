@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,33 +13,20 @@ import (
 	"time"
 
 	ws "github.com/coder/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 	"github.com/rulebook-dev/rulebook/internal/testcerts"
-	"github.com/rulebook-dev/rulebook/journal"
 )
 
 // feed is a WebSocket server that streams {"seq": i, "n": i} for i after
 // the `since` of the client's subscription.
 type feed struct {
-	mu      sync.Mutex
-	n       int
-	changed chan struct{}
-	subs    []map[string]any
-	reqs    []*http.Request
-	protos  []string
-}
-
-func newFeed() *feed { return &feed{changed: make(chan struct{})} }
-
-func (f *feed) add(k int) {
-	f.mu.Lock()
-	f.n += k
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
+	mu     sync.Mutex
+	count  sourcetest.Counter // messages to send
+	subs   []map[string]any
+	reqs   []*http.Request
+	protos []string
 }
 
 func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -66,9 +52,7 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = c.CloseRead(ctx) // answers pings
 	_ = c.Write(ctx, ws.MessageBinary, []byte{1, 2, 3})
 	for {
-		f.mu.Lock()
-		n, changed := f.n, f.changed
-		f.mu.Unlock()
+		n, changed := f.count.Get()
 		for sent < n {
 			sent++
 			if err := c.Write(ctx, ws.MessageText, []byte(fmt.Sprintf(`{"seq": %d, "n": %d}`, sent, sent))); err != nil {
@@ -83,90 +67,15 @@ func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve runs h on addr until the returned stop, which also drops every
-// open connection (the server dies).
-func serve(t *testing.T, h http.Handler, addr string) (string, func()) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the old listener's port is being released
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Hijacked (WebSocket) connections outlive Server.Close: requests get
-	// a context that the stop cancels, and the handlers then drop their
-	// connections.
-	base, kill := context.WithCancel(context.Background())
-	srv := &http.Server{Handler: h, BaseContext: func(net.Listener) context.Context { return base }}
-	go func() { _ = srv.Serve(ln) }()
-	var once sync.Once
-	stop := func() { once.Do(func() { kill(); _ = srv.Close() }) }
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func start(t *testing.T, args map[string]any, clock engine.Clock, out engine.Emitter) func() {
-	t.Helper()
-	spec := Spec()
-	if err := spec.Check(args); err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(engine.SourceConfig{Name: "ws", Type: Type, Ruleset: "rs", Args: args, Clock: clock, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, out) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func openJournal(t *testing.T, dir string) *journal.Store {
-	t.Helper()
-	s, err := journal.Open(journal.Options{Dir: dir, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // The server is killed mid-stream and restarted, then Rulebook restarts:
 // with position_key and {{ position }} in the subscription every message
 // is journaled exactly once, in order.
 func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 	dir := t.TempDir()
-	j := openJournal(t, dir)
-	f := newFeed()
-	f.add(5)
-	addr, kill := serve(t, f, "127.0.0.1:0")
+	j := sourcetest.OpenJournal(t, dir)
+	f := &feed{}
+	f.count.Add(5)
+	addr, kill := sourcetest.Serve(t, f, "127.0.0.1:0", nil)
 	args := map[string]any{
 		"url":                 "ws://" + addr + "/stream",
 		"headers":             map[string]any{"X-Tenant": "blue"},
@@ -177,25 +86,25 @@ func TestResumeWithoutLossOrDuplicates(t *testing.T) {
 		"reconnect_delay":     "10ms",
 		"max_reconnect_delay": "50ms",
 	}
-	stop := start(t, args, engine.SystemClock{}, j)
-	waitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
+	stop := sourcetest.Start(t, Spec(), "ws", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "5 events", func() bool { return j.LastSeq() == 5 })
 	kill()
-	f.add(5)
-	_, kill = serve(t, f, addr)
-	waitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
+	f.count.Add(5)
+	_, kill = sourcetest.Serve(t, f, addr, nil)
+	sourcetest.WaitFor(t, "10 events", func() bool { return j.LastSeq() == 10 })
 	stop()
 	kill()
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	j = openJournal(t, dir)
+	j = sourcetest.OpenJournal(t, dir)
 	defer j.Close()
-	f.add(2)
-	_, kill = serve(t, f, addr)
+	f.count.Add(2)
+	_, kill = sourcetest.Serve(t, f, addr, nil)
 	defer kill()
-	start(t, args, engine.SystemClock{}, j)
-	waitFor(t, "12 events", func() bool { return j.LastSeq() == 12 })
+	sourcetest.Start(t, Spec(), "ws", args, engine.SystemClock{}, j)
+	sourcetest.WaitFor(t, "12 events", func() bool { return j.LastSeq() == 12 })
 
 	recs, err := j.Read(context.Background(), 0, 100)
 	if err != nil {
@@ -251,9 +160,9 @@ func TestPingKeepalive(t *testing.T) {
 		_ = c.Write(rctx, ws.MessageText, []byte(fmt.Sprintf("hello %d", n)))
 		<-rctx.Done()
 	})
-	addr, _ := serve(t, h, "127.0.0.1:0")
+	addr, _ := sourcetest.Serve(t, h, "127.0.0.1:0", nil)
 	out := make(sourcetest.Events, 16)
-	start(t, map[string]any{"url": "ws://" + addr, "ping_interval": "30s", "ping_timeout": "200ms", "reconnect_delay": "1s"}, clock, out)
+	sourcetest.Start(t, Spec(), "ws", map[string]any{"url": "ws://" + addr, "ping_interval": "30s", "ping_timeout": "200ms", "reconnect_delay": "1s"}, clock, out)
 	count := func() int { mu.Lock(); defer mu.Unlock(); return conns }
 	next := func(want string) {
 		t.Helper()
@@ -338,7 +247,7 @@ func TestMutualTLS(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	out := make(sourcetest.Events, 1)
-	start(t, map[string]any{"url": "wss://" + strings.TrimPrefix(srv.URL, "https://"), "tls": map[string]any{"ca": caFile, "cert": certFile, "key": keyFile}}, engine.SystemClock{}, out)
+	sourcetest.Start(t, Spec(), "ws", map[string]any{"url": "wss://" + strings.TrimPrefix(srv.URL, "https://"), "tls": map[string]any{"ca": caFile, "cert": certFile, "key": keyFile}}, engine.SystemClock{}, out)
 	select {
 	case ev := <-out:
 		if p, _ := ev["payload"].(map[string]any); p["ok"] != true {
