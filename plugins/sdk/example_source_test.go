@@ -54,6 +54,7 @@ func tickets(ctx context.Context, args map[string]any, resumeFrom string, emit s
 // a plugin would, with an emit that prints; the first run stops after one
 // event, as if the plugin had crashed, and the second resumes after it.
 func Example_sourcePlugin() {
+	fmt.Printf("source %s %s: %s\n", ticketsInfo.Name, ticketsInfo.Version, ticketsInfo.Description)
 	ctx, cancel := context.WithCancel(context.Background())
 	var last string
 	emit := func(ev map[string]any, position string) error {
@@ -75,6 +76,7 @@ func Example_sourcePlugin() {
 	}
 	_ = tickets(ctx, map[string]any{"queue": "ops"}, last, emit)
 	// Output:
+	// source tickets 1.0.0: new tickets of a queue
 	// event 0 "disk full on db1" (position 0)
 	// event 1 "cert expires on web2" (position 1)
 	// event 2 "backup failed" (position 2)
