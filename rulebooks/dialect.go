@@ -173,7 +173,11 @@ func (l *loader) compileEDA(n *yaml.Node, src string, comp *engine.Compiler, mul
 		line, col := exprPos(n, offsetPos(src, offset), 0)
 		return &posError{line: line, col: col, msg: msg}
 	}
-	t, err := eda.Translate(src, comp.Vars)
+	translate := eda.TranslateSingle
+	if multi {
+		translate = eda.Translate
+	}
+	t, err := translate(src, comp.Vars)
 	if err != nil {
 		var ee *eda.Error
 		if errors.As(err, &ee) {

@@ -81,3 +81,51 @@ func TestEDAUnknownSourcePlugin(t *testing.T) {
 		}
 	}
 }
+
+// TestEDAEventsInSingleCondition: in a rule's only condition `events.x`
+// reads the event, as `event.x` does (ansible-rulebook accepts either);
+// in all/any `events.m_0` still names an earlier match.
+func TestEDAEventsInSingleCondition(t *testing.T) {
+	src := edaRules(`    - name: null in list
+      condition: events.state in [null, "down"]
+      action:
+        print_event:
+    - name: level high
+      condition: events.level > 2
+      action:
+        print_event:
+    - name: pair
+      condition:
+        all:
+          - event.kind == "start"
+          - event.id == events.m_0.id
+      action:
+        print_event:
+`)
+	fired := edaRun(t, src, nil, ev("level", 1), ev("state", "down"), ev("level", 3), ev("kind", "start", "id", 7), ev("id", 7))
+	want := []string{"null in list", "level high", "pair"}
+	if !reflect.DeepEqual(fired, want) {
+		t.Fatalf("fired %q, want %q", fired, want)
+	}
+}
+
+// TestEDAVarTemplateOnTheRight: a condition's right side may be a Jinja
+// template of a variable, compared as the variable's value. The template
+// alone marks the rulebook as EDA's: nothing else in it is EDA-only.
+func TestEDAVarTemplateOnTheRight(t *testing.T) {
+	src := `- name: templated
+  hosts: all
+  sources:
+    - range:
+        limit: 5
+  rules:
+    - name: r
+      condition: event.i == "{{ custom.expected_index }}"
+      action:
+        debug:
+`
+	fired := edaRun(t, src, map[string]any{"custom": map[string]any{"expected_index": 2}}, ev("i", 1), ev("i", 2), ev("i", 3))
+	if !reflect.DeepEqual(fired, []string{"r"}) {
+		t.Fatalf("fired %q, want one firing for i == 2", fired)
+	}
+}
