@@ -129,3 +129,34 @@ func TestEDAVarTemplateOnTheRight(t *testing.T) {
 		t.Fatalf("fired %q, want one firing for i == 2", fired)
 	}
 }
+
+// TestEDABareVariableInActionTemplate: `{{ my_int }}`, a variable by its
+// bare name as EDA's action templates write it, renders the variable even
+// when nothing else marks the rulebook as EDA's.
+func TestEDABareVariableInActionTemplate(t *testing.T) {
+	src := `- name: typed facts
+  hosts: all
+  sources:
+    - range:
+        limit: 5
+  rules:
+    - name: r1
+      condition: event.action == "go"
+      action:
+        set_fact:
+          fact:
+            var_int: "{{ my_int }}"
+    - name: int matches
+      condition: event.var_int == 2
+      action:
+        debug:
+          msg: "{{ my_int }} twice is {{ my_int * 2 }}"
+`
+	fired, args := edaRunArgs(t, src, map[string]any{"my_int": 2}, ev("action", "go"))
+	if want := []string{"r1", "int matches"}; !reflect.DeepEqual(fired, want) {
+		t.Fatalf("fired %q, want %q", fired, want)
+	}
+	if args[1] != `{"msg":"2 twice is 4"}` {
+		t.Errorf("debug args %s", args[1])
+	}
+}

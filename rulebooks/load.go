@@ -1336,6 +1336,8 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		if len(l.errs) > before {
 			return nil
 		}
+	} else {
+		args = edaFallbackArgs(args, comp).(map[string]any)
 	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
