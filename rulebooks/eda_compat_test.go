@@ -160,3 +160,30 @@ func TestEDABareVariableInActionTemplate(t *testing.T) {
 		t.Errorf("debug args %s", args[1])
 	}
 }
+
+// TestEDARetry: run_playbook's `retry: true` retries once on failure;
+// retries, when given, says how often; `retry: false` does not retry.
+func TestEDARetry(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		want int
+	}{
+		{"retry: true\n          delay: 1", 1},
+		{"retry: true\n          retries: 3", 3},
+		{"retry: false", 0},
+	} {
+		src := edaRules(`    - name: r
+      condition: event.i == 1
+      action:
+        run_playbook:
+          name: x.yml
+          ` + tc.args + "\n")
+		rb, err := Parse("eda.yml", []byte(src), Options{Registry: testRegistry()})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.args, err)
+		}
+		if got := rb.Rulesets[0].Rules[0].Actions[0].Policy.Retries; got != tc.want {
+			t.Errorf("%s: retries %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

@@ -1360,6 +1360,14 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		if pf["delay"] != nil {
 			a.Policy.Delay = p.Delay
 		}
+		// EDA's run_playbook/run_module/run_*_template `retry: true`:
+		// retry once on failure, unless retries says how often.
+		if v := mapValue(argsNode, "retry"); v != nil {
+			delete(args, "retry")
+			if retry, ok := l.boolean(v, where+": retry"); ok && retry && pf["retries"] == nil && a.Policy.Retries < 1 {
+				a.Policy.Retries = 1
+			}
+		}
 		if pf["max_delay"] != nil {
 			a.Policy.MaxDelay = p.MaxDelay
 		}
