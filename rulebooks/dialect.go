@@ -2,6 +2,7 @@ package rulebooks
 
 import (
 	"errors"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -173,7 +174,11 @@ func (l *loader) compileEDA(n *yaml.Node, src string, comp *engine.Compiler, mul
 		line, col := exprPos(n, offsetPos(src, offset), 0)
 		return &posError{line: line, col: col, msg: msg}
 	}
-	t, err := eda.Translate(src, comp.Vars)
+	translate := eda.TranslateSingle
+	if multi {
+		translate = eda.Translate
+	}
+	t, err := translate(src, comp.Vars)
 	if err != nil {
 		var ee *eda.Error
 		if errors.As(err, &ee) {
@@ -261,3 +266,48 @@ func (l *loader) jinjaArgs(argsNode *yaml.Node, v any, where string, path []stri
 	}
 	return v
 }
+
+// edaFallbackArgs rewrites, in a rulebook read as native, each template of
+// v that the native language cannot compile because it names a variable
+// bare (`{{ my_var }}`, as EDA's Jinja2 does) but EDA's translation can,
+// into its native form (`{{ vars.my_var }}`). Any other string stays, to be
+// reported as it is (Jinja filters keep their native-mode hint).
+func edaFallbackArgs(v any, comp *engine.Compiler) any {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") {
+			return x
+		}
+		_, err := comp.CompileTemplate(x)
+		if err == nil {
+			return x
+		}
+		m := unknownName.FindStringSubmatch(err.Error())
+		if m == nil {
+			return x
+		}
+		if _, isVar := comp.Vars[m[1]]; !isVar {
+			return x
+		}
+		out, err := eda.Template(x)
+		if err != nil {
+			return x
+		}
+		if _, err := comp.CompileTemplate(out); err != nil {
+			return x
+		}
+		return out
+	case map[string]any:
+		for k, vv := range x {
+			x[k] = edaFallbackArgs(vv, comp)
+		}
+	case []any:
+		for i, vv := range x {
+			x[i] = edaFallbackArgs(vv, comp)
+		}
+	}
+	return v
+}
+
+// unknownName finds the name in expr's "unknown name X" error.
+var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)

@@ -480,7 +480,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			}
 			l.ruleMode(rn, r, mode, approval, vars, defaults)
 			r.Fingerprint = fingerprint(settings, rn)
-			if line, dup := seen[r.Name]; dup {
+			if line, dup := seen[r.Name]; dup && r.Name != "" { // an empty name is reported as such
 				l.rule = r.Name
 				l.errf(mapValue(rn, "name"), "name", "duplicate rule name (first defined at line %d)", line)
 			}
@@ -633,7 +633,13 @@ func (l *loader) sources(n *yaml.Node, ruleset string) []engine.SourceConfig {
 		}
 		spec, ok := l.opts.Registry.Source(typ)
 		if !ok {
-			l.errf(sn, where, "unknown source type %q%s", typ, suggest(typ, l.opts.Registry.SourceTypes()))
+			hint := suggest(typ, l.opts.Registry.SourceTypes())
+			if hint == "" {
+				// An EDA source plugin that is not built in (such as
+				// ansible-rulebook's own test sources): say how to run it.
+				hint = fmt.Sprintf("; a Python source plugin is run from a directory: pass --source-dir DIR (-S DIR) holding %s.py, or install its collection", typ)
+			}
+			l.errf(sn, where, "unknown source type %q%s", typ, hint)
 			continue
 		}
 		// ansible.eda's argument names (rulebooks/eda/sources.go).
@@ -1027,6 +1033,10 @@ func (l *loader) rule1(n *yaml.Node, comp *engine.Compiler, defaults engine.Poli
 	r := &engine.Rule{Enabled: true}
 	if v := f["name"]; v == nil {
 		l.errf(n, "", "missing key \"name\"")
+	} else if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		// `- name:` with nothing after it: old EDA examples have it;
+		// ansible-rulebook rejects it too (RulenameEmptyException).
+		l.errf(v, "name", "is empty: give the rule a name unique in its ruleset (ansible-rulebook rejects an unnamed rule too)")
 	} else if s, ok := l.str(v, "name"); ok {
 		if strings.TrimSpace(s) == "" {
 			l.errf(v, "name", "must not be empty")
@@ -1284,7 +1294,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		return nil
 	}
 	kn, argsNode := n.Content[0], n.Content[1]
-	typ := strings.TrimPrefix(kn.Value, "ansible.eda.")
+	typ := eda.ActionName(strings.TrimPrefix(kn.Value, "ansible.eda."))
 	where += ": " + typ
 	a := &engine.ActionDef{Type: typ, Pos: fmt.Sprintf("%s:%d:%d", l.file, kn.Line, kn.Column)}
 	var spec engine.ActionSpec
@@ -1326,6 +1336,8 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		if len(l.errs) > before {
 			return nil
 		}
+	} else {
+		args = edaFallbackArgs(args, comp).(map[string]any)
 	}
 	if builtin {
 		l.checkBuiltin(typ, argsNode, args, where)
@@ -1347,6 +1359,14 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 		}
 		if pf["delay"] != nil {
 			a.Policy.Delay = p.Delay
+		}
+		// EDA's run_playbook/run_module/run_*_template `retry: true`:
+		// retry once on failure, unless retries says how often.
+		if v := mapValue(argsNode, "retry"); v != nil {
+			delete(args, "retry")
+			if retry, ok := l.boolean(v, where+": retry"); ok && retry && pf["retries"] == nil && a.Policy.Retries < 1 {
+				a.Policy.Retries = 1
+			}
 		}
 		if pf["max_delay"] != nil {
 			a.Policy.MaxDelay = p.MaxDelay

@@ -12,6 +12,7 @@ packages=(
   openssl                 # independent signature vectors, certificates
   git                     # GitOps loop
   wrk                     # benchmarks (bench/)
+  jq                      # bench/eda-corpus.sh reads the run log
   mosquitto               # mqtt source: a real MQTT broker
   python3                 # EDA Python source plugins, through the embedded runner
   systemd                 # journald source: journalctl

@@ -50,13 +50,17 @@ func (c *Condition) SourceOffset(col int) int {
 // Looks reports whether src is written in EDA's language rather than
 // expr: it uses a word only EDA has (an `is` test, True, False, null) or
 // expr cannot read it at all (the caller decides the latter). Words inside
-// strings do not count.
+// strings do not count, but a string holding a Jinja template ("{{ x }}",
+// which ansible-rulebook renders with the variables before comparing) does.
 func Looks(src string) bool {
 	toks, err := lex(src)
 	if err != nil {
 		return false
 	}
 	for _, t := range toks {
+		if t.kind == tString && strings.Contains(t.text, "{{") && strings.Contains(t.text, "}}") {
+			return true
+		}
 		if t.kind == tWord {
 			switch t.text {
 			case "is", "True", "False", "null":
@@ -79,6 +83,18 @@ func Parses(src string) bool {
 // and bare names must exist there, as ansible-rulebook checks at load.
 // Errors are *Error with the offset in src.
 func Translate(src string, vars map[string]any) (*Condition, error) {
+	return translate(src, vars, false)
+}
+
+// TranslateSingle is Translate for a rule's only condition (not one of
+// all/any/not_all). There ansible-rulebook reads `events.x` as `event.x`
+// (both name the one matched event), so it does too, except `events.m`,
+// the name of that match.
+func TranslateSingle(src string, vars map[string]any) (*Condition, error) {
+	return translate(src, vars, true)
+}
+
+func translate(src string, vars map[string]any, single bool) (*Condition, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errAt(0, "condition is empty")
 	}
@@ -86,7 +102,7 @@ func Translate(src string, vars map[string]any) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &translator{vars: vars}
+	t := &translator{vars: vars, single: single}
 	f, _, err := t.emit(p.body)
 	if err != nil {
 		return nil, err
@@ -144,7 +160,8 @@ var binPrec = map[string]int{
 }
 
 type translator struct {
-	vars map[string]any
+	vars   map[string]any
+	single bool // the rule's only condition: events.x is event.x
 }
 
 func (t *translator) emit(n node) (*frag, int, error) {
@@ -263,6 +280,9 @@ func (t *translator) path(x *pathNode) (string, error) {
 		if err := t.checkVar(x.pos, x.keys, "vars"+keysText(x.keys)); err != nil {
 			return "", err
 		}
+	}
+	if t.single && x.root == "events" && len(x.keys) > 0 && !x.keys[0].isIdx && x.keys[0].name != "m" {
+		return "event" + keysText(x.keys), nil
 	}
 	return x.root + keysText(x.keys), nil
 }
