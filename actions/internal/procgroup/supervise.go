@@ -399,30 +399,36 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeDurable writes v as JSON to path through a temporary file, fsynced
-// and renamed, and fsyncs the directory.
-func writeDurable(path string, v any) error {
+// writeRecord writes v as JSON to path in one write. With sync it then
+// fsyncs the file and its directory, so the record survives a power loss.
+//
+// The file is written in place, not through a temporary file and a
+// rename: a record is read only by a later engine, and a record torn by a
+// power loss is one whose fsync never returned, so the supervisor had not
+// acted on it (a pid record: the program was not started; Reattach takes
+// an unreadable record as none). An engine killed alone (kill -9, OOM)
+// leaves every written byte in the page cache.
+func writeRecord(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(b); err == nil {
+	if _, err = f.Write(b); err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(path)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -484,7 +490,7 @@ func superviseMain(args []string) int {
 		return 2
 	}
 	pr := pidRecord{PID: os.Getpid(), StartTime: start, BootID: bootID(), Note: note, Started: time.Now()}
-	if err := writeDurable(record+".pid", pr); err != nil {
+	if err := writeRecord(record+".pid", pr, true); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write record: %v\n", supervisorArg0, err)
 		return 2
 	}
@@ -514,7 +520,15 @@ func superviseMain(args []string) int {
 		rec.Orphaned = true
 		rec.Output = out.tailString()
 	}
-	if err := writeDurable(record+".exit", rec); err != nil {
+	// The exit record is synced only for an orphan: an engine that still
+	// runs reads it as soon as the supervisor exits and records the
+	// result in its own synced store, and should the engine be killed
+	// before that, the page cache still holds the record for the next
+	// one. Only a power loss in that window loses it, and then the pid
+	// record (synced) makes the next engine take the result as lost and
+	// run the attempt again, as after a power loss while it ran: never
+	// two at once. This saves two fsyncs per command.
+	if err := writeRecord(record+".exit", rec, rec.Orphaned); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write exit record: %v\n", supervisorArg0, err)
 		return 2
 	}

@@ -221,7 +221,7 @@ func TestReattachPidReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := pidRecord{PID: other.Process.Pid, StartTime: start - 1, BootID: bootID(), Started: time.Now()}
-	if err := writeDurable(filepath.Join(dir, "inv.1-x.pid"), rec); err != nil {
+	if err := writeRecord(filepath.Join(dir, "inv.1-x.pid"), rec, true); err != nil {
 		t.Fatal(err)
 	}
 	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv", 0)
