@@ -28,9 +28,9 @@ import (
 //
 //  1. writes a record (its pid, which is the process group id, its start
 //     time from /proc/self/stat, the boot id and a note of the action) to
-//     <Dir>/<id>.<nonce>.pid and fsyncs it;
+//     <Dir>/<id>.<nonce>.pid (not fsynced: see superviseMain);
 //  2. checks that its parent is still the engine that started it: if the
-//     engine died before the record was durable, it removes the record and
+//     engine died before the record was written, it removes the record and
 //     exits without starting the program, so the program never runs
 //     without a record;
 //  3. starts the program (in its process group, which the engine made
@@ -40,7 +40,7 @@ import (
 //     SIGPIPE), and ignores termination signals itself;
 //  4. when the program ends, writes its exit status (and, when the engine
 //     was gone, the tail of its output) to <Dir>/<id>.<nonce>.exit,
-//     fsynced, and exits.
+//     fsynced when the engine was gone, and exits.
 //
 // When the engine is killed (kill -9, OOM) while an attempt runs, the
 // program and its supervisor carry on. Reattach, called by the next engine
@@ -490,7 +490,16 @@ func superviseMain(args []string) int {
 		return 2
 	}
 	pr := pidRecord{PID: os.Getpid(), StartTime: start, BootID: bootID(), Note: note, Started: time.Now()}
-	if err := writeRecord(record+".pid", pr, true); err != nil {
+	// Written, not fsynced: the record is there for a later engine to
+	// find a supervisor or program that still runs, and a write is
+	// visible to every process at once. Only a kernel crash or power loss
+	// loses unsynced data, and that also ends every process the record
+	// could name, so the next engine, finding no record, runs the
+	// attempt again as it would on finding one without an exit record
+	// (a pid record of an earlier boot names nothing alive): never two
+	// runs at once. The engine's own synced "running" state, written
+	// before the supervisor starts, is what records the attempt.
+	if err := writeRecord(record+".pid", pr, false); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write record: %v\n", supervisorArg0, err)
 		return 2
 	}
