@@ -17,7 +17,11 @@
 #               command
 #   open        bench/actions/load: open-loop RATE (1000) requests/s for
 #               OPEN_DURATION (20s); send-to-start latency p50/p99 from the
-#               send time it records and the start time the program writes
+#               send time it records and the start time the program writes,
+#               and the CPU (server and children) per command started: with
+#               every request started, the whole cost of one event and its
+#               command (the wrk phase's CPU figure also counts the events
+#               accepted but not yet run when the backlog grows)
 # Then the floor: fork+exec+wait of the program alone, one write+fsync.
 #
 #   bench/actions.sh
@@ -132,7 +136,11 @@ for t in "${targets[@]}"; do
 
   out="$work/$t.open.out"
   start "$t" "$out"
+  c0=$(cpu_ticks "$server")
   open[$t]=$("$work/load" -url "$url" -rate "$RATE" -duration "$OPEN_DURATION" -out "$out" -wait "$DRAIN_WAIT")
+  c1=$(cpu_ticks "$server")
+  started=$(sed -n 's/.* started=\([0-9]*\).*/\1/p' <<<"${open[$t]}")
+  open[$t]+=$(awk -v a="$c0" -v b="$c1" -v n="$started" -v hz="$hz" 'BEGIN { if (n > 0) printf " cpu_us_per_started=%.0f", (b - a) / hz / n * 1e6 }')
   stop_server
   echo "$t: wrk ${cps[$t]} commands/s, ${cpu[$t]} us cpu/command; open loop: ${open[$t]}" >&2
 done
