@@ -85,6 +85,11 @@ fi
 wanted forkhook && targets+=(forkhook)
 if wanted sequential || wanted parallel; then
   (cd "$repo" && go build -o "$work/rulebook" ./cmd/rulebook)
+  # The dedicated supervisor next to the engine, as installed; NOSUPERVISE=1
+  # leaves it out (the engine then executes itself as the supervisor).
+  if [[ -z ${NOSUPERVISE:-} && -d $repo/cmd/rulebook-supervise ]]; then
+    (cd "$repo" && go build -o "$work/rulebook-supervise" ./cmd/rulebook-supervise)
+  fi
   wanted sequential && targets+=(sequential)
   wanted parallel && targets+=(parallel)
 fi

@@ -52,10 +52,56 @@ import (
 // and its process group is killed and waited for before the retry. In
 // every case nothing of the earlier attempt runs when Reattach returns.
 //
+// The supervisor binary is SupervisorName next to the running executable
+// when there is one (cmd/rulebook-supervise, a small program: starting it
+// costs a fraction of starting the engine again, and it starts once per
+// command), else /proc/self/exe.
+//
 // A Supervisor with an empty Dir runs programs directly, as Run does.
 type Supervisor struct {
 	// Dir holds the records, normally <data-dir>/procs.
 	Dir string
+	// Program, when set, is the supervisor binary to execute in place of
+	// the one found next to the executable or /proc/self/exe.
+	Program string
+}
+
+// SupervisorName is the file name of the dedicated supervisor binary.
+const SupervisorName = "rulebook-supervise"
+
+// siblingSupervisor is SupervisorName in the directory of the running
+// executable when it is an executable file there, else "".
+var siblingSupervisor = sync.OnceValue(func() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return supervisorNextTo(exe)
+})
+
+// supervisorNextTo returns SupervisorName in the directory of exe (after
+// symbolic links) when it is an executable file, else "".
+func supervisorNextTo(exe string) string {
+	exe, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), SupervisorName)
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// program returns the supervisor binary to execute.
+func (s Supervisor) program() string {
+	if s.Program != "" {
+		return s.Program
+	}
+	if p := siblingSupervisor(); p != "" {
+		return p
+	}
+	return "/proc/self/exe"
 }
 
 // supervisorArg0 is argv[0] of a supervisor process; ps shows it.
@@ -115,7 +161,7 @@ func (s Supervisor) Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration,
 	base := filepath.Join(s.Dir, fileID(id)+"."+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	args := []string{supervisorArg0, "-record", base, "-ppid", strconv.Itoa(os.Getpid()), "-note", note, "--", cmd.Path}
 	args = append(args, cmd.Args[1:]...)
-	sup := exec.CommandContext(ctx, "/proc/self/exe")
+	sup := exec.CommandContext(ctx, s.program())
 	sup.Args = args
 	sup.Env, sup.Dir = cmd.Env, cmd.Dir
 	sup.Stdin, sup.Stdout, sup.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
@@ -437,6 +483,10 @@ func writeRecord(path string, v any, sync bool) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// SuperviseMain runs the supervisor with args (the arguments after
+// argv[0]) and returns its exit status; cmd/rulebook-supervise calls it.
+func SuperviseMain(args []string) int { return superviseMain(args) }
 
 // superviseMain is the supervisor process; it returns its exit status:
 // 0 once the exit record is written, 3 when it did not start the program
