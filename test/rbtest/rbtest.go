@@ -25,10 +25,15 @@ import (
 // Package is the import path of the rulebook command.
 const Package = "github.com/rulebook-dev/rulebook/cmd/rulebook"
 
+// SupervisePackage is the import path of the dedicated supervisor, which
+// Build installs next to the rulebook binary.
+const SupervisePackage = "github.com/rulebook-dev/rulebook/cmd/rulebook-supervise"
+
 // StopTimeout is how long Stop waits for a clean exit after SIGTERM.
 const StopTimeout = 60 * time.Second
 
-// Build compiles the rulebook binary into dir and returns its path. It is
+// Build compiles the rulebook binary, and rulebook-supervise next to it,
+// into dir and returns the rulebook binary's path. It is
 // meant for TestMain; the go tool's output goes to os.Stderr.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "rulebook")
@@ -36,6 +41,14 @@ func Build(dir string) (string, error) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return "", fmt.Errorf("build rulebook: %w", err)
+	}
+	// The dedicated supervisor next to it, as installed (the engine
+	// executes itself as the supervisor without it; the unit tests of
+	// actions/internal/procgroup cover that way).
+	sup := exec.Command("go", "build", "-o", filepath.Join(dir, "rulebook-supervise"), SupervisePackage)
+	sup.Stdout, sup.Stderr = os.Stderr, os.Stderr
+	if err := sup.Run(); err != nil {
+		return "", fmt.Errorf("build rulebook-supervise: %w", err)
 	}
 	return bin, nil
 }

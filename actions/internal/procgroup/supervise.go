@@ -28,9 +28,9 @@ import (
 //
 //  1. writes a record (its pid, which is the process group id, its start
 //     time from /proc/self/stat, the boot id and a note of the action) to
-//     <Dir>/<id>.<nonce>.pid and fsyncs it;
+//     <Dir>/<id>.<nonce>.pid (not fsynced: see superviseMain);
 //  2. checks that its parent is still the engine that started it: if the
-//     engine died before the record was durable, it removes the record and
+//     engine died before the record was written, it removes the record and
 //     exits without starting the program, so the program never runs
 //     without a record;
 //  3. starts the program (in its process group, which the engine made
@@ -40,7 +40,7 @@ import (
 //     SIGPIPE), and ignores termination signals itself;
 //  4. when the program ends, writes its exit status (and, when the engine
 //     was gone, the tail of its output) to <Dir>/<id>.<nonce>.exit,
-//     fsynced, and exits.
+//     fsynced when the engine was gone, and exits.
 //
 // When the engine is killed (kill -9, OOM) while an attempt runs, the
 // program and its supervisor carry on. Reattach, called by the next engine
@@ -52,10 +52,56 @@ import (
 // and its process group is killed and waited for before the retry. In
 // every case nothing of the earlier attempt runs when Reattach returns.
 //
+// The supervisor binary is SupervisorName next to the running executable
+// when there is one (cmd/rulebook-supervise, a small program: starting it
+// costs a fraction of starting the engine again, and it starts once per
+// command), else /proc/self/exe.
+//
 // A Supervisor with an empty Dir runs programs directly, as Run does.
 type Supervisor struct {
 	// Dir holds the records, normally <data-dir>/procs.
 	Dir string
+	// Program, when set, is the supervisor binary to execute in place of
+	// the one found next to the executable or /proc/self/exe.
+	Program string
+}
+
+// SupervisorName is the file name of the dedicated supervisor binary.
+const SupervisorName = "rulebook-supervise"
+
+// siblingSupervisor is SupervisorName in the directory of the running
+// executable when it is an executable file there, else "".
+var siblingSupervisor = sync.OnceValue(func() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return supervisorNextTo(exe)
+})
+
+// supervisorNextTo returns SupervisorName in the directory of exe (after
+// symbolic links) when it is an executable file, else "".
+func supervisorNextTo(exe string) string {
+	exe, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), SupervisorName)
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// program returns the supervisor binary to execute.
+func (s Supervisor) program() string {
+	if s.Program != "" {
+		return s.Program
+	}
+	if p := siblingSupervisor(); p != "" {
+		return p
+	}
+	return "/proc/self/exe"
 }
 
 // supervisorArg0 is argv[0] of a supervisor process; ps shows it.
@@ -115,7 +161,7 @@ func (s Supervisor) Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration,
 	base := filepath.Join(s.Dir, fileID(id)+"."+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	args := []string{supervisorArg0, "-record", base, "-ppid", strconv.Itoa(os.Getpid()), "-note", note, "--", cmd.Path}
 	args = append(args, cmd.Args[1:]...)
-	sup := exec.CommandContext(ctx, "/proc/self/exe")
+	sup := exec.CommandContext(ctx, s.program())
 	sup.Args = args
 	sup.Env, sup.Dir = cmd.Env, cmd.Dir
 	sup.Stdin, sup.Stdout, sup.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
@@ -399,30 +445,36 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeDurable writes v as JSON to path through a temporary file, fsynced
-// and renamed, and fsyncs the directory.
-func writeDurable(path string, v any) error {
+// writeRecord writes v as JSON to path in one write. With sync it then
+// fsyncs the file and its directory, so the record survives a power loss.
+//
+// The file is written in place, not through a temporary file and a
+// rename: a record is read only by a later engine, and a record torn by a
+// power loss is one whose fsync never returned, so the supervisor had not
+// acted on it (a pid record: the program was not started; Reattach takes
+// an unreadable record as none). An engine killed alone (kill -9, OOM)
+// leaves every written byte in the page cache.
+func writeRecord(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(b); err == nil {
+	if _, err = f.Write(b); err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(path)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -431,6 +483,10 @@ func writeDurable(path string, v any) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// SuperviseMain runs the supervisor with args (the arguments after
+// argv[0]) and returns its exit status; cmd/rulebook-supervise calls it.
+func SuperviseMain(args []string) int { return superviseMain(args) }
 
 // superviseMain is the supervisor process; it returns its exit status:
 // 0 once the exit record is written, 3 when it did not start the program
@@ -484,7 +540,16 @@ func superviseMain(args []string) int {
 		return 2
 	}
 	pr := pidRecord{PID: os.Getpid(), StartTime: start, BootID: bootID(), Note: note, Started: time.Now()}
-	if err := writeDurable(record+".pid", pr); err != nil {
+	// Written, not fsynced: the record is there for a later engine to
+	// find a supervisor or program that still runs, and a write is
+	// visible to every process at once. Only a kernel crash or power loss
+	// loses unsynced data, and that also ends every process the record
+	// could name, so the next engine, finding no record, runs the
+	// attempt again as it would on finding one without an exit record
+	// (a pid record of an earlier boot names nothing alive): never two
+	// runs at once. The engine's own synced "running" state, written
+	// before the supervisor starts, is what records the attempt.
+	if err := writeRecord(record+".pid", pr, false); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write record: %v\n", supervisorArg0, err)
 		return 2
 	}
@@ -514,7 +579,15 @@ func superviseMain(args []string) int {
 		rec.Orphaned = true
 		rec.Output = out.tailString()
 	}
-	if err := writeDurable(record+".exit", rec); err != nil {
+	// The exit record is synced only for an orphan: an engine that still
+	// runs reads it as soon as the supervisor exits and records the
+	// result in its own synced store, and should the engine be killed
+	// before that, the page cache still holds the record for the next
+	// one. Only a power loss in that window loses it, and then the pid
+	// record (synced) makes the next engine take the result as lost and
+	// run the attempt again, as after a power loss while it ran: never
+	// two at once. This saves two fsyncs per command.
+	if err := writeRecord(record+".exit", rec, rec.Orphaned); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write exit record: %v\n", supervisorArg0, err)
 		return 2
 	}

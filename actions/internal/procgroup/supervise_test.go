@@ -221,7 +221,7 @@ func TestReattachPidReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := pidRecord{PID: other.Process.Pid, StartTime: start - 1, BootID: bootID(), Started: time.Now()}
-	if err := writeDurable(filepath.Join(dir, "inv.1-x.pid"), rec); err != nil {
+	if err := writeRecord(filepath.Join(dir, "inv.1-x.pid"), rec, true); err != nil {
 		t.Fatal(err)
 	}
 	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv", 0)
@@ -230,5 +230,38 @@ func TestReattachPidReused(t *testing.T) {
 	}
 	if !proctest.Alive(other.Process.Pid) {
 		t.Errorf("Reattach killed a process group that reused the recorded pid")
+	}
+}
+
+// The dedicated supervisor is found next to the executable, through a
+// symbolic link to it, and only when it is an executable file.
+func TestSupervisorNextTo(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	exe := filepath.Join(dir, "rulebook")
+	if err := os.WriteFile(exe, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(other, "rulebook")
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorNextTo(exe); got != "" {
+		t.Errorf("without a supervisor binary: %q, want none", got)
+	}
+	sup := filepath.Join(dir, SupervisorName)
+	if err := os.WriteFile(sup, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorNextTo(exe); got != "" {
+		t.Errorf("not executable: %q, want none", got)
+	}
+	if err := os.Chmod(sup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorNextTo(exe); got != sup {
+		t.Errorf("next to the executable: %q, want %q", got, sup)
+	}
+	if got := supervisorNextTo(link); got != sup {
+		t.Errorf("through a link: %q, want %q", got, sup)
 	}
 }

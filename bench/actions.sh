@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# bench/actions.sh: actions at event speed (issue 17, part 3). Every POST
+# runs a tiny compiled program (bench/actions/tiny, C) that appends a line
+# to a file. Targets, each started fresh per phase:
+#   webhook     adnanh/webhook (built from its Go module into a temp GOBIN),
+#               a hook running the program; skipped with a message when the
+#               module cannot be fetched
+#   forkhook    bench/actions/forkhook: a bare net/http handler that forks
+#               the program per request, nothing recorded (the reference
+#               adnanh/webhook's default hook amounts to; always measured)
+#   sequential  rulebook run, execution_strategy: sequential
+#   parallel    rulebook run, execution_strategy: parallel
+# Phases:
+#   wrk         wrk -t2 -c32 for WRK_DURATION (15s): commands run per second
+#               while the load lasts (lines the program appended / duration)
+#               and the CPU (user+sys, of the server and its children) per
+#               command
+#   open        bench/actions/load: open-loop RATE (1000) requests/s for
+#               OPEN_DURATION (20s); send-to-start latency p50/p99 from the
+#               send time it records and the start time the program writes,
+#               and the CPU (server and children) per command started: with
+#               every request started, the whole cost of one event and its
+#               command (the wrk phase's CPU figure also counts the events
+#               accepted but not yet run when the backlog grows)
+# Then the floor: fork+exec+wait of the program alone, one write+fsync.
+#
+#   bench/actions.sh
+#   WRK_DURATION=5s OPEN_DURATION=5s ONLY=forkhook,sequential bench/actions.sh
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+WRK_DURATION=${WRK_DURATION:-15s}
+OPEN_DURATION=${OPEN_DURATION:-20s}
+RATE=${RATE:-1000}
+DRAIN_WAIT=${DRAIN_WAIT:-30s}
+ONLY=${ONLY:-}
+PORT=${PORT:-18091}
+
+command -v wrk >/dev/null || { echo "actions.sh: wrk is missing; run test/setup.sh" >&2; exit 1; }
+command -v cc >/dev/null || { echo "actions.sh: a C compiler (cc) is missing" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/rulebook-actions.XXXXXX")
+server=""
+stop_server() {
+  if [[ -n $server ]]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+  fi
+}
+cleanup() {
+  stop_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wanted() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
+
+wait_port() {
+  local deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    kill -0 "$server" 2>/dev/null || { echo "actions.sh: server exited before listening" >&2; return 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "actions.sh: nothing listens on 127.0.0.1:$PORT after 30 s" >&2
+  return 1
+}
+
+# cpu_ticks PID: user+sys of PID and its waited-for children, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+
+cc -O2 -o "$work/tiny" "$repo/bench/actions/tiny/tiny.c"
+(cd "$repo" && go build -o "$work/load" ./bench/actions/load && go build -o "$work/forkhook" ./bench/actions/forkhook)
+
+targets=()
+if wanted webhook; then
+  if GOBIN="$work/gobin" GOFLAGS= go install github.com/adnanh/webhook@latest >"$work/webhook-install.log" 2>&1; then
+    targets+=(webhook)
+  else
+    echo "actions.sh: adnanh/webhook not measured: cannot build github.com/adnanh/webhook@latest:" >&2
+    sed 's/^/  /' "$work/webhook-install.log" | head -3 >&2
+  fi
+fi
+wanted forkhook && targets+=(forkhook)
+if wanted sequential || wanted parallel; then
+  (cd "$repo" && go build -o "$work/rulebook" ./cmd/rulebook)
+  # The dedicated supervisor next to the engine, as installed; NOSUPERVISE=1
+  # leaves it out (the engine then executes itself as the supervisor).
+  if [[ -z ${NOSUPERVISE:-} && -d $repo/cmd/rulebook-supervise ]]; then
+    (cd "$repo" && go build -o "$work/rulebook-supervise" ./cmd/rulebook-supervise)
+  fi
+  wanted sequential && targets+=(sequential)
+  wanted parallel && targets+=(parallel)
+fi
+
+# start TARGET OUT: start TARGET fresh, its program appending to OUT.
+start() {
+  local t=$1 out=$2
+  rm -rf "$work/data" && mkdir -p "$work/data"
+  case $t in
+  webhook)
+    cat >"$work/hooks.json" <<JSON
+[{"id": "run", "execute-command": "$work/tiny", "command-working-directory": "$work",
+  "pass-arguments-to-command": [{"source": "string", "name": "$out"}, {"source": "payload", "name": "n"}]}]
+JSON
+    "$work/gobin/webhook" -hooks "$work/hooks.json" -ip 127.0.0.1 -port "$PORT" -urlprefix "" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/run"
+    ;;
+  forkhook)
+    "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/"
+    ;;
+  sequential | parallel)
+    sed -e "s|PORT|$PORT|" -e "s|STRATEGY|$t|" -e "s|PROG|$work/tiny|" -e "s|OUT|$out|" \
+      "$repo/bench/actions.yml" >"$work/actions.yml"
+    "$work/rulebook" run "$work/actions.yml" --data-dir "$work/data" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/"
+    ;;
+  esac
+  server=$!
+  if ! wait_port; then
+    cat "$work/$t.log" >&2
+    exit 1
+  fi
+}
+
+declare -A cps cpu open
+hz=$(getconf CLK_TCK)
+for t in "${targets[@]}"; do
+  out="$work/$t.wrk.out"
+  start "$t" "$out"
+  c0=$(cpu_ticks "$server")
+  wrk -t2 -c32 -d"$WRK_DURATION" -s "$repo/bench/post.lua" "$url" >"$work/$t.wrk" 2>&1
+  c1=$(cpu_ticks "$server")
+  lines=$(wc -l <"$out" 2>/dev/null || echo 0)
+  secs=$(awk -v d="$WRK_DURATION" 'BEGIN { sub(/s$/, "", d); print d }')
+  cps[$t]=$(awk -v n="$lines" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+  cpu[$t]=$(awk -v a="$c0" -v b="$c1" -v n="$lines" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz / n * 1e6; else print "-" }')
+  stop_server
+
+  out="$work/$t.open.out"
+  start "$t" "$out"
+  c0=$(cpu_ticks "$server")
+  open[$t]=$("$work/load" -url "$url" -rate "$RATE" -duration "$OPEN_DURATION" -out "$out" -wait "$DRAIN_WAIT")
+  c1=$(cpu_ticks "$server")
+  started=$(sed -n 's/.* started=\([0-9]*\).*/\1/p' <<<"${open[$t]}")
+  open[$t]+=$(awk -v a="$c0" -v b="$c1" -v n="$started" -v hz="$hz" 'BEGIN { if (n > 0) printf " cpu_us_per_started=%.0f", (b - a) / hz / n * 1e6 }')
+  stop_server
+  echo "$t: wrk ${cps[$t]} commands/s, ${cpu[$t]} us cpu/command; open loop: ${open[$t]}" >&2
+done
+
+echo
+echo "wrk -t2 -c32 $WRK_DURATION, then open loop $RATE requests/s for $OPEN_DURATION; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-11s %11s %14s   %s\n' target commands/s "cpu us/cmd" "open loop (send-to-start)"
+for t in "${targets[@]}"; do
+  printf '%-11s %11s %14s   %s\n' "$t" "${cps[$t]}" "${cpu[$t]}" "${open[$t]}"
+done
+ref=""
+[[ -n ${cps[forkhook]:-} ]] && ref=forkhook
+[[ -n ${cps[webhook]:-} ]] && ref=webhook
+if [[ -n $ref ]]; then
+  for t in sequential parallel; do
+    [[ -n ${cps[$t]:-} ]] || continue
+    awk -v t="$t" -v r="$ref" -v a="${cps[$t]}" -v b="${cps[$ref]}" 'BEGIN { printf "ratio %s/%s: %.2f\n", t, r, a / b }'
+  done
+fi
+"$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}"
