@@ -125,10 +125,10 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 			return c, name
 		}
 		if !eda.Looks(src) {
-			if eda.Parses(src) {
-				if ec, ename, eerr := l.compileEDA(n, src, comp, multi); eerr == nil {
-					return ec, ename
-				}
+			// compileEDA parses src itself and fails when EDA cannot
+			// read it, so no eda.Parses check before it.
+			if ec, ename, eerr := l.compileEDA(n, src, comp, multi); eerr == nil {
+				return ec, ename
 			}
 			line, col := exprPos(n, err, offset)
 			l.errAt(line, col, where, err.Error())
