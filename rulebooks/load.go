@@ -803,8 +803,13 @@ func (l *loader) argWarning(args *yaml.Node, where string, w engine.ArgWarning) 
 	if len(w.Path) > 0 {
 		where += ": " + strings.Join(w.Path, ".")
 	}
+	l.warnAt(line, col, where, w.Message)
+}
+
+// warnAt records a warning at line and col, placed as errAt places errors.
+func (l *loader) warnAt(line, col int, where, msg string) {
 	l.warns = append(l.warns, &Error{File: l.file, Line: line, Column: col, Ruleset: l.ruleset, Rule: l.rule,
-		Where: where, Message: w.Message, Severity: "warning", rulesetKnown: l.inRS})
+		Where: where, Message: msg, Severity: "warning", rulesetKnown: l.inRS})
 }
 
 // posIn is the line and column of the byte at the 1-based offset column
@@ -920,8 +925,7 @@ func (l *loader) checkSecrets(n *yaml.Node, v any, where string, path []string) 
 				if l.opts.CheckSecrets {
 					l.errf(at, w, "%v", err)
 				} else {
-					l.warns = append(l.warns, &Error{File: l.file, Line: at.Line, Column: at.Column, Ruleset: l.ruleset, Rule: l.rule,
-						Where: w, Message: fmt.Sprintf("%v (run and validate --strict refuse this)", err), Severity: "warning", rulesetKnown: l.inRS})
+					l.warnAt(at.Line, at.Column, w, fmt.Sprintf("%v (run and validate --strict refuse this)", err))
 				}
 			}
 		}
