@@ -15,7 +15,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -242,11 +241,7 @@ func (st *stream) run(ctx context.Context) error {
 
 func (st *stream) emit(ctx context.Context, msg message) error {
 	s := st.s
-	var payload any = msg.data
-	var v any
-	if json.Valid([]byte(msg.data)) && json.Unmarshal([]byte(msg.data), &v) == nil {
-		payload = v
-	}
+	payload := streamconn.Payload([]byte(msg.data))
 	meta := map[string]any{"event": msg.event}
 	if msg.id != "" {
 		meta["id"] = msg.id

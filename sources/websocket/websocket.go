@@ -265,11 +265,7 @@ func (s *Source) keepalive(ctx context.Context, conn *ws.Conn, cancel context.Ca
 }
 
 func (s *Source) emit(ctx context.Context, out engine.Emitter, data []byte) (string, error) {
-	var payload any = string(data)
-	var v any
-	if json.Valid(data) && json.Unmarshal(data, &v) == nil {
-		payload = v
-	}
+	payload := streamconn.Payload(data)
 	pos := ""
 	if s.cfg.positionKey != nil {
 		if x, ok := lookup(payload, s.cfg.positionKey); ok {
