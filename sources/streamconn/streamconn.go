@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -376,4 +377,14 @@ func Payload(data []byte) any {
 		return v
 	}
 	return string(data)
+}
+
+// Redact drops the URL from an HTTP client error: it may carry a token in
+// its query.
+func Redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

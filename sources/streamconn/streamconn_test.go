@@ -2,6 +2,7 @@ package streamconn
 
 import (
 	"errors"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,5 +186,16 @@ func TestPayload(t *testing.T) {
 		if got := Payload([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("Payload(%q) = %#v, want %#v", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	inner := errors.New("connection refused")
+	err := Redact(&url.Error{Op: "Get", URL: "https://h/x?token=secret", Err: inner})
+	if err != inner || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Redact(url.Error) = %v, want %v", err, inner)
+	}
+	if err := Redact(inner); err != inner {
+		t.Errorf("Redact(%v) = %v", inner, err)
 	}
 }

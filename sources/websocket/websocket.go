@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -208,11 +207,7 @@ func (s *Source) connection(ctx context.Context, out engine.Emitter, pos string)
 		if resp != nil {
 			return 0, pos, fmt.Errorf("handshake: server answered %s", resp.Status)
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, pos, fmt.Errorf("connect: %w", err)
+		return 0, pos, fmt.Errorf("connect: %w", streamconn.Redact(err))
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(int64(s.cfg.maxMessage))
