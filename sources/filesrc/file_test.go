@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/internal/sourcetest"
 )
 
 type recorder struct{ events []engine.Event }
@@ -153,13 +153,7 @@ func TestFileDoesNotHoldALineForTheBatch(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- src.Run(context.Background(), rec) }()
 	w.Write([]byte("{\"a\": 1}\n{\"a\": 2}\n{\"a\""))
-	deadline := time.Now().Add(10 * time.Second)
-	for rec.count() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("complete lines held back: %d emitted", rec.count())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sourcetest.WaitFor(t, "the 2 complete lines (held back behind the partial one?)", func() bool { return rec.count() >= 2 })
 	w.Write([]byte(": 3}\n"))
 	w.Close()
 	if err := <-done; err != nil || rec.count() != 3 {

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -286,11 +285,7 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 // acknowledges it. It returns false when ctx ended first: m stays
 // unacknowledged and the broker delivers it again to the next session.
 func (s *Source) deliver(ctx context.Context, out engine.Emitter, m paho.Message) bool {
-	var payload any = string(m.Payload())
-	var v any
-	if json.Valid(m.Payload()) && json.Unmarshal(m.Payload(), &v) == nil {
-		payload = v
-	}
+	payload := streamconn.Payload(m.Payload())
 	meta := map[string]any{"topic": m.Topic(), "qos": int(m.Qos()), "retained": m.Retained()}
 	ev := engine.NewEvent(map[string]any{"payload": payload, engine.MetaKey: meta}, s.ref.Name, s.ref.Type, s.clock.Now())
 	entry := engine.Entry{Event: ev}

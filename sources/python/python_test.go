@@ -306,17 +306,14 @@ async def main(queue, args):
 	}
 	// Nothing more is read: the plugin must come to a full queue.
 	var putsBeforeFull int
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(marker); err == nil && len(b) > 0 {
-			putsBeforeFull, _ = strconv.Atoi(string(b))
-			break
+	sourcetest.WaitFor(t, "the plugin's queue to fill (else events are not held back)", func() bool {
+		b, err := os.ReadFile(marker)
+		if err != nil || len(b) == 0 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the plugin's queue never filled: events are not held back")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a real process
-	}
+		putsBeforeFull, _ = strconv.Atoi(string(b))
+		return true
+	})
 	// One event taken by the test, the rest in the pipe, the reader's
 	// buffer, the writer's batch and the queue: a few dozen 8 KiB events.
 	if putsBeforeFull > 64 {

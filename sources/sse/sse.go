@@ -15,13 +15,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -197,7 +195,7 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("connect: %w", redact(err))
+		return fmt.Errorf("connect: %w", streamconn.Redact(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -242,11 +240,7 @@ func (st *stream) run(ctx context.Context) error {
 
 func (st *stream) emit(ctx context.Context, msg message) error {
 	s := st.s
-	var payload any = msg.data
-	var v any
-	if json.Valid([]byte(msg.data)) && json.Unmarshal([]byte(msg.data), &v) == nil {
-		payload = v
-	}
+	payload := streamconn.Payload([]byte(msg.data))
 	meta := map[string]any{"event": msg.event}
 	if msg.id != "" {
 		meta["id"] = msg.id
@@ -271,16 +265,6 @@ func (st *stream) emit(ctx context.Context, msg message) error {
 	}
 	st.lastID = msg.id
 	return nil
-}
-
-// redact drops the URL (it may carry a token in its query) from a client
-// error.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 type idleReader struct {

@@ -6,6 +6,8 @@ package streamconn
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -364,4 +366,25 @@ func (b *Backoff) SetInitial(d time.Duration) {
 		b.Max = d
 	}
 	b.next = 0
+}
+
+// Payload is a message body as an event's payload: the decoded value when
+// the body is JSON, else the body as a string. It decodes once:
+// json.Unmarshal checks the whole input before it sets anything.
+func Payload(data []byte) any {
+	var v any
+	if json.Unmarshal(data, &v) == nil {
+		return v
+	}
+	return string(data)
+}
+
+// Redact drops the URL from an HTTP client error: it may carry a token in
+// its query.
+func Redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -2,6 +2,8 @@ package streamconn
 
 import (
 	"errors"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,36 @@ func TestURL(t *testing.T) {
 		} else if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestPayload(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want any
+	}{
+		{`{"a":1}`, map[string]any{"a": float64(1)}},
+		{`[1,"x"]`, []any{float64(1), "x"}},
+		{`42`, float64(42)},
+		{`null`, nil},
+		{`{"a":1`, `{"a":1`},
+		{`{"a":1} trailing`, `{"a":1} trailing`},
+		{`plain text`, `plain text`},
+		{``, ``},
+	} {
+		if got := Payload([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Payload(%q) = %#v, want %#v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	inner := errors.New("connection refused")
+	err := Redact(&url.Error{Op: "Get", URL: "https://h/x?token=secret", Err: inner})
+	if err != inner || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Redact(url.Error) = %v, want %v", err, inner)
+	}
+	if err := Redact(inner); err != inner {
+		t.Errorf("Redact(%v) = %v", inner, err)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -208,11 +207,7 @@ func (s *Source) connection(ctx context.Context, out engine.Emitter, pos string)
 		if resp != nil {
 			return 0, pos, fmt.Errorf("handshake: server answered %s", resp.Status)
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, pos, fmt.Errorf("connect: %w", err)
+		return 0, pos, fmt.Errorf("connect: %w", streamconn.Redact(err))
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(int64(s.cfg.maxMessage))
@@ -265,11 +260,7 @@ func (s *Source) keepalive(ctx context.Context, conn *ws.Conn, cancel context.Ca
 }
 
 func (s *Source) emit(ctx context.Context, out engine.Emitter, data []byte) (string, error) {
-	var payload any = string(data)
-	var v any
-	if json.Valid(data) && json.Unmarshal(data, &v) == nil {
-		payload = v
-	}
+	payload := streamconn.Payload(data)
 	pos := ""
 	if s.cfg.positionKey != nil {
 		if x, ok := lookup(payload, s.cfg.positionKey); ok {
