@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -156,7 +157,13 @@ func TestFileDoesNotHoldALineForTheBatch(t *testing.T) {
 	sourcetest.WaitFor(t, "the 2 complete lines (held back behind the partial one?)", func() bool { return rec.count() >= 2 })
 	w.Write([]byte(": 3}\n"))
 	w.Close()
-	if err := <-done; err != nil || rec.count() != 3 {
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after the pipe closed")
+	}
+	if err != nil || rec.count() != 3 {
 		t.Fatalf("%v, %d events", err, rec.count())
 	}
 	if rec.calls[0] != 2 {
