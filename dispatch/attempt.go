@@ -114,69 +114,9 @@ func resolved(inv *engine.Invocation) (*engine.Invocation, error) {
 // known, stands for the attempt. Otherwise the attempt is recorded as
 // interrupted by restart. cont false: stopping; done: final.
 func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (cont, done bool) {
-	inv := st.Invocation
 	n := len(st.Attempts) + 1
-	held := d.takeHeld(inv.ID)
-	heldLock := held.lock
-	if action, ok := d.cfg.Actions(inv.Action); ok {
-		if ra, ok := action.(engine.Reattacher); ok {
-			if run, err := resolved(inv); err == nil {
-				if heldLock == "" && inv.Policy.Lock != "" {
-					if !d.locks.acquire(inv.Policy.Lock, d.quit) {
-						if held.slots != nil {
-							held.slots()
-						}
-						return false, false
-					}
-					heldLock = inv.Policy.Lock
-				}
-				// The orphan is an attempt running: it takes its slots.
-				releaseSlots := held.slots
-				held.slots = nil
-				if releaseSlots == nil {
-					var ok bool
-					if releaseSlots, ok = d.acquire(inv.Action, ""); !ok {
-						if heldLock != "" {
-							d.locks.release(heldLock)
-						}
-						return false, false
-					}
-				}
-				timeout := inv.Policy.Timeout
-				if timeout <= 0 {
-					timeout = d.cfg.DefaultTimeout
-				}
-				left := st.Updated.Add(timeout).Sub(d.clock.Now())
-				ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
-				res, known := ra.Reattach(ctx, run)
-				releaseSlots()
-				if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
-					res.Error = fmt.Sprintf("timed out after %s", timeout)
-				}
-				cancel()
-				if known {
-					if res.Details == nil {
-						res.Details = map[string]any{}
-					}
-					res.Details["reattached"] = true
-					start := st.Updated
-					if !d.clock.Now().After(start) {
-						start = d.clock.Now()
-					}
-					cont, done := d.record(st, run, res, n, start, log)
-					if heldLock != "" {
-						d.locks.release(heldLock)
-					}
-					return cont, done
-				}
-			}
-		}
-	}
-	if held.slots != nil {
-		held.slots()
-	}
-	if heldLock != "" {
-		d.locks.release(heldLock)
+	if cont, done, known := d.reattachOrphan(st, d.takeHeld(st.Invocation.ID), n, log); known || !cont {
+		return cont, done
 	}
 	st.Attempts = append(st.Attempts, engine.Attempt{
 		N: n, Start: st.Updated, Status: engine.Retryable, Error: ErrTextInterrupted,
@@ -188,6 +128,79 @@ func (d *Dispatcher) reattach(st *engine.InvocationState, log zerolog.Logger) (c
 		return false, false
 	}
 	return true, st.Status.Final()
+}
+
+// reattachOrphan asks the invocation's action, when it is an
+// engine.Reattacher, about the orphaned attempt n, with the invocation's
+// lock key and the action's slots held, and records its result when known.
+// It releases what held holds, and what it takes, before it returns.
+// known: the result was recorded, and cont and done are record's; cont
+// false: stopping.
+func (d *Dispatcher) reattachOrphan(st *engine.InvocationState, held heldFor, n int, log zerolog.Logger) (cont, done, known bool) {
+	inv := st.Invocation
+	lock := held.lock
+	releaseHeld := func() {
+		if held.slots != nil {
+			held.slots()
+		}
+		if lock != "" {
+			d.locks.release(lock)
+		}
+	}
+	action, ok := d.cfg.Actions(inv.Action)
+	ra, isRA := action.(engine.Reattacher)
+	if !ok || !isRA {
+		releaseHeld()
+		return true, false, false
+	}
+	run, err := resolved(inv)
+	if err != nil {
+		releaseHeld()
+		return true, false, false
+	}
+	if lock == "" && inv.Policy.Lock != "" {
+		if !d.locks.acquire(inv.Policy.Lock, d.quit) {
+			releaseHeld()
+			return false, false, false
+		}
+		lock = inv.Policy.Lock
+	}
+	// The orphan is an attempt running: it takes its slots.
+	releaseSlots := held.slots
+	held.slots = nil
+	if releaseSlots == nil {
+		if releaseSlots, ok = d.acquire(inv.Action, ""); !ok {
+			releaseHeld()
+			return false, false, false
+		}
+	}
+	timeout := inv.Policy.Timeout
+	if timeout <= 0 {
+		timeout = d.cfg.DefaultTimeout
+	}
+	left := st.Updated.Add(timeout).Sub(d.clock.Now())
+	ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
+	res, known := ra.Reattach(ctx, run)
+	releaseSlots()
+	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
+		res.Error = fmt.Sprintf("timed out after %s", timeout)
+	}
+	cancel()
+	if !known {
+		releaseHeld()
+		return true, false, false
+	}
+	if res.Details == nil {
+		res.Details = map[string]any{}
+	}
+	res.Details["reattached"] = true
+	start := st.Updated
+	if !d.clock.Now().After(start) {
+		start = d.clock.Now()
+	}
+	cont, done = d.record(st, run, res, n, start, log)
+	releaseHeld()
+	return cont, done, true
 }
 
 // record records the result of attempt n, which started at start, and

@@ -323,10 +323,25 @@ func (a *actionStore) Invocation(ctx context.Context, id string) (*engine.Invoca
 
 // Unfinished implements engine.ActionStore.
 func (a *actionStore) Unfinished(ctx context.Context) ([]*engine.InvocationState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	var out []*engine.InvocationState
+	err := a.eachUnfinished(ctx, func(v []byte) error {
+		st, err := decodeState(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, st)
+		return nil
+	})
+	return out, err
+}
+
+// eachUnfinished calls fn with the stored state of every unfinished
+// invocation, in id order. v is valid only during the call: fn must
+// decode it, not keep it.
+func (a *actionStore) eachUnfinished(ctx context.Context, fn func(v []byte) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	err := a.read(func(db *pebble.DB) error {
 		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
 		if err != nil {
@@ -334,25 +349,25 @@ func (a *actionStore) Unfinished(ctx context.Context) ([]*engine.InvocationState
 		}
 		defer it.Close()
 		for ok := it.First(); ok; ok = it.Next() {
-			v, found, err := getValue(db, invKey(pInvocation, it.Key()[1:]))
-			if err != nil {
-				return err
-			}
-			if !found {
+			v, closer, err := db.Get(invKey(pInvocation, it.Key()[1:]))
+			if errors.Is(err, pebble.ErrNotFound) {
 				return fmt.Errorf("%w: unfinished invocation without state", errCorrupt)
 			}
-			st, err := decodeState(v)
 			if err != nil {
 				return err
 			}
-			out = append(out, st)
+			err = fn(v)
+			closer.Close()
+			if err != nil {
+				return err
+			}
 		}
 		return it.Error()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("journal: unfinished: %w", err)
+		return fmt.Errorf("journal: unfinished: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // stateHead is the part of a stored invocation state that UnfinishedHeads
@@ -382,43 +397,21 @@ type stateHead struct {
 // before running it (Invocation) needs to schedule them, in memory that
 // does not grow with the events. It implements dispatch.HeadLister.
 func (a *actionStore) UnfinishedHeads(ctx context.Context) ([]*engine.InvocationState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	var out []*engine.InvocationState
-	err := a.read(func(db *pebble.DB) error {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{pUnfinished}, UpperBound: []byte{pUnfinished + 1}})
-		if err != nil {
-			return err
+	err := a.eachUnfinished(ctx, func(v []byte) error {
+		var h stateHead
+		if err := json.Unmarshal(v, &h); err != nil || h.Invocation == nil {
+			return fmt.Errorf("%w: invocation state: %v", errCorrupt, err)
 		}
-		defer it.Close()
-		for ok := it.First(); ok; ok = it.Next() {
-			v, closer, err := db.Get(invKey(pInvocation, it.Key()[1:]))
-			if errors.Is(err, pebble.ErrNotFound) {
-				return fmt.Errorf("%w: unfinished invocation without state", errCorrupt)
-			}
-			if err != nil {
-				return err
-			}
-			var h stateHead
-			err = json.Unmarshal(v, &h)
-			closer.Close()
-			if err != nil || h.Invocation == nil {
-				return fmt.Errorf("%w: invocation state: %v", errCorrupt, err)
-			}
-			i := h.Invocation
-			out = append(out, &engine.InvocationState{
-				Invocation: &engine.Invocation{ID: i.ID, FiringID: i.FiringID, Index: i.Index, Action: i.Action,
-					Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream, Mode: i.Mode},
-				Status: h.Status, NextAttempt: h.NextAttempt, Updated: h.Updated,
-			})
-		}
-		return it.Error()
+		i := h.Invocation
+		out = append(out, &engine.InvocationState{
+			Invocation: &engine.Invocation{ID: i.ID, FiringID: i.FiringID, Index: i.Index, Action: i.Action,
+				Ruleset: i.Ruleset, Rule: i.Rule, Policy: i.Policy, Sequential: i.Sequential, Created: i.Created, Stream: i.Stream, Mode: i.Mode},
+			Status: h.Status, NextAttempt: h.NextAttempt, Updated: h.Updated,
+		})
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("journal: unfinished: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 func decodeState(v []byte) (*engine.InvocationState, error) {

@@ -649,7 +649,7 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 	// Keys written by earlier entries of this same call.
 	var callDedupe map[string]int64
 	var callOrder map[string]int64
-	stored, err := s.lookupDedupe(r)
+	stored, dkeys, err := s.lookupDedupe(r)
 	if err != nil {
 		r.err = err
 		return seq
@@ -661,7 +661,12 @@ func (s *Store) decideEmit(g *group, r *request, seq, done uint64) uint64 {
 		}
 		p := plannedEntry{value: r.values[i], event: r.events[i]}
 		if e.DedupeKey != "" {
-			k := scopedKey(pDedupe, r.scope, e.DedupeKey)
+			var k []byte
+			if dkeys != nil {
+				k = dkeys[i]
+			} else {
+				k = scopedKey(pDedupe, r.scope, e.DedupeKey)
+			}
 			seen, err := s.dedupeSeen(g, callDedupe, stored, k)
 			if err != nil {
 				r.err = err
@@ -768,9 +773,11 @@ type storedKeys map[string]int64
 // partition's offsets) emit keys that are close together and new, so the
 // walk finds an empty range at once, where a Get per key probes every
 // table that may hold it; that Get was most of the CPU of such a call.
-// It returns nil for a call with fewer keys, which dedupeSeen then reads
-// one Get each.
-func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
+// It also returns the scoped keys it built, by entry (nil for an entry
+// without one), for the caller to use rather than build again. It returns
+// nils for a call with fewer keys, which dedupeSeen then reads one Get
+// each.
+func (s *Store) lookupDedupe(r *request) (storedKeys, [][]byte, error) {
 	n := 0
 	for _, e := range r.entries {
 		if e.DedupeKey != "" {
@@ -778,19 +785,21 @@ func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
 		}
 	}
 	if n < batchLookup {
-		return nil, nil
+		return nil, nil, nil
 	}
+	byEntry := make([][]byte, len(r.entries))
 	keys := make([][]byte, 0, n)
-	for _, e := range r.entries {
+	for i, e := range r.entries {
 		if e.DedupeKey != "" {
-			keys = append(keys, scopedKey(pDedupe, r.scope, e.DedupeKey))
+			byEntry[i] = scopedKey(pDedupe, r.scope, e.DedupeKey)
+			keys = append(keys, byEntry[i])
 		}
 	}
 	slices.SortFunc(keys, bytes.Compare)
 	last := keys[len(keys)-1]
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys[0], UpperBound: append(last[:len(last):len(last)], 0)})
 	if err != nil {
-		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+		return nil, nil, fmt.Errorf("journal: read dedupe keys: %w", err)
 	}
 	found := storedKeys{}
 	ok := it.First()
@@ -811,15 +820,15 @@ func (s *Store) lookupDedupe(r *request) (storedKeys, error) {
 			expiry, err := getU64(it.Value())
 			if err != nil {
 				_ = it.Close()
-				return nil, err
+				return nil, nil, err
 			}
 			found[string(k)] = int64(expiry)
 		}
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("journal: read dedupe keys: %w", err)
+		return nil, nil, fmt.Errorf("journal: read dedupe keys: %w", err)
 	}
-	return found, nil
+	return found, byEntry, nil
 }
 
 // backlogFull reports whether accepting r would take what is pending

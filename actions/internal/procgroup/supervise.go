@@ -117,7 +117,7 @@ const pipeDrain = 2 * time.Second
 
 func init() {
 	if len(os.Args) > 0 && os.Args[0] == supervisorArg0 {
-		os.Exit(superviseMain(os.Args[1:]))
+		os.Exit(SuperviseMain(os.Args[1:]))
 	}
 }
 
@@ -312,7 +312,7 @@ func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 // once the group is empty: that group is someone else's and is left alone.
 func killOrphanGroup(pgid int) {
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pgid)); err == nil {
-		if _, state, err := procStat(pgid); err == nil && state != 'Z' && state != 'X' {
+		if st, err := readStat(pgid); err == nil && st.running() {
 			return
 		}
 	}
@@ -350,7 +350,7 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		st, err := readStat(pid)
-		if err == nil && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
+		if err == nil && st.pgrp == pgid && st.running() {
 			return true
 		}
 	}
@@ -363,8 +363,8 @@ func (pr pidRecord) alive() bool {
 	if pr.PID <= 0 || !pr.sameBoot() {
 		return false
 	}
-	start, state, err := procStat(pr.PID)
-	return err == nil && start == pr.StartTime && state != 'Z' && state != 'X'
+	st, err := readStat(pr.PID)
+	return err == nil && st.start == pr.StartTime && st.running()
 }
 
 func (pr pidRecord) sameBoot() bool { return pr.BootID == bootID() }
@@ -376,12 +376,10 @@ type stat struct {
 	start uint64 // field 22, in clock ticks since boot
 }
 
-// procStat returns the start time and state of pid.
-func procStat(pid int) (uint64, byte, error) {
-	st, err := readStat(pid)
-	return st.start, st.state, err
-}
+// running reports whether the process is neither a zombie nor dead.
+func (st stat) running() bool { return st.state != 'Z' && st.state != 'X' }
 
+// readStat reads /proc/PID/stat.
 func readStat(pid int) (stat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -408,12 +406,11 @@ func readStat(pid int) (stat, error) {
 	return stat{state: f[0][0], pgrp: pgrp, start: start}, nil
 }
 
-var bootIDOnce = sync.OnceValue(func() string {
+// bootID is this boot's id, read once.
+var bootID = sync.OnceValue(func() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	return strings.TrimSpace(string(b))
 })
-
-func bootID() string { return bootIDOnce() }
 
 // fileID turns an invocation ID into a file name part.
 func fileID(id string) string {
@@ -484,14 +481,11 @@ func writeRecord(path string, v any, sync bool) error {
 	return d.Sync()
 }
 
-// SuperviseMain runs the supervisor with args (the arguments after
-// argv[0]) and returns its exit status; cmd/rulebook-supervise calls it.
-func SuperviseMain(args []string) int { return superviseMain(args) }
-
-// superviseMain is the supervisor process; it returns its exit status:
-// 0 once the exit record is written, 3 when it did not start the program
-// because the engine was gone, 2 on a usage or record error.
-func superviseMain(args []string) int {
+// SuperviseMain is the supervisor process, run with args (the arguments
+// after argv[0]) by init and by cmd/rulebook-supervise; it returns its
+// exit status: 0 once the exit record is written, 3 when it did not start
+// the program because the engine was gone, 2 on a usage or record error.
+func SuperviseMain(args []string) int {
 	var record, note, prog string
 	ppid := -1
 	for len(args) > 0 {
@@ -534,12 +528,12 @@ func superviseMain(args []string) int {
 		}
 	}()
 
-	start, _, err := procStat(os.Getpid())
+	self, err := readStat(os.Getpid())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", supervisorArg0, err)
 		return 2
 	}
-	pr := pidRecord{PID: os.Getpid(), StartTime: start, BootID: bootID(), Note: note, Started: time.Now()}
+	pr := pidRecord{PID: os.Getpid(), StartTime: self.start, BootID: bootID(), Note: note, Started: time.Now()}
 	// Written, not fsynced: the record is there for a later engine to
 	// find a supervisor or program that still runs, and a write is
 	// visible to every process at once. Only a kernel crash or power loss

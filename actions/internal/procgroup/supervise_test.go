@@ -216,11 +216,11 @@ func TestReattachPidReused(t *testing.T) {
 		_ = other.Process.Kill()
 		_ = other.Wait()
 	}()
-	start, _, err := procStat(other.Process.Pid)
+	st, err := readStat(other.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := pidRecord{PID: other.Process.Pid, StartTime: start - 1, BootID: bootID(), Started: time.Now()}
+	rec := pidRecord{PID: other.Process.Pid, StartTime: st.start - 1, BootID: bootID(), Started: time.Now()}
 	if err := writeRecord(filepath.Join(dir, "inv.1-x.pid"), rec, true); err != nil {
 		t.Fatal(err)
 	}
