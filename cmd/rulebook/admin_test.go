@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestAdminReloadPublishesOnce: a reload asked through the admin API shows
@@ -29,25 +25,8 @@ func TestAdminReloadPublishesOnce(t *testing.T) {
 	if err := os.WriteFile(path, []byte(rb), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	rf := addRunFlags(fs)
-	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data"), "--admin", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	var logs rbtest.Buffer
-	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	a, logs, _, stop := startApp(t, path, "--data-dir", filepath.Join(dir, "data"), "--admin", "127.0.0.1:0")
+	defer stop()
 
 	var url string
 	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

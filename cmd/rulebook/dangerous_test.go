@@ -82,25 +82,8 @@ func TestRunLogsShellWarningsAtStart(t *testing.T) {
 	if err := os.WriteFile(path, []byte(shellRulebook), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	rf := addRunFlags(fs)
-	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data")}); err != nil {
-		t.Fatal(err)
-	}
-	var logs rbtest.Buffer
-	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	_, logs, _, stop := startApp(t, path, "--data-dir", filepath.Join(dir, "data"))
+	defer stop()
 	var warned []string
 	running := false
 	for deadline := time.Now().Add(10 * time.Second); !running && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

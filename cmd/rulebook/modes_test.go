@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,39 +10,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // modesApp runs the app on path with an admin listener and returns the
 // listener's URL and a stop function that waits for the run to end.
 func modesApp(t *testing.T, path, data string) (string, func()) {
 	t.Helper()
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	rf := addRunFlags(fs)
-	if err := fs.Parse([]string{"--data-dir", data, "--admin", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	var logs rbtest.Buffer
-	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
+	_, logs, _, stopRun := startApp(t, path, "--data-dir", data, "--admin", "127.0.0.1:0")
 	stopped := false
 	stop := func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
+		stopRun()
 	}
 	t.Cleanup(stop)
 	var url string

@@ -1,19 +1,12 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
-
-	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // TestSIGHUPReloadOfHugeConditionKeepsRunning: a rulebook whose condition
@@ -34,25 +27,8 @@ func TestSIGHUPReloadOfHugeConditionKeepsRunning(t *testing.T) {
 		}
 	}
 	write(rb("v1", "event.i == 1"))
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	rf := addRunFlags(fs)
-	if err := fs.Parse([]string{"--data-dir", filepath.Join(dir, "data")}); err != nil {
-		t.Fatal(err)
-	}
-	var logs rbtest.Buffer
-	a, err := newApp(path, rf, io.Discard, zerolog.New(&logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	a, logs, done, stop := startApp(t, path, "--data-dir", filepath.Join(dir, "data"))
+	defer stop()
 	waitLogs := func(want string, n int) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); strings.Count(logs.String(), want) < n; time.Sleep(10 * time.Millisecond) {

@@ -60,9 +60,7 @@ var _ engine.BacklogProbe = (*gate)(nil)
 // BacklogFull implements engine.BacklogProbe for the journal behind the
 // gate; a refusal counts like one of Emit.
 func (g *gate) BacklogFull(src engine.SourceRef) *engine.BacklogError {
-	g.mu.RLock()
 	p, ok := g.inner.(engine.BacklogProbe)
-	g.mu.RUnlock()
 	if !ok {
 		return nil
 	}
