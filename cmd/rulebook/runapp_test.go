@@ -28,11 +28,18 @@ func startApp(t *testing.T, path string, args ...string) (a *app, logs *rbtest.B
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan error, 1)
-	go func() { ch <- a.run(ctx) }()
+	// run's result goes to the caller's done and to stop's own channel, so
+	// stop never waits for a value the caller has already taken (a test
+	// that read done and then failed used to hang in its deferred stop).
+	ch, res := make(chan error, 1), make(chan error, 1)
+	go func() {
+		err := a.run(ctx)
+		ch <- err
+		res <- err
+	}()
 	return a, logs, ch, func() {
 		cancel()
-		if err := <-ch; err != nil {
+		if err := <-res; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	}
