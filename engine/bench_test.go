@@ -149,39 +149,7 @@ func BenchmarkThrottleManyGroups(b *testing.B) {
 //
 //	go test ./engine -run '^$' -bench AllManyPartials
 func BenchmarkAllManyPartials(b *testing.B) {
-	for _, partials := range []int{100, 10_000} {
-		b.Run(fmt.Sprintf("partials=%d", partials), func(b *testing.B) {
-			be := newBenchEngine(b, `- name: bench
-  sources:
-    - generic: {payload: []}
-  rules:
-    - name: flap
-      condition:
-        all:
-          - event.k == "down"
-          - event.k == "up" && event.h == events.m_0.h
-      action: {none: {}}
-`)
-			down := make([]int, 0, partials+1) // hosts down, in any order
-			next := 0
-			for range partials {
-				down = append(down, next)
-				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", next)})
-				next++
-			}
-			rng := rand.New(rand.NewPCG(1, 1))
-			be.measure(2, func(int) {
-				down = append(down, next)
-				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", next)})
-				next++
-				j := rng.IntN(len(down))
-				host := down[j]
-				down[j] = down[len(down)-1]
-				down = down[:len(down)-1]
-				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", host)})
-			})
-		})
-	}
+	benchFlapJoin(b, "partials", "down", "up")
 }
 
 // BenchmarkAllManyWaiting is BenchmarkAllManyPartials the other way
@@ -191,8 +159,16 @@ func BenchmarkAllManyPartials(b *testing.B) {
 //
 //	go test ./engine -run '^$' -bench AllManyWaiting
 func BenchmarkAllManyWaiting(b *testing.B) {
-	for _, waiting := range []int{100, 10_000} {
-		b.Run(fmt.Sprintf("waiting=%d", waiting), func(b *testing.B) {
+	benchFlapJoin(b, "waiting", "up", "down")
+}
+
+// benchFlapJoin runs the two-event host join (a "down" then an "up" for
+// the same host) holding n pending events of kind held, n = 100 and
+// 10,000: per step one more host sends held and a host pending since a
+// random time sends closing, completing its match.
+func benchFlapJoin(b *testing.B, label, held, closing string) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("%s=%d", label, n), func(b *testing.B) {
 			be := newBenchEngine(b, `- name: bench
   sources:
     - generic: {payload: []}
@@ -204,23 +180,23 @@ func BenchmarkAllManyWaiting(b *testing.B) {
           - event.k == "up" && event.h == events.m_0.h
       action: {none: {}}
 `)
-			up := make([]int, 0, waiting+1)
+			pending := make([]int, 0, n+1) // hosts pending, in any order
 			next := 0
-			for range waiting {
-				up = append(up, next)
-				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", next)})
+			for range n {
+				pending = append(pending, next)
+				be.send(map[string]any{"k": held, "h": fmt.Sprintf("h%d", next)})
 				next++
 			}
 			rng := rand.New(rand.NewPCG(1, 1))
 			be.measure(2, func(int) {
-				up = append(up, next)
-				be.send(map[string]any{"k": "up", "h": fmt.Sprintf("h%d", next)})
+				pending = append(pending, next)
+				be.send(map[string]any{"k": held, "h": fmt.Sprintf("h%d", next)})
 				next++
-				j := rng.IntN(len(up))
-				host := up[j]
-				up[j] = up[len(up)-1]
-				up = up[:len(up)-1]
-				be.send(map[string]any{"k": "down", "h": fmt.Sprintf("h%d", host)})
+				j := rng.IntN(len(pending))
+				host := pending[j]
+				pending[j] = pending[len(pending)-1]
+				pending = pending[:len(pending)-1]
+				be.send(map[string]any{"k": closing, "h": fmt.Sprintf("h%d", host)})
 			})
 		})
 	}

@@ -117,14 +117,12 @@ type fieldPath struct {
 	keys []any
 }
 
-func (n andNode) eval(e *evalState) Tri {
-	l := n.l.eval(e)
-	if l == False {
-		return False
-	}
-	r := n.r.eval(e)
+// and3, or3 and not3 are Kleene's three-valued and, or and not: the one
+// definition of the logic that condNode.eval and Explain (explainNode)
+// both combine their operands with.
+func and3(l, r Tri) Tri {
 	switch {
-	case r == False:
+	case l == False || r == False:
 		return False
 	case l == True && r == True:
 		return True
@@ -132,14 +130,9 @@ func (n andNode) eval(e *evalState) Tri {
 	return Unknown
 }
 
-func (n orNode) eval(e *evalState) Tri {
-	l := n.l.eval(e)
-	if l == True {
-		return True
-	}
-	r := n.r.eval(e)
+func or3(l, r Tri) Tri {
 	switch {
-	case r == True:
+	case l == True || r == True:
 		return True
 	case l == False && r == False:
 		return False
@@ -147,8 +140,8 @@ func (n orNode) eval(e *evalState) Tri {
 	return Unknown
 }
 
-func (n notNode) eval(e *evalState) Tri {
-	switch n.n.eval(e) {
+func not3(t Tri) Tri {
+	switch t {
 	case True:
 		return False
 	case False:
@@ -156,6 +149,24 @@ func (n notNode) eval(e *evalState) Tri {
 	}
 	return Unknown
 }
+
+func (n andNode) eval(e *evalState) Tri {
+	l := n.l.eval(e)
+	if l == False {
+		return False
+	}
+	return and3(l, n.r.eval(e))
+}
+
+func (n orNode) eval(e *evalState) Tri {
+	l := n.l.eval(e)
+	if l == True {
+		return True
+	}
+	return or3(l, n.r.eval(e))
+}
+
+func (n notNode) eval(e *evalState) Tri { return not3(n.n.eval(e)) }
 
 func (n atomNode) eval(e *evalState) Tri {
 	for _, p := range n.paths {

@@ -341,11 +341,8 @@ func explainNode(st *evalState, n condNode) (Tri, []string, []string) {
 			return False, nil, nil
 		}
 		r, rm, re := explainNode(st, x.r)
-		switch {
-		case r == False:
-			return False, nil, nil
-		case l == True && r == True:
-			return True, nil, nil
+		if t := and3(l, r); t != Unknown {
+			return t, nil, nil
 		}
 		return Unknown, append(lm, rm...), append(le, re...)
 	case orNode:
@@ -354,20 +351,14 @@ func explainNode(st *evalState, n condNode) (Tri, []string, []string) {
 			return True, nil, nil
 		}
 		r, rm, re := explainNode(st, x.r)
-		switch {
-		case r == True:
-			return True, nil, nil
-		case l == False && r == False:
-			return False, nil, nil
+		if t := or3(l, r); t != Unknown {
+			return t, nil, nil
 		}
 		return Unknown, append(lm, rm...), append(le, re...)
 	case notNode:
 		t, m, errs := explainNode(st, x.n)
-		switch t {
-		case True:
-			return False, nil, nil
-		case False:
-			return True, nil, nil
+		if t != Unknown {
+			return not3(t), nil, nil
 		}
 		return Unknown, m, errs
 	case atomNode:

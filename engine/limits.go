@@ -139,18 +139,14 @@ func templateStringBounds(s string, path []string) error {
 	}
 	rest, offset := s, 0
 	for {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
-			return nil
+		lit, src, after, _, closed := cutTemplate(rest)
+		if !closed {
+			return nil // no template left, or unclosed: CompileTemplate reports it
 		}
-		j := strings.Index(rest[i+2:], "}}")
-		if j < 0 {
-			return nil // CompileTemplate reports it
+		if _, at := exprNesting(src); at >= 0 {
+			return &TemplateError{Path: path, Column: offset + len(lit) + 2 + at + 1, Err: fmt.Errorf("template: brackets nest deeper than %d levels", MaxNesting)}
 		}
-		if _, at := exprNesting(rest[i+2 : i+2+j]); at >= 0 {
-			return &TemplateError{Path: path, Column: offset + i + 2 + at + 1, Err: fmt.Errorf("template: brackets nest deeper than %d levels", MaxNesting)}
-		}
-		offset += i + 2 + j + 2
-		rest = rest[i+2+j+2:]
+		offset += len(rest) - len(after)
+		rest = after
 	}
 }

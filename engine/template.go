@@ -226,24 +226,23 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 	var parts []tplNode
 	rest, offset := s, 0
 	for {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
+		lit, src, after, open, closed := cutTemplate(rest)
+		if !open {
 			if rest != "" {
 				parts = append(parts, textLiteral(rest))
 			}
 			break
 		}
-		j := strings.Index(rest[i+2:], "}}")
-		if j < 0 {
+		i := len(lit)
+		if !closed {
 			return nil, &TemplateError{Path: path, Column: offset + i + 1, Err: fmt.Errorf("template %q has no closing }}", s)}
 		}
 		if i > 0 {
-			if at := openRefAt(rest[:i]); at >= 0 {
-				return nil, &TemplateError{Path: path, Column: offset + at + 1, Err: fmt.Errorf("secret reference %q is completed by a template: a secret's name must be literal text", rest[at:i]+"{{")}
+			if at := openRefAt(lit); at >= 0 {
+				return nil, &TemplateError{Path: path, Column: offset + at + 1, Err: fmt.Errorf("secret reference %q is completed by a template: a secret's name must be literal text", lit[at:]+"{{")}
 			}
-			parts = append(parts, textLiteral(rest[:i]))
+			parts = append(parts, textLiteral(lit))
 		}
-		src := rest[i+2 : i+2+j]
 		prog, err := compileTemplateExpr(src, cfg)
 		if err != nil {
 			col := offset + i + 3
@@ -253,8 +252,8 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 			return nil, &TemplateError{Path: path, Column: col, Err: fmt.Errorf("template %q: %w", strings.TrimSpace(src), err)}
 		}
 		parts = append(parts, tplExpr{src: strings.TrimSpace(src), prog: prog})
-		offset += i + 2 + j + 2
-		rest = rest[i+2+j+2:]
+		offset += len(rest) - len(after)
+		rest = after
 	}
 	if len(parts) == 1 {
 		if e, ok := parts[0].(tplExpr); ok {
@@ -268,6 +267,24 @@ func (c *Compiler) compileString(s string, path []string, cfg *conf.Config) (tpl
 		}
 	}
 	return t, nil
+}
+
+// cutTemplate splits s at its first "{{ expr }}": lit is the text before
+// the "{{", src the expression between the braces and rest the text after
+// the "}}". open is false when s has no "{{" (lit is s); closed is false
+// when the "{{" has no "}}" (src is all the text after the "{{"). It is the
+// one place template text is split, so CompileTemplate, TemplateParts and
+// EscapeURLTemplate see the same expressions.
+func cutTemplate(s string) (lit, src, rest string, open, closed bool) {
+	i := strings.Index(s, "{{")
+	if i < 0 {
+		return s, "", "", false, false
+	}
+	j := strings.Index(s[i+2:], "}}")
+	if j < 0 {
+		return s[:i], s[i+2:], "", true, false
+	}
+	return s[:i], s[i+2 : i+2+j], s[i+2+j+2:], true, true
 }
 
 func compileTemplateExpr(src string, cfg *conf.Config) (*vm.Program, error) {

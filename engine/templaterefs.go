@@ -44,17 +44,16 @@ func TemplateParts(s string) []TemplatePart {
 	var out []TemplatePart
 	rest, offset := s, 0
 	for {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
+		lit, src, after, open, closed := cutTemplate(rest)
+		if !open {
 			return out
 		}
-		j := strings.Index(rest[i+2:], "}}")
-		if j < 0 {
+		col := offset + len(lit) + 1
+		if !closed {
 			// Unclosed: CompileTemplate reports it.
-			return append(out, TemplatePart{Column: offset + i + 1, Src: strings.TrimSpace(rest[i+2:])})
+			return append(out, TemplatePart{Column: col, Src: strings.TrimSpace(src)})
 		}
-		src := rest[i+2 : i+2+j]
-		p := TemplatePart{Column: offset + i + 1, Src: strings.TrimSpace(src)}
+		p := TemplatePart{Column: col, Src: strings.TrimSpace(src)}
 		if tree, err := parser.Parse(src); err == nil {
 			p.Parsed = true
 			v := &rootCollector{}
@@ -62,8 +61,8 @@ func TemplateParts(s string) []TemplatePart {
 			p.Roots = v.names
 		}
 		out = append(out, p)
-		offset += i + 2 + j + 2
-		rest = rest[i+2+j+2:]
+		offset += len(rest) - len(after)
+		rest = after
 	}
 }
 

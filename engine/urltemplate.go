@@ -55,21 +55,16 @@ func EscapeURLTemplate(s string) string {
 	var b strings.Builder
 	place, rest := urlPrefix, s
 	for {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
+		lit, src, after, _, closed := cutTemplate(rest)
+		if !closed {
 			break
 		}
-		j := strings.Index(rest[i+2:], "}}")
-		if j < 0 {
-			break
-		}
-		lit, src := rest[:i], rest[i+2:i+2+j]
 		place = place.after(lit)
 		b.WriteString(lit)
 		b.WriteString("{{")
 		b.WriteString(escapeURLExpr(place, src))
 		b.WriteString("}}")
-		rest = rest[i+2+j+2:]
+		rest = after
 	}
 	b.WriteString(rest)
 	return b.String()
