@@ -28,7 +28,8 @@ func Convert(name string, data []byte, opts Options) ([]byte, error) {
 		return nil, errNoRegistry
 	}
 	l := &loader{file: name, opts: opts}
-	l.parse(data)
+	var doc yaml.Node
+	l.parse(&doc, yaml.Unmarshal(data, &doc)) // a tree of its own: it is edited below
 	if len(l.errs) > 0 {
 		sortByPosition(l.errs)
 		return nil, l.errs

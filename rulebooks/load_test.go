@@ -294,3 +294,29 @@ func TestLoadFilters(t *testing.T) {
 		t.Fatalf("filters %#v, want %#v", got, want)
 	}
 }
+
+// TestFileDeclaredPlugins: the plugins of a file parsed once, as
+// DeclaredPlugins reads them (paths relative to the rulebook's directory;
+// nothing from a rulebook that does not decode), and the same file
+// compiles afterwards with positions intact.
+func TestFileDeclaredPlugins(t *testing.T) {
+	src := "- name: rs\n  plugins:\n    - {path: bin/p, sha256: abc}\n    - {path: /abs/q}\n  sources: [{range: {limit: 1}}]\n  rules:\n    - {name: r, condition: event.i == 1, action: {none: {}}}\n"
+	f := NewFile("dir/site.yml", []byte(src))
+	got := f.DeclaredPlugins()
+	want := []PluginSpec{{Path: "dir/bin/p", SHA256: "abc"}, {Path: "/abs/q"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("plugins %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"- name: [\n", "- just a string\n", "plugins: {path: x}\n", ""} {
+		if got := NewFile("x.yml", []byte(bad)).DeclaredPlugins(); got != nil {
+			t.Errorf("%q: plugins %+v, want none", bad, got)
+		}
+	}
+	bad := NewFile("bad.yml", []byte("- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n    - {name: r, condition: event.i ==, action: {run_playbook: {name: p.yml}}}\n"))
+	for i := 0; i < 2; i++ { // a File compiles again, the same
+		_, err := bad.Compile(Options{Registry: testRegistry()})
+		if err == nil || !strings.HasPrefix(err.Error(), "bad.yml:4:37: ") {
+			t.Fatalf("compile %d: %v, want an error at bad.yml:4:37", i, err)
+		}
+	}
+}

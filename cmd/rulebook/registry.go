@@ -34,7 +34,10 @@ import (
 // registryOptions say what a registry needs beyond the built-ins.
 type registryOptions struct {
 	rulebookPath string
-	pluginDirs   []string
+	// rulebook, when set, is the rulebook at rulebookPath already read,
+	// so its declared plugins are found without parsing it again.
+	rulebook   *rulebooks.File
+	pluginDirs []string
 	// pluginState is the plugins' state directory (the data dir's plugins/).
 	pluginState string
 	// hub serves the HTTP sources; nil builds one that is never started
@@ -105,11 +108,14 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	dirs := opts.pluginDirs
 	var declared, declaredSources []plugins.Declared
 	if opts.rulebookPath != "" {
-		decl, err := rulebooks.DeclaredPlugins(opts.rulebookPath)
-		if err != nil {
-			return nil, err
+		file := opts.rulebook
+		if file == nil {
+			var err error
+			if file, err = rulebooks.ReadFile(opts.rulebookPath); err != nil {
+				return nil, err
+			}
 		}
-		for _, d := range decl {
+		for _, d := range file.DeclaredPlugins() {
 			pd := plugins.Declared{Name: d.Name, Path: d.Path, SHA256: d.SHA256}
 			if plugins.IsSourcePath(d.Path) {
 				declaredSources = append(declaredSources, pd)

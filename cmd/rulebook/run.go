@@ -211,10 +211,10 @@ func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*a
 	return a, nil
 }
 
-// load compiles the rulebook with the app's registry; errors are logged one
-// per line with their position.
-func (a *app) load() (*rulebooks.Rulebook, error) {
-	rb, err := rulebooks.Load(a.path, rulebooks.Options{Registry: a.wiring.reg, Clock: a.clock, ExtraVars: a.extra, CheckSecrets: true})
+// load compiles the rulebook file with the app's registry; errors are
+// logged one per line with their position.
+func (a *app) load(file *rulebooks.File) (*rulebooks.Rulebook, error) {
+	rb, err := file.Compile(rulebooks.Options{Registry: a.wiring.reg, Clock: a.clock, ExtraVars: a.extra, CheckSecrets: true})
 	if err != nil {
 		var list rulebooks.ErrorList
 		if errors.As(err, &list) {
@@ -234,12 +234,8 @@ func (a *app) load() (*rulebooks.Rulebook, error) {
 // recordRulebook keeps the text of the rulebook now running in the data
 // dir, for `rulebook backtest` to compare a change against. Failing to is
 // logged, not fatal: it only costs the backtest its default.
-func (a *app) recordRulebook() {
-	text, err := os.ReadFile(a.path)
-	if err == nil {
-		err = backtest.SaveLastRun(a.rf.dataDir, a.path, text, time.Now())
-	}
-	if err != nil {
+func (a *app) recordRulebook(text []byte) {
+	if err := backtest.SaveLastRun(a.rf.dataDir, a.path, text, time.Now()); err != nil {
 		a.log.Warn().Err(err).Msg("rulebook not recorded for backtest")
 	}
 }
@@ -257,7 +253,12 @@ func (a *app) run(ctx context.Context) (result error) {
 		return err
 	}
 	ctl, ctlErr := rf.controller.controller(os.Getenv)
-	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, pluginDirs: *rf.pluginDirs,
+	// Read and parsed once, for the plugins it declares and the compile.
+	file, err := rulebooks.ReadFile(a.path)
+	if err != nil {
+		return err
+	}
+	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, rulebook: file, pluginDirs: *rf.pluginDirs,
 		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
 		sourceDirs: *rf.sourceDirs, controller: ctl, controllerErr: ctlErr,
 		inventory: rf.eda.inventory})
@@ -267,7 +268,7 @@ func (a *app) run(ctx context.Context) (result error) {
 	if a.wiring.host != nil {
 		defer a.wiring.host.Close()
 	}
-	rb, err := a.load()
+	rb, err := a.load(file)
 	if err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		}
 	}}
 	a.setRulesets(rb.Rulesets)
-	a.recordRulebook()
+	a.recordRulebook(file.Data)
 
 	a.actions = newActionSet(a.wiring.reg, rf.dataDir, log)
 	if err := a.actions.ensure(rb); err != nil {
@@ -658,7 +659,11 @@ func (a *app) reload(trigger string) error {
 	if a.draining.Load() {
 		return errors.New("shutting down")
 	}
-	rb, err := a.load()
+	file, err := rulebooks.ReadFile(a.path)
+	if err != nil {
+		return err
+	}
+	rb, err := a.load(file)
 	if err != nil {
 		return err
 	}
@@ -674,7 +679,7 @@ func (a *app) reload(trigger string) error {
 		sum = a.eng.Replace(rb.Rulesets)
 	}
 	a.setRulesets(rb.Rulesets)
-	a.recordRulebook()
+	a.recordRulebook(file.Data)
 	// Pending approvals of rules switched to auto run, to shadow are
 	// cancelled.
 	a.disp.ModesChanged()
