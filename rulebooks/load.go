@@ -2,8 +2,6 @@ package rulebooks
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,6 +185,7 @@ type loader struct {
 	// names of every ruleset, for cross-references
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
+	fp           fingerprinter
 }
 
 type rulesetRef struct {
@@ -514,7 +513,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 				continue
 			}
 			l.ruleMode(rn, r, mode, approval, vars, defaults)
-			r.Fingerprint = fingerprint(settings, rn)
+			r.Fingerprint = l.fp.fingerprint(settings, rn)
 			if line, dup := seen[r.Name]; dup && r.Name != "" { // an empty name is reported as such
 				l.rule = r.Name
 				l.errf(mapValue(rn, "name"), "name", "duplicate rule name (first defined at line %d)", line)
@@ -538,19 +537,6 @@ func rulesetSettings(rs *engine.Ruleset, vars map[string]any, defaults engine.Po
 		"multiple": rs.MatchMultiple, "sequential": rs.Sequential,
 	})
 	return b
-}
-
-// fingerprint hashes a rule's YAML (positions and comments aside) with its
-// ruleset's settings.
-func fingerprint(settings []byte, n *yaml.Node) string {
-	var v any
-	_ = n.Decode(&v)
-	b, _ := json.Marshal(v)
-	h := sha256.New()
-	h.Write(settings)
-	h.Write([]byte{0})
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func (l *loader) plugins(n *yaml.Node) {
