@@ -176,3 +176,37 @@ func TestNestingIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLooksSkipsLexing: Looks answers without lexing only where lexing
+// would have answered false; conditions with and without EDA's words, in
+// strings, paths and templates.
+func TestLooksSkipsLexing(t *testing.T) {
+	cases := []struct {
+		src  string
+		want bool
+	}{
+		{`event.host == "h1" && event.cpu > 90`, false},
+		{`event.i is defined`, true},
+		{`event.disk.list == "x"`, false}, // "is" inside names only
+		{`event.x == True`, true},
+		{`event.x != False`, true},
+		{`event.x == null`, true},
+		{`event.nullable == 1`, false},
+		{`event.msg == "this is it"`, false}, // words in a string
+		{`event.i == "{{ expected }}"`, true},
+		{`event.i == "{{ open"`, false},
+		{`event.i == '{{ a }}'`, true},
+		{`event.i == "a\t{{ b }}"`, true},
+		{`lower(event.alertname) == "a1"`, false},
+		{`event.x == 1 or event.y is not defined`, true},
+		{`"unterminated is`, false},
+	}
+	for _, tc := range cases {
+		if got := Looks(tc.src); got != tc.want {
+			t.Errorf("Looks(%q) = %v, want %v", tc.src, got, tc.want)
+		}
+		if got := looksLexed(tc.src); got != tc.want {
+			t.Errorf("looksLexed(%q) = %v, want %v", tc.src, got, tc.want)
+		}
+	}
+}
