@@ -114,13 +114,13 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 		// condition overflowed expr's parser, and scanning it for EDA's
 		// forms took seconds): the native compiler refuses it first
 		// thing, with the position of the problem.
-		_, name, offset, err := l.compileNative(src, comp)
+		_, name, offset, err := l.compileNative(src, comp, nil)
 		line, col := exprPos(n, err, offset)
 		l.errAt(line, col, where, err.Error())
 		return nil, name
 	}
 	if !l.eda {
-		c, name, offset, err := l.compileNative(src, comp)
+		c, name, offset, err := l.compileNative(src, comp, l.precompiled(n, src))
 		if err == nil {
 			return c, name
 		}
@@ -141,7 +141,7 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 	}
 	if !eda.Parses(src) {
 		// Not EDA's grammar: maybe expr's (&&, functions).
-		if nc, nname, _, nerr := l.compileNative(src, comp); nerr == nil {
+		if nc, nname, _, nerr := l.compileNative(src, comp, nil); nerr == nil {
 			return nc, nname
 		}
 	}
@@ -154,10 +154,64 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 	return nil, name
 }
 
-func (l *loader) compileNative(src string, comp *engine.Compiler) (*engine.Condition, string, int, error) {
+// compileNative compiles src as expr, or takes pre, its compile by
+// precompile, when set.
+func (l *loader) compileNative(src string, comp *engine.Compiler, pre *precompiled) (*engine.Condition, string, int, error) {
 	name, cond, offset := engine.SplitAssignment(src)
+	if pre != nil {
+		return pre.c, name, offset, pre.err
+	}
 	c, err := comp.CompileCondition(cond)
 	return c, name, offset, err
+}
+
+// noPrecompile turns precompile off, for the test that compares.
+var noPrecompile bool
+
+// precompiled is a condition compiled as expr by precompile.
+type precompiled struct {
+	src string
+	c   *engine.Condition
+	err error
+}
+
+// precompile compiles, as expr, every condition of a ruleset's rules at
+// once (engine.CompileConditions, on every CPU) before the rules are
+// checked one by one; compileCond then takes each result instead of
+// compiling it, so what is reported, and in which order, is unchanged.
+// Only a rulebook read as expr: an EDA one translates first.
+func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) {
+	if l.eda || noPrecompile {
+		return
+	}
+	var nodes []*yaml.Node
+	var srcs []string
+	for _, rn := range rules.Content {
+		for _, cn := range conditionNodes(mapValue(rn, "condition")) {
+			if engine.CheckExprBounds(cn.Value) != nil {
+				continue // compileCond reports it without compiling
+			}
+			_, cond, _ := engine.SplitAssignment(cn.Value)
+			nodes = append(nodes, cn)
+			srcs = append(srcs, cond)
+		}
+	}
+	conds, errs := comp.CompileConditions(srcs)
+	l.pre = make(map[*yaml.Node]*precompiled, len(nodes))
+	for i, n := range nodes {
+		l.pre[n] = &precompiled{src: n.Value, c: conds[i], err: errs[i]}
+	}
+}
+
+// precompiled returns precompile's result for the condition src at n, and
+// forgets it (a condition is compiled once per rule).
+func (l *loader) precompiled(n *yaml.Node, src string) *precompiled {
+	p := l.pre[n]
+	if p == nil || p.src != src {
+		return nil
+	}
+	delete(l.pre, n)
+	return p
 }
 
 // posError is an error at a file position.

@@ -187,6 +187,9 @@ type loader struct {
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
 	fp           fingerprinter
+	// pre holds the conditions of the ruleset being loaded, compiled
+	// ahead by precompile (dialect.go).
+	pre map[*yaml.Node]*precompiled
 }
 
 type rulesetRef struct {
@@ -520,6 +523,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
 	} else {
 		seen := map[string]int{}
+		l.precompile(v, comp)
 		for _, rn := range v.Content {
 			r := l.rule1(rn, comp, defaults)
 			if r == nil {
@@ -534,6 +538,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			seen[r.Name] = rn.Line
 			rs.Rules = append(rs.Rules, r)
 		}
+		l.pre = nil
 		if len(v.Content) == 0 {
 			l.errf(v, "rules", "a ruleset needs at least one rule")
 		}
