@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// TestCompileConditionsAsSequential: compiled on several goroutines, each
+// TestStartConditionsAsSequential: compiled on several goroutines, each
 // condition is what CompileCondition makes of it, errors included, in
 // the order given; every condition judges the events alike. Run with
 // -race, it also shows the goroutines share nothing they write.
-func TestCompileConditionsAsSequential(t *testing.T) {
+func TestStartConditionsAsSequential(t *testing.T) {
 	shapes := []string{
 		`event.host == "h%d" && event.cpu > 90`,
 		`event.alertname == "A%d"`,
@@ -33,7 +33,19 @@ func TestCompileConditionsAsSequential(t *testing.T) {
 	}
 	clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	vars := map[string]any{"threshold": 80}
-	got, gotErrs := (&Compiler{Clock: clock, Vars: vars}).CompileConditions(srcs)
+	comp := &Compiler{Clock: clock, Vars: vars}
+	batch := comp.StartConditions(srcs)
+	got, gotErrs := make([]*Condition, len(srcs)), make([]error, len(srcs))
+	for i := range srcs {
+		if i%7 == 0 {
+			// The caller compiles other things meanwhile.
+			if _, err := comp.CompileTemplate("{{ event.host }}"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got[i], gotErrs[i] = batch.Get(i)
+	}
+	batch.Stop()
 	seq := &Compiler{Clock: clock, Vars: vars}
 	events := []map[string]any{
 		{"host": "h0", "cpu": 95, "alertname": "A1", "i": 1, "x": "y"},
@@ -76,4 +88,28 @@ func TestCompileConditionsAsSequential(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConditionBatchPartly: a batch read in part, out of order, and
+// stopped early gives each condition it is asked for, and Stop returns.
+func TestConditionBatchPartly(t *testing.T) {
+	var srcs []string
+	for i := 0; i < 2*parallelMin+5; i++ {
+		srcs = append(srcs, fmt.Sprintf("event.i == %d", i))
+	}
+	for _, order := range [][]int{{len(srcs) - 1, 0, 40}, {}, {3, 2, 1}, {parallelMin, parallelMin + 1}} {
+		b := (&Compiler{}).StartConditions(srcs)
+		for _, i := range order {
+			c, err := b.Get(i)
+			if err != nil || c.Source != srcs[i] {
+				t.Fatalf("Get(%d): %v, %v", i, c, err)
+			}
+		}
+		b.Stop()
+	}
+	small := (&Compiler{}).StartConditions(srcs[:3]) // no helpers
+	if c, err := small.Get(2); err != nil || c.Source != srcs[2] {
+		t.Fatalf("small Get(2): %v, %v", c, err)
+	}
+	small.Stop()
 }

@@ -159,7 +159,8 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 func (l *loader) compileNative(src string, comp *engine.Compiler, pre *precompiled) (*engine.Condition, string, int, error) {
 	name, cond, offset := engine.SplitAssignment(src)
 	if pre != nil {
-		return pre.c, name, offset, pre.err
+		c, err := pre.batch.Get(pre.i)
+		return c, name, offset, err
 	}
 	c, err := comp.CompileCondition(cond)
 	return c, name, offset, err
@@ -168,21 +169,22 @@ func (l *loader) compileNative(src string, comp *engine.Compiler, pre *precompil
 // noPrecompile turns precompile off, for the test that compares.
 var noPrecompile bool
 
-// precompiled is a condition compiled as expr by precompile.
+// precompiled is a condition precompile started compiling as expr.
 type precompiled struct {
-	src string
-	c   *engine.Condition
-	err error
+	src   string
+	batch *engine.ConditionBatch
+	i     int
 }
 
-// precompile compiles, as expr, every condition of a ruleset's rules at
-// once (engine.CompileConditions, on every CPU) before the rules are
-// checked one by one; compileCond then takes each result instead of
+// precompile starts compiling, as expr, every condition of a ruleset's
+// rules (engine.StartConditions: on the other CPUs, while the rules are
+// checked one by one); compileCond then takes each result instead of
 // compiling it, so what is reported, and in which order, is unchanged.
-// Only a rulebook read as expr: an EDA one translates first.
-func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) {
+// Only a rulebook read as expr: an EDA one translates first. The batch
+// returned must be stopped once the rules are checked.
+func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.ConditionBatch {
 	if l.eda || noPrecompile {
-		return
+		return nil
 	}
 	var nodes []*yaml.Node
 	var srcs []string
@@ -196,11 +198,12 @@ func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) {
 			srcs = append(srcs, cond)
 		}
 	}
-	conds, errs := comp.CompileConditions(srcs)
+	batch := comp.StartConditions(srcs)
 	l.pre = make(map[*yaml.Node]*precompiled, len(nodes))
 	for i, n := range nodes {
-		l.pre[n] = &precompiled{src: n.Value, c: conds[i], err: errs[i]}
+		l.pre[n] = &precompiled{src: n.Value, batch: batch, i: i}
 	}
+	return batch
 }
 
 // precompiled returns precompile's result for the condition src at n, and

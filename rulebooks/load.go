@@ -523,7 +523,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
 	} else {
 		seen := map[string]int{}
-		l.precompile(v, comp)
+		batch := l.precompile(v, comp)
 		for _, rn := range v.Content {
 			r := l.rule1(rn, comp, defaults)
 			if r == nil {
@@ -537,6 +537,9 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			}
 			seen[r.Name] = rn.Line
 			rs.Rules = append(rs.Rules, r)
+		}
+		if batch != nil {
+			batch.Stop()
 		}
 		l.pre = nil
 		if len(v.Content) == 0 {
