@@ -275,11 +275,14 @@ func (e *Engine) linkStats() {
 }
 
 func newRulesetState(rs *Ruleset) *rsState {
-	s := &rsState{rs: rs, factIDs: map[string]int{}, index: newRuleIndex(rs.Rules), timed: timedRules(rs.Rules)}
+	s := &rsState{rs: rs, factIDs: map[string]int{}, index: newRuleIndex(rs.Rules), timed: timedRules(rs.Rules),
+		rules: make([]*ruleState, 0, len(rs.Rules))}
 	for _, r := range rs.Rules {
-		rs := &ruleState{rule: r, groups: map[string]*throttleGroup{}, open: make([]int, len(r.Conditions)), joins: newJoins(r), deps: newDeps(r)}
-		for range r.Conditions {
-			rs.loose = append(rs.loose, map[*partial]struct{}{})
+		// groups and loose's maps are made on first use: most rules
+		// have no throttle and no join, and a rulebook may have 10,000.
+		rs := &ruleState{rule: r, open: make([]int, len(r.Conditions)), joins: newJoins(r), deps: newDeps(r)}
+		if len(rs.joins) > 0 {
+			rs.loose = make([]map[*partial]struct{}, len(r.Conditions))
 		}
 		s.rules = append(s.rules, rs)
 	}

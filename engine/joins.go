@@ -183,6 +183,9 @@ func (r *ruleState) index(p *partial) {
 		}
 		j, key := r.filing(p, t)
 		if j == nil {
+			if r.loose[t] == nil {
+				r.loose[t] = map[*partial]struct{}{}
+			}
 			r.loose[t][p] = struct{}{}
 			continue
 		}

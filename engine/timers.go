@@ -86,6 +86,9 @@ func (r *ruleState) setGroup(key string, g *throttleGroup, until time.Time) {
 	if old := r.groups[key]; old != nil && old != g {
 		r.deleteGroup(key)
 	}
+	if r.groups == nil {
+		r.groups = map[string]*throttleGroup{}
+	}
 	r.groups[key] = g
 	g.dl.p, g.dl.g, g.dl.key = nil, g, key
 	g.dl.at = until
