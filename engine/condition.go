@@ -327,6 +327,9 @@ var assignment = regexp.MustCompile(`^\s*(?:events|facts)\.([A-Za-z_][A-Za-z0-9_
 // SplitAssignment separates an EDA match name (`events.first << cond`) from
 // the condition. offset is the number of bytes removed from the front.
 func SplitAssignment(src string) (name, cond string, offset int) {
+	if !strings.Contains(src, "<<") {
+		return "", src, 0 // most conditions: no regexp run
+	}
 	m := assignment.FindStringSubmatchIndex(src)
 	if m == nil {
 		return "", src, 0
