@@ -405,6 +405,9 @@ func (l *loader) duration(n *yaml.Node, where string) (time.Duration, bool) {
 
 // value decodes a node into plain Go values (map[string]any, []any, ...).
 func (l *loader) value(n *yaml.Node, where string) (any, bool) {
+	if v, ok := plainValue(n); ok {
+		return v, true
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		l.errf(n, where, "%v", err)
@@ -1340,7 +1343,7 @@ func (l *loader) policy(f map[string]*yaml.Node, where string) engine.Policy {
 }
 
 func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults engine.Policy) *engine.ActionDef {
-	where := fmt.Sprintf("actions[%d]", i)
+	where := "actions[" + strconv.Itoa(i) + "]"
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
 		l.errf(n, where, "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
 		return nil
@@ -1348,7 +1351,7 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	kn, argsNode := n.Content[0], n.Content[1]
 	typ := eda.ActionName(strings.TrimPrefix(kn.Value, "ansible.eda."))
 	where += ": " + typ
-	a := &engine.ActionDef{Type: typ, Pos: fmt.Sprintf("%s:%d:%d", l.file, kn.Line, kn.Column)}
+	a := &engine.ActionDef{Type: typ, Pos: l.file + ":" + strconv.Itoa(kn.Line) + ":" + strconv.Itoa(kn.Column)}
 	var spec engine.ActionSpec
 	builtin := engine.IsBuiltinAction(typ)
 	if !builtin {
