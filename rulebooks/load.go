@@ -119,6 +119,8 @@ type File struct {
 	Data []byte
 	doc  yaml.Node
 	err  error // the YAML parser's, reported by Compile
+	// compiled says Compile released the rules of doc.
+	compiled bool
 }
 
 // ReadFile reads and parses a rulebook file. Only a read error is returned:
@@ -138,14 +140,22 @@ func NewFile(name string, data []byte) *File {
 	return f
 }
 
-// Compile checks and compiles the rulebook. It does not change the File,
-// so it may be compiled again (with other options).
+// Compile checks and compiles the rulebook. It lets go of each rule's
+// part of the parse tree once the rule is compiled: the tree of 10,000
+// rules is 18 MB, which then no longer adds to the heap of the compiled
+// rules, nor to each collection's work. Compiling again (with other
+// options) parses the text again; DeclaredPlugins is unaffected.
 func (f *File) Compile(opts Options) (*Rulebook, error) {
 	if opts.Registry == nil {
 		opts.Registry = engine.NewRegistry()
 	}
+	if f.compiled {
+		f.doc = yaml.Node{}
+		f.err = yaml.Unmarshal(f.Data, &f.doc)
+	}
+	f.compiled = true
 	name := f.Name
-	l := &loader{file: name, opts: opts, src: f.Data}
+	l := &loader{file: name, opts: opts, src: f.Data, release: true}
 	rb := l.parse(&f.doc, f.err)
 	if len(l.errs) > 0 {
 		sortByPosition(l.errs)
@@ -190,6 +200,9 @@ type loader struct {
 	// pre holds the conditions of the ruleset being loaded, compiled
 	// ahead by precompile (dialect.go).
 	pre map[*yaml.Node]*precompiled
+	// release lets each rule's nodes go once it is compiled (a File's
+	// compile; Convert keeps the tree it edits).
+	release bool
 }
 
 type rulesetRef struct {
@@ -527,7 +540,10 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	} else {
 		seen := map[string]int{}
 		batch := l.precompile(v, comp)
-		for _, rn := range v.Content {
+		for i, rn := range v.Content {
+			if l.release {
+				v.Content[i] = nil
+			}
 			r := l.rule1(rn, comp, defaults)
 			if r == nil {
 				continue

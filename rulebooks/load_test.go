@@ -319,4 +319,22 @@ func TestFileDeclaredPlugins(t *testing.T) {
 			t.Fatalf("compile %d: %v, want an error at bad.yml:4:37", i, err)
 		}
 	}
+	// Compile lets go of the rules' nodes; a second compile, and the
+	// plugins, are as the first.
+	if _, err := f.Compile(Options{Registry: testRegistry()}); err == nil {
+		t.Fatal("plugins with a bad sha256 compiled")
+	}
+	if got := f.DeclaredPlugins(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after compile: plugins %+v, want %+v", got, want)
+	}
+	good := NewFile("site.yml", []byte("- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n    - {name: r, condition: event.i == 1, action: {run_playbook: {name: p.yml}}}\n"))
+	for i := 0; i < 2; i++ {
+		rb, err := good.Compile(Options{Registry: testRegistry()})
+		if err != nil {
+			t.Fatalf("compile %d: %v", i, err)
+		}
+		if r := rb.Rulesets[0].Rules; len(r) != 1 || r[0].Name != "r" || r[0].Conditions[0].Source != "event.i == 1" {
+			t.Fatalf("compile %d: rules %+v", i, r)
+		}
+	}
 }
