@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm/runtime"
@@ -337,6 +336,7 @@ type bound struct {
 func newRuleIndex(rules []*Rule) *ruleSelector {
 	x := &ruleSelector{mark: make([]uint32, len(rules)), isAlways: make([]bool, len(rules))}
 	byPath := map[string]*pathIndex{}
+	var key []byte
 	for ri, r := range rules {
 		var tests []*indexTest
 		told := true
@@ -355,11 +355,11 @@ func newRuleIndex(rules []*Rule) *ruleSelector {
 			continue
 		}
 		for _, t := range tests {
-			key := pathKey(t.path)
-			p := byPath[key]
+			key = appendPathKey(key[:0], t.path)
+			p := byPath[string(key)] // no string made to look up
 			if p == nil {
 				p = &pathIndex{path: t.path, eq: map[ikey][]int{}}
-				byPath[key] = p
+				byPath[string(key)] = p
 				x.paths = append(x.paths, p)
 			}
 			p.all = append(p.all, ri)
@@ -398,20 +398,20 @@ func newRuleIndex(rules []*Rule) *ruleSelector {
 	return x
 }
 
-func pathKey(keys []any) string {
-	var sb strings.Builder
+// appendPathKey appends the key of a path in newRuleIndex's map.
+func appendPathKey(b []byte, keys []any) []byte {
 	for _, k := range keys {
 		switch v := k.(type) {
 		case string:
-			sb.WriteString("s")
-			sb.WriteString(v)
+			b = append(b, 's')
+			b = append(b, v...)
 		case int:
-			sb.WriteString("i")
-			sb.WriteString(strconv.Itoa(v))
+			b = append(b, 'i')
+			b = strconv.AppendInt(b, int64(v), 10)
 		}
-		sb.WriteByte(0)
+		b = append(b, 0)
 	}
-	return sb.String()
+	return b
 }
 
 // candidates returns the rules of s that may match it, in rule order: all
