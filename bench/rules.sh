@@ -10,6 +10,7 @@
 # For each rulebook it prints:
 #   load_s     wall time of a run whose input is empty (start, compile, open
 #              the journal, shut down): the load of the rulebook
+#   load_mb    max RSS of that run
 #   run_s      wall time of the run over the N events
 #   events/s   N / (run_s - load_s)
 #   cpu_us/ev  (user+sys of the run - user+sys of the empty run) / N: the
@@ -96,7 +97,7 @@ mkdir -p bench/results
 res="bench/results/rules-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# bench/rules.sh $(date -u +'%F %T') UTC, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(go version | cut -d' ' -f3), N=$N BULK=$BULK"
-  printf '%-9s %7s %7s %8s %9s %10s %7s\n' rulebook events load_s run_s events/s cpu_us/ev rss_mb
+  printf '%-9s %7s %7s %7s %8s %9s %10s %7s\n' rulebook events load_s load_mb run_s events/s cpu_us/ev rss_mb
 } | tee "$res"
 
 IFS=, read -ra kinds <<<"$RULEBOOKS"
@@ -115,16 +116,16 @@ for name in "${kinds[@]}"; do
   rulebook "$kind" "$count" "$work/empty.ndjson" "$work/$name-empty.yml"
   rulebook "$kind" "$count" "$work/in-$n.ndjson" "$work/$name.yml"
   for _ in $(seq "$ROUNDS"); do
-    read -r ew eu es _ <<<"$(measure "$work/$name-empty.yml" "$work/data")"
+    read -r ew eu es erss <<<"$(measure "$work/$name-empty.yml" "$work/data")"
     read -r w u s rss <<<"$(measure "$work/$name.yml" "$work/data")"
     # Every event was processed: the firings in the audit trail are
     # exactly the events some rule matches.
     got=$("$work/rulebook" audit --data-dir "$work/data" --limit 0 --format json | wc -l)
     want=$(expected "$kind" "$count" "$work/in-$n.ndjson")
     [ "$got" -eq "$want" ] || { echo "$name: $got firings, want $want" >&2; exit 1; }
-    awk -v name="$name" -v n="$n" -v ew="$ew" -v eu="$eu" -v es="$es" -v w="$w" -v u="$u" -v s="$s" -v rss="$rss" 'BEGIN {
+    awk -v name="$name" -v n="$n" -v ew="$ew" -v eu="$eu" -v es="$es" -v erss="$erss" -v w="$w" -v u="$u" -v s="$s" -v rss="$rss" 'BEGIN {
       d = w - ew; if (d <= 0) d = 0.001
-      printf "%-9s %7d %7.2f %8.2f %9.0f %10.1f %7.0f\n", name, n, ew, w, n / d, ((u + s) - (eu + es)) * 1e6 / n, rss / 1024 }' | tee -a "$res"
+      printf "%-9s %7d %7.2f %7.0f %8.2f %9.0f %10.1f %7.0f\n", name, n, ew, erss / 1024, w, n / d, ((u + s) - (eu + es)) * 1e6 / n, rss / 1024 }' | tee -a "$res"
   done
 done
 echo "written to $res"
