@@ -246,7 +246,11 @@ func New(rulesets []*Ruleset, opts Options) *Engine {
 	if opts.MaxCascade <= 0 {
 		opts.MaxCascade = 10000
 	}
-	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: map[string]*RuleStats{}, liveSince: opts.Clock.Now(),
+	rules := 0
+	for _, rs := range rulesets {
+		rules += len(rs.Rules)
+	}
+	e := &Engine{opts: opts, byName: map[string]*rsState{}, stats: make(map[string]*RuleStats, rules), liveSince: opts.Clock.Now(),
 		factsChanged: make(chan struct{}, 1)}
 	e.st = newEvalState(func(err error) {
 		// A type error (a string compared with a number) is no match; it
