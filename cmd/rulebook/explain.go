@@ -41,13 +41,17 @@ func cmdExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	reg, closeReg, err := newRegistry(registryOptions{rulebookPath: path, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
+	file, err := rulebooks.ReadFile(path) // parsed once, for the plugins and the compile
+	if err != nil {
+		return err
+	}
+	reg, closeReg, err := newRegistry(registryOptions{rulebookPath: path, rulebook: file, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
 	if err != nil {
 		return err
 	}
 	defer closeReg()
 	clock := engine.SystemClock{}
-	rb, err := rulebooks.Load(path, rulebooks.Options{Registry: reg, Clock: clock, ExtraVars: extra})
+	rb, err := file.Compile(rulebooks.Options{Registry: reg, Clock: clock, ExtraVars: extra})
 	if err != nil {
 		return err
 	}

@@ -43,11 +43,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	indexed := []ruleIndexStats{}
 	failed := false
 	for _, f := range files {
-		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
+		file, err := rulebooks.ReadFile(f) // parsed once, for the plugins and the compile
 		if err != nil {
 			return err
 		}
-		rb, err := rulebooks.Load(f, rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
+		reg, closeReg, err := newRegistry(registryOptions{rulebookPath: f, rulebook: file, pluginDirs: *pluginDirs, sourceDirs: *sourceDirs, log: discardLog()})
+		if err != nil {
+			return err
+		}
+		rb, err := file.Compile(rulebooks.Options{Registry: reg, Clock: engine.SystemClock{}, ExtraVars: extra, CheckSecrets: *checkSecrets})
 		closeReg()
 		if err == nil {
 			// Warnings (valid but dangerous uses) do not fail validation.
