@@ -375,7 +375,7 @@ func (c *Compiler) CompileCondition(src string) (*Condition, error) {
 // matchNames returns the names of the matches n reads (events.NAME,
 // facts.NAME), and any when it may read others too.
 func matchNames(n ast.Node) (names []string, anyName bool) {
-	named := map[*ast.IdentifierNode]bool{}
+	var named map[*ast.IdentifierNode]bool // made at the first named match: most conditions read none
 	ast.Walk(&n, visitor(func(x ast.Node) {
 		m, ok := x.(*ast.MemberNode)
 		if !ok {
@@ -386,6 +386,9 @@ func matchNames(n ast.Node) (names []string, anyName bool) {
 			return
 		}
 		if s, ok := m.Property.(*ast.StringNode); ok && !m.Method {
+			if named == nil {
+				named = map[*ast.IdentifierNode]bool{}
+			}
 			named[id] = true
 			if !slices.Contains(names, s.Value) {
 				names = append(names, s.Value)

@@ -120,7 +120,11 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 		return nil, name
 	}
 	if !l.eda {
-		c, name, offset, err := l.compileNative(src, comp, l.precompiled(n, src))
+		var pre *precompiled
+		if p, ok := l.precompiled(n, src); ok {
+			pre = &p
+		}
+		c, name, offset, err := l.compileNative(src, comp, pre)
 		if err == nil {
 			return c, name
 		}
@@ -199,22 +203,22 @@ func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.Con
 		}
 	}
 	batch := comp.StartConditions(srcs)
-	l.pre = make(map[*yaml.Node]*precompiled, len(nodes))
+	l.pre = make(map[*yaml.Node]precompiled, len(nodes))
 	for i, n := range nodes {
-		l.pre[n] = &precompiled{src: n.Value, batch: batch, i: i}
+		l.pre[n] = precompiled{src: n.Value, batch: batch, i: i}
 	}
 	return batch
 }
 
 // precompiled returns precompile's result for the condition src at n, and
 // forgets it (a condition is compiled once per rule).
-func (l *loader) precompiled(n *yaml.Node, src string) *precompiled {
-	p := l.pre[n]
-	if p == nil || p.src != src {
-		return nil
+func (l *loader) precompiled(n *yaml.Node, src string) (precompiled, bool) {
+	p, ok := l.pre[n]
+	if !ok || p.src != src {
+		return precompiled{}, false
 	}
 	delete(l.pre, n)
-	return p
+	return p, true
 }
 
 // posError is an error at a file position.

@@ -199,7 +199,7 @@ type loader struct {
 	fp           fingerprinter
 	// pre holds the conditions of the ruleset being loaded, compiled
 	// ahead by precompile (dialect.go).
-	pre map[*yaml.Node]*precompiled
+	pre map[*yaml.Node]precompiled
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
