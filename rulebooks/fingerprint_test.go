@@ -55,8 +55,9 @@ func TestFingerprintJSON(t *testing.T) {
 				t.Fatalf("ruleJSON %s, want %s", ruleJSON(n), want)
 			}
 			// Twice with one fingerprinter (its caches filled): the same.
-			if f.fingerprint(nil, n) != f.fingerprint(nil, n) {
-				t.Fatal("fingerprint changed between calls")
+			first := f.fingerprint(nil, n)
+			if again := f.fingerprint(nil, n); again != first {
+				t.Fatalf("fingerprint %s, then %s", first, again)
 			}
 		})
 	}
