@@ -87,13 +87,13 @@ func (b *ConditionBatch) Get(i int) (*Condition, error) {
 			return b.out[i], b.errs[i]
 		default:
 		}
-		// Not compiled yet: compile the next chunk nobody has taken
-		// (this one, or one ahead while a helper is on this one) rather
-		// than wait; wait only when every chunk is taken.
-		if !b.take(b.c) {
+		// Not compiled yet: take the next chunk rather than wait,
+		// unless a helper is on this one.
+		if int(b.next.Load()) > k {
 			<-b.done[k]
 			return b.out[i], b.errs[i]
 		}
+		b.take(b.c)
 	}
 }
 
