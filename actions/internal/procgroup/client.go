@@ -288,7 +288,7 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		if st.pid == 0 {
 			// It may have started the program and died before saying so.
 			var pr pidRecord
-			if readJSON(q.Base+".pid", &pr) == nil && pr.PID > 0 {
+			if readPidRecord(q.Base+".pid", &pr) == nil && pr.PID > 0 {
 				st = startedMsg{pr.PID, pr.StartTime}
 			}
 		}

@@ -262,7 +262,7 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 		}
 		path := filepath.Join(s.Dir, base)
 		var pr pidRecord
-		havePid := readJSON(path+".pid", &pr) == nil
+		havePid := readPidRecord(path+".pid", &pr) == nil
 		_, exitErr := os.Stat(path + ".exit")
 		if havePid {
 			if pr.alive() || pr.Daemon > 0 && pr.daemonAlive() && exitErr != nil {
@@ -360,7 +360,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 	for _, base := range listings.take(s.Dir, fileID(id)) {
 		base = filepath.Join(s.Dir, base)
 		var pr pidRecord
-		havePid := readJSON(base+".pid", &pr) == nil
+		havePid := readPidRecord(base+".pid", &pr) == nil
 		var rec exitRecord
 		haveExit := readJSON(base+".exit", &rec) == nil
 		if !havePid && !haveExit {
@@ -421,10 +421,11 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 			return ctx.Err()
 		}
 		var again pidRecord
-		if readJSON(base+".pid", &again) != nil {
+		if err := readPidRecord(base+".pid", &again); errors.Is(err, os.ErrNotExist) {
 			return nil // removed: the program never started
+		} else if err == nil {
+			*pr = again
 		}
-		*pr = again
 	}
 	if pr.PID == 0 {
 		return nil
@@ -641,6 +642,24 @@ func fileID(id string) string {
 		return "_"
 	}
 	return string(b)
+}
+
+// readPidRecord reads a pid record, again when it is not valid JSON: the
+// daemon rewrites a record in place once the program started, and a read
+// may see part of each write.
+func readPidRecord(path string, pr *pidRecord) error {
+	var err error
+	for range 5 {
+		var b []byte
+		if b, err = os.ReadFile(path); err != nil {
+			return err
+		}
+		if err = json.Unmarshal(b, pr); err == nil {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err
 }
 
 func readJSON(path string, v any) error {
