@@ -287,9 +287,8 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		}
 		if st.pid == 0 {
 			// It may have started the program and died before saying so.
-			var pr pidRecord
-			if readPidRecord(q.Base+".pid", &pr) == nil && pr.PID > 0 {
-				st = startedMsg{pr.PID, pr.StartTime}
+			if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
+				st = startedMsg{a.pid.PID, a.pid.StartTime}
 			}
 		}
 		if st.pid > 0 {

@@ -120,11 +120,16 @@ func (d *daemon) serve(conn net.Conn) {
 			d.send(frameFail, f.id, []byte(err.Error()))
 			continue
 		}
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.run(f.id, &q)
-		}()
+		// Started here, waited for in a goroutine of its own: the start
+		// is on the path of every command, and forks are serialized by
+		// the runtime (syscall.ForkLock) anyway.
+		if wait := d.launch(f.id, &q); wait != nil {
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				wait()
+			}()
+		}
 	}
 	d.gone.Store(true)
 	d.wg.Wait()
@@ -146,8 +151,9 @@ func (d *daemon) orphaned() bool {
 	return d.gone.Load() || os.Getppid() != d.ppid
 }
 
-// run starts, waits for and records one program.
-func (d *daemon) run(id uint32, q *startRequest) {
+// launch records and starts one program; it returns what waits for it
+// and records how it ended, nil when there is nothing to wait for.
+func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 	pr := pidRecord{BootID: bootID(), Note: q.Note, Started: time.Now(), Daemon: d.pid, DaemonStart: d.start}
 	// Written, not fsynced: the record is there for a later engine to
 	// find a program that still runs, and a write is visible to every
@@ -158,18 +164,18 @@ func (d *daemon) run(id uint32, q *startRequest) {
 	// earlier boot names nothing alive): never two runs at once. The
 	// engine's own synced "running" state, written before it asks for
 	// the start, is what records the attempt.
-	rf, err := createPidRecord(q.Base+".pid", pr)
+	rf, err := createRecord(q.Base+recSuffix, pr)
 	if err != nil {
 		d.send(frameFail, id, []byte("write process record: "+err.Error()))
-		return
+		return nil
 	}
-	defer rf.Close()
 	if os.Getppid() != d.ppid {
 		// The engine died before the record was written: it does not
 		// know of this attempt (a later engine listing the records may
 		// already have missed it), so the program must not run.
-		_ = os.Remove(q.Base + ".pid")
-		return
+		_ = rf.Close()
+		_ = os.Remove(rf.path)
+		return nil
 	}
 	tail := &tailBuf{}
 	cmd := &exec.Cmd{Path: q.Path, Args: q.Args, Env: q.Env, Dir: q.Dir}
@@ -193,29 +199,35 @@ func (d *daemon) run(id uint32, q *startRequest) {
 	// that forked exits, and the runtime keeps its threads.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = pipeDrain
-	var rec exitRecord
 	if err := cmd.Start(); err != nil {
-		rec = exitRecord{ExitCode: -1, StartError: startErrText(err)}
-	} else {
-		pid := cmd.Process.Pid
-		pr.PID = pid
-		if st, err := readStat(pid); err == nil {
-			pr.StartTime = st.start
-		}
-		if err := rf.rewrite(pr); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: rewrite process record: %v\n", supervisorArg0, err)
-		}
-		_ = rf.Close()
-		var b [12]byte
-		binary.BigEndian.PutUint32(b[:4], uint32(pid))
-		binary.BigEndian.PutUint64(b[4:], pr.StartTime)
-		d.send(frameStarted, id, b[:])
+		return func() { d.ended(id, rf, exitRecord{ExitCode: -1, StartError: startErrText(err)}, tail) }
+	}
+	pid := cmd.Process.Pid
+	pr.PID = pid
+	if st, err := readStat(pid); err == nil {
+		pr.StartTime = st.start
+	}
+	if err := rf.setPid(pr); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: rewrite process record: %v\n", supervisorArg0, err)
+	}
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(pid))
+	binary.BigEndian.PutUint64(b[4:], pr.StartTime)
+	d.send(frameStarted, id, b[:])
+	return func() {
+		var rec exitRecord
 		rec.HeldOpen = errors.Is(cmd.Wait(), exec.ErrWaitDelay)
 		rec.ExitCode = cmd.ProcessState.ExitCode()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			rec.Signal = int(ws.Signal())
 		}
+		d.ended(id, rf, rec, tail)
 	}
+}
+
+// ended records how a program ended and tells the engine.
+func (d *daemon) ended(id uint32, rf *recordFile, rec exitRecord, tail *tailBuf) {
+	defer rf.Close()
 	if d.orphaned() {
 		rec.Orphaned = true
 		rec.Output = tail.String()
@@ -227,68 +239,11 @@ func (d *daemon) run(id uint32, q *startRequest) {
 	// window loses it, and then the next engine finds no exit record (or
 	// no record at all) and runs the attempt again, as after a power
 	// loss while it ran: never two at once.
-	if err := writeRecord(q.Base+".exit", rec, rec.Orphaned); err != nil {
+	if err := rf.setExit(rec, rec.Orphaned); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: write exit record: %v\n", supervisorArg0, err)
 	}
 	b, _ := json.Marshal(rec)
 	d.send(frameExit, id, b)
-}
-
-// pidRecordFile is a pid record the daemon has yet to complete with the
-// program's pid.
-type pidRecordFile struct {
-	f    *os.File
-	size int
-}
-
-// pidSlack is room left in a pending record for the program's pid and
-// start time: the rewrite then overwrites it in place, the same length
-// (JSON allows trailing spaces). Truncating and rewriting a file makes
-// ext4 flush it on close (auto_da_alloc), a fifth of a millisecond.
-const pidSlack = 48
-
-// createPidRecord writes the pending record pr to path, not synced (see
-// daemon.run), and keeps the file open for rewrite.
-func createPidRecord(path string, pr pidRecord) (*pidRecordFile, error) {
-	b, err := json.Marshal(pr)
-	if err != nil {
-		return nil, err
-	}
-	b = append(b, bytes.Repeat([]byte{' '}, pidSlack)...)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		_ = os.Remove(path)
-		return nil, err
-	}
-	return &pidRecordFile{f: f, size: len(b)}, nil
-}
-
-// rewrite replaces the record by pr, in place.
-func (r *pidRecordFile) rewrite(pr pidRecord) error {
-	b, err := json.Marshal(pr)
-	if err != nil {
-		return err
-	}
-	if len(b) > r.size {
-		return fmt.Errorf("record of %d bytes in a slot of %d", len(b), r.size)
-	}
-	b = append(b, bytes.Repeat([]byte{' '}, r.size-len(b))...)
-	_, err = r.f.WriteAt(b, 0)
-	return err
-}
-
-// Close closes the file; closing twice is harmless.
-func (r *pidRecordFile) Close() error {
-	if r.f == nil {
-		return nil
-	}
-	err := r.f.Close()
-	r.f = nil
-	return err
 }
 
 func startErrText(err error) string {

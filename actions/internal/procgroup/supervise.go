@@ -35,7 +35,7 @@ import (
 //
 //  1. writes a record <Dir>/<id>.<process>-<n>.pid naming itself (its pid
 //     and start time from /proc/self/stat), the boot id and the note, with
-//     no program yet (pid 0, "pending"), not fsynced (see daemon.run);
+//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch);
 //  2. checks that its parent is still the engine: if the engine died, it
 //     removes the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
@@ -45,11 +45,11 @@ import (
 //     of their groups), its stdin the bytes the engine sent, its output
 //     forwarded to the engine (once the engine is gone, kept but for a
 //     tail, so an orphan never dies of SIGPIPE);
-//  4. rewrites the record with the program's pid (its process group id)
-//     and start time, and tells the engine;
-//  5. when the program ends, writes its exit status (and, when the engine
-//     was gone, the tail of its output) to <Dir>/<id>.<process>-<n>.exit,
-//     fsynced only then, and sends it to the engine.
+//  4. rewrites the record in place with the program's pid (its process
+//     group id) and start time, and tells the engine;
+//  5. when the program ends, adds its exit status (and, when the engine
+//     was gone, the tail of its output) to the record, fsynced only then,
+//     and sends it to the engine.
 //
 // It exits once the engine's connection closed and no program runs.
 //
@@ -228,8 +228,7 @@ func (s Supervisor) Release(id string) {
 		return
 	}
 	for _, base := range ran.take(s.Dir, id) {
-		_ = os.Remove(base + ".pid")
-		_ = os.Remove(base + ".exit")
+		_ = os.Remove(base + recSuffix)
 	}
 }
 
@@ -261,14 +260,15 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 			continue
 		}
 		path := filepath.Join(s.Dir, base)
-		var pr pidRecord
-		havePid := readPidRecord(path+".pid", &pr) == nil
-		_, exitErr := os.Stat(path + ".exit")
-		if havePid {
-			if pr.alive() || pr.Daemon > 0 && pr.daemonAlive() && exitErr != nil {
+		a := readAttempt(path)
+		if !a.found {
+			continue
+		}
+		if pr := a.pid; a.havePid {
+			if pr.alive() || pr.Daemon > 0 && pr.daemonAlive() && !a.haveExit {
 				continue
 			}
-			if exitErr != nil && pr.PID > 0 && pr.sameBoot() {
+			if !a.haveExit && pr.PID > 0 && pr.sameBoot() {
 				if pr.Daemon > 0 {
 					killGroupOf(pr.PID, pr.StartTime)
 				} else {
@@ -276,32 +276,10 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 				}
 			}
 		}
-		_ = os.Remove(path + ".pid")
-		_ = os.Remove(path + ".exit")
+		removeAttempt(path)
 		n++
 	}
 	return n
-}
-
-// recordBases maps the record files among entries to their base names
-// (without .pid or .exit) and those to the invocation's file id.
-func recordBases(entries []os.DirEntry) map[string]string {
-	bases := map[string]string{}
-	for _, e := range entries {
-		name := e.Name()
-		base, ok := strings.CutSuffix(name, ".pid")
-		if !ok {
-			if base, ok = strings.CutSuffix(name, ".exit"); !ok {
-				continue
-			}
-		}
-		fid, _, ok := strings.Cut(base, ".")
-		if !ok {
-			continue
-		}
-		bases[base] = fid
-	}
-	return bases
 }
 
 // apply returns out with the program's status from the exit record in
@@ -359,15 +337,13 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 	}
 	for _, base := range listings.take(s.Dir, fileID(id)) {
 		base = filepath.Join(s.Dir, base)
-		var pr pidRecord
-		havePid := readPidRecord(base+".pid", &pr) == nil
-		var rec exitRecord
-		haveExit := readJSON(base+".exit", &rec) == nil
-		if !havePid && !haveExit {
+		a := readAttempt(base)
+		if !a.found {
 			continue // removed since the listing
 		}
+		pr := a.pid
 		r.Found = true
-		if havePid {
+		if a.havePid {
 			r.Note = pr.Note
 			if pr.Daemon > 0 {
 				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
@@ -381,7 +357,8 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 				}
 			}
 		}
-		if readJSON(base+".exit", &rec) == nil {
+		if a = readAttempt(base); a.haveExit {
+			rec := a.exit
 			r.Known = true
 			r.Outcome = rec.apply(r.Outcome)
 			r.Output = rec.Output
@@ -392,8 +369,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 			r.Known = true
 			r.Outcome.ExitCode, r.Outcome.Signaled, r.Outcome.Signal = -1, true, syscall.SIGKILL
 		}
-		_ = os.Remove(base + ".pid")
-		_ = os.Remove(base + ".exit")
+		removeAttempt(base)
 	}
 	return r
 }
@@ -408,11 +384,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.Duration) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	exited := func() bool {
-		_, err := os.Stat(base + ".exit")
-		return err == nil
-	}
-	for pr.PID == 0 && pr.daemonAlive() && !exited() {
+	for pr.PID == 0 && pr.daemonAlive() && !exited(base) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -420,11 +392,12 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 			// starts dies with it only, so give up on this attempt.
 			return ctx.Err()
 		}
-		var again pidRecord
-		if err := readPidRecord(base+".pid", &again); errors.Is(err, os.ErrNotExist) {
+		a := readAttempt(base)
+		if !a.found {
 			return nil // removed: the program never started
-		} else if err == nil {
-			*pr = again
+		}
+		if a.havePid {
+			*pr = a.pid
 		}
 	}
 	if pr.PID == 0 {
@@ -436,7 +409,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 		}
 	}
 	deadline := time.Now().Add(pipeDrain + 10*time.Second)
-	for !exited() && pr.daemonAlive() && time.Now().Before(deadline) {
+	for !exited(base) && pr.daemonAlive() && time.Now().Before(deadline) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -444,7 +417,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 			return ctx.Err()
 		}
 	}
-	if !exited() && pr.sameBoot() {
+	if !exited(base) && pr.sameBoot() {
 		killGroupOf(pr.PID, pr.StartTime)
 	}
 	return nil
@@ -486,12 +459,11 @@ func (s Supervisor) Notes() []string {
 	if s.Dir == "" {
 		return nil
 	}
-	pids, _ := filepath.Glob(filepath.Join(s.Dir, "*.pid"))
+	entries, _ := os.ReadDir(s.Dir)
 	var out []string
-	for _, p := range pids {
-		var pr pidRecord
-		if readJSON(p, &pr) == nil && pr.Note != "" {
-			out = append(out, pr.Note)
+	for base := range recordBases(entries) {
+		if a := readAttempt(filepath.Join(s.Dir, base)); a.havePid && a.pid.Note != "" {
+			out = append(out, a.pid.Note)
 		}
 	}
 	return out
@@ -644,67 +616,10 @@ func fileID(id string) string {
 	return string(b)
 }
 
-// readPidRecord reads a pid record, again when it is not valid JSON: the
-// daemon rewrites a record in place once the program started, and a read
-// may see part of each write.
-func readPidRecord(path string, pr *pidRecord) error {
-	var err error
-	for range 5 {
-		var b []byte
-		if b, err = os.ReadFile(path); err != nil {
-			return err
-		}
-		if err = json.Unmarshal(b, pr); err == nil {
-			return nil
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return err
-}
-
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// writeRecord writes v as JSON to path in one write. With sync it then
-// fsyncs the file and its directory, so the record survives a power loss.
-//
-// The file is written in place, not through a temporary file and a
-// rename: a record is read only by a later engine, and a record torn by a
-// power loss is one whose fsync never returned, so the supervisor had not
-// acted on it (a pid record: the program was not started; Reattach takes
-// an unreadable record as none). An engine killed alone (kill -9, OOM)
-// leaves every written byte in the page cache.
-func writeRecord(path string, v any, sync bool) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(b); err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return err
-	}
-	if !sync {
-		return nil
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -95,8 +95,10 @@ func TestSupervisedOutcome(t *testing.T) {
 			if out.String() != tc.output {
 				t.Errorf("output = %q, want %q", out.String(), tc.output)
 			}
-			if left := records(t, s.Dir); len(left) != 2 {
-				t.Errorf("records after Run: %v, want a pid and an exit record", left)
+			if left := records(t, s.Dir); len(left) != 1 {
+				t.Errorf("records after Run: %v, want one", left)
+			} else if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(left[0], recSuffix))); !a.havePid || !a.haveExit || a.exit.ExitCode != tc.exit {
+				t.Errorf("record after Run: %+v, want the pid and the exit status", a)
 			}
 			s.Release("inv/1")
 			if left := records(t, s.Dir); len(left) != 0 {
@@ -170,9 +172,8 @@ func TestSupervisedConcurrent(t *testing.T) {
 	}
 	daemons := map[int]bool{}
 	for _, name := range records(t, s.Dir) {
-		var pr pidRecord
-		if strings.HasSuffix(name, ".pid") && readJSON(filepath.Join(s.Dir, name), &pr) == nil {
-			daemons[pr.Daemon] = true
+		if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(name, recSuffix))); a.havePid {
+			daemons[a.pid.Daemon] = true
 		}
 	}
 	if len(daemons) != 1 || daemons[0] {
@@ -220,8 +221,9 @@ func daemonOf(t *testing.T, dir, id string) pidRecord {
 	var pr pidRecord
 	proctest.WaitFor(t, "the program's record", 10*time.Second, func() bool {
 		for _, name := range records(t, dir) {
-			if strings.HasPrefix(name, fileID(id)+".") && strings.HasSuffix(name, ".pid") {
-				if readJSON(filepath.Join(dir, name), &pr) == nil && pr.PID > 0 {
+			if strings.HasPrefix(name, fileID(id)+".") && strings.HasSuffix(name, recSuffix) {
+				if a := readAttempt(filepath.Join(dir, strings.TrimSuffix(name, recSuffix))); a.havePid && a.pid.PID > 0 {
+					pr = a.pid
 					return true
 				}
 			}
@@ -414,11 +416,33 @@ func TestDaemonEngineGone(t *testing.T) {
 	}
 }
 
-// writeRec writes a record as an earlier process would have.
+// writeRec writes a record of the per-command supervisor of earlier
+// versions (path ends in .pid or .exit).
 func writeRec(t *testing.T, path string, v any) {
 	t.Helper()
-	if err := writeRecord(path, v, false); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeAttempt writes the record file of a daemon's attempt at base, as an
+// earlier process's daemon would have: pr, and rec when not nil.
+func writeAttempt(t *testing.T, base string, pr pidRecord, rec *exitRecord) {
+	t.Helper()
+	_ = os.Remove(base + recSuffix)
+	rf, err := createRecord(base+recSuffix, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	if rec != nil {
+		if err := rf.setExit(*rec, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -452,13 +476,13 @@ func TestReattachPending(t *testing.T) {
 	pending := pidRecord{BootID: bootID(), Started: time.Now(), Daemon: daemon.Process.Pid, DaemonStart: start}
 
 	// The daemon removes the record: the program never started.
-	writeRec(t, filepath.Join(dir, "a.1-x-1.pid"), pending)
+	writeAttempt(t, filepath.Join(dir, "a.1-x-1"), pending, nil)
 	// The daemon writes the exit record (a start error).
-	writeRec(t, filepath.Join(dir, "b.1-x-2.pid"), pending)
+	writeAttempt(t, filepath.Join(dir, "b.1-x-2"), pending, nil)
 	// The daemon is gone: nothing will start.
 	gone := pending
 	gone.DaemonStart--
-	writeRec(t, filepath.Join(dir, "c.1-x-3.pid"), gone)
+	writeAttempt(t, filepath.Join(dir, "c.1-x-3"), gone, nil)
 
 	s := Supervisor{Dir: dir}
 	if r := s.Reattach(context.Background(), "c", 0); !r.Found || r.Known {
@@ -471,7 +495,7 @@ func TestReattachPending(t *testing.T) {
 		t.Fatalf("Reattach returned %+v while the daemon was starting the program", r)
 	case <-time.After(100 * time.Millisecond):
 	}
-	_ = os.Remove(filepath.Join(dir, "a.1-x-1.pid"))
+	_ = os.Remove(filepath.Join(dir, "a.1-x-1.rec"))
 	if r := proctest.Receive(t, "Reattach to return", done, 10*time.Second); !r.Found || r.Known {
 		t.Errorf("Reattach of a removed pending record = %+v, want found, not known", r)
 	}
@@ -482,7 +506,7 @@ func TestReattachPending(t *testing.T) {
 		t.Fatalf("Reattach returned %+v while the daemon was starting the program", r)
 	case <-time.After(100 * time.Millisecond):
 	}
-	writeRec(t, filepath.Join(dir, "b.1-x-2.exit"), exitRecord{ExitCode: -1, StartError: "no such file or directory", Orphaned: true})
+	writeAttempt(t, filepath.Join(dir, "b.1-x-2"), pending, &exitRecord{ExitCode: -1, StartError: "no such file or directory", Orphaned: true})
 	r := proctest.Receive(t, "Reattach to return", done, 10*time.Second)
 	if !r.Known || r.Outcome.StartErr == nil || r.Outcome.StartErr.Error() != "no such file or directory" {
 		t.Errorf("Reattach = %+v, want known, a start error", r)
@@ -561,7 +585,7 @@ func TestReleaseAndPrune(t *testing.T) {
 			t.Errorf("Release left %s", name)
 		}
 	}
-	if n := len(records(t, s.Dir)); n != 4 {
+	if n := len(records(t, s.Dir)); n != 2 {
 		t.Errorf("%d records after Release of a, want those of b and c", n)
 	}
 
@@ -580,11 +604,11 @@ func TestReleaseAndPrune(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	lost, lostStart := startLeader(t, `sleep 300 & echo $! > "$1"; wait`, pidfile)
 	leftover := proctest.WaitForPID(t, "the pid file", pidfile, 10*time.Second)
-	writeRec(t, filepath.Join(s.Dir, "lost.1-x-1.pid"), pidRecord{PID: lost.Process.Pid, StartTime: lostStart, BootID: bootID(), Started: time.Now(), Daemon: 1, DaemonStart: 1})
+	writeAttempt(t, filepath.Join(s.Dir, "lost.1-x-1"), pidRecord{PID: lost.Process.Pid, StartTime: lostStart, BootID: bootID(), Started: time.Now(), Daemon: 1, DaemonStart: 1}, nil)
 	_ = lost.Process.Kill()
 	_ = lost.Wait()
 	alive, aliveStart := startLeader(t, "sleep 300")
-	writeRec(t, filepath.Join(s.Dir, "orphan.1-x-2.pid"), pidRecord{PID: alive.Process.Pid, StartTime: aliveStart, BootID: bootID(), Started: time.Now(), Daemon: 1, DaemonStart: 1})
+	writeAttempt(t, filepath.Join(s.Dir, "orphan.1-x-2"), pidRecord{PID: alive.Process.Pid, StartTime: aliveStart, BootID: bootID(), Started: time.Now(), Daemon: 1, DaemonStart: 1}, nil)
 
 	if n := s.Prune(map[string]bool{"b": true}); n != 2 {
 		t.Errorf("Prune removed %d attempts, want 2 (c, lost)", n)
@@ -594,7 +618,7 @@ func TestReleaseAndPrune(t *testing.T) {
 		left = append(left, strings.SplitN(name, ".", 2)[0]+strings.TrimPrefix(filepath.Ext(name), "."))
 	}
 	slices.Sort(left)
-	if want := []string{"bexit", "bpid", "orphanpid", "runningpid"}; !slices.Equal(left, want) {
+	if want := []string{"brec", "orphanrec", "runningrec"}; !slices.Equal(left, want) {
 		t.Errorf("records after Prune: %v, want %v", left, want)
 	}
 	if proctest.Alive(leftover) {
@@ -604,9 +628,8 @@ func TestReleaseAndPrune(t *testing.T) {
 	_ = alive.Wait()
 	for _, name := range records(t, s.Dir) {
 		if strings.HasPrefix(name, "running.") {
-			var pr pidRecord
-			if readJSON(filepath.Join(s.Dir, name), &pr) == nil {
-				_ = syscall.Kill(-pr.PID, syscall.SIGKILL)
+			if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(name, recSuffix))); a.havePid {
+				_ = syscall.Kill(-a.pid.PID, syscall.SIGKILL)
 			}
 		}
 	}
@@ -661,9 +684,7 @@ func TestReattachPidReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := pidRecord{PID: other.Process.Pid, StartTime: st.start - 1, BootID: bootID(), Started: time.Now()}
-	if err := writeRecord(filepath.Join(dir, "inv.1-x.pid"), rec, true); err != nil {
-		t.Fatal(err)
-	}
+	writeRec(t, filepath.Join(dir, "inv.1-x.pid"), rec)
 	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv", 0)
 	if !r.Found || r.Known {
 		t.Errorf("Reattach = %+v, want found, not known", r)

@@ -91,7 +91,7 @@ const (
 
 // startRequest asks the daemon to start a program.
 type startRequest struct {
-	Base   string // record path without .pid/.exit
+	Base   string // record path without its suffix (.rec)
 	Note   string
 	Path   string
 	Args   []string
