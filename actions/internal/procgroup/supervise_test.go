@@ -135,6 +135,22 @@ func TestSupervisedStreamsAndEnv(t *testing.T) {
 	}
 }
 
+// A program that exits while something it started holds its output is
+// reported as such once the daemon stopped waiting for the output.
+func TestSupervisedHeldOpen(t *testing.T) {
+	s := newSupervisor(t)
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command("sh", "-c", `sleep 30 & echo $! > "$1"; echo done`, "sh", pidfile)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	o := s.Run(context.Background(), cmd, 0, "inv", "")
+	pid := proctest.WaitForPID(t, "the pid file", pidfile, 10*time.Second)
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if !o.HeldOpen || o.ExitCode != 0 || out.String() != "done\n" {
+		t.Errorf("outcome = %+v, output %q, want exit 0, held open, done", o, out.String())
+	}
+}
+
 // Many Runs at once share one daemon and each gets its own output and
 // exit status.
 func TestSupervisedConcurrent(t *testing.T) {
@@ -379,6 +395,8 @@ func TestReattachDaemonGone(t *testing.T) {
 	_ = engine.Wait()
 	_ = syscall.Kill(pr.Daemon, syscall.SIGKILL)
 	proctest.WaitExited(t, "the daemon", pr.Daemon, 10*time.Second)
+	// Its parent-death signal killed the program with it.
+	proctest.WaitExited(t, "the program", pr.PID, 10*time.Second)
 	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv-1", 0)
 	if !r.Found || r.Known {
 		t.Errorf("Reattach = %+v, want found, not known", r)
