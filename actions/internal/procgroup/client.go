@@ -38,6 +38,9 @@ type client struct {
 	deadOnce sync.Once
 	// exited is closed once the daemon exited and was reaped.
 	exited chan struct{}
+	// readDone is closed once read returned: no output is written to a
+	// Run's writers after that.
+	readDone chan struct{}
 }
 
 // call is one Run waiting for its program.
@@ -116,7 +119,7 @@ func startDaemonFor(dir, program string, ppid int) (*client, error) {
 		_ = proc.Wait()
 		return nil, fmt.Errorf("supervisor socket: %w", err)
 	}
-	c := &client{w: &frameWriter{conn: conn}, conn: conn, proc: proc, calls: map[uint32]*call{}, dead: make(chan struct{}), exited: make(chan struct{})}
+	c := &client{w: &frameWriter{conn: conn}, conn: conn, proc: proc, calls: map[uint32]*call{}, dead: make(chan struct{}), exited: make(chan struct{}), readDone: make(chan struct{})}
 	go func() {
 		_ = proc.Wait()
 		close(c.exited)
@@ -145,6 +148,7 @@ func (c *client) close() { c.die() }
 
 // read dispatches the daemon's frames to the waiting Runs.
 func (c *client) read() {
+	defer close(c.readDone)
 	defer c.die()
 	r := bufio.NewReaderSize(c.conn, 64<<10)
 	for {
@@ -272,7 +276,9 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 			return s.ended(ctx, q.Base, id, rec, st, cancelled, killTimer, start)
 		case <-c.dead:
 		}
-		// The daemon is gone: the frames it sent before are read.
+		// The daemon is gone: the frames it sent before are read, and
+		// none is written to cmd's writers once Run returned.
+		<-c.readDone
 		select {
 		case st = <-k.started:
 		default:
