@@ -92,4 +92,3 @@ func procCPU(b *testing.B, pid int, children bool) time.Duration {
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
-
