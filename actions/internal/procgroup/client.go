@@ -3,7 +3,6 @@ package procgroup
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,11 +45,11 @@ type client struct {
 // call is one Run waiting for its program.
 type call struct {
 	stdout, stderr io.Writer
-	started        chan startedMsg
 	exit           chan exitRecord
 	fail           chan string
 }
 
+// startedMsg is the program's pid and start time.
 type startedMsg struct {
 	pid   int
 	start uint64
@@ -166,10 +165,6 @@ func (c *client) read() {
 			continue
 		}
 		switch f.typ {
-		case frameStarted:
-			if len(f.payload) == 12 {
-				k.started <- startedMsg{int(binary.BigEndian.Uint32(f.payload)), binary.BigEndian.Uint64(f.payload[4:])}
-			}
 		case frameStdout:
 			if k.stdout != nil {
 				_, _ = k.stdout.Write(f.payload)
@@ -192,7 +187,7 @@ func (c *client) read() {
 
 // start sends a start request and registers its call.
 func (c *client) start(q *startRequest, stdout, stderr io.Writer) (uint32, *call, error) {
-	k := &call{stdout: stdout, stderr: stderr, started: make(chan startedMsg, 1), exit: make(chan exitRecord, 1), fail: make(chan string, 1)}
+	k := &call{stdout: stdout, stderr: stderr, exit: make(chan exitRecord, 1), fail: make(chan string, 1)}
 	c.mu.Lock()
 	c.next++
 	id := c.next
@@ -249,25 +244,43 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		st        startedMsg
 		cancelled bool
 		killTimer *time.Timer
+		poll      *time.Ticker
+		pollC     <-chan time.Time
 	)
-	term := func() {
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
+	// The daemon does not say when the program started (a frame the
+	// engine would wake up for, on every command): its pid is in the
+	// record, read when ctx ends it.
+	term := func() bool {
+		if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
+			st = startedMsg{a.pid.PID, a.pid.StartTime}
+		} else {
+			return false // not started yet: poll
+		}
 		pgid := st.pid
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		killTimer = time.AfterFunc(grace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return true
 	}
 	done := ctx.Done()
 	for {
 		select {
-		case st = <-k.started:
-			if cancelled {
-				term()
-			}
-			continue
 		case <-done:
 			done = nil
 			cancelled = true
-			if st.pid > 0 {
-				term()
+			if !term() {
+				poll = time.NewTicker(5 * time.Millisecond)
+				pollC = poll.C
+			}
+			continue
+		case <-pollC:
+			if term() {
+				poll.Stop()
+				pollC = nil
 			}
 			continue
 		case msg := <-k.fail:
@@ -280,10 +293,6 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		// none is written to cmd's writers once Run returned.
 		<-c.readDone
 		select {
-		case st = <-k.started:
-		default:
-		}
-		select {
 		case rec := <-k.exit:
 			return s.ended(ctx, q.Base, id, rec, st, cancelled, killTimer, start)
 		default:
@@ -291,11 +300,8 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		if killTimer != nil {
 			killTimer.Stop()
 		}
-		if st.pid == 0 {
-			// It may have started the program and died before saying so.
-			if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
-				st = startedMsg{a.pid.PID, a.pid.StartTime}
-			}
+		if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
+			st = startedMsg{a.pid.PID, a.pid.StartTime}
 		}
 		if st.pid > 0 {
 			killGroupOf(st.pid, st.start)

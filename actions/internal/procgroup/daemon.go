@@ -3,7 +3,6 @@ package procgroup
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,10 +209,6 @@ func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 	if err := rf.setPid(pr); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: rewrite process record: %v\n", supervisorArg0, err)
 	}
-	var b [12]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(pid))
-	binary.BigEndian.PutUint64(b[4:], pr.StartTime)
-	d.send(frameStarted, id, b[:])
 	return func() {
 		var rec exitRecord
 		rec.HeldOpen = errors.Is(cmd.Wait(), exec.ErrWaitDelay)

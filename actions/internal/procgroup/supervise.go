@@ -46,7 +46,8 @@ import (
 //     forwarded to the engine (once the engine is gone, kept but for a
 //     tail, so an orphan never dies of SIGPIPE);
 //  4. rewrites the record in place with the program's pid (its process
-//     group id) and start time, and tells the engine;
+//     group id) and start time (where the engine reads it when it must
+//     signal the group: no frame per start);
 //  5. when the program ends, adds its exit status (and, when the engine
 //     was gone, the tail of its output) to the record, fsynced only then,
 //     and sends it to the engine.

@@ -216,6 +216,25 @@ func TestSupervisedCancelKillsGroup(t *testing.T) {
 	proctest.WaitExited(t, "the grandchild", pid, 5*time.Second)
 }
 
+// A context that ends at any moment of the start (before the daemon has
+// the request, while it starts the program, after) ends the program: the
+// engine finds its pid in the record.
+func TestSupervisedCancelDuringStart(t *testing.T) {
+	s := newSupervisor(t)
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.Command("sleep", "300")
+		done := make(chan Outcome, 1)
+		go func() { done <- s.Run(ctx, cmd, 100*time.Millisecond, "inv", "") }()
+		time.Sleep(time.Duration(i%5) * 500 * time.Microsecond) // spreads the cancellations over the start
+		cancel()
+		o := proctest.Receive(t, "Run to return after cancellation", done, 10*time.Second)
+		if !errors.Is(o.CtxErr, context.Canceled) {
+			t.Fatalf("run %d: outcome = %+v, want cancelled", i, o)
+		}
+	}
+}
+
 // A context that ended before Run starts nothing.
 func TestSupervisedCancelledBeforeStart(t *testing.T) {
 	s := newSupervisor(t)

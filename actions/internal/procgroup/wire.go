@@ -18,11 +18,10 @@ const (
 	// engine → daemon
 	frameStart = 'S' // startRequest
 	// daemon → engine
-	frameStarted = 'P' // pid uint32, start time uint64
-	frameStdout  = '1' // output bytes
-	frameStderr  = '2' // output bytes
-	frameExit    = 'X' // exitRecord as JSON
-	frameFail    = 'F' // the request failed before the program started: a message
+	frameStdout = '1' // output bytes
+	frameStderr = '2' // output bytes
+	frameExit   = 'X' // exitRecord as JSON
+	frameFail   = 'F' // the request failed before the program started: a message
 )
 
 // maxFrame bounds a payload: a start request carries the program's stdin
