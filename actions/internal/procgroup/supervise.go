@@ -30,12 +30,15 @@ import (
 // so every binary that links an action using it, tests included, can act
 // as the supervisor). It runs in a process group of its own (a terminal's
 // Ctrl-C to the engine is not for it), catches termination signals and
-// carries on, and talks to the engine over a socketpair (descriptor 3).
+// carries on, and talks to the engine over a socketpair (descriptor 3;
+// frames in wire.go); its stderr is a pipe the engine copies to its own,
+// so that an orphaned daemon does not hold the engine's stderr open.
 // For each Run it
 //
-//  1. writes a record <Dir>/<id>.<process>-<n>.pid naming itself (its pid
+//  1. writes a record <Dir>/<id>.<process>-<n>.rec naming itself (its pid
 //     and start time from /proc/self/stat), the boot id and the note, with
-//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch);
+//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
+//     and keeps it open (records.go describes the file);
 //  2. checks that its parent is still the engine: if the engine died, it
 //     removes the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
