@@ -635,7 +635,7 @@ func (l *keyLocks) unref(key string, k *keyLock) {
 // store can defer: then an attempt's running state and final result need
 // not be durable before the dispatcher goes on. Nil otherwise.
 func (d *Dispatcher) deferredStore(action engine.Action) engine.DeferredActionStore {
-	if _, ok := action.(engine.AttemptRecorder); !ok {
+	if recorderOf(action) == nil {
 		return nil
 	}
 	ds, _ := d.store.(engine.DeferredActionStore)
@@ -650,7 +650,7 @@ func (d *Dispatcher) deferredStore(action engine.Action) engine.DeferredActionSt
 // and the action's record of the attempt goes at once.
 func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 	action, _ := d.cfg.Actions(st.Invocation.Action)
-	rec, _ := action.(engine.AttemptRecorder)
+	rec := recorderOf(action)
 	if rec == nil {
 		return d.persist(st)
 	}
@@ -739,4 +739,13 @@ func (d *Dispatcher) syncResults(ds engine.DeferredActionStore, n int) bool {
 			wait = 30 * time.Second
 		}
 	}
+}
+
+// recorderOf returns action as an engine.AttemptRecorder when it keeps
+// records of its attempts, else nil.
+func recorderOf(action engine.Action) engine.AttemptRecorder {
+	if r, ok := action.(engine.AttemptRecorder); ok && r.Records() {
+		return r
+	}
+	return nil
 }

@@ -129,6 +129,8 @@ func (r *recorder) Reattach(ctx context.Context, inv *engine.Invocation) (engine
 
 func (r *recorder) LeftBehind(id string) bool { return r.left[id] }
 
+func (r *recorder) Records() bool { return true }
+
 func (r *recorder) Settle(inv *engine.Invocation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -984,7 +984,7 @@ func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
 		r, seen := recs[typ]
 		if !seen {
 			a, _ := d.cfg.Actions(typ)
-			r, _ = a.(engine.AttemptRecorder)
+			r = recorderOf(a)
 			recs[typ] = r
 		}
 		return r

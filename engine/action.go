@@ -51,6 +51,10 @@ type Reattacher interface {
 // records say what the store may have lost.
 type AttemptRecorder interface {
 	Reattacher
+	// Records reports whether the action keeps those records (it may run
+	// without them, without a data directory): when false, the
+	// dispatcher treats it as a plain Reattacher.
+	Records() bool
 	// LeftBehind reports whether an earlier process left a record of an
 	// attempt of invocation id: the dispatcher then treats the invocation
 	// as found running, whatever the store says.

@@ -441,6 +441,23 @@ var listings = &listingSet{m: map[string]map[string][]string{}}
 func (l *listingSet) take(dir, fid string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	byID := l.listLocked(dir)
+	bases := byID[fid]
+	delete(byID, fid)
+	return bases
+}
+
+// has reports whether dir's listing holds records of fid, listing dir
+// first when this process has not yet.
+func (l *listingSet) has(dir, fid string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.listLocked(dir)[fid]) > 0
+}
+
+// listLocked returns dir's listing, taking it the first time; l.mu is
+// held.
+func (l *listingSet) listLocked(dir string) map[string][]string {
 	byID, ok := l.m[dir]
 	if !ok {
 		byID = map[string][]string{}
@@ -452,9 +469,18 @@ func (l *listingSet) take(dir, fid string) []string {
 		}
 		l.m[dir] = byID
 	}
-	bases := byID[fid]
-	delete(byID, fid)
-	return bases
+	return byID
+}
+
+// LeftBehind reports whether an earlier process left records of an
+// attempt of id in s.Dir (as the first call of LeftBehind, Reattach or
+// Prune found the directory): Reattach must deal with that attempt before
+// id runs again. Cheap: a look-up in that listing.
+func (s Supervisor) LeftBehind(id string) bool {
+	if s.Dir == "" {
+		return false
+	}
+	return listings.has(s.Dir, fileID(id))
 }
 
 // Notes returns the notes of the records in s.Dir whose supervisor may

@@ -688,6 +688,9 @@ func TestReattachUnknownIDs(t *testing.T) {
 	dir := t.TempDir()
 	writeRec(t, filepath.Join(dir, "known.1-x-1.exit"), exitRecord{ExitCode: 3, Orphaned: true})
 	s := Supervisor{Dir: dir}
+	if !s.LeftBehind("known") || s.LeftBehind("unknown-1") {
+		t.Errorf("LeftBehind(known), LeftBehind(unknown-1) = %v, %v, want true, false", s.LeftBehind("known"), s.LeftBehind("unknown-1"))
+	}
 	for i := range 10000 {
 		if r := s.Reattach(context.Background(), "unknown-"+strconv.Itoa(i), 0); r.Found {
 			t.Fatalf("Reattach of an unknown id = %+v", r)
@@ -697,8 +700,14 @@ func TestReattachUnknownIDs(t *testing.T) {
 	if r := s.Reattach(context.Background(), "late", 0); r.Found {
 		t.Errorf("Reattach looked past its listing: %+v", r)
 	}
+	if s.LeftBehind("late") {
+		t.Error("LeftBehind looked past its listing")
+	}
 	if r := s.Reattach(context.Background(), "known", 0); !r.Found || !r.Known || r.Outcome.ExitCode != 3 {
 		t.Errorf("Reattach of the known id = %+v, want found, known, exit 3", r)
+	}
+	if s.LeftBehind("known") {
+		t.Error("LeftBehind(known) after Reattach dealt with it")
 	}
 }
 
