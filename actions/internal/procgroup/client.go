@@ -237,7 +237,9 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 	q.Base = s.newBase(id)
 	_, k, err := c.start(q, cmd.Stdout, cmd.Stderr)
 	if err != nil {
-		return Outcome{WaitErr: errSupervisorDied, ExitCode: -1}
+		// The daemon is gone; it may have had the request.
+		<-c.readDone
+		return s.daemonDied(ctx, q.Base, id, startedMsg{}, false, start)
 	}
 
 	var (
@@ -300,19 +302,27 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 		if killTimer != nil {
 			killTimer.Stop()
 		}
-		if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
-			st = startedMsg{a.pid.PID, a.pid.StartTime}
-		}
-		if st.pid > 0 {
-			killGroupOf(st.pid, st.start)
-		}
-		ran.add(s.Dir, id, q.Base)
-		out := Outcome{WaitErr: errSupervisorDied, ExitCode: -1, Duration: time.Since(start)}
-		if cancelled {
-			out.CtxErr = ctx.Err()
-		}
-		return out
+		return s.daemonDied(ctx, q.Base, id, st, cancelled, start)
 	}
+}
+
+// daemonDied finishes a Run whose daemon died before the program's exit
+// frame came: what is left of the program's group is killed (its pid from
+// the record when the engine did not read it yet) and the Outcome says the
+// supervisor died.
+func (s Supervisor) daemonDied(ctx context.Context, base, id string, st startedMsg, cancelled bool, start time.Time) Outcome {
+	if a := readAttempt(base); a.havePid && a.pid.PID > 0 {
+		st = startedMsg{a.pid.PID, a.pid.StartTime}
+	}
+	if st.pid > 0 {
+		killGroupOf(st.pid, st.start)
+	}
+	ran.add(s.Dir, id, base)
+	out := Outcome{WaitErr: errSupervisorDied, ExitCode: -1, Duration: time.Since(start)}
+	if cancelled {
+		out.CtxErr = ctx.Err()
+	}
+	return out
 }
 
 // ended finishes a Run whose program ended: the group is killed once
@@ -323,6 +333,9 @@ func (s Supervisor) ended(ctx context.Context, base, id string, rec exitRecord, 
 	if cancelled {
 		if killTimer != nil {
 			killTimer.Stop()
+		}
+		if a := readAttempt(base); st.pid == 0 && a.havePid {
+			st.pid = a.pid.PID // it ended before the engine read it
 		}
 		if st.pid > 0 {
 			_ = syscall.Kill(-st.pid, syscall.SIGKILL)
