@@ -234,7 +234,7 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 	if err != nil {
 		return Outcome{StartErr: err, ExitCode: -1}
 	}
-	q.Base = s.newBase(id)
+	q.Base, q.ID = slots.get(s.Dir), id
 	_, k, err := c.start(q, cmd.Stdout, cmd.Stderr)
 	if err != nil {
 		// The daemon is gone; it may have had the request.

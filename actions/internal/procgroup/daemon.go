@@ -153,7 +153,7 @@ func (d *daemon) orphaned() bool {
 // launch records and starts one program; it returns what waits for it
 // and records how it ended, nil when there is nothing to wait for.
 func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
-	pr := pidRecord{BootID: bootID(), Note: q.Note, Started: time.Now(), Daemon: d.pid, DaemonStart: d.start}
+	pr := pidRecord{BootID: bootID(), Note: q.Note, Started: time.Now(), Daemon: d.pid, DaemonStart: d.start, ID: q.ID}
 	// Written, not fsynced: the record is there for a later engine to
 	// find a program that still runs, and a write is visible to every
 	// process at once. Only a kernel crash or power loss loses unsynced
@@ -163,7 +163,7 @@ func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 	// earlier boot names nothing alive): never two runs at once. The
 	// engine's own synced "running" state, written before it asks for
 	// the start, is what records the attempt.
-	rf, err := createRecord(q.Base+recSuffix, pr)
+	rf, err := openRecord(q.Base+recSuffix, pr)
 	if err != nil {
 		d.send(frameFail, id, []byte("write process record: "+err.Error()))
 		return nil
@@ -173,7 +173,7 @@ func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 		// know of this attempt (a later engine listing the records may
 		// already have missed it), so the program must not run.
 		_ = rf.Close()
-		_ = os.Remove(rf.path)
+		_ = freeRecord(rf.path)
 		return nil
 	}
 	tail := &tailBuf{}

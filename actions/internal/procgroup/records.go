@@ -11,18 +11,21 @@ import (
 	"time"
 )
 
-// The daemon keeps an attempt's records in one file, <base>.rec: the pid
-// record, JSON padded with spaces to a fixed size, a newline, then, once
-// the program ended, the exit record. It writes the file once before the
-// fork and then only in place (pwrite): the pid once the program started,
-// the exit record once it ended. A file created and then rewritten in
-// place costs one create and one unlink per command; truncating and
-// rewriting a file makes ext4 flush it on close (auto_da_alloc), and a
-// file of its own for the exit record costs a create and an unlink more,
-// each a noticeable part of a command's budget.
+// An attempt's records are in one file, a slot <Dir>/slot.<process>-<n>.rec
+// that the engine process reuses: the pid record (JSON padded with spaces,
+// naming the invocation), a newline, then, once the program ended, the
+// exit record. The daemon writes it in place (pwrite) for each attempt:
+// the pending record before the fork, blanking what an earlier attempt
+// left after it, the pid once the program started, the exit record once
+// it ended. Release marks the slot free (a pid record {"free":true}) and
+// the engine gives it to its next attempt: no file is created or removed
+// on the path of a command, which on ext4 cost 50-180 µs each here, and
+// truncating and rewriting a file would make ext4 flush it on close
+// (auto_da_alloc). A slot of an earlier process is removed by Reattach or
+// Prune once it has served.
 //
-// The per-command supervisor of earlier versions wrote <base>.pid and
-// <base>.exit; Reattach, Prune and Notes still read them.
+// The per-command supervisor of earlier versions wrote <fid>.<n>.pid and
+// <fid>.<n>.exit; Reattach, Prune and Notes still read them.
 const (
 	recSuffix  = ".rec"
 	pidSuffix  = ".pid"  // earlier versions
@@ -40,25 +43,48 @@ type recordFile struct {
 	slot int // size of the pid record's slot, newline included
 }
 
-// createRecord writes the pending record pr to path, not synced (see
-// daemon.launch), and keeps the file open for the rewrites.
-func createRecord(path string, pr pidRecord) (*recordFile, error) {
+// openRecord writes the pending record pr to the slot at path, created
+// when new, blanking what an earlier attempt left after it, in one write,
+// not synced (see daemon.launch); the file stays open for the rewrites.
+func openRecord(path string, pr pidRecord) (*recordFile, error) {
 	b, err := json.Marshal(pr)
 	if err != nil {
 		return nil, err
 	}
 	b = append(b, bytes.Repeat([]byte{' '}, pidSlack)...)
 	b = append(b, '\n')
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	slot := len(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write(b); err != nil {
+	if st, err := f.Stat(); err == nil && st.Size() > int64(len(b)) {
+		b = append(b, bytes.Repeat([]byte{' '}, int(st.Size())-len(b))...)
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
 		_ = f.Close()
-		_ = os.Remove(path)
+		_ = freeRecord(path)
 		return nil, err
 	}
-	return &recordFile{f: f, path: path, slot: len(b)}, nil
+	return &recordFile{f: f, path: path, slot: slot}, nil
+}
+
+// freeRecord marks the slot at path free: nothing of an attempt is read
+// from it any more.
+func freeRecord(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	b := []byte(`{"free":true}`)
+	if st, err := f.Stat(); err == nil && st.Size() > int64(len(b)) {
+		b = append(b, bytes.Repeat([]byte{' '}, int(st.Size())-len(b))...)
+	}
+	_, err = f.WriteAt(b, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // setPid rewrites the pid record, in place.
@@ -129,6 +155,9 @@ func readAttempt(base string) attempt {
 		pidPart, exitPart, _ := bytes.Cut(b, []byte{'\n'})
 		perr := json.Unmarshal(pidPart, &a.pid)
 		a.havePid = perr == nil
+		if perr == nil && a.pid.Free {
+			return attempt{} // a free slot holds no attempt
+		}
 		var eerr error
 		if exitPart = bytes.TrimSpace(exitPart); len(exitPart) > 0 {
 			eerr = json.Unmarshal(exitPart, &a.exit)
@@ -165,9 +194,11 @@ func removeAttempt(base string) {
 	_ = os.Remove(base + exitSuffix)
 }
 
-// recordBases maps the record files among entries to their base names
-// (without suffix) and those to the invocation's file id.
-func recordBases(entries []os.DirEntry) map[string]string {
+// recordBases maps the record files among entries, in dir, to their base
+// names (without suffix) and those to the invocation's file id: a slot's
+// from the record in it (a free slot is left out), an earlier version's
+// from its name.
+func recordBases(dir string, entries []os.DirEntry) map[string]string {
 	bases := map[string]string{}
 	for _, e := range entries {
 		name := e.Name()
@@ -181,9 +212,38 @@ func recordBases(entries []os.DirEntry) map[string]string {
 		if base == "" {
 			continue
 		}
+		if strings.HasPrefix(base, slotPrefix) {
+			if a := readAttempt(filepath.Join(dir, base)); a.havePid && a.pid.ID != "" {
+				bases[base] = fileID(a.pid.ID)
+			}
+			continue
+		}
 		if fid, _, ok := strings.Cut(base, "."); ok {
 			bases[base] = fid
 		}
 	}
 	return bases
+}
+
+// freeSlots returns the free slots among entries, in dir, of processes
+// other than this one: what Prune removes.
+func freeSlots(dir string, entries []os.DirEntry) []string {
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		base, ok := strings.CutSuffix(name, recSuffix)
+		if !ok || !strings.HasPrefix(base, slotPrefix) || ownRecord(base) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		var pr pidRecord
+		pidPart, _, _ := bytes.Cut(b, []byte{'\n'})
+		if json.Unmarshal(pidPart, &pr) == nil && pr.Free {
+			out = append(out, filepath.Join(dir, name))
+		}
+	}
+	return out
 }

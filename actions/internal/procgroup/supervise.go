@@ -157,6 +157,12 @@ type pidRecord struct {
 	// program.
 	Daemon      int    `json:"daemon,omitempty"`
 	DaemonStart uint64 `json:"daemon_start,omitempty"`
+	// ID is the attempt's invocation ID: a record file is a slot that
+	// this engine process reuses (see records.go), its name says nothing
+	// of the attempt.
+	ID string `json:"id,omitempty"`
+	// Free marks a slot that holds no attempt.
+	Free bool `json:"free,omitempty"`
 }
 
 // daemonAlive reports whether the daemon named in the record still runs.
@@ -212,9 +218,42 @@ var procTag = sync.OnceValue(func() string {
 
 var baseSeq atomic.Uint64
 
-// newBase returns the path, without suffix, of a new attempt's records.
-func (s Supervisor) newBase(id string) string {
-	return filepath.Join(s.Dir, fileID(id)+"."+procTag()+"-"+strconv.FormatUint(baseSeq.Add(1), 36))
+// slotPrefix starts the name of every record slot: slot.<process>-<n>.rec.
+const slotPrefix = "slot."
+
+// slotPool holds, per records directory, the free record slots of this
+// process (paths without suffix): a slot is written in place for each
+// attempt and freed by Release, so that no file is created or removed on
+// the path of a command (each a noticeable part of its budget on ext4).
+type slotPool struct {
+	mu   sync.Mutex
+	free map[string][]string
+}
+
+var slots = &slotPool{free: map[string][]string{}}
+
+// get returns a free slot of dir, naming a new one when none is free (the
+// daemon creates its file).
+func (p *slotPool) get(dir string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.free[dir]; len(f) > 0 {
+		base := f[len(f)-1]
+		p.free[dir] = f[:len(f)-1]
+		return base
+	}
+	return filepath.Join(dir, slotPrefix+procTag()+"-"+strconv.FormatUint(baseSeq.Add(1), 36))
+}
+
+// put marks the slot at base free, in its file and in the pool.
+func (p *slotPool) put(dir, base string) {
+	if err := freeRecord(base + recSuffix); err != nil {
+		// Not reused: the file, if any, is left to Prune.
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free[dir] = append(p.free[dir], base)
 }
 
 // ownRecord reports whether the record file name is of this process.
@@ -232,7 +271,7 @@ func (s Supervisor) Release(id string) {
 		return
 	}
 	for _, base := range ran.take(s.Dir, id) {
-		_ = os.Remove(base + recSuffix)
+		slots.put(s.Dir, base)
 	}
 }
 
@@ -259,7 +298,7 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 		return 0
 	}
 	n := 0
-	for base, fid := range recordBases(entries) {
+	for base, fid := range recordBases(s.Dir, entries) {
 		if kept[fid] {
 			continue
 		}
@@ -282,6 +321,10 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 		}
 		removeAttempt(path)
 		n++
+	}
+	// The free slots of earlier processes served their last attempt.
+	for _, path := range freeSlots(s.Dir, entries) {
+		_ = os.Remove(path)
 	}
 	return n
 }
@@ -462,7 +505,7 @@ func (l *listingSet) listLocked(dir string) map[string][]string {
 	if !ok {
 		byID = map[string][]string{}
 		entries, _ := os.ReadDir(dir)
-		for base, id := range recordBases(entries) {
+		for base, id := range recordBases(dir, entries) {
 			if !ownRecord(base) {
 				byID[id] = append(byID[id], base)
 			}
@@ -491,7 +534,7 @@ func (s Supervisor) Notes() []string {
 	}
 	entries, _ := os.ReadDir(s.Dir)
 	var out []string
-	for base := range recordBases(entries) {
+	for base := range recordBases(s.Dir, entries) {
 		if a := readAttempt(filepath.Join(s.Dir, base)); a.havePid && a.pid.Note != "" {
 			out = append(out, a.pid.Note)
 		}

@@ -50,9 +50,28 @@ func records(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		name := e.Name()
+		if base, ok := strings.CutSuffix(name, recSuffix); ok {
+			a := readAttempt(filepath.Join(dir, base))
+			if !a.found {
+				continue // a free slot
+			}
+			if strings.HasPrefix(base, slotPrefix) {
+				name = fileID(a.pid.ID) + "." + name
+			}
+		}
+		names = append(names, name)
 	}
 	return names
+}
+
+// baseOf returns the path, without suffix, of the record file that
+// records names name.
+func baseOf(dir, name string) string {
+	if i := strings.Index(name, "."+slotPrefix); i >= 0 {
+		name = name[i+1:]
+	}
+	return filepath.Join(dir, strings.TrimSuffix(name, recSuffix))
 }
 
 // A supervised program reports the same outcomes as one run directly,
@@ -97,7 +116,7 @@ func TestSupervisedOutcome(t *testing.T) {
 			}
 			if left := records(t, s.Dir); len(left) != 1 {
 				t.Errorf("records after Run: %v, want one", left)
-			} else if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(left[0], recSuffix))); !a.havePid || !a.haveExit || a.exit.ExitCode != tc.exit {
+			} else if a := readAttempt(baseOf(s.Dir, left[0])); !a.havePid || !a.haveExit || a.exit.ExitCode != tc.exit {
 				t.Errorf("record after Run: %+v, want the pid and the exit status", a)
 			}
 			s.Release("inv/1")
@@ -188,7 +207,7 @@ func TestSupervisedConcurrent(t *testing.T) {
 	}
 	daemons := map[int]bool{}
 	for _, name := range records(t, s.Dir) {
-		if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(name, recSuffix))); a.havePid {
+		if a := readAttempt(baseOf(s.Dir, name)); a.havePid {
 			daemons[a.pid.Daemon] = true
 		}
 	}
@@ -257,7 +276,7 @@ func daemonOf(t *testing.T, dir, id string) pidRecord {
 	proctest.WaitFor(t, "the program's record", 10*time.Second, func() bool {
 		for _, name := range records(t, dir) {
 			if strings.HasPrefix(name, fileID(id)+".") && strings.HasSuffix(name, recSuffix) {
-				if a := readAttempt(filepath.Join(dir, strings.TrimSuffix(name, recSuffix))); a.havePid && a.pid.PID > 0 {
+				if a := readAttempt(baseOf(dir, name)); a.havePid && a.pid.PID > 0 {
 					pr = a.pid
 					return true
 				}
@@ -471,7 +490,7 @@ func writeRec(t *testing.T, path string, v any) {
 func writeAttempt(t *testing.T, base string, pr pidRecord, rec *exitRecord) {
 	t.Helper()
 	_ = os.Remove(base + recSuffix)
-	rf, err := createRecord(base+recSuffix, pr)
+	rf, err := openRecord(base+recSuffix, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +684,7 @@ func TestReleaseAndPrune(t *testing.T) {
 	_ = alive.Wait()
 	for _, name := range records(t, s.Dir) {
 		if strings.HasPrefix(name, "running.") {
-			if a := readAttempt(filepath.Join(s.Dir, strings.TrimSuffix(name, recSuffix))); a.havePid {
+			if a := readAttempt(baseOf(s.Dir, name)); a.havePid {
 				_ = syscall.Kill(-a.pid.PID, syscall.SIGKILL)
 			}
 		}
@@ -770,5 +789,67 @@ func TestSupervisorNextTo(t *testing.T) {
 	}
 	if got := supervisorNextTo(link); got != sup {
 		t.Errorf("through a link: %q, want %q", got, sup)
+	}
+}
+
+// A released slot serves the next attempt: no file is created or removed
+// per command, and nothing of the earlier attempt (a longer record, an
+// exit record with output) reads as the new one's.
+func TestSlotReuse(t *testing.T) {
+	s := newSupervisor(t)
+	files := func() []string {
+		entries, err := os.ReadDir(s.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if o := s.Run(context.Background(), exec.Command("true"), 0, "a", "a note that makes the record longer"); o.ExitCode != 0 {
+		t.Fatalf("Run a: %+v", o)
+	}
+	first := files()
+	s.Release("a")
+	if o := s.Run(context.Background(), exec.Command("sh", "-c", "exit 3"), 0, "b", ""); o.ExitCode != 3 {
+		t.Fatalf("Run b: %+v", o)
+	}
+	if got := files(); !slices.Equal(got, first) || len(got) != 1 {
+		t.Fatalf("files after a second attempt: %v, want the first one's slot %v reused", got, first)
+	}
+	a := readAttempt(baseOf(s.Dir, first[0]))
+	if !a.havePid || a.pid.ID != "b" || a.pid.Note != "" || !a.haveExit || a.exit.ExitCode != 3 {
+		t.Fatalf("reused slot reads %+v, want b's attempt alone", a)
+	}
+	s.Release("b")
+	if a := readAttempt(baseOf(s.Dir, first[0])); a.found {
+		t.Fatalf("released slot reads %+v, want nothing", a)
+	}
+
+	base := filepath.Join(t.TempDir(), slotPrefix+"x-1")
+	rf, err := openRecord(base+recSuffix, pidRecord{ID: "old", Note: strings.Repeat("n", 300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rf.setExit(exitRecord{ExitCode: 9, Orphaned: true, Output: strings.Repeat("y", outputTail)}, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = rf.Close()
+	rf, err = openRecord(base+recSuffix, pidRecord{ID: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rf.Close()
+	if a := readAttempt(base); !a.havePid || a.pid.ID != "new" || a.haveExit {
+		t.Fatalf("slot reused after a long record reads %+v, want new's pending record and no exit", a)
+	}
+	b, err := os.ReadFile(base + recSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rest, _ := bytes.Cut(b, []byte{'\n'}); len(bytes.TrimSpace(rest)) != 0 {
+		t.Fatalf("the earlier attempt's bytes are left after the new record: %.60q...", bytes.TrimSpace(rest))
 	}
 }

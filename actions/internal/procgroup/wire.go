@@ -91,6 +91,7 @@ const (
 // startRequest asks the daemon to start a program.
 type startRequest struct {
 	Base   string // record path without its suffix (.rec)
+	ID     string // the attempt's invocation ID, kept in the record
 	Note   string
 	Path   string
 	Args   []string
@@ -105,6 +106,7 @@ type startRequest struct {
 func (q *startRequest) encode() []byte {
 	var b []byte
 	b = appendString(b, q.Base)
+	b = appendString(b, q.ID)
 	b = appendString(b, q.Note)
 	b = appendString(b, q.Path)
 	b = appendStrings(b, q.Args)
@@ -122,6 +124,7 @@ func (q *startRequest) encode() []byte {
 func (q *startRequest) decode(b []byte) error {
 	d := decoder{b: b}
 	q.Base = d.string()
+	q.ID = d.string()
 	q.Note = d.string()
 	q.Path = d.string()
 	q.Args = d.strings()
