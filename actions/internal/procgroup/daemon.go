@@ -178,8 +178,14 @@ func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 	}
 	tail := &tailBuf{}
 	cmd := &exec.Cmd{Path: q.Path, Args: q.Args, Env: q.Env, Dir: q.Dir}
+	var stdinR *os.File
 	if q.HasIn {
-		cmd.Stdin = bytes.NewReader(q.Stdin)
+		stdinR = prefilledPipe(q.Stdin)
+		if stdinR != nil {
+			cmd.Stdin = stdinR
+		} else {
+			cmd.Stdin = bytes.NewReader(q.Stdin)
+		}
 	}
 	if q.Stdout == outStream {
 		cmd.Stdout = &forwarder{d: d, id: id, typ: frameStdout, tail: tail}
@@ -198,7 +204,11 @@ func (d *daemon) launch(id uint32, q *startRequest) (wait func()) {
 	// that forked exits, and the runtime keeps its threads.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = pipeDrain
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	if stdinR != nil {
+		_ = stdinR.Close() // the program has its copy
+	}
+	if err != nil {
 		return func() { d.ended(id, rf, exitRecord{ExitCode: -1, StartError: startErrText(err)}, tail) }
 	}
 	pid := cmd.Process.Pid
@@ -293,4 +303,28 @@ func (t *tailBuf) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.tail)
+}
+
+// prefilledPipe returns the read end of a pipe that holds b and whose
+// write end is closed, or nil when b does not fit in a pipe's buffer
+// (then os/exec copies it from a goroutine). A command's stdin (an event
+// as JSON) is almost always small: a goroutine less, and its wake-ups, on
+// the path of every command.
+func prefilledPipe(b []byte) *os.File {
+	if len(b) > 60<<10 { // under the 64 KiB a pipe holds by default
+		return nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	if len(b) > 0 {
+		if n, err := w.Write(b); err != nil || n != len(b) {
+			_ = r.Close()
+			_ = w.Close()
+			return nil
+		}
+	}
+	_ = w.Close()
+	return r
 }
