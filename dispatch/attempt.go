@@ -78,7 +78,10 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool
 			}
 		}
 		st.Status = engine.StatusRunning
-		if err := d.persist(st); err != nil {
+		// An action that records its attempts itself (AttemptRecorder)
+		// does not wait for the running state to be durable: its record,
+		// written before the program starts, is what a restart finds.
+		if err := d.persistWith(st, d.deferredStore(action) != nil); err != nil {
 			release()
 			return false
 		}
@@ -264,7 +267,7 @@ func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, 
 		}
 		d.cfg.Feedback(to, res.Facts, res.Events)
 	}
-	if err := d.persist(st); err != nil {
+	if err := d.persistResult(st); err != nil {
 		return false, false
 	}
 	ev := log.Info()
@@ -436,10 +439,22 @@ func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res en
 // persist records st in the store, retrying with backoff while the
 // dispatcher runs; it gives up (and returns the error) once stopping.
 func (d *Dispatcher) persist(st *engine.InvocationState) error {
+	return d.persistWith(st, false)
+}
+
+// persistWith is persist, without waiting for the state to be durable
+// when deferred and the store can (engine.DeferredActionStore).
+func (d *Dispatcher) persistWith(st *engine.InvocationState, deferred bool) error {
 	st.Updated = d.clock.Now()
+	ds, _ := d.store.(engine.DeferredActionStore)
 	wait := 100 * time.Millisecond
 	for {
-		err := d.store.Update(context.Background(), st)
+		var err error
+		if deferred && ds != nil {
+			err = ds.UpdateDeferred(context.Background(), st)
+		} else {
+			err = d.store.Update(context.Background(), st)
+		}
 		if err == nil {
 			break
 		}
@@ -613,4 +628,124 @@ func (l *keyLocks) unref(key string, k *keyLock) {
 	if k.refs == 0 {
 		delete(l.m, key)
 	}
+}
+
+// deferredStore returns the store as an engine.DeferredActionStore when
+// action records its attempts itself (engine.AttemptRecorder) and the
+// store can defer: then an attempt's running state and final result need
+// not be durable before the dispatcher goes on. Nil otherwise.
+func (d *Dispatcher) deferredStore(action engine.Action) engine.DeferredActionStore {
+	if recorderOf(action) == nil {
+		return nil
+	}
+	ds, _ := d.store.(engine.DeferredActionStore)
+	return ds
+}
+
+// persistResult records the state an attempt left. The final result of
+// an AttemptRecorder's attempt is recorded without waiting for the sync:
+// the settler syncs the results waiting (one sync for all of them) and
+// then lets the action drop its records of those attempts, which until
+// then say what a crash may have lost. Any other result is synced here,
+// and the action's record of the attempt goes at once.
+func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
+	action, _ := d.cfg.Actions(st.Invocation.Action)
+	rec := recorderOf(action)
+	if rec == nil {
+		return d.persist(st)
+	}
+	if st.Status.Final() && d.deferredStore(action) != nil && d.settleLater(rec, st.Invocation) {
+		if err := d.persistWith(st, true); err != nil {
+			d.settled.Done()
+			return err
+		}
+		d.settleCh <- settleItem{rec: rec, inv: st.Invocation}
+		return nil
+	}
+	if err := d.persist(st); err != nil {
+		return err
+	}
+	rec.Settle(st.Invocation)
+	return nil
+}
+
+// settleItem is a final result recorded without a sync, whose action's
+// record goes once a sync made it durable.
+type settleItem struct {
+	rec engine.AttemptRecorder
+	inv *engine.Invocation
+}
+
+// settleLater reserves a place in the settler's queue; false when the
+// settler is not running (before Start, after Stop): then the result is
+// synced by its writer.
+func (d *Dispatcher) settleLater(rec engine.AttemptRecorder, inv *engine.Invocation) bool {
+	d.settleMu.Lock()
+	defer d.settleMu.Unlock()
+	if d.settleCh == nil || d.settleClosed {
+		return false
+	}
+	d.settled.Add(1)
+	return true
+}
+
+// settler syncs the store for the results recorded without a sync, as
+// many as wait at once with one sync, then settles their records. It
+// returns when settleCh is closed and drained.
+func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
+	defer close(d.settlerDone)
+	var batch []settleItem
+	for it := range d.settleCh {
+		batch = append(batch[:0], it)
+	more:
+		for {
+			select {
+			case it, ok := <-d.settleCh:
+				if !ok {
+					break more
+				}
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		synced := d.syncResults(ds, len(batch))
+		for _, it := range batch {
+			if synced {
+				it.rec.Settle(it.inv)
+			}
+			d.settled.Done()
+		}
+	}
+}
+
+// syncResults syncs the store, retrying with backoff until it succeeds or
+// Stop gives up on it (false). Until then the records stay: a crash
+// reattaches the attempts, whose results the records hold.
+func (d *Dispatcher) syncResults(ds engine.DeferredActionStore, n int) bool {
+	wait := 100 * time.Millisecond
+	for {
+		err := ds.Sync(context.Background())
+		if err == nil {
+			return true
+		}
+		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
+		select {
+		case <-d.clock.After(wait):
+		case <-d.settleAbort:
+			return false
+		}
+		if wait *= 2; wait > 30*time.Second {
+			wait = 30 * time.Second
+		}
+	}
+}
+
+// recorderOf returns action as an engine.AttemptRecorder when it keeps
+// records of its attempts, else nil.
+func recorderOf(action engine.Action) engine.AttemptRecorder {
+	if r, ok := action.(engine.AttemptRecorder); ok && r.Records() {
+		return r
+	}
+	return nil
 }

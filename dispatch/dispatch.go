@@ -160,6 +160,11 @@ type Config struct {
 	// and Stream say where they go back to). It is called from the
 	// invocation's goroutine after the success is recorded.
 	Feedback func(inv *engine.Invocation, facts, events []map[string]any)
+	// ActionTypes, when set, lists the action types in use: at Start the
+	// dispatcher asks those that keep records of their attempts
+	// (engine.AttemptRecorder) to prune the records of attempts that
+	// ended before a crash.
+	ActionTypes func() []string
 	// OnResult, when set, receives a copy of every state the dispatcher
 	// records (running, retrying, succeeded, failed): for logs, metrics or
 	// a live stream. It must not block for long.
@@ -229,6 +234,22 @@ type Dispatcher struct {
 
 	shutdownBegun chan struct{} // closed by BeginShutdown or Stop
 	shutdownOnce  sync.Once
+
+	// The settler (see persistResult): settleCh is made by Start when
+	// the store can defer; settled counts the results reserved in it and
+	// not yet settled.
+	settleMu     sync.Mutex
+	settleCh     chan settleItem
+	settleClosed bool
+	settled      sync.WaitGroup
+	settlerDone  chan struct{}
+	settleAbort  chan struct{} // closed by Stop when its deadline passes
+
+	// leftover are the invocations the store holds as queued or retrying
+	// of which an earlier process left an attempt's record
+	// (engine.AttemptRecorder.LeftBehind): they are resumed as found
+	// running.
+	leftover map[string]bool
 
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
@@ -303,6 +324,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		held:          map[string]heldFor{},
 		maxRunners:    cfg.MaxConcurrency + maxWaitingRunners,
 		shutdownBegun: make(chan struct{}),
+		settlerDone:   make(chan struct{}),
+		settleAbort:   make(chan struct{}),
+		leftover:      map[string]bool{},
 		quit:          make(chan struct{}),
 		runCtx:        runCtx,
 		cancelRun:     cancel,
@@ -431,6 +455,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.mu.Unlock()
 		return fmt.Errorf("dispatch: load unfinished invocations: %w", err)
 	}
+	d.findLeftovers(unfinished)
 	var order []string
 	byFiring := map[string][]*engine.InvocationState{}
 	for _, st := range unfinished {
@@ -490,6 +515,14 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		if h.lock != "" || h.slots != nil {
 			d.held[st.Invocation.ID] = h
 		}
+	}
+	if ds, ok := d.store.(engine.DeferredActionStore); ok {
+		d.settleMu.Lock()
+		d.settleCh = make(chan settleItem, 1024)
+		d.settleMu.Unlock()
+		go d.settler(ds)
+	} else {
+		close(d.settlerDone)
 	}
 	for _, j := range jobs {
 		d.scheduleLocked(j)
@@ -823,6 +856,10 @@ func (d *Dispatcher) runJob(j *job) {
 				continue
 			}
 		}
+		if d.takeLeftover(it.id) && (st.Status == engine.StatusQueued || st.Status == engine.StatusRetrying) {
+			st.Status = engine.StatusRunning
+			st.Updated = d.clock.Now()
+		}
 		it.st = nil // the store holds it from here
 		if held != nil && st.Status != engine.StatusQueued {
 			held()
@@ -887,13 +924,103 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 		d.cancelRun()
+		d.stopSettler(ctx)
 		return nil
 	case <-ctx.Done():
 	}
 	d.log.Warn().Msg("stop deadline reached; cancelling running actions")
 	d.cancelRun()
 	<-done
+	d.stopSettler(ctx)
 	return fmt.Errorf("dispatch: stop: running actions cancelled: %w", ctx.Err())
+}
+
+// stopSettler syncs and settles the results still waiting, once no
+// attempt runs any more, giving up on a store that cannot sync when ctx
+// ends (the records stay for the next start).
+func (d *Dispatcher) stopSettler(ctx context.Context) {
+	d.settleMu.Lock()
+	if d.settleCh == nil || d.settleClosed {
+		d.settleMu.Unlock()
+		return
+	}
+	d.settleClosed = true
+	d.settleMu.Unlock()
+	all := make(chan struct{})
+	go func() {
+		d.settled.Wait() // every reserved result was sent and settled
+		close(all)
+	}()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		close(d.settleAbort)
+		<-all
+	}
+	close(d.settleCh)
+	<-d.settlerDone
+}
+
+// takeLeftover reports whether id is a leftover (see findLeftovers), once.
+func (d *Dispatcher) takeLeftover(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.leftover[id] {
+		return false
+	}
+	delete(d.leftover, id)
+	return true
+}
+
+// findLeftovers marks as running (in memory: d.leftover) the queued and
+// retrying invocations of which an earlier process left an attempt's
+// record, and prunes the records of attempts that ended. An attempt of an
+// engine.AttemptRecorder is recorded as running without a sync, so the
+// store may have lost that it started; the action's record did not.
+func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
+	keep := make(map[string]bool, len(unfinished))
+	recs := map[string]engine.AttemptRecorder{}
+	recorder := func(typ string) engine.AttemptRecorder {
+		r, seen := recs[typ]
+		if !seen {
+			a, _ := d.cfg.Actions(typ)
+			r = recorderOf(a)
+			recs[typ] = r
+		}
+		return r
+	}
+	now := d.clock.Now()
+	for _, st := range unfinished {
+		if st == nil || st.Invocation == nil {
+			continue
+		}
+		keep[st.Invocation.ID] = true
+		if st.Status != engine.StatusQueued && st.Status != engine.StatusRetrying {
+			continue
+		}
+		if r := recorder(st.Invocation.Action); r != nil && r.LeftBehind(st.Invocation.ID) {
+			d.leftover[st.Invocation.ID] = true
+			st.Status = engine.StatusRunning
+			// Its timeout counts from now: when it started is the
+			// record's to know.
+			st.Updated = now
+		}
+	}
+	if d.cfg.ActionTypes != nil {
+		for _, typ := range d.cfg.ActionTypes() {
+			recorder(typ)
+		}
+	}
+	pruned := map[engine.AttemptRecorder]bool{}
+	for typ, r := range recs {
+		if r == nil || pruned[r] {
+			continue
+		}
+		pruned[r] = true
+		if n := r.Prune(keep); n > 0 {
+			d.log.Info().Str("action", typ).Int("records", n).Msg("removed records of attempts that ended before a restart")
+		}
+	}
 }
 
 // BeginShutdown tells the dispatcher that the process is shutting down,

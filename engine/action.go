@@ -40,6 +40,34 @@ type Reattacher interface {
 	Reattach(ctx context.Context, inv *Invocation) (res Result, known bool)
 }
 
+// An AttemptRecorder is a Reattacher that keeps, outside the action store,
+// a record of every attempt it starts (a program's process and, once it
+// ended, its exit status), written before the attempt starts and kept
+// until the dispatcher says the attempt's result is durable. Those records
+// stand in for the store's "running" state: the dispatcher records an
+// attempt of such an action as running, and its final result, without
+// waiting for them to be durable (a store's next synced write, or the
+// dispatcher's own group sync, makes them so), because after a crash the
+// records say what the store may have lost.
+type AttemptRecorder interface {
+	Reattacher
+	// Records reports whether the action keeps those records (it may run
+	// without them, without a data directory): when false, the
+	// dispatcher treats it as a plain Reattacher.
+	Records() bool
+	// LeftBehind reports whether an earlier process left a record of an
+	// attempt of invocation id: the dispatcher then treats the invocation
+	// as found running, whatever the store says.
+	LeftBehind(id string) bool
+	// Settle says that the final result of inv's last attempt is durable
+	// in the store: its record may go.
+	Settle(inv *Invocation)
+	// Prune removes the records of attempts that ended, left by earlier
+	// processes, of invocations not in keep (the unfinished ones), and
+	// returns how many it removed.
+	Prune(keep map[string]bool) int
+}
+
 // Status is the outcome class of one attempt.
 type Status string
 

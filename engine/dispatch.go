@@ -51,6 +51,18 @@ type BatchActionStore interface {
 	SubmitAll(ctx context.Context, fs []*Firing) error
 }
 
+// A DeferredActionStore is an ActionStore that can record an invocation's
+// state without waiting for it to be durable.
+type DeferredActionStore interface {
+	ActionStore
+	// UpdateDeferred replaces the recorded state like Update, visible to
+	// reads at once and in order with every other write (any later durable
+	// write makes it durable too), but returns before it is durable.
+	UpdateDeferred(ctx context.Context, st *InvocationState) error
+	// Sync makes every write before it durable.
+	Sync(ctx context.Context) error
+}
+
 // InvocationStatus is where an invocation stands.
 type InvocationStatus string
 

@@ -244,6 +244,33 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 // Update implements engine.ActionStore. The invocation must have been
 // submitted.
 func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) error {
+	return a.update(ctx, st, true)
+}
+
+var _ engine.DeferredActionStore = (*actionStore)(nil)
+
+// UpdateDeferred implements engine.DeferredActionStore: Update without the
+// WAL sync. The batch is in the WAL's order (a later synced write makes it
+// durable), but until then a crash of the process may lose it.
+func (a *actionStore) UpdateDeferred(ctx context.Context, st *engine.InvocationState) error {
+	return a.update(ctx, st, false)
+}
+
+// Sync implements engine.DeferredActionStore: one WAL sync, which makes
+// every write before it durable. Concurrent calls share syncs.
+func (a *actionStore) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return a.read(func(db *pebble.DB) error {
+		if err := db.LogData(nil, pebble.Sync); err != nil {
+			return fmt.Errorf("journal: sync: %w", err)
+		}
+		return nil
+	})
+}
+
+func (a *actionStore) update(ctx context.Context, st *engine.InvocationState, sync bool) error {
 	if st == nil || st.Invocation == nil || st.Invocation.ID == "" {
 		return errors.New("journal: update: state has no invocation id")
 	}
@@ -253,7 +280,7 @@ func (a *actionStore) Update(ctx context.Context, st *engine.InvocationState) er
 		return fmt.Errorf("journal: update invocation %q: %w", id, err)
 	}
 	var dN, dBytes int64
-	return a.writeThen(ctx, true, func(db *pebble.DB, b *pebble.Batch) error {
+	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
 		if err != nil {
 			return fmt.Errorf("journal: update invocation %q: %w", id, err)

@@ -88,8 +88,9 @@ type Command struct {
 }
 
 var (
-	_ engine.Action     = (*Command)(nil)
-	_ engine.Reattacher = (*Command)(nil)
+	_ engine.Action          = (*Command)(nil)
+	_ engine.Reattacher      = (*Command)(nil)
+	_ engine.AttemptRecorder = (*Command)(nil)
 )
 
 // NewSupervised returns the action running its programs through a
@@ -552,3 +553,17 @@ func lastLine(s string) string {
 	}
 	return s
 }
+
+// Records implements engine.AttemptRecorder: programs run supervised,
+// recorded, when the action has a records directory.
+func (c *Command) Records() bool { return c.procs.Dir != "" }
+
+// LeftBehind implements engine.AttemptRecorder.
+func (c *Command) LeftBehind(id string) bool { return c.procs.LeftBehind(id) }
+
+// Settle implements engine.AttemptRecorder: the attempt's result is
+// durable, its records go.
+func (c *Command) Settle(inv *engine.Invocation) { c.procs.Release(inv.ID) }
+
+// Prune implements engine.AttemptRecorder.
+func (c *Command) Prune(keep map[string]bool) int { return c.procs.Prune(keep) }

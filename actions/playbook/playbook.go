@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -139,11 +140,17 @@ type Ansible struct {
 	// status, so that a run which outlives a crash of the engine is
 	// reattached, not run twice at once (see procgroup.Supervisor).
 	procs procgroup.Supervisor
+	// scratch holds, by invocation ID, the scratch directories of
+	// supervised runs that ended, until Settle: a crash before the result
+	// is durable reattaches the run, whose set_stats are read from there.
+	scratchMu sync.Mutex
+	scratch   map[string][]string
 }
 
 var (
-	_ engine.Action     = (*Ansible)(nil)
-	_ engine.Reattacher = (*Ansible)(nil)
+	_ engine.Action          = (*Ansible)(nil)
+	_ engine.Reattacher      = (*Ansible)(nil)
+	_ engine.AttemptRecorder = (*Ansible)(nil)
 )
 
 // ProcsDir is the directory, in the data directory, of the records of the
@@ -511,7 +518,14 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	if err != nil {
 		return engine.RetryableFailure("scratch directory: %v", err)
 	}
-	defer os.RemoveAll(tmp)
+	ran := false
+	defer func() {
+		if ran && a.procs.Dir != "" {
+			a.holdScratch(inv.ID, tmp)
+			return
+		}
+		_ = os.RemoveAll(tmp)
+	}()
 	pluginDir := filepath.Join(tmp, "callback")
 	if err := os.Mkdir(pluginDir, 0o700); err != nil {
 		return engine.RetryableFailure("scratch directory: %v", err)
@@ -530,6 +544,7 @@ func (a *Ansible) Run(ctx context.Context, inv *engine.Invocation) engine.Result
 	cmd.Env = a.env(pluginDir, statsPath)
 	out := headtail.New(cfg.outputLimit)
 	cmd.Stdout, cmd.Stderr = out, out
+	ran = true
 	po := a.procs.Run(ctx, cmd, cfg.killGrace, inv.ID, tmp)
 
 	st, statsErr := readStats(statsPath)
@@ -755,4 +770,55 @@ func redactJSON(inv *engine.Invocation, s string) string {
 		s = strings.ReplaceAll(s, esc, "******")
 	}
 	return s
+}
+
+// Records implements engine.AttemptRecorder: programs run supervised,
+// recorded, when the action has a records directory.
+func (a *Ansible) Records() bool { return a.procs.Dir != "" }
+
+// LeftBehind implements engine.AttemptRecorder.
+func (a *Ansible) LeftBehind(id string) bool { return a.procs.LeftBehind(id) }
+
+// Settle implements engine.AttemptRecorder: the attempt's result is
+// durable; its records and its scratch directory go.
+func (a *Ansible) Settle(inv *engine.Invocation) {
+	a.procs.Release(inv.ID)
+	a.scratchMu.Lock()
+	dirs := a.scratch[inv.ID]
+	delete(a.scratch, inv.ID)
+	a.scratchMu.Unlock()
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+}
+
+// holdScratch keeps the scratch directory of a run that ended until
+// Settle.
+func (a *Ansible) holdScratch(id, dir string) {
+	a.scratchMu.Lock()
+	defer a.scratchMu.Unlock()
+	if a.scratch == nil {
+		a.scratch = map[string][]string{}
+	}
+	a.scratch[id] = append(a.scratch[id], dir)
+}
+
+// Prune implements engine.AttemptRecorder; the scratch directories of the
+// records it removes go with them.
+func (a *Ansible) Prune(keep map[string]bool) int {
+	before := a.procs.Notes()
+	n := a.procs.Prune(keep)
+	if n == 0 || a.tempDir == "" {
+		return n
+	}
+	after := map[string]bool{}
+	for _, d := range a.procs.Notes() {
+		after[d] = true
+	}
+	for _, d := range before {
+		if !after[d] && filepath.Dir(d) == a.tempDir {
+			_ = os.RemoveAll(d)
+		}
+	}
+	return n
 }

@@ -239,6 +239,12 @@ func TestEventReachesPlaybook(t *testing.T) {
 	if res.Status != engine.Succeeded {
 		t.Fatalf("status %s: %s", res.Status, res.Error)
 	}
+	// The scratch directory stays until the result is durable (a crash
+	// before that reattaches the run and reads its stats there).
+	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 1 {
+		t.Errorf("scratch directories before Settle in %s: %v %v, want the run's", a.tempDir, left, err)
+	}
+	a.Settle(inv)
 	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 0 {
 		t.Errorf("scratch files left behind in %s: %v %v", a.tempDir, left, err)
 	}
@@ -446,6 +452,7 @@ func TestTimeoutKillsPlaybook(t *testing.T) {
 		t.Errorf("result = %s %q, want retryable timed out", res.Status, res.Error)
 	}
 	proctest.WaitExited(t, "the task's sleep", pid, 10*time.Second)
+	a.Settle(inv)
 	if left, err := os.ReadDir(a.tempDir); err != nil || len(left) != 0 {
 		t.Errorf("scratch files left behind in %s: %v %v", a.tempDir, left, err)
 	}

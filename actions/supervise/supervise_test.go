@@ -13,8 +13,8 @@ import (
 )
 
 // cmd/rulebook-supervise supervises a program as the engine's own binary
-// does: the program runs under it, its output and exit status come back,
-// and no record is left.
+// does: the program runs under it, its stdin, output and exit status go
+// through, and Release frees its record.
 func TestDedicatedSupervisor(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -41,7 +41,16 @@ func TestDedicatedSupervisor(t *testing.T) {
 	if want := bin + "\nthe event\n"; out.String() != want {
 		t.Errorf("output = %q, want %q (the program's parent is the dedicated supervisor)", out.String(), want)
 	}
-	if left, _ := os.ReadDir(s.Dir); len(left) != 0 {
-		t.Errorf("records left behind: %v", left)
+	if left, _ := os.ReadDir(s.Dir); len(left) != 1 {
+		t.Errorf("records after Run: %v, want one", left)
+	}
+	s.Release("inv/1")
+	// The record's slot stays, free, for the next attempt.
+	left, _ := os.ReadDir(s.Dir)
+	if len(left) != 1 {
+		t.Fatalf("files after Release: %v, want the free slot", left)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, left[0].Name())); err != nil || !bytes.HasPrefix(b, []byte(`{"free":true}`)) {
+		t.Errorf("slot after Release: %.80q, %v; want it free", b, err)
 	}
 }

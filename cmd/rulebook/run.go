@@ -326,6 +326,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		Feedback: func(inv *engine.Invocation, facts, events []map[string]any) {
 			a.feedback(inv, facts, events)
 		},
+		ActionTypes: a.actions.types,
 		OnResult: func(st *engine.InvocationState) {
 			a.metrics.ActionResult(st)
 			a.stream.PublishResult(st)
@@ -755,6 +756,17 @@ func (s *actionSet) get(typ string) (engine.Action, bool) {
 	defer s.mu.RUnlock()
 	a, ok := s.built[typ]
 	return a, ok
+}
+
+// types lists the action types built.
+func (s *actionSet) types() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.built))
+	for typ := range s.built {
+		out = append(out, typ)
+	}
+	return out
 }
 
 // ensure builds each action type the rulebook uses that is not built yet.

@@ -5,57 +5,79 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// A Supervisor runs each program through a small supervisor process so
-// that an attempt can outlive the engine's process without being lost or
-// run twice at once.
+// A Supervisor runs programs through a supervisor process so that an
+// attempt can outlive the engine's process without being lost or run twice
+// at once.
 //
-// The supervisor is this same binary, executed again as
-// /proc/self/exe with argv[0] "rulebook-supervise" (the init function of
-// this package recognises it, so every binary that links an action using
-// it, tests included, can act as the supervisor). It
+// The supervisor is a daemon: one per engine process and Dir, started by
+// the first Run and living as long as the engine (each Run costs the
+// engine a few frames on a socket and the daemon one fork and exec, not a
+// process of its own). It is SupervisorName next to the running executable
+// when there is one (cmd/rulebook-supervise, a small program), else this
+// same binary executed again as /proc/self/exe with argv[0]
+// "rulebook-supervise" (the init function of this package recognises it,
+// so every binary that links an action using it, tests included, can act
+// as the supervisor). It runs in a process group of its own (a terminal's
+// Ctrl-C to the engine is not for it), catches termination signals and
+// carries on, and talks to the engine over a socketpair (descriptor 3;
+// frames in wire.go); its stderr is a pipe the engine copies to its own,
+// so that an orphaned daemon does not hold the engine's stderr open.
+// For each Run it
 //
-//  1. writes a record (its pid, which is the process group id, its start
-//     time from /proc/self/stat, the boot id and a note of the action) to
-//     <Dir>/<id>.<nonce>.pid (not fsynced: see superviseMain);
-//  2. checks that its parent is still the engine that started it: if the
-//     engine died before the record was written, it removes the record and
-//     exits without starting the program, so the program never runs
-//     without a record;
-//  3. starts the program (in its process group, which the engine made
-//     for it), passes stdin through,
-//     copies the program's output to the engine (and, once the engine is
-//     gone, discards it but for a tail, so the orphan never dies of
-//     SIGPIPE), and ignores termination signals itself;
-//  4. when the program ends, writes its exit status (and, when the engine
-//     was gone, the tail of its output) to <Dir>/<id>.<nonce>.exit,
-//     fsynced when the engine was gone, and exits.
+//  1. writes a record <Dir>/<id>.<process>-<n>.rec naming itself (its pid
+//     and start time from /proc/self/stat), the boot id and the note, with
+//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
+//     and keeps it open (records.go describes the file);
+//  2. checks that its parent is still the engine: if the engine died, it
+//     removes the record and does not start the program, so a program
+//     never runs without a record a later engine can find;
+//  3. starts the program in a process group of its own with SIGKILL as its
+//     parent-death signal (should the daemon be killed, its programs die
+//     with it instead of running unrecorded; the engine kills what is left
+//     of their groups), its stdin the bytes the engine sent, its output
+//     forwarded to the engine (once the engine is gone, kept but for a
+//     tail, so an orphan never dies of SIGPIPE);
+//  4. rewrites the record in place with the program's pid (its process
+//     group id) and start time (where the engine reads it when it must
+//     signal the group: no frame per start);
+//  5. when the program ends, adds its exit status (and, when the engine
+//     was gone, the tail of its output) to the record, fsynced only then,
+//     and sends it to the engine.
+//
+// It exits once the engine's connection closed and no program runs.
 //
 // When the engine is killed (kill -9, OOM) while an attempt runs, the
-// program and its supervisor carry on. Reattach, called by the next engine
+// program and the daemon carry on. Reattach, called by the next engine
 // before it runs that invocation again, finds the record: an exit record
-// gives the attempt's result (the attempt is not run again); a supervisor
+// gives the attempt's result (the attempt is not run again); a program
 // still alive is waited for (its timeout still applies, then its process
-// group is killed); a supervisor gone without an exit record (killed with
-// everything, e.g. by systemd's final SIGKILL) means the result is lost,
-// and its process group is killed and waited for before the retry. In
-// every case nothing of the earlier attempt runs when Reattach returns.
+// group is killed); a program gone without an exit record whose daemon is
+// gone too (killed with everything, e.g. by systemd's final SIGKILL)
+// means the result is lost: its process group is killed and waited for
+// before the retry. In every case nothing of the earlier attempt runs when
+// Reattach returns. Records of the per-command supervisor of earlier
+// versions (no daemon named) are handled as before: their supervisor led
+// the program's group.
 //
-// The supervisor binary is SupervisorName next to the running executable
-// when there is one (cmd/rulebook-supervise, a small program: starting it
-// costs a fraction of starting the engine again, and it starts once per
-// command), else /proc/self/exe.
+// When the daemon dies while the engine runs, Run kills what is left of
+// its programs' groups and returns an Outcome whose WaitErr says so; the
+// next Run starts a new daemon.
+//
+// Records outlive Run: the engine's store records the attempt's result
+// after Run returns, and until it has, the records are what a later engine
+// needs. Release removes the records of an attempt once its result is
+// durable; Prune removes those of ended attempts left by any process.
 //
 // A Supervisor with an empty Dir runs programs directly, as Run does.
 type Supervisor struct {
@@ -123,11 +145,29 @@ func init() {
 
 // pidRecord is the record written before the program starts.
 type pidRecord struct {
+	// PID is the program's (its process group id), 0 while the daemon is
+	// starting it; in a record of the per-command supervisor (Daemon 0),
+	// the supervisor's, which led the program's group.
 	PID       int       `json:"pid"`
 	StartTime uint64    `json:"start_time"` // field 22 of /proc/PID/stat
 	BootID    string    `json:"boot_id"`
 	Note      string    `json:"note,omitempty"`
 	Started   time.Time `json:"started"`
+	// Daemon and DaemonStart name the supervisor daemon that started the
+	// program.
+	Daemon      int    `json:"daemon,omitempty"`
+	DaemonStart uint64 `json:"daemon_start,omitempty"`
+	// ID is the attempt's invocation ID: a record file is a slot that
+	// this engine process reuses (see records.go), its name says nothing
+	// of the attempt.
+	ID string `json:"id,omitempty"`
+	// Free marks a slot that holds no attempt.
+	Free bool `json:"free,omitempty"`
+}
+
+// daemonAlive reports whether the daemon named in the record still runs.
+func (pr pidRecord) daemonAlive() bool {
+	return pidRecord{PID: pr.Daemon, StartTime: pr.DaemonStart, BootID: pr.BootID}.alive()
 }
 
 // exitRecord is the record written when the program ended.
@@ -142,11 +182,19 @@ type exitRecord struct {
 	Output   string `json:"output,omitempty"`
 }
 
-// Run starts cmd through a supervisor when s.Dir is set (see Supervisor),
-// else directly, and waits for it like Run. id names the attempt's records
-// (the invocation ID); note is kept in the record and given back by
-// Reattach and Notes (a scratch directory the program uses, say). While a
-// record of id exists, Run must not be called again for id: the
+// Run starts cmd through the supervisor daemon when s.Dir is set (see
+// Supervisor), else directly, and waits for it like Run. id names the
+// attempt's records (the invocation ID); note is kept in the record and
+// given back by Reattach and Notes (a scratch directory the program uses,
+// say). The daemon is given cmd's Path, Args, Environ() and Dir; cmd.Stdin,
+// when set, is read to its end first and becomes the program's stdin;
+// cmd.Stdout and cmd.Stderr get its output (one pipe for both when they are
+// the same writer, as os/exec does), written from one goroutine that
+// serves every Run of the daemon, so they must not block. Other fields of
+// cmd (SysProcAttr, Cancel, WaitDelay) are not used.
+//
+// The records stay when Run returns (Release removes them). Run must not
+// be called for an id that an earlier process may have left running: the
 // dispatcher calls Reattach first after a crash.
 func (s Supervisor) Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration, id, note string) Outcome {
 	if s.Dir == "" {
@@ -158,28 +206,127 @@ func (s Supervisor) Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration,
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		return Outcome{StartErr: fmt.Errorf("process records: %w", err), ExitCode: -1}
 	}
-	base := filepath.Join(s.Dir, fileID(id)+"."+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-	args := []string{supervisorArg0, "-record", base, "-ppid", strconv.Itoa(os.Getpid()), "-note", note, "--", cmd.Path}
-	args = append(args, cmd.Args[1:]...)
-	sup := exec.CommandContext(ctx, s.program())
-	sup.Args = args
-	sup.Env, sup.Dir = cmd.Env, cmd.Dir
-	sup.Stdin, sup.Stdout, sup.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
-	sup.SysProcAttr = cmd.SysProcAttr
-	out := Run(ctx, sup, grace)
-	defer os.Remove(base + ".pid")
-	defer os.Remove(base + ".exit")
-	if out.StartErr != nil {
-		return out
+	return s.runDaemon(ctx, cmd, grace, id, note)
+}
+
+// procTag names this process in its record names: its pid and the time it
+// started, so that an earlier process with the same pid (a container's
+// engine is often pid 1) is told apart.
+var procTag = sync.OnceValue(func() string {
+	return strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+})
+
+var baseSeq atomic.Uint64
+
+// slotPrefix starts the name of every record slot: slot.<process>-<n>.rec.
+const slotPrefix = "slot."
+
+// slotPool holds, per records directory, the free record slots of this
+// process (paths without suffix): a slot is written in place for each
+// attempt and freed by Release, so that no file is created or removed on
+// the path of a command (each a noticeable part of its budget on ext4).
+type slotPool struct {
+	mu   sync.Mutex
+	free map[string][]string
+}
+
+var slots = &slotPool{free: map[string][]string{}}
+
+// get returns a free slot of dir, naming a new one when none is free (the
+// daemon creates its file).
+func (p *slotPool) get(dir string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.free[dir]; len(f) > 0 {
+		base := f[len(f)-1]
+		p.free[dir] = f[:len(f)-1]
+		return base
 	}
-	var rec exitRecord
-	if err := readJSON(base+".exit", &rec); err != nil {
-		// The supervisor died without recording (SIGKILL, OOM): what it
-		// started may still run; it must not outlive the attempt.
-		killOrphanGroup(sup.Process.Pid)
-		return out
+	return filepath.Join(dir, slotPrefix+procTag()+"-"+strconv.FormatUint(baseSeq.Add(1), 36))
+}
+
+// put marks the slot at base free, in its file and in the pool.
+func (p *slotPool) put(dir, base string) {
+	if err := freeRecord(base + recSuffix); err != nil {
+		// Not reused: the file, if any, is left to Prune.
+		return
 	}
-	return rec.apply(out)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free[dir] = append(p.free[dir], base)
+}
+
+// ownRecord reports whether the record file name is of this process.
+func ownRecord(name string) bool {
+	i := strings.IndexByte(name, '.')
+	return i >= 0 && strings.HasPrefix(name[i+1:], procTag()+"-")
+}
+
+// Release removes the records of id's attempts that this process ran and
+// whose Run returned. The dispatcher calls it once the attempt's result is
+// durable in its store: from then on no later engine needs them. Records
+// of a Run of id still running are kept.
+func (s Supervisor) Release(id string) {
+	if s.Dir == "" {
+		return
+	}
+	for _, base := range ran.take(s.Dir, id) {
+		slots.put(s.Dir, base)
+	}
+}
+
+// Prune removes the records in s.Dir, of any process, of attempts that
+// have ended (an exit record is there, or neither the program nor the
+// daemon that started it runs) and whose invocation id is not in keep
+// (ids are compared as they appear in file names, so an id whose name
+// part equals a kept one's is kept too), and returns how many attempts it
+// removed. A record whose program (or the daemon that starts it) still
+// runs is never removed; what is left of the process group of an attempt
+// whose result is lost is killed first. The dispatcher calls it with the
+// ids of the invocations it has yet to finish, for which Reattach needs
+// the records.
+func (s Supervisor) Prune(keep map[string]bool) int {
+	if s.Dir == "" {
+		return 0
+	}
+	kept := make(map[string]bool, len(keep))
+	for id := range keep {
+		kept[fileID(id)] = true
+	}
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for base, fid := range recordBases(s.Dir, entries) {
+		if kept[fid] {
+			continue
+		}
+		path := filepath.Join(s.Dir, base)
+		a := readAttempt(path)
+		if !a.found {
+			continue
+		}
+		if pr := a.pid; a.havePid {
+			if pr.alive() || pr.Daemon > 0 && pr.daemonAlive() && !a.haveExit {
+				continue
+			}
+			if !a.haveExit && pr.PID > 0 && pr.sameBoot() {
+				if pr.Daemon > 0 {
+					killGroupOf(pr.PID, pr.StartTime)
+				} else {
+					killOrphanGroup(pr.PID)
+				}
+			}
+		}
+		removeAttempt(path)
+		n++
+	}
+	// The free slots of earlier processes served their last attempt.
+	for _, path := range freeSlots(s.Dir, entries) {
+		_ = os.Remove(path)
+	}
+	return n
 }
 
 // apply returns out with the program's status from the exit record in
@@ -219,6 +366,14 @@ type Reattached struct {
 // when ctx ends, then reporting ctx's error as CtxErr), reads how it
 // ended, and removes the records. When it returns, nothing of that attempt
 // runs any more.
+//
+// Only records of earlier processes are reattached, and those all exist
+// before this process first looks: a daemon writes an attempt's pid
+// record before it checks that its engine still runs, so a record an
+// earlier engine's daemon writes after that engine died is removed again
+// and its program never starts. So the first Reattach (or Prune) lists Dir
+// once, and an id without records there is answered from that listing:
+// the dispatcher calls Reattach for every invocation it recovers.
 func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration) Reattached {
 	var r Reattached
 	if s.Dir == "" {
@@ -227,28 +382,30 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 	if grace <= 0 {
 		grace = DefaultKillGrace
 	}
-	pids, _ := filepath.Glob(filepath.Join(s.Dir, globEscape(fileID(id))+".*.pid"))
-	exits, _ := filepath.Glob(filepath.Join(s.Dir, globEscape(fileID(id))+".*.exit"))
-	bases := map[string]bool{}
-	for _, p := range append(pids, exits...) {
-		bases[strings.TrimSuffix(strings.TrimSuffix(p, ".pid"), ".exit")] = true
-	}
-	for base := range bases {
+	for _, base := range listings.take(s.Dir, fileID(id)) {
+		base = filepath.Join(s.Dir, base)
+		a := readAttempt(base)
+		if !a.found {
+			continue // removed since the listing
+		}
+		pr := a.pid
 		r.Found = true
-		var pr pidRecord
-		havePid := readJSON(base+".pid", &pr) == nil
-		if havePid {
+		if a.havePid {
 			r.Note = pr.Note
-			if pr.alive() {
-				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
-			}
-			if pr.PID > 0 && pr.sameBoot() {
-				// The supervisor is gone but something it started may not be.
-				killOrphanGroup(pr.PID)
+			if pr.Daemon > 0 {
+				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
+			} else {
+				if pr.alive() {
+					r.Outcome.CtxErr = waitGone(ctx, pr, grace)
+				}
+				if pr.PID > 0 && pr.sameBoot() {
+					// The supervisor is gone but something it started may not be.
+					killOrphanGroup(pr.PID)
+				}
 			}
 		}
-		var rec exitRecord
-		if readJSON(base+".exit", &rec) == nil {
+		if a = readAttempt(base); a.haveExit {
+			rec := a.exit
 			r.Known = true
 			r.Outcome = rec.apply(r.Outcome)
 			r.Output = rec.Output
@@ -259,10 +416,114 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 			r.Known = true
 			r.Outcome.ExitCode, r.Outcome.Signaled, r.Outcome.Signal = -1, true, syscall.SIGKILL
 		}
-		_ = os.Remove(base + ".pid")
-		_ = os.Remove(base + ".exit")
+		removeAttempt(base)
 	}
 	return r
+}
+
+// reattachDaemon waits for the attempt of a daemon's record to end: while
+// the daemon is starting the program, while the program runs (killing its
+// group when ctx ends: then ctx's error is returned), and while the daemon
+// still lives and has yet to write the exit record (it does right after
+// reaping the program, at most pipeDrain later). Then it kills what is
+// left of the program's group, when no exit record says the daemon saw it
+// end.
+func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.Duration) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for pr.PID == 0 && pr.daemonAlive() && !exited(base) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			// A daemon that takes that long to fork is stuck; whatever it
+			// starts dies with it only, so give up on this attempt.
+			return ctx.Err()
+		}
+		a := readAttempt(base)
+		if !a.found {
+			return nil // removed: the program never started
+		}
+		if a.havePid {
+			*pr = a.pid
+		}
+	}
+	if pr.PID == 0 {
+		return nil
+	}
+	if pr.alive() {
+		if err := waitGone(ctx, *pr, grace); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(pipeDrain + 10*time.Second)
+	for !exited(base) && pr.daemonAlive() && time.Now().Before(deadline) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			killGroupOf(pr.PID, pr.StartTime)
+			return ctx.Err()
+		}
+	}
+	if !exited(base) && pr.sameBoot() {
+		killGroupOf(pr.PID, pr.StartTime)
+	}
+	return nil
+}
+
+// listingSet holds, per records directory, the records of earlier
+// processes as the first Reattach or Prune found them: file id → bases.
+type listingSet struct {
+	mu sync.Mutex
+	m  map[string]map[string][]string
+}
+
+var listings = &listingSet{m: map[string]map[string][]string{}}
+
+// take returns the bases of fid in dir's listing, listing dir first when
+// this process has not yet, and forgets them.
+func (l *listingSet) take(dir, fid string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byID := l.listLocked(dir)
+	bases := byID[fid]
+	delete(byID, fid)
+	return bases
+}
+
+// has reports whether dir's listing holds records of fid, listing dir
+// first when this process has not yet.
+func (l *listingSet) has(dir, fid string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.listLocked(dir)[fid]) > 0
+}
+
+// listLocked returns dir's listing, taking it the first time; l.mu is
+// held.
+func (l *listingSet) listLocked(dir string) map[string][]string {
+	byID, ok := l.m[dir]
+	if !ok {
+		byID = map[string][]string{}
+		entries, _ := os.ReadDir(dir)
+		for base, id := range recordBases(dir, entries) {
+			if !ownRecord(base) {
+				byID[id] = append(byID[id], base)
+			}
+		}
+		l.m[dir] = byID
+	}
+	return byID
+}
+
+// LeftBehind reports whether an earlier process left records of an
+// attempt of id in s.Dir (as the first call of LeftBehind, Reattach or
+// Prune found the directory): Reattach must deal with that attempt before
+// id runs again. Cheap: a look-up in that listing.
+func (s Supervisor) LeftBehind(id string) bool {
+	if s.Dir == "" {
+		return false
+	}
+	return listings.has(s.Dir, fileID(id))
 }
 
 // Notes returns the notes of the records in s.Dir whose supervisor may
@@ -271,12 +532,11 @@ func (s Supervisor) Notes() []string {
 	if s.Dir == "" {
 		return nil
 	}
-	pids, _ := filepath.Glob(filepath.Join(s.Dir, "*.pid"))
+	entries, _ := os.ReadDir(s.Dir)
 	var out []string
-	for _, p := range pids {
-		var pr pidRecord
-		if readJSON(p, &pr) == nil && pr.Note != "" {
-			out = append(out, pr.Note)
+	for base := range recordBases(s.Dir, entries) {
+		if a := readAttempt(filepath.Join(s.Dir, base)); a.havePid && a.pid.Note != "" {
+			out = append(out, a.pid.Note)
 		}
 	}
 	return out
@@ -429,210 +689,10 @@ func fileID(id string) string {
 	return string(b)
 }
 
-func globEscape(s string) string {
-	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
-	return r.Replace(s)
-}
-
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// writeRecord writes v as JSON to path in one write. With sync it then
-// fsyncs the file and its directory, so the record survives a power loss.
-//
-// The file is written in place, not through a temporary file and a
-// rename: a record is read only by a later engine, and a record torn by a
-// power loss is one whose fsync never returned, so the supervisor had not
-// acted on it (a pid record: the program was not started; Reattach takes
-// an unreadable record as none). An engine killed alone (kill -9, OOM)
-// leaves every written byte in the page cache.
-func writeRecord(path string, v any, sync bool) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(b); err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return err
-	}
-	if !sync {
-		return nil
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// SuperviseMain is the supervisor process, run with args (the arguments
-// after argv[0]) by init and by cmd/rulebook-supervise; it returns its
-// exit status: 0 once the exit record is written, 3 when it did not start
-// the program because the engine was gone, 2 on a usage or record error.
-func SuperviseMain(args []string) int {
-	var record, note, prog string
-	ppid := -1
-	for len(args) > 0 {
-		a := args[0]
-		if a == "--" {
-			args = args[1:]
-			break
-		}
-		if len(args) < 2 {
-			fmt.Fprintf(os.Stderr, "%s: flag %s needs a value\n", supervisorArg0, a)
-			return 2
-		}
-		switch a {
-		case "-record":
-			record = args[1]
-		case "-note":
-			note = args[1]
-		case "-ppid":
-			ppid, _ = strconv.Atoi(args[1])
-		default:
-			fmt.Fprintf(os.Stderr, "%s: unknown flag %s\n", supervisorArg0, a)
-			return 2
-		}
-		args = args[2:]
-	}
-	if record == "" || len(args) == 0 {
-		fmt.Fprintf(os.Stderr, "%s: usage: -record PATH -ppid PID [-note TEXT] -- PROGRAM [ARG...]\n", supervisorArg0)
-		return 2
-	}
-	prog = args[0]
-	// Termination signals aimed at the group (the engine's timeout, a
-	// group or cgroup kill) are for the program; the supervisor stays to
-	// record how it ended. Caught, not ignored: the program gets the
-	// default dispositions. SIGPIPE, once the engine is gone, turns into
-	// an EPIPE on write.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
-	go func() {
-		for range sigs {
-		}
-	}()
-
-	self, err := readStat(os.Getpid())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", supervisorArg0, err)
-		return 2
-	}
-	pr := pidRecord{PID: os.Getpid(), StartTime: self.start, BootID: bootID(), Note: note, Started: time.Now()}
-	// Written, not fsynced: the record is there for a later engine to
-	// find a supervisor or program that still runs, and a write is
-	// visible to every process at once. Only a kernel crash or power loss
-	// loses unsynced data, and that also ends every process the record
-	// could name, so the next engine, finding no record, runs the
-	// attempt again as it would on finding one without an exit record
-	// (a pid record of an earlier boot names nothing alive): never two
-	// runs at once. The engine's own synced "running" state, written
-	// before the supervisor starts, is what records the attempt.
-	if err := writeRecord(record+".pid", pr, false); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: write record: %v\n", supervisorArg0, err)
-		return 2
-	}
-	if os.Getppid() != ppid {
-		// The engine died before the record was durable: it does not know
-		// of this attempt, so the program must not run.
-		_ = os.Remove(record + ".pid")
-		return 3
-	}
-
-	out := &forwarder{w: os.Stdout}
-	cmd := exec.Command(prog, args[1:]...)
-	cmd.Stdin = os.Stdin
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = pipeDrain
-	var rec exitRecord
-	if err := cmd.Start(); err != nil {
-		rec = exitRecord{ExitCode: -1, StartError: startErrText(err)}
-	} else {
-		rec.HeldOpen = errors.Is(cmd.Wait(), exec.ErrWaitDelay)
-		rec.ExitCode = cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			rec.Signal = int(ws.Signal())
-		}
-	}
-	if os.Getppid() != ppid || out.broken() {
-		rec.Orphaned = true
-		rec.Output = out.tailString()
-	}
-	// The exit record is synced only for an orphan: an engine that still
-	// runs reads it as soon as the supervisor exits and records the
-	// result in its own synced store, and should the engine be killed
-	// before that, the page cache still holds the record for the next
-	// one. Only a power loss in that window loses it, and then the pid
-	// record (synced) makes the next engine take the result as lost and
-	// run the attempt again, as after a power loss while it ran: never
-	// two at once. This saves two fsyncs per command.
-	if err := writeRecord(record+".exit", rec, rec.Orphaned); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: write exit record: %v\n", supervisorArg0, err)
-		return 2
-	}
-	return 0
-}
-
-func startErrText(err error) string {
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		return ee.Err.Error()
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-// forwarder copies the program's output to the engine; once a write fails
-// (the engine is gone), it keeps only the last outputTail bytes.
-type forwarder struct {
-	mu   sync.Mutex
-	w    io.Writer
-	dead bool
-	tail []byte
-}
-
-func (f *forwarder) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.dead {
-		if _, err := f.w.Write(p); err == nil {
-			return len(p), nil
-		}
-		f.dead = true
-	}
-	f.tail = append(f.tail, p...)
-	if len(f.tail) > outputTail {
-		f.tail = append(f.tail[:0], f.tail[len(f.tail)-outputTail:]...)
-	}
-	return len(p), nil
-}
-
-func (f *forwarder) broken() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.dead
-}
-
-func (f *forwarder) tailString() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return string(f.tail)
 }
