@@ -185,6 +185,9 @@ type app struct {
 	stream   *admin.Stream
 	rbMu     sync.Mutex
 	rulesets []*engine.Ruleset // the rulebook running now
+	// modes are its rules' modes by ruleset and rule name (ruleMode):
+	// asked once per firing, so a look-up, not a scan of every rule.
+	modes map[ruleKey]ruleModeOf
 
 	busSecurity kafkaconn.Security // --bus: what --bus-tls-* and --bus-sasl-* loaded
 
@@ -571,26 +574,40 @@ func (a *app) observeRecord(rec engine.Record) {
 	}
 }
 
+// ruleKey names a rule in a rulebook.
+type ruleKey struct{ ruleset, rule string }
+
+// ruleModeOf is a rule's mode and approval policy.
+type ruleModeOf struct {
+	mode     string
+	approval *engine.ApprovalPolicy
+}
+
 func (a *app) setRulesets(rs []*engine.Ruleset) {
+	modes := map[ruleKey]ruleModeOf{}
+	for _, set := range rs {
+		for _, r := range set.Rules {
+			k := ruleKey{set.Name, r.Name}
+			if _, seen := modes[k]; !seen { // the first of a name, as a scan finds it
+				modes[k] = ruleModeOf{r.Mode, r.Approval}
+			}
+		}
+	}
 	a.rbMu.Lock()
-	a.rulesets = rs
+	a.rulesets, a.modes = rs, modes
 	a.rbMu.Unlock()
 }
 
 // ruleMode is the dispatcher's Config.Mode: a rule's mode and approval
 // policy in the rulebook running now (auto for a rule it no longer has).
 func (a *app) ruleMode(ruleset, rule string) (string, *engine.ApprovalPolicy) {
-	for _, rs := range a.currentRulesets() {
-		if rs.Name != ruleset {
-			continue
-		}
-		for _, r := range rs.Rules {
-			if r.Name == rule {
-				return r.Mode, r.Approval
-			}
-		}
+	a.rbMu.Lock()
+	m, ok := a.modes[ruleKey{ruleset, rule}]
+	a.rbMu.Unlock()
+	if !ok {
+		return engine.ModeAuto, nil
 	}
-	return engine.ModeAuto, nil
+	return m.mode, m.approval
 }
 
 // currentRulesets returns the rulebook running now.
