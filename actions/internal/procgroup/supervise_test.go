@@ -486,10 +486,11 @@ func writeRec(t *testing.T, path string, v any) {
 }
 
 // writeAttempt writes the record file of a daemon's attempt at base, as an
-// earlier process's daemon would have: pr, and rec when not nil.
+// earlier process's daemon would have: pr, and rec when not nil. Like the
+// daemon, it writes in place (a reader polling the file never finds it
+// missing meanwhile).
 func writeAttempt(t *testing.T, base string, pr pidRecord, rec *exitRecord) {
 	t.Helper()
-	_ = os.Remove(base + recSuffix)
 	rf, err := openRecord(base+recSuffix, pr)
 	if err != nil {
 		t.Fatal(err)
