@@ -356,6 +356,8 @@ func startEngine(t *testing.T, dir, script string) *exec.Cmd {
 // Reattach waits for it and returns them.
 func TestEngineKilled(t *testing.T) {
 	dir, marks := t.TempDir(), t.TempDir()
+	// Should the test fail half way, the program's loop ends anyway.
+	t.Cleanup(func() { _ = os.WriteFile(marks+"/go", nil, 0o600) })
 	engine := startEngine(t, dir, `echo before; touch "`+marks+`/started"; while [ ! -e "`+marks+`/go" ]; do sleep 0.01; done; echo after; touch "`+marks+`/finished"; exit 7`)
 	proctest.WaitFor(t, "the program to start", 10*time.Second, func() bool {
 		_, err := os.Stat(marks + "/started")
@@ -581,6 +583,7 @@ func TestReattachOldRecord(t *testing.T) {
 	base := filepath.Join(dir, "inv.1-x")
 	exitRec, _ := json.Marshal(exitRecord{ExitCode: 7, Orphaned: true, Output: "finished\n"})
 	mark := filepath.Join(t.TempDir(), "mark")
+	t.Cleanup(func() { _ = os.WriteFile(mark, nil, 0o600) })
 	sup, start := startLeader(t, `while [ ! -e "$3" ]; do sleep 0.01; done; printf '%s' "$1" > "$2"`, string(exitRec), base+".exit", mark)
 	writeRec(t, base+".pid", pidRecord{PID: sup.Process.Pid, StartTime: start, BootID: bootID(), Note: "scratch", Started: time.Now()})
 	done := make(chan Reattached, 1)
