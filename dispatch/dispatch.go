@@ -37,8 +37,15 @@
 //
 // Before an attempt starts the invocation is recorded as running; when it
 // ends, the attempt is appended and the status becomes retrying (with
-// NextAttempt), succeeded or failed. Start resumes what the store reports as
-// unfinished. An invocation found running was interrupted by a crash. Start
+// NextAttempt), succeeded or failed. An action that keeps its own record
+// of every attempt (engine.AttemptRecorder: the supervised programs) has
+// both written without waiting for a sync when the store can defer
+// (engine.DeferredActionStore): the settler syncs the final results waiting,
+// once for all of them, and only then lets the action drop its records;
+// until then the records say what a crash may have lost (a queued
+// invocation with a record left behind is resumed as found running). Start
+// resumes what the store reports as unfinished. An invocation found
+// running was interrupted by a crash. Start
 // takes its lock key before anything else can; when its action is an
 // engine.Reattacher (it runs a program that may outlive the engine), the
 // action first waits for what the crashed process left running, and a
