@@ -76,12 +76,21 @@ func getClient(dir, program string) (*client, error) {
 		}
 	}
 	c, err := startDaemon(dir, program)
+	if err != nil && program != selfExe {
+		// A rulebook-supervise of another build (an upgrade that left
+		// the old one next to rulebook): this binary can supervise too.
+		fmt.Fprintf(os.Stderr, "%s: %v; supervising with %s instead\n", supervisorArg0, err, selfExe)
+		c, err = startDaemon(dir, selfExe)
+	}
 	if err != nil {
 		return nil, err
 	}
 	clients[key] = c
 	return c, nil
 }
+
+// selfExe is this binary, which can always act as the supervisor.
+const selfExe = "/proc/self/exe"
 
 // startDaemon executes the supervisor daemon for dir with one end of a
 // socketpair as its descriptor 3.
@@ -124,8 +133,34 @@ func startDaemonFor(dir, program string, ppid int) (*client, error) {
 		close(c.exited)
 		c.die()
 	}()
-	go c.read()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	if err := c.hello(r); err != nil {
+		c.die()
+		_ = proc.Process.Kill()
+		<-c.exited
+		return nil, fmt.Errorf("supervisor %s: %w", program, err)
+	}
+	go c.read(r)
 	return c, nil
+}
+
+// hello reads the daemon's first frame, which must name this protocol.
+func (c *client) hello(r *bufio.Reader) error {
+	_ = c.conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	defer c.conn.SetReadDeadline(time.Time{})
+	f, err := readFrame(r)
+	switch {
+	case err != nil:
+		select {
+		case <-c.exited:
+			return fmt.Errorf("exited (%s) before its hello: not this build's supervisor", c.proc.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
+		return fmt.Errorf("no hello (an incompatible or failing binary): %w", err)
+	case f.typ != frameHello || string(f.payload) != protocolVersion:
+		return fmt.Errorf("speaks %q, want %q", f.payload, protocolVersion)
+	}
+	return nil
 }
 
 // engineStderr writes to the engine's stderr; a type of its own, so that
@@ -146,10 +181,9 @@ func (c *client) die() {
 func (c *client) close() { c.die() }
 
 // read dispatches the daemon's frames to the waiting Runs.
-func (c *client) read() {
+func (c *client) read(r *bufio.Reader) {
 	defer close(c.readDone)
 	defer c.die()
-	r := bufio.NewReaderSize(c.conn, 64<<10)
 	for {
 		f, err := readFrame(r)
 		if err != nil {

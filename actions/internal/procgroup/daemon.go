@@ -85,6 +85,7 @@ func SuperviseMain(args []string) int {
 		start: self.start,
 		w:     &frameWriter{conn: conn},
 	}
+	d.send(frameHello, 0, []byte(protocolVersion))
 	d.serve(conn)
 	return 0
 }

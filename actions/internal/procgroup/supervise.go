@@ -123,7 +123,7 @@ func (s Supervisor) program() string {
 	if p := siblingSupervisor(); p != "" {
 		return p
 	}
-	return "/proc/self/exe"
+	return selfExe
 }
 
 // supervisorArg0 is argv[0] of a supervisor process; ps shows it.

@@ -857,3 +857,40 @@ func TestSlotReuse(t *testing.T) {
 		t.Fatalf("the earlier attempt's bytes are left after the new record: %.60q...", bytes.TrimSpace(rest))
 	}
 }
+
+// A supervisor binary that is not this build's daemon (the per-command
+// supervisor of an earlier version, left next to an upgraded rulebook,
+// rejects the daemon's flags; another build may speak another protocol) is
+// not used: the engine supervises with its own binary instead, and the
+// command runs.
+func TestIncompatibleSupervisorFallsBack(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "other-protocol")
+	script := "#!/bin/sh\nprintf 'H\\000\\000\\000\\000\\000\\000\\000\\002v9' >&3\nexec sleep 5\n"
+	if err := os.WriteFile(other, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, prog := range []string{"/bin/false", other} {
+		t.Run(filepath.Base(prog), func(t *testing.T) {
+			s := Supervisor{Dir: t.TempDir(), Program: prog}
+			t.Cleanup(func() { closeDaemon(s) })
+			if _, err := startDaemon(s.Dir, prog); err == nil {
+				t.Fatalf("%s taken as a daemon", prog)
+			}
+			var out bytes.Buffer
+			cmd := exec.Command("sh", "-c", "echo ran; exit 4")
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if o := s.Run(context.Background(), cmd, 0, "inv", ""); o.ExitCode != 4 || o.StartErr != nil || o.WaitErr != nil {
+				t.Fatalf("outcome %+v, want exit 4 through the fallback supervisor", o)
+			}
+			if out.String() != "ran\n" {
+				t.Errorf("output %q", out.String())
+			}
+			clientsMu.Lock()
+			c := clients[clientKey{s.Dir, prog}]
+			clientsMu.Unlock()
+			if c == nil || c.proc.Path != selfExe {
+				t.Errorf("daemon in use: %+v, want %s", c, selfExe)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // The engine and its supervisor daemon talk over a unix socketpair in
@@ -18,11 +19,21 @@ const (
 	// engine → daemon
 	frameStart = 'S' // startRequest
 	// daemon → engine
+	frameHello  = 'H' // first frame: protocolVersion
 	frameStdout = '1' // output bytes
 	frameStderr = '2' // output bytes
 	frameExit   = 'X' // exitRecord as JSON
 	frameFail   = 'F' // the request failed before the program started: a message
 )
+
+// protocolVersion is what a daemon says in its hello frame; the engine
+// uses only a daemon that says the same (a rulebook-supervise of another
+// build may speak another protocol, or none: the per-command supervisor of
+// earlier versions rejects the daemon's flags).
+const protocolVersion = "rulebook-supervise/2"
+
+// helloTimeout bounds how long the engine waits for a new daemon's hello.
+const helloTimeout = 10 * time.Second
 
 // maxFrame bounds a payload: a start request carries the program's stdin
 // (the event's JSON), output frames at most a pipe read.
