@@ -654,12 +654,22 @@ func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 	if rec == nil {
 		return d.persist(st)
 	}
-	if st.Status.Final() && d.deferredStore(action) != nil && d.settleLater(rec, st.Invocation) {
+	if ds := d.deferredStore(action); st.Status.Final() && ds != nil && d.settleLater(rec, st.Invocation) {
 		if err := d.persistWith(st, true); err != nil {
 			d.settled.Done()
 			return err
 		}
-		d.settleCh <- settleItem{rec: rec, inv: st.Invocation}
+		select {
+		case d.settleCh <- settleItem{rec: rec, inv: st.Invocation}:
+		default:
+			// The settler is that far behind (its syncs fail): one sync
+			// here; should it fail too, the records stay for the next
+			// start, which finds the attempt's result in them.
+			if ds.Sync(context.Background()) == nil {
+				rec.Settle(st.Invocation)
+			}
+			d.settled.Done()
+		}
 		return nil
 	}
 	if err := d.persist(st); err != nil {

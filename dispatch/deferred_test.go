@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -313,5 +314,36 @@ func TestLeftBehindResumedAsRunning(t *testing.T) {
 				t.Fatalf("prune calls %v, want one keeping the three unfinished invocations", rec.pruneKeep)
 			}
 		})
+	}
+}
+
+// When the store's syncs fail for long, the settler's queue fills up;
+// attempts still finish (they do not wait on the queue), and Stop returns
+// at its deadline: the results' records stay for the next start.
+func TestSettlerBehindDoesNotBlock(t *testing.T) {
+	store, mem := newDeferStore()
+	store.syncErr = errors.New("disk gone")
+	rec := &recorder{store: store}
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, MaxConcurrency: 64, Actions: ActionMap(map[string]engine.Action{"cmd": rec})})
+	var ids []string
+	for i := range 1100 {
+		id := "f" + strconv.Itoa(i)
+		h.submit(newFiring(id, "rs", false, invSpec{action: "cmd"}))
+		ids = append(ids, id+"/0")
+	}
+	waitFor(t, "every attempt recorded", func() bool {
+		for _, id := range ids {
+			if !mem.status(id).Final() {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = h.d.Stop(ctx)
+	if _, _, settled, _ := rec.snapshot(); len(settled) != 0 {
+		t.Fatalf("%d results settled though the store never synced", len(settled))
 	}
 }
