@@ -75,21 +75,20 @@ func (s *deferStore) Submit(ctx context.Context, f *engine.Firing) error {
 	return nil
 }
 
+// Update and UpdateDeferred note the write before they make it visible:
+// a test that sees the state has seen the note.
 func (s *deferStore) Update(ctx context.Context, st *engine.InvocationState) error {
+	s.noteWrite(st, "synced")
 	if err := s.memStore.Update(ctx, st); err != nil {
 		return err
 	}
-	s.noteWrite(st, "synced")
 	s.snapshot()
 	return nil
 }
 
 func (s *deferStore) UpdateDeferred(ctx context.Context, st *engine.InvocationState) error {
-	if err := s.memStore.Update(ctx, st); err != nil {
-		return err
-	}
 	s.noteWrite(st, "deferred")
-	return nil
+	return s.memStore.Update(ctx, st)
 }
 
 func (s *deferStore) Sync(ctx context.Context) error {
