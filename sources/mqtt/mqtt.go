@@ -129,10 +129,7 @@ func parse(args map[string]any) (*config, error) {
 	if c.keepAlive, err = a.Duration("keep_alive", 30*time.Second); err != nil {
 		return nil, err
 	}
-	if c.initial, err = a.Duration("reconnect_delay", time.Second); err != nil {
-		return nil, err
-	}
-	if c.max, err = a.Duration("max_reconnect_delay", time.Minute); err != nil {
+	if c.initial, c.max, err = a.Reconnect(); err != nil {
 		return nil, err
 	}
 	if c.dedupe, err = a.Bool("dedupe", true); err != nil {

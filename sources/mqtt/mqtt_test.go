@@ -206,6 +206,7 @@ func TestCheck(t *testing.T) {
 		{map[string]any{"brokers": "tcp://x:1883", "topics": []any{"a/#/b"}}, `'#' must be a whole, last level`},
 		{map[string]any{"brokers": "tcp://x:1883", "topics": []any{"a/b+"}}, `'+' must be a whole level`},
 		{map[string]any{"brokers": "tcp://x:1883", "topic": "a", "qos": 2}, `qos: unknown key "qos"`},
+		{map[string]any{"brokers": "tcp://x:1883", "topic": "a", "reconnect_delay": "5s", "max_reconnect_delay": "1s"}, `must be at least reconnect_delay`},
 	} {
 		err := Spec().Check(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -77,14 +77,8 @@ func parse(args map[string]any) (*config, error) {
 	if c.tls, err = streamconn.TLSArgs(a); err != nil {
 		return nil, err
 	}
-	if c.initial, err = a.Duration("reconnect_delay", time.Second); err != nil {
+	if c.initial, c.max, err = a.Reconnect(); err != nil {
 		return nil, err
-	}
-	if c.max, err = a.Duration("max_reconnect_delay", time.Minute); err != nil {
-		return nil, err
-	}
-	if c.max < c.initial {
-		return nil, engine.ArgErrorf([]string{"max_reconnect_delay"}, "must be at least reconnect_delay (%s)", c.initial)
 	}
 	if c.idle, err = a.Duration("idle_timeout", 0); err != nil {
 		return nil, err

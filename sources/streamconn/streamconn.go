@@ -161,6 +161,22 @@ func (a *Args) Duration(key string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// Reconnect reads reconnect_delay (default 1s) and max_reconnect_delay
+// (default 1m), the bounds of a stream source's Backoff; the longest wait
+// may not be shorter than the first.
+func (a *Args) Reconnect() (initial, max time.Duration, err error) {
+	if initial, err = a.Duration("reconnect_delay", time.Second); err != nil {
+		return 0, 0, err
+	}
+	if max, err = a.Duration("max_reconnect_delay", time.Minute); err != nil {
+		return 0, 0, err
+	}
+	if max < initial {
+		return 0, 0, engine.ArgErrorf([]string{"max_reconnect_delay"}, "must be at least reconnect_delay (%s)", initial)
+	}
+	return initial, max, nil
+}
+
 // StringMap returns key's mapping of strings (headers).
 func (a *Args) StringMap(key string) (map[string]string, error) {
 	a.seen[key] = true

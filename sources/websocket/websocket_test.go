@@ -215,6 +215,7 @@ func TestCheck(t *testing.T) {
 		{map[string]any{"url": "ws://x", "send": "hello"}, `send: want a list of messages`},
 		{map[string]any{"url": "ws://x", "send": []any{1}}, `send.0: want a string or a mapping`},
 		{map[string]any{"url": "ws://x", "ping": "1s"}, `ping: unknown key "ping"`},
+		{map[string]any{"url": "ws://x", "reconnect_delay": "5s", "max_reconnect_delay": "1s"}, `must be at least reconnect_delay`},
 	} {
 		err := Spec().Check(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
