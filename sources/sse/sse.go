@@ -178,11 +178,8 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	for k, v := range s.cfg.headers {
-		req.Header.Set(k, v)
-	}
-	if s.cfg.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.token)
+	for k, v := range streamconn.Header(s.cfg.headers, s.cfg.token) {
+		req.Header[k] = v
 	}
 	if st.lastID != "" {
 		req.Header.Set("Last-Event-ID", st.lastID)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -393,6 +394,19 @@ func Payload(data []byte) any {
 		return v
 	}
 	return string(data)
+}
+
+// Header is the request header of a connection: the `headers` argument,
+// then an Authorization bearer header when token is set.
+func Header(headers map[string]string, token string) http.Header {
+	h := make(http.Header, len(headers)+1)
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
 }
 
 // Redact drops the URL from an HTTP client error: it may carry a token in

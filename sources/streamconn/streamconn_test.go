@@ -199,3 +199,15 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact(%v) = %v", inner, err)
 	}
 }
+
+// The token's Authorization header replaces one given in headers; no
+// token: no Authorization beyond what headers say.
+func TestHeader(t *testing.T) {
+	h := Header(map[string]string{"x-tenant": "blue", "Authorization": "Basic old"}, "s3cret")
+	if h.Get("X-Tenant") != "blue" || h.Get("Authorization") != "Bearer s3cret" || len(h["Authorization"]) != 1 {
+		t.Fatalf("header %v", h)
+	}
+	if h := Header(map[string]string{"X-Tenant": "blue"}, ""); len(h) != 1 || h.Get("X-Tenant") != "blue" {
+		t.Fatalf("header without token %v", h)
+	}
+}

@@ -187,13 +187,7 @@ var positionRef = regexp.MustCompile(`\{\{\s*position\s*\}\}`)
 func (s *Source) connection(ctx context.Context, out engine.Emitter, pos string) (int, string, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	h := http.Header{}
-	for k, v := range s.cfg.headers {
-		h.Set(k, v)
-	}
-	if s.cfg.token != "" {
-		h.Set("Authorization", "Bearer "+s.cfg.token)
-	}
+	h := streamconn.Header(s.cfg.headers, s.cfg.token)
 	dctx, dcancel := context.WithTimeout(ctx, s.cfg.dialTimeout)
 	conn, resp, err := ws.Dial(dctx, s.cfg.url, &ws.DialOptions{HTTPClient: s.client, HTTPHeader: h, Subprotocols: s.cfg.subprotocols})
 	dcancel()
