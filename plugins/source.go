@@ -332,6 +332,10 @@ func (s *PluginSource) Run(ctx context.Context, out engine.Emitter) error {
 			s.log.Info().Int("delivered", delivered).Msg("source plugin finished")
 			return nil
 		}
+		if errors.Is(err, ErrChecksumMismatch) {
+			// Starting the changed file again cannot help: no restart.
+			return err
+		}
 		if delivered > 0 {
 			failures = 0
 		}
@@ -339,9 +343,6 @@ func (s *PluginSource) Run(ctx context.Context, out engine.Emitter) error {
 		wait := s.h.opts.Backoff(failures)
 		n := s.h.countRestart(s.c.name)
 		s.log.Error().Err(err).Int("restarts", n).Str("resume_from", pos).Dur("retry_in", wait).Msg("source plugin failed: restarting")
-		if errors.Is(err, ErrChecksumMismatch) {
-			return err
-		}
 		if !engine.Sleep(ctx, s.clock, wait) {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,6 +107,48 @@ func TestSourcePluginChecksum(t *testing.T) {
 	infos, err := h.Start(context.Background())
 	if !errors.Is(err, ErrChecksumMismatch) || len(infos) != 1 || !infos[0].Declared {
 		t.Fatalf("start: %v %+v", err, infos)
+	}
+}
+
+// A declared source plugin whose file changes after Start is refused when
+// a source runs it: Run returns the mismatch at once, without counting or
+// logging a restart it will not make.
+func TestSourcePluginChangedAfterStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SourceFilePrefix+"counter")
+	bin, err := os.ReadFile(filepath.Join(binDir, "counter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewSourceHost(SourceOptions{Declared: []Declared{{Path: path, SHA256: sum}}, Log: zerolog.Nop(),
+		Backoff: func(int) time.Duration { return time.Millisecond }})
+	if _, err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry()
+	if err := h.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := reg.Source("counter")
+	src := sourcetest.Build(t, spec, "c", map[string]any{"count": 1}, engine.SystemClock{})
+	if err := os.WriteFile(path, append(bin, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	j := sourcetest.OpenJournal(t, t.TempDir())
+	defer j.Close()
+	if err := src.Run(ctx, j); !errors.Is(err, ErrChecksumMismatch) {
+		t.Fatalf("run: %v, want ErrChecksumMismatch", err)
+	}
+	if n := h.Restarts("counter"); n != 0 {
+		t.Fatalf("restarts %d, want 0: the plugin was not started again", n)
 	}
 }
 
