@@ -89,7 +89,10 @@ func parse(args map[string]any) (*Watch, error) {
 				return nil, engine.ArgErrorf([]string{k}, "want a list of regular expressions")
 			}
 			for i, x := range list {
-				s, _ := x.(string)
+				s, ok := x.(string)
+				if !ok {
+					return nil, engine.ArgErrorf([]string{k, fmt.Sprint(i)}, "want a regular expression (a string), got %s", engine.TypeName(x))
+				}
 				re, err := regexp.Compile(s)
 				if err != nil {
 					return nil, engine.ArgErrorf([]string{k, fmt.Sprint(i)}, "invalid regular expression %q: %v", s, err)

@@ -104,7 +104,10 @@ seen:
 	if first["src_path"] != probe {
 		t.Errorf("probe event %v", first)
 	}
-	for _, bad := range []map[string]any{{}, {"path": dir, "recursive": "yes"}, {"path": dir, "ignore_regexes": []any{"("}}} {
+	for _, bad := range []map[string]any{{}, {"path": dir, "recursive": "yes"}, {"path": dir, "ignore_regexes": []any{"("}},
+		// Not a string: it must not become the empty pattern, which would
+		// match (ignore) every path.
+		{"path": dir, "ignore_regexes": []any{1}}} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
