@@ -68,7 +68,7 @@ type Generic struct {
 	display      bool
 	timestamp    bool
 	timeFormat   string
-	blobSize     int
+	blob         string // blob_size bytes of "x", made once
 	index        string
 	ref          engine.SourceRef
 	clock        engine.Clock
@@ -124,7 +124,7 @@ func parse(args map[string]any) (*Generic, error) {
 			if !ok || n < 0 {
 				return nil, engine.ArgErrorf([]string{k}, "want a whole number >= 0, got %v", v)
 			}
-			g.blobSize = n
+			g.blob = strings.Repeat("x", n)
 		case "loop_delay", "delay", "event_delay", "startup_delay", "repeat_delay", "shutdown_after":
 			d, err := engine.ParseDuration(v)
 			if err != nil {
@@ -223,6 +223,12 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 		}
 		return err
 	}
+	// order is the payload's indexes; randomize shuffles it in place on
+	// every loop (a shuffle of any order is as random as of the first).
+	order := make([]int, len(g.payload))
+	for i := range order {
+		order[i] = i
+	}
 	n := 0
 	first := true
 	for loop := 0; g.loops < 0 || loop < g.loops; loop++ {
@@ -230,10 +236,6 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 			if ok, err := wait(g.loopDelay); err != nil || !ok {
 				return stop(err)
 			}
-		}
-		order := make([]int, len(g.payload))
-		for i := range order {
-			order[i] = i
 		}
 		if g.randomize {
 			g.rng().Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -257,8 +259,8 @@ func (g *Generic) Run(ctx context.Context, out engine.Emitter) error {
 				if g.timestamp {
 					body["timestamp"] = g.stamp(g.clock.Now())
 				}
-				if g.blobSize > 0 {
-					body["blob"] = strings.Repeat("x", g.blobSize)
+				if g.blob != "" {
+					body["blob"] = g.blob
 				}
 				n++
 				if g.display {
