@@ -312,11 +312,7 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 				continue
 			}
 			if !a.haveExit && pr.PID > 0 && pr.sameBoot() {
-				if pr.Daemon > 0 {
-					killGroupOf(pr.PID, pr.StartTime)
-				} else {
-					killOrphanGroup(pr.PID)
-				}
+				killGroupOf(pr.PID, pr.StartTime)
 			}
 		}
 		removeAttempt(path)
@@ -400,7 +396,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 				}
 				if pr.PID > 0 && pr.sameBoot() {
 					// The supervisor is gone but something it started may not be.
-					killOrphanGroup(pr.PID)
+					killGroupOf(pr.PID, pr.StartTime)
 				}
 			}
 		}
@@ -564,23 +560,6 @@ func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 		return ctx.Err()
 	}
 	return nil
-}
-
-// killOrphanGroup kills what is left of the process group pgid whose
-// leader (a supervisor) has exited, and waits until it is gone. A process
-// whose pid is pgid means the pid was reused, which the kernel does only
-// once the group is empty: that group is someone else's and is left alone.
-func killOrphanGroup(pgid int) {
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pgid)); err == nil {
-		if st, err := readStat(pgid); err == nil && st.running() {
-			return
-		}
-	}
-	if !groupAlive(pgid) {
-		return
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	waitGroupGone(context.Background(), pgid)
 }
 
 // waitGroupGone polls until no process is in the process group pgid, for
