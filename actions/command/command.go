@@ -93,14 +93,6 @@ var (
 	_ engine.AttemptRecorder = (*Command)(nil)
 )
 
-// NewSupervised returns the action running its programs through a
-// supervisor whose records are in dir (see procgroup.Supervisor).
-func NewSupervised(log zerolog.Logger, dir string) *Command {
-	c := New(log)
-	c.procs = procgroup.Supervisor{Dir: dir}
-	return c
-}
-
 // New returns the action; log is scoped by the caller.
 func New(log zerolog.Logger) *Command {
 	return &Command{log: log.With().Str("action", Type).Logger(), environ: os.Environ}
