@@ -88,6 +88,21 @@ type Supervisor struct {
 	Program string
 }
 
+// RecordsDir is the directory, in an engine's data directory, of the
+// records of every supervised action: run_command, run_playbook and
+// run_module share it, and so one daemon.
+const RecordsDir = "procs"
+
+// InDataDir returns the Supervisor of the actions of an engine whose data
+// directory is dataDir: the zero Supervisor (programs run directly) when
+// there is none.
+func InDataDir(dataDir string) Supervisor {
+	if dataDir == "" {
+		return Supervisor{}
+	}
+	return Supervisor{Dir: filepath.Join(dataDir, RecordsDir)}
+}
+
 // SupervisorName is the file name of the dedicated supervisor binary.
 const SupervisorName = "rulebook-supervise"
 
