@@ -40,7 +40,7 @@ import (
 //     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
 //     and keeps it open (records.go describes the file);
 //  2. checks that its parent is still the engine: if the engine died, it
-//     removes the record and does not start the program, so a program
+//     frees the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
 //  3. starts the program in a process group of its own with SIGKILL as its
 //     parent-death signal (should the daemon be killed, its programs die
@@ -381,7 +381,7 @@ type Reattached struct {
 // Only records of earlier processes are reattached, and those all exist
 // before this process first looks: a daemon writes an attempt's pid
 // record before it checks that its engine still runs, so a record an
-// earlier engine's daemon writes after that engine died is removed again
+// earlier engine's daemon writes after that engine died is freed again
 // and its program never starts. So the first Reattach (or Prune) lists Dir
 // once, and an id without records there is answered from that listing:
 // the dispatcher calls Reattach for every invocation it recovers.
@@ -406,9 +406,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 			if pr.Daemon > 0 {
 				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
 			} else {
-				if pr.alive() {
-					r.Outcome.CtxErr = waitGone(ctx, pr, grace)
-				}
+				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
 				if pr.PID > 0 && pr.sameBoot() {
 					// The supervisor is gone but something it started may not be.
 					killGroupOf(pr.PID, pr.StartTime)
@@ -452,7 +450,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 		}
 		a := readAttempt(base)
 		if !a.found {
-			return nil // removed: the program never started
+			return nil // freed or removed: the program never started
 		}
 		if a.havePid {
 			*pr = a.pid
@@ -461,10 +459,8 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 	if pr.PID == 0 {
 		return nil
 	}
-	if pr.alive() {
-		if err := waitGone(ctx, *pr, grace); err != nil {
-			return err
-		}
+	if err := waitGone(ctx, *pr, grace); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(pipeDrain + 10*time.Second)
 	for !exited(base) && pr.daemonAlive() && time.Now().Before(deadline) {
@@ -553,9 +549,10 @@ func (s Supervisor) Notes() []string {
 	return out
 }
 
-// waitGone waits until the supervisor of pr has exited, or ctx ends: then
-// its process group gets SIGTERM, SIGKILL after grace, and ctx's error is
-// returned once it is gone.
+// waitGone waits until the group leader of pr has exited (the program of
+// a daemon's record; the per-command supervisor in an old one), or ctx
+// ends: then its process group gets SIGTERM, SIGKILL after grace, and
+// ctx's error is returned once it is gone.
 func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

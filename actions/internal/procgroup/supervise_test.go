@@ -447,7 +447,7 @@ func TestReattachDaemonGone(t *testing.T) {
 }
 
 // A daemon whose engine died before the record was written does not
-// start the program, and removes the record.
+// start the program, and frees the record.
 func TestDaemonEngineGone(t *testing.T) {
 	dir := t.TempDir()
 	mark := filepath.Join(t.TempDir(), "mark")
