@@ -369,8 +369,10 @@ func (s Supervisor) ended(ctx context.Context, base, id string, rec exitRecord, 
 		if killTimer != nil {
 			killTimer.Stop()
 		}
-		if a := readAttempt(base); st.pid == 0 && a.havePid {
-			st.pid = a.pid.PID // it ended before the engine read it
+		if st.pid == 0 {
+			if a := readAttempt(base); a.havePid {
+				st.pid = a.pid.PID // it ended before the engine read it
+			}
 		}
 		if st.pid > 0 {
 			_ = syscall.Kill(-st.pid, syscall.SIGKILL)
