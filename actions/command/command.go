@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -64,17 +63,11 @@ func Spec() engine.ActionSpec {
 		Schema:      Schema(),
 		New: func(env engine.ActionEnv) (engine.Action, error) {
 			c := New(env.Log)
-			if env.DataDir != "" {
-				c.procs = procgroup.Supervisor{Dir: filepath.Join(env.DataDir, ProcsDir)}
-			}
+			c.procs = procgroup.InDataDir(env.DataDir)
 			return c, nil
 		},
 	}
 }
-
-// ProcsDir is the directory, in the data directory, of the records of the
-// supervised programs (see procgroup.Supervisor).
-const ProcsDir = "procs"
 
 // Command is the run_command action. It is safe for concurrent use.
 type Command struct {
@@ -92,14 +85,6 @@ var (
 	_ engine.Reattacher      = (*Command)(nil)
 	_ engine.AttemptRecorder = (*Command)(nil)
 )
-
-// NewSupervised returns the action running its programs through a
-// supervisor whose records are in dir (see procgroup.Supervisor).
-func NewSupervised(log zerolog.Logger, dir string) *Command {
-	c := New(log)
-	c.procs = procgroup.Supervisor{Dir: dir}
-	return c
-}
 
 // New returns the action; log is scoped by the caller.
 func New(log zerolog.Logger) *Command {

@@ -153,10 +153,6 @@ var (
 	_ engine.AttemptRecorder = (*Ansible)(nil)
 )
 
-// ProcsDir is the directory, in the data directory, of the records of the
-// supervised ansible processes.
-const ProcsDir = "procs"
-
 // New returns the action for mode. Scratch files go under env.DataDir/tmp
 // and ansible runs supervised, its records in env.DataDir/procs, when
 // DataDir is set.
@@ -172,7 +168,7 @@ func New(mode Mode, env engine.ActionEnv) *Ansible {
 	}
 	if env.DataDir != "" {
 		a.tempDir = filepath.Join(env.DataDir, "tmp")
-		a.procs = procgroup.Supervisor{Dir: filepath.Join(env.DataDir, ProcsDir)}
+		a.procs = procgroup.InDataDir(env.DataDir)
 		a.removeStale()
 	}
 	return a

@@ -49,8 +49,9 @@ type call struct {
 	fail           chan string
 }
 
-// startedMsg is the program's pid and start time.
-type startedMsg struct {
+// leader is the program's pid (its process group id) and start time, as
+// the daemon wrote them in the record (no frame carries them).
+type leader struct {
 	pid   int
 	start uint64
 }
@@ -273,11 +274,11 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 	if err != nil {
 		// The daemon is gone; it may have had the request.
 		<-c.readDone
-		return s.daemonDied(ctx, q.Base, id, startedMsg{}, false, start)
+		return s.daemonDied(ctx, q.Base, id, leader{}, false, start)
 	}
 
 	var (
-		st        startedMsg
+		st        leader
 		cancelled bool
 		killTimer *time.Timer
 		poll      *time.Ticker
@@ -293,7 +294,7 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 	// record, read when ctx ends it.
 	term := func() bool {
 		if a := readAttempt(q.Base); a.havePid && a.pid.PID > 0 {
-			st = startedMsg{a.pid.PID, a.pid.StartTime}
+			st = leader{a.pid.PID, a.pid.StartTime}
 		} else {
 			return false // not started yet: poll
 		}
@@ -344,9 +345,9 @@ func (s Supervisor) runDaemon(ctx context.Context, cmd *exec.Cmd, grace time.Dur
 // frame came: what is left of the program's group is killed (its pid from
 // the record when the engine did not read it yet) and the Outcome says the
 // supervisor died.
-func (s Supervisor) daemonDied(ctx context.Context, base, id string, st startedMsg, cancelled bool, start time.Time) Outcome {
+func (s Supervisor) daemonDied(ctx context.Context, base, id string, st leader, cancelled bool, start time.Time) Outcome {
 	if a := readAttempt(base); a.havePid && a.pid.PID > 0 {
-		st = startedMsg{a.pid.PID, a.pid.StartTime}
+		st = leader{a.pid.PID, a.pid.StartTime}
 	}
 	if st.pid > 0 {
 		killGroupOf(st.pid, st.start)
@@ -362,14 +363,16 @@ func (s Supervisor) daemonDied(ctx context.Context, base, id string, st startedM
 // ended finishes a Run whose program ended: the group is killed once
 // more when ctx had ended it (members that ignored SIGTERM and do not hold
 // the output go too), and the record is kept for Release.
-func (s Supervisor) ended(ctx context.Context, base, id string, rec exitRecord, st startedMsg, cancelled bool, killTimer *time.Timer, start time.Time) Outcome {
+func (s Supervisor) ended(ctx context.Context, base, id string, rec exitRecord, st leader, cancelled bool, killTimer *time.Timer, start time.Time) Outcome {
 	out := Outcome{ExitCode: -1, Duration: time.Since(start)}
 	if cancelled {
 		if killTimer != nil {
 			killTimer.Stop()
 		}
-		if a := readAttempt(base); st.pid == 0 && a.havePid {
-			st.pid = a.pid.PID // it ended before the engine read it
+		if st.pid == 0 {
+			if a := readAttempt(base); a.havePid {
+				st.pid = a.pid.PID // it ended before the engine read it
+			}
 		}
 		if st.pid > 0 {
 			_ = syscall.Kill(-st.pid, syscall.SIGKILL)

@@ -135,6 +135,9 @@ type attempt struct {
 	haveExit bool
 	// found: a record file of the attempt exists.
 	found bool
+	// free: the file is a free slot (then it holds no attempt: found is
+	// false).
+	free bool
 }
 
 // readAttempt reads the records of the attempt at base (a path without
@@ -156,7 +159,7 @@ func readAttempt(base string) attempt {
 		perr := json.Unmarshal(pidPart, &a.pid)
 		a.havePid = perr == nil
 		if perr == nil && a.pid.Free {
-			return attempt{} // a free slot holds no attempt
+			return attempt{free: true} // a free slot holds no attempt
 		}
 		var eerr error
 		if exitPart = bytes.TrimSpace(exitPart); len(exitPart) > 0 {
@@ -235,13 +238,7 @@ func freeSlots(dir string, entries []os.DirEntry) []string {
 		if !ok || !strings.HasPrefix(base, slotPrefix) || ownRecord(base) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			continue
-		}
-		var pr pidRecord
-		pidPart, _, _ := bytes.Cut(b, []byte{'\n'})
-		if json.Unmarshal(pidPart, &pr) == nil && pr.Free {
+		if readAttempt(filepath.Join(dir, base)).free {
 			out = append(out, filepath.Join(dir, name))
 		}
 	}

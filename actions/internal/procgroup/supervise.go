@@ -40,7 +40,7 @@ import (
 //     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
 //     and keeps it open (records.go describes the file);
 //  2. checks that its parent is still the engine: if the engine died, it
-//     removes the record and does not start the program, so a program
+//     frees the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
 //  3. starts the program in a process group of its own with SIGKILL as its
 //     parent-death signal (should the daemon be killed, its programs die
@@ -86,6 +86,21 @@ type Supervisor struct {
 	// Program, when set, is the supervisor binary to execute in place of
 	// the one found next to the executable or /proc/self/exe.
 	Program string
+}
+
+// RecordsDir is the directory, in an engine's data directory, of the
+// records of every supervised action: run_command, run_playbook and
+// run_module share it, and so one daemon.
+const RecordsDir = "procs"
+
+// InDataDir returns the Supervisor of the actions of an engine whose data
+// directory is dataDir: the zero Supervisor (programs run directly) when
+// there is none.
+func InDataDir(dataDir string) Supervisor {
+	if dataDir == "" {
+		return Supervisor{}
+	}
+	return Supervisor{Dir: filepath.Join(dataDir, RecordsDir)}
 }
 
 // SupervisorName is the file name of the dedicated supervisor binary.
@@ -312,11 +327,7 @@ func (s Supervisor) Prune(keep map[string]bool) int {
 				continue
 			}
 			if !a.haveExit && pr.PID > 0 && pr.sameBoot() {
-				if pr.Daemon > 0 {
-					killGroupOf(pr.PID, pr.StartTime)
-				} else {
-					killOrphanGroup(pr.PID)
-				}
+				killGroupOf(pr.PID, pr.StartTime)
 			}
 		}
 		removeAttempt(path)
@@ -370,7 +381,7 @@ type Reattached struct {
 // Only records of earlier processes are reattached, and those all exist
 // before this process first looks: a daemon writes an attempt's pid
 // record before it checks that its engine still runs, so a record an
-// earlier engine's daemon writes after that engine died is removed again
+// earlier engine's daemon writes after that engine died is freed again
 // and its program never starts. So the first Reattach (or Prune) lists Dir
 // once, and an id without records there is answered from that listing:
 // the dispatcher calls Reattach for every invocation it recovers.
@@ -395,12 +406,10 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 			if pr.Daemon > 0 {
 				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
 			} else {
-				if pr.alive() {
-					r.Outcome.CtxErr = waitGone(ctx, pr, grace)
-				}
+				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
 				if pr.PID > 0 && pr.sameBoot() {
 					// The supervisor is gone but something it started may not be.
-					killOrphanGroup(pr.PID)
+					killGroupOf(pr.PID, pr.StartTime)
 				}
 			}
 		}
@@ -441,7 +450,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 		}
 		a := readAttempt(base)
 		if !a.found {
-			return nil // removed: the program never started
+			return nil // freed or removed: the program never started
 		}
 		if a.havePid {
 			*pr = a.pid
@@ -450,10 +459,8 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 	if pr.PID == 0 {
 		return nil
 	}
-	if pr.alive() {
-		if err := waitGone(ctx, *pr, grace); err != nil {
-			return err
-		}
+	if err := waitGone(ctx, *pr, grace); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(pipeDrain + 10*time.Second)
 	for !exited(base) && pr.daemonAlive() && time.Now().Before(deadline) {
@@ -542,9 +549,10 @@ func (s Supervisor) Notes() []string {
 	return out
 }
 
-// waitGone waits until the supervisor of pr has exited, or ctx ends: then
-// its process group gets SIGTERM, SIGKILL after grace, and ctx's error is
-// returned once it is gone.
+// waitGone waits until the group leader of pr has exited (the program of
+// a daemon's record; the per-command supervisor in an old one), or ctx
+// ends: then its process group gets SIGTERM, SIGKILL after grace, and
+// ctx's error is returned once it is gone.
 func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -564,23 +572,6 @@ func waitGone(ctx context.Context, pr pidRecord, grace time.Duration) error {
 		return ctx.Err()
 	}
 	return nil
-}
-
-// killOrphanGroup kills what is left of the process group pgid whose
-// leader (a supervisor) has exited, and waits until it is gone. A process
-// whose pid is pgid means the pid was reused, which the kernel does only
-// once the group is empty: that group is someone else's and is left alone.
-func killOrphanGroup(pgid int) {
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pgid)); err == nil {
-		if st, err := readStat(pgid); err == nil && st.running() {
-			return
-		}
-	}
-	if !groupAlive(pgid) {
-		return
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	waitGroupGone(context.Background(), pgid)
 }
 
 // waitGroupGone polls until no process is in the process group pgid, for

@@ -447,7 +447,7 @@ func TestReattachDaemonGone(t *testing.T) {
 }
 
 // A daemon whose engine died before the record was written does not
-// start the program, and removes the record.
+// start the program, and frees the record.
 func TestDaemonEngineGone(t *testing.T) {
 	dir := t.TempDir()
 	mark := filepath.Join(t.TempDir(), "mark")
@@ -892,5 +892,28 @@ func TestIncompatibleSupervisorFallsBack(t *testing.T) {
 				t.Errorf("daemon in use: %+v, want %s", c, selfExe)
 			}
 		})
+	}
+}
+
+// Prune removes the free slots of earlier processes (they served their
+// last attempt) but not this process's, which its next Run reuses.
+func TestPruneFreeSlots(t *testing.T) {
+	dir := t.TempDir()
+	foreign := filepath.Join(dir, slotPrefix+"1-x-1")
+	own := filepath.Join(dir, slotPrefix+procTag()+"-zz")
+	for _, base := range []string{foreign, own} {
+		writeAttempt(t, base, pidRecord{ID: "done", BootID: bootID()}, &exitRecord{})
+		if err := freeRecord(base + recSuffix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := (Supervisor{Dir: dir}).Prune(nil); n != 0 {
+		t.Errorf("Prune counted %d attempts, want 0 (free slots hold none)", n)
+	}
+	if _, err := os.Stat(foreign + recSuffix); !os.IsNotExist(err) {
+		t.Errorf("an earlier process's free slot is left: %v", err)
+	}
+	if _, err := os.Stat(own + recSuffix); err != nil {
+		t.Errorf("this process's free slot was removed: %v", err)
 	}
 }
