@@ -799,22 +799,14 @@ func (a *Ansible) holdScratch(id, dir string) {
 	a.scratch[id] = append(a.scratch[id], dir)
 }
 
-// Prune implements engine.AttemptRecorder; the scratch directories of the
-// records it removes go with them.
+// Prune implements engine.AttemptRecorder. The records directory is
+// shared with run_command, whose Prune may remove ansible's records first:
+// so the scratch directories go by what is left (removeStale keeps those a
+// remaining record names), not by what this call removed.
 func (a *Ansible) Prune(keep map[string]bool) int {
-	before := a.procs.Notes()
 	n := a.procs.Prune(keep)
-	if n == 0 || a.tempDir == "" {
-		return n
-	}
-	after := map[string]bool{}
-	for _, d := range a.procs.Notes() {
-		after[d] = true
-	}
-	for _, d := range before {
-		if !after[d] && filepath.Dir(d) == a.tempDir {
-			_ = os.RemoveAll(d)
-		}
+	if a.tempDir != "" {
+		a.removeStale()
 	}
 	return n
 }

@@ -580,3 +580,24 @@ func TestArgvInventoryFlag(t *testing.T) {
 		}
 	}
 }
+
+// The scratch directory of an earlier process's run goes with Prune even
+// when the records it was named in were pruned already (run_command's
+// Prune works on the same records directory): its vars file may hold
+// resolved secrets.
+func TestPruneRemovesScratchOfPrunedRecords(t *testing.T) {
+	a := newAction(t, ModePlaybook)
+	if err := os.MkdirAll(a.tempDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(a.tempDir, scratchPrefix+"999999999-inv-1-x")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Prune(nil); n != 0 {
+		t.Fatalf("Prune removed %d records, want none (another action pruned them)", n)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("scratch directory of a pruned run left behind: %v", err)
+	}
+}
