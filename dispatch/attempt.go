@@ -470,11 +470,22 @@ func (d *Dispatcher) persistWith(st *engine.InvocationState, deferred bool) erro
 		}
 	}
 	if d.cfg.OnResult != nil {
-		cp := *st
-		cp.Attempts = slices.Clone(st.Attempts)
-		d.cfg.OnResult(&cp)
+		d.cfg.OnResult(snapshot(st))
 	}
 	return nil
+}
+
+// snapshot copies st for a caller outside the dispatcher: its attempts and
+// approval are its own, so that the dispatcher's later changes to st (an
+// attempt appended, a decision recorded) never show through.
+func snapshot(st *engine.InvocationState) *engine.InvocationState {
+	cp := *st
+	cp.Attempts = slices.Clone(st.Attempts)
+	if st.Approval != nil {
+		a := *st.Approval
+		cp.Approval = &a
+	}
+	return &cp
 }
 
 // acquire takes the invocation's lock key, its action slot and a global

@@ -95,10 +95,7 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 			return false // stopping: the next start parks it again
 		}
 		if d.cfg.OnApprovalRequested != nil {
-			cp := *st
-			a := *st.Approval
-			cp.Approval = &a
-			d.cfg.OnApprovalRequested(&cp)
+			d.cfg.OnApprovalRequested(snapshot(st))
 		}
 	}
 	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{})}
@@ -137,10 +134,7 @@ func (d *Dispatcher) Pending() []*engine.InvocationState {
 	defer d.mu.Unlock()
 	out := make([]*engine.InvocationState, 0, len(d.awaiting))
 	for _, p := range d.awaiting {
-		cp := *p.st
-		a := *p.st.Approval
-		cp.Approval = &a
-		out = append(out, &cp)
+		out = append(out, snapshot(p.st))
 	}
 	sortPending(out)
 	return out
@@ -195,15 +189,13 @@ func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*eng
 	if err := d.persist(st); err != nil {
 		return nil, err
 	}
-	cp := *st
-	a := *st.Approval
-	cp.Approval = &a
+	cp := snapshot(st)
 	d.mu.Lock()
 	if d.state == stateStarted {
 		d.scheduleLocked(p.job)
 	}
 	d.mu.Unlock()
-	return &cp, nil
+	return cp, nil
 }
 
 // ModesChanged applies a reload's modes to the waiting invocations: those

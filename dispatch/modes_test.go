@@ -192,3 +192,37 @@ func TestPendingApprovalDoesNotBlockSequentialRuleset(t *testing.T) {
 		t.Errorf("ran %d, f1 %s", n, h.store.status("f1/0"))
 	}
 }
+
+// A state handed to OnResult is a snapshot: deciding the invocation later
+// does not change the pending_approval state a listener already holds.
+func TestOnResultStateIsNotChangedByTheDecision(t *testing.T) {
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var mu sync.Mutex
+	var seen []*engine.InvocationState
+	h := start(t, newMemStore(), newFakeClock(), Config{
+		Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnResult: func(st *engine.InvocationState) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, st)
+		},
+	})
+	h.submit(newFiring("f1", "rs", true, invSpec{action: "x"}))
+	waitFor(t, "pending", func() bool { return h.store.status("f1/0") == engine.StatusPendingApproval })
+	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "alice", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "succeeded", func() bool { return h.store.status("f1/0") == engine.StatusSucceeded })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, st := range seen {
+		if st.Status == engine.StatusPendingApproval {
+			if a := st.Approval; a == nil || a.Decision != "" || a.By != "" {
+				t.Fatalf("the pending_approval state OnResult got now reads %+v; want no decision", a)
+			}
+			return
+		}
+	}
+	t.Fatalf("OnResult never got the pending_approval state: %d states", len(seen))
+}
