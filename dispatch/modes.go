@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -136,16 +137,10 @@ func (d *Dispatcher) Pending() []*engine.InvocationState {
 	for _, p := range d.awaiting {
 		out = append(out, snapshot(p.st))
 	}
-	sortPending(out)
+	slices.SortFunc(out, func(a, b *engine.InvocationState) int {
+		return a.Approval.Requested.Compare(b.Approval.Requested)
+	})
 	return out
-}
-
-func sortPending(out []*engine.InvocationState) {
-	for i := 1; i < len(out); i++ {
-		for k := i; k > 0 && out[k].Approval.Requested.Before(out[k-1].Approval.Requested); k-- {
-			out[k], out[k-1] = out[k-1], out[k]
-		}
-	}
 }
 
 // Decide approves or rejects a pending invocation on behalf of by (who

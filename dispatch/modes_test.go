@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +226,21 @@ func TestOnResultStateIsNotChangedByTheDecision(t *testing.T) {
 		}
 	}
 	t.Fatalf("OnResult never got the pending_approval state: %d states", len(seen))
+}
+
+// Pending lists the waiting invocations oldest first.
+func TestPendingOldestFirst(t *testing.T) {
+	h, _, _ := modeHarness(t, map[string]string{"rule-a": engine.ModeApprove, "rule-b": engine.ModeApprove, "rule-c": engine.ModeApprove}, nil)
+	for i, rs := range []string{"c", "a", "b"} {
+		h.submit(newFiring("f"+rs, rs, false, invSpec{action: "x"}))
+		waitFor(t, "pending", func() bool { return len(h.d.Pending()) == i+1 })
+		h.clock.Advance(time.Minute)
+	}
+	var got []string
+	for _, st := range h.d.Pending() {
+		got = append(got, st.Invocation.ID)
+	}
+	if want := []string{"fc/0", "fa/0", "fb/0"}; !slices.Equal(got, want) {
+		t.Fatalf("Pending order %v, want %v", got, want)
+	}
 }
