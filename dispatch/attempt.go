@@ -665,7 +665,7 @@ func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 	if rec == nil {
 		return d.persist(st)
 	}
-	if ds := d.deferredStore(action); st.Status.Final() && ds != nil && d.settleLater(rec, st.Invocation) {
+	if ds := d.deferredStore(action); st.Status.Final() && ds != nil && d.settleLater() {
 		if err := d.persistWith(st, true); err != nil {
 			d.settled.Done()
 			return err
@@ -700,7 +700,7 @@ type settleItem struct {
 // settleLater reserves a place in the settler's queue; false when the
 // settler is not running (before Start, after Stop): then the result is
 // synced by its writer.
-func (d *Dispatcher) settleLater(rec engine.AttemptRecorder, inv *engine.Invocation) bool {
+func (d *Dispatcher) settleLater() bool {
 	d.settleMu.Lock()
 	defer d.settleMu.Unlock()
 	if d.settleCh == nil || d.settleClosed {
