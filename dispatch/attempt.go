@@ -177,17 +177,12 @@ func (d *Dispatcher) reattachOrphan(st *engine.InvocationState, held heldFor, n 
 			return false, false, false
 		}
 	}
-	timeout := inv.Policy.Timeout
-	if timeout <= 0 {
-		timeout = d.cfg.DefaultTimeout
-	}
+	timeout := d.timeout(inv)
 	left := st.Updated.Add(timeout).Sub(d.clock.Now())
 	ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
 	res, known := ra.Reattach(ctx, run)
 	releaseSlots()
-	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
-		res.Error = fmt.Sprintf("timed out after %s", timeout)
-	}
+	noteTimeout(ctx, &res, timeout)
 	cancel()
 	if !known {
 		releaseHeld()
@@ -412,10 +407,7 @@ func (d *Dispatcher) skip(st *engine.InvocationState) {
 // callAction runs one attempt with its timeout, turning a panic into a
 // permanent failure.
 func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res engine.Result) {
-	timeout := inv.Policy.Timeout
-	if timeout <= 0 {
-		timeout = d.cfg.DefaultTimeout
-	}
+	timeout := d.timeout(inv)
 	ctx, cancel := context.WithTimeout(d.runCtx, timeout)
 	defer cancel()
 	defer func() {
@@ -430,10 +422,25 @@ func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res en
 		res.Error = fmt.Sprintf("action returned unknown status %q: %s", res.Status, res.Error)
 		res.Status = engine.Failed
 	}
+	noteTimeout(ctx, &res, timeout)
+	return res
+}
+
+// timeout is how long an attempt of inv may run: its policy's timeout, or
+// Config.DefaultTimeout.
+func (d *Dispatcher) timeout(inv *engine.Invocation) time.Duration {
+	if t := inv.Policy.Timeout; t > 0 {
+		return t
+	}
+	return d.cfg.DefaultTimeout
+}
+
+// noteTimeout gives a retryable result without an error, of an attempt
+// whose ctx ran out, the timeout as its error.
+func noteTimeout(ctx context.Context, res *engine.Result, timeout time.Duration) {
 	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
 		res.Error = fmt.Sprintf("timed out after %s", timeout)
 	}
-	return res
 }
 
 // persist records st in the store, retrying with backoff while the
