@@ -454,27 +454,17 @@ func (d *Dispatcher) persist(st *engine.InvocationState) error {
 func (d *Dispatcher) persistWith(st *engine.InvocationState, deferred bool) error {
 	st.Updated = d.clock.Now()
 	ds, _ := d.store.(engine.DeferredActionStore)
-	wait := 100 * time.Millisecond
-	for {
-		var err error
+	err := d.retry(d.quit, func() error {
 		if deferred && ds != nil {
-			err = ds.UpdateDeferred(context.Background(), st)
-		} else {
-			err = d.store.Update(context.Background(), st)
+			return ds.UpdateDeferred(context.Background(), st)
 		}
-		if err == nil {
-			break
-		}
+		return d.store.Update(context.Background(), st)
+	}, func(err error) {
 		log := d.invLog(st.Invocation)
 		log.Error().Err(err).Str("status", string(st.Status)).Msg("cannot record invocation state")
-		select {
-		case <-d.quit:
-			return err
-		case <-d.clock.After(wait):
-		}
-		if wait *= 2; wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+	})
+	if err != nil {
+		return err
 	}
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(snapshot(st))
@@ -751,21 +741,28 @@ func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
 // Stop gives up on it (false). Until then the records stay: a crash
 // reattaches the attempts, whose results the records hold.
 func (d *Dispatcher) syncResults(ds engine.DeferredActionStore, n int) bool {
+	return d.retry(d.settleAbort, func() error { return ds.Sync(context.Background()) }, func(err error) {
+		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
+	}) == nil
+}
+
+// retry calls fn until it succeeds, with a backoff from 100ms doubling up
+// to 30s, and logs each failure with failed; it gives up, returning the
+// last error, once abort is closed.
+func (d *Dispatcher) retry(abort <-chan struct{}, fn func() error, failed func(error)) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := ds.Sync(context.Background())
+		err := fn()
 		if err == nil {
-			return true
+			return nil
 		}
-		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
+		failed(err)
 		select {
+		case <-abort:
+			return err
 		case <-d.clock.After(wait):
-		case <-d.settleAbort:
-			return false
 		}
-		if wait *= 2; wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }
 
