@@ -158,16 +158,10 @@ func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string
 }
 
 func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
-	d.mu.Lock()
-	p, ok := d.awaiting[id]
-	if ok {
-		delete(d.awaiting, id)
-	}
-	d.mu.Unlock()
-	if !ok {
+	p := d.unpark(id)
+	if p == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotPending, id)
 	}
-	close(p.cancel)
 	st := p.st
 	st.Approval.Decision = decision
 	st.Approval.By = by
@@ -191,6 +185,20 @@ func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*eng
 	}
 	d.mu.Unlock()
 	return cp, nil
+}
+
+// unpark takes the invocation id out of those waiting for approval and
+// stops its expiry timer; nil when it does not wait (any more).
+func (d *Dispatcher) unpark(id string) *awaitingApproval {
+	d.mu.Lock()
+	p, ok := d.awaiting[id]
+	delete(d.awaiting, id)
+	d.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	close(p.cancel)
+	return p
 }
 
 // ModesChanged applies a reload's modes to the waiting invocations: those
@@ -219,14 +227,9 @@ func (d *Dispatcher) ModesChanged() {
 		}
 	}
 	for _, p := range shadow {
-		d.mu.Lock()
-		_, ok := d.awaiting[p.st.Invocation.ID]
-		delete(d.awaiting, p.st.Invocation.ID)
-		d.mu.Unlock()
-		if !ok {
-			continue
+		if d.unpark(p.st.Invocation.ID) == nil {
+			continue // decided meanwhile
 		}
-		close(p.cancel)
 		st := p.st
 		st.Status = engine.StatusCancelled
 		st.Approval.At = d.clock.Now()
