@@ -662,7 +662,7 @@ func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 	if rec == nil {
 		return d.persist(st)
 	}
-	if ds := d.deferredStore(action); st.Status.Final() && ds != nil && d.settleLater() {
+	if ds, _ := d.store.(engine.DeferredActionStore); st.Status.Final() && ds != nil && d.settleLater() {
 		if err := d.persistWith(st, true); err != nil {
 			d.settled.Done()
 			return err
