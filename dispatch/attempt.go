@@ -177,17 +177,12 @@ func (d *Dispatcher) reattachOrphan(st *engine.InvocationState, held heldFor, n 
 			return false, false, false
 		}
 	}
-	timeout := inv.Policy.Timeout
-	if timeout <= 0 {
-		timeout = d.cfg.DefaultTimeout
-	}
+	timeout := d.timeout(inv)
 	left := st.Updated.Add(timeout).Sub(d.clock.Now())
 	ctx, cancel := context.WithTimeout(d.runCtx, max(left, 0))
 	res, known := ra.Reattach(ctx, run)
 	releaseSlots()
-	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
-		res.Error = fmt.Sprintf("timed out after %s", timeout)
-	}
+	noteTimeout(ctx, &res, timeout)
 	cancel()
 	if !known {
 		releaseHeld()
@@ -412,10 +407,7 @@ func (d *Dispatcher) skip(st *engine.InvocationState) {
 // callAction runs one attempt with its timeout, turning a panic into a
 // permanent failure.
 func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res engine.Result) {
-	timeout := inv.Policy.Timeout
-	if timeout <= 0 {
-		timeout = d.cfg.DefaultTimeout
-	}
+	timeout := d.timeout(inv)
 	ctx, cancel := context.WithTimeout(d.runCtx, timeout)
 	defer cancel()
 	defer func() {
@@ -430,10 +422,25 @@ func (d *Dispatcher) callAction(a engine.Action, inv *engine.Invocation) (res en
 		res.Error = fmt.Sprintf("action returned unknown status %q: %s", res.Status, res.Error)
 		res.Status = engine.Failed
 	}
+	noteTimeout(ctx, &res, timeout)
+	return res
+}
+
+// timeout is how long an attempt of inv may run: its policy's timeout, or
+// Config.DefaultTimeout.
+func (d *Dispatcher) timeout(inv *engine.Invocation) time.Duration {
+	if t := inv.Policy.Timeout; t > 0 {
+		return t
+	}
+	return d.cfg.DefaultTimeout
+}
+
+// noteTimeout gives a retryable result without an error, of an attempt
+// whose ctx ran out, the timeout as its error.
+func noteTimeout(ctx context.Context, res *engine.Result, timeout time.Duration) {
 	if res.Status == engine.Retryable && res.Error == "" && ctx.Err() == context.DeadlineExceeded {
 		res.Error = fmt.Sprintf("timed out after %s", timeout)
 	}
-	return res
 }
 
 // persist records st in the store, retrying with backoff while the
@@ -447,34 +454,35 @@ func (d *Dispatcher) persist(st *engine.InvocationState) error {
 func (d *Dispatcher) persistWith(st *engine.InvocationState, deferred bool) error {
 	st.Updated = d.clock.Now()
 	ds, _ := d.store.(engine.DeferredActionStore)
-	wait := 100 * time.Millisecond
-	for {
-		var err error
+	err := d.retry(d.quit, func() error {
 		if deferred && ds != nil {
-			err = ds.UpdateDeferred(context.Background(), st)
-		} else {
-			err = d.store.Update(context.Background(), st)
+			return ds.UpdateDeferred(context.Background(), st)
 		}
-		if err == nil {
-			break
-		}
+		return d.store.Update(context.Background(), st)
+	}, func(err error) {
 		log := d.invLog(st.Invocation)
 		log.Error().Err(err).Str("status", string(st.Status)).Msg("cannot record invocation state")
-		select {
-		case <-d.quit:
-			return err
-		case <-d.clock.After(wait):
-		}
-		if wait *= 2; wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+	})
+	if err != nil {
+		return err
 	}
 	if d.cfg.OnResult != nil {
-		cp := *st
-		cp.Attempts = slices.Clone(st.Attempts)
-		d.cfg.OnResult(&cp)
+		d.cfg.OnResult(snapshot(st))
 	}
 	return nil
+}
+
+// snapshot copies st for a caller outside the dispatcher: its attempts and
+// approval are its own, so that the dispatcher's later changes to st (an
+// attempt appended, a decision recorded) never show through.
+func snapshot(st *engine.InvocationState) *engine.InvocationState {
+	cp := *st
+	cp.Attempts = slices.Clone(st.Attempts)
+	if st.Approval != nil {
+		a := *st.Approval
+		cp.Approval = &a
+	}
+	return &cp
 }
 
 // acquire takes the invocation's lock key, its action slot and a global
@@ -654,7 +662,7 @@ func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 	if rec == nil {
 		return d.persist(st)
 	}
-	if ds := d.deferredStore(action); st.Status.Final() && ds != nil && d.settleLater(rec, st.Invocation) {
+	if ds, _ := d.store.(engine.DeferredActionStore); st.Status.Final() && ds != nil && d.settleLater() {
 		if err := d.persistWith(st, true); err != nil {
 			d.settled.Done()
 			return err
@@ -689,7 +697,7 @@ type settleItem struct {
 // settleLater reserves a place in the settler's queue; false when the
 // settler is not running (before Start, after Stop): then the result is
 // synced by its writer.
-func (d *Dispatcher) settleLater(rec engine.AttemptRecorder, inv *engine.Invocation) bool {
+func (d *Dispatcher) settleLater() bool {
 	d.settleMu.Lock()
 	defer d.settleMu.Unlock()
 	if d.settleCh == nil || d.settleClosed {
@@ -733,21 +741,28 @@ func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
 // Stop gives up on it (false). Until then the records stay: a crash
 // reattaches the attempts, whose results the records hold.
 func (d *Dispatcher) syncResults(ds engine.DeferredActionStore, n int) bool {
+	return d.retry(d.settleAbort, func() error { return ds.Sync(context.Background()) }, func(err error) {
+		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
+	}) == nil
+}
+
+// retry calls fn until it succeeds, with a backoff from 100ms doubling up
+// to 30s, and logs each failure with failed; it gives up, returning the
+// last error, once abort is closed.
+func (d *Dispatcher) retry(abort <-chan struct{}, fn func() error, failed func(error)) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := ds.Sync(context.Background())
+		err := fn()
 		if err == nil {
-			return true
+			return nil
 		}
-		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
+		failed(err)
 		select {
+		case <-abort:
+			return err
 		case <-d.clock.After(wait):
-		case <-d.settleAbort:
-			return false
 		}
-		if wait *= 2; wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+		wait = min(2*wait, 30*time.Second)
 	}
 }
 

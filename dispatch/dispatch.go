@@ -416,25 +416,20 @@ func (j *job) unfinished() bool {
 // does not hold it (logged).
 func (d *Dispatcher) load(id string) *engine.InvocationState {
 	r := d.store.(InvocationReader)
-	wait := 100 * time.Millisecond
-	for {
-		st, err := r.Invocation(context.Background(), id)
-		if err == nil {
-			if st == nil || st.Invocation == nil {
-				d.log.Error().Str("invocation_id", id).Msg("queued invocation not found in the store; skipped")
-			}
-			return st
-		}
+	var st *engine.InvocationState
+	err := d.retry(d.quit, func() (err error) {
+		st, err = r.Invocation(context.Background(), id)
+		return err
+	}, func(err error) {
 		d.log.Error().Err(err).Str("invocation_id", id).Msg("cannot read queued invocation")
-		select {
-		case <-d.quit:
-			return nil
-		case <-d.clock.After(wait):
-		}
-		if wait *= 2; wait > 30*time.Second {
-			wait = 30 * time.Second
-		}
+	})
+	if err != nil {
+		return nil
 	}
+	if st == nil || st.Invocation == nil {
+		d.log.Error().Str("invocation_id", id).Msg("queued invocation not found in the store; skipped")
+	}
+	return st
 }
 
 // Start resumes every unfinished invocation of the store and starts

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -95,10 +96,7 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 			return false // stopping: the next start parks it again
 		}
 		if d.cfg.OnApprovalRequested != nil {
-			cp := *st
-			a := *st.Approval
-			cp.Approval = &a
-			d.cfg.OnApprovalRequested(&cp)
+			d.cfg.OnApprovalRequested(snapshot(st))
 		}
 	}
 	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{})}
@@ -137,21 +135,12 @@ func (d *Dispatcher) Pending() []*engine.InvocationState {
 	defer d.mu.Unlock()
 	out := make([]*engine.InvocationState, 0, len(d.awaiting))
 	for _, p := range d.awaiting {
-		cp := *p.st
-		a := *p.st.Approval
-		cp.Approval = &a
-		out = append(out, &cp)
+		out = append(out, snapshot(p.st))
 	}
-	sortPending(out)
+	slices.SortFunc(out, func(a, b *engine.InvocationState) int {
+		return a.Approval.Requested.Compare(b.Approval.Requested)
+	})
 	return out
-}
-
-func sortPending(out []*engine.InvocationState) {
-	for i := 1; i < len(out); i++ {
-		for k := i; k > 0 && out[k].Approval.Requested.Before(out[k-1].Approval.Requested); k-- {
-			out[k], out[k-1] = out[k-1], out[k]
-		}
-	}
 }
 
 // Decide approves or rejects a pending invocation on behalf of by (who
@@ -169,16 +158,10 @@ func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string
 }
 
 func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
-	d.mu.Lock()
-	p, ok := d.awaiting[id]
-	if ok {
-		delete(d.awaiting, id)
-	}
-	d.mu.Unlock()
-	if !ok {
+	p := d.unpark(id)
+	if p == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotPending, id)
 	}
-	close(p.cancel)
 	st := p.st
 	st.Approval.Decision = decision
 	st.Approval.By = by
@@ -195,15 +178,27 @@ func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*eng
 	if err := d.persist(st); err != nil {
 		return nil, err
 	}
-	cp := *st
-	a := *st.Approval
-	cp.Approval = &a
+	cp := snapshot(st)
 	d.mu.Lock()
 	if d.state == stateStarted {
 		d.scheduleLocked(p.job)
 	}
 	d.mu.Unlock()
-	return &cp, nil
+	return cp, nil
+}
+
+// unpark takes the invocation id out of those waiting for approval and
+// stops its expiry timer; nil when it does not wait (any more).
+func (d *Dispatcher) unpark(id string) *awaitingApproval {
+	d.mu.Lock()
+	p, ok := d.awaiting[id]
+	delete(d.awaiting, id)
+	d.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	close(p.cancel)
+	return p
 }
 
 // ModesChanged applies a reload's modes to the waiting invocations: those
@@ -232,14 +227,9 @@ func (d *Dispatcher) ModesChanged() {
 		}
 	}
 	for _, p := range shadow {
-		d.mu.Lock()
-		_, ok := d.awaiting[p.st.Invocation.ID]
-		delete(d.awaiting, p.st.Invocation.ID)
-		d.mu.Unlock()
-		if !ok {
-			continue
+		if d.unpark(p.st.Invocation.ID) == nil {
+			continue // decided meanwhile
 		}
-		close(p.cancel)
 		st := p.st
 		st.Status = engine.StatusCancelled
 		st.Approval.At = d.clock.Now()

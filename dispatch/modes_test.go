@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,56 @@ func TestPendingApprovalDoesNotBlockSequentialRuleset(t *testing.T) {
 	waitFor(t, "the auto firing ran", func() bool { return h.store.status("f2/0") == engine.StatusSucceeded })
 	if n := act.count(); n != 1 || h.store.status("f1/0") != engine.StatusPendingApproval {
 		t.Errorf("ran %d, f1 %s", n, h.store.status("f1/0"))
+	}
+}
+
+// A state handed to OnResult is a snapshot: deciding the invocation later
+// does not change the pending_approval state a listener already holds.
+func TestOnResultStateIsNotChangedByTheDecision(t *testing.T) {
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var mu sync.Mutex
+	var seen []*engine.InvocationState
+	h := start(t, newMemStore(), newFakeClock(), Config{
+		Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnResult: func(st *engine.InvocationState) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, st)
+		},
+	})
+	h.submit(newFiring("f1", "rs", true, invSpec{action: "x"}))
+	waitFor(t, "pending", func() bool { return h.store.status("f1/0") == engine.StatusPendingApproval })
+	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "alice", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "succeeded", func() bool { return h.store.status("f1/0") == engine.StatusSucceeded })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, st := range seen {
+		if st.Status == engine.StatusPendingApproval {
+			if a := st.Approval; a == nil || a.Decision != "" || a.By != "" {
+				t.Fatalf("the pending_approval state OnResult got now reads %+v; want no decision", a)
+			}
+			return
+		}
+	}
+	t.Fatalf("OnResult never got the pending_approval state: %d states", len(seen))
+}
+
+// Pending lists the waiting invocations oldest first.
+func TestPendingOldestFirst(t *testing.T) {
+	h, _, _ := modeHarness(t, map[string]string{"rule-a": engine.ModeApprove, "rule-b": engine.ModeApprove, "rule-c": engine.ModeApprove}, nil)
+	for i, rs := range []string{"c", "a", "b"} {
+		h.submit(newFiring("f"+rs, rs, false, invSpec{action: "x"}))
+		waitFor(t, "pending", func() bool { return len(h.d.Pending()) == i+1 })
+		h.clock.Advance(time.Minute)
+	}
+	var got []string
+	for _, st := range h.d.Pending() {
+		got = append(got, st.Invocation.ID)
+	}
+	if want := []string{"fc/0", "fa/0", "fb/0"}; !slices.Equal(got, want) {
+		t.Fatalf("Pending order %v, want %v", got, want)
 	}
 }

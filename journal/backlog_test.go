@@ -99,4 +99,11 @@ func TestBacklogCountsInvocationsAndBytes(t *testing.T) {
 		t.Fatalf("BacklogFull with nothing pending: %v", be)
 	}
 	emit(t, s, srcA, engine.Entry{Event: bigEvent(7, 300<<10)}) // larger than the bound, but nothing pending
+
+	// Now over the byte bound with one record pending, under the count
+	// bound: the probe and Emit both refuse, even the smallest event.
+	if be := s.BacklogFull(srcA); be == nil {
+		t.Fatal("BacklogFull over the byte bound: nil, want full")
+	}
+	full("a small event over the byte bound", engine.Entry{Event: bigEvent(8, 1)})
 }

@@ -374,11 +374,21 @@ func (s *Store) BacklogFull(src engine.SourceRef) *engine.BacklogError {
 		return nil
 	}
 	count, bytes := s.Pending()
-	if s.opts.MaxBacklog > 0 && count >= s.opts.MaxBacklog ||
-		s.opts.MaxBacklogBytes > 0 && count > 0 && bytes >= s.opts.MaxBacklogBytes {
+	// The smallest call adds one byte: full when even that would not fit.
+	if s.overBacklog(int64(count), bytes+1) {
 		return &engine.BacklogError{RetryAfter: s.opts.RetryAfter}
 	}
 	return nil
+}
+
+// overBacklog is the one test of the backlog bounds, for the probe and for
+// Emit alike: pending is what is accepted and not finished, withCall its
+// bytes plus those of the call being decided. A call over the byte bound is
+// still accepted when nothing is pending, so that no event is too large to
+// ever get in.
+func (s *Store) overBacklog(pending, withCall int64) bool {
+	return s.opts.MaxBacklog > 0 && pending >= int64(s.opts.MaxBacklog) ||
+		s.opts.MaxBacklogBytes > 0 && pending > 0 && withCall > s.opts.MaxBacklogBytes
 }
 
 // metaU64 reads a counter of the meta keyspace; a missing one is 0.
@@ -835,20 +845,11 @@ func (s *Store) lookupDedupe(r *request) (storedKeys, [][]byte, error) {
 // (records not done, invocations not final) beyond the bounds.
 func (s *Store) backlogFull(g *group, r *request, seq, done uint64) bool {
 	invCount, invBytes := s.actions.pending()
-	count := int64(seq-done) + invCount
-	if s.opts.MaxBacklog > 0 && count >= int64(s.opts.MaxBacklog) {
-		return true
+	bytes := s.pendingBytes.Load() + g.addedBytes + invBytes
+	for _, v := range r.values {
+		bytes += int64(len(v))
 	}
-	if s.opts.MaxBacklogBytes > 0 && count > 0 {
-		var call int64
-		for _, v := range r.values {
-			call += int64(len(v))
-		}
-		if s.pendingBytes.Load()+g.addedBytes+invBytes+call > s.opts.MaxBacklogBytes {
-			return true
-		}
-	}
-	return false
+	return s.overBacklog(int64(seq-done)+invCount, bytes)
 }
 
 // dedupeSeen reports whether the scoped dedupe key k is remembered and not
