@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 )
 
@@ -20,6 +21,22 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// parseRulesets compiles a rulebook's text with the built-in registry,
+// closed when the test ends.
+func parseRulesets(t *testing.T, src string) []*engine.Ruleset {
+	t.Helper()
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeReg)
+	rb, err := rulebooks.Parse("rb.yml", []byte(src), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb.Rulesets
 }
 
 func repoRoot(t *testing.T) string {
