@@ -1,11 +1,11 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 
@@ -63,13 +63,12 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "approvals are not available")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDecisionBytes))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+	body, ok := readBody(w, r, maxDecisionBytes)
+	if !ok {
 		return
 	}
 	var req DecisionRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "want {\"decision\": \"approved\"|\"rejected\", \"reason\": ...}: "+err.Error())
