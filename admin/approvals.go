@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -80,7 +81,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	case "reject", engine.DecisionRejected:
 		req.Decision = engine.DecisionRejected
 	default:
-		writeError(w, http.StatusBadRequest, "decision: want \"approved\" or \"rejected\", got "+jsonQuote(req.Decision))
+		writeError(w, http.StatusBadRequest, "decision: want \"approved\" or \"rejected\", got "+strconv.Quote(req.Decision))
 		return
 	}
 	by := s.identity()
@@ -107,9 +108,4 @@ func (s *Server) identity() string {
 		return "admin (loopback, no token)"
 	}
 	return "admin token sha256:" + hex.EncodeToString(s.token)[:12]
-}
-
-func jsonQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
