@@ -305,3 +305,21 @@ func TestConvertedExamplePassesTheSameTests(t *testing.T) {
 		t.Fatalf("converted rulebook fails the example's tests: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestBadFormat: every command with --format names the formats it writes.
+func TestBadFormat(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"audit", "--format", "yaml"}, `--format: want table or json, got "yaml"`},
+		{[]string{"report", "--format", "yaml"}, `--format: want table or json, got "yaml"`},
+		{[]string{"validate", "--format", "yaml", "rb.yml"}, `--format: want text or json, got "yaml"`},
+		{[]string{"explain", "--format", "yaml", "rb.yml", "ev.json"}, `--format: want text or json, got "yaml"`},
+		{[]string{"backtest", "--format", "yaml", "rb.yml"}, `--format: want text or json, got "yaml"`},
+	} {
+		if code, _, errOut := runCLI(t, tc.args...); code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d %q, want 1 with %q", tc.args[0], code, errOut, tc.want)
+		}
+	}
+}

@@ -28,8 +28,8 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format, "table", "json"); err != nil {
+		return err
 	}
 	filter, err := dispatch.ParseFilter(fl, time.Now())
 	if err != nil {
