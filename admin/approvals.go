@@ -1,12 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -63,13 +64,12 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "approvals are not available")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDecisionBytes))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+	body, ok := readBody(w, r, maxDecisionBytes)
+	if !ok {
 		return
 	}
 	var req DecisionRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "want {\"decision\": \"approved\"|\"rejected\", \"reason\": ...}: "+err.Error())
@@ -81,7 +81,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	case "reject", engine.DecisionRejected:
 		req.Decision = engine.DecisionRejected
 	default:
-		writeError(w, http.StatusBadRequest, "decision: want \"approved\" or \"rejected\", got "+jsonQuote(req.Decision))
+		writeError(w, http.StatusBadRequest, "decision: want \"approved\" or \"rejected\", got "+strconv.Quote(req.Decision))
 		return
 	}
 	by := s.identity()
@@ -108,9 +108,4 @@ func (s *Server) identity() string {
 		return "admin (loopback, no token)"
 	}
 	return "admin token sha256:" + hex.EncodeToString(s.token)[:12]
-}
-
-func jsonQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/rs/zerolog"
 
@@ -85,6 +88,26 @@ func TestApprovalsAPI(t *testing.T) {
 	}
 	if len(b.by) != 2 {
 		t.Errorf("decisions %v", b.by)
+	}
+
+	// A body that cannot be read is a 400, only one over the bound a 413.
+	for _, tc := range []struct {
+		name     string
+		body     io.Reader
+		want     int
+		contains string
+	}{
+		{"too large", strings.NewReader(`{"reason":"` + strings.Repeat("x", maxDecisionBytes) + `"}`), 413, fmt.Sprintf("body larger than %d bytes", maxDecisionBytes)},
+		{"read fails", iotest.ErrReader(errors.New("connection reset")), 400, "reading body failed"},
+	} {
+		req := httptest.NewRequest("POST", "http://127.0.0.1/api/approvals/f2-0", tc.body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer s3cret")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != tc.want || !strings.Contains(w.Body.String(), tc.contains) {
+			t.Errorf("%s: %d %s, want %d with %s", tc.name, w.Code, w.Body.String(), tc.want, tc.contains)
+		}
 	}
 
 	// A backend without approvals: 404.

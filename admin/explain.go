@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,14 +44,8 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "explain is not available on this listener")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInjectBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxInjectBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "reading body failed")
+	body, ok := readBody(w, r, MaxInjectBytes)
+	if !ok {
 		return
 	}
 	var req ExplainRequest

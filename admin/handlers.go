@@ -281,15 +281,25 @@ type InjectRequest struct {
 	Event   map[string]any `json:"event"`
 }
 
-func (s *Server) inject(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInjectBytes))
+// readBody reads a request body of at most max bytes. When it cannot, it
+// answers 413 (too large) or 400 (the read failed) and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxInjectBytes))
-			return
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", max))
+			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, "reading body failed")
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) inject(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, MaxInjectBytes)
+	if !ok {
 		return
 	}
 	req, err := parseInject(body)

@@ -63,7 +63,6 @@ func Build(entries []engine.AuditEntry) []Rule {
 	type acc struct {
 		r        Rule
 		lat, tta []time.Duration
-		decided  int
 	}
 	by := map[[2]string]*acc{}
 	for _, e := range entries {
@@ -98,13 +97,11 @@ func Build(entries []engine.AuditEntry) []Rule {
 				switch ap.Decision {
 				case engine.DecisionApproved:
 					c.Approved++
-					a.decided++
 					if !ap.Expired && !ap.At.IsZero() {
 						a.tta = append(a.tta, ap.At.Sub(ap.Requested))
 					}
 				case engine.DecisionRejected:
 					c.Rejected++
-					a.decided++
 				}
 				if ap.Expired {
 					c.Expired++
@@ -121,8 +118,8 @@ func Build(entries []engine.AuditEntry) []Rule {
 	for _, a := range by {
 		a.r.EventToEnd = quantiles(a.lat)
 		a.r.TimeToApprove = quantiles(a.tta)
-		if a.decided > 0 {
-			rate := float64(a.r.Actions.Approved) / float64(a.decided)
+		if decided := a.r.Actions.Approved + a.r.Actions.Rejected; decided > 0 {
+			rate := float64(a.r.Actions.Approved) / float64(decided)
 			a.r.ApprovalRate = &rate
 		}
 		out = append(out, a.r)

@@ -97,20 +97,17 @@ const notifyTimeout = time.Minute
 // the invocation waits all the same.
 func (a *app) notifyApproval(st *engine.InvocationState) {
 	inv := st.Invocation
-	var def *engine.ActionDef
+	_, ap := a.ruleMode(inv.Ruleset, inv.Rule)
+	if ap == nil || ap.Notify == nil {
+		return
+	}
+	def := ap.Notify
 	var vars map[string]any
 	for _, rs := range a.currentRulesets() {
-		if rs.Name != inv.Ruleset {
-			continue
+		if rs.Name == inv.Ruleset {
+			vars = rs.Vars
+			break
 		}
-		for _, r := range rs.Rules {
-			if r.Name == inv.Rule && r.Approval != nil {
-				def, vars = r.Approval.Notify, rs.Vars
-			}
-		}
-	}
-	if def == nil {
-		return
 	}
 	log := a.log.With().Str("ruleset", inv.Ruleset).Str("rule", inv.Rule).Str("invocation_id", inv.ID).Str("action", def.Type).Logger()
 	adminFlag, url := "", ""

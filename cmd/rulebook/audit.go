@@ -41,8 +41,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format, "table", "json"); err != nil {
+		return err
 	}
 	var entries []engine.AuditEntry
 	if *adminAddr != "" {

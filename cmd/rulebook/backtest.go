@@ -31,8 +31,8 @@ func cmdBacktest(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format: want text or json, got %q", *format)
+	if err := checkFormat(*format, "text", "json"); err != nil {
+		return err
 	}
 	newPath := rest[0]
 	newText, err := os.ReadFile(newPath)

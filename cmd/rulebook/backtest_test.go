@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,16 +20,6 @@ import (
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // backtestRulebook has a threshold rule, a low-water rule and a throttled
 // rule (once per host per hour), all on one webhook source.
@@ -62,7 +51,7 @@ func backtestRulebook(port, hot, cold int) string {
 func TestBacktestDiffsAThresholdChangeOnRecordedEvents(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	port := freeTCPPort(t)
+	port := rbtest.FreePort(t)
 	oldPath := filepath.Join(dir, "old.yml")
 	if err := os.WriteFile(oldPath, []byte(backtestRulebook(port, 80, 20)), 0o644); err != nil {
 		t.Fatal(err)

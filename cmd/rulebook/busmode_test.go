@@ -6,7 +6,6 @@ import (
 
 	"github.com/rulebook-dev/rulebook/bus"
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/rulebooks"
 )
 
 func TestBusKey(t *testing.T) {
@@ -29,24 +28,15 @@ func TestBusKey(t *testing.T) {
 }
 
 func TestBusLookback(t *testing.T) {
-	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeReg()
-	src := `- name: rs
+	rulesets := parseRulesets(t, `- name: rs
   default_events_ttl: 30m
   sources: [{range: {limit: 1}}]
   rules:
     - {name: t, condition: event.i == 1, throttle: {once_within: 10m}, action: {none: {}}}
     - {name: a, condition: {all: [event.i == 1, event.i == 2]}, action: {none: {}}}
     - {name: n, condition: {not_all: [event.i == 1, event.i == 2], timeout: 5m}, action: {none: {}}}
-`
-	rb, err := rulebooks.Parse("rb.yml", []byte(src), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := engine.StateWindow(rb.Rulesets); got != 30*time.Minute {
+`)
+	if got := engine.StateWindow(rulesets); got != 30*time.Minute {
 		t.Fatalf("lookback = %s, want the ruleset's 30m events ttl", got)
 	}
 }
@@ -55,25 +45,16 @@ func TestBusLookback(t *testing.T) {
 // not to every engine of the process, and is dropped (not misapplied) once
 // that partition has moved away.
 func TestBusFeedbackReachesItsPartition(t *testing.T) {
-	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeReg()
-	src := `- name: rs
+	rulesets := parseRulesets(t, `- name: rs
   sources: [{range: {limit: 1}}]
   rules:
     - {name: r, condition: event.i == 1, action: {none: {}}}
-`
-	rb, err := rulebooks.Parse("rb.yml", []byte(src), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	a := &app{log: discardLog()}
-	a.parts = newPartitions(a, "bus", rb.Rulesets)
+	a.parts = newPartitions(a, "bus", rulesets)
 	for _, id := range []int{0, 1} {
 		opts := engine.Options{Log: discardLog(), Stream: bus.Stream("bus", id)}
-		a.parts.owned[id] = &partition{owner: a.parts, id: id, stream: bus.Stream("bus", id), eng: engine.New(rb.Rulesets, opts)}
+		a.parts.owned[id] = &partition{owner: a.parts, id: id, stream: bus.Stream("bus", id), eng: engine.New(rulesets, opts)}
 	}
 	facts := func(id int) int { return len(a.parts.owned[id].eng.Facts("rs")) }
 
@@ -90,18 +71,9 @@ func TestBusFeedbackReachesItsPartition(t *testing.T) {
 // A reload's summary counts the rulebook once, whether this process owns
 // no partition, one or several, and the facts of every owned partition.
 func TestBusReloadSummary(t *testing.T) {
-	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeReg()
 	parse := func(rules string) []*engine.Ruleset {
 		t.Helper()
-		rb, err := rulebooks.Parse("rb.yml", []byte("- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n"+rules), rulebooks.Options{Registry: reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rb.Rulesets
+		return parseRulesets(t, "- name: rs\n  sources: [{range: {limit: 1}}]\n  rules:\n"+rules)
 	}
 	v1 := parse("    - {name: a, condition: event.i == 1, action: {none: {}}}\n    - {name: b, condition: event.i == 2, action: {none: {}}}\n")
 	v2 := parse("    - {name: a, condition: event.i == 1, action: {none: {}}}\n    - {name: b, condition: event.i == 3, action: {none: {}}}\n    - {name: c, condition: event.i == 4, action: {none: {}}}\n")
@@ -134,19 +106,11 @@ func TestBusReloadSummary(t *testing.T) {
 // The replay window on start is --state-lookback, else the rulebook's
 // longest state window, capped by --retention either way.
 func TestReplayWindow(t *testing.T) {
-	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeReg()
-	rb, err := rulebooks.Parse("rb.yml", []byte(`- name: rs
+	rulesets := parseRulesets(t, `- name: rs
   sources: [{range: {limit: 1}}]
   rules:
     - {name: t, condition: event.i == 1, throttle: {once_within: 10m}, action: {none: {}}}
-`), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	for _, tc := range []struct {
 		lookback, retention, want time.Duration
 	}{
@@ -156,7 +120,7 @@ func TestReplayWindow(t *testing.T) {
 		{0, 5 * time.Minute, 5 * time.Minute},
 	} {
 		a := &app{log: discardLog(), rf: &runFlags{stateLookback: tc.lookback, retention: tc.retention}}
-		if got := a.replayWindow(rb.Rulesets); got != tc.want {
+		if got := a.replayWindow(rulesets); got != tc.want {
 			t.Errorf("--state-lookback %s --retention %s: window %s, want %s", tc.lookback, tc.retention, got, tc.want)
 		}
 	}

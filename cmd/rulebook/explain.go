@@ -29,8 +29,8 @@ func cmdExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return errUsage
 	}
-	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format: want text or json, got %q", *format)
+	if err := checkFormat(*format, "text", "json"); err != nil {
+		return err
 	}
 	path, eventPath := files[0], files[1]
 	event, err := readEventFile(eventPath, stdin)

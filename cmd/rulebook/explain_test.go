@@ -11,7 +11,6 @@ import (
 
 	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/engine"
-	"github.com/rulebook-dev/rulebook/rulebooks"
 )
 
 // TestExplainCLI explains events against the Alertmanager example with a
@@ -82,20 +81,12 @@ func TestExplainCLI(t *testing.T) {
 // engine's state, and declines (ErrExplainUnavailable, a 501) with --bus,
 // where the event's partition may be owned by another process.
 func TestAdminExplainBackend(t *testing.T) {
-	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeReg()
-	rb, err := rulebooks.Parse("rb.yml", []byte(`- name: rs
+	rulesets := parseRulesets(t, `- name: rs
   sources: [{range: {limit: 1}}]
   rules:
     - {name: r, condition: event.i == 1, throttle: {once_within: 1h}, action: {none: {}}}
-`), rulebooks.Options{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &app{log: discardLog(), eng: engine.New(rb.Rulesets, engine.Options{Log: discardLog()})}
+`)
+	a := &app{log: discardLog(), eng: engine.New(rulesets, engine.Options{Log: discardLog()})}
 	if err := a.eng.Inject(context.Background(), "rs", nil, []map[string]any{{"i": 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +94,7 @@ func TestAdminExplainBackend(t *testing.T) {
 	if err != nil || len(xs) != 1 || xs[0].Rules[0].Outcome != engine.OutcomeSuppressed {
 		t.Fatalf("explain: %+v %v, want suppressed by the live window", xs, err)
 	}
-	a.parts = newPartitions(a, "bus", rb.Rulesets)
+	a.parts = newPartitions(a, "bus", rulesets)
 	if _, err := (adminBackend{a}).Explain("rs", map[string]any{"i": 1}); !errors.Is(err, admin.ErrExplainUnavailable) {
 		t.Errorf("with --bus: %v, want ErrExplainUnavailable", err)
 	}

@@ -1,32 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
-
-// edaRunBuffer is a bytes.Buffer several goroutines may write (a run logs
-// from the engine, the dispatcher and the CLI).
-type edaRunBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *edaRunBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *edaRunBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRunWaitsForPendingTimers: when every source has ended, an open
 // not_all window and an open once_after window still fire before the run
@@ -52,7 +33,7 @@ func TestRunWaitsForPendingTimers(t *testing.T) {
       throttle: {once_after: 200 milliseconds, group_by: [event.i]}
       action: {debug: {msg: "once_after fired"}}
 `), 0o644)
-	var stdout, stderr edaRunBuffer
+	var stdout, stderr rbtest.Buffer
 	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}, strings.NewReader(""), &stdout, &stderr)
 	out := stdout.String()
 	if code != 0 {
@@ -75,7 +56,7 @@ func TestRunTakesAnsibleRulebookFlags(t *testing.T) {
 	os.WriteFile(vars, []byte("want: 1\n"), 0o644)
 	inv := filepath.Join(dir, "inventory.yml")
 	os.WriteFile(inv, []byte("all:\n  hosts:\n    localhost:\n"), 0o644)
-	var stdout, stderr edaRunBuffer
+	var stdout, stderr rbtest.Buffer
 	code := run([]string{"run", "-r", rb, "-i", inv, "--vars", vars, "--print-events", "-vv", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"},
 		strings.NewReader(""), &stdout, &stderr)
 	if code != 0 {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -130,6 +131,14 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 
 // parseInterspersed parses flags that may come before or after the
 // positional arguments.
+// checkFormat says whether --format is one of the formats a command writes.
+func checkFormat(format string, formats ...string) error {
+	if slices.Contains(formats, format) {
+		return nil
+	}
+	return fmt.Errorf("--format: want %s, got %q", strings.Join(formats, " or "), format)
+}
+
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {

@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/rulebooks"
 )
 
@@ -20,6 +21,22 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// parseRulesets compiles a rulebook's text with the built-in registry,
+// closed when the test ends.
+func parseRulesets(t *testing.T, src string) []*engine.Ruleset {
+	t.Helper()
+	reg, closeReg, err := newRegistry(registryOptions{log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeReg)
+	rb, err := rulebooks.Parse("rb.yml", []byte(src), rulebooks.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb.Rulesets
 }
 
 func repoRoot(t *testing.T) string {
@@ -286,5 +303,23 @@ func TestConvertedExamplePassesTheSameTests(t *testing.T) {
 	os.WriteFile(tf, []byte(strings.Replace(string(tests), "rulebook: from-eda.yml", "rulebook: native.yml", 1)), 0o644)
 	if code, out, errs := runCLI(t, "test", tf); code != 0 {
 		t.Fatalf("converted rulebook fails the example's tests: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestBadFormat: every command with --format names the formats it writes.
+func TestBadFormat(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"audit", "--format", "yaml"}, `--format: want table or json, got "yaml"`},
+		{[]string{"report", "--format", "yaml"}, `--format: want table or json, got "yaml"`},
+		{[]string{"validate", "--format", "yaml", "rb.yml"}, `--format: want text or json, got "yaml"`},
+		{[]string{"explain", "--format", "yaml", "rb.yml", "ev.json"}, `--format: want text or json, got "yaml"`},
+		{[]string{"backtest", "--format", "yaml", "rb.yml"}, `--format: want text or json, got "yaml"`},
+	} {
+		if code, _, errOut := runCLI(t, tc.args...); code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d %q, want 1 with %q", tc.args[0], code, errOut, tc.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/engine"
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 // modesApp runs the app on path with an admin listener and returns the
@@ -81,7 +82,7 @@ func TestModesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	port := freeTCPPort(t)
+	port := rbtest.FreePort(t)
 	touch := func(prefix string) string {
 		return fmt.Sprintf(`{run_command: {argv: [touch, "%s/%s-{{ event.payload.n }}"]}}`, out, prefix)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func cmdReport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report", "report [--data-dir DIR | --admin ADDR] [--since 7d] [--rule R] [--ruleset RS] [--format table|json]", stderr)
+	fs := newFlags("report", "report [--data-dir DIR | --admin ADDR [--admin-token T]] [--since 7d] [--until T] [--rule R] [--ruleset RS] [--format table|json]", stderr)
 	dataDir := fs.String("data-dir", "./data", "`DIR` of the engine's data (a running engine's is read from a copy)")
 	adminAddr := fs.String("admin", "", "query a running engine through its admin listener at `ADDR` (host:port or URL) instead of --data-dir")
 	tokenFlag := fs.String("admin-token", "", "bearer token of that admin listener (also RULEBOOK_ADMIN_TOKEN; ${env:..}/${file:..} allowed)")
@@ -28,8 +28,8 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format, "table", "json"); err != nil {
+		return err
 	}
 	filter, err := dispatch.ParseFilter(fl, time.Now())
 	if err != nil {

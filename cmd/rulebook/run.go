@@ -417,14 +417,7 @@ wait:
 				log.Error().Err(err).Str("trigger", why).Msg("reload rejected; the running rulebook is unchanged")
 			}
 		case r := <-a.shutdown:
-			if r.Delay > 0 {
-				log.Info().Dur("delay", r.Delay).Msg("shutting down after delay")
-				select {
-				case <-time.After(r.Delay):
-				case <-ctx.Done():
-				}
-			}
-			drainActions = !r.Now
+			drainActions = a.awaitShutdown(ctx, r)
 			break wait
 		case err := <-a.sources.errs:
 			log.Error().Err(err).Msg("source failed; shutting down")
@@ -445,13 +438,7 @@ wait:
 			waitActions(ctx, a.store.Actions(), 100*time.Millisecond)
 			// Open not_all and once_after windows still fire (lifetime.go).
 			if r, ok := a.awaitTimers(ctx); ok {
-				if r.Delay > 0 {
-					select {
-					case <-time.After(r.Delay):
-					case <-ctx.Done():
-					}
-				}
-				drainActions = !r.Now
+				drainActions = a.awaitShutdown(ctx, r)
 			}
 			break wait
 		}
@@ -572,6 +559,19 @@ func (a *app) observeRecord(rec engine.Record) {
 	if a.rf.eda.printEvents {
 		a.printEvent(rec)
 	}
+}
+
+// awaitShutdown honours a shutdown action's delay (a signal cuts it short)
+// and says whether the actions still queued are to run before the exit.
+func (a *app) awaitShutdown(ctx context.Context, r engine.ShutdownRequest) (drainActions bool) {
+	if r.Delay > 0 {
+		a.log.Info().Dur("delay", r.Delay).Msg("shutting down after delay")
+		select {
+		case <-time.After(r.Delay):
+		case <-ctx.Done():
+		}
+	}
+	return !r.Now
 }
 
 // ruleKey names a rule in a rulebook.

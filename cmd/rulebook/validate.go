@@ -31,8 +31,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format: want text or json, got %q", *format)
+	if err := checkFormat(*format, "text", "json"); err != nil {
+		return err
 	}
 	extra, err := vf.load()
 	if err != nil {
