@@ -165,6 +165,8 @@ func valuesEqual(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// toFloat returns v as a float64 when it is a number of a Go int, uint or
+// float type that events and expr produce.
 func toFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
@@ -176,6 +178,10 @@ func toFloat(v any) (float64, bool) {
 	case int64:
 		return float64(x), true
 	case int32:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int8:
 		return float64(x), true
 	case uint64:
 		return float64(x), true

@@ -86,24 +86,14 @@ func keyOf(v any) (k ikey, ok bool) {
 
 // numberOf returns v as a float64 when it is a signed integer or a float:
 // a monotonic map, so a < b in expr implies numberOf(a) <= numberOf(b).
+// It is toFloat less the unsigned integers, which expr compares wrapped
+// to int.
 func numberOf(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case float32:
-		return float64(x), true
+	switch v.(type) {
+	case uint, uint64:
+		return 0, false
 	}
-	return 0, false
+	return toFloat(v)
 }
 
 // conditionTests is indexTests for the conjuncts a condition requires,
