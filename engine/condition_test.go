@@ -296,3 +296,20 @@ func TestNegatedFact(t *testing.T) {
 		}
 	}
 }
+
+// TestIsFunction: IsFunction knows the expr builtins the engine keeps and
+// the functions it adds, and not its internal helpers, the predicate
+// builtins, or names no condition may call.
+func TestIsFunction(t *testing.T) {
+	for name, want := range map[string]bool{
+		"upper": true, "len": true, "sort": true, "int": true, // expr builtins
+		"match": true, "cidr_match": true, "now": true, "select": true, "regex_replace": true, // the engine's
+		"__get": false, "__capitalize": false, // internal
+		"map": false, "filter": false, // predicate builtins
+		"default": false, "to_nice_yaml": false, "": false,
+	} {
+		if got := IsFunction(name); got != want {
+			t.Errorf("IsFunction(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -13,10 +13,31 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/conf"
 )
 
 // The helpers a rule writer reaches for. Each is documented in the README's
 // condition reference and has table-driven tests.
+// IsFunction reports whether a condition or template may call name with
+// a value as its first argument: an expr builtin the engine keeps or a
+// function the engine adds (not an internal __name, not a predicate
+// builtin such as map or filter, whose second argument is a closure).
+func IsFunction(name string) bool {
+	if strings.HasPrefix(name, "__") {
+		return false
+	}
+	cfg := functionTable()
+	if _, ok := cfg.Functions[name]; ok {
+		return true
+	}
+	f, ok := cfg.Builtins[name]
+	return ok && !f.Predicate
+}
+
+// functionTable is the configuration every Compiler's conditions are
+// checked against, for IsFunction.
+var functionTable = sync.OnceValue(func() *conf.Config { return (&Compiler{}).newConfig() })
+
 func (c *Compiler) functions() []expr.Option {
 	clock := c.Clock
 	if clock == nil {
