@@ -313,3 +313,27 @@ func TestIsFunction(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexCacheKeepsPatternsApart: the compiled-pattern cache tells a
+// pattern from the same pattern anchored (match) or ignoring case, so one
+// condition's regular expression is never reused for another's.
+func TestRegexCacheKeepsPatternsApart(t *testing.T) {
+	c := &Compiler{Clock: NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))}
+	// Each pair: the first fills the cache, the second must not take
+	// its entry (the patterns are unique to this test).
+	cases := []struct {
+		src  string
+		s    string
+		want Tri
+	}{
+		{`search(event.s, "cachekey", true)`, "CACHEKEY", True},
+		{`search(event.s, "icachekey")`, "CACHEKEY", False},
+		{`match(event.s, "cachea|cacheb")`, "x cacheb", False},
+		{`search(event.s, "^cachea|cacheb")`, "x cacheb", True},
+	}
+	for _, tc := range cases {
+		if got, errs := evalCond(t, c, tc.src, map[string]any{"s": tc.s}, nil); got != tc.want || len(errs) > 0 {
+			t.Errorf("%s with s=%q: got %v (errors %v), want %v", tc.src, tc.s, got, errs, tc.want)
+		}
+	}
+}

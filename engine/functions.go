@@ -95,17 +95,14 @@ func (c *Compiler) functions() []expr.Option {
 }
 
 // regexCache holds compiled patterns; conditions use few distinct ones.
-var regexCache sync.Map // string -> *regexp.Regexp
+// It is indexed by [anchored][ignoreCase], then keyed by the pattern (a
+// single map keyed by the pattern with "^" or "i" put in front took
+// "ifoo" for "foo" ignoring case, and "^a|b" for "a|b" anchored).
+var regexCache [2][2]sync.Map // string -> *regexp.Regexp
 
 func compileRegex(pattern string, anchored, ignoreCase bool) (*regexp.Regexp, error) {
-	key := pattern
-	if anchored {
-		key = "^" + key
-	}
-	if ignoreCase {
-		key = "i" + key
-	}
-	if re, ok := regexCache.Load(key); ok {
+	cache := &regexCache[b2i(anchored)][b2i(ignoreCase)]
+	if re, ok := cache.Load(pattern); ok {
 		return re.(*regexp.Regexp), nil
 	}
 	src := pattern
@@ -119,8 +116,16 @@ func compileRegex(pattern string, anchored, ignoreCase bool) (*regexp.Regexp, er
 	if err != nil {
 		return nil, fmt.Errorf("invalid regular expression %q: %w", pattern, err)
 	}
-	regexCache.Store(key, re)
+	cache.Store(pattern, re)
 	return re, nil
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func regexTest(p []any, anchored bool) (any, error) {
