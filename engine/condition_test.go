@@ -296,3 +296,44 @@ func TestNegatedFact(t *testing.T) {
 		}
 	}
 }
+
+// TestIsFunction: IsFunction knows the expr builtins the engine keeps and
+// the functions it adds, and not its internal helpers, the predicate
+// builtins, or names no condition may call.
+func TestIsFunction(t *testing.T) {
+	for name, want := range map[string]bool{
+		"upper": true, "len": true, "sort": true, "int": true, // expr builtins
+		"match": true, "cidr_match": true, "now": true, "select": true, "regex_replace": true, // the engine's
+		"__get": false, "__capitalize": false, // internal
+		"map": false, "filter": false, // predicate builtins
+		"default": false, "to_nice_yaml": false, "": false,
+	} {
+		if got := IsFunction(name); got != want {
+			t.Errorf("IsFunction(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestRegexCacheKeepsPatternsApart: the compiled-pattern cache tells a
+// pattern from the same pattern anchored (match) or ignoring case, so one
+// condition's regular expression is never reused for another's.
+func TestRegexCacheKeepsPatternsApart(t *testing.T) {
+	c := &Compiler{Clock: NewFakeClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))}
+	// Each pair: the first fills the cache, the second must not take
+	// its entry (the patterns are unique to this test).
+	cases := []struct {
+		src  string
+		s    string
+		want Tri
+	}{
+		{`search(event.s, "cachekey", true)`, "CACHEKEY", True},
+		{`search(event.s, "icachekey")`, "CACHEKEY", False},
+		{`match(event.s, "cachea|cacheb")`, "x cacheb", False},
+		{`search(event.s, "^cachea|cacheb")`, "x cacheb", True},
+	}
+	for _, tc := range cases {
+		if got, errs := evalCond(t, c, tc.src, map[string]any{"s": tc.s}, nil); got != tc.want || len(errs) > 0 {
+			t.Errorf("%s with s=%q: got %v (errors %v), want %v", tc.src, tc.s, got, errs, tc.want)
+		}
+	}
+}

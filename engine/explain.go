@@ -229,7 +229,7 @@ func (e *Engine) explainThrottle(s *rsState, r *ruleState, it *item, name string
 	bound := map[string]*item{name: it}
 	key := e.groupKey(s, th, it, bound)
 	if len(th.GroupBy) > 0 {
-		re.Group = strings.Split(key, "\x1f")
+		re.Group = groupValues(key)
 	}
 	g := r.groups[key]
 	switch th.Kind {

@@ -13,10 +13,31 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/conf"
 )
 
 // The helpers a rule writer reaches for. Each is documented in the README's
 // condition reference and has table-driven tests.
+// IsFunction reports whether a condition or template may call name with
+// a value as its first argument: an expr builtin the engine keeps or a
+// function the engine adds (not an internal __name, not a predicate
+// builtin such as map or filter, whose second argument is a closure).
+func IsFunction(name string) bool {
+	if strings.HasPrefix(name, "__") {
+		return false
+	}
+	cfg := functionTable()
+	if _, ok := cfg.Functions[name]; ok {
+		return true
+	}
+	f, ok := cfg.Builtins[name]
+	return ok && !f.Predicate
+}
+
+// functionTable is the configuration every Compiler's conditions are
+// checked against, for IsFunction.
+var functionTable = sync.OnceValue(func() *conf.Config { return (&Compiler{}).newConfig() })
+
 func (c *Compiler) functions() []expr.Option {
 	clock := c.Clock
 	if clock == nil {
@@ -74,17 +95,14 @@ func (c *Compiler) functions() []expr.Option {
 }
 
 // regexCache holds compiled patterns; conditions use few distinct ones.
-var regexCache sync.Map // string -> *regexp.Regexp
+// It is indexed by [anchored][ignoreCase], then keyed by the pattern (a
+// single map keyed by the pattern with "^" or "i" put in front took
+// "ifoo" for "foo" ignoring case, and "^a|b" for "a|b" anchored).
+var regexCache [2][2]sync.Map // string -> *regexp.Regexp
 
 func compileRegex(pattern string, anchored, ignoreCase bool) (*regexp.Regexp, error) {
-	key := pattern
-	if anchored {
-		key = "^" + key
-	}
-	if ignoreCase {
-		key = "i" + key
-	}
-	if re, ok := regexCache.Load(key); ok {
+	cache := &regexCache[b2i(anchored)][b2i(ignoreCase)]
+	if re, ok := cache.Load(pattern); ok {
 		return re.(*regexp.Regexp), nil
 	}
 	src := pattern
@@ -98,8 +116,16 @@ func compileRegex(pattern string, anchored, ignoreCase bool) (*regexp.Regexp, er
 	if err != nil {
 		return nil, fmt.Errorf("invalid regular expression %q: %w", pattern, err)
 	}
-	regexCache.Store(key, re)
+	cache.Store(pattern, re)
 	return re, nil
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func regexTest(p []any, anchored bool) (any, error) {
@@ -165,6 +191,8 @@ func valuesEqual(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// toFloat returns v as a float64 when it is a number of a Go int, uint or
+// float type that events and expr produce.
 func toFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
@@ -176,6 +204,10 @@ func toFloat(v any) (float64, bool) {
 	case int64:
 		return float64(x), true
 	case int32:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int8:
 		return float64(x), true
 	case uint64:
 		return float64(x), true

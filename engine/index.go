@@ -86,24 +86,14 @@ func keyOf(v any) (k ikey, ok bool) {
 
 // numberOf returns v as a float64 when it is a signed integer or a float:
 // a monotonic map, so a < b in expr implies numberOf(a) <= numberOf(b).
+// It is toFloat less the unsigned integers, which expr compares wrapped
+// to int.
 func numberOf(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case float32:
-		return float64(x), true
+	switch v.(type) {
+	case uint, uint64:
+		return 0, false
 	}
-	return 0, false
+	return toFloat(v)
 }
 
 // conditionTests is indexTests for the conjuncts a condition requires,
@@ -186,7 +176,7 @@ func atomTest(n ast.Node) (indexTest, bool) {
 			return indexTest{}, false
 		}
 		if p, ok := itemPath(x.Arguments[0]); ok {
-			return indexTest{kind: testExists, path: p}, true
+			return indexTest{kind: testExists, path: p.keys}, true
 		}
 	case *ast.BinaryNode:
 		switch x.Operator {
@@ -198,7 +188,7 @@ func atomTest(n ast.Node) (indexTest, bool) {
 				c, cok = constKey(x.Left)
 			}
 			if ok && cok {
-				return indexTest{kind: testEq, path: p, keys: []ikey{c}}, true
+				return indexTest{kind: testEq, path: p.keys, keys: []ikey{c}}, true
 			}
 		case "in":
 			p, ok := itemPath(x.Left)
@@ -206,7 +196,7 @@ func atomTest(n ast.Node) (indexTest, bool) {
 			if !ok || !lok {
 				return indexTest{}, false
 			}
-			t := indexTest{kind: testEq, path: p}
+			t := indexTest{kind: testEq, path: p.keys}
 			for _, e := range list.Nodes {
 				c, ok := constKey(e)
 				if !ok {
@@ -229,7 +219,7 @@ func atomTest(n ast.Node) (indexTest, bool) {
 			}
 			// Bounds are inclusive whatever the operator: a strict one
 			// may not survive the conversion of large integers to float64.
-			t := indexTest{kind: testRange, path: p, lo: math.Inf(-1), hi: math.Inf(1)}
+			t := indexTest{kind: testRange, path: p.keys, lo: math.Inf(-1), hi: math.Inf(1)}
 			if op == ">" || op == ">=" {
 				t.lo = c
 			} else {
@@ -241,17 +231,17 @@ func atomTest(n ast.Node) (indexTest, bool) {
 	return indexTest{}, false
 }
 
-// itemPath returns the keys of n when it is a constant path under event or
-// fact (the item), at least one key deep.
-func itemPath(n ast.Node) ([]any, bool) {
+// itemPath returns the path n reads when it is a constant path under
+// event or fact (the item), at least one key deep.
+func itemPath(n ast.Node) (fieldPath, bool) {
 	if _, ok := n.(*ast.MemberNode); !ok {
-		return nil, false
+		return fieldPath{}, false
 	}
 	p, ok := constPath(n)
 	if !ok || (p.root != "event" && p.root != "fact") || len(p.keys) == 0 {
-		return nil, false
+		return fieldPath{}, false
 	}
-	return p.keys, true
+	return p, true
 }
 
 // constKey returns the key of a string, number or bool literal.
@@ -567,11 +557,8 @@ func nativeCompare(n ast.Node) (condNode, bool) {
 		return nil, false
 	}
 	path := func(n ast.Node) (fieldPath, bool) {
-		if _, ok := n.(*ast.MemberNode); !ok {
-			return fieldPath{}, false
-		}
-		p, ok := constPath(n)
-		if !ok || (p.root != "event" && p.root != "fact") || len(p.keys) == 0 {
+		p, ok := itemPath(n)
+		if !ok {
 			return fieldPath{}, false
 		}
 		for _, k := range p.keys {

@@ -13,7 +13,8 @@ func (e *Engine) NextTimerFiring() (time.Time, bool) {
 	defer e.mu.Unlock()
 	var next time.Time
 	for _, s := range e.rulesets {
-		for _, r := range s.rules {
+		for _, ri := range s.timed {
+			r := s.rules[ri]
 			for _, d := range r.deadlines {
 				fires := d.p != nil && r.rule.Kind == NotAll ||
 					d.g != nil && r.rule.Throttle != nil && r.rule.Throttle.Kind == OnceAfter

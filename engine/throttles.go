@@ -171,7 +171,7 @@ func (e *Engine) suppressed(s *rsState, r *ruleState, key string, logged *bool, 
 	ev := e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", r.rule.Name).Str("reason", reason).
 		Time("window_ends", until)
 	if len(th.GroupBy) > 0 {
-		ev = ev.Strs("group", strings.Split(key, "\x1f"))
+		ev = ev.Strs("group", groupValues(key))
 	}
 	if th.Kind == AccumulateWithin {
 		ev = ev.Int("count", count).Int("threshold", th.Threshold)
@@ -271,6 +271,16 @@ func windowMatch(g *throttleGroup) (*item, map[string]*item) {
 	return g.newest.trigger, bound
 }
 
+// groupSep joins a throttle group's group_by values into its key
+// (groupKey); groupValues splits the key back into them, for the log and
+// explain.
+const groupSep = "\x1f"
+
+// groupValues returns the group_by values a groupKey joined.
+func groupValues(key string) []string { return strings.Split(key, groupSep) }
+
+// groupKey is the key of the throttle group of a match: its group_by
+// values, rendered and joined.
 func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[string]*item) string {
 	if len(th.GroupBy) == 0 {
 		return ""
@@ -285,5 +295,5 @@ func (e *Engine) groupKey(s *rsState, th *Throttle, trigger *item, bound map[str
 		}
 		parts[i] = Text(v)
 	}
-	return strings.Join(parts, "\x1f")
+	return strings.Join(parts, groupSep)
 }

@@ -104,10 +104,11 @@ func conditionNodes(n *yaml.Node) []*yaml.Node {
 	return out
 }
 
-// compileCond compiles one condition, in the rulebook's dialect first and
-// in the other when that fails, and maps errors to file positions. multi
-// says the condition is one of all/any/not_all.
-func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compiler) (*engine.Condition, string) {
+// compileCond compiles the condition at n, in the rulebook's dialect first
+// and in the other when that fails, and maps errors to file positions.
+// where is "condition" or the all/any/not_all item it is one of.
+func (l *loader) compileCond(n *yaml.Node, where string, comp *engine.Compiler) (*engine.Condition, string) {
+	src := n.Value
 	multi := where != "condition"
 	if engine.CheckExprBounds(src) != nil {
 		// Bounded before either parser sees it (a huge or deeply nested
@@ -121,7 +122,7 @@ func (l *loader) compileCond(n *yaml.Node, src, where string, comp *engine.Compi
 	}
 	if !l.eda {
 		var pre *precompiled
-		if p, ok := l.precompiled(n, src); ok {
+		if p, ok := l.precompiled(n); ok {
 			pre = &p
 		}
 		c, name, offset, err := l.compileNative(src, comp, pre)
@@ -175,7 +176,6 @@ var noPrecompile bool
 
 // precompiled is a condition precompile started compiling as expr.
 type precompiled struct {
-	src   string
 	batch *engine.ConditionBatch
 	i     int
 }
@@ -205,16 +205,16 @@ func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.Con
 	batch := comp.StartConditions(srcs)
 	l.pre = make(map[*yaml.Node]precompiled, len(nodes))
 	for i, n := range nodes {
-		l.pre[n] = precompiled{src: n.Value, batch: batch, i: i}
+		l.pre[n] = precompiled{batch: batch, i: i}
 	}
 	return batch
 }
 
-// precompiled returns precompile's result for the condition src at n, and
+// precompiled returns precompile's result for the condition at n, and
 // forgets it (a condition is compiled once per rule).
-func (l *loader) precompiled(n *yaml.Node, src string) (precompiled, bool) {
+func (l *loader) precompiled(n *yaml.Node) (precompiled, bool) {
 	p, ok := l.pre[n]
-	if !ok || p.src != src {
+	if !ok {
 		return precompiled{}, false
 	}
 	delete(l.pre, n)

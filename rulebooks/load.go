@@ -1156,7 +1156,7 @@ func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) 
 	switch n.Kind {
 	case yaml.ScalarNode:
 		r.Kind = engine.Single
-		c, name := l.compileCond(n, n.Value, "condition", comp)
+		c, name := l.compileCond(n, "condition", comp)
 		if c != nil {
 			r.Conditions = []*engine.Condition{c}
 			if name == "" {
@@ -1204,7 +1204,7 @@ func (l *loader) condition(n *yaml.Node, r *engine.Rule, comp *engine.Compiler) 
 				l.errf(cn, where, "want an expression, got a %s", kindName(cn))
 				continue
 			}
-			c, name := l.compileCond(cn, cn.Value, where, comp)
+			c, name := l.compileCond(cn, where, comp)
 			if name == "" {
 				name = fmt.Sprintf("m_%d", i)
 			}

@@ -64,6 +64,8 @@ func TestLoadErrors(t *testing.T) {
 			`unknown name default; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; a default is written event.x ?? "fallback"`}},
 		{"eda: jinja filter", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | upper }}\"}}\n", []string{
 			`; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call the function: upper(event.x), or pipe into a call: event.x | upper()`}},
+		{"eda: jinja filter the engine has no function for", header + "    - name: r\n      condition: event.i == 1\n      action: {debug: {msg: \"{{ event.x | to_nice_yaml }}\"}}\n", []string{
+			`; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call a function instead, e.g. upper(event.x)`}},
 		{"missing keys", "- hosts: all\n", []string{
 			`f.yml:1:3: ruleset "": missing key "name"`, `f.yml:1:3: ruleset "": missing key "sources"`, `f.yml:1:3: ruleset "": missing key "rules"`}},
 		{"unknown ruleset key with suggestion", "- name: rs\n  sources: []\n  rules: []\n  match_multiple_rule: true\n", []string{

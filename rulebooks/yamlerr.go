@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // yamlLineRE matches the position yaml.v3 puts in a syntax error.
@@ -100,17 +102,20 @@ var (
 	edaFilterRE = regexp.MustCompile(`template "[^"]*\|\s*([A-Za-z_]\w*)`)
 )
 
-// edaHint returns the hint for msg, or "".
+// edaHint returns the hint for msg, or "". A filter the engine has as a
+// function (engine.IsFunction) is named in the hint as a call.
 func edaHint(msg string) string {
-	if m := edaFilterRE.FindStringSubmatch(msg); m != nil {
-		switch f := m[1]; f {
-		case "default", "d":
-			return `; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; a default is written event.x ?? "fallback"`
-		case "int", "float", "string", "upper", "lower", "trim", "len", "abs", "round", "keys", "values", "join", "first", "last", "sort":
-			return "; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call the function: " + f + "(event.x), or pipe into a call: event.x | " + f + "()"
-		default:
-			return "; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; call a function instead, e.g. upper(event.x)"
-		}
+	m := edaFilterRE.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
 	}
-	return ""
+	const native = "; this rulebook is read as native (no EDA-only condition), so templates are expr, not Jinja; "
+	switch f := m[1]; {
+	case f == "default" || f == "d":
+		return native + `a default is written event.x ?? "fallback"`
+	case engine.IsFunction(f):
+		return native + "call the function: " + f + "(event.x), or pipe into a call: event.x | " + f + "()"
+	default:
+		return native + "call a function instead, e.g. upper(event.x)"
+	}
 }

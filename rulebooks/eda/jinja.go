@@ -313,31 +313,39 @@ var filters = map[string]struct {
 	n    []int
 	tmpl func(x string, a []string) string
 }{
-	"upper":         {[]int{0}, func(x string, a []string) string { return "upper(" + x + ")" }},
-	"lower":         {[]int{0}, func(x string, a []string) string { return "lower(" + x + ")" }},
-	"capitalize":    {[]int{0}, func(x string, a []string) string { return "__capitalize(" + x + ")" }},
-	"trim":          {[]int{0}, func(x string, a []string) string { return "trim(" + x + ")" }},
-	"length":        {[]int{0}, func(x string, a []string) string { return "len(" + x + ")" }},
-	"count":         {[]int{0}, func(x string, a []string) string { return "len(" + x + ")" }},
-	"string":        {[]int{0}, func(x string, a []string) string { return "string(" + x + ")" }},
-	"int":           {[]int{0}, func(x string, a []string) string { return "int(" + x + ")" }},
-	"float":         {[]int{0}, func(x string, a []string) string { return "float(" + x + ")" }},
-	"abs":           {[]int{0}, func(x string, a []string) string { return "abs(" + x + ")" }},
-	"round":         {[]int{0}, func(x string, a []string) string { return "round(" + x + ")" }},
-	"first":         {[]int{0}, func(x string, a []string) string { return "first(" + x + ")" }},
-	"last":          {[]int{0}, func(x string, a []string) string { return "last(" + x + ")" }},
-	"unique":        {[]int{0}, func(x string, a []string) string { return "uniq(" + x + ")" }},
-	"sort":          {[]int{0}, func(x string, a []string) string { return "sort(" + x + ")" }},
-	"basename":      {[]int{0}, func(x string, a []string) string { return "basename(" + x + ")" }},
-	"dirname":       {[]int{0}, func(x string, a []string) string { return "dirname(" + x + ")" }},
-	"normpath":      {[]int{0}, func(x string, a []string) string { return "normpath(" + x + ")" }},
-	"to_json":       {[]int{0}, func(x string, a []string) string { return "__to_json(" + x + ")" }},
-	"from_json":     {[]int{0}, func(x string, a []string) string { return "fromJSON(" + x + ")" }},
+	"upper":         {[]int{0}, call("upper")},
+	"lower":         {[]int{0}, call("lower")},
+	"capitalize":    {[]int{0}, call("__capitalize")},
+	"trim":          {[]int{0}, call("trim")},
+	"length":        {[]int{0}, call("len")},
+	"count":         {[]int{0}, call("len")},
+	"string":        {[]int{0}, call("string")},
+	"int":           {[]int{0}, call("int")},
+	"float":         {[]int{0}, call("float")},
+	"abs":           {[]int{0}, call("abs")},
+	"round":         {[]int{0}, call("round")},
+	"first":         {[]int{0}, call("first")},
+	"last":          {[]int{0}, call("last")},
+	"unique":        {[]int{0}, call("uniq")},
+	"sort":          {[]int{0}, call("sort")},
+	"basename":      {[]int{0}, call("basename")},
+	"dirname":       {[]int{0}, call("dirname")},
+	"normpath":      {[]int{0}, call("normpath")},
+	"to_json":       {[]int{0}, call("__to_json")},
+	"from_json":     {[]int{0}, call("fromJSON")},
 	"default":       {[]int{1}, func(x string, a []string) string { return "(" + x + " ?? " + a[0] + ")" }},
 	"d":             {[]int{1}, func(x string, a []string) string { return "(" + x + " ?? " + a[0] + ")" }},
 	"join":          {[]int{0, 1}, joinFilter},
 	"replace":       {[]int{2}, func(x string, a []string) string { return "replace(string(" + x + "), " + a[0] + ", " + a[1] + ")" }},
-	"regex_replace": {[]int{2}, func(x string, a []string) string { return "regex_replace(" + x + ", " + a[0] + ", " + a[1] + ")" }},
+	"regex_replace": {[]int{2}, call("regex_replace")},
+}
+
+// call is the translation that calls fn with the value, then the
+// arguments: fn(x, a...).
+func call(fn string) func(x string, a []string) string {
+	return func(x string, a []string) string {
+		return fn + "(" + strings.Join(append([]string{x}, a...), ", ") + ")"
+	}
 }
 
 func joinFilter(x string, a []string) string {
@@ -352,13 +360,13 @@ var methods = map[string]struct {
 	n    int
 	tmpl func(x string, a []string) string
 }{
-	"upper":      {0, func(x string, a []string) string { return "upper(" + x + ")" }},
-	"lower":      {0, func(x string, a []string) string { return "lower(" + x + ")" }},
-	"strip":      {0, func(x string, a []string) string { return "trim(" + x + ")" }},
-	"startswith": {1, func(x string, a []string) string { return "hasPrefix(" + x + ", " + a[0] + ")" }},
-	"endswith":   {1, func(x string, a []string) string { return "hasSuffix(" + x + ", " + a[0] + ")" }},
-	"replace":    {2, func(x string, a []string) string { return "replace(" + x + ", " + a[0] + ", " + a[1] + ")" }},
-	"split":      {1, func(x string, a []string) string { return "split(" + x + ", " + a[0] + ")" }},
+	"upper":      {0, call("upper")},
+	"lower":      {0, call("lower")},
+	"strip":      {0, call("trim")},
+	"startswith": {1, call("hasPrefix")},
+	"endswith":   {1, call("hasSuffix")},
+	"replace":    {2, call("replace")},
+	"split":      {1, call("split")},
 }
 
 func (p *jparser) filtered() (string, int, error) {
