@@ -22,7 +22,11 @@
 #               every request started, the whole cost of one event and its
 #               command (the wrk phase's CPU figure also counts the events
 #               accepted but not yet run when the backlog grows)
-# Then the floor: fork+exec+wait of the program alone, one write+fsync.
+# Then the floor: fork+exec+wait of the program alone (without and with its
+# output captured), one write+fsync; and, with sequential or parallel, the
+# same fork+exec+wait while `rulebook run` takes RATE events/s through the
+# journal and a rule with the none action (bench/webhook.yml): the machine
+# left to commands run one after the other while the events arrive.
 #
 #   bench/actions.sh
 #   WRK_DURATION=5s OPEN_DURATION=5s ONLY=forkhook,sequential bench/actions.sh
@@ -67,8 +71,16 @@ wait_port() {
   return 1
 }
 
-# cpu_ticks PID: user+sys of PID and its waited-for children, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+# cpu_ticks PID: user+sys of PID and its waited-for children, and of its
+# children still running (Rulebook's supervisor daemon, which waits for the
+# programs it starts), in clock ticks.
+cpu_ticks() {
+  local pids=$1 kids
+  kids=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
+  for k in $kids; do pids+=" $k"; done
+  for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done |
+    awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }'
+}
 
 cc -O2 -o "$work/tiny" "$repo/bench/actions/tiny/tiny.c"
 (cd "$repo" && go build -o "$work/load" ./bench/actions/load && go build -o "$work/forkhook" ./bench/actions/forkhook)
@@ -109,6 +121,13 @@ JSON
     ;;
   forkhook)
     "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/"
+    ;;
+  intake)
+    # The events of the open loop through the journal and a rule, with
+    # the none action: what taking the events costs, without commands.
+    sed -e "s|PORT|$PORT|" "$repo/bench/webhook.yml" >"$work/intake.yml"
+    "$work/rulebook" run "$work/intake.yml" --data-dir "$work/data" >"$work/$t.log" 2>&1 &
     url="http://127.0.0.1:$PORT/"
     ;;
   sequential | parallel)
@@ -166,3 +185,15 @@ if [[ -n $ref ]]; then
   done
 fi
 "$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}"
+if wanted sequential || wanted parallel; then
+  # The floor again while Rulebook takes RATE events/s (none action), as it
+  # must while it runs the open loop's commands: what is left of the
+  # machine for commands run one after the other.
+  start intake "$work/intake.out"
+  "$work/load" -url "$url" -rate "$RATE" -duration "$OPEN_DURATION" -out "$work/intake.out" -wait 0s >/dev/null &
+  loader=$!
+  sleep 1
+  "$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}" | grep -v fsync | sed "s/^floor/floor under $RATE events\/s of intake:/"
+  wait "$loader"
+  stop_server
+fi
