@@ -5,9 +5,11 @@
 #   webhook     adnanh/webhook (built from its Go module into a temp GOBIN),
 #               a hook running the program; skipped with a message when the
 #               module cannot be fetched
-#   forkhook    bench/actions/forkhook: a bare net/http handler that forks
-#               the program per request, nothing recorded (the reference
-#               adnanh/webhook's default hook amounts to; always measured)
+#   forkhook    bench/actions/forkhook: a net/http handler doing what
+#               adnanh/webhook's default hook does (answer, then run the
+#               program with its output captured), nothing recorded
+#   durablehook forkhook -durable: the same after a group-committed
+#               write and fdatasync of each body, the least durability costs
 #   sequential  rulebook run, execution_strategy: sequential
 #   parallel    rulebook run, execution_strategy: parallel
 # Phases:
@@ -95,6 +97,7 @@ if wanted webhook; then
   fi
 fi
 wanted forkhook && targets+=(forkhook)
+wanted durablehook && targets+=(durablehook)
 if wanted sequential || wanted parallel; then
   (cd "$repo" && go build -o "$work/rulebook" ./cmd/rulebook)
   # The dedicated supervisor next to the engine, as installed; NOSUPERVISE=1
@@ -121,6 +124,10 @@ JSON
     ;;
   forkhook)
     "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/"
+    ;;
+  durablehook)
+    "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" -durable "$work/data" >"$work/$t.log" 2>&1 &
     url="http://127.0.0.1:$PORT/"
     ;;
   intake)
@@ -179,10 +186,12 @@ ref=""
 [[ -n ${cps[forkhook]:-} ]] && ref=forkhook
 [[ -n ${cps[webhook]:-} ]] && ref=webhook
 if [[ -n $ref ]]; then
-  for t in sequential parallel; do
+  for t in durablehook sequential parallel; do
     [[ -n ${cps[$t]:-} ]] || continue
     awk -v t="$t" -v r="$ref" -v a="${cps[$t]}" -v b="${cps[$ref]}" 'BEGIN { printf "ratio %s/%s: %.2f\n", t, r, a / b }'
   done
+  [[ -n ${cps[durablehook]:-} && -n ${cps[parallel]:-} ]] &&
+    awk -v a="${cps[parallel]}" -v b="${cps[durablehook]}" 'BEGIN { printf "ratio parallel/durablehook: %.2f\n", a / b }'
 fi
 "$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}"
 if wanted sequential || wanted parallel; then

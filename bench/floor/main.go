@@ -20,24 +20,15 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
-	"syscall"
 
 	"github.com/rulebook-dev/rulebook/bench/internal/benchhttp"
+	"github.com/rulebook-dev/rulebook/bench/internal/groupcommit"
 )
-
-// pending is one request body waiting for the committer.
-type pending struct {
-	body []byte
-	err  error
-	done chan struct{}
-}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18084", "listen address")
@@ -54,90 +45,19 @@ func run(addr, dir string, size int64) error {
 	if dir == "" {
 		return errors.New("-dir is required")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := preallocate(filepath.Join(dir, "log"), size)
+	log, err := groupcommit.Open(dir, size)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-
-	queue := make(chan *pending, 1024)
-	go commit(f, size, queue)
 	return benchhttp.Serve(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := benchhttp.ReadBody(w, r)
 		if !ok {
 			return
 		}
-		p := &pending{body: body, done: make(chan struct{})}
-		queue <- p
-		<-p.done
-		if p.err != nil {
-			http.Error(w, p.err.Error(), http.StatusServiceUnavailable)
+		if err := log.Append(body); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		benchhttp.Accepted(w)
 	}))
-}
-
-// preallocate creates the log file and writes and syncs it whole, so later
-// writes overwrite allocated blocks and a sync has no metadata to flush.
-func preallocate(path string, size int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	zero := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(zero)) {
-		if _, err := f.WriteAt(zero[:min(int64(len(zero)), size-off)], off); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// commit is the committer: it takes every body waiting, writes them as
-// length-prefixed records with one write at the log's offset, syncs once,
-// and releases their handlers.
-func commit(f *os.File, size int64, queue <-chan *pending) {
-	var (
-		group []*pending
-		buf   []byte
-		off   int64
-	)
-	for p := range queue {
-		group = append(group[:0], p)
-	drain:
-		for {
-			select {
-			case p := <-queue:
-				group = append(group, p)
-			default:
-				break drain
-			}
-		}
-		buf = buf[:0]
-		for _, p := range group {
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(p.body)))
-			buf = append(buf, p.body...)
-		}
-		if off+int64(len(buf)) > size {
-			off = 0
-		}
-		_, err := f.WriteAt(buf, off)
-		if err == nil {
-			err = syscall.Fdatasync(int(f.Fd()))
-		}
-		off += int64(len(buf))
-		for _, p := range group {
-			p.err = err
-			close(p.done)
-		}
-	}
 }

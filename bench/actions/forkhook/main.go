@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command forkhook is the stand-in for adnanh/webhook in bench/actions.sh
 // when that module cannot be fetched. It does per request what
 // adnanh/webhook's default hook does (webhook.go, hookHandler and
@@ -9,6 +11,12 @@
 // adnanh/webhook does without -verbose. Nothing is recorded: it is the
 // fork-per-request reference without durability; Rulebook's ratio to it
 // is the cost of durability and of the engine.
+//
+// With -durable DIR it first appends each body to a log in DIR with group
+// commit (bench/internal/groupcommit: one write and one fdatasync for all
+// bodies waiting, the floor of a durable acknowledgement here) and answers
+// and runs the command only then: the reference with the least durability
+// costs, so that Rulebook's ratio to it is the cost of the engine alone.
 package main
 
 import (
@@ -22,17 +30,27 @@ import (
 	"os"
 	"os/exec"
 	"sync/atomic"
+
+	"github.com/rulebook-dev/rulebook/bench/internal/groupcommit"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen `address`")
 	prog := flag.String("prog", "", "`path` of the program to run per request")
 	out := flag.String("out", "", "`file` the program appends to")
+	durable := flag.String("durable", "", "append each body to a group-committed log in this `dir` before answering")
 	verbose := flag.Bool("verbose", false, "log every request and the command's output to standard error")
 	flag.Parse()
 	logger := log.New(io.Discard, "", log.LstdFlags)
 	if *verbose {
 		logger.SetOutput(os.Stderr)
+	}
+	var commitLog *groupcommit.Log
+	if *durable != "" {
+		var err error
+		if commitLog, err = groupcommit.Open(*durable, 64<<20); err != nil {
+			log.Fatal(err)
+		}
 	}
 	var rid atomic.Uint64
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -40,6 +58,12 @@ func main() {
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		if commitLog != nil {
+			if err := commitLog.Append(body); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		var payload map[string]any
 		dec := json.NewDecoder(bytes.NewReader(body))
