@@ -42,6 +42,9 @@ type actionStore struct {
 	compactMu   sync.Mutex
 	compactFrom uint64
 	hooks       *compactHooks
+
+	// raw keeps what Invocation read, for update (see statecodec.go).
+	raw rawCache
 }
 
 var _ engine.ActionStore = (*actionStore)(nil)
@@ -275,15 +278,19 @@ func (a *actionStore) update(ctx context.Context, st *engine.InvocationState, sy
 		return errors.New("journal: update: state has no invocation id")
 	}
 	id := st.Invocation.ID
-	v, err := json.Marshal(st)
+	raw, cached := a.raw.get(st.Invocation)
+	v, err := encodeState(st, raw.json)
 	if err != nil {
 		return fmt.Errorf("journal: update invocation %q: %w", id, err)
 	}
 	var dN, dBytes int64
-	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
-		ref, ok, err := getValue(db, append([]byte{pInvID}, id...))
-		if err != nil {
-			return fmt.Errorf("journal: update invocation %q: %w", id, err)
+	err = a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
+		ref, ok := raw.ref, cached
+		if !cached {
+			var err error
+			if ref, ok, err = getValue(db, append([]byte{pInvID}, id...)); err != nil {
+				return fmt.Errorf("journal: update invocation %q: %w", id, err)
+			}
 		}
 		if !ok {
 			return fmt.Errorf("journal: update: unknown invocation %q", id)
@@ -319,6 +326,10 @@ func (a *actionStore) update(ctx context.Context, st *engine.InvocationState, sy
 		a.unfinished.Add(dN)
 		a.unfinishedBytes.Add(dBytes)
 	})
+	if err == nil && cached && st.Status.Final() {
+		a.raw.drop(st.Invocation)
+	}
+	return err
 }
 
 // Invocation reads the recorded state of one invocation by ID, or returns
@@ -339,8 +350,13 @@ func (a *actionStore) Invocation(ctx context.Context, id string) (*engine.Invoca
 		if err != nil || !ok {
 			return err
 		}
-		out, err = decodeState(v)
-		return err
+		if out, err = decodeState(v); err != nil {
+			return err
+		}
+		if inv := invocationJSON(v); inv != nil && out.Invocation != nil && !out.Status.Final() {
+			a.raw.put(out.Invocation, rawInvocation{json: inv, ref: ref})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: read invocation %q: %w", id, err)
