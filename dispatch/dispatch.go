@@ -385,9 +385,14 @@ func (d *Dispatcher) light() bool {
 	return ok
 }
 
-func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState) *job {
+// newJob makes the job of a firing's invocation states. With full states
+// (as submitted, or read whole from the store) a light dispatcher keeps
+// them until scheduleLocked finds the job must wait (shed): one run at
+// once needs no read of what it was just given. Others (the heads of a
+// restart) are read from the store when they run.
+func (d *Dispatcher) newJob(firingID string, states []*engine.InvocationState, full bool) *job {
 	sort.SliceStable(states, func(i, j int) bool { return states[i].Invocation.Index < states[j].Invocation.Index })
-	light := d.light()
+	light := d.light() && !full
 	j := &job{firingID: firingID, items: make([]jobItem, len(states))}
 	for i, st := range states {
 		j.ruleset = st.Invocation.Ruleset
@@ -484,7 +489,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		// of the same firing say whether an earlier action failed. Index 0
 		// has no earlier one.
 		if first.Index == 0 {
-			jobs = append(jobs, d.newJob(id, states))
+			jobs = append(jobs, d.newJob(id, states, false))
 			continue
 		}
 		if e, err := d.storedFiring(ctx, id, first.Ruleset, first.Rule, engine.EventID(first.Event), first.Created); err != nil {
@@ -492,7 +497,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		} else if e != nil {
 			states = mergeStates(e.Invocations, states)
 		}
-		jobs = append(jobs, d.newJob(id, states))
+		jobs = append(jobs, d.newJob(id, states, false))
 	}
 
 	d.mu.Lock()
@@ -704,7 +709,7 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 			states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: f.Time})
 		}
 	}
-	j := d.newJob(f.ID, states)
+	j := d.newJob(f.ID, states, true)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
@@ -747,8 +752,12 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 		return
 	}
 	d.active[j.firingID] = true
+	if len(d.global) == cap(d.global) {
+		d.shed(j) // it waits for a slot
+	}
 	if !j.sequential {
 		if d.jobRunners >= d.maxRunners {
+			d.shed(j)
 			d.parked = append(d.parked, j)
 			return
 		}
@@ -756,10 +765,25 @@ func (d *Dispatcher) scheduleLocked(j *job) {
 		return
 	}
 	q, running := d.seq[j.ruleset]
+	if running {
+		d.shed(j) // it waits for the ruleset's earlier firings
+	}
 	d.seq[j.ruleset] = append(q, j)
 	if !running {
 		d.wg.Add(1)
 		go d.sequentialWorker(j.ruleset)
+	}
+}
+
+// shed lets the store hold the states of a job that waits behind others
+// (see InvocationReader): a long queue costs memory by the invocation,
+// not by the event.
+func (d *Dispatcher) shed(j *job) {
+	if !d.light() {
+		return
+	}
+	for i := range j.items {
+		j.items[i].st = nil
 	}
 }
 
@@ -836,6 +860,15 @@ func (d *Dispatcher) runJob(j *job) {
 		}
 		st := it.st
 		var held func()
+		if st != nil && d.light() && it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
+			// Kept since it was submitted (newJob): run from it only
+			// when it can start now. One that must wait for its lock
+			// or a slot is read from the store when its turn comes,
+			// as every queued invocation of a light dispatcher is.
+			if held = d.tryAcquire(it.action, it.lock); held == nil {
+				st, it.st = nil, nil
+			}
+		}
 		if st == nil {
 			if it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
 				// A queued invocation waits for its lock and slots
@@ -1050,6 +1083,27 @@ func (d *Dispatcher) takeHeld(id string) heldFor {
 	h := d.held[id]
 	delete(d.held, id)
 	return h
+}
+
+// tryAcquire is acquire without waiting: the release of the invocation's
+// lock key, action slot and global slot when all are free, nil otherwise.
+func (d *Dispatcher) tryAcquire(action, lock string) func() {
+	if lock != "" && !d.locks.tryAcquire(lock) {
+		return nil
+	}
+	slots := d.tryAcquireSlots(action)
+	if slots == nil {
+		if lock != "" {
+			d.locks.release(lock)
+		}
+		return nil
+	}
+	return func() {
+		slots()
+		if lock != "" {
+			d.locks.release(lock)
+		}
+	}
 }
 
 // tryAcquireSlots takes a slot of action and a global slot if both are
