@@ -162,6 +162,7 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		f      *engine.Firing
 		fj     []byte
 		states [][]byte
+		invs   [][]byte // each invocation's JSON, kept for its updates
 	}
 	now := a.s.clock.Now()
 	enc := make([]encoded, 0, len(fs))
@@ -174,6 +175,7 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 			return fmt.Errorf("journal: submit firing %q: %w", f.ID, err)
 		}
 		states := make([][]byte, len(f.Invocations))
+		invs := make([][]byte, len(f.Invocations))
 		seen := map[string]bool{}
 		for i, inv := range f.Invocations {
 			if inv == nil || inv.ID == "" {
@@ -187,8 +189,11 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 			if err != nil {
 				return fmt.Errorf("journal: submit firing %q: invocation %q: %w", f.ID, inv.ID, err)
 			}
+			if len(states[i]) <= rawEntryMax {
+				invs[i] = invocationJSON(states[i])
+			}
 		}
-		enc = append(enc, encoded{f: f, fj: fj, states: states})
+		enc = append(enc, encoded{f: f, fj: fj, states: states, invs: invs})
 	}
 	// Firings with nothing to run (only engine actions such as debug,
 	// set_fact or none) are audit records: nothing outside the engine
@@ -202,9 +207,15 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		sync = sync || len(e.f.Invocations) > 0
 	}
 	var addN, addBytes int64
+	type stored struct {
+		inv *engine.Invocation
+		raw rawInvocation
+	}
+	var written []stored
 	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		fseq := a.fseq
 		inBatch := map[string]bool{}
+		written = written[:0]
 		for _, e := range enc {
 			if inBatch[e.f.ID] {
 				continue
@@ -229,6 +240,9 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 				_ = b.Set(invKey(pUnfinished, ref), nil, nil)
 				addN++
 				addBytes += int64(len(e.states[i]))
+				if e.invs[i] != nil {
+					written = append(written, stored{inv, rawInvocation{json: e.invs[i], ref: ref}})
+				}
 			}
 		}
 		if fseq != a.fseq {
@@ -241,6 +255,11 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 	}, func() {
 		a.unfinished.Add(addN)
 		a.unfinishedBytes.Add(addBytes)
+		// What the dispatcher runs at once, from the states it was
+		// given, is recorded without encoding the invocations again.
+		for _, w := range written {
+			a.raw.put(w.inv, w.raw)
+		}
 	})
 }
 
@@ -353,7 +372,10 @@ func (a *actionStore) Invocation(ctx context.Context, id string) (*engine.Invoca
 		if out, err = decodeState(v); err != nil {
 			return err
 		}
-		if inv := invocationJSON(v); inv != nil && out.Invocation != nil && !out.Status.Final() {
+		if len(v) > rawEntryMax || out.Invocation == nil || out.Status.Final() {
+			return nil
+		}
+		if inv := invocationJSON(v); inv != nil {
 			a.raw.put(out.Invocation, rawInvocation{json: inv, ref: ref})
 		}
 		return nil

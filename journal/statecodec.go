@@ -3,7 +3,6 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,9 +13,9 @@ import (
 // the invocation (arguments, matched events: most of the bytes) and what
 // changes as it runs (status, attempts, times, approval). The Invocation of
 // a stored state is never changed, so recording a new state of an
-// invocation the dispatcher read back need not encode it again: the
-// store keeps the JSON it read (rawCache) and writes it back with the new
-// rest. The profile of parallel commands at 800/s put the two encodings of
+// invocation the dispatcher was given or read back need not encode it
+// again: the store keeps the JSON it wrote at submit or read (rawCache)
+// and writes it back with the new rest. The profile of parallel commands at 800/s put the two encodings of
 // each run's states (running, then its result) at a tenth of the engine's
 // CPU, nearly all of it the invocation.
 
@@ -52,8 +51,8 @@ func encodeState(st *engine.InvocationState, inv []byte) ([]byte, error) {
 	return append(b, rest[1:]...), nil
 }
 
-// invocationJSON returns a copy of the invocation's JSON in the stored
-// state v, or nil when v does not begin as encodeState writes it (an
+// invocationJSON returns the invocation's JSON in the stored state v (a
+// part of v), or nil when v does not begin as encodeState writes it (an
 // invocation of null, or not a state at all).
 func invocationJSON(v []byte) []byte {
 	if !bytes.HasPrefix(v, []byte(statePrefix)) || len(v) == len(statePrefix) || v[len(statePrefix)] != '{' {
@@ -63,7 +62,7 @@ func invocationJSON(v []byte) []byte {
 	if end < 0 || end >= len(v) || v[end] != ',' {
 		return nil
 	}
-	return slices.Clone(v[len(statePrefix):end])
+	return v[len(statePrefix):end:end]
 }
 
 // objectEnd returns the index just past the JSON object or array that
@@ -91,12 +90,19 @@ func objectEnd(v []byte, i int) int {
 	return -1
 }
 
-// rawCacheMax bounds rawCache: far more than the invocations running at
-// once (the dispatcher's concurrency and one per sequential ruleset).
-// Entries of invocations that never reach a final state in this process
-// (stopped, waiting for an approval read back later under a new pointer)
-// are dropped with the rest when it fills.
-const rawCacheMax = 1024
+// rawCache's bounds: far more entries than the invocations running at once
+// (the dispatcher's concurrency and one per sequential ruleset), and a few
+// MiB, since an entry also keeps its Invocation from the garbage
+// collector. An invocation of more than rawEntryMax bytes (large events) is
+// not kept: encoding it again costs little next to its size. Entries of
+// invocations that never reach a final state in this process (stopped,
+// waiting for an approval read back later under a new pointer) are
+// dropped with the rest when the cache fills.
+const (
+	rawCacheMax   = 1024
+	rawCacheBytes = 4 << 20
+	rawEntryMax   = 64 << 10
+)
 
 // rawInvocation is what the store read of an invocation: its JSON and
 // its reference (which its ID maps to, for ever).
@@ -109,17 +115,26 @@ type rawInvocation struct {
 // what was read with it. Keyed by the pointer, so that a state carrying
 // any other Invocation value (a copy, one built anew) is encoded whole.
 type rawCache struct {
-	mu sync.Mutex
-	m  map[*engine.Invocation]rawInvocation
+	mu    sync.Mutex
+	m     map[*engine.Invocation]rawInvocation
+	bytes int
 }
 
 func (c *rawCache) put(inv *engine.Invocation, r rawInvocation) {
+	if len(r.json) > rawEntryMax {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= rawCacheMax {
+	if old, ok := c.m[inv]; ok {
+		c.bytes -= len(old.json)
+	}
+	if c.m == nil || len(c.m) >= rawCacheMax || c.bytes+len(r.json) > rawCacheBytes {
 		c.m = make(map[*engine.Invocation]rawInvocation)
+		c.bytes = 0
 	}
 	c.m[inv] = r
+	c.bytes += len(r.json)
 }
 
 func (c *rawCache) get(inv *engine.Invocation) (rawInvocation, bool) {
@@ -132,7 +147,10 @@ func (c *rawCache) get(inv *engine.Invocation) (rawInvocation, bool) {
 func (c *rawCache) drop(inv *engine.Invocation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.m, inv)
+	if old, ok := c.m[inv]; ok {
+		c.bytes -= len(old.json)
+		delete(c.m, inv)
+	}
 }
 
 func (c *rawCache) len() int {

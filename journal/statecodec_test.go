@@ -38,8 +38,8 @@ func trickyStates() []*engine.InvocationState {
 	code := 3
 	inv := &engine.Invocation{
 		ID: "f1/0", FiringID: "f1", Action: "run_command", Ruleset: "rs", Rule: "r}\"{",
-		Args: map[string]any{"argv": []any{"echo", `}"],"status":"x"`, `\\`, "<a&b>"}, "n": 1.5, "nested": map[string]any{"status": "failed", "attempts": []any{}}},
-		Event: engine.Event{"payload": map[string]any{"status": "firing", "text": "brace } bracket ] quote \" backslash \\ é \u2028"}},
+		Args:   map[string]any{"argv": []any{"echo", `}"],"status":"x"`, `\\`, "<a&b>"}, "n": 1.5, "nested": map[string]any{"status": "failed", "attempts": []any{}}},
+		Event:  engine.Event{"payload": map[string]any{"status": "firing", "text": "brace } bracket ] quote \" backslash \\ é \u2028"}},
 		Events: map[string]engine.Event{"m_0": {"x": nil, "y": true}},
 		Hosts:  []string{"web1"}, Created: at,
 		Policy: engine.Policy{Lock: "host:{{ x }}"},
@@ -97,12 +97,15 @@ func TestUpdateAfterReadReusesInvocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, bytesQueued := s.Pending()
+	if n := as.raw.len(); n != 2 {
+		t.Fatalf("%d invocations kept after a submit of 2, want 2", n)
+	}
 	st, err := as.Invocation(ctx, "f1/0")
 	if err != nil || st == nil {
 		t.Fatalf("read: %v, %v", st, err)
 	}
-	if n := as.raw.len(); n != 1 {
-		t.Fatalf("%d invocations kept after a read, want 1", n)
+	if n := as.raw.len(); n != 3 {
+		t.Fatalf("%d invocations kept after a read, want 3 (the 2 submitted and the one read)", n)
 	}
 	code := 0
 	for _, status := range []engine.InvocationStatus{engine.StatusRunning, engine.StatusSucceeded} {
@@ -131,11 +134,9 @@ func TestUpdateAfterReadReusesInvocation(t *testing.T) {
 	if _, b := s.Pending(); b >= bytesQueued {
 		t.Fatalf("pending bytes %d not below %d after one finished", b, bytesQueued)
 	}
-	st2, err := as.Invocation(ctx, "f1/1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2.Status = engine.StatusFailed
+	// f1/1 as the dispatcher runs one that starts at once: with the
+	// Invocation it submitted.
+	st2 := &engine.InvocationState{Invocation: f.Invocations[1], Status: engine.StatusFailed, Updated: t0.Add(time.Minute)}
 	if err := as.UpdateDeferred(ctx, st2); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +145,15 @@ func TestUpdateAfterReadReusesInvocation(t *testing.T) {
 	}
 	if count, b := s.Pending(); count != 0 || b != 0 {
 		t.Fatalf("pending %d, %d bytes with every invocation final", count, b)
+	}
+	back, err := as.Invocation(ctx, "f1/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(back)
+	want, _ := json.Marshal(st2)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("f1/1 read back\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -183,4 +193,38 @@ func BenchmarkEncodeState(b *testing.B) {
 			_ = invocationJSON([]byte(benchState))
 		}
 	})
+}
+
+// The cache of invocations read or submitted stays within its bounds, in
+// entries and in bytes, whatever the invocations' sizes: an entry keeps
+// its (possibly large) Invocation alive.
+func TestRawCacheBounds(t *testing.T) {
+	var c rawCache
+	small := make([]byte, 100)
+	for range 3 * rawCacheMax {
+		c.put(&engine.Invocation{}, rawInvocation{json: small})
+		if n := c.len(); n > rawCacheMax {
+			t.Fatalf("%d entries, bound %d", n, rawCacheMax)
+		}
+	}
+	big := &engine.Invocation{}
+	c.put(big, rawInvocation{json: make([]byte, rawEntryMax+1)})
+	if _, ok := c.get(big); ok {
+		t.Fatal("an invocation over rawEntryMax was kept")
+	}
+	mid := make([]byte, rawEntryMax)
+	for range 4 * rawCacheBytes / rawEntryMax {
+		c.put(&engine.Invocation{}, rawInvocation{json: mid})
+		if c.bytes > rawCacheBytes {
+			t.Fatalf("%d bytes kept, bound %d", c.bytes, rawCacheBytes)
+		}
+	}
+	inv := &engine.Invocation{}
+	c.put(inv, rawInvocation{json: mid})
+	c.put(inv, rawInvocation{json: small})
+	before := c.bytes
+	c.drop(inv)
+	if c.bytes != before-len(small) {
+		t.Fatalf("bytes %d after dropping a %d-byte entry from %d", c.bytes, len(small), before)
+	}
 }
