@@ -108,8 +108,11 @@ func main() {
 	if last > 0 {
 		after = float64(last-loadEnd.UnixNano()) / 1e9
 	}
-	fmt.Printf("sent=%d send_rate=%.0f started=%d non2xx=%d errors=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f last_start_after_load_s=%.2f\n",
-		n, float64(n)/sendDur.Seconds(), len(lat), failed.Load(), errs.Load(), pct(0.50), pct(0.99), pct(1), after)
+	// The rate the commands ran at: all of them from the first send to
+	// the last start (the send rate when they kept up).
+	runRate := float64(len(lat)) / (sendDur.Seconds() + max(after, 0))
+	fmt.Printf("sent=%d send_rate=%.0f started=%d run_rate=%.0f non2xx=%d errors=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f last_start_after_load_s=%.2f\n",
+		n, float64(n)/sendDur.Seconds(), len(lat), runRate, failed.Load(), errs.Load(), pct(0.50), pct(0.99), pct(1), after)
 }
 
 // readStarts reads the "i start" lines of path, for i below n.
