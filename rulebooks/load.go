@@ -106,7 +106,7 @@ func Load(path string, opts Options) (*Rulebook, error) {
 
 // Parse compiles a rulebook from data; name is used in error positions.
 func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
-	return NewFile(name, data).Compile(opts)
+	return newFile(name, data, usableClock(opts.Clock)).Compile(opts)
 }
 
 // File is a rulebook's text parsed as YAML once. `rulebook run` asks it
@@ -121,6 +121,9 @@ type File struct {
 	err  error // the YAML parser's, reported by Compile
 	// compiled says Compile released the rules of doc.
 	compiled bool
+	// spec compiles the conditions guessed from Data while doc is
+	// parsed (speculate.go); the first Compile takes or stops it.
+	spec *speculation
 }
 
 // ReadFile reads and parses a rulebook file. Only a read error is returned:
@@ -134,8 +137,17 @@ func ReadFile(path string) (*File, error) {
 }
 
 // NewFile parses a rulebook's text; name is used in error positions.
+// A large rulebook's conditions start compiling while it does, for a
+// Compile on the system clock (speculate.go).
 func NewFile(name string, data []byte) *File {
+	return newFile(name, data, true)
+}
+
+func newFile(name string, data []byte, spec bool) *File {
 	f := &File{Name: name, Data: data}
+	if spec {
+		f.spec = speculate(data)
+	}
 	f.err = yaml.Unmarshal(data, &f.doc)
 	return f
 }
@@ -156,6 +168,15 @@ func (f *File) Compile(opts Options) (*Rulebook, error) {
 	f.compiled = true
 	name := f.Name
 	l := &loader{file: name, opts: opts, src: f.Data, release: true}
+	if spec := f.spec; spec != nil {
+		f.spec = nil
+		if usableClock(opts.Clock) {
+			l.spec = spec
+			defer spec.stop()
+		} else {
+			spec.stop()
+		}
+	}
 	rb := l.parse(&f.doc, f.err)
 	if len(l.errs) > 0 {
 		sortByPosition(l.errs)
@@ -200,6 +221,8 @@ type loader struct {
 	// pre holds the conditions of the ruleset being loaded, compiled
 	// ahead by precompile (dialect.go).
 	pre map[*yaml.Node]precompiled
+	// spec holds the conditions compiled while the YAML was parsed.
+	spec *speculation
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
