@@ -129,11 +129,17 @@ type File struct {
 // ReadFile reads and parses a rulebook file. Only a read error is returned:
 // a YAML error is reported, with its position, by Compile.
 func ReadFile(path string) (*File, error) {
+	return readFile(path, true)
+}
+
+// readFile is ReadFile; spec says whether the file will be compiled,
+// making it worth compiling its conditions ahead (speculate.go).
+func readFile(path string, spec bool) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return NewFile(path, data), nil
+	return newFile(path, data, spec), nil
 }
 
 // NewFile parses a rulebook's text; name is used in error positions.
@@ -636,7 +642,7 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 // loading (their actions must be known to check the rules). Problems in the
 // rulebook are left to Load.
 func DeclaredPlugins(path string) ([]PluginSpec, error) {
-	f, err := ReadFile(path)
+	f, err := readFile(path, false) // not compiled
 	if err != nil {
 		return nil, err
 	}
