@@ -232,6 +232,10 @@ type loader struct {
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
+	// ruleFields, wheres and posBuf are reused from rule to rule.
+	ruleFields map[string]*yaml.Node
+	wheres     map[actionKey]string
+	posBuf     []byte
 }
 
 type rulesetRef struct {
@@ -374,11 +378,19 @@ func sortedKeys(m map[string]bool) []string {
 
 // fields checks a mapping against allowed keys and returns key → value node.
 func (l *loader) fields(n *yaml.Node, where string, allowed map[string]bool) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		l.errf(n, where, "want a mapping, got a %s", kindName(n))
+	out := map[string]*yaml.Node{}
+	if !l.fieldsInto(out, n, where, allowed) {
 		return nil
 	}
-	out := map[string]*yaml.Node{}
+	return out
+}
+
+// fieldsInto is fields, filling out (empty); false when n is no mapping.
+func (l *loader) fieldsInto(out map[string]*yaml.Node, n *yaml.Node, where string, allowed map[string]bool) bool {
+	if n.Kind != yaml.MappingNode {
+		l.errf(n, where, "want a mapping, got a %s", kindName(n))
+		return false
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if allowed != nil && !allowed[k.Value] {
@@ -391,7 +403,7 @@ func (l *loader) fields(n *yaml.Node, where string, allowed map[string]bool) map
 		}
 		out[k.Value] = v
 	}
-	return out
+	return true
 }
 
 func (l *loader) str(n *yaml.Node, where string) (string, bool) {
@@ -1126,10 +1138,16 @@ func (l *loader) rule1(n *yaml.Node, comp *engine.Compiler, defaults engine.Poli
 	if v := mapValue(n, "name"); v != nil && v.Kind == yaml.ScalarNode {
 		l.rule = v.Value
 	}
-	f := l.fields(n, "", allowedKeys(RuleSpec{}))
-	if f == nil {
+	// The rule's keys in a map reused from rule to rule: only this
+	// function reads it.
+	if l.ruleFields == nil {
+		l.ruleFields = map[string]*yaml.Node{}
+	}
+	clear(l.ruleFields)
+	if !l.fieldsInto(l.ruleFields, n, "", allowedKeys(RuleSpec{})) {
 		return nil
 	}
+	f := l.ruleFields
 	r := &engine.Rule{Enabled: true}
 	if v := f["name"]; v == nil {
 		l.errf(n, "", "missing key \"name\"")
@@ -1388,15 +1406,17 @@ func (l *loader) policy(f map[string]*yaml.Node, where string) engine.Policy {
 }
 
 func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults engine.Policy) *engine.ActionDef {
-	where := "actions[" + strconv.Itoa(i) + "]"
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-		l.errf(n, where, "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
+		l.errf(n, "actions["+strconv.Itoa(i)+"]", "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
 		return nil
 	}
 	kn, argsNode := n.Content[0], n.Content[1]
 	typ := eda.ActionName(strings.TrimPrefix(kn.Value, "ansible.eda."))
-	where += ": " + typ
-	a := &engine.ActionDef{Type: typ, Pos: l.file + ":" + strconv.Itoa(kn.Line) + ":" + strconv.Itoa(kn.Column)}
+	where := l.actionWhere(i, typ)
+	pos := append(append(l.posBuf[:0], l.file...), ':')
+	pos = append(strconv.AppendInt(pos, int64(kn.Line), 10), ':')
+	l.posBuf = strconv.AppendInt(pos, int64(kn.Column), 10)
+	a := &engine.ActionDef{Type: typ, Pos: string(l.posBuf)}
 	var spec engine.ActionSpec
 	builtin := engine.IsBuiltinAction(typ)
 	if !builtin {
@@ -1513,6 +1533,26 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	}
 	a.Args = t
 	return a
+}
+
+// actionWhere is "actions[i]: typ", made once per index and type: the
+// rules of a large rulebook mostly share their actions' types.
+func (l *loader) actionWhere(i int, typ string) string {
+	k := actionKey{i, typ}
+	if w, ok := l.wheres[k]; ok {
+		return w
+	}
+	if l.wheres == nil {
+		l.wheres = map[actionKey]string{}
+	}
+	w := "actions[" + strconv.Itoa(i) + "]: " + typ
+	l.wheres[k] = w
+	return w
+}
+
+type actionKey struct {
+	i   int
+	typ string
 }
 
 // escapeURLArgs returns args with the URL arguments named by keys (dotted
