@@ -102,7 +102,7 @@ func numberOf(v any) (float64, bool) {
 func conditionTests(conj []ast.Node) []indexTest {
 	ts := indexTests(conj)
 	for i := range ts {
-		ts[i].src, ts[i].node = ts[i].node.String(), nil
+		ts[i].src, ts[i].node = nodeString(ts[i].node), nil
 	}
 	return ts
 }
