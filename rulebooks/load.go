@@ -281,6 +281,11 @@ func (l *loader) parse(doc *yaml.Node, err error) *Rulebook {
 		return nil
 	}
 	l.eda = edaDialect(root)
+	if l.spec != nil && (l.eda || noPrecompile) {
+		// Nothing will take what it compiles (precompile): free the core.
+		l.spec.stop()
+		l.spec = nil
+	}
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {

@@ -66,7 +66,7 @@ func speculate(data []byte) *speculation {
 	return s
 }
 
-// usable reports whether a compile with clock may take the speculation's
+// usableClock reports whether a compile with clock may take the speculation's
 // results: the speculation compiled on the system clock, and the
 // functions of a condition (now(), age()) are bound to the clock.
 func usableClock(clock engine.Clock) bool {
@@ -94,7 +94,8 @@ func (s *speculation) take(cond string) (int, bool) {
 	return list[0], true
 }
 
-// stop ends the compiling; s.batch must not be used after.
+// stop ends the compiling (again is a no-op); s.batch must not be used
+// after.
 func (s *speculation) stop() {
 	<-s.ready
 	if s.batch != nil {
