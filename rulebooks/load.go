@@ -584,7 +584,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	} else if v.Kind != yaml.SequenceNode {
 		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
 	} else {
-		seen := map[string]int{}
+		seen := make(map[string]int, len(v.Content))
 		batch := l.precompile(v, comp)
 		for i, rn := range v.Content {
 			if l.release {

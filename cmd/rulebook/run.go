@@ -588,7 +588,11 @@ type ruleModeOf struct {
 }
 
 func (a *app) setRulesets(rs []*engine.Ruleset) {
-	modes := map[ruleKey]ruleModeOf{}
+	n := 0
+	for _, set := range rs {
+		n += len(set.Rules)
+	}
+	modes := make(map[ruleKey]ruleModeOf, n)
 	for _, set := range rs {
 		for _, r := range set.Rules {
 			k := ruleKey{set.Name, r.Name}
