@@ -2,6 +2,8 @@ package backtest
 
 import (
 	"bytes"
+	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +52,40 @@ func TestLastRun(t *testing.T) {
 	lr, err := ReadLastRun(dir)
 	if err != nil || lr.Text != "- name: a\n" || !strings.HasSuffix(lr.Path, "/rb.yml") {
 		t.Fatalf("%+v %v", lr, err)
+	}
+}
+
+// TestWriteLastRunAsEncodingJSON: the record is written byte for byte as
+// encoding/json (without HTML escaping) writes a LastRun, whatever bytes
+// the text holds.
+func TestWriteLastRunAsEncodingJSON(t *testing.T) {
+	texts := [][]byte{nil, []byte("- name: a\n  condition: event.x == \"<&>\" && event.y != 'q\\\\'\n"),
+		[]byte("é 😀 \u2028 \u2029 \xff \xe2\x80 tab\there\r\n\x00\x1f\x7f")}
+	for c := 0; c < 256; c++ {
+		texts = append(texts, []byte{'a', byte(c), 'b'})
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		b := make([]byte, rnd.IntN(64))
+		for i := range b {
+			b[i] = byte(rnd.IntN(256))
+		}
+		texts = append(texts, b)
+	}
+	saved := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	for _, text := range texts {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(LastRun{Path: "/rules/rb.yml", SHA256: "ab12", Saved: saved, Text: string(text)}); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := writeLastRun(&got, "/rules/rb.yml", "ab12", saved, text); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("text %q:\ngot  %s\nwant %s", text, got.String(), want.String())
+		}
 	}
 }

@@ -504,11 +504,12 @@ func constPath(n ast.Node) (fieldPath, bool) {
 	case *ast.IdentifierNode:
 		return fieldPath{root: x.Value}, rootNames[x.Value]
 	case *ast.MemberNode:
-		root, keys, ok := memberPath(x)
+		var buf [4]ast.Node
+		root, keys, ok := appendMemberPath(buf[:0], x)
 		if !ok {
 			return fieldPath{}, false
 		}
-		p := fieldPath{root: root}
+		p := fieldPath{root: root, keys: make([]any, 0, len(keys))}
 		for _, k := range keys {
 			switch kv := k.(type) {
 			case *ast.StringNode:
@@ -809,7 +810,12 @@ func isHelper(c *ast.CallNode, names ...string) bool {
 // memberPath returns the root name and the key nodes of a chain like
 // event.a["b"][0], when its root is one of the event names.
 func memberPath(n *ast.MemberNode) (string, []ast.Node, bool) {
-	var keys []ast.Node
+	return appendMemberPath(nil, n)
+}
+
+// appendMemberPath is memberPath, the keys appended to keys (a caller's
+// buffer: most chains are a key or two deep).
+func appendMemberPath(keys []ast.Node, n *ast.MemberNode) (string, []ast.Node, bool) {
 	var cur ast.Node = n
 	for {
 		switch x := cur.(type) {

@@ -102,7 +102,7 @@ func numberOf(v any) (float64, bool) {
 func conditionTests(conj []ast.Node) []indexTest {
 	ts := indexTests(conj)
 	for i := range ts {
-		ts[i].src, ts[i].node = ts[i].node.String(), nil
+		ts[i].src, ts[i].node = nodeString(ts[i].node), nil
 	}
 	return ts
 }
@@ -316,6 +316,8 @@ type pathIndex struct {
 	// all are the rules with a test on this path: candidates for a
 	// value keyOf cannot tell.
 	all []int
+	// neq counts the keys of the equality tests (newRuleIndex).
+	neq int
 }
 
 type bound struct {
@@ -325,18 +327,25 @@ type bound struct {
 
 func newRuleIndex(rules []*Rule) *ruleSelector {
 	x := &ruleSelector{mark: make([]uint32, len(rules)), isAlways: make([]bool, len(rules))}
+	// First the path of every test, then the maps, made at their size
+	// with their lists cut from one array: for 10,000 rules, growing
+	// the maps and a list per key was most of an engine's build.
+	type filed struct {
+		p  *pathIndex
+		t  *indexTest
+		ri int
+	}
+	var tests []filed
 	byPath := map[string]*pathIndex{}
 	var key []byte
+	var last *pathIndex // most rules test the path the one before did
+	eqKeys := 0
 	for ri, r := range rules {
-		var tests []*indexTest
 		told := true
 		for _, c := range r.Conditions {
 			if len(c.index) == 0 {
 				told = false
 				break
-			}
-			for i := range c.index {
-				tests = append(tests, &c.index[i])
 			}
 		}
 		if !told {
@@ -344,33 +353,59 @@ func newRuleIndex(rules []*Rule) *ruleSelector {
 			x.isAlways[ri] = true
 			continue
 		}
-		for _, t := range tests {
-			key = appendPathKey(key[:0], t.path)
-			p := byPath[string(key)] // no string made to look up
-			if p == nil {
-				p = &pathIndex{path: t.path, eq: map[ikey][]int{}}
-				byPath[string(key)] = p
-				x.paths = append(x.paths, p)
-			}
-			p.all = append(p.all, ri)
-			switch t.kind {
-			case testEq:
-				for _, k := range t.keys {
-					p.eq[k] = append(p.eq[k], ri)
+		for _, c := range r.Conditions {
+			for i := range c.index {
+				t := &c.index[i]
+				p := last
+				if p == nil || !samePath(p.path, t.path) {
+					key = appendPathKey(key[:0], t.path)
+					p = byPath[string(key)] // no string made to look up
+					if p == nil {
+						p = &pathIndex{path: t.path}
+						byPath[string(key)] = p
+						x.paths = append(x.paths, p)
+					}
+					last = p
 				}
-			case testExists:
-				p.exists = append(p.exists, ri)
-			case testRange:
-				if !math.IsInf(t.lo, -1) {
-					p.lows = append(p.lows, bound{t.lo, ri})
-				} else {
-					p.highs = append(p.highs, bound{t.hi, ri})
+				if t.kind == testEq {
+					p.neq += len(t.keys)
+					eqKeys += len(t.keys)
 				}
+				tests = append(tests, filed{p, t, ri})
 			}
 		}
 	}
 	if len(x.paths) == 0 {
 		return nil // nothing to select by: the plain loop
+	}
+	for _, p := range x.paths {
+		p.eq = make(map[ikey][]int, p.neq)
+	}
+	// A key's first rule takes a slot of arena (capacity 1): most keys
+	// name one rule; a second one appends as before.
+	arena := make([]int, eqKeys)
+	for _, f := range tests {
+		p, t, ri := f.p, f.t, f.ri
+		p.all = append(p.all, ri)
+		switch t.kind {
+		case testEq:
+			for _, k := range t.keys {
+				if l, ok := p.eq[k]; ok {
+					p.eq[k] = append(l, ri)
+					continue
+				}
+				arena[0] = ri
+				p.eq[k], arena = arena[:1:1], arena[1:]
+			}
+		case testExists:
+			p.exists = append(p.exists, ri)
+		case testRange:
+			if !math.IsInf(t.lo, -1) {
+				p.lows = append(p.lows, bound{t.lo, ri})
+			} else {
+				p.highs = append(p.highs, bound{t.hi, ri})
+			}
+		}
 	}
 	for _, p := range x.paths {
 		byAt := func(a, b bound) int {
@@ -386,6 +421,29 @@ func newRuleIndex(rules []*Rule) *ruleSelector {
 		slices.SortStableFunc(p.highs, byAt)
 	}
 	return x
+}
+
+// samePath reports whether two paths of tests are the same path (the
+// same key in newRuleIndex's map).
+func samePath(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch x := a[i].(type) {
+		case string:
+			if y, ok := b[i].(string); !ok || x != y {
+				return false
+			}
+		case int:
+			if y, ok := b[i].(int); !ok || x != y {
+				return false
+			}
+		default:
+			return false // appendPathKey's map decides
+		}
+	}
+	return true
 }
 
 // appendPathKey appends the key of a path in newRuleIndex's map.

@@ -26,6 +26,7 @@ import (
 // edaDialect reports whether the rulebook under root is written for EDA.
 func edaDialect(root *yaml.Node) bool {
 	found := false
+	var conds []*yaml.Node
 	walkRules(root, func(rs, rule *yaml.Node) {
 		if found {
 			return
@@ -48,7 +49,8 @@ func edaDialect(root *yaml.Node) bool {
 		if th := mapValue(rule, "throttle"); th != nil && mapValue(th, "group_by_attributes") != nil {
 			found = true
 		}
-		for _, c := range conditionNodes(mapValue(rule, "condition")) {
+		conds = appendConditionNodes(conds[:0], mapValue(rule, "condition"))
+		for _, c := range conds {
 			// An oversized condition is an error whichever the dialect
 			// (compileCond reports it); don't scan it here.
 			if engine.CheckExprBounds(c.Value) == nil && eda.Looks(c.Value) && eda.Parses(c.Value) {
@@ -85,14 +87,19 @@ func walkRules(root *yaml.Node, f func(rs, rule *yaml.Node)) {
 // conditionNodes returns the condition strings of a rule's condition: the
 // scalar itself, or the items of all/any/not_all.
 func conditionNodes(n *yaml.Node) []*yaml.Node {
+	return appendConditionNodes(nil, n)
+}
+
+// appendConditionNodes appends conditionNodes(n) to out: the walks over
+// every rule reuse one slice.
+func appendConditionNodes(out []*yaml.Node, n *yaml.Node) []*yaml.Node {
 	if n == nil {
-		return nil
+		return out
 	}
 	if n.Kind == yaml.ScalarNode {
-		return []*yaml.Node{n}
+		return append(out, n)
 	}
-	var out []*yaml.Node
-	for _, k := range []string{"all", "any", "not_all"} {
+	for _, k := range [...]string{"all", "any", "not_all"} {
 		if l := mapValue(n, k); l != nil && l.Kind == yaml.SequenceNode {
 			for _, c := range l.Content {
 				if c.Kind == yaml.ScalarNode {
@@ -184,26 +191,39 @@ type precompiled struct {
 // rules (engine.StartConditions: on the other CPUs, while the rules are
 // checked one by one); compileCond then takes each result instead of
 // compiling it, so what is reported, and in which order, is unchanged.
-// Only a rulebook read as expr: an EDA one translates first. The batch
-// returned must be stopped once the rules are checked.
+// Only a rulebook read as expr: an EDA one translates first. A condition
+// whose text the speculation (speculate.go) compiled already is taken
+// from it. The batch returned, if any, must be stopped once the rules
+// are checked.
 func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.ConditionBatch {
 	if l.eda || noPrecompile {
 		return nil
 	}
 	var nodes []*yaml.Node
 	var srcs []string
+	l.pre = make(map[*yaml.Node]precompiled, len(rules.Content))
+	var conds []*yaml.Node
 	for _, rn := range rules.Content {
-		for _, cn := range conditionNodes(mapValue(rn, "condition")) {
+		conds = appendConditionNodes(conds[:0], mapValue(rn, "condition"))
+		for _, cn := range conds {
 			if engine.CheckExprBounds(cn.Value) != nil {
 				continue // compileCond reports it without compiling
 			}
 			_, cond, _ := engine.SplitAssignment(cn.Value)
+			if l.spec != nil {
+				if i, ok := l.spec.take(cond); ok {
+					l.pre[cn] = precompiled{batch: l.spec.batch, i: i}
+					continue
+				}
+			}
 			nodes = append(nodes, cn)
 			srcs = append(srcs, cond)
 		}
 	}
+	if len(srcs) == 0 {
+		return nil
+	}
 	batch := comp.StartConditions(srcs)
-	l.pre = make(map[*yaml.Node]precompiled, len(nodes))
 	for i, n := range nodes {
 		l.pre[n] = precompiled{batch: batch, i: i}
 	}

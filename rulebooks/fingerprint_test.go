@@ -94,3 +94,18 @@ func TestFingerprintSameRule(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendJSONString: strings are written as json.Marshal writes them,
+// each byte value alone and amid text, and strings of many escapes.
+func TestAppendJSONString(t *testing.T) {
+	strs := []string{"", `event.host == "h1" && event.cpu > 90`, `a\b"c<d>e&f`, `""\\&&<<>>`, "é 😀 \u2028", "\xff"}
+	for c := 0; c < 256; c++ {
+		strs = append(strs, string([]byte{byte(c)}), "x"+string([]byte{byte(c)})+"y")
+	}
+	for _, s := range strs {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString([]byte("prefix"), s); string(got) != "prefix"+string(want) {
+			t.Fatalf("%q: got %s, want prefix%s", s, got, want)
+		}
+	}
+}

@@ -106,7 +106,7 @@ func Load(path string, opts Options) (*Rulebook, error) {
 
 // Parse compiles a rulebook from data; name is used in error positions.
 func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
-	return NewFile(name, data).Compile(opts)
+	return newFile(name, data, usableClock(opts.Clock)).Compile(opts)
 }
 
 // File is a rulebook's text parsed as YAML once. `rulebook run` asks it
@@ -121,21 +121,39 @@ type File struct {
 	err  error // the YAML parser's, reported by Compile
 	// compiled says Compile released the rules of doc.
 	compiled bool
+	// spec compiles the conditions guessed from Data while doc is
+	// parsed (speculate.go); the first Compile takes or stops it.
+	spec *speculation
 }
 
 // ReadFile reads and parses a rulebook file. Only a read error is returned:
 // a YAML error is reported, with its position, by Compile.
 func ReadFile(path string) (*File, error) {
+	return readFile(path, true)
+}
+
+// readFile is ReadFile; spec says whether the file will be compiled,
+// making it worth compiling its conditions ahead (speculate.go).
+func readFile(path string, spec bool) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return NewFile(path, data), nil
+	return newFile(path, data, spec), nil
 }
 
 // NewFile parses a rulebook's text; name is used in error positions.
+// A large rulebook's conditions start compiling while it does, for a
+// Compile on the system clock (speculate.go).
 func NewFile(name string, data []byte) *File {
+	return newFile(name, data, true)
+}
+
+func newFile(name string, data []byte, spec bool) *File {
 	f := &File{Name: name, Data: data}
+	if spec {
+		f.spec = speculate(data)
+	}
 	f.err = yaml.Unmarshal(data, &f.doc)
 	return f
 }
@@ -156,6 +174,15 @@ func (f *File) Compile(opts Options) (*Rulebook, error) {
 	f.compiled = true
 	name := f.Name
 	l := &loader{file: name, opts: opts, src: f.Data, release: true}
+	if spec := f.spec; spec != nil {
+		f.spec = nil
+		if usableClock(opts.Clock) {
+			l.spec = spec
+			defer spec.stop()
+		} else {
+			spec.stop()
+		}
+	}
 	rb := l.parse(&f.doc, f.err)
 	if len(l.errs) > 0 {
 		sortByPosition(l.errs)
@@ -200,9 +227,15 @@ type loader struct {
 	// pre holds the conditions of the ruleset being loaded, compiled
 	// ahead by precompile (dialect.go).
 	pre map[*yaml.Node]precompiled
+	// spec holds the conditions compiled while the YAML was parsed.
+	spec *speculation
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
+	// ruleFields, wheres and posBuf are reused from rule to rule.
+	ruleFields map[string]*yaml.Node
+	wheres     map[actionKey]string
+	posBuf     []byte
 }
 
 type rulesetRef struct {
@@ -248,6 +281,11 @@ func (l *loader) parse(doc *yaml.Node, err error) *Rulebook {
 		return nil
 	}
 	l.eda = edaDialect(root)
+	if l.spec != nil && (l.eda || noPrecompile) {
+		// Nothing will take what it compiles (precompile): free the core.
+		l.spec.stop()
+		l.spec = nil
+	}
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {
@@ -345,11 +383,19 @@ func sortedKeys(m map[string]bool) []string {
 
 // fields checks a mapping against allowed keys and returns key → value node.
 func (l *loader) fields(n *yaml.Node, where string, allowed map[string]bool) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		l.errf(n, where, "want a mapping, got a %s", kindName(n))
+	out := map[string]*yaml.Node{}
+	if !l.fieldsInto(out, n, where, allowed) {
 		return nil
 	}
-	out := map[string]*yaml.Node{}
+	return out
+}
+
+// fieldsInto is fields, filling out (empty); false when n is no mapping.
+func (l *loader) fieldsInto(out map[string]*yaml.Node, n *yaml.Node, where string, allowed map[string]bool) bool {
+	if n.Kind != yaml.MappingNode {
+		l.errf(n, where, "want a mapping, got a %s", kindName(n))
+		return false
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if allowed != nil && !allowed[k.Value] {
@@ -362,7 +408,7 @@ func (l *loader) fields(n *yaml.Node, where string, allowed map[string]bool) map
 		}
 		out[k.Value] = v
 	}
-	return out
+	return true
 }
 
 func (l *loader) str(n *yaml.Node, where string) (string, bool) {
@@ -538,7 +584,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 	} else if v.Kind != yaml.SequenceNode {
 		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
 	} else {
-		seen := map[string]int{}
+		seen := make(map[string]int, len(v.Content))
 		batch := l.precompile(v, comp)
 		for i, rn := range v.Content {
 			if l.release {
@@ -613,7 +659,7 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 // loading (their actions must be known to check the rules). Problems in the
 // rulebook are left to Load.
 func DeclaredPlugins(path string) ([]PluginSpec, error) {
-	f, err := ReadFile(path)
+	f, err := readFile(path, false) // not compiled
 	if err != nil {
 		return nil, err
 	}
@@ -1097,10 +1143,16 @@ func (l *loader) rule1(n *yaml.Node, comp *engine.Compiler, defaults engine.Poli
 	if v := mapValue(n, "name"); v != nil && v.Kind == yaml.ScalarNode {
 		l.rule = v.Value
 	}
-	f := l.fields(n, "", allowedKeys(RuleSpec{}))
-	if f == nil {
+	// The rule's keys in a map reused from rule to rule: only this
+	// function reads it.
+	if l.ruleFields == nil {
+		l.ruleFields = map[string]*yaml.Node{}
+	}
+	clear(l.ruleFields)
+	if !l.fieldsInto(l.ruleFields, n, "", allowedKeys(RuleSpec{})) {
 		return nil
 	}
+	f := l.ruleFields
 	r := &engine.Rule{Enabled: true}
 	if v := f["name"]; v == nil {
 		l.errf(n, "", "missing key \"name\"")
@@ -1359,15 +1411,17 @@ func (l *loader) policy(f map[string]*yaml.Node, where string) engine.Policy {
 }
 
 func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults engine.Policy) *engine.ActionDef {
-	where := "actions[" + strconv.Itoa(i) + "]"
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-		l.errf(n, where, "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
+		l.errf(n, "actions["+strconv.Itoa(i)+"]", "an action is a mapping with exactly one key, the action type (e.g. run_playbook: {...})")
 		return nil
 	}
 	kn, argsNode := n.Content[0], n.Content[1]
 	typ := eda.ActionName(strings.TrimPrefix(kn.Value, "ansible.eda."))
-	where += ": " + typ
-	a := &engine.ActionDef{Type: typ, Pos: l.file + ":" + strconv.Itoa(kn.Line) + ":" + strconv.Itoa(kn.Column)}
+	where := l.actionWhere(i, typ)
+	pos := append(append(l.posBuf[:0], l.file...), ':')
+	pos = append(strconv.AppendInt(pos, int64(kn.Line), 10), ':')
+	l.posBuf = strconv.AppendInt(pos, int64(kn.Column), 10)
+	a := &engine.ActionDef{Type: typ, Pos: string(l.posBuf)}
 	var spec engine.ActionSpec
 	builtin := engine.IsBuiltinAction(typ)
 	if !builtin {
@@ -1484,6 +1538,26 @@ func (l *loader) action(n *yaml.Node, i int, comp *engine.Compiler, defaults eng
 	}
 	a.Args = t
 	return a
+}
+
+// actionWhere is "actions[i]: typ", made once per index and type: the
+// rules of a large rulebook mostly share their actions' types.
+func (l *loader) actionWhere(i int, typ string) string {
+	k := actionKey{i, typ}
+	if w, ok := l.wheres[k]; ok {
+		return w
+	}
+	if l.wheres == nil {
+		l.wheres = map[actionKey]string{}
+	}
+	w := "actions[" + strconv.Itoa(i) + "]: " + typ
+	l.wheres[k] = w
+	return w
+}
+
+type actionKey struct {
+	i   int
+	typ string
 }
 
 // escapeURLArgs returns args with the URL arguments named by keys (dotted

@@ -259,7 +259,10 @@ func (a *app) run(ctx context.Context) (result error) {
 		return err
 	}
 	ctl, ctlErr := rf.controller.controller(os.Getenv)
-	// Read and parsed once, for the plugins it declares and the compile.
+	// Read and parsed once, for the plugins it declares and the compile,
+	// with its memory bounded (loadmem.go).
+	restoreMem := boundLoadMemory(a.path)
+	defer restoreMem()
 	file, err := rulebooks.ReadFile(a.path)
 	if err != nil {
 		return err
@@ -355,6 +358,7 @@ func (a *app) run(ctx context.Context) (result error) {
 	} else {
 		a.eng = engine.New(rb.Rulesets, a.engineOptions(log.With().Str("component", "engine").Logger()))
 	}
+	restoreMem() // loaded and built
 	if err := a.disp.Start(ctx); err != nil {
 		return err
 	}
@@ -584,7 +588,11 @@ type ruleModeOf struct {
 }
 
 func (a *app) setRulesets(rs []*engine.Ruleset) {
-	modes := map[ruleKey]ruleModeOf{}
+	n := 0
+	for _, set := range rs {
+		n += len(set.Rules)
+	}
+	modes := make(map[ruleKey]ruleModeOf, n)
 	for _, set := range rs {
 		for _, r := range set.Rules {
 			k := ruleKey{set.Name, r.Name}
