@@ -191,17 +191,14 @@ type precompiled struct {
 // rules (engine.StartConditions: on the other CPUs, while the rules are
 // checked one by one); compileCond then takes each result instead of
 // compiling it, so what is reported, and in which order, is unchanged.
-// Only a rulebook read as expr: an EDA one translates first. A condition
-// whose text the speculation (speculate.go) compiled already is taken
-// from it. The batch returned, if any, must be stopped once the rules
-// are checked.
+// Only a rulebook read as expr: an EDA one translates first. The batch
+// returned must be stopped once the rules are checked.
 func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.ConditionBatch {
 	if l.eda || noPrecompile {
 		return nil
 	}
 	var nodes []*yaml.Node
 	var srcs []string
-	l.pre = make(map[*yaml.Node]precompiled, len(rules.Content))
 	var conds []*yaml.Node
 	for _, rn := range rules.Content {
 		conds = appendConditionNodes(conds[:0], mapValue(rn, "condition"))
@@ -210,20 +207,12 @@ func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.Con
 				continue // compileCond reports it without compiling
 			}
 			_, cond, _ := engine.SplitAssignment(cn.Value)
-			if l.spec != nil {
-				if i, ok := l.spec.take(cond); ok {
-					l.pre[cn] = precompiled{batch: l.spec.batch, i: i}
-					continue
-				}
-			}
 			nodes = append(nodes, cn)
 			srcs = append(srcs, cond)
 		}
 	}
-	if len(srcs) == 0 {
-		return nil
-	}
 	batch := comp.StartConditions(srcs)
+	l.pre = make(map[*yaml.Node]precompiled, len(nodes))
 	for i, n := range nodes {
 		l.pre[n] = precompiled{batch: batch, i: i}
 	}

@@ -106,7 +106,7 @@ func Load(path string, opts Options) (*Rulebook, error) {
 
 // Parse compiles a rulebook from data; name is used in error positions.
 func Parse(name string, data []byte, opts Options) (*Rulebook, error) {
-	return newFile(name, data, usableClock(opts.Clock)).Compile(opts)
+	return NewFile(name, data).Compile(opts)
 }
 
 // File is a rulebook's text parsed as YAML once. `rulebook run` asks it
@@ -121,39 +121,21 @@ type File struct {
 	err  error // the YAML parser's, reported by Compile
 	// compiled says Compile released the rules of doc.
 	compiled bool
-	// spec compiles the conditions guessed from Data while doc is
-	// parsed (speculate.go); the first Compile takes or stops it.
-	spec *speculation
 }
 
 // ReadFile reads and parses a rulebook file. Only a read error is returned:
 // a YAML error is reported, with its position, by Compile.
 func ReadFile(path string) (*File, error) {
-	return readFile(path, true)
-}
-
-// readFile is ReadFile; spec says whether the file will be compiled,
-// making it worth compiling its conditions ahead (speculate.go).
-func readFile(path string, spec bool) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return newFile(path, data, spec), nil
+	return NewFile(path, data), nil
 }
 
 // NewFile parses a rulebook's text; name is used in error positions.
-// A large rulebook's conditions start compiling while it does, for a
-// Compile on the system clock (speculate.go).
 func NewFile(name string, data []byte) *File {
-	return newFile(name, data, true)
-}
-
-func newFile(name string, data []byte, spec bool) *File {
 	f := &File{Name: name, Data: data}
-	if spec {
-		f.spec = speculate(data)
-	}
 	f.err = yaml.Unmarshal(data, &f.doc)
 	return f
 }
@@ -174,15 +156,6 @@ func (f *File) Compile(opts Options) (*Rulebook, error) {
 	f.compiled = true
 	name := f.Name
 	l := &loader{file: name, opts: opts, src: f.Data, release: true}
-	if spec := f.spec; spec != nil {
-		f.spec = nil
-		if usableClock(opts.Clock) {
-			l.spec = spec
-			defer spec.stop()
-		} else {
-			spec.stop()
-		}
-	}
 	rb := l.parse(&f.doc, f.err)
 	if len(l.errs) > 0 {
 		sortByPosition(l.errs)
@@ -227,8 +200,6 @@ type loader struct {
 	// pre holds the conditions of the ruleset being loaded, compiled
 	// ahead by precompile (dialect.go).
 	pre map[*yaml.Node]precompiled
-	// spec holds the conditions compiled while the YAML was parsed.
-	spec *speculation
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
@@ -281,11 +252,6 @@ func (l *loader) parse(doc *yaml.Node, err error) *Rulebook {
 		return nil
 	}
 	l.eda = edaDialect(root)
-	if l.spec != nil && (l.eda || noPrecompile) {
-		// Nothing will take what it compiles (precompile): free the core.
-		l.spec.stop()
-		l.spec = nil
-	}
 	l.rulesetNames = map[string]bool{}
 	for _, n := range root.Content {
 		if n.Kind == yaml.MappingNode {
@@ -659,7 +625,7 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 // loading (their actions must be known to check the rules). Problems in the
 // rulebook are left to Load.
 func DeclaredPlugins(path string) ([]PluginSpec, error) {
-	f, err := readFile(path, false) // not compiled
+	f, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

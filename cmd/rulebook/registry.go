@@ -108,16 +108,14 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	dirs := opts.pluginDirs
 	var declared, declaredSources []plugins.Declared
 	if opts.rulebookPath != "" {
-		var specs []rulebooks.PluginSpec
-		if opts.rulebook != nil {
-			specs = opts.rulebook.DeclaredPlugins()
-		} else {
+		file := opts.rulebook
+		if file == nil {
 			var err error
-			if specs, err = rulebooks.DeclaredPlugins(opts.rulebookPath); err != nil {
+			if file, err = rulebooks.ReadFile(opts.rulebookPath); err != nil {
 				return nil, err
 			}
 		}
-		for _, d := range specs {
+		for _, d := range file.DeclaredPlugins() {
 			pd := plugins.Declared{Name: d.Name, Path: d.Path, SHA256: d.SHA256}
 			if plugins.IsSourcePath(d.Path) {
 				declaredSources = append(declaredSources, pd)
