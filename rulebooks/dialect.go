@@ -84,14 +84,9 @@ func walkRules(root *yaml.Node, f func(rs, rule *yaml.Node)) {
 	}
 }
 
-// conditionNodes returns the condition strings of a rule's condition: the
-// scalar itself, or the items of all/any/not_all.
-func conditionNodes(n *yaml.Node) []*yaml.Node {
-	return appendConditionNodes(nil, n)
-}
-
-// appendConditionNodes appends conditionNodes(n) to out: the walks over
-// every rule reuse one slice.
+// appendConditionNodes appends the condition strings of a rule's
+// condition to out: the scalar itself, or the items of all/any/not_all.
+// The walks over every rule reuse one slice.
 func appendConditionNodes(out []*yaml.Node, n *yaml.Node) []*yaml.Node {
 	if n == nil {
 		return out
