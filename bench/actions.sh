@@ -47,6 +47,7 @@ command -v cc >/dev/null || { echo "actions.sh: a C compiler (cc) is missing" >&
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rulebook-actions.XXXXXX")
 server=""
+loader=""
 stop_server() {
   if [[ -n $server ]]; then
     kill "$server" 2>/dev/null || true
@@ -55,6 +56,7 @@ stop_server() {
   fi
 }
 cleanup() {
+  [[ -z $loader ]] || kill "$loader" 2>/dev/null || true
   stop_server
   rm -rf "$work"
 }
@@ -197,12 +199,18 @@ fi
 if wanted sequential || wanted parallel; then
   # The floor again while Rulebook takes RATE events/s (none action), as it
   # must while it runs the open loop's commands: what is left of the
-  # machine for commands run one after the other.
+  # machine for commands run one after the other. The events arrive for as
+  # long as that floor takes (FLOOR_N commands, twice), however short
+  # OPEN_DURATION is: the loader is stopped after it.
   start intake "$work/intake.out"
-  "$work/load" -url "$url" -rate "$RATE" -duration "$OPEN_DURATION" -out "$work/intake.out" -wait 0s >/dev/null &
+  "$work/load" -url "$url" -rate "$RATE" -duration 10m -out "$work/intake.out" -wait 0s >/dev/null &
   loader=$!
   sleep 1
-  "$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}" | grep -v fsync | sed "s/^floor/floor under $RATE events\/s of intake:/"
-  wait "$loader"
+  floor=$("$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}" -floor-fsync=false)
+  kill -0 "$loader" 2>/dev/null || { echo "actions.sh: the intake load ended before the floor under it did" >&2; exit 1; }
+  kill "$loader"
+  wait "$loader" 2>/dev/null || true
+  loader=""
+  sed "s/^floor/floor under $RATE events\/s of intake:/" <<<"$floor"
   stop_server
 fi

@@ -22,6 +22,24 @@ func sourceDir(t *testing.T, names ...string) string {
 	return linkedDir(t, SourceFilePrefix, names...)
 }
 
+// startCounter starts h and returns the spec of the "counter" source
+// plugin it registers.
+func startCounter(t *testing.T, h *SourceHost) engine.SourceSpec {
+	t.Helper()
+	if _, err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := engine.NewRegistry()
+	if err := h.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	spec, ok := reg.Source("counter")
+	if !ok {
+		t.Fatal("source type not registered")
+	}
+	return spec
+}
+
 // A source plugin that crashes, or hangs (stops sending even heartbeats),
 // is restarted from the last durable position: every event is journaled
 // once, in order, and the restart is counted.
@@ -76,14 +94,7 @@ func TestSourcePluginRestarts(t *testing.T) {
 // Arguments are checked against the plugin's schema, with the key's path.
 func TestSourcePluginSchemaCheck(t *testing.T) {
 	h := NewSourceHost(SourceOptions{Dirs: []string{sourceDir(t, "counter")}, Log: zerolog.Nop()})
-	if _, err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	reg := engine.NewRegistry()
-	if err := h.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := reg.Source("counter")
+	spec := startCounter(t, h)
 	err := spec.Check(map[string]any{"count": "many"})
 	var ae *engine.ArgError
 	if !errors.As(err, &ae) || strings.Join(ae.Path, ".") != "count" {
@@ -128,15 +139,7 @@ func TestSourcePluginChangedAfterStart(t *testing.T) {
 	}
 	h := NewSourceHost(SourceOptions{Declared: []Declared{{Path: path, SHA256: sum}}, Log: zerolog.Nop(),
 		Backoff: func(int) time.Duration { return time.Millisecond }})
-	if _, err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	reg := engine.NewRegistry()
-	if err := h.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := reg.Source("counter")
-	src := sourcetest.Build(t, spec, "c", map[string]any{"count": 1}, engine.SystemClock{})
+	src := sourcetest.Build(t, startCounter(t, h), "c", map[string]any{"count": 1}, engine.SystemClock{})
 	if err := os.WriteFile(path, append(bin, 0), 0o755); err != nil {
 		t.Fatal(err)
 	}

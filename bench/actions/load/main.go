@@ -34,9 +34,10 @@ func main() {
 	wait := flag.Duration("wait", 30*time.Second, "how long to wait after the load for the commands to start")
 	floor := flag.String("floor", "", "instead of a load, measure the floor: run this `program` -floor-n times in a row (fork, exec, wait), then fsync one byte -floor-n times in the -out file's directory")
 	floorN := flag.Int("floor-n", 2000, "runs of the floor measurement")
+	floorFsync := flag.Bool("floor-fsync", true, "with -floor, time the write+fsyncs too")
 	flag.Parse()
 	if *floor != "" {
-		measureFloor(*floor, *out, *floorN)
+		measureFloor(*floor, *out, *floorN, *floorFsync)
 		return
 	}
 	if *url == "" || *out == "" || *rate <= 0 {
@@ -143,9 +144,9 @@ func readStarts(path string, n int) map[int]int64 {
 
 // measureFloor prints what one command costs with nothing around it: a
 // fork, exec and wait of prog (wall time and the CPU of the child and of
-// this process, user+sys), and one write+fsync of a byte in out's
-// directory.
-func measureFloor(prog, out string, n int) {
+// this process, user+sys), and, with fsync, one write+fsync of a byte in
+// out's directory.
+func measureFloor(prog, out string, n int, fsync bool) {
 	cpu := func() time.Duration {
 		var self, kids syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
@@ -178,6 +179,9 @@ func measureFloor(prog, out string, n int) {
 		}
 		fmt.Printf("floor %s: %.0f commands/s, %.1f us wall, %.1f us cpu (user+sys) per command\n", what,
 			float64(n)/wall.Seconds(), float64(wall.Microseconds())/float64(n), float64(used.Microseconds())/float64(n))
+	}
+	if !fsync {
+		return
 	}
 	f, err := os.CreateTemp(filepath.Dir(out), "fsync")
 	if err != nil {
