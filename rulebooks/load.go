@@ -620,20 +620,10 @@ func (l *loader) plugins(n *yaml.Node) {
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
-// DeclaredPlugins reads the plugins a rulebook declares, with paths made
-// relative to the rulebook's directory, so the CLI can start them before
-// loading (their actions must be known to check the rules). Problems in the
-// rulebook are left to Load.
-func DeclaredPlugins(path string) ([]PluginSpec, error) {
-	f, err := ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return f.DeclaredPlugins(), nil
-}
-
-// DeclaredPlugins is the package function DeclaredPlugins for a file
-// already parsed.
+// DeclaredPlugins returns the plugins the rulebook declares, with paths
+// made relative to the rulebook's directory, so the CLI can start them
+// before compiling (their actions must be known to check the rules).
+// Problems in the rulebook are left to Compile.
 func (f *File) DeclaredPlugins() []PluginSpec {
 	var doc []struct {
 		Plugins []PluginSpec `yaml:"plugins"`
