@@ -265,8 +265,9 @@ type Compiler struct {
 	Vars map[string]any
 	// cfg is the expr configuration, built at the first compile (Clock
 	// must be set by then) rather than for every expression: that was
-	// half the load time of a large rulebook. Parsing, checking and
-	// compiling only read it.
+	// half the load time of a large rulebook. Checking writes expr's
+	// type cache in it (NtCache), so a Compiler compiles on one goroutine
+	// at a time; StartConditions gives its helpers a cfg each.
 	cfg *conf.Config
 	// noNative compiles every atom as an expr program, for the test that
 	// compares them with cmpNode.

@@ -16,8 +16,6 @@ import (
 	"github.com/expr-lang/expr/conf"
 )
 
-// The helpers a rule writer reaches for. Each is documented in the README's
-// condition reference and has table-driven tests.
 // IsFunction reports whether a condition or template may call name with
 // a value as its first argument: an expr builtin the engine keeps or a
 // function the engine adds (not an internal __name, not a predicate
@@ -38,6 +36,8 @@ func IsFunction(name string) bool {
 // checked against, for IsFunction.
 var functionTable = sync.OnceValue(func() *conf.Config { return (&Compiler{}).newConfig() })
 
+// The helpers a rule writer reaches for. Each is documented in the README's
+// condition reference and has table-driven tests.
 func (c *Compiler) functions() []expr.Option {
 	clock := c.Clock
 	if clock == nil {

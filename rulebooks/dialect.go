@@ -117,17 +117,13 @@ func (l *loader) compileCond(n *yaml.Node, where string, comp *engine.Compiler) 
 		// condition overflowed expr's parser, and scanning it for EDA's
 		// forms took seconds): the native compiler refuses it first
 		// thing, with the position of the problem.
-		_, name, offset, err := l.compileNative(src, comp, nil)
+		_, name, offset, err := l.compileNative(n, comp)
 		line, col := exprPos(n, err, offset)
 		l.errAt(line, col, where, err.Error())
 		return nil, name
 	}
 	if !l.eda {
-		var pre *precompiled
-		if p, ok := l.precompiled(n); ok {
-			pre = &p
-		}
-		c, name, offset, err := l.compileNative(src, comp, pre)
+		c, name, offset, err := l.compileNative(n, comp)
 		if err == nil {
 			return c, name
 		}
@@ -148,7 +144,7 @@ func (l *loader) compileCond(n *yaml.Node, where string, comp *engine.Compiler) 
 	}
 	if !eda.Parses(src) {
 		// Not EDA's grammar: maybe expr's (&&, functions).
-		if nc, nname, _, nerr := l.compileNative(src, comp, nil); nerr == nil {
+		if nc, nname, _, nerr := l.compileNative(n, comp); nerr == nil {
 			return nc, nname
 		}
 	}
@@ -161,12 +157,13 @@ func (l *loader) compileCond(n *yaml.Node, where string, comp *engine.Compiler) 
 	return nil, name
 }
 
-// compileNative compiles src as expr, or takes pre, its compile by
-// precompile, when set.
-func (l *loader) compileNative(src string, comp *engine.Compiler, pre *precompiled) (*engine.Condition, string, int, error) {
-	name, cond, offset := engine.SplitAssignment(src)
-	if pre != nil {
-		c, err := pre.batch.Get(pre.i)
+// compileNative compiles the condition at n as expr, or takes its compile
+// by precompile, once (two rules never share a *engine.Condition).
+func (l *loader) compileNative(n *yaml.Node, comp *engine.Compiler) (*engine.Condition, string, int, error) {
+	name, cond, offset := engine.SplitAssignment(n.Value)
+	if i, ok := l.pre[n]; ok {
+		delete(l.pre, n)
+		c, err := l.batch.Get(i)
 		return c, name, offset, err
 	}
 	c, err := comp.CompileCondition(cond)
@@ -176,21 +173,15 @@ func (l *loader) compileNative(src string, comp *engine.Compiler, pre *precompil
 // noPrecompile turns precompile off, for the test that compares.
 var noPrecompile bool
 
-// precompiled is a condition precompile started compiling as expr.
-type precompiled struct {
-	batch *engine.ConditionBatch
-	i     int
-}
-
 // precompile starts compiling, as expr, every condition of a ruleset's
 // rules (engine.StartConditions: on the other CPUs, while the rules are
 // checked one by one); compileCond then takes each result instead of
 // compiling it, so what is reported, and in which order, is unchanged.
-// Only a rulebook read as expr: an EDA one translates first. The batch
-// returned must be stopped once the rules are checked.
-func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.ConditionBatch {
+// Only a rulebook read as expr: an EDA one translates first.
+// stopPrecompile must be called once the rules are checked.
+func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) {
 	if l.eda || noPrecompile {
-		return nil
+		return
 	}
 	var nodes []*yaml.Node
 	var srcs []string
@@ -206,23 +197,19 @@ func (l *loader) precompile(rules *yaml.Node, comp *engine.Compiler) *engine.Con
 			srcs = append(srcs, cond)
 		}
 	}
-	batch := comp.StartConditions(srcs)
-	l.pre = make(map[*yaml.Node]precompiled, len(nodes))
+	l.batch = comp.StartConditions(srcs)
+	l.pre = make(map[*yaml.Node]int, len(nodes))
 	for i, n := range nodes {
-		l.pre[n] = precompiled{batch: batch, i: i}
+		l.pre[n] = i
 	}
-	return batch
 }
 
-// precompiled returns precompile's result for the condition at n, and
-// forgets it (a condition is compiled once per rule).
-func (l *loader) precompiled(n *yaml.Node) (precompiled, bool) {
-	p, ok := l.pre[n]
-	if !ok {
-		return precompiled{}, false
+// stopPrecompile ends precompile's batch, if any, and forgets it.
+func (l *loader) stopPrecompile() {
+	if l.batch != nil {
+		l.batch.Stop()
 	}
-	delete(l.pre, n)
-	return p, true
+	l.batch, l.pre = nil, nil
 }
 
 // posError is an error at a file position.

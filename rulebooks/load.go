@@ -197,9 +197,10 @@ type loader struct {
 	rulesetNames map[string]bool
 	pendingRefs  []rulesetRef
 	fp           fingerprinter
-	// pre holds the conditions of the ruleset being loaded, compiled
-	// ahead by precompile (dialect.go).
-	pre map[*yaml.Node]precompiled
+	// batch compiles the conditions of the ruleset being loaded ahead
+	// (precompile, dialect.go); pre holds each one's index in it.
+	batch *engine.ConditionBatch
+	pre   map[*yaml.Node]int
 	// release lets each rule's nodes go once it is compiled (a File's
 	// compile; Convert keeps the tree it edits).
 	release bool
@@ -551,7 +552,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 		l.errf(v, "rules", "want a list of rules, got a %s", kindName(v))
 	} else {
 		seen := make(map[string]int, len(v.Content))
-		batch := l.precompile(v, comp)
+		l.precompile(v, comp)
 		for i, rn := range v.Content {
 			if l.release {
 				v.Content[i] = nil
@@ -569,10 +570,7 @@ func (l *loader) ruleset1(n *yaml.Node) *engine.Ruleset {
 			seen[r.Name] = rn.Line
 			rs.Rules = append(rs.Rules, r)
 		}
-		if batch != nil {
-			batch.Stop()
-		}
-		l.pre = nil
+		l.stopPrecompile()
 		if len(v.Content) == 0 {
 			l.errf(v, "rules", "a ruleset needs at least one rule")
 		}
@@ -620,20 +618,10 @@ func (l *loader) plugins(n *yaml.Node) {
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
-// DeclaredPlugins reads the plugins a rulebook declares, with paths made
-// relative to the rulebook's directory, so the CLI can start them before
-// loading (their actions must be known to check the rules). Problems in the
-// rulebook are left to Load.
-func DeclaredPlugins(path string) ([]PluginSpec, error) {
-	f, err := ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return f.DeclaredPlugins(), nil
-}
-
-// DeclaredPlugins is the package function DeclaredPlugins for a file
-// already parsed.
+// DeclaredPlugins returns the plugins the rulebook declares, with paths
+// made relative to the rulebook's directory, so the CLI can start them
+// before compiling (their actions must be known to check the rules).
+// Problems in the rulebook are left to Compile.
 func (f *File) DeclaredPlugins() []PluginSpec {
 	var doc []struct {
 		Plugins []PluginSpec `yaml:"plugins"`

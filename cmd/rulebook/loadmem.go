@@ -8,12 +8,13 @@ import (
 )
 
 // Loading a large rulebook holds its YAML tree and its compiled
-// conditions at once (the conditions are compiled while the YAML is
-// parsed), and the collector's goal, twice the heap it last found live,
-// took the peak of 10,000 rules past 100 MB of RSS. While the rulebook
-// loads, a soft memory limit in proportion to its text bounds that peak;
-// the collector runs a little more often near it, and the limit the
-// process had is put back once the engine is built.
+// conditions at once (a rule's part of the tree is let go only once the
+// rule is checked, and a ruleset's conditions are compiled ahead of the
+// checks on the other cores), and the collector's goal, twice the heap
+// it last found live, took the peak of 10,000 rules past 100 MB of RSS.
+// While the rulebook loads, a soft memory limit in proportion to its
+// text bounds that peak; the collector runs a little more often near it,
+// and the limit the process had is put back once the engine is built.
 
 // loadMemPerByte is the limit per byte of rulebook text: a rule's
 // compiled form is 15-30 times its text at the peak of a load (the

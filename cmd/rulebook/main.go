@@ -129,8 +129,6 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments.
 // checkFormat says whether --format is one of the formats a command writes.
 func checkFormat(format string, formats ...string) error {
 	if slices.Contains(formats, format) {
@@ -139,6 +137,8 @@ func checkFormat(format string, formats ...string) error {
 	return fmt.Errorf("--format: want %s, got %q", strings.Join(formats, " or "), format)
 }
 
+// parseInterspersed parses flags that may come before or after the
+// positional arguments.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -787,11 +789,7 @@ func (s *actionSet) get(typ string) (engine.Action, bool) {
 func (s *actionSet) types() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]string, 0, len(s.built))
-	for typ := range s.built {
-		out = append(out, typ)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.built))
 }
 
 // ensure builds each action type the rulebook uses that is not built yet.
