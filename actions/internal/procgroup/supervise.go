@@ -35,10 +35,11 @@ import (
 // so that an orphaned daemon does not hold the engine's stderr open.
 // For each Run it
 //
-//  1. writes a record <Dir>/<id>.<process>-<n>.rec naming itself (its pid
-//     and start time from /proc/self/stat), the boot id and the note, with
-//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
-//     and keeps it open (records.go describes the file);
+//  1. writes a record in the slot <Dir>/slot.<process>-<n>.rec the engine
+//     chose, naming the invocation id, itself (its pid and start time from
+//     /proc/self/stat), the boot id and the note, with no program yet
+//     (pid 0, "pending"), not fsynced (see daemon.launch), and keeps it
+//     open (records.go describes the file);
 //  2. checks that its parent is still the engine: if the engine died, it
 //     frees the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
@@ -533,8 +534,9 @@ func (s Supervisor) LeftBehind(id string) bool {
 	return listings.has(s.Dir, fileID(id))
 }
 
-// Notes returns the notes of the records in s.Dir whose supervisor may
-// still run: what must not be cleaned up before Reattach.
+// Notes returns the notes of every attempt recorded in s.Dir, ended or
+// not (free slots hold none): what must not be cleaned up before Reattach,
+// Release or Prune removes the attempt's records.
 func (s Supervisor) Notes() []string {
 	if s.Dir == "" {
 		return nil
