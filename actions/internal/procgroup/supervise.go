@@ -405,7 +405,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 		if a.havePid {
 			r.Note = pr.Note
 			if pr.Daemon > 0 {
-				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
+				r.Outcome.CtxErr = reattachDaemon(ctx, base, a, &pr, grace)
 			} else {
 				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
 				if pr.PID > 0 && pr.sameBoot() {
@@ -437,11 +437,12 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 // still lives and has yet to write the exit record (it does right after
 // reaping the program, at most pipeDrain later). Then it kills what is
 // left of the program's group, when no exit record says the daemon saw it
-// end.
-func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.Duration) error {
+// end. a is the attempt as Reattach read it, pr its pid record, updated
+// once the daemon wrote the program's pid: each poll reads the file once.
+func reattachDaemon(ctx context.Context, base string, a attempt, pr *pidRecord, grace time.Duration) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for pr.PID == 0 && pr.daemonAlive() && !exited(base) {
+	for pr.PID == 0 && !a.haveExit && pr.daemonAlive() {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -449,8 +450,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 			// starts dies with it only, so give up on this attempt.
 			return ctx.Err()
 		}
-		a := readAttempt(base)
-		if !a.found {
+		if a = readAttempt(base); !a.found {
 			return nil // freed or removed: the program never started
 		}
 		if a.havePid {
