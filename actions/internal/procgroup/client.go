@@ -178,9 +178,6 @@ func (c *client) die() {
 	})
 }
 
-// close ends the connection: the daemon exits once its programs ended.
-func (c *client) close() { c.die() }
-
 // read dispatches the daemon's frames to the waiting Runs.
 func (c *client) read(r *bufio.Reader) {
 	defer close(c.readDone)

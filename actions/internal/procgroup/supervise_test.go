@@ -41,6 +41,10 @@ func closeDaemon(s Supervisor) {
 	}
 }
 
+// close ends the connection, as the engine never does before it exits:
+// the daemon exits once its programs ended.
+func (c *client) close() { c.die() }
+
 // records returns the names of the files in dir.
 func records(t *testing.T, dir string) []string {
 	t.Helper()
