@@ -178,9 +178,6 @@ func (c *client) die() {
 	})
 }
 
-// close ends the connection: the daemon exits once its programs ended.
-func (c *client) close() { c.die() }
-
 // read dispatches the daemon's frames to the waiting Runs.
 func (c *client) read(r *bufio.Reader) {
 	defer close(c.readDone)
@@ -403,21 +400,24 @@ func killGroupOf(pid int, start uint64) {
 // this process's Runs that returned: Release removes them.
 type ranSet struct {
 	mu sync.Mutex
-	m  map[string][]string // dir + "\x00" + id → bases
+	m  map[string][]string // ranKey(dir, id) → bases
 }
 
 var ran = &ranSet{m: map[string][]string{}}
 
+func ranKey(dir, id string) string { return dir + "\x00" + id }
+
 func (r *ranSet) add(dir, id, base string) {
+	k := ranKey(dir, id)
 	r.mu.Lock()
-	r.m[dir+"\x00"+id] = append(r.m[dir+"\x00"+id], base)
+	r.m[k] = append(r.m[k], base)
 	r.mu.Unlock()
 }
 
 func (r *ranSet) take(dir, id string) []string {
+	k := ranKey(dir, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := dir + "\x00" + id
 	b := r.m[k]
 	delete(r.m, k)
 	return b

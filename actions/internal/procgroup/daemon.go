@@ -21,7 +21,9 @@ import (
 const daemonFD = 3
 
 // SuperviseMain is the supervisor daemon, run with args (the arguments
-// after argv[0], "-dir DIR -ppid PID") by this package's init function and
+// after argv[0], "-serve -dir DIR -ppid PID"; -serve changes nothing here,
+// the per-command supervisor of earlier versions rejects it: see
+// protocolVersion) by this package's init function and
 // by cmd/rulebook-supervise, its connection to the engine on descriptor 3.
 // It returns its exit status: 0 once the engine's connection closed and
 // every program it started ended and was recorded, 2 on a usage error.

@@ -58,10 +58,7 @@ func openRecord(path string, pr pidRecord) (*recordFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st, err := f.Stat(); err == nil && st.Size() > int64(len(b)) {
-		b = append(b, bytes.Repeat([]byte{' '}, int(st.Size())-len(b))...)
-	}
-	if _, err := f.WriteAt(b, 0); err != nil {
+	if _, err := f.WriteAt(padToFile(f, b), 0); err != nil {
 		_ = f.Close()
 		_ = freeRecord(path)
 		return nil, err
@@ -76,15 +73,20 @@ func freeRecord(path string) error {
 	if err != nil {
 		return err
 	}
-	b := []byte(`{"free":true}`)
-	if st, err := f.Stat(); err == nil && st.Size() > int64(len(b)) {
-		b = append(b, bytes.Repeat([]byte{' '}, int(st.Size())-len(b))...)
-	}
-	_, err = f.WriteAt(b, 0)
+	_, err = f.WriteAt(padToFile(f, []byte(`{"free":true}`)), 0)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// padToFile returns b padded with spaces to the size of f, so that one
+// write of it at offset 0 blanks what an earlier attempt left after it.
+func padToFile(f *os.File, b []byte) []byte {
+	if st, err := f.Stat(); err == nil && st.Size() > int64(len(b)) {
+		b = append(b, bytes.Repeat([]byte{' '}, int(st.Size())-len(b))...)
+	}
+	return b
 }
 
 // setPid rewrites the pid record, in place.

@@ -35,10 +35,11 @@ import (
 // so that an orphaned daemon does not hold the engine's stderr open.
 // For each Run it
 //
-//  1. writes a record <Dir>/<id>.<process>-<n>.rec naming itself (its pid
-//     and start time from /proc/self/stat), the boot id and the note, with
-//     no program yet (pid 0, "pending"), not fsynced (see daemon.launch),
-//     and keeps it open (records.go describes the file);
+//  1. writes a record in the slot <Dir>/slot.<process>-<n>.rec the engine
+//     chose, naming the invocation id, itself (its pid and start time from
+//     /proc/self/stat), the boot id and the note, with no program yet
+//     (pid 0, "pending"), not fsynced (see daemon.launch), and keeps it
+//     open (records.go describes the file);
 //  2. checks that its parent is still the engine: if the engine died, it
 //     frees the record and does not start the program, so a program
 //     never runs without a record a later engine can find;
@@ -404,7 +405,7 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 		if a.havePid {
 			r.Note = pr.Note
 			if pr.Daemon > 0 {
-				r.Outcome.CtxErr = reattachDaemon(ctx, base, &pr, grace)
+				r.Outcome.CtxErr = reattachDaemon(ctx, base, a, &pr, grace)
 			} else {
 				r.Outcome.CtxErr = waitGone(ctx, pr, grace)
 				if pr.PID > 0 && pr.sameBoot() {
@@ -436,11 +437,12 @@ func (s Supervisor) Reattach(ctx context.Context, id string, grace time.Duration
 // still lives and has yet to write the exit record (it does right after
 // reaping the program, at most pipeDrain later). Then it kills what is
 // left of the program's group, when no exit record says the daemon saw it
-// end.
-func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.Duration) error {
+// end. a is the attempt as Reattach read it, pr its pid record, updated
+// once the daemon wrote the program's pid: each poll reads the file once.
+func reattachDaemon(ctx context.Context, base string, a attempt, pr *pidRecord, grace time.Duration) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for pr.PID == 0 && pr.daemonAlive() && !exited(base) {
+	for pr.PID == 0 && !a.haveExit && pr.daemonAlive() {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -448,8 +450,7 @@ func reattachDaemon(ctx context.Context, base string, pr *pidRecord, grace time.
 			// starts dies with it only, so give up on this attempt.
 			return ctx.Err()
 		}
-		a := readAttempt(base)
-		if !a.found {
+		if a = readAttempt(base); !a.found {
 			return nil // freed or removed: the program never started
 		}
 		if a.havePid {
@@ -533,8 +534,9 @@ func (s Supervisor) LeftBehind(id string) bool {
 	return listings.has(s.Dir, fileID(id))
 }
 
-// Notes returns the notes of the records in s.Dir whose supervisor may
-// still run: what must not be cleaned up before Reattach.
+// Notes returns the notes of every attempt recorded in s.Dir, ended or
+// not (free slots hold none): what must not be cleaned up before Reattach,
+// Release or Prune removes the attempt's records.
 func (s Supervisor) Notes() []string {
 	if s.Dir == "" {
 		return nil

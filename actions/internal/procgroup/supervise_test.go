@@ -41,6 +41,10 @@ func closeDaemon(s Supervisor) {
 	}
 }
 
+// close ends the connection, as the engine never does before it exits:
+// the daemon exits once its programs ended.
+func (c *client) close() { c.die() }
+
 // records returns the names of the files in dir.
 func records(t *testing.T, dir string) []string {
 	t.Helper()
@@ -269,7 +273,8 @@ func TestSupervisedCancelledBeforeStart(t *testing.T) {
 	}
 }
 
-// daemonOf returns the pid of the daemon named in the record of id in dir.
+// daemonOf waits for the record of id in dir to name its program's pid
+// and returns it (the daemon's pid in it too).
 func daemonOf(t *testing.T, dir, id string) pidRecord {
 	t.Helper()
 	var pr pidRecord
@@ -437,12 +442,21 @@ func TestReattachDaemonGone(t *testing.T) {
 	proctest.WaitExited(t, "the daemon", pr.Daemon, 10*time.Second)
 	// Its parent-death signal killed the program with it.
 	proctest.WaitExited(t, "the program", pr.PID, 10*time.Second)
-	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv-1", 0)
+	reattachLost(t, dir, "inv-1", "grandchild", grandchild)
+}
+
+// reattachLost reattaches id in dir and checks that its record was found
+// with the result lost (not known), and that pid, a process of the
+// attempt's group (what is named what), no longer runs once Reattach
+// returned.
+func reattachLost(t *testing.T, dir, id, what string, pid int) {
+	t.Helper()
+	r := Supervisor{Dir: dir}.Reattach(context.Background(), id, 0)
 	if !r.Found || r.Known {
 		t.Errorf("Reattach = %+v, want found, not known", r)
 	}
-	if proctest.Alive(grandchild) {
-		t.Errorf("grandchild %d still runs after Reattach returned", grandchild)
+	if proctest.Alive(pid) {
+		t.Errorf("%s %d still runs after Reattach returned", what, pid)
 	}
 }
 
@@ -616,13 +630,7 @@ func TestReattachOldSupervisorGone(t *testing.T) {
 	pid := proctest.WaitForPID(t, "the pid file", pidfile, 10*time.Second)
 	_ = sup.Process.Kill()
 	_ = sup.Wait()
-	r := Supervisor{Dir: dir}.Reattach(context.Background(), "inv", 0)
-	if !r.Found || r.Known {
-		t.Errorf("Reattach = %+v, want found, not known", r)
-	}
-	if proctest.Alive(pid) {
-		t.Errorf("program %d still runs after Reattach returned", pid)
-	}
+	reattachLost(t, dir, "inv", "program", pid)
 }
 
 // Release removes this process's records of an id once its Runs returned;
