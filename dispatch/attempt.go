@@ -89,7 +89,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool
 		log.Debug().Int("attempt", n).Msg("attempt started")
 		res := d.callAction(action, run)
 		release()
-		cont, done := d.record(st, run, res, n, start, log)
+		cont, done := d.record(st, action, run, res, n, start, log)
 		if !cont || done {
 			return cont
 		}
@@ -196,15 +196,15 @@ func (d *Dispatcher) reattachOrphan(st *engine.InvocationState, held heldFor, n 
 	if !d.clock.Now().After(start) {
 		start = d.clock.Now()
 	}
-	cont, done = d.record(st, run, res, n, start, log)
+	cont, done = d.record(st, action, run, res, n, start, log)
 	releaseHeld()
 	return cont, done, true
 }
 
-// record records the result of attempt n, which started at start, and
-// feeds a success's facts and events back. cont false: stopping (the
-// invocation stays unfinished); done: it is final.
-func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, res engine.Result, n int, start time.Time, log zerolog.Logger) (cont, done bool) {
+// record records the result of attempt n of action, which started at
+// start, and feeds a success's facts and events back. cont false:
+// stopping (the invocation stays unfinished); done: it is final.
+func (d *Dispatcher) record(st *engine.InvocationState, action engine.Action, run *engine.Invocation, res engine.Result, n int, start time.Time, log zerolog.Logger) (cont, done bool) {
 	dur := d.clock.Now().Sub(start)
 	shutdown := d.runCtx.Err() != nil && res.Status != engine.Succeeded
 	if !shutdown && res.Status != engine.Succeeded && res.Signal != "" {
@@ -262,7 +262,7 @@ func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, 
 		}
 		d.cfg.Feedback(to, res.Facts, res.Events)
 	}
-	if err := d.persistResult(st); err != nil {
+	if err := d.persistResult(st, action); err != nil {
 		return false, false
 	}
 	ev := log.Info()
@@ -650,14 +650,13 @@ func (d *Dispatcher) deferredStore(action engine.Action) engine.DeferredActionSt
 	return ds
 }
 
-// persistResult records the state an attempt left. The final result of
-// an AttemptRecorder's attempt is recorded without waiting for the sync:
-// the settler syncs the results waiting (one sync for all of them) and
-// then lets the action drop its records of those attempts, which until
-// then say what a crash may have lost. Any other result is synced here,
-// and the action's record of the attempt goes at once.
-func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
-	action, _ := d.cfg.Actions(st.Invocation.Action)
+// persistResult records the state an attempt of action left. The final
+// result of an AttemptRecorder's attempt is recorded without waiting for
+// the sync: the settler syncs the results waiting (one sync for all of
+// them) and then lets the action drop its records of those attempts,
+// which until then say what a crash may have lost. Any other result is
+// synced here, and the action's record of the attempt goes at once.
+func (d *Dispatcher) persistResult(st *engine.InvocationState, action engine.Action) error {
 	rec := recorderOf(action)
 	if rec == nil {
 		return d.persist(st)
