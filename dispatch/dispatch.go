@@ -213,6 +213,7 @@ const (
 type Dispatcher struct {
 	cfg       Config
 	store     engine.ActionStore
+	deferred  engine.DeferredActionStore // the store, when it can defer; else nil
 	clock     Clock
 	log       zerolog.Logger
 	global    chan struct{}
@@ -317,9 +318,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		per[typ] = make(chan struct{}, n)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
+	deferred, _ := cfg.Store.(engine.DeferredActionStore)
 	return &Dispatcher{
 		cfg:           cfg,
 		store:         cfg.Store,
+		deferred:      deferred,
 		clock:         cfg.Clock,
 		log:           cfg.Log.With().Str("component", "dispatch").Logger(),
 		global:        make(chan struct{}, cfg.MaxConcurrency),
@@ -523,11 +526,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			d.held[st.Invocation.ID] = h
 		}
 	}
-	if ds, ok := d.store.(engine.DeferredActionStore); ok {
+	if d.deferred != nil {
 		d.settleMu.Lock()
 		d.settleCh = make(chan settleItem, 1024)
 		d.settleMu.Unlock()
-		go d.settler(ds)
+		go d.settler()
 	} else {
 		close(d.settlerDone)
 	}
