@@ -863,7 +863,11 @@ func (d *Dispatcher) runJob(j *job) {
 		}
 		st := it.st
 		var held func()
-		if st != nil && d.light() && it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
+		// A queued invocation to run now takes its lock and slots here;
+		// one of a shadow or approve rule takes them only when it runs
+		// (runInvocation), after its approval.
+		takesSlots := it.status == engine.StatusQueued && !earlierFailed && it.mode == ""
+		if st != nil && d.light() && takesSlots {
 			// Kept since it was submitted (newJob): run from it only
 			// when it can start now. One that must wait for its lock
 			// or a slot is read from the store when its turn comes,
@@ -873,11 +877,9 @@ func (d *Dispatcher) runJob(j *job) {
 			}
 		}
 		if st == nil {
-			if it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
-				// A queued invocation waits for its lock and slots
-				// holding only its ID; its state is read once it can run.
-				// One of a shadow or approve rule takes them only when it
-				// runs (runInvocation), after its approval.
+			if takesSlots {
+				// It waits for its lock and slots holding only its
+				// ID; its state is read once it can run.
 				release, ok := d.acquire(it.action, it.lock)
 				if !ok {
 					return
