@@ -253,12 +253,6 @@ type Dispatcher struct {
 	settlerDone  chan struct{}
 	settleAbort  chan struct{} // closed by Stop when its deadline passes
 
-	// leftover are the invocations the store holds as queued or retrying
-	// of which an earlier process left an attempt's record
-	// (engine.AttemptRecorder.LeftBehind): they are resumed as found
-	// running.
-	leftover map[string]bool
-
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -336,7 +330,6 @@ func New(cfg Config) (*Dispatcher, error) {
 		shutdownBegun: make(chan struct{}),
 		settlerDone:   make(chan struct{}),
 		settleAbort:   make(chan struct{}),
-		leftover:      map[string]bool{},
 		quit:          make(chan struct{}),
 		runCtx:        runCtx,
 		cancelRun:     cancel,
@@ -896,7 +889,9 @@ func (d *Dispatcher) runJob(j *job) {
 				continue
 			}
 		}
-		if d.takeLeftover(it.id) && (st.Status == engine.StatusQueued || st.Status == engine.StatusRetrying) {
+		if it.status == engine.StatusRunning && (st.Status == engine.StatusQueued || st.Status == engine.StatusRetrying) {
+			// A leftover (findLeftovers): running at Start, though
+			// the store, read back, still has it waiting.
 			st.Status = engine.StatusRunning
 			st.Updated = d.clock.Now()
 		}
@@ -1001,22 +996,13 @@ func (d *Dispatcher) stopSettler(ctx context.Context) {
 	<-d.settlerDone
 }
 
-// takeLeftover reports whether id is a leftover (see findLeftovers), once.
-func (d *Dispatcher) takeLeftover(id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.leftover[id] {
-		return false
-	}
-	delete(d.leftover, id)
-	return true
-}
-
-// findLeftovers marks as running (in memory: d.leftover) the queued and
-// retrying invocations of which an earlier process left an attempt's
-// record, and prunes the records of attempts that ended. An attempt of an
-// engine.AttemptRecorder is recorded as running without a sync, so the
-// store may have lost that it started; the action's record did not.
+// findLeftovers marks as running, in the states Start schedules from,
+// the queued and retrying invocations of which an earlier process left
+// an attempt's record (engine.AttemptRecorder.LeftBehind), and prunes the
+// records of attempts that ended. An attempt of an AttemptRecorder is
+// recorded as running without a sync, so the store may have lost that it
+// started; the action's record did not. Their jobs' items are running
+// while the store, which runJob may read them back from, says otherwise.
 func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
 	keep := make(map[string]bool, len(unfinished))
 	recs := map[string]engine.AttemptRecorder{}
@@ -1039,7 +1025,6 @@ func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
 			continue
 		}
 		if r := recorder(st.Invocation.Action); r != nil && r.LeftBehind(st.Invocation.ID) {
-			d.leftover[st.Invocation.ID] = true
 			st.Status = engine.StatusRunning
 			// Its timeout counts from now: when it started is the
 			// record's to know.
