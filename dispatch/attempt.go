@@ -81,7 +81,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool
 		// An action that records its attempts itself (AttemptRecorder)
 		// does not wait for the running state to be durable: its record,
 		// written before the program starts, is what a restart finds.
-		if err := d.persistWith(st, d.deferredStore(action) != nil); err != nil {
+		if err := d.persistWith(st, d.defers(action)); err != nil {
 			release()
 			return false
 		}
@@ -89,7 +89,7 @@ func (d *Dispatcher) runInvocation(st *engine.InvocationState, held func()) bool
 		log.Debug().Int("attempt", n).Msg("attempt started")
 		res := d.callAction(action, run)
 		release()
-		cont, done := d.record(st, run, res, n, start, log)
+		cont, done := d.record(st, action, run, res, n, start, log)
 		if !cont || done {
 			return cont
 		}
@@ -196,15 +196,15 @@ func (d *Dispatcher) reattachOrphan(st *engine.InvocationState, held heldFor, n 
 	if !d.clock.Now().After(start) {
 		start = d.clock.Now()
 	}
-	cont, done = d.record(st, run, res, n, start, log)
+	cont, done = d.record(st, action, run, res, n, start, log)
 	releaseHeld()
 	return cont, done, true
 }
 
-// record records the result of attempt n, which started at start, and
-// feeds a success's facts and events back. cont false: stopping (the
-// invocation stays unfinished); done: it is final.
-func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, res engine.Result, n int, start time.Time, log zerolog.Logger) (cont, done bool) {
+// record records the result of attempt n of action, which started at
+// start, and feeds a success's facts and events back. cont false:
+// stopping (the invocation stays unfinished); done: it is final.
+func (d *Dispatcher) record(st *engine.InvocationState, action engine.Action, run *engine.Invocation, res engine.Result, n int, start time.Time, log zerolog.Logger) (cont, done bool) {
 	dur := d.clock.Now().Sub(start)
 	shutdown := d.runCtx.Err() != nil && res.Status != engine.Succeeded
 	if !shutdown && res.Status != engine.Succeeded && res.Signal != "" {
@@ -262,7 +262,7 @@ func (d *Dispatcher) record(st *engine.InvocationState, run *engine.Invocation, 
 		}
 		d.cfg.Feedback(to, res.Facts, res.Events)
 	}
-	if err := d.persistResult(st); err != nil {
+	if err := d.persistResult(st, action); err != nil {
 		return false, false
 	}
 	ev := log.Info()
@@ -453,10 +453,9 @@ func (d *Dispatcher) persist(st *engine.InvocationState) error {
 // when deferred and the store can (engine.DeferredActionStore).
 func (d *Dispatcher) persistWith(st *engine.InvocationState, deferred bool) error {
 	st.Updated = d.clock.Now()
-	ds, _ := d.store.(engine.DeferredActionStore)
 	err := d.retry(d.quit, func() error {
-		if deferred && ds != nil {
-			return ds.UpdateDeferred(context.Background(), st)
+		if deferred && d.deferred != nil {
+			return d.deferred.UpdateDeferred(context.Background(), st)
 		}
 		return d.store.Update(context.Background(), st)
 	}, func(err error) {
@@ -638,31 +637,26 @@ func (l *keyLocks) unref(key string, k *keyLock) {
 	}
 }
 
-// deferredStore returns the store as an engine.DeferredActionStore when
-// action records its attempts itself (engine.AttemptRecorder) and the
-// store can defer: then an attempt's running state and final result need
-// not be durable before the dispatcher goes on. Nil otherwise.
-func (d *Dispatcher) deferredStore(action engine.Action) engine.DeferredActionStore {
-	if recorderOf(action) == nil {
-		return nil
-	}
-	ds, _ := d.store.(engine.DeferredActionStore)
-	return ds
+// defers reports whether action records its attempts itself
+// (engine.AttemptRecorder) and the store can defer: then an attempt's
+// running state and final result need not be durable before the
+// dispatcher goes on.
+func (d *Dispatcher) defers(action engine.Action) bool {
+	return d.deferred != nil && recorderOf(action) != nil
 }
 
-// persistResult records the state an attempt left. The final result of
-// an AttemptRecorder's attempt is recorded without waiting for the sync:
-// the settler syncs the results waiting (one sync for all of them) and
-// then lets the action drop its records of those attempts, which until
-// then say what a crash may have lost. Any other result is synced here,
-// and the action's record of the attempt goes at once.
-func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
-	action, _ := d.cfg.Actions(st.Invocation.Action)
+// persistResult records the state an attempt of action left. The final
+// result of an AttemptRecorder's attempt is recorded without waiting for
+// the sync: the settler syncs the results waiting (one sync for all of
+// them) and then lets the action drop its records of those attempts,
+// which until then say what a crash may have lost. Any other result is
+// synced here, and the action's record of the attempt goes at once.
+func (d *Dispatcher) persistResult(st *engine.InvocationState, action engine.Action) error {
 	rec := recorderOf(action)
 	if rec == nil {
 		return d.persist(st)
 	}
-	if ds, _ := d.store.(engine.DeferredActionStore); st.Status.Final() && ds != nil && d.settleLater() {
+	if st.Status.Final() && d.deferred != nil && d.settleLater() {
 		if err := d.persistWith(st, true); err != nil {
 			d.settled.Done()
 			return err
@@ -673,7 +667,7 @@ func (d *Dispatcher) persistResult(st *engine.InvocationState) error {
 			// The settler is that far behind (its syncs fail): one sync
 			// here; should it fail too, the records stay for the next
 			// start, which finds the attempt's result in them.
-			if ds.Sync(context.Background()) == nil {
+			if d.deferred.Sync(context.Background()) == nil {
 				rec.Settle(st.Invocation)
 			}
 			d.settled.Done()
@@ -710,7 +704,7 @@ func (d *Dispatcher) settleLater() bool {
 // settler syncs the store for the results recorded without a sync, as
 // many as wait at once with one sync, then settles their records. It
 // returns when settleCh is closed and drained.
-func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
+func (d *Dispatcher) settler() {
 	defer close(d.settlerDone)
 	var batch []settleItem
 	for it := range d.settleCh {
@@ -727,7 +721,7 @@ func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
 				break more
 			}
 		}
-		synced := d.syncResults(ds, len(batch))
+		synced := d.syncResults(len(batch))
 		for _, it := range batch {
 			if synced {
 				it.rec.Settle(it.inv)
@@ -740,8 +734,8 @@ func (d *Dispatcher) settler(ds engine.DeferredActionStore) {
 // syncResults syncs the store, retrying with backoff until it succeeds or
 // Stop gives up on it (false). Until then the records stay: a crash
 // reattaches the attempts, whose results the records hold.
-func (d *Dispatcher) syncResults(ds engine.DeferredActionStore, n int) bool {
-	return d.retry(d.settleAbort, func() error { return ds.Sync(context.Background()) }, func(err error) {
+func (d *Dispatcher) syncResults(n int) bool {
+	return d.retry(d.settleAbort, func() error { return d.deferred.Sync(context.Background()) }, func(err error) {
 		d.log.Error().Err(err).Int("results", n).Msg("cannot sync recorded results")
 	}) == nil
 }

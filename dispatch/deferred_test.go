@@ -67,23 +67,25 @@ func (s *deferStore) durableStatus(id string) engine.InvocationStatus {
 	return s.durable[id]
 }
 
-func (s *deferStore) Submit(ctx context.Context, f *engine.Firing) error {
-	if err := s.memStore.Submit(ctx, f); err != nil {
+// synced ends a synced write (Submit, Update, Sync): when it succeeded,
+// everything written so far is durable.
+func (s *deferStore) synced(err error) error {
+	if err != nil {
 		return err
 	}
 	s.snapshot()
 	return nil
 }
 
+func (s *deferStore) Submit(ctx context.Context, f *engine.Firing) error {
+	return s.synced(s.memStore.Submit(ctx, f))
+}
+
 // Update and UpdateDeferred note the write before they make it visible:
 // a test that sees the state has seen the note.
 func (s *deferStore) Update(ctx context.Context, st *engine.InvocationState) error {
 	s.noteWrite(st, "synced")
-	if err := s.memStore.Update(ctx, st); err != nil {
-		return err
-	}
-	s.snapshot()
-	return nil
+	return s.synced(s.memStore.Update(ctx, st))
 }
 
 func (s *deferStore) UpdateDeferred(ctx context.Context, st *engine.InvocationState) error {
@@ -99,11 +101,7 @@ func (s *deferStore) Sync(ctx context.Context) error {
 	err := s.syncErr
 	s.syncs++
 	s.dmu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.snapshot()
-	return nil
+	return s.synced(err)
 }
 
 // recorder is an engine.AttemptRecorder: Run waits on gate when set; it
@@ -263,11 +261,9 @@ func TestStopSettlesDeferredResults(t *testing.T) {
 				t.Fatal("Stop returned while a result waited for its sync")
 			case <-time.After(50 * time.Millisecond):
 			}
+			close(gate)
 			if fail {
-				close(gate)
-				cancel()
-			} else {
-				close(gate)
+				cancel() // Stop gives up on the sync
 			}
 			if err := <-stopped; err != nil {
 				t.Fatalf("Stop: %v", err)

@@ -213,6 +213,7 @@ const (
 type Dispatcher struct {
 	cfg       Config
 	store     engine.ActionStore
+	deferred  engine.DeferredActionStore // the store, when it can defer; else nil
 	clock     Clock
 	log       zerolog.Logger
 	global    chan struct{}
@@ -251,12 +252,6 @@ type Dispatcher struct {
 	settled      sync.WaitGroup
 	settlerDone  chan struct{}
 	settleAbort  chan struct{} // closed by Stop when its deadline passes
-
-	// leftover are the invocations the store holds as queued or retrying
-	// of which an earlier process left an attempt's record
-	// (engine.AttemptRecorder.LeftBehind): they are resumed as found
-	// running.
-	leftover map[string]bool
 
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
@@ -317,9 +312,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		per[typ] = make(chan struct{}, n)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
+	deferred, _ := cfg.Store.(engine.DeferredActionStore)
 	return &Dispatcher{
 		cfg:           cfg,
 		store:         cfg.Store,
+		deferred:      deferred,
 		clock:         cfg.Clock,
 		log:           cfg.Log.With().Str("component", "dispatch").Logger(),
 		global:        make(chan struct{}, cfg.MaxConcurrency),
@@ -333,7 +330,6 @@ func New(cfg Config) (*Dispatcher, error) {
 		shutdownBegun: make(chan struct{}),
 		settlerDone:   make(chan struct{}),
 		settleAbort:   make(chan struct{}),
-		leftover:      map[string]bool{},
 		quit:          make(chan struct{}),
 		runCtx:        runCtx,
 		cancelRun:     cancel,
@@ -523,11 +519,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			d.held[st.Invocation.ID] = h
 		}
 	}
-	if ds, ok := d.store.(engine.DeferredActionStore); ok {
+	if d.deferred != nil {
 		d.settleMu.Lock()
 		d.settleCh = make(chan settleItem, 1024)
 		d.settleMu.Unlock()
-		go d.settler(ds)
+		go d.settler()
 	} else {
 		close(d.settlerDone)
 	}
@@ -860,7 +856,11 @@ func (d *Dispatcher) runJob(j *job) {
 		}
 		st := it.st
 		var held func()
-		if st != nil && d.light() && it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
+		// A queued invocation to run now takes its lock and slots here;
+		// one of a shadow or approve rule takes them only when it runs
+		// (runInvocation), after its approval.
+		takesSlots := it.status == engine.StatusQueued && !earlierFailed && it.mode == ""
+		if st != nil && d.light() && takesSlots {
 			// Kept since it was submitted (newJob): run from it only
 			// when it can start now. One that must wait for its lock
 			// or a slot is read from the store when its turn comes,
@@ -870,11 +870,9 @@ func (d *Dispatcher) runJob(j *job) {
 			}
 		}
 		if st == nil {
-			if it.status == engine.StatusQueued && !earlierFailed && it.mode == "" {
-				// A queued invocation waits for its lock and slots
-				// holding only its ID; its state is read once it can run.
-				// One of a shadow or approve rule takes them only when it
-				// runs (runInvocation), after its approval.
+			if takesSlots {
+				// It waits for its lock and slots holding only its
+				// ID; its state is read once it can run.
 				release, ok := d.acquire(it.action, it.lock)
 				if !ok {
 					return
@@ -891,7 +889,9 @@ func (d *Dispatcher) runJob(j *job) {
 				continue
 			}
 		}
-		if d.takeLeftover(it.id) && (st.Status == engine.StatusQueued || st.Status == engine.StatusRetrying) {
+		if it.status == engine.StatusRunning && (st.Status == engine.StatusQueued || st.Status == engine.StatusRetrying) {
+			// A leftover (findLeftovers): running at Start, though
+			// the store, read back, still has it waiting.
 			st.Status = engine.StatusRunning
 			st.Updated = d.clock.Now()
 		}
@@ -996,22 +996,13 @@ func (d *Dispatcher) stopSettler(ctx context.Context) {
 	<-d.settlerDone
 }
 
-// takeLeftover reports whether id is a leftover (see findLeftovers), once.
-func (d *Dispatcher) takeLeftover(id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.leftover[id] {
-		return false
-	}
-	delete(d.leftover, id)
-	return true
-}
-
-// findLeftovers marks as running (in memory: d.leftover) the queued and
-// retrying invocations of which an earlier process left an attempt's
-// record, and prunes the records of attempts that ended. An attempt of an
-// engine.AttemptRecorder is recorded as running without a sync, so the
-// store may have lost that it started; the action's record did not.
+// findLeftovers marks as running, in the states Start schedules from,
+// the queued and retrying invocations of which an earlier process left
+// an attempt's record (engine.AttemptRecorder.LeftBehind), and prunes the
+// records of attempts that ended. An attempt of an AttemptRecorder is
+// recorded as running without a sync, so the store may have lost that it
+// started; the action's record did not. Their jobs' items are running
+// while the store, which runJob may read them back from, says otherwise.
 func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
 	keep := make(map[string]bool, len(unfinished))
 	recs := map[string]engine.AttemptRecorder{}
@@ -1034,7 +1025,6 @@ func (d *Dispatcher) findLeftovers(unfinished []*engine.InvocationState) {
 			continue
 		}
 		if r := recorder(st.Invocation.Action); r != nil && r.LeftBehind(st.Invocation.ID) {
-			d.leftover[st.Invocation.ID] = true
 			st.Status = engine.StatusRunning
 			// Its timeout counts from now: when it started is the
 			// record's to know.

@@ -167,38 +167,51 @@ func TestSignalWithoutShutdownFails(t *testing.T) {
 // With a store that reads invocations back, a queued invocation that must
 // wait is run from what the store holds when its turn comes, not from a
 // copy kept in memory since it was submitted; one that can start at once
-// runs from what it was submitted with, without reading it back.
+// runs from what it was submitted with, without reading it back. f2 waits
+// behind f1 for the one global slot, or, in a sequential ruleset with
+// slots to spare, for f1 to finish.
 func TestQueuedInvocationsReadFromStore(t *testing.T) {
-	store := newMemStore()
-	ws := &invStore{readerStore: &readerStore{memStore: store}}
-	g := newGate(func(*engine.Invocation) []string { return nil })
-	var mu sync.Mutex
-	seen := map[string]any{}
-	act := actionFunc(func(ctx context.Context, inv *engine.Invocation) engine.Result {
-		mu.Lock()
-		seen[inv.ID] = inv.Args["v"]
-		mu.Unlock()
-		return g.Run(ctx, inv)
-	})
-	h := start(t, store, newFakeClock(), Config{Store: ws, MaxConcurrency: 1, Actions: ActionMap(map[string]engine.Action{"x": act})})
-	h.submit(newFiring("f1", "rs", false, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
-	waitFor(t, "f1 running", func() bool { return g.running("*") == 1 })
-	h.submit(newFiring("f2", "rs", false, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
-	st := store.state("f2/0")
-	st.Invocation.Args = map[string]any{"v": "stored"}
-	if err := store.Update(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
-	g.step(t)
-	g.step(t)
-	h.waitFinal("f1/0", "f2/0")
-	mu.Lock()
-	defer mu.Unlock()
-	if seen["f2/0"] != "stored" {
-		t.Errorf("f2/0 ran with %v, want the stored state's args", seen["f2/0"])
-	}
-	if n := ws.invReads.Load(); n != 1 {
-		t.Errorf("%d invocation reads, want 1: f2, which waited for f1's slot (f1 started at once)", n)
+	for _, tc := range []struct {
+		name           string
+		sequential     bool
+		maxConcurrency int
+	}{
+		{"waits for a slot", false, 1},
+		{"waits for the ruleset's earlier firing", true, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore()
+			ws := &invStore{readerStore: &readerStore{memStore: store}}
+			g := newGate(func(*engine.Invocation) []string { return nil })
+			var mu sync.Mutex
+			seen := map[string]any{}
+			act := actionFunc(func(ctx context.Context, inv *engine.Invocation) engine.Result {
+				mu.Lock()
+				seen[inv.ID] = inv.Args["v"]
+				mu.Unlock()
+				return g.Run(ctx, inv)
+			})
+			h := start(t, store, newFakeClock(), Config{Store: ws, MaxConcurrency: tc.maxConcurrency, Actions: ActionMap(map[string]engine.Action{"x": act})})
+			h.submit(newFiring("f1", "rs", tc.sequential, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
+			waitFor(t, "f1 running", func() bool { return g.running("*") == 1 })
+			h.submit(newFiring("f2", "rs", tc.sequential, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
+			st := store.state("f2/0")
+			st.Invocation.Args = map[string]any{"v": "stored"}
+			if err := store.Update(context.Background(), st); err != nil {
+				t.Fatal(err)
+			}
+			g.step(t)
+			g.step(t)
+			h.waitFinal("f1/0", "f2/0")
+			mu.Lock()
+			defer mu.Unlock()
+			if seen["f1/0"] != "submitted" || seen["f2/0"] != "stored" {
+				t.Errorf("f1/0 ran with %v, f2/0 with %v; want submitted (started at once), stored (waited)", seen["f1/0"], seen["f2/0"])
+			}
+			if n := ws.invReads.Load(); n != 1 {
+				t.Errorf("%d invocation reads, want 1: f2, which waited (f1 started at once)", n)
+			}
+		})
 	}
 }
 
@@ -233,41 +246,5 @@ func TestParkedFiringsRun(t *testing.T) {
 	defer h.d.mu.Unlock()
 	if h.d.jobRunners != 0 || len(h.d.parked) != 0 {
 		t.Errorf("%d runners, %d parked after all ran; want none", h.d.jobRunners, len(h.d.parked))
-	}
-}
-
-// The same for a firing of a sequential ruleset waiting behind an earlier
-// one, with global slots to spare.
-func TestQueuedSequentialReadFromStore(t *testing.T) {
-	store := newMemStore()
-	ws := &invStore{readerStore: &readerStore{memStore: store}}
-	g := newGate(func(*engine.Invocation) []string { return nil })
-	var mu sync.Mutex
-	seen := map[string]any{}
-	act := actionFunc(func(ctx context.Context, inv *engine.Invocation) engine.Result {
-		mu.Lock()
-		seen[inv.ID] = inv.Args["v"]
-		mu.Unlock()
-		return g.Run(ctx, inv)
-	})
-	h := start(t, store, newFakeClock(), Config{Store: ws, MaxConcurrency: 4, Actions: ActionMap(map[string]engine.Action{"x": act})})
-	h.submit(newFiring("f1", "rs", true, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
-	waitFor(t, "f1 running", func() bool { return g.running("*") == 1 })
-	h.submit(newFiring("f2", "rs", true, invSpec{action: "x", args: map[string]any{"v": "submitted"}}))
-	st := store.state("f2/0")
-	st.Invocation.Args = map[string]any{"v": "stored"}
-	if err := store.Update(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
-	g.step(t)
-	g.step(t)
-	h.waitFinal("f1/0", "f2/0")
-	mu.Lock()
-	defer mu.Unlock()
-	if seen["f1/0"] != "submitted" || seen["f2/0"] != "stored" {
-		t.Errorf("f1/0 ran with %v, f2/0 with %v; want submitted (started at once), stored (waited)", seen["f1/0"], seen["f2/0"])
-	}
-	if n := ws.invReads.Load(); n != 1 {
-		t.Errorf("%d invocation reads, want 1 (f2)", n)
 	}
 }

@@ -126,11 +126,16 @@ func (a *actionStore) writeThen(ctx context.Context, sync bool, fn func(db *pebb
 		if err != nil || !sync {
 			return err
 		}
-		if err := db.LogData(nil, pebble.Sync); err != nil {
-			return fmt.Errorf("journal: sync: %w", err)
-		}
-		return nil
+		return syncWAL(db)
 	})
+}
+
+// syncWAL makes every write to db before it durable with one WAL sync.
+func syncWAL(db *pebble.DB) error {
+	if err := db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("journal: sync: %w", err)
+	}
+	return nil
 }
 
 func getValue(db *pebble.DB, k []byte) ([]byte, bool, error) {
@@ -284,12 +289,7 @@ func (a *actionStore) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return a.read(func(db *pebble.DB) error {
-		if err := db.LogData(nil, pebble.Sync); err != nil {
-			return fmt.Errorf("journal: sync: %w", err)
-		}
-		return nil
-	})
+	return a.read(syncWAL)
 }
 
 func (a *actionStore) update(ctx context.Context, st *engine.InvocationState, sync bool) error {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -19,12 +18,7 @@ import (
 // recorded as running and then finished without waiting for a sync).
 func TestUpdateDeferred(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewCrashableMem()
-	s, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	mem, s := openCrashable(t, nil)
 	as := s.Actions().(engine.DeferredActionStore)
 	at := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	f := firing("f1", at, "rs", "r", nil, 2)
@@ -40,8 +34,7 @@ func TestUpdateDeferred(t *testing.T) {
 	}
 	statusAfterCrash := func(pct int, seed uint64, id string) engine.InvocationStatus {
 		t.Helper()
-		clone := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(seed, 3))})
-		c, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: clone})
+		c, err := openAfterCrash(mem, vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(seed, 3))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,12 +21,7 @@ import (
 // part of the rest, as a disk might.
 func TestPowerLossKeepsOrder(t *testing.T) {
 	ctx := context.Background()
-	mem := vfs.NewCrashableMem()
-	s, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	mem, s := openCrashable(t, nil)
 	as := s.Actions().(engine.BatchActionStore)
 	rng := rand.New(rand.NewPCG(1, 2))
 	firingID := func(seq uint64) string { return fmt.Sprintf("f-%d", seq) }
@@ -36,8 +31,7 @@ func TestPowerLossKeepsOrder(t *testing.T) {
 	check := func(step string) {
 		t.Helper()
 		crashes++
-		clone := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(uint64(crashes), 7))})
-		c, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: clone})
+		c, err := openAfterCrash(mem, vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(uint64(crashes), 7))})
 		if err != nil {
 			t.Fatalf("after %s: reopen: %v", step, err)
 		}
@@ -102,17 +96,11 @@ func TestSyncAllFirings(t *testing.T) {
 	for _, syncAll := range []bool{false, true} {
 		t.Run(fmt.Sprint("SyncAllFirings=", syncAll), func(t *testing.T) {
 			ctx := context.Background()
-			mem := vfs.NewCrashableMem()
-			s, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: mem, SyncAllFirings: syncAll})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			mem, s := openCrashable(t, func(o *Options) { o.SyncAllFirings = syncAll })
 			if err := s.Actions().Submit(ctx, &engine.Firing{ID: "audit-only", Ruleset: "rs", Rule: "r"}); err != nil {
 				t.Fatal(err)
 			}
-			clone := mem.CrashClone(vfs.CrashCloneCfg{}) // synced data only
-			c, err := Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: clone})
+			c, err := openAfterCrash(mem, vfs.CrashCloneCfg{}) // synced data only
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,4 +114,29 @@ func TestSyncAllFirings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openCrashable opens a store (with options mod changes, when not nil) on
+// an in-memory file system whose power losses openAfterCrash simulates.
+// The store is closed when the test ends.
+func openCrashable(t *testing.T, mod func(*Options)) (*vfs.MemFS, *Store) {
+	t.Helper()
+	mem := vfs.NewCrashableMem()
+	opts := Options{Dir: "/data", Log: zerolog.Nop(), fs: mem}
+	if mod != nil {
+		mod(&opts)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return mem, s
+}
+
+// openAfterCrash opens a store on what a power loss of mem now would
+// leave: all synced data and the part of the rest cfg says. The caller
+// closes it.
+func openAfterCrash(mem *vfs.MemFS, cfg vfs.CrashCloneCfg) (*Store, error) {
+	return Open(Options{Dir: "/data", Log: zerolog.Nop(), fs: mem.CrashClone(cfg)})
 }

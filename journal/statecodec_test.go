@@ -115,15 +115,7 @@ func TestUpdateAfterReadReusesInvocation(t *testing.T) {
 		if err := as.UpdateDeferred(ctx, st); err != nil {
 			t.Fatal(err)
 		}
-		back, err := as.Invocation(ctx, "f1/0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := json.Marshal(back)
-		want, _ := json.Marshal(st)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("%s: read back\n%s\nwant\n%s", status, got, want)
-		}
+		readBackAs(t, as, st)
 	}
 	if _, ok := as.raw.get(st.Invocation); ok {
 		t.Fatal("a final invocation's JSON is still kept")
@@ -146,14 +138,21 @@ func TestUpdateAfterReadReusesInvocation(t *testing.T) {
 	if count, b := s.Pending(); count != 0 || b != 0 {
 		t.Fatalf("pending %d, %d bytes with every invocation final", count, b)
 	}
-	back, err := as.Invocation(ctx, "f1/1")
+	readBackAs(t, as, st2)
+}
+
+// readBackAs fails t unless the store reads st's invocation back as st,
+// byte for byte in JSON.
+func readBackAs(t *testing.T, as *actionStore, st *engine.InvocationState) {
+	t.Helper()
+	back, err := as.Invocation(context.Background(), st.Invocation.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(back)
-	want, _ := json.Marshal(st2)
+	want, _ := json.Marshal(st)
 	if !bytes.Equal(got, want) {
-		t.Fatalf("f1/1 read back\n%s\nwant\n%s", got, want)
+		t.Fatalf("%s %s: read back\n%s\nwant\n%s", st.Invocation.ID, st.Status, got, want)
 	}
 }
 
