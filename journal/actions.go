@@ -220,7 +220,6 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		fseq := a.fseq
 		inBatch := map[string]bool{}
-		written = written[:0]
 		for _, e := range enc {
 			if inBatch[e.f.ID] {
 				continue
