@@ -29,6 +29,13 @@ func startCounter(t *testing.T, h *SourceHost) engine.SourceSpec {
 	if _, err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return counterSpec(t, h)
+}
+
+// counterSpec registers the started h and returns the spec of its
+// "counter" source plugin.
+func counterSpec(t *testing.T, h *SourceHost) engine.SourceSpec {
+	t.Helper()
 	reg := engine.NewRegistry()
 	if err := h.Register(reg); err != nil {
 		t.Fatal(err)
@@ -53,14 +60,7 @@ func TestSourcePluginRestarts(t *testing.T) {
 			if err != nil || len(infos) != 1 || infos[0].Name != "counter" || infos[0].Version != "0.0.1" {
 				t.Fatalf("start: %v %+v", err, infos)
 			}
-			reg := engine.NewRegistry()
-			if err := h.Register(reg); err != nil {
-				t.Fatal(err)
-			}
-			spec, ok := reg.Source("counter")
-			if !ok {
-				t.Fatal("source type not registered")
-			}
+			spec := counterSpec(t, h)
 			args := map[string]any{"count": 12, mode: 5, "marker": filepath.Join(t.TempDir(), "once")}
 			j := sourcetest.OpenJournal(t, t.TempDir())
 			defer j.Close()
