@@ -36,6 +36,12 @@ type awaitingApproval struct {
 	job    *job
 	st     *engine.InvocationState
 	cancel chan struct{} // closed when decided: stops the expiry timer
+	// stored is closed once park has recorded the pending state (ok
+	// says whether it could): a decision waits for it, so that it is
+	// never overwritten by the pending state, and an invocation the
+	// audit shows pending can always be decided.
+	stored chan struct{}
+	ok     bool
 }
 
 // stampModes sets each invocation's mode from Config.Mode.
@@ -82,7 +88,8 @@ func needsApproval(st *engine.InvocationState) bool {
 // reports whether it took j out of the active set (false: stopping, j
 // stays active until runJob returns).
 func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
-	if st.Status != engine.StatusPendingApproval || st.Approval == nil {
+	record := st.Status != engine.StatusPendingApproval || st.Approval == nil
+	if record {
 		now := d.clock.Now()
 		timeout := engine.DefaultApprovalTimeout
 		if pol := st.Invocation.Approval; pol != nil && pol.Timeout > 0 {
@@ -90,16 +97,10 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 		}
 		st.Status = engine.StatusPendingApproval
 		st.Approval = &engine.Approval{Requested: now, Deadline: now.Add(timeout)}
-		log := d.invLog(st.Invocation)
-		log.Info().Time("deadline", st.Approval.Deadline).Msg("approve mode: waiting for approval")
-		if err := d.persist(st); err != nil {
-			return false // stopping: the next start parks it again
-		}
-		if d.cfg.OnApprovalRequested != nil {
-			d.cfg.OnApprovalRequested(snapshot(st))
-		}
 	}
-	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{})}
+	// Waiting before the pending state is stored: whoever reads it there
+	// may decide at once (decide waits for stored).
+	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{}), stored: make(chan struct{}), ok: true}
 	d.mu.Lock()
 	if d.awaiting == nil {
 		d.awaiting = map[string]*awaitingApproval{}
@@ -107,6 +108,21 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 	d.awaiting[st.Invocation.ID] = p
 	delete(d.active, j.firingID)
 	d.mu.Unlock()
+	if record {
+		log := d.invLog(st.Invocation)
+		log.Info().Time("deadline", st.Approval.Deadline).Msg("approve mode: waiting for approval")
+		if err := d.persist(st); err != nil {
+			// Stopping: the next start parks it again.
+			d.unpark(st.Invocation.ID)
+			p.ok = false
+			close(p.stored)
+			return false
+		}
+		if d.cfg.OnApprovalRequested != nil {
+			d.cfg.OnApprovalRequested(snapshot(st))
+		}
+	}
+	close(p.stored)
 	wait := st.Approval.Deadline.Sub(d.clock.Now())
 	d.wg.Add(1)
 	go func() {
@@ -135,7 +151,11 @@ func (d *Dispatcher) Pending() []*engine.InvocationState {
 	defer d.mu.Unlock()
 	out := make([]*engine.InvocationState, 0, len(d.awaiting))
 	for _, p := range d.awaiting {
-		out = append(out, snapshot(p.st))
+		select {
+		case <-p.stored: // recorded: park no longer writes p.st
+			out = append(out, snapshot(p.st))
+		default: // listed once its pending state is stored
+		}
 	}
 	slices.SortFunc(out, func(a, b *engine.InvocationState) int {
 		return a.Approval.Requested.Compare(b.Approval.Requested)
@@ -159,7 +179,10 @@ func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string
 
 func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
 	p := d.unpark(id)
-	if p == nil {
+	if p != nil {
+		<-p.stored
+	}
+	if p == nil || !p.ok {
 		return nil, fmt.Errorf("%w: %q", ErrNotPending, id)
 	}
 	st := p.st
@@ -229,6 +252,9 @@ func (d *Dispatcher) ModesChanged() {
 	for _, p := range shadow {
 		if d.unpark(p.st.Invocation.ID) == nil {
 			continue // decided meanwhile
+		}
+		if <-p.stored; !p.ok {
+			continue // its pending state could not be recorded
 		}
 		st := p.st
 		st.Status = engine.StatusCancelled

@@ -244,3 +244,55 @@ func TestPendingOldestFirst(t *testing.T) {
 		t.Fatalf("Pending order %v, want %v", got, want)
 	}
 }
+
+// pendingGateStore holds the write of a pending-approval state until
+// released, as a slow disk would.
+type pendingGateStore struct {
+	*memStore
+	writing chan struct{} // receives when the pending state is being written
+	release chan struct{}
+}
+
+func (s *pendingGateStore) Update(ctx context.Context, st *engine.InvocationState) error {
+	if st.Status == engine.StatusPendingApproval {
+		s.writing <- struct{}{}
+		<-s.release
+	}
+	return s.memStore.Update(ctx, st)
+}
+
+// An invocation can be decided as soon as it waits, even while its
+// pending state is still being written: the decision waits for that write
+// and is not overwritten by it. (Before, Decide answered "not waiting"
+// until the dispatcher had registered it, after the write: a client that
+// saw it pending in the audit could not decide it.)
+func TestDecideWhilePendingStateIsWritten(t *testing.T) {
+	store := newMemStore()
+	gs := &pendingGateStore{memStore: store, writing: make(chan struct{}), release: make(chan struct{})}
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}, pol: &engine.ApprovalPolicy{Timeout: time.Hour}}
+	h := start(t, store, newFakeClock(), Config{Store: gs, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get})
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+	<-gs.writing
+	decided := make(chan error, 1)
+	go func() {
+		_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionRejected, "carol", "")
+		decided <- err
+	}()
+	select {
+	case err := <-decided:
+		t.Fatalf("Decide returned (%v) while the pending state was being written", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gs.release)
+	if err := <-decided; err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	h.waitFinal("f1/0")
+	if st := store.state("f1/0"); st.Status != engine.StatusRejected || st.Approval == nil || st.Approval.By != "carol" {
+		t.Fatalf("final state %s %+v, want rejected by carol", st.Status, st.Approval)
+	}
+	if n := act.count(); n != 0 {
+		t.Fatalf("a rejected invocation ran %d times", n)
+	}
+}
