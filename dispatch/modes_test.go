@@ -272,6 +272,9 @@ func TestDecideWhilePendingStateIsWritten(t *testing.T) {
 	act := &script{results: []engine.Result{engine.Success("ok")}}
 	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}, pol: &engine.ApprovalPolicy{Timeout: time.Hour}}
 	h := start(t, store, newFakeClock(), Config{Store: gs, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get})
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(gs.release) }) }
+	t.Cleanup(release) // before the dispatcher stops, should the test fail
 	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
 	<-gs.writing
 	decided := make(chan error, 1)
@@ -284,7 +287,7 @@ func TestDecideWhilePendingStateIsWritten(t *testing.T) {
 		t.Fatalf("Decide returned (%v) while the pending state was being written", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(gs.release)
+	release()
 	if err := <-decided; err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
