@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,58 @@ func TestBacklogCountsInvocationsAndBytes(t *testing.T) {
 		t.Fatal("BacklogFull over the byte bound: nil, want full")
 	}
 	full("a small event over the byte bound", engine.Entry{Event: bigEvent(8, 1)})
+}
+
+// The backlog counters follow every state an invocation goes through,
+// whether update knows its stored size (invocations submitted by this
+// process) or reads it back (the size map lost, as for one stored by an
+// earlier process): after each step they are what a count of the stored
+// states gives.
+func TestBacklogCountersFollowUpdates(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), engine.NewFakeClock(t0), nil)
+	a := s.actions
+	recount := func(step string) {
+		t.Helper()
+		fresh, err := newActionStore(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, b := a.pending(); n != fresh.unfinished.Load() || b != fresh.unfinishedBytes.Load() {
+			t.Fatalf("%s: counters %d, %d bytes; the stored states count %d, %d", step, n, b,
+				fresh.unfinished.Load(), fresh.unfinishedBytes.Load())
+		}
+	}
+	var states []*engine.InvocationState
+	for i := range 3 {
+		id := fmt.Sprintf("f%d", i)
+		inv := &engine.Invocation{ID: id + "/0", FiringID: id, Action: "x", Event: bigEvent(i, 10*i)}
+		if err := a.Submit(ctx, &engine.Firing{ID: id, Time: t0, Ruleset: "rs", Rule: "r", Invocations: []*engine.Invocation{inv}}); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: t0})
+	}
+	recount("submitted")
+	for step := 1; step <= 4; step++ {
+		if step == 3 {
+			a.mu.Lock()
+			a.sizes = nil
+			a.mu.Unlock()
+		}
+		for i, st := range states {
+			st.Status = engine.StatusRunning
+			st.Attempts = append(st.Attempts, engine.Attempt{N: step, Output: strings.Repeat("o", 100*step+i)})
+			if step == 4 && i > 0 {
+				st.Status = engine.StatusSucceeded
+			}
+			st.Updated = t0.Add(time.Duration(step) * time.Second)
+			if err := a.UpdateDeferred(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			recount(fmt.Sprintf("step %d, invocation %d", step, i))
+		}
+	}
+	if n, _ := a.pending(); n != 1 {
+		t.Fatalf("%d invocations unfinished, want 1", n)
+	}
 }
