@@ -701,14 +701,42 @@ func (d *Dispatcher) settleLater() bool {
 	return true
 }
 
+// settleDelay is how long the settler lets results gather before one
+// sync makes them all durable, and settleBatch how many make it sync at
+// once. Nothing waits for a result to be settled but the action's record
+// of the attempt, which holds the result until then: syncing each result
+// as it came was one of the 2.5 fdatasyncs per command at 600 parallel
+// commands/s, each 50-150 us of CPU in this VM.
+const (
+	settleDelay = 10 * time.Millisecond
+	settleBatch = 256
+)
+
 // settler syncs the store for the results recorded without a sync, as
-// many as wait at once with one sync, then settles their records. It
-// returns when settleCh is closed and drained.
+// many as gather within settleDelay with one sync, then settles their
+// records. Stop beginning (settleNow) ends the wait. It returns when
+// settleCh is closed and drained.
 func (d *Dispatcher) settler() {
 	defer close(d.settlerDone)
 	var batch []settleItem
 	for it := range d.settleCh {
 		batch = append(batch[:0], it)
+		wait := d.clock.After(settleDelay)
+	gather:
+		for len(batch) < settleBatch {
+			select {
+			case it, ok := <-d.settleCh:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, it)
+			case <-wait:
+				break gather
+			case <-d.settleNow:
+				break gather
+			}
+		}
+		// Whatever came meanwhile shares the sync.
 	more:
 		for {
 			select {

@@ -190,7 +190,8 @@ func TestRecorderDefersSyncsAndSettlesWhenDurable(t *testing.T) {
 		plainDuring = append(plainDuring, store.durableStatus(inv.ID))
 		return engine.Success("ok")
 	})
-	h := start(t, mem, newFakeClock(), Config{Store: store, Actions: ActionMap(map[string]engine.Action{"cmd": rec, "http": plain})})
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"cmd": rec, "http": plain})})
 	var ids []string
 	for _, id := range []string{"f1", "f2", "f3", "f4", "f5"} {
 		h.submit(newFiring(id, "rs", true, invSpec{action: "cmd"}, invSpec{action: "http"}))
@@ -198,6 +199,7 @@ func TestRecorderDefersSyncsAndSettlesWhenDurable(t *testing.T) {
 	}
 	h.waitFinal(ids...)
 	waitFor(t, "every recorded attempt settled", func() bool {
+		clock.Advance(settleDelay) // the settler gathers results that long
 		_, _, settled, _ := rec.snapshot()
 		return len(settled) == 5
 	})
@@ -229,6 +231,53 @@ func TestRecorderDefersSyncsAndSettlesWhenDurable(t *testing.T) {
 		if got := store.durableStatus(id); got != engine.StatusSucceeded {
 			t.Errorf("%s durable status %s, want succeeded", id, got)
 		}
+	}
+}
+
+// The settler lets results gather for settleDelay on the dispatcher's
+// clock and makes them durable with one sync: results are not synced one
+// by one as they come, and none is settled before its sync.
+func TestSettlerGathersResultsForOneSync(t *testing.T) {
+	store, mem := newDeferStore()
+	rec := &recorder{store: store, gate: make(chan struct{})}
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"cmd": rec})})
+	var ids []string
+	for _, id := range []string{"f1", "f2", "f3", "f4"} {
+		h.submit(newFiring(id, "rs-"+id, false, invSpec{action: "cmd"}))
+		ids = append(ids, id+"/0")
+	}
+	close(rec.gate)
+	// (Not h.waitFinal, which advances the clock to the settler's timer.)
+	waitFor(t, "every result recorded", func() bool {
+		for _, id := range ids {
+			if !h.store.status(id).Final() {
+				return false
+			}
+		}
+		return true
+	})
+	// The first result started the settler's wait; the others join it.
+	waitFor(t, "the settler waiting with every result", func() bool {
+		return slices.Contains(clock.waits(), settleDelay) && len(h.d.settleCh) == 0
+	})
+	store.dmu.Lock()
+	before := store.syncs
+	store.dmu.Unlock()
+	if _, _, settled, _ := rec.snapshot(); len(settled) != 0 || before != 0 {
+		t.Fatalf("before the delay passed: settled %v, %d syncs; want none", settled, before)
+	}
+	waitFor(t, "every result settled", func() bool {
+		clock.Advance(settleDelay)
+		_, _, settled, _ := rec.snapshot()
+		return len(settled) == len(ids)
+	})
+	_, _, _, early := rec.snapshot()
+	store.dmu.Lock()
+	syncs := store.syncs
+	store.dmu.Unlock()
+	if len(early) != 0 || syncs >= len(ids) {
+		t.Fatalf("%d syncs for %d results, settled before durable %v; want fewer syncs than results, none early", syncs, len(ids), early)
 	}
 }
 

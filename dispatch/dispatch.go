@@ -252,6 +252,7 @@ type Dispatcher struct {
 	settled      sync.WaitGroup
 	settlerDone  chan struct{}
 	settleAbort  chan struct{} // closed by Stop when its deadline passes
+	settleNow    chan struct{} // closed by Stop: sync what waits at once
 
 	quit      chan struct{} // closed by Stop: start no new attempt
 	runCtx    context.Context
@@ -330,6 +331,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		shutdownBegun: make(chan struct{}),
 		settlerDone:   make(chan struct{}),
 		settleAbort:   make(chan struct{}),
+		settleNow:     make(chan struct{}),
 		quit:          make(chan struct{}),
 		runCtx:        runCtx,
 		cancelRun:     cancel,
@@ -981,6 +983,7 @@ func (d *Dispatcher) stopSettler(ctx context.Context) {
 	}
 	d.settleClosed = true
 	d.settleMu.Unlock()
+	close(d.settleNow)
 	all := make(chan struct{})
 	go func() {
 		d.settled.Wait() // every reserved result was sent and settled
