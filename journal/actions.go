@@ -151,13 +151,14 @@ func (a *actionStore) writeThen(ctx context.Context, sync bool, fn func(db *pebb
 		if err != nil || !sync {
 			return err
 		}
-		return syncWAL(db)
+		return a.s.syncWAL()
 	})
 }
 
-// syncWAL makes every write to db before it durable with one WAL sync.
-func syncWAL(db *pebble.DB) error {
-	if err := db.LogData(nil, pebble.Sync); err != nil {
+// syncWAL makes every write to the database before it durable, with a
+// WAL sync it may share with other callers (walSyncer); mu held shared.
+func (s *Store) syncWAL() error {
+	if err := s.wal.sync(0); err != nil {
 		return fmt.Errorf("journal: sync: %w", err)
 	}
 	return nil
@@ -323,7 +324,7 @@ func (a *actionStore) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return a.read(syncWAL)
+	return a.read(func(*pebble.DB) error { return a.s.syncWAL() })
 }
 
 func (a *actionStore) update(ctx context.Context, st *engine.InvocationState, sync bool) error {

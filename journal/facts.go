@@ -58,6 +58,7 @@ func (s *Store) DoneWithFacts(ctx context.Context, seq uint64, changes []engine.
 		}
 		writes = append(writes, w)
 	}
+	s.wal.askDone(seq)
 	r := &request{kind: reqDone, seq: seq, facts: writes}
 	if err := s.submit(r); err != nil {
 		return err

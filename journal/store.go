@@ -113,6 +113,8 @@ type Options struct {
 	// fs, when set (by tests), replaces the operating system's file system:
 	// a crashable in-memory one shows what survives a power loss.
 	fs vfs.FS
+	// syncGather, when set (by tests), replaces the bound of syncGather.
+	syncGather time.Duration
 }
 
 // Store is the embedded journal: a durable, ordered event log with
@@ -122,7 +124,8 @@ type Options struct {
 // Emit and Done calls go through one committer goroutine that takes every
 // call queued while the previous commit was syncing, decides each call
 // atomically (backlog bound, dedupe, stale) and writes the whole group with a
-// single synced Pebble batch: one WAL fsync per group, not per call.
+// single Pebble batch and one WAL fsync per group, not per call, which the
+// engine's firings of those records may share (walSyncer).
 type Store struct {
 	opts  Options
 	db    *pebble.DB
@@ -137,10 +140,15 @@ type Store struct {
 	// committerDone is closed when the committer goroutine has returned.
 	committerDone chan struct{}
 
-	// lastSeq is the Seq of the newest durable record; lastDone the newest
-	// durable Done. Written only by the committer after a successful commit.
+	// lastSeq is the Seq of the newest record written (durable once its
+	// group's sync ends); lastDone the newest Done written. Written only by
+	// the committer once a group is applied.
 	lastSeq  atomic.Uint64
 	lastDone atomic.Uint64
+	// wal runs the WAL syncs (walSyncer); hasReader is set by the first
+	// Read: only then does a group commit wait for a reader to act.
+	wal       *walSyncer
+	hasReader atomic.Bool
 	// readMax is the highest Seq Read has returned, or the last record at
 	// Open: a record at or below it may have been processed before
 	// (engine.Record.Redelivered).
@@ -277,6 +285,7 @@ func Open(opts Options) (*Store, error) {
 		committerDone: make(chan struct{}),
 		notify:        make(chan struct{}),
 		doneNotify:    make(chan struct{}),
+		wal:           newWALSyncer(db, opts.syncGather),
 	}
 	seq, err := s.metaU64(metaSeq)
 	if err == nil {
@@ -593,36 +602,41 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		_ = g.b.Set(metaKey(metaDone), u64(done), nil)
 	}
 	var err error
-	if !g.b.Empty() {
+	published := false
+	if g.b.Empty() {
+		s.publish(g, startSeq, startDone, seq, done)
+		published = true
+	} else {
 		start := time.Now()
-		if g.sync {
-			err = g.b.Commit(pebble.Sync)
-			if err == nil && s.opts.OnCommit != nil {
-				s.opts.OnCommit(time.Since(start))
+		// Applied without a sync, and published to Read at once (see
+		// walSyncer): a reader that keeps up acts on the records while
+		// the group waits for the sync that acknowledges them, and what
+		// it writes meanwhile shares that sync. A group of Done calls
+		// only is not synced: a crash may forget them, and the records
+		// are then read again, marked Redelivered; the next synced
+		// commit makes them durable (the WAL is written in order).
+		if err = g.b.Commit(pebble.NoSync); err == nil {
+			s.publish(g, startSeq, startDone, seq, done)
+			published = true
+			if g.sync {
+				var until uint64
+				if seq != startSeq && s.hasReader.Load() && s.readMax.Load() >= startSeq {
+					until = seq
+				}
+				// A failed WAL sync stops the process (Pebble's fatal
+				// commit error); should one return, the records stay
+				// published but no caller is told they were accepted.
+				if err = s.wal.sync(until); err == nil && s.opts.OnCommit != nil {
+					s.opts.OnCommit(time.Since(start))
+				}
 			}
-		} else {
-			// Only Done calls: a crash may forget them, and the records are
-			// then read again, marked Redelivered. The next synced commit
-			// makes them durable (the WAL is written in order).
-			err = g.b.Commit(pebble.NoSync)
 		}
 	}
 	if err != nil {
 		err = fmt.Errorf("journal: commit: %w", err)
 		s.log.Error().Err(err).Int("calls", len(reqs)).Msg("group commit failed")
-		seq, done = startSeq, startDone
-	} else {
-		s.lastDone.Store(done)
-		if done != startDone {
-			s.wakeDone()
-		}
-		s.advancePending(startDone, done, g.recs)
-		for _, rec := range g.recs {
-			s.recent.add(rec)
-		}
-		if seq != startSeq {
-			s.lastSeq.Store(seq)
-			s.wake()
+		if !published {
+			seq, done = startSeq, startDone
 		}
 	}
 	for _, r := range reqs {
@@ -633,6 +647,23 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		close(r.ready)
 	}
 	return seq, done
+}
+
+// publish makes what a group applied visible: its records to Read, its
+// Done calls to LastDone, Pace and the backlog.
+func (s *Store) publish(g *group, startSeq, startDone, seq, done uint64) {
+	s.lastDone.Store(done)
+	if done != startDone {
+		s.wakeDone()
+	}
+	s.advancePending(startDone, done, g.recs)
+	for _, rec := range g.recs {
+		s.recent.add(rec)
+	}
+	if seq != startSeq {
+		s.lastSeq.Store(seq)
+		s.wake()
+	}
 }
 
 // plannedEntry is one accepted entry of an Emit call, before it is written.
@@ -950,14 +981,17 @@ func (s *Store) wake() {
 	s.notifyMu.Unlock()
 }
 
-// Read implements engine.Journal: it blocks until a durable record with
-// Seq > after exists, ctx ends or the store closes (engine.ErrClosed), and
-// returns up to max records in order (max < 1 reads one). Records that were
-// done and compacted are skipped.
+// Read implements engine.Journal: it blocks until a record with Seq > after
+// exists, ctx ends or the store closes (engine.ErrClosed), and returns up
+// to max records in order (max < 1 reads one). Records that were done and
+// compacted are skipped. A record is returned as soon as it is written,
+// possibly before the sync that acknowledges it ends (see walSyncer): a
+// synced write after it makes it durable too.
 func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Record, error) {
 	if max < 1 {
 		max = 1
 	}
+	s.hasReader.Store(true)
 	for {
 		s.notifyMu.Lock()
 		changed := s.notify
@@ -1050,6 +1084,7 @@ func (s *Store) Done(ctx context.Context, seq uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.wal.askDone(seq)
 	r := &request{kind: reqDone, seq: seq}
 	if err := s.submit(r); err != nil {
 		return err
@@ -1080,7 +1115,7 @@ func (s *Store) Position(_ context.Context, src engine.SourceRef) (string, error
 
 var _ engine.PositionReader = (*Store)(nil)
 
-// LastSeq returns the Seq of the newest durable record (0: none yet).
+// LastSeq returns the Seq of the newest record written (0: none yet).
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
 
 // Backlog implements engine.Journal: records accepted and not yet done.

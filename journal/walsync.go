@@ -1,0 +1,145 @@
+package journal
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// syncGather bounds how long a group commit of events waits, once its
+// records are published to a reader that keeps up, for that reader to act
+// on them before the WAL sync that acknowledges them (see walSyncer).
+const syncGather = time.Millisecond
+
+// walSyncer runs the store's WAL syncs: a sync makes every write before it
+// durable, so every caller waiting at that moment is served by one.
+//
+// Its point is the event and the firing it causes. The committer writes a
+// group of events without a sync and publishes them to Read at once; the
+// engine evaluates them while the committer gathers, and the firings it
+// stores (the action store's synced write) join the same sync as their
+// events: one fdatasync where there were two in a row, each 50-150 us of
+// CPU in this VM and a few hundred of latency. A gathering committer
+// stops waiting when a firing asks for a sync, when the engine marks the
+// group done (events that fired nothing: Done is called, not yet
+// committed), or after syncGather.
+//
+// What this changes: the engine may read a record before it is durable.
+// Nothing it causes outside the store comes before a sync that covers the
+// record: the dispatcher runs a firing only once the firing is synced,
+// and the WAL keeps the order, so the sync that covers a firing covers
+// the events before it. Only what the engine shows or prints itself (the
+// live stream, debug) may come first; a crash before the sync loses both
+// the record and what it caused, and its sender, never acknowledged,
+// sends it again. A failed WAL sync stops the process (Pebble's fatal
+// commit error), so no caller goes on after one.
+type walSyncer struct {
+	db *pebble.DB
+	// gatherMax is syncGather, or what a test sets.
+	gatherMax time.Duration
+
+	mu sync.Mutex
+	// round is the sync being gathered, not started yet: a caller joins
+	// it rather than start another.
+	round *syncRound
+	// hurry wakes a gathering round: someone joined it or marked the
+	// records it waits for done.
+	hurry chan struct{}
+	// doneAsked is the highest seq a Done call asked for, before the
+	// committer decides it.
+	doneAsked atomic.Uint64
+}
+
+type syncRound struct {
+	done   chan struct{}
+	err    error
+	joined bool // another caller waits for this round; under walSyncer.mu
+}
+
+func newWALSyncer(db *pebble.DB, gatherMax time.Duration) *walSyncer {
+	if gatherMax <= 0 {
+		gatherMax = syncGather
+	}
+	return &walSyncer{db: db, gatherMax: gatherMax, hurry: make(chan struct{}, 1)}
+}
+
+// sync makes every write applied before the call durable. A call with
+// until > 0 (the committer, for records up to until that a reader will
+// act on) first waits for doneAsked to reach until, for another caller to
+// join, or for syncGather to pass.
+func (w *walSyncer) sync(until uint64) error {
+	w.mu.Lock()
+	if r := w.round; r != nil {
+		r.joined = true
+		w.mu.Unlock()
+		w.nudge()
+		<-r.done
+		return r.err
+	}
+	r := &syncRound{done: make(chan struct{})}
+	w.round = r
+	w.mu.Unlock()
+	if until > 0 {
+		w.gather(r, until)
+	}
+	w.mu.Lock()
+	w.round = nil // callers from now on need a sync after this one
+	w.mu.Unlock()
+	r.err = w.db.LogData(nil, pebble.Sync)
+	close(r.done)
+	return r.err
+}
+
+func (w *walSyncer) gather(r *syncRound, until uint64) {
+	// A stale nudge, from a caller that joined an earlier round or a Done
+	// of earlier records, must not end this wait: drain it, then look.
+	select {
+	case <-w.hurry:
+	default:
+	}
+	w.mu.Lock()
+	joined := r.joined
+	w.mu.Unlock()
+	if joined || w.doneAsked.Load() >= until {
+		return
+	}
+	t := time.NewTimer(w.gatherMax)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.hurry:
+			if w.doneAsked.Load() >= until {
+				return
+			}
+			w.mu.Lock()
+			joined := r.joined
+			w.mu.Unlock()
+			if joined {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// nudge wakes a gathering round, without blocking.
+func (w *walSyncer) nudge() {
+	select {
+	case w.hurry <- struct{}{}:
+	default:
+	}
+}
+
+// askDone notes that a Done up to seq is on its way to the committer.
+func (w *walSyncer) askDone(seq uint64) {
+	for {
+		prev := w.doneAsked.Load()
+		if seq <= prev || w.doneAsked.CompareAndSwap(prev, seq) {
+			break
+		}
+	}
+	w.nudge()
+}
