@@ -25,8 +25,9 @@
 // rules, no Pebble. Per request the HTTP side does what -durable does (read,
 // group-committed append of the body, decode, answer 200); then a goroutine
 //  1. appends the invocation (Rulebook's engine.Invocation shape: ids, the
-//     rendered argv, the event with its meta under event and events, about
-//     1.4 KB of JSON here) to the same log and waits for its sync;
+//     rendered argv, the event with its meta under event and events: about
+//     1.0-1.1 KB of JSON with bench/actions.sh's requests, where Rulebook's
+//     is 1.3-1.5 KB) to the same log and waits for its sync;
 //  2. asks the supervisor to run it, in a slot of DIR/slots, over a
 //     socketpair: the supervisor is this binary executed again (its first
 //     argument -supervise-promises, its end of the socket on descriptor
@@ -42,8 +43,12 @@
 //     for the sync (groupcommit AppendThen), and once the commit that
 //     covered it synced, marks the slot free with one write and reuses it.
 //
-// Rulebook's ratio to it is then what its engine and its implementation of
-// those promises cost beyond the least they can.
+// The slots file grows to the most programs running at once and is
+// reused after. Left out, as no promise needs them: Rulebook's rewrite of
+// the pid record with the program's pid and start time after the fork, a
+// process group of the program's own, Pdeathsig, timeouts. Rulebook's
+// ratio to it is what its engine and its implementation of the promises
+// cost beyond the least they can.
 package main
 
 import (
