@@ -10,6 +10,14 @@
 #               program with its output captured), nothing recorded
 #   durablehook forkhook -durable: the same after a group-committed
 #               write and fdatasync of each body, the least durability costs
+#   promisehook forkhook -promises -durable: Rulebook's promises per command
+#               kept with nothing else (the event synced before the 200, the
+#               invocation synced before the program starts, the program
+#               forked by a separate supervisor process that records it in
+#               a reused slot, the result logged without waiting and the
+#               slot freed after the next commit): the least they cost, so
+#               parallel/promisehook is how far Rulebook is from that floor
+#               and promisehook/forkhook how far the promises let it get
 #   sequential  rulebook run, execution_strategy: sequential
 #   parallel    rulebook run, execution_strategy: parallel
 # Phases:
@@ -100,6 +108,7 @@ if wanted webhook; then
 fi
 wanted forkhook && targets+=(forkhook)
 wanted durablehook && targets+=(durablehook)
+wanted promisehook && targets+=(promisehook)
 if wanted sequential || wanted parallel; then
   (cd "$repo" && go build -o "$work/rulebook" ./cmd/rulebook)
   # The dedicated supervisor next to the engine, as installed; NOSUPERVISE=1
@@ -130,6 +139,10 @@ JSON
     ;;
   durablehook)
     "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" -durable "$work/data" >"$work/$t.log" 2>&1 &
+    url="http://127.0.0.1:$PORT/"
+    ;;
+  promisehook)
+    "$work/forkhook" -addr "127.0.0.1:$PORT" -prog "$work/tiny" -out "$out" -durable "$work/data" -promises >"$work/$t.log" 2>&1 &
     url="http://127.0.0.1:$PORT/"
     ;;
   intake)
@@ -188,13 +201,19 @@ ref=""
 [[ -n ${cps[forkhook]:-} ]] && ref=forkhook
 [[ -n ${cps[webhook]:-} ]] && ref=webhook
 if [[ -n $ref ]]; then
-  for t in durablehook sequential parallel; do
+  for t in durablehook promisehook sequential parallel; do
     [[ -n ${cps[$t]:-} ]] || continue
     awk -v t="$t" -v r="$ref" -v a="${cps[$t]}" -v b="${cps[$ref]}" 'BEGIN { printf "ratio %s/%s: %.2f\n", t, r, a / b }'
   done
   [[ -n ${cps[durablehook]:-} && -n ${cps[parallel]:-} ]] &&
     awk -v a="${cps[parallel]}" -v b="${cps[durablehook]}" 'BEGIN { printf "ratio parallel/durablehook: %.2f\n", a / b }'
 fi
+# promisehook against forkhook even when adnanh/webhook is the reference:
+# both are the same code but for the promises.
+[[ $ref != forkhook && -n ${cps[promisehook]:-} && -n ${cps[forkhook]:-} ]] &&
+  awk -v a="${cps[promisehook]}" -v b="${cps[forkhook]}" 'BEGIN { printf "ratio promisehook/forkhook: %.2f\n", a / b }'
+[[ -n ${cps[promisehook]:-} && -n ${cps[parallel]:-} ]] &&
+  awk -v a="${cps[parallel]}" -v b="${cps[promisehook]}" 'BEGIN { printf "ratio parallel/promisehook: %.2f\n", a / b }'
 "$work/load" -floor "$work/tiny" -out "$work/floor.out" -floor-n "${FLOOR_N:-1000}"
 if wanted sequential || wanted parallel; then
   # The floor again while Rulebook takes RATE events/s (none action), as it

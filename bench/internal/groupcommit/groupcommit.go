@@ -6,6 +6,10 @@
 // preallocated, already synced log file with one write and one fdatasync
 // (the cheapest sync ext4 offers: no file size to flush), then releases
 // their callers. It parses nothing and keeps no index.
+//
+// Append waits for the commit; AppendThen does not, and is told once a
+// commit covered its body (bench/actions/forkhook -promises records a
+// command's result so and frees its slot after).
 package groupcommit
 
 import (
@@ -22,11 +26,13 @@ type Log struct {
 	queue chan *pending
 }
 
-// pending is one body waiting for the committer.
+// pending is one body waiting for the committer: its caller waits on
+// done (Append) or is called back with then (AppendThen).
 type pending struct {
 	body []byte
 	err  error
 	done chan struct{}
+	then func(error)
 }
 
 // Open creates dir/log of size bytes, written and synced whole, and starts
@@ -53,6 +59,15 @@ func (l *Log) Append(body []byte) error {
 	return p.err
 }
 
+// AppendThen queues body for the next commit and returns at once. The
+// committer calls then with the commit's error once that commit wrote and
+// synced body: on the committer's goroutine, before the next commit, so
+// then must be short. Bodies are committed in the order they are queued,
+// by Append and AppendThen alike.
+func (l *Log) AppendThen(body []byte, then func(error)) {
+	l.queue <- &pending{body: body, then: then}
+}
+
 // preallocate creates the log file and writes and syncs it whole, so later
 // writes overwrite allocated blocks and a sync has no metadata to flush.
 func preallocate(path string, size int64) (*os.File, error) {
@@ -76,7 +91,7 @@ func preallocate(path string, size int64) (*os.File, error) {
 
 // commit is the committer: it takes every body waiting, writes them as
 // length-prefixed records with one write at the log's offset, syncs once,
-// and releases their callers.
+// and releases their callers (or calls them back).
 func (l *Log) commit() {
 	var (
 		group []*pending
@@ -108,6 +123,10 @@ func (l *Log) commit() {
 		}
 		off += int64(len(buf))
 		for _, p := range group {
+			if p.then != nil {
+				p.then(err)
+				continue
+			}
 			p.err = err
 			close(p.done)
 		}
