@@ -620,7 +620,7 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 			published = true
 			if g.sync {
 				var until uint64
-				if seq != startSeq && s.hasReader.Load() && s.readMax.Load() >= startSeq {
+				if seq != startSeq && s.hasReader.Load() && s.readMax.Load() >= startSeq && s.wal.worthWaiting() {
 					until = seq
 				}
 				// A failed WAL sync stops the process (Pebble's fatal
@@ -1132,6 +1132,7 @@ func (s *Store) Close() error {
 		if err := s.Stop(stopCtx); err != nil {
 			s.log.Error().Err(err).Msg("stop compaction")
 		}
+		s.wal.stop() // a group waiting for the reader syncs now
 		s.mu.Lock()
 		s.closed = true
 		close(s.reqs)

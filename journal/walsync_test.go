@@ -145,6 +145,36 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 	if got := syncs.Load() - before; got != 1 {
 		t.Fatalf("%d WAL syncs for an event that fired nothing, want 1", got)
 	}
+
+	// That wait did not pay (no synced write joined it): the next groups
+	// are acknowledged without waiting for the engine, but for one in
+	// syncProbe, which looks whether firings come again.
+	for n := 3; n <= 1+syncProbe; n++ {
+		emitOne(n)
+		rec = read()
+		if n < 1+syncProbe {
+			select {
+			case err := <-emitted:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("event %d: the emit waited for the engine after a wait that did not pay", n)
+			}
+			continue
+		}
+		select {
+		case err := <-emitted:
+			t.Fatalf("event %d, the probe: acknowledged (%v) before the engine was done with it", n, err)
+		default:
+		}
+		if err := s.Done(ctx, rec.Seq); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-emitted; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // A record the engine read before its sync is lost, with what the engine
