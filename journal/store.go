@@ -208,6 +208,9 @@ type request struct {
 
 	err   error
 	ready chan struct{}
+	// released: ready was closed before the group's sync (a Done that
+	// carries no facts); the committer's only.
+	released bool
 }
 
 // group is the state of one group commit.
@@ -572,6 +575,10 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 	}
 	defer g.b.Close()
 	startSeq, startDone := seq, done
+	// factsDone: a Done carrying facts is in the group, and waits for its
+	// sync; its caller, the engine's runner, cannot act on the records
+	// meanwhile.
+	factsDone := false
 	for _, r := range reqs {
 		switch r.kind {
 		case reqEmit:
@@ -582,6 +589,7 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 				break
 			}
 			done = max(done, r.seq)
+			factsDone = factsDone || len(r.facts) > 0
 			for _, f := range r.facts {
 				g.sync = true
 				if f.value == nil {
@@ -619,8 +627,17 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 			s.publish(g, startSeq, startDone, seq, done)
 			published = true
 			if g.sync {
+				// A Done without facts needs no sync (see Done): its
+				// caller, the engine's runner, goes on now, to act on the
+				// records this group waits for.
+				for _, r := range reqs {
+					if r.kind == reqDone && len(r.facts) == 0 {
+						r.released = true
+						close(r.ready)
+					}
+				}
 				var until uint64
-				if seq != startSeq && s.hasReader.Load() && s.readMax.Load() >= startSeq && s.wal.worthWaiting() {
+				if seq != startSeq && !factsDone && s.hasReader.Load() && s.readMax.Load() >= startSeq && s.wal.worthWaiting() {
 					until = seq
 				}
 				// A failed WAL sync stops the process (Pebble's fatal
@@ -640,6 +657,9 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 		}
 	}
 	for _, r := range reqs {
+		if r.released {
+			continue
+		}
 		if err != nil && r.err == nil {
 			r.err = err
 			r.outcomes = nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
 
 	"github.com/rulebook-dev/rulebook/engine"
 )
@@ -238,6 +239,98 @@ func waitReader(t *testing.T, s *Store) {
 	for !s.hasReader.Load() {
 		if time.Now().After(deadline) {
 			t.Fatal("no Read began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The engine's runner calls Done after each batch and waits for it: while
+// it waits it cannot act on the records of the group that Done is in, so
+// that group must not wait for the engine (here syncGather is an hour).
+// Before, a Done committed with new records waited the whole syncGather
+// for an engine blocked in that very Done, and counted as a wait that did
+// not pay.
+func TestDoneInAGroupOfNewRecordsDoesNotWaitForItself(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: t.TempDir(), Clock: engine.NewFakeClock(t0), Log: zerolog.Nop(), syncGather: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	as := s.Actions().(engine.BatchActionStore)
+
+	// Record 1, read by the engine, whose firing joins its sync: the
+	// last wait paid.
+	emitted := make(chan error, 2)
+	readDone := make(chan []engine.Record, 1)
+	go func() {
+		recs, _ := s.Read(ctx, 0, 10)
+		readDone <- recs
+	}()
+	waitReader(t, s)
+	go func() {
+		_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(1)}})
+		emitted <- err
+	}()
+	<-readDone
+	f := &engine.Firing{ID: "f1", Ruleset: "rs", Rule: "r", Invocations: []*engine.Invocation{{ID: "f1/0", FiringID: "f1", Action: "run_command"}}}
+	if err := as.SubmitAll(ctx, []*engine.Firing{f}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-emitted; err != nil {
+		t.Fatal(err)
+	}
+
+	// Hold the committer while record 2 and the engine's Done(1) queue,
+	// so that they are committed as one group.
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	go func() {
+		_ = s.submit(&request{kind: reqApply, apply: func(*group) error {
+			close(held)
+			<-hold
+			return nil
+		}})
+	}()
+	<-held
+	go func() {
+		_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(2)}})
+		emitted <- err
+	}()
+	waitQueued(t, s, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Done(ctx, 1) }()
+	waitQueued(t, s, 2)
+	close(hold)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine's Done waited for the engine to act on the records of its own group")
+	}
+	// The engine, free again, reads record 2; the emit is acknowledged
+	// once the engine acts on it (here: marks it done).
+	recs, err := s.Read(ctx, 1, 10)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read: %v, %v", recs, err)
+	}
+	if err := s.Done(ctx, recs[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-emitted; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitQueued waits until n requests wait for the committer.
+func waitQueued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.reqs) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(s.reqs), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
