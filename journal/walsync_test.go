@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -251,6 +252,14 @@ func waitReader(t *testing.T, s *Store) {
 // for an engine blocked in that very Done, and counted as a wait that did
 // not pay.
 func TestDoneInAGroupOfNewRecordsDoesNotWaitForItself(t *testing.T) {
+	for _, withFacts := range []bool{false, true} {
+		t.Run(fmt.Sprint("facts=", withFacts), func(t *testing.T) { testDoneInAGroupOfNewRecords(t, withFacts) })
+	}
+}
+
+// testDoneInAGroupOfNewRecords is that test with a Done, or with a
+// DoneWithFacts that sets a fact (and so waits for its group's sync).
+func testDoneInAGroupOfNewRecords(t *testing.T, withFacts bool) {
 	ctx := context.Background()
 	s, err := Open(Options{Dir: t.TempDir(), Clock: engine.NewFakeClock(t0), Log: zerolog.Nop(), syncGather: time.Hour})
 	if err != nil {
@@ -299,7 +308,13 @@ func TestDoneInAGroupOfNewRecordsDoesNotWaitForItself(t *testing.T) {
 	}()
 	waitQueued(t, s, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.Done(ctx, 1) }()
+	go func() {
+		if withFacts {
+			done <- s.DoneWithFacts(ctx, 1, []engine.FactChange{{Ruleset: "rs", Order: 1, Fact: map[string]any{"a": "b"}}})
+			return
+		}
+		done <- s.Done(ctx, 1)
+	}()
 	waitQueued(t, s, 2)
 	close(hold)
 	select {
