@@ -925,3 +925,40 @@ func TestPruneFreeSlots(t *testing.T) {
 		t.Errorf("this process's free slot was removed: %v", err)
 	}
 }
+
+// readStat finds the fields after the command name when the name holds
+// spaces and parentheses (field 2 is "(name)", and the name is the
+// program's file name, which anyone may choose).
+func TestReadStatCommandNameWithParentheses(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(t.TempDir(), "a) 1 (b) Z 7")
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd, start := startLeader(t, `exec "$1" 300`, prog)
+	var st stat
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err = readStat(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm")
+		if strings.HasPrefix(string(comm), "a) 1 (b)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the program never ran: comm %q", comm)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.pgrp != cmd.Process.Pid || st.start != start || !st.running() {
+		t.Fatalf("stat %+v; want pgrp %d, start %d, running", st, cmd.Process.Pid, start)
+	}
+}
