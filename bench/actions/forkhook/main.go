@@ -24,10 +24,10 @@
 // cheapest way: the floor of what those promises cost here, no engine, no
 // rules, no Pebble. Per request the HTTP side does what -durable does (read,
 // group-committed append of the body, decode, answer 200); then a goroutine
-//  1. appends the invocation (Rulebook's engine.Invocation shape: ids, the
-//     rendered argv, the event with its meta under event and events: about
-//     1.0-1.1 KB of JSON with bench/actions.sh's requests, where Rulebook's
-//     is 1.3-1.5 KB) to the same log and waits for its sync;
+//  1. appends the invocation's queued state, encoded as Rulebook encodes
+//     it (engine.InvocationState: ids, the rendered argv, the event with
+//     its meta under event and events), to the same log and waits for its
+//     sync;
 //  2. asks the supervisor to run it, in a slot of DIR/slots, over a
 //     socketpair: the supervisor is this binary executed again (its first
 //     argument -supervise-promises, its end of the socket on descriptor

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/bench/internal/groupcommit"
+	"github.com/rulebook-dev/rulebook/engine"
 )
 
 // superviseArg, as the first argument, makes forkhook the supervisor of
@@ -66,24 +67,6 @@ type promises struct {
 type result struct {
 	code   int
 	output []byte
-}
-
-// invocation is what is synced before the program starts: the shape of
-// Rulebook's (engine.Invocation), with the event that fired it under
-// event and events, as Rulebook records it.
-type invocation struct {
-	ID       string                    `json:"id"`
-	FiringID string                    `json:"firing_id"`
-	Index    int                       `json:"index"`
-	Action   string                    `json:"action"`
-	Ruleset  string                    `json:"ruleset"`
-	Rule     string                    `json:"rule"`
-	Args     map[string]any            `json:"args"`
-	Event    map[string]any            `json:"event"`
-	Events   map[string]map[string]any `json:"events"`
-	Pattern  string                    `json:"host_pattern"`
-	Policy   struct{}                  `json:"policy"`
-	Created  time.Time                 `json:"created"`
 }
 
 // resultRecord is what is logged once the program ended, not waited for.
@@ -158,17 +141,19 @@ func (p *promises) run(id uint64, req request, payload map[string]any, received 
 	for k, v := range req.header {
 		headers[k] = v[0]
 	}
-	event := map[string]any{"payload": payload, "meta": map[string]any{
+	event := engine.Event{"payload": payload, "meta": map[string]any{
 		"headers": headers, "query": map[string]any{}, "endpoint": req.path, "method": req.method,
 		"remote_addr": req.remote, "received_at": received, "uuid": fmt.Sprintf("%016x-%012d", received.UnixNano(), id),
 		"source": map[string]any{"name": "bench", "type": "webhook"},
 	}}
 	invID := fmt.Sprintf("%d.0", id)
-	inv, err := json.Marshal(invocation{
+	// What Rulebook records before the program starts: the invocation's
+	// queued state, the event that fired it under event and events.
+	inv, err := json.Marshal(engine.InvocationState{Invocation: &engine.Invocation{
 		ID: invID, FiringID: fmt.Sprint(id), Action: "run_command", Ruleset: "actions benchmark",
 		Rule: "every request runs the program", Args: map[string]any{"argv": argv},
-		Event: event, Events: map[string]map[string]any{"m_0": event}, Pattern: "all", Created: received,
-	})
+		Event: event, Events: map[string]engine.Event{"m_0": event}, HostPattern: "all", Created: received,
+	}, Status: engine.StatusQueued, Updated: received})
 	if err == nil {
 		err = p.log.Append(inv)
 	}
