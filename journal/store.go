@@ -609,43 +609,41 @@ func (s *Store) commitGroup(reqs []*request, seq, done uint64) (uint64, uint64) 
 	if done != startDone {
 		_ = g.b.Set(metaKey(metaDone), u64(done), nil)
 	}
+	// Applied without a sync, and published to Read at once (see
+	// walSyncer): a reader that keeps up acts on the records while the
+	// group waits for the sync that acknowledges them, and what it writes
+	// meanwhile shares that sync. A group of Done calls only is not
+	// synced: a crash may forget them, and the records are then read
+	// again, marked Redelivered; the next synced commit makes them
+	// durable (the WAL is written in order).
 	var err error
-	published := false
-	if g.b.Empty() {
+	start := time.Now()
+	wrote := !g.b.Empty()
+	if wrote {
+		err = g.b.Commit(pebble.NoSync)
+	}
+	published := err == nil
+	if published {
 		s.publish(g, startSeq, startDone, seq, done)
-		published = true
-	} else {
-		start := time.Now()
-		// Applied without a sync, and published to Read at once (see
-		// walSyncer): a reader that keeps up acts on the records while
-		// the group waits for the sync that acknowledges them, and what
-		// it writes meanwhile shares that sync. A group of Done calls
-		// only is not synced: a crash may forget them, and the records
-		// are then read again, marked Redelivered; the next synced
-		// commit makes them durable (the WAL is written in order).
-		if err = g.b.Commit(pebble.NoSync); err == nil {
-			s.publish(g, startSeq, startDone, seq, done)
-			published = true
-			if g.sync {
-				// A Done without facts needs no sync (see Done): its
-				// caller, the engine's runner, goes on now, to act on the
-				// records this group waits for.
-				for _, r := range reqs {
-					if r.kind == reqDone && len(r.facts) == 0 {
-						r.released = true
-						close(r.ready)
-					}
-				}
-				var until uint64
-				if seq != startSeq && !factsDone && s.hasReader.Load() && s.readMax.Load() >= startSeq && s.wal.worthWaiting() {
-					until = seq
-				}
-				// A failed WAL sync stops the process (Pebble's fatal
-				// commit error); should one return, the records stay
-				// published but no caller is told they were accepted.
-				if err = s.wal.sync(until); err == nil && s.opts.OnCommit != nil {
-					s.opts.OnCommit(time.Since(start))
-				}
+		// A Done without facts needs no sync (see Done): its caller, the
+		// engine's runner, goes on now, to act on the records this group
+		// may wait for.
+		for _, r := range reqs {
+			if r.kind == reqDone && len(r.facts) == 0 {
+				r.released = true
+				close(r.ready)
+			}
+		}
+		if g.sync && wrote {
+			var until uint64
+			if seq != startSeq && !factsDone && s.hasReader.Load() && s.readMax.Load() >= startSeq && s.wal.worthWaiting() {
+				until = seq
+			}
+			// A failed WAL sync stops the process (Pebble's fatal commit
+			// error); should one return, the records stay published but
+			// no caller is told they were accepted.
+			if err = s.wal.sync(until); err == nil && s.opts.OnCommit != nil {
+				s.opts.OnCommit(time.Since(start))
 			}
 		}
 	}
@@ -1050,9 +1048,14 @@ func (s *Store) markRedelivered(recs []engine.Record) {
 	for i := range recs {
 		recs[i].Redelivered = recs[i].Seq <= prev
 	}
-	last := recs[len(recs)-1].Seq
-	for prev < last && !s.readMax.CompareAndSwap(prev, last) {
-		prev = s.readMax.Load()
+	raise(&s.readMax, recs[len(recs)-1].Seq)
+}
+
+// raise sets a to v unless it already holds more.
+func raise(a *atomic.Uint64, v uint64) {
+	prev := a.Load()
+	for prev < v && !a.CompareAndSwap(prev, v) {
+		prev = a.Load()
 	}
 }
 

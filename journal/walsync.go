@@ -175,11 +175,6 @@ func (w *walSyncer) nudge() {
 
 // askDone notes that a Done up to seq is on its way to the committer.
 func (w *walSyncer) askDone(seq uint64) {
-	for {
-		prev := w.doneAsked.Load()
-		if seq <= prev || w.doneAsked.CompareAndSwap(prev, seq) {
-			break
-		}
-	}
+	raise(&w.doneAsked, seq)
 	w.nudge()
 }
