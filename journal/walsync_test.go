@@ -74,13 +74,6 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 
 	// The engine is reading, caught up (nothing yet).
 	var after uint64
-	emitted := make(chan error, 1)
-	emitOne := func(n int) {
-		go func() {
-			_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(n)}})
-			emitted <- err
-		}()
-	}
 	read := func() engine.Record {
 		t.Helper()
 		recs, err := s.Read(ctx, after, 10)
@@ -90,21 +83,12 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 		after = recs[0].Seq
 		return recs[0]
 	}
-	readDone := make(chan engine.Record, 1)
-	go func() {
-		recs, _ := s.Read(ctx, 0, 10)
-		readDone <- recs[0]
-	}()
-	waitReader(t, s)
+	readDone := readFirst(t, s)
 	before := syncs.Load()
-	emitOne(1)
-	rec := <-readDone
+	emitted := emitAsync(s, 1)
+	rec := (<-readDone)[0]
 	after = rec.Seq
-	select {
-	case err := <-emitted:
-		t.Fatalf("the emit was acknowledged (%v) before the engine acted on its record", err)
-	default:
-	}
+	notAcked(t, emitted, "before the engine acted on its record")
 	f := &engine.Firing{ID: "f1", Ruleset: "rs", Rule: "r", Invocations: []*engine.Invocation{{ID: "f1/0", FiringID: "f1", Action: "run_command"}}}
 	if err := as.SubmitAll(ctx, []*engine.Firing{f}); err != nil {
 		t.Fatal(err)
@@ -131,13 +115,9 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 	// An event that fires nothing: acknowledged once the engine marks it
 	// done, with one sync.
 	before = syncs.Load()
-	emitOne(2)
+	emitted = emitAsync(s, 2)
 	rec = read()
-	select {
-	case err := <-emitted:
-		t.Fatalf("the emit was acknowledged (%v) before the engine was done with its record", err)
-	default:
-	}
+	notAcked(t, emitted, "before the engine was done with its record")
 	if err := s.Done(ctx, rec.Seq); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +132,7 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 	// are acknowledged without waiting for the engine, but for one in
 	// syncProbe, which looks whether firings come again.
 	for n := 3; n <= 1+syncProbe; n++ {
-		emitOne(n)
+		emitted = emitAsync(s, n)
 		rec = read()
 		if n < 1+syncProbe {
 			select {
@@ -165,11 +145,7 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 			}
 			continue
 		}
-		select {
-		case err := <-emitted:
-			t.Fatalf("event %d, the probe: acknowledged (%v) before the engine was done with it", n, err)
-		default:
-		}
+		notAcked(t, emitted, fmt.Sprintf("(event %d, the probe) before the engine was done with it", n))
 		if err := s.Done(ctx, rec.Seq); err != nil {
 			t.Fatal(err)
 		}
@@ -185,20 +161,9 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 func TestReadBeforeSyncIsLostTogether(t *testing.T) {
 	ctx := context.Background()
 	mem, s := openCrashable(t, func(o *Options) { o.syncGather = time.Hour })
-	read := make(chan engine.Record, 1)
-	go func() {
-		recs, err := s.Read(ctx, 0, 10)
-		if err == nil {
-			read <- recs[0]
-		}
-	}()
-	waitReader(t, s)
-	emitted := make(chan error, 1)
-	go func() {
-		_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(1)}})
-		emitted <- err
-	}()
-	rec := <-read
+	read := readFirst(t, s)
+	emitted := emitAsync(s, 1)
+	rec := (<-read)[0]
 	// An audit-only firing, written without a sync of its own.
 	if err := s.Actions().Submit(ctx, &engine.Firing{ID: "f1", Ruleset: "rs", Rule: "r"}); err != nil {
 		t.Fatal(err)
@@ -212,11 +177,7 @@ func TestReadBeforeSyncIsLostTogether(t *testing.T) {
 		t.Fatalf("a power loss before the sync left record %d and firing %v (%v); want neither", c.LastSeq(), e, err)
 	}
 	c.Close()
-	select {
-	case err := <-emitted:
-		t.Fatalf("emit acknowledged (%v) before its sync", err)
-	default:
-	}
+	notAcked(t, emitted, "before its sync")
 	if err := s.Done(ctx, rec.Seq); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +191,39 @@ func TestReadBeforeSyncIsLostTogether(t *testing.T) {
 	defer c.Close()
 	if e, err := c.Actions().(*actionStore).Firing(ctx, "f1"); c.LastSeq() != 1 || e == nil || err != nil {
 		t.Fatalf("after the acknowledgement a power loss left record %d and firing %v (%v); want both", c.LastSeq(), e, err)
+	}
+}
+
+// emitAsync emits event n from a goroutine; the channel gets its error.
+func emitAsync(s *Store, n int) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := s.Emit(context.Background(), srcA, []engine.Entry{{Event: ev(n)}})
+		ch <- err
+	}()
+	return ch
+}
+
+// readFirst starts a Read of s from the start, as a caught-up engine
+// does, and returns once it has begun; the channel gets what it read.
+func readFirst(t *testing.T, s *Store) <-chan []engine.Record {
+	t.Helper()
+	ch := make(chan []engine.Record, 1)
+	go func() {
+		recs, _ := s.Read(context.Background(), 0, 10)
+		ch <- recs
+	}()
+	waitReader(t, s)
+	return ch
+}
+
+// notAcked fails when emitted has its answer already.
+func notAcked(t *testing.T, emitted <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-emitted:
+		t.Fatalf("the emit was acknowledged (%v) %s", err, when)
+	default:
 	}
 }
 
@@ -270,17 +264,8 @@ func testDoneInAGroupOfNewRecords(t *testing.T, withFacts bool) {
 
 	// Record 1, read by the engine, whose firing joins its sync: the
 	// last wait paid.
-	emitted := make(chan error, 2)
-	readDone := make(chan []engine.Record, 1)
-	go func() {
-		recs, _ := s.Read(ctx, 0, 10)
-		readDone <- recs
-	}()
-	waitReader(t, s)
-	go func() {
-		_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(1)}})
-		emitted <- err
-	}()
+	readDone := readFirst(t, s)
+	emitted := emitAsync(s, 1)
 	<-readDone
 	f := &engine.Firing{ID: "f1", Ruleset: "rs", Rule: "r", Invocations: []*engine.Invocation{{ID: "f1/0", FiringID: "f1", Action: "run_command"}}}
 	if err := as.SubmitAll(ctx, []*engine.Firing{f}); err != nil {
@@ -302,10 +287,7 @@ func testDoneInAGroupOfNewRecords(t *testing.T, withFacts bool) {
 		}})
 	}()
 	<-held
-	go func() {
-		_, err := s.Emit(ctx, srcA, []engine.Entry{{Event: ev(2)}})
-		emitted <- err
-	}()
+	emitted = emitAsync(s, 2)
 	waitQueued(t, s, 1)
 	done := make(chan error, 1)
 	go func() {
