@@ -237,20 +237,16 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 	for _, e := range enc {
 		sync = sync || len(e.f.Invocations) > 0
 	}
-	var addN, addBytes int64
+	// What the batch stores of each invocation, accounted once applied.
 	type stored struct {
-		inv *engine.Invocation
-		raw rawInvocation
+		inv  *engine.Invocation
+		raw  rawInvocation // raw.json nil: over rawEntryMax, not kept
+		size int           // of its stored state
 	}
 	var written []stored
-	type size struct {
-		ref []byte
-		n   int
-	}
-	var added []size
 	return a.writeThen(ctx, sync, func(db *pebble.DB, b *pebble.Batch) error {
 		fseq := a.fseq
-		added = added[:0]
+		written = written[:0]
 		inBatch := map[string]bool{}
 		for _, e := range enc {
 			if inBatch[e.f.ID] {
@@ -274,12 +270,7 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 				_ = b.Set(invKey(pInvocation, ref), e.states[i], nil)
 				_ = b.Set(append([]byte{pInvID}, inv.ID...), ref, nil)
 				_ = b.Set(invKey(pUnfinished, ref), nil, nil)
-				addN++
-				addBytes += int64(len(e.states[i]))
-				added = append(added, size{ref, len(e.states[i])})
-				if e.invs[i] != nil {
-					written = append(written, stored{inv, rawInvocation{json: e.invs[i], ref: ref}})
-				}
+				written = append(written, stored{inv, rawInvocation{json: e.invs[i], ref: ref}, len(e.states[i])})
 			}
 		}
 		if fseq != a.fseq {
@@ -290,16 +281,18 @@ func (a *actionStore) SubmitAll(ctx context.Context, fs []*engine.Firing) error 
 		a.fseq = fseq
 		return nil
 	}, func() {
-		a.unfinished.Add(addN)
-		a.unfinishedBytes.Add(addBytes)
-		for _, z := range added {
-			a.setSize(z.ref, z.n)
-		}
-		// What the dispatcher runs at once, from the states it was
-		// given, is recorded without encoding the invocations again.
+		var bytes int64
 		for _, w := range written {
-			a.raw.put(w.inv, w.raw)
+			bytes += int64(w.size)
+			a.setSize(w.raw.ref, w.size)
+			// What the dispatcher runs at once, from the states it was
+			// given, is recorded without encoding the invocation again.
+			if w.raw.json != nil {
+				a.raw.put(w.inv, w.raw)
+			}
 		}
+		a.unfinished.Add(int64(len(written)))
+		a.unfinishedBytes.Add(bytes)
 	})
 }
 
