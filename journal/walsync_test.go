@@ -128,31 +128,70 @@ func TestEventAndFiringShareOneSync(t *testing.T) {
 		t.Fatalf("%d WAL syncs for an event that fired nothing, want 1", got)
 	}
 
-	// That wait did not pay (no synced write joined it): the next groups
-	// are acknowledged without waiting for the engine, but for one in
-	// syncProbe, which looks whether firings come again.
-	for n := 3; n <= 1+syncProbe; n++ {
-		emitted = emitAsync(s, n)
-		rec = read()
-		if n < 1+syncProbe {
-			select {
-			case err := <-emitted:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("event %d: the emit waited for the engine after a wait that did not pay", n)
-			}
-			continue
-		}
-		notAcked(t, emitted, fmt.Sprintf("(event %d, the probe) before the engine was done with it", n))
+	// That wait did not pay (no synced write joined it), but one miss
+	// does not stop the waits: the groups wait until syncMisses waits in
+	// a row did not pay.
+	n := 3
+	waitsForDone := func(why string) {
+		t.Helper()
+		emitted := emitAsync(s, n)
+		rec := read()
+		notAcked(t, emitted, fmt.Sprintf("(event %d, %s) before the engine was done with it", n, why))
 		if err := s.Done(ctx, rec.Seq); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-emitted; err != nil {
 			t.Fatal(err)
 		}
+		n++
 	}
+	for miss := 2; miss <= syncMisses; miss++ {
+		waitsForDone(fmt.Sprintf("miss %d of %d", miss, syncMisses))
+	}
+	// Then the next groups are acknowledged without waiting for the
+	// engine, but for one in syncProbe, which looks whether firings come
+	// again.
+	skip := func() {
+		t.Helper()
+		for skipped := 1; skipped < syncProbe; skipped++ {
+			emitted := emitAsync(s, n)
+			read()
+			select {
+			case err := <-emitted:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("event %d: the emit waited for the engine after %d waits in a row that did not pay", n, syncMisses)
+			}
+			n++
+		}
+	}
+	skip()
+	waitsForDone("a probe that does not pay")
+
+	// A probe that pays (a firing joins its sync) makes the groups wait
+	// again.
+	skip()
+	before = syncs.Load()
+	emitted = emitAsync(s, n)
+	rec = read()
+	notAcked(t, emitted, "(a probe) before the engine acted on its record")
+	f = &engine.Firing{ID: "f2", Ruleset: "rs", Rule: "r", Invocations: []*engine.Invocation{{ID: "f2/0", FiringID: "f2", Action: "run_command"}}}
+	if err := as.SubmitAll(ctx, []*engine.Firing{f}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-emitted; err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 1 {
+		t.Fatalf("%d WAL syncs for a probe and its firing, want 1", got)
+	}
+	if err := s.Done(ctx, rec.Seq); err != nil {
+		t.Fatal(err)
+	}
+	n++
+	waitsForDone("after a probe that paid")
 }
 
 // A record the engine read before its sync is lost, with what the engine
