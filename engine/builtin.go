@@ -73,7 +73,8 @@ func (e *Engine) builtin(s *rsState, rule *Rule, typ string, args map[string]any
 			req.Delay, _ = ParseDuration(d)
 		}
 		req.Now = args["kind"] == "now"
-		e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("message", req.Message).Msg("shutdown requested")
+		// "message" is the log line's own key: the action's is shutdown_message.
+		e.opts.Log.Info().Str("ruleset", s.rs.Name).Str("rule", rule.Name).Str("shutdown_message", req.Message).Msg("shutdown requested")
 		if e.opts.OnShutdown != nil {
 			e.opts.OnShutdown(req)
 		}

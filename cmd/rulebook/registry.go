@@ -43,6 +43,8 @@ type registryOptions struct {
 	// hub serves the HTTP sources; nil builds one that is never started
 	// (validate, test, schema only check arguments).
 	hub *httpingest.Hub
+	// log is the process's logger, without a component: the plugin hosts
+	// and the hub add theirs.
 	log zerolog.Logger
 	// sourceDirs are --source-dir: where EDA Python source plugins are.
 	sourceDirs []string
@@ -154,7 +156,7 @@ func buildRegistry(opts registryOptions) (*wiring, error) {
 	infos, err := host.Start(ctx)
 	for _, in := range infos {
 		if in.Err != nil {
-			opts.log.Error().Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("plugin not started")
+			opts.log.Error().Str("component", "plugins").Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("plugin not started")
 		}
 	}
 	if err != nil {
@@ -229,7 +231,7 @@ func startSourcePlugins(dirs []string, declared []plugins.Declared, opts registr
 		if in.Declared {
 			return nil, in.Err
 		}
-		opts.log.Error().Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("source plugin not started")
+		opts.log.Error().Str("component", "source-plugins").Str("plugin", in.Name).Str("path", in.Path).Err(in.Err).Msg("source plugin not started")
 	}
 	return sh, nil
 }

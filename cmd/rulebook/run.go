@@ -270,7 +270,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		return err
 	}
 	a.wiring, err = buildRegistry(registryOptions{rulebookPath: a.path, rulebook: file, pluginDirs: *rf.pluginDirs,
-		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log.With().Str("component", "plugins").Logger(),
+		pluginState: filepath.Join(rf.dataDir, "plugins"), hub: a.hub, log: log, // the plugin hosts name their components
 		sourceDirs: *rf.sourceDirs, controller: ctl, controllerErr: ctlErr,
 		inventory: rf.eda.inventory})
 	if err != nil {
@@ -341,7 +341,7 @@ func (a *app) run(ctx context.Context) (result error) {
 		},
 		Mode:                a.ruleMode,
 		OnApprovalRequested: a.notifyApproval,
-		Log:                 log.With().Str("component", "dispatch").Logger(),
+		Log:                 log, // the dispatcher names its component
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rulebook-dev/rulebook/plugins"
+	"github.com/rulebook-dev/rulebook/test/rbtest"
+)
+
+// TestJSONLogLinesHaveNoDuplicateKeys: every line `rulebook run --log-format
+// json` writes is an object whose keys appear once. A key written twice
+// (a logger given the same field by its caller and by its component) is
+// kept differently by each log processor: some take the first, some the
+// last, some reject the line.
+func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
+	dir := t.TempDir()
+	// An action plugin and a source plugin, for the lines of their hosts.
+	sums := map[string]string{}
+	for _, name := range []string{"rulebook-plugin-ticket", "rulebook-source-jsonl"} {
+		bin := filepath.Join(dir, "bin", name)
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Dir = filepath.Join(repoRoot(t), "cmd", name)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+		sum, err := plugins.FileSHA256(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[name] = sum
+	}
+	in := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(in, []byte(`{"n":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rb := filepath.Join(dir, "rb.yml")
+	if err := os.WriteFile(rb, []byte(fmt.Sprintf(`- name: rs
+  hosts: all
+  plugins:
+    - {path: bin/rulebook-plugin-ticket, sha256: %s}
+    - {path: bin/rulebook-source-jsonl, sha256: %s}
+  sources:
+    - range: {limit: 2}
+    - name: log
+      jsonl: {path: %s}
+  rules:
+    - name: every number runs a command
+      condition: event.i >= 0
+      action:
+        run_command:
+          argv: ["true"]
+    - name: the line ends the run
+      condition: event.line.n == 1
+      action:
+        shutdown: {}
+`, sums["rulebook-plugin-ticket"], sums["rulebook-source-jsonl"], in)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr rbtest.Buffer
+	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr.String())
+	}
+	components := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		keys, err := topLevelKeys(line)
+		if err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if seen[k] {
+				t.Errorf("key %q twice in log line %s", k, line)
+			}
+			seen[k] = true
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(line), &m)
+		if c, ok := m["component"].(string); ok {
+			components[c] = true
+		}
+	}
+	// The run logged from the parts this test is about.
+	for _, c := range []string{"journal", "dispatch", "engine", "plugins", "source-plugins"} {
+		if !components[c] {
+			t.Errorf("no log line of component %q in:\n%s", c, stderr.String())
+		}
+	}
+}
+
+// topLevelKeys returns the keys of the JSON object in line, in order, with
+// repeats (encoding/json keeps only the last of a repeated key).
+func topLevelKeys(line string) ([]string, error) {
+	dec := json.NewDecoder(bytes.NewReader([]byte(line)))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, io.ErrUnexpectedEOF
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, tok.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
