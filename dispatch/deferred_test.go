@@ -22,7 +22,10 @@ type deferStore struct {
 	durable  map[string]engine.InvocationStatus
 	syncs    int
 	syncGate chan struct{} // when set, Sync waits for it
-	syncErr  error
+	// syncWaiting, when set, gets a value as a Sync starts waiting on
+	// syncGate (dropped when full).
+	syncWaiting chan struct{}
+	syncErr     error
 	// writes says how each state was written: "running deferred",
 	// "succeeded synced", ... by invocation ID.
 	writes map[string][]string
@@ -95,6 +98,10 @@ func (s *deferStore) UpdateDeferred(ctx context.Context, st *engine.InvocationSt
 
 func (s *deferStore) Sync(ctx context.Context) error {
 	if s.syncGate != nil {
+		select {
+		case s.syncWaiting <- struct{}{}:
+		default:
+		}
 		<-s.syncGate
 	}
 	s.dmu.Lock()
@@ -294,6 +301,7 @@ func TestStopSettlesDeferredResults(t *testing.T) {
 			store, mem := newDeferStore()
 			gate := make(chan struct{})
 			store.syncGate = gate
+			store.syncWaiting = make(chan struct{}, 1)
 			if fail {
 				store.syncErr = errors.New("disk gone")
 			}
@@ -305,10 +313,18 @@ func TestStopSettlesDeferredResults(t *testing.T) {
 			stopped := make(chan error, 1)
 			ctx, cancel := context.WithCancel(context.Background())
 			go func() { stopped <- h.d.Stop(ctx) }()
+			// Stop asks the settler to sync now; the sync waits on gate.
 			select {
-			case <-stopped:
-				t.Fatal("Stop returned while a result waited for its sync")
-			case <-time.After(50 * time.Millisecond):
+			case <-store.syncWaiting:
+			case err := <-stopped:
+				t.Fatalf("Stop returned (%v) without syncing the result recorded without a sync", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Stop did not sync the result recorded without a sync")
+			}
+			select {
+			case err := <-stopped:
+				t.Fatalf("Stop returned (%v) while a result waited for its sync", err)
+			default:
 			}
 			close(gate)
 			if fail {
