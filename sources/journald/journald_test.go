@@ -138,9 +138,11 @@ func TestFollowsMatchesAndResumes(t *testing.T) {
 	jr.add("rbtest", nil, "three", "four")
 	jr.add("other", nil, "not matched either")
 	sourcetest.Start(t, Spec(), "j", args, engine.SystemClock{}, store)
-	sourcetest.WaitFor(t, "four", func() bool { got = messages(t, store); return got[len(got)-1] == "four" })
-	time.Sleep(200 * time.Millisecond) // anything emitted twice would be here by now
-	got = messages(t, store)
+	// journalctl emits in order: anything emitted twice comes before a
+	// last entry written after the others.
+	jr.add("rbtest", nil, "end")
+	sourcetest.WaitFor(t, "end", func() bool { got = messages(t, store); return got[len(got)-1] == "end" })
+	got = got[:len(got)-1]
 	var after []string
 	for _, m := range got {
 		if m == "before the start" || strings.Contains(m, "not matched") {
@@ -207,10 +209,15 @@ func (r *recorder) Position(context.Context, engine.SourceRef) (string, error) {
 	return r.position, nil
 }
 
-func (r *recorder) count() int {
+// last returns the message of the last event, "" before any.
+func (r *recorder) last() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.events)
+	if len(r.events) == 0 {
+		return ""
+	}
+	m, _ := r.events[len(r.events)-1]["journald"].(map[string]any)["message"].(string)
+	return m
 }
 
 // With a stored cursor the source starts right after it, whatever the
@@ -230,13 +237,15 @@ func TestStartsAfterTheStoredCursor(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		msgs = append(msgs, fmt.Sprint("m", i))
 	}
-	jr.add("rbtest", nil, msgs...)
+	// A last entry after the 300: what the source emits twice, or beyond
+	// them, comes before it (journalctl emits in order).
+	jr.add("rbtest", nil, append(msgs, "end")...)
 	rec := &recorder{position: cursor}
 	sourcetest.Start(t, Spec(), "j", map[string]any{"match": "ALL", "directory": jr.dir}, engine.SystemClock{}, rec)
-	sourcetest.WaitFor(t, "300 events", func() bool { return rec.count() >= 300 })
-	time.Sleep(100 * time.Millisecond)
+	sourcetest.WaitFor(t, "the last entry", func() bool { return rec.last() == "end" })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	rec.events = rec.events[:len(rec.events)-1]
 	if len(rec.events) != 300 {
 		t.Fatalf("%d events, want 300", len(rec.events))
 	}
