@@ -180,9 +180,11 @@ type Config struct {
 	// ModeApprove) and approval policy as the current rulebook says; it is
 	// asked at submit and by ModesChanged. Nil: every rule is auto.
 	Mode func(ruleset, rule string) (string, *engine.ApprovalPolicy)
-	// OnApprovalRequested, when set, is called once when an invocation
-	// starts waiting for approval (after its pending state is stored), to
-	// notify someone; it must not block.
+	// OnApprovalRequested, when set, is called when an invocation starts
+	// waiting for approval (after its pending state is stored), and again
+	// when a start finds it still waiting, to notify someone: a
+	// notification lost in a crash is sent then, and one sent just before
+	// a crash or a restart comes twice. It must not block.
 	OnApprovalRequested func(st *engine.InvocationState)
 	Log                 zerolog.Logger
 }

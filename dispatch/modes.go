@@ -123,6 +123,12 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 		}
 	}
 	close(p.stored)
+	if !record && d.cfg.OnApprovalRequested != nil {
+		// Found waiting at Start: whether the earlier process notified
+		// anyone is not recorded (a crash may have come first), so the
+		// request is notified again.
+		d.cfg.OnApprovalRequested(snapshot(st))
+	}
 	wait := st.Approval.Deadline.Sub(d.clock.Now())
 	d.wg.Add(1)
 	go func() {

@@ -130,11 +130,26 @@ func TestApproveModeRejectAndExpiry(t *testing.T) {
 	}
 }
 
+// A pending approval survives a restart with its deadline, and the start
+// that finds it waiting asks for its notification again (whether the
+// earlier process sent it is not recorded).
 func TestApprovalPendingSurvivesRestart(t *testing.T) {
 	store := newMemStore()
 	act := &script{results: []engine.Result{engine.Success("ok")}}
 	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
-	cfg := Config{Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get}
+	var nmu sync.Mutex
+	var notified []string
+	cfg := Config{Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnApprovalRequested: func(st *engine.InvocationState) {
+			nmu.Lock()
+			defer nmu.Unlock()
+			notified = append(notified, st.Invocation.ID+" "+string(st.Status))
+		}}
+	notifications := func() []string {
+		nmu.Lock()
+		defer nmu.Unlock()
+		return slices.Clone(notified)
+	}
 	clock := newFakeClock()
 	h := start(t, store, clock, cfg)
 	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
@@ -145,11 +160,18 @@ func TestApprovalPendingSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := store.state("f1/0").Approval.Deadline
+	if got, want := notifications(), []string{"f1/0 pending_approval"}; !slices.Equal(got, want) {
+		t.Fatalf("notifications before the restart %v, want %v", got, want)
+	}
 
 	h2 := start(t, store, clock, cfg)
 	waitFor(t, "pending again", func() bool { return len(h2.d.Pending()) == 1 })
 	if p := h2.d.Pending()[0]; !p.Approval.Deadline.Equal(deadline) {
 		t.Errorf("deadline moved on restart: %s, was %s", p.Approval.Deadline, deadline)
+	}
+	waitFor(t, "notified again", func() bool { return len(notifications()) == 2 })
+	if got, want := notifications(), []string{"f1/0 pending_approval", "f1/0 pending_approval"}; !slices.Equal(got, want) {
+		t.Fatalf("notifications after the restart %v, want %v", got, want)
 	}
 	if _, err := h2.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", ""); err != nil {
 		t.Fatal(err)

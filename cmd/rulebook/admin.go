@@ -104,6 +104,8 @@ func (b adminBackend) Ready() (bool, []string) {
 // startAdmin starts the admin listener (API, live stream, dashboard,
 // /metrics, /healthz, /readyz) unless --admin is empty.
 func (a *app) startAdmin(ctx context.Context) (*admin.Server, error) {
+	// Once it listens, or will not: what waits for its URL goes on.
+	defer a.adminSettled()
 	if a.rf.adminAddr == "" {
 		return nil, nil
 	}

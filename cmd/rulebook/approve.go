@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os/user"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rulebook-dev/rulebook/admin"
+	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
 )
 
@@ -91,11 +93,25 @@ func cmdDecide(name, decision string, args []string, stdout, stderr io.Writer) e
 const notifyTimeout = time.Minute
 
 // notifyApproval runs the rule's approval notify action, if any, for an
-// invocation that started waiting: its templates see the event and
-// vars.approval (id, approve_command, reject_command, url). It runs once,
-// in the background, outside the durable queue: a failure is logged, and
-// the invocation waits all the same.
+// invocation that started waiting, or that a start found waiting (the
+// dispatcher asks again then, since a crash may have lost the first): its
+// templates see the event and vars.approval (id, approve_command,
+// reject_command, url). It runs in the background, outside the durable
+// queue; a retryable failure is tried again as the action's policy says
+// (retries, delay, max_delay) while the approval's deadline leaves time
+// for the wait, and a failure is logged: the invocation waits all the
+// same. The notification waits for the admin listener to listen, if
+// there is one, for its approve link (a start asks for the waiting
+// actions' notifications before the listener starts).
 func (a *app) notifyApproval(st *engine.InvocationState) {
+	go func() {
+		<-a.adminReady
+		a.sendApprovalNotify(st)
+	}()
+}
+
+// sendApprovalNotify renders and runs the notify action of notifyApproval.
+func (a *app) sendApprovalNotify(st *engine.InvocationState) {
 	inv := st.Invocation
 	_, ap := a.ruleMode(inv.Ruleset, inv.Rule)
 	if ap == nil || ap.Notify == nil {
@@ -149,14 +165,29 @@ func (a *app) notifyApproval(st *engine.InvocationState) {
 	if timeout <= 0 {
 		timeout = notifyTimeout
 	}
-	go func() {
+	var deadline time.Time
+	if st.Approval != nil {
+		deadline = st.Approval.Deadline
+	}
+	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
 		res := act.Run(ctx, &run)
-		if res.Status != engine.Succeeded {
-			log.Error().Str("error", n.Redact(res.Error)).Msg("approval notify failed")
+		cancel()
+		if res.Status == engine.Succeeded {
+			log.Info().Int("attempt", attempt).Msg("approval notify sent")
 			return
 		}
-		log.Info().Msg("approval notify sent")
-	}()
+		errText := n.Redact(res.Error)
+		if res.Status != engine.Retryable || attempt > def.Policy.Retries {
+			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed")
+			return
+		}
+		wait := dispatch.Backoff(def.Policy, attempt, rand.Float64())
+		if !deadline.IsZero() && a.clock.Now().Add(wait).After(deadline) {
+			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed; the approval's deadline leaves no time to try again")
+			return
+		}
+		log.Warn().Int("attempt", attempt).Dur("retry_in", wait).Str("error", errText).Msg("approval notify failed; trying again")
+		<-engine.NewTimer(a.clock, wait).C()
+	}
 }

@@ -106,13 +106,17 @@ func TestModesEndToEnd(t *testing.T) {
         timeout: 30m
         notify:
           run_command:
+            # Fails with a retryable code the first time for each event.
             argv:
               - sh
               - -c
-              - 'printf %%s "$1" > "$2"'
+              - 'if [ -e "$2.tried" ]; then printf %%s "$1" > "$2"; else touch "$2.tried"; exit 75; fi'
               - sh
               - "{{ vars.approval.approve_command }}"
               - "%s/notify-{{ event.payload.n }}"
+            retry_exit_codes: [75]
+            retries: 2
+            delay: 10ms
       condition: event.payload.n > 0
       action: %s
 `, port, touch("ticket"), touch("shadow"), out, touch("restart"))
@@ -154,7 +158,8 @@ func TestModesEndToEnd(t *testing.T) {
 	}
 
 	pend := pendingApprovals(t, url)
-	// The notify action ran for each, with the command that approves it.
+	// The notify action ran for each, with the command that approves it,
+	// on its second attempt (retries of the notify action's policy).
 	for _, p := range pend {
 		n := p.Invocation.Event["payload"].(map[string]any)["n"]
 		f := fmt.Sprintf("%s/notify-%v", out, n)
@@ -200,14 +205,23 @@ func TestModesEndToEnd(t *testing.T) {
 		t.Error("a rejected action ran")
 	}
 
-	// Restart while pending: still pending afterwards, runs once when
+	// Restart while pending: still pending afterwards, notified again
+	// (with the admin address of the new process), runs once when
 	// approved.
 	post(3)
 	waitUntil(t, "n=3 pending", func() bool { return len(pendingApprovals(t, url)) == 1 })
+	waitUntil(t, "n=3 notified", func() bool { return exists(out + "/notify-3") })
 	stop()
+	if err := os.Remove(out + "/notify-3"); err != nil {
+		t.Fatal(err)
+	}
 	url, _ = modesApp(t, path, data)
 	waitUntil(t, "n=3 pending after the restart", func() bool { return len(pendingApprovals(t, url)) == 1 })
 	id3 := pendingApprovals(t, url)[0].Invocation.ID
+	waitUntil(t, "n=3 notified again after the restart", func() bool { return exists(out + "/notify-3") })
+	if b, _ := os.ReadFile(out + "/notify-3"); string(b) != "rulebook approve "+id3+" --admin "+url {
+		t.Errorf("notify after the restart got %q, want the approve command with the new admin address %s", b, url)
+	}
 	resp, err = http.Post(url+"/api/approvals/"+id3, "application/json", strings.NewReader(`{"decision": "approve"}`))
 	if err != nil {
 		t.Fatal(err)

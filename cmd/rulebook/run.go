@@ -197,7 +197,12 @@ type app struct {
 	draining atomic.Bool
 	// adminURL is the admin listener's URL once it listens (approval links).
 	adminURL atomic.Pointer[string]
-	shutdown chan engine.ShutdownRequest
+	// adminReady is closed once startAdmin has run (adminURL is set when
+	// the listener listens) or the run ends before it: approval
+	// notifications wait for it, for the approve link.
+	adminReady     chan struct{}
+	adminReadyOnce sync.Once
+	shutdown       chan engine.ShutdownRequest
 	// recorded is closed once the start has recorded the rulebook for
 	// backtest (recordRulebook).
 	recorded chan struct{}
@@ -209,7 +214,7 @@ func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*a
 		return nil, err
 	}
 	a := &app{path: path, rf: rf, log: log, stdout: stdout, clock: engine.SystemClock{}, extra: extra,
-		shutdown: make(chan engine.ShutdownRequest, 1)}
+		shutdown: make(chan engine.ShutdownRequest, 1), adminReady: make(chan struct{})}
 	a.metrics = metrics.New()
 	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger(),
 		OnReject: func(src engine.SourceRef, reason string) {
@@ -248,7 +253,11 @@ func (a *app) recordRulebook(text []byte) {
 	}
 }
 
+// adminSettled closes adminReady, once.
+func (a *app) adminSettled() { a.adminReadyOnce.Do(func() { close(a.adminReady) }) }
+
 func (a *app) run(ctx context.Context) (result error) {
+	defer a.adminSettled()
 	rf, log := a.rf, a.log
 	perAction, err := rf.perAction()
 	if err != nil {
