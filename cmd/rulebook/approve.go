@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/rulebook-dev/rulebook/admin"
 	"github.com/rulebook-dev/rulebook/dispatch"
 	"github.com/rulebook-dev/rulebook/engine"
@@ -169,25 +171,35 @@ func (a *app) sendApprovalNotify(st *engine.InvocationState) {
 	if st.Approval != nil {
 		deadline = st.Approval.Deadline
 	}
-	for attempt := 1; ; attempt++ {
+	retryNotify(func() engine.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		res := act.Run(ctx, &run)
-		cancel()
+		defer cancel()
+		return act.Run(ctx, &run)
+	}, def.Policy, deadline, a.clock, rand.Float64, n.Redact, log)
+}
+
+// retryNotify runs send until it succeeds, fails for good, or has failed
+// with a retryable error 1+policy.Retries times, waiting dispatch.Backoff
+// on clock between attempts; it gives up before a wait that would end
+// after deadline (when set). It logs how it ended.
+func retryNotify(send func() engine.Result, policy engine.Policy, deadline time.Time, clock engine.Clock, jitter func() float64, redact func(string) string, log zerolog.Logger) {
+	for attempt := 1; ; attempt++ {
+		res := send()
 		if res.Status == engine.Succeeded {
 			log.Info().Int("attempt", attempt).Msg("approval notify sent")
 			return
 		}
-		errText := n.Redact(res.Error)
-		if res.Status != engine.Retryable || attempt > def.Policy.Retries {
+		errText := redact(res.Error)
+		if res.Status != engine.Retryable || attempt > policy.Retries {
 			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed")
 			return
 		}
-		wait := dispatch.Backoff(def.Policy, attempt, rand.Float64())
-		if !deadline.IsZero() && a.clock.Now().Add(wait).After(deadline) {
+		wait := dispatch.Backoff(policy, attempt, jitter())
+		if !deadline.IsZero() && clock.Now().Add(wait).After(deadline) {
 			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed; the approval's deadline leaves no time to try again")
 			return
 		}
 		log.Warn().Int("attempt", attempt).Dur("retry_in", wait).Str("error", errText).Msg("approval notify failed; trying again")
-		<-engine.NewTimer(a.clock, wait).C()
+		<-engine.NewTimer(clock, wait).C()
 	}
 }
