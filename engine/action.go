@@ -313,7 +313,10 @@ func (inv *Invocation) RedactValue(v any) any {
 type ActionEnv struct {
 	// DataDir is the engine's data directory (for scratch files).
 	DataDir string
-	Log     zerolog.Logger
+	// Log carries the field action (the type), set by the caller: an
+	// action adds no action field of its own, or its log lines would
+	// hold the key twice.
+	Log zerolog.Logger
 }
 
 // ActionSpec registers an action type.

@@ -86,9 +86,10 @@ var (
 	_ engine.AttemptRecorder = (*Command)(nil)
 )
 
-// New returns the action; log is scoped by the caller.
+// New returns the action; log is scoped by the caller (engine.ActionEnv:
+// it names the action already).
 func New(log zerolog.Logger) *Command {
-	return &Command{log: log.With().Str("action", Type).Logger(), environ: os.Environ}
+	return &Command{log: log, environ: os.Environ}
 }
 
 // Stdin modes.

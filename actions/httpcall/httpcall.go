@@ -84,7 +84,7 @@ var _ engine.Action = (*HTTP)(nil)
 // New returns the action. clock turns a Retry-After date into a delay.
 func New(log zerolog.Logger, clock engine.Clock) *HTTP {
 	return &HTTP{
-		log:           log.With().Str("action", Type).Logger(),
+		log:           log, // names the action already (engine.ActionEnv)
 		clock:         clock,
 		transport:     newTransport(nil),
 		tlsTransports: map[tlsConfig]*tlsTransport{},

@@ -159,7 +159,7 @@ var (
 func New(mode Mode, env engine.ActionEnv) *Ansible {
 	a := &Ansible{
 		mode:    mode,
-		log:     env.Log.With().Str("action", mode.typ()).Logger(),
+		log:     env.Log, // names the action already (engine.ActionEnv)
 		Bin:     "ansible-playbook",
 		environ: os.Environ,
 	}

@@ -65,7 +65,7 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr rbtest.Buffer
-	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}, strings.NewReader(""), &stdout, &stderr)
+	code := run([]string{"run", rb, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json", "--log-level", "debug"}, strings.NewReader(""), &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("run: exit %d: %s", code, stderr.String())
 	}
