@@ -193,12 +193,8 @@ func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionH
 		PartitionWatchInterval: c.cc.PartitionWatchInterval,
 		WatchPartitionChanges:  true,
 		StartOffset:            kafkago.FirstOffset,
-		Logger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
-		}),
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
-		}),
+		Logger:                 kafkaGoLog(log, zerolog.DebugLevel),
+		ErrorLogger:            kafkaGoLog(log, zerolog.WarnLevel),
 	})
 	if err != nil {
 		return fmt.Errorf("bus: consumer group: %w", err)
@@ -443,9 +439,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		MaxWait:        c.cc.MaxWait,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
-		}),
+		ErrorLogger:    kafkaGoLog(log, zerolog.WarnLevel),
 	})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {

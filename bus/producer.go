@@ -68,9 +68,7 @@ func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error)
 		WriteTimeout:    cfg.WriteTimeout,
 		ReadTimeout:     cfg.WriteTimeout,
 		Transport:       newTransport(cfg, min(5*time.Second, cfg.WriteTimeout)),
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
-		}),
+		ErrorLogger:     kafkaGoLog(log, zerolog.DebugLevel),
 	}
 	return p, nil
 }
