@@ -51,6 +51,8 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
     - range: {limit: 2}
     - name: log
       jsonl: {path: %s}
+    - name: hook
+      webhook: {host: 127.0.0.1, port: 0, insecure: true}
   rules:
     - name: every number runs a command
       condition: event.i >= 0
@@ -69,7 +71,7 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run: exit %d: %s", code, stderr.String())
 	}
-	components := map[string]bool{}
+	components, sourceLines := map[string]bool{}, 0
 	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		keys, err := topLevelKeys(line)
 		if err != nil {
@@ -87,8 +89,14 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 		if c, ok := m["component"].(string); ok {
 			components[c] = true
 		}
+		if m["source"] == "hook" {
+			sourceLines++ // the insecure listener's warning
+		}
 	}
 	// The run logged from the parts this test is about.
+	if sourceLines == 0 {
+		t.Errorf("no log line of source %q in:\n%s", "hook", stderr.String())
+	}
 	for _, c := range []string{"journal", "dispatch", "engine", "plugins", "source-plugins"} {
 		if !components[c] {
 			t.Errorf("no log line of component %q in:\n%s", c, stderr.String())

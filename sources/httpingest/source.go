@@ -68,7 +68,8 @@ type Service struct {
 // Service serves hs with build.
 func (b Base) Service(hs Settings, build func(*Request) ([]engine.Entry, error)) Service {
 	if hs.Insecure && !hs.Authenticated() {
-		b.Log.Warn().Str("source", b.Name).Str("address", hs.Listener.Address).
+		// b.Log names the source already (engine.SourceConfig.Log).
+		b.Log.Warn().Str("address", hs.Listener.Address).
 			Msg("insecure: accepting events without authentication from anyone who can reach the listener")
 	}
 	return Service{Base: b, HTTP: hs, build: build}
