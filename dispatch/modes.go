@@ -85,8 +85,8 @@ func needsApproval(st *engine.InvocationState) bool {
 
 // park records st as pending approval (once) and keeps it until a
 // decision, which reschedules j; its deadline decides by itself. It
-// reports whether it took j out of the active set (false: stopping, j
-// stays active until runJob returns).
+// reports whether it took j out of the active set (false: stopping, or
+// the invocation waits already; j stays active until runJob returns).
 func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 	record := st.Status != engine.StatusPendingApproval || st.Approval == nil
 	if record {
@@ -102,6 +102,14 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 	// may decide at once (decide waits for stored).
 	p := &awaitingApproval{job: j, st: st, cancel: make(chan struct{}), stored: make(chan struct{}), ok: true}
 	d.mu.Lock()
+	if _, ok := d.awaiting[st.Invocation.ID]; ok {
+		// A firing submitted again (redelivered) while it waits: the
+		// wait there is the same request, and its decision reschedules
+		// the job parked with it. A second wait would notify again and
+		// replace the first, whose expiry timer would run on.
+		d.mu.Unlock()
+		return false
+	}
 	if d.awaiting == nil {
 		d.awaiting = map[string]*awaitingApproval{}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,6 +180,34 @@ func TestApprovalPendingSurvivesRestart(t *testing.T) {
 	waitFor(t, "succeeded", func() bool { return store.status("f1/0") == engine.StatusSucceeded })
 	if n := act.count(); n != 1 {
 		t.Errorf("ran %d times, want once", n)
+	}
+}
+
+// A firing redelivered while its invocation waits for approval (a crash
+// after the firing was stored, before its event was marked done: the
+// start parks it, then the engine submits it again) leaves one wait and
+// one notification: it is the same request, not a new one.
+func TestRedeliveredFiringWhilePendingParksOnce(t *testing.T) {
+	store := newMemStore()
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var notified atomic.Int32
+	cfg := Config{Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }}
+	h := start(t, store, newFakeClock(), cfg)
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+	waitFor(t, "pending", func() bool { return len(h.d.Pending()) == 1 })
+	again := newFiring("f1", "rs", false, invSpec{action: "x"})
+	again.Redelivered = true
+	h.submit(again)
+	// Stop waits for every job runner: the redelivered firing's is done.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := notified.Load(); n != 1 {
+		t.Errorf("%d approval notifications, want 1", n)
 	}
 }
 
