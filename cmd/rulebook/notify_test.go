@@ -72,7 +72,13 @@ func TestRetryNotify(t *testing.T) {
 					t.Fatalf("retry %d: the notifier does not wait: %v", i+1, err)
 				}
 				cancel()
-				clock.Advance(w)
+				// A wait shorter than w would end here (Advance fires
+				// due timers before it returns), and one of w not.
+				clock.Advance(w - time.Nanosecond)
+				if clock.Timers() != 1 {
+					t.Fatalf("retry %d: the wait ended before %v", i+1, w)
+				}
+				clock.Advance(time.Nanosecond)
 				if got := next(fmt.Sprintf("retry %d after %v", i+1, w)); got.Sub(at) != w {
 					t.Fatalf("retry %d %v after the attempt before, want %v", i+1, got.Sub(at), w)
 				}
