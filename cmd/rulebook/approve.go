@@ -175,14 +175,16 @@ func (a *app) sendApprovalNotify(st *engine.InvocationState) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		return act.Run(ctx, &run)
-	}, def.Policy, deadline, a.clock, rand.Float64, n.Redact, log)
+	}, def.Policy, deadline, a.clock, rand.Float64, n.Redact, a.stopped, log)
 }
 
 // retryNotify runs send until it succeeds, fails for good, or has failed
 // with a retryable error 1+policy.Retries times, waiting dispatch.Backoff
 // on clock between attempts; it gives up before a wait that would end
-// after deadline (when set). It logs how it ended.
-func retryNotify(send func() engine.Result, policy engine.Policy, deadline time.Time, clock engine.Clock, jitter func() float64, redact func(string) string, log zerolog.Logger) {
+// after deadline (when set), and stops waiting once stop is closed (the
+// run ends; its next start sends the notification again). It logs how it
+// ended.
+func retryNotify(send func() engine.Result, policy engine.Policy, deadline time.Time, clock engine.Clock, jitter func() float64, redact func(string) string, stop <-chan struct{}, log zerolog.Logger) {
 	for attempt := 1; ; attempt++ {
 		res := send()
 		if res.Status == engine.Succeeded {
@@ -200,6 +202,13 @@ func retryNotify(send func() engine.Result, policy engine.Policy, deadline time.
 			return
 		}
 		log.Warn().Int("attempt", attempt).Dur("retry_in", wait).Str("error", errText).Msg("approval notify failed; trying again")
-		<-engine.NewTimer(clock, wait).C()
+		t := engine.NewTimer(clock, wait)
+		select {
+		case <-t.C():
+		case <-stop:
+			t.Stop()
+			log.Warn().Int("attempt", attempt).Msg("approval notify not tried again: the run is ending (the next start sends it again)")
+			return
+		}
 	}
 }

@@ -69,7 +69,7 @@ func (ps *partitions) open(id int) (bus.PartitionHandler, error) {
 	defer ps.mu.Unlock()
 	a := ps.a
 	p := &partition{owner: ps, id: id, stream: bus.Stream(ps.topic, id), done: make(chan struct{})}
-	opts := a.engineOptions(a.log.With().Int("partition", id).Logger())
+	opts := a.engineOptions(a.log.With().Str("component", "engine").Int("partition", id).Logger())
 	opts.Stream = p.stream
 	p.eng = engine.New(ps.rulesets, opts)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -53,7 +53,7 @@ func TestRetryNotify(t *testing.T) {
 					n++
 					return tc.results[n-1]
 				}, policy, deadline, clock, func() float64 { return 0 },
-					func(s string) string { return strings.ReplaceAll(s, "s3cret", "***") }, zerolog.New(&logs))
+					func(s string) string { return strings.ReplaceAll(s, "s3cret", "***") }, nil, zerolog.New(&logs))
 			}()
 			next := func(what string) time.Time {
 				t.Helper()
@@ -101,5 +101,43 @@ func TestRetryNotify(t *testing.T) {
 				t.Errorf("an error logged unredacted:\n%s", out)
 			}
 		})
+	}
+}
+
+// A notification waiting to be tried again gives up when the run ends
+// (stop is closed): the next start sends it again.
+func TestRetryNotifyStopsWithTheRun(t *testing.T) {
+	clock := engine.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	var logs rbtest.Buffer
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	sends := 0
+	go func() {
+		defer close(done)
+		retryNotify(func() engine.Result {
+			sends++
+			return engine.Result{Status: engine.Retryable, Error: "502"}
+		}, engine.Policy{Retries: 5, Delay: time.Minute}, time.Time{}, clock, func() float64 { return 0 },
+			func(s string) string { return s }, stop, zerolog.New(&logs))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("the notifier does not wait to try again: %v", err)
+	}
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the notifier still waits after the run ended")
+	}
+	if sends != 1 {
+		t.Errorf("sent %d times, want 1", sends)
+	}
+	if !strings.Contains(logs.String(), "the run is ending") {
+		t.Errorf("no log line says why it gave up:\n%s", logs.String())
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Errorf("%d timers left on the clock", n)
 	}
 }

@@ -202,7 +202,10 @@ type app struct {
 	// notifications wait for it, for the approve link.
 	adminReady     chan struct{}
 	adminReadyOnce sync.Once
-	shutdown       chan engine.ShutdownRequest
+	// stopped is closed when run returns: what still waits to send an
+	// approval notification again gives up (the next start sends it).
+	stopped  chan struct{}
+	shutdown chan engine.ShutdownRequest
 	// recorded is closed once the start has recorded the rulebook for
 	// backtest (recordRulebook).
 	recorded chan struct{}
@@ -214,7 +217,7 @@ func newApp(path string, rf *runFlags, stdout io.Writer, log zerolog.Logger) (*a
 		return nil, err
 	}
 	a := &app{path: path, rf: rf, log: log, stdout: stdout, clock: engine.SystemClock{}, extra: extra,
-		shutdown: make(chan engine.ShutdownRequest, 1), adminReady: make(chan struct{})}
+		shutdown: make(chan engine.ShutdownRequest, 1), adminReady: make(chan struct{}), stopped: make(chan struct{})}
 	a.metrics = metrics.New()
 	a.hub = httpingest.NewHub(httpingest.HubConfig{Log: log.With().Str("component", "http").Logger(),
 		OnReject: func(src engine.SourceRef, reason string) {
@@ -257,6 +260,7 @@ func (a *app) recordRulebook(text []byte) {
 func (a *app) adminSettled() { a.adminReadyOnce.Do(func() { close(a.adminReady) }) }
 
 func (a *app) run(ctx context.Context) (result error) {
+	defer close(a.stopped)
 	defer a.adminSettled()
 	rf, log := a.rf, a.log
 	perAction, err := rf.perAction()
