@@ -153,7 +153,7 @@ func (p *Producer) writer(a args) (*kafkago.Writer, error) {
 		BatchTimeout: 2 * time.Millisecond,
 		Transport:    sec.Transport(),
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
+			log.Debug().Str("library", "kafka-go").Msgf(msg, args...)
 		}),
 	}
 	p.writers[key] = w

@@ -472,10 +472,10 @@ func (s *Source) newReader(topics []string) *kafkago.Reader {
 		ReadBackoffMin:         50 * time.Millisecond,
 		ReadBackoffMax:         time.Second,
 		Logger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("component", "kafka-go").Msgf(msg, args...)
+			log.Debug().Str("library", "kafka-go").Msgf(msg, args...)
 		}),
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
+			log.Warn().Str("library", "kafka-go").Msgf(msg, args...)
 		}),
 	})
 }
