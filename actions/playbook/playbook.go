@@ -115,13 +115,6 @@ const (
 	ModeModule               // ansible (ad hoc)
 )
 
-func (m Mode) typ() string {
-	if m == ModeModule {
-		return ModuleType
-	}
-	return PlaybookType
-}
-
 // Ansible runs ansible-playbook or ansible. It is safe for concurrent use.
 type Ansible struct {
 	mode Mode
