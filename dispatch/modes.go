@@ -85,8 +85,8 @@ func needsApproval(st *engine.InvocationState) bool {
 
 // park records st as pending approval (once) and keeps it until a
 // decision, which reschedules j; its deadline decides by itself. It
-// reports whether it took j out of the active set (false: stopping, or
-// the invocation waits already; j stays active until runJob returns).
+// reports whether it took j out of the active set (false: stopping; j
+// stays active until runJob returns).
 func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 	record := st.Status != engine.StatusPendingApproval || st.Approval == nil
 	if record {
@@ -106,9 +106,14 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 		// A firing submitted again (redelivered) while it waits: the
 		// wait there is the same request, and its decision reschedules
 		// the job parked with it. A second wait would notify again and
-		// replace the first, whose expiry timer would run on.
+		// replace the first, whose expiry timer would run on. This job
+		// ends here, and leaves the active set now, under the lock the
+		// decision schedules under: a decision coming before runJob
+		// returned would find the firing active and skip the job that
+		// waits for it.
+		delete(d.active, j.firingID)
 		d.mu.Unlock()
-		return false
+		return true
 	}
 	if d.awaiting == nil {
 		d.awaiting = map[string]*awaitingApproval{}

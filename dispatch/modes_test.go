@@ -200,7 +200,17 @@ func TestRedeliveredFiringWhilePendingParksOnce(t *testing.T) {
 	again := newFiring("f1", "rs", false, invSpec{action: "x"})
 	again.Redelivered = true
 	h.submit(again)
-	// Stop waits for every job runner: the redelivered firing's is done.
+	// The redelivered firing's job ends at the wait it found; the
+	// decision of that wait runs the action, once.
+	waitFor(t, "the redelivered firing's job done", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return !h.d.active["f1"]
+	})
+	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "succeeded", func() bool { return store.status("f1/0") == engine.StatusSucceeded })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.d.Stop(ctx); err != nil {
@@ -208,6 +218,9 @@ func TestRedeliveredFiringWhilePendingParksOnce(t *testing.T) {
 	}
 	if n := notified.Load(); n != 1 {
 		t.Errorf("%d approval notifications, want 1", n)
+	}
+	if n := act.count(); n != 1 {
+		t.Errorf("ran %d times, want once", n)
 	}
 }
 
