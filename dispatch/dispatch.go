@@ -230,6 +230,10 @@ type Dispatcher struct {
 	// awaiting are the approve-mode invocations waiting for a decision,
 	// by invocation id.
 	awaiting map[string]*awaitingApproval
+	// decideMu orders a decision (decide, from taking the wait to
+	// scheduling its job) with a park of a pending state read from the
+	// store, which reads it again under it (see park). Taken before mu.
+	decideMu sync.Mutex
 	// jobRunners counts the goroutines running firings that are not
 	// sequential; beyond maxRunners, further firings wait in parked (a
 	// few hundred bytes each, against a goroutine's stack) until one of
@@ -709,7 +713,10 @@ func (d *Dispatcher) scheduleSubmitted(ctx context.Context, f *engine.Firing) {
 			states = append(states, &engine.InvocationState{Invocation: inv, Status: engine.StatusQueued, Updated: f.Time})
 		}
 	}
-	j := d.newJob(f.ID, states, true)
+	// A redelivered firing's states are read again when each runs (with
+	// a store that can): what they were when read here may change before
+	// then (its first run, parked for approval, decided and run on).
+	j := d.newJob(f.ID, states, !f.Redelivered)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state != stateStarted {
@@ -929,8 +936,18 @@ func (d *Dispatcher) runJob(j *job) {
 			if !d.light() {
 				it.st = st
 			}
-			parkedJob = d.park(j, st)
-			return
+			var now *engine.InvocationState
+			if parkedJob, now = d.park(j, st); now == nil {
+				return
+			}
+			// Decided since this job read it: go on with the state
+			// the store holds now.
+			st, it.st = now, nil
+			if st.Status.Final() {
+				it.status = st.Status
+				earlierFailed = earlierFailed || st.Status == engine.StatusFailed
+				continue
+			}
 		}
 		if !d.runInvocation(st, held) {
 			return // stopping: the rest stays queued in the store

@@ -86,9 +86,24 @@ func needsApproval(st *engine.InvocationState) bool {
 // park records st as pending approval (once) and keeps it until a
 // decision, which reschedules j; its deadline decides by itself. It
 // reports whether it took j out of the active set (false: stopping; j
-// stays active until runJob returns).
-func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
+// stays active until runJob returns). A pending state read from the store
+// is read again first, under decideMu: when a decision came since (a
+// redelivered firing's job read it before), park returns what the store
+// holds now, for j to go on with, and parks nothing.
+func (d *Dispatcher) park(j *job, st *engine.InvocationState) (bool, *engine.InvocationState) {
 	record := st.Status != engine.StatusPendingApproval || st.Approval == nil
+	if !record && d.light() {
+		d.decideMu.Lock()
+		defer d.decideMu.Unlock()
+		now := d.load(st.Invocation.ID)
+		if now == nil {
+			return false, nil // stopping, or gone from the store (logged)
+		}
+		if now.Status != engine.StatusPendingApproval || !needsApproval(now) {
+			return false, now
+		}
+		st = now
+	}
 	if record {
 		now := d.clock.Now()
 		timeout := engine.DefaultApprovalTimeout
@@ -113,7 +128,7 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 		// waits for it.
 		delete(d.active, j.firingID)
 		d.mu.Unlock()
-		return true
+		return true, nil
 	}
 	if d.awaiting == nil {
 		d.awaiting = map[string]*awaitingApproval{}
@@ -129,7 +144,7 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 			d.unpark(st.Invocation.ID)
 			p.ok = false
 			close(p.stored)
-			return false
+			return false, nil
 		}
 		if d.cfg.OnApprovalRequested != nil {
 			d.cfg.OnApprovalRequested(snapshot(st))
@@ -161,7 +176,7 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) bool {
 			}
 		}
 	}()
-	return true
+	return true, nil
 }
 
 // Pending returns the invocations waiting for approval, oldest first.
@@ -197,6 +212,8 @@ func (d *Dispatcher) Decide(ctx context.Context, id, decision, by, reason string
 }
 
 func (d *Dispatcher) decide(id, decision, by, reason string, expired bool) (*engine.InvocationState, error) {
+	d.decideMu.Lock()
+	defer d.decideMu.Unlock()
 	p := d.unpark(id)
 	if p != nil {
 		<-p.stored

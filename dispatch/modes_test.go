@@ -224,6 +224,120 @@ func TestRedeliveredFiringWhilePendingParksOnce(t *testing.T) {
 	}
 }
 
+// hookedStore is an invStore that calls afterRead (when set) each time a
+// firing or an invocation is read back, with its id, before the read
+// returns.
+type hookedStore struct {
+	*invStore
+	afterRead func(id string)
+}
+
+func (s *hookedStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
+	e, err := s.invStore.Firing(ctx, id)
+	if s.afterRead != nil {
+		s.afterRead(id)
+	}
+	return e, err
+}
+
+func (s *hookedStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
+	st, err := s.invStore.Invocation(ctx, id)
+	if s.afterRead != nil {
+		s.afterRead(id)
+	}
+	return st, err
+}
+
+// A decision that comes while a redelivered firing holds the pending
+// state it read back is not undone by that stale state: its job neither
+// waits for approval again (nor notifies, nor expires the approved action
+// later), nor runs twice what the decision ran, nor leaves it unrun. The
+// decision comes after the firing's states are read (the job that waited
+// runs the action), or after its job, active, read the invocation (the
+// job that waited is not rescheduled: the redelivered one runs it).
+func TestDecisionWhileRedeliveredFiringReadsItsState(t *testing.T) {
+	for _, at := range []string{"f1", "f1/0"} {
+		t.Run("decided after reading "+at, func(t *testing.T) { decisionWhileRedelivered(t, at) })
+	}
+}
+
+func decisionWhileRedelivered(t *testing.T, readID string) {
+	mem := newMemStore()
+	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
+	act := &script{results: []engine.Result{engine.Success("ok"), engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var notified atomic.Int32
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
+	// f1: two approve-mode actions, the second waiting behind the first.
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"}))
+	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
+
+	read, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	store.afterRead = func(id string) {
+		if id == readID {
+			once.Do(func() { close(read); <-proceed })
+		}
+	}
+	again := newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"})
+	again.Redelivered = true
+	submitted := make(chan error, 1)
+	go func() { submitted <- h.d.Submit(context.Background(), again) }()
+	<-read // the redelivered firing read f1/0 pending
+
+	// f1/0 approved now; then it runs, and f1/1 waits for approval.
+	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", ""); err != nil {
+		t.Fatal(err)
+	}
+	onlyPending := func(id string) bool {
+		p := h.d.Pending()
+		return len(p) == 1 && p[0].Invocation.ID == id
+	}
+	if readID == "f1" {
+		// The job that waited runs it, before the redelivered one goes on.
+		waitFor(t, "f1/0 run, f1/1 pending", func() bool {
+			return mem.status("f1/0") == engine.StatusSucceeded && onlyPending("f1/1")
+		})
+	}
+	close(proceed)
+	if err := <-submitted; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "f1/0 run, f1/1 pending", func() bool {
+		return mem.status("f1/0") == engine.StatusSucceeded && onlyPending("f1/1")
+	})
+	waitFor(t, "the redelivered firing's job done", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return !h.d.active["f1"]
+	})
+	if !onlyPending("f1/1") {
+		t.Fatalf("waiting for approval: %v, want f1/1 only", h.d.Pending())
+	}
+	if _, err := h.d.Decide(context.Background(), "f1/1", engine.DecisionApproved, "dave", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "f1/1 run", func() bool { return mem.status("f1/1") == engine.StatusSucceeded })
+	// Past the approvals' deadline: nothing expires the approved actions.
+	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s0, s1 := mem.status("f1/0"), mem.status("f1/1"); s0 != engine.StatusSucceeded || s1 != engine.StatusSucceeded {
+		t.Errorf("after the deadline: %s, %s; want both succeeded", s0, s1)
+	}
+	if n := act.count(); n != 2 {
+		t.Errorf("ran %d actions, want 2 (each once)", n)
+	}
+	if n := notified.Load(); n != 2 {
+		t.Errorf("%d approval notifications, want 2 (one per action)", n)
+	}
+}
+
 func TestModesChangedOnReload(t *testing.T) {
 	h, act, mt := modeHarness(t, map[string]string{"rule-a": engine.ModeApprove, "rule-b": engine.ModeApprove}, nil)
 	h.submit(newFiring("fa", "a", false, invSpec{action: "x"}))
