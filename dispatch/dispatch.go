@@ -231,8 +231,9 @@ type Dispatcher struct {
 	// by invocation id.
 	awaiting map[string]*awaitingApproval
 	// decideMu orders a decision (decide, from taking the wait to
-	// scheduling its job) with a park of a pending state read from the
-	// store, which reads it again under it (see park). Taken before mu.
+	// scheduling its job; cancelApproval, to storing the cancellation)
+	// with a park of a pending state read from the store, which reads it
+	// again under it (see park). Taken before mu.
 	decideMu sync.Mutex
 	// jobRunners counts the goroutines running firings that are not
 	// sequential; beyond maxRunners, further firings wait in parked (a

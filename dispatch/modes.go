@@ -286,19 +286,30 @@ func (d *Dispatcher) ModesChanged() {
 		}
 	}
 	for _, p := range shadow {
-		if d.unpark(p.st.Invocation.ID) == nil {
-			continue // decided meanwhile
-		}
-		if <-p.stored; !p.ok {
-			continue // its pending state could not be recorded
-		}
-		st := p.st
-		st.Status = engine.StatusCancelled
-		st.Approval.At = d.clock.Now()
-		st.Approval.By = "reload"
-		st.Approval.Reason = "rule switched to shadow mode"
-		log := d.invLog(st.Invocation)
-		log.Info().Msg("approval cancelled: rule switched to shadow mode")
-		_ = d.persist(st)
+		d.cancelApproval(p)
 	}
+}
+
+// cancelApproval records p's invocation cancelled, its rule now in shadow
+// mode, unless decided meanwhile. Like decide it holds decideMu from
+// taking the wait until the cancellation is stored: a park of the pending
+// state read from the store before (a redelivered firing's) then reads
+// the cancellation, and does not wait again for it.
+func (d *Dispatcher) cancelApproval(p *awaitingApproval) {
+	d.decideMu.Lock()
+	defer d.decideMu.Unlock()
+	if d.unpark(p.st.Invocation.ID) == nil {
+		return // decided meanwhile
+	}
+	if <-p.stored; !p.ok {
+		return // its pending state could not be recorded
+	}
+	st := p.st
+	st.Status = engine.StatusCancelled
+	st.Approval.At = d.clock.Now()
+	st.Approval.By = "reload"
+	st.Approval.Reason = "rule switched to shadow mode"
+	log := d.invLog(st.Invocation)
+	log.Info().Msg("approval cancelled: rule switched to shadow mode")
+	_ = d.persist(st)
 }

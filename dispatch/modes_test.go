@@ -1,8 +1,10 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -226,10 +228,106 @@ func TestRedeliveredFiringWhilePendingParksOnce(t *testing.T) {
 
 // hookedStore is an invStore that calls afterRead (when set) each time a
 // firing or an invocation is read back, with its id, before the read
-// returns.
+// returns, and beforeUpdate (when set) with each state before it is
+// written.
 type hookedStore struct {
 	*invStore
-	afterRead func(id string)
+	afterRead    func(id string)
+	beforeUpdate func(st *engine.InvocationState)
+}
+
+func (s *hookedStore) Update(ctx context.Context, st *engine.InvocationState) error {
+	if s.beforeUpdate != nil {
+		s.beforeUpdate(st)
+	}
+	return s.invStore.Update(ctx, st)
+}
+
+// parkWaitsForDecideMu reports whether a goroutine waits in park for
+// decideMu (or mu): the frame above park is a mutex's Lock.
+func parkWaitsForDecideMu() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		i := bytes.Index(g, []byte("dispatch.(*Dispatcher).park("))
+		if i < 0 {
+			continue
+		}
+		lines := bytes.Split(g[:i], []byte("\n"))
+		// lines ends with "" (park's own line starts at i); before it
+		// the frame above park: its file line, then its function.
+		if n := len(lines); n >= 3 && bytes.HasPrefix(lines[n-3], []byte("sync.(*Mutex).Lock(")) {
+			return true
+		}
+	}
+	return false
+}
+
+// A rule switched to shadow mode while its firing is redelivered: the
+// cancellation is a decision too, which the redelivered job's park does
+// not undo by parking the pending state it read before it. Without
+// decideMu around the cancellation, park read the state still pending
+// after ModesChanged took the wait and before it stored the cancellation,
+// and waited again: a second notification, and at the deadline the
+// cancelled invocation was recorded rejected.
+func TestShadowSwitchWhileRedeliveredFiringParks(t *testing.T) {
+	mem := newMemStore()
+	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
+	act := &script{results: []engine.Result{engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var notified atomic.Int32
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
+
+	// ModesChanged is held while it stores the cancellation.
+	writing, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before Stop
+	store.beforeUpdate = func(st *engine.InvocationState) {
+		if st.Invocation.ID == "f1/0" && st.Status == engine.StatusCancelled {
+			close(writing)
+			<-release
+		}
+	}
+	mt.set("rule-rs", engine.ModeShadow)
+	changed := make(chan struct{})
+	go func() { defer close(changed); h.d.ModesChanged() }()
+	<-writing
+
+	again := newFiring("f1", "rs", false, invSpec{action: "x"})
+	again.Redelivered = true
+	h.submit(again)
+	waitFor(t, "the redelivered job waits for the cancellation, or parks", func() bool {
+		return notified.Load() > 1 || parkWaitsForDecideMu()
+	})
+	releaseOnce.Do(func() { close(release) })
+	<-changed
+	waitFor(t, "the redelivered firing's job done", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return !h.d.active["f1"]
+	})
+	if p := h.d.Pending(); len(p) != 0 {
+		t.Errorf("waiting for approval: %d, want none", len(p))
+	}
+	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := mem.status("f1/0"); s != engine.StatusCancelled {
+		t.Errorf("f1/0 %s after the deadline, want cancelled", s)
+	}
+	if n := notified.Load(); n != 1 {
+		t.Errorf("%d approval notifications, want 1", n)
+	}
+	if n := act.count(); n != 0 {
+		t.Errorf("ran %d times, want never", n)
+	}
 }
 
 func (s *hookedStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
