@@ -243,6 +243,22 @@ func (s *hookedStore) Update(ctx context.Context, st *engine.InvocationState) er
 	return s.invStore.Update(ctx, st)
 }
 
+func (s *hookedStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
+	e, err := s.invStore.Firing(ctx, id)
+	if s.afterRead != nil {
+		s.afterRead(id)
+	}
+	return e, err
+}
+
+func (s *hookedStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
+	st, err := s.invStore.Invocation(ctx, id)
+	if s.afterRead != nil {
+		s.afterRead(id)
+	}
+	return st, err
+}
+
 // parkWaitsForDecideMu reports whether a goroutine waits in park for
 // decideMu (or mu): the frame above park is a mutex's Lock.
 func parkWaitsForDecideMu() bool {
@@ -263,87 +279,99 @@ func parkWaitsForDecideMu() bool {
 	return false
 }
 
-// A rule switched to shadow mode while its firing is redelivered: the
-// cancellation is a decision too, which the redelivered job's park does
-// not undo by parking the pending state it read before it. Without
-// decideMu around the cancellation, park read the state still pending
-// after ModesChanged took the wait and before it stored the cancellation,
-// and waited again: a second notification, and at the deadline the
-// cancelled invocation was recorded rejected.
-func TestShadowSwitchWhileRedeliveredFiringParks(t *testing.T) {
-	mem := newMemStore()
-	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
-	act := &script{results: []engine.Result{engine.Success("ok")}}
-	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
-	var notified atomic.Int32
-	clock := newFakeClock()
-	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
-		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
-	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
-	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
+// A decision in flight while a redelivered firing's job parks the
+// pending state it read is not undone by that park: decide (and a switch
+// to shadow mode, ModesChanged) holds decideMu from taking the wait until
+// its state is stored, and park reads the state again under it. Without
+// it, park came between the two, read the state still pending, found no
+// wait and waited again: a second approval notification, a wait left in
+// Pending and, at its deadline, the decision recorded over as rejected.
+// Each case holds the decision's write, redelivers the firing and waits
+// until its park waits for the lock (or has parked again).
+func TestDecisionInFlightWhileRedeliveredFiringParks(t *testing.T) {
+	cases := []struct {
+		name    string
+		written engine.InvocationStatus // the decision's state
+		decide  func(h *harness, mt *modeTable) error
+		ran     int
+	}{
+		{"approved", engine.StatusQueued, func(h *harness, _ *modeTable) error {
+			_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
+			return err
+		}, 1},
+		{"switched to shadow", engine.StatusCancelled, func(h *harness, mt *modeTable) error {
+			mt.set("rule-rs", engine.ModeShadow)
+			h.d.ModesChanged()
+			return nil
+		}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mem := newMemStore()
+			store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
+			act := &script{results: []engine.Result{engine.Success("ok")}}
+			mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+			var notified atomic.Int32
+			clock := newFakeClock()
+			h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+				OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
+			h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
+			waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
 
-	// ModesChanged is held while it stores the cancellation.
-	writing, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before Stop
-	store.beforeUpdate = func(st *engine.InvocationState) {
-		if st.Invocation.ID == "f1/0" && st.Status == engine.StatusCancelled {
-			close(writing)
-			<-release
-		}
-	}
-	mt.set("rule-rs", engine.ModeShadow)
-	changed := make(chan struct{})
-	go func() { defer close(changed); h.d.ModesChanged() }()
-	<-writing
+			// The decision is held while it stores its state.
+			writing, release := make(chan struct{}), make(chan struct{})
+			var releaseOnce sync.Once
+			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before Stop
+			var held sync.Once
+			store.beforeUpdate = func(st *engine.InvocationState) {
+				if st.Invocation.ID == "f1/0" && st.Status == c.written {
+					held.Do(func() { close(writing); <-release })
+				}
+			}
+			decided := make(chan error, 1)
+			go func() { decided <- c.decide(h, mt) }()
+			<-writing
 
-	again := newFiring("f1", "rs", false, invSpec{action: "x"})
-	again.Redelivered = true
-	h.submit(again)
-	waitFor(t, "the redelivered job waits for the cancellation, or parks", func() bool {
-		return notified.Load() > 1 || parkWaitsForDecideMu()
-	})
-	releaseOnce.Do(func() { close(release) })
-	<-changed
-	waitFor(t, "the redelivered firing's job done", func() bool {
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		return !h.d.active["f1"]
-	})
-	if p := h.d.Pending(); len(p) != 0 {
-		t.Errorf("waiting for approval: %d, want none", len(p))
+			again := newFiring("f1", "rs", false, invSpec{action: "x"})
+			again.Redelivered = true
+			h.submit(again)
+			waitFor(t, "the redelivered job waits for the decision, or parks", func() bool {
+				return notified.Load() > 1 || parkWaitsForDecideMu()
+			})
+			releaseOnce.Do(func() { close(release) })
+			if err := <-decided; err != nil {
+				t.Fatal(err)
+			}
+			want := engine.StatusCancelled
+			if c.ran > 0 {
+				want = engine.StatusSucceeded
+				waitFor(t, "f1/0 run", func() bool { return mem.status("f1/0") == want })
+			}
+			waitFor(t, "the firing's jobs done", func() bool {
+				h.d.mu.Lock()
+				defer h.d.mu.Unlock()
+				return !h.d.active["f1"]
+			})
+			if p := h.d.Pending(); len(p) != 0 {
+				t.Errorf("waiting for approval: %d, want none", len(p))
+			}
+			clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := h.d.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s := mem.status("f1/0"); s != want {
+				t.Errorf("f1/0 %s after the deadline, want %s", s, want)
+			}
+			if n := notified.Load(); n != 1 {
+				t.Errorf("%d approval notifications, want 1", n)
+			}
+			if n := act.count(); n != c.ran {
+				t.Errorf("ran %d times, want %d", n, c.ran)
+			}
+		})
 	}
-	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.d.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s := mem.status("f1/0"); s != engine.StatusCancelled {
-		t.Errorf("f1/0 %s after the deadline, want cancelled", s)
-	}
-	if n := notified.Load(); n != 1 {
-		t.Errorf("%d approval notifications, want 1", n)
-	}
-	if n := act.count(); n != 0 {
-		t.Errorf("ran %d times, want never", n)
-	}
-}
-
-func (s *hookedStore) Firing(ctx context.Context, id string) (*engine.AuditEntry, error) {
-	e, err := s.invStore.Firing(ctx, id)
-	if s.afterRead != nil {
-		s.afterRead(id)
-	}
-	return e, err
-}
-
-func (s *hookedStore) Invocation(ctx context.Context, id string) (*engine.InvocationState, error) {
-	st, err := s.invStore.Invocation(ctx, id)
-	if s.afterRead != nil {
-		s.afterRead(id)
-	}
-	return st, err
 }
 
 // A decision that comes while a redelivered firing holds the pending
