@@ -464,6 +464,82 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 	}
 }
 
+// A redelivered firing whose invocations all ran, each approved, after it
+// read them back (pending, queued) runs none of them again: each state is
+// read when its turn comes (scheduleSubmitted builds the job with
+// full=false). Kept as read, the queued one, never parked before, would
+// be parked as a new request: a third notification, its pending state
+// written over its success, and at the deadline recorded rejected.
+func TestRedeliveredFiringReadsEachStateWhenItRuns(t *testing.T) {
+	mem := newMemStore()
+	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
+	act := &script{results: []engine.Result{engine.Success("ok"), engine.Success("ok")}}
+	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
+	var notified atomic.Int32
+	clock := newFakeClock()
+	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
+		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
+	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"}))
+	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
+
+	read, proceed := make(chan struct{}), make(chan struct{})
+	var once, proceedOnce sync.Once
+	t.Cleanup(func() { proceedOnce.Do(func() { close(proceed) }) }) // before Stop
+	store.afterRead = func(id string) {
+		if id == "f1" {
+			once.Do(func() { close(read); <-proceed })
+		}
+	}
+	again := newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"})
+	again.Redelivered = true
+	submitted := make(chan error, 1)
+	go func() { submitted <- h.d.Submit(context.Background(), again) }()
+	<-read // f1/0 pending, f1/1 queued
+
+	for _, id := range []string{"f1/0", "f1/1"} {
+		waitFor(t, id+" pending", func() bool {
+			p := h.d.Pending()
+			return len(p) == 1 && p[0].Invocation.ID == id
+		})
+		if _, err := h.d.Decide(context.Background(), id, engine.DecisionApproved, "dave", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, id+" run", func() bool { return mem.status(id) == engine.StatusSucceeded })
+	}
+	waitFor(t, "the job that waited done", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return !h.d.active["f1"]
+	})
+	proceedOnce.Do(func() { close(proceed) })
+	if err := <-submitted; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redelivered firing's job done", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return !h.d.active["f1"]
+	})
+	if p := h.d.Pending(); len(p) != 0 {
+		t.Errorf("waiting for approval: %d, want none", len(p))
+	}
+	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s0, s1 := mem.status("f1/0"), mem.status("f1/1"); s0 != engine.StatusSucceeded || s1 != engine.StatusSucceeded {
+		t.Errorf("after the deadline: %s, %s; want both succeeded", s0, s1)
+	}
+	if n := act.count(); n != 2 {
+		t.Errorf("ran %d actions, want 2 (each once)", n)
+	}
+	if n := notified.Load(); n != 2 {
+		t.Errorf("%d approval notifications, want 2 (one per action)", n)
+	}
+}
+
 func TestModesChangedOnReload(t *testing.T) {
 	h, act, mt := modeHarness(t, map[string]string{"rule-a": engine.ModeApprove, "rule-b": engine.ModeApprove}, nil)
 	h.submit(newFiring("fa", "a", false, invSpec{action: "x"}))
