@@ -401,7 +401,8 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
 
 	read, proceed := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, proceedOnce sync.Once
+	t.Cleanup(func() { proceedOnce.Do(func() { close(proceed) }) }) // before Stop
 	store.afterRead = func(id string) {
 		if id == readID {
 			once.Do(func() { close(read); <-proceed })
@@ -413,8 +414,24 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 	go func() { submitted <- h.d.Submit(context.Background(), again) }()
 	<-read // the redelivered firing read f1/0 pending
 
-	// f1/0 approved now; then it runs, and f1/1 waits for approval.
-	if _, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", ""); err != nil {
+	// f1/0 approved now; then it runs, and f1/1 waits for approval. (Were
+	// the read held here park's, under decideMu, the decision would wait
+	// for it: fail, not hang.)
+	decided := make(chan error, 1)
+	go func() {
+		_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
+		decided <- err
+	}()
+	var err error
+	waitFor(t, "the decision", func() bool {
+		select {
+		case err = <-decided:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	onlyPending := func(id string) bool {
@@ -427,7 +444,7 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 			return mem.status("f1/0") == engine.StatusSucceeded && onlyPending("f1/1")
 		})
 	}
-	close(proceed)
+	proceedOnce.Do(func() { close(proceed) })
 	if err := <-submitted; err != nil {
 		t.Fatal(err)
 	}
