@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -279,6 +280,112 @@ func parkWaitsForDecideMu() bool {
 	return false
 }
 
+// redelivery is a dispatcher over a hookedStore whose rule "r" of
+// ruleset rs is in approve mode; it counts the approval notifications.
+// The tests below submit a firing f1, then the same firing again as
+// redelivered after a crash, and hold one step with a gate.
+type redelivery struct {
+	*harness
+	mem      *memStore
+	hooked   *hookedStore
+	act      *script
+	modes    *modeTable
+	clock    *fakeClock
+	notified atomic.Int32
+}
+
+// newRedelivery starts it with n approve-mode actions in f1 (each runs
+// with success) and waits for f1/0 to wait for approval.
+func newRedelivery(t *testing.T, n int) *redelivery {
+	r := &redelivery{mem: newMemStore(), modes: &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}, clock: newFakeClock()}
+	r.hooked = &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: r.mem}}}
+	r.act = &script{}
+	for range n {
+		r.act.results = append(r.act.results, engine.Success("ok"))
+	}
+	r.harness = start(t, r.mem, r.clock, Config{Store: r.hooked, Actions: ActionMap(map[string]engine.Action{"x": r.act}), Mode: r.modes.get,
+		OnApprovalRequested: func(*engine.InvocationState) { r.notified.Add(1) }})
+	r.submit(r.firing(n, false))
+	waitFor(t, "f1/0 pending", func() bool { return len(r.d.Pending()) == 1 })
+	return r
+}
+
+// firing is f1 with n actions, marked redelivered or not.
+func (r *redelivery) firing(n int, redelivered bool) *engine.Firing {
+	specs := make([]invSpec, n)
+	for i := range specs {
+		specs[i] = invSpec{action: "x"}
+	}
+	f := newFiring("f1", "rs", false, specs...)
+	f.Redelivered = redelivered
+	return f
+}
+
+// redeliver submits f1 again as redelivered, in the background; the
+// returned channel gets Submit's error.
+func (r *redelivery) redeliver(n int) <-chan error {
+	submitted := make(chan error, 1)
+	go func() { submitted <- r.d.Submit(context.Background(), r.firing(n, true)) }()
+	return submitted
+}
+
+// onlyPending reports whether id alone waits for approval.
+func (r *redelivery) onlyPending(id string) bool {
+	p := r.d.Pending()
+	return len(p) == 1 && p[0].Invocation.ID == id
+}
+
+// jobsDone waits until no job of f1 is active.
+func (r *redelivery) jobsDone(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		r.d.mu.Lock()
+		defer r.d.mu.Unlock()
+		return !r.d.active["f1"]
+	})
+}
+
+// afterTheDeadline lets the approvals' deadline pass, stops the
+// dispatcher and checks what stands: the statuses of f1/0, f1/1, ...,
+// how many actions ran and how many notifications were sent.
+func (r *redelivery) afterTheDeadline(t *testing.T, want []engine.InvocationStatus, ran, notifications int) {
+	t.Helper()
+	r.clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		if s := r.mem.status(fmt.Sprintf("f1/%d", i)); s != w {
+			t.Errorf("f1/%d %s after the deadline, want %s", i, s, w)
+		}
+	}
+	if n := r.act.count(); n != ran {
+		t.Errorf("ran %d actions, want %d (each once)", n, ran)
+	}
+	if n := r.notified.Load(); int(n) != notifications {
+		t.Errorf("%d approval notifications, want %d", n, notifications)
+	}
+}
+
+// holdPoint holds the first call of hold until open; reached is closed
+// once a call is held. The test's cleanup opens it, before the
+// dispatcher stops (start's cleanup runs after it).
+type holdPoint struct {
+	reached, release chan struct{}
+	held, opened     sync.Once
+}
+
+func newHoldPoint(t *testing.T) *holdPoint {
+	g := &holdPoint{reached: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *holdPoint) hold() { g.held.Do(func() { close(g.reached); <-g.release }) }
+func (g *holdPoint) open() { g.opened.Do(func() { close(g.release) }) }
+
 // A decision in flight while a redelivered firing's job parks the
 // pending state it read is not undone by that park: decide (and a switch
 // to shadow mode, ModesChanged) holds decideMu from taking the wait until
@@ -292,84 +399,53 @@ func TestDecisionInFlightWhileRedeliveredFiringParks(t *testing.T) {
 	cases := []struct {
 		name    string
 		written engine.InvocationStatus // the decision's state
-		decide  func(h *harness, mt *modeTable) error
+		decide  func(r *redelivery) error
 		ran     int
 	}{
-		{"approved", engine.StatusQueued, func(h *harness, _ *modeTable) error {
-			_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
+		{"approved", engine.StatusQueued, func(r *redelivery) error {
+			_, err := r.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
 			return err
 		}, 1},
-		{"switched to shadow", engine.StatusCancelled, func(h *harness, mt *modeTable) error {
-			mt.set("rule-rs", engine.ModeShadow)
-			h.d.ModesChanged()
+		{"switched to shadow", engine.StatusCancelled, func(r *redelivery) error {
+			r.modes.set("rule-rs", engine.ModeShadow)
+			r.d.ModesChanged()
 			return nil
 		}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			mem := newMemStore()
-			store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
-			act := &script{results: []engine.Result{engine.Success("ok")}}
-			mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
-			var notified atomic.Int32
-			clock := newFakeClock()
-			h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
-				OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
-			h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}))
-			waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
-
+			r := newRedelivery(t, 1)
 			// The decision is held while it stores its state.
-			writing, release := make(chan struct{}), make(chan struct{})
-			var releaseOnce sync.Once
-			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before Stop
-			var held sync.Once
-			store.beforeUpdate = func(st *engine.InvocationState) {
+			g := newHoldPoint(t)
+			r.hooked.beforeUpdate = func(st *engine.InvocationState) {
 				if st.Invocation.ID == "f1/0" && st.Status == c.written {
-					held.Do(func() { close(writing); <-release })
+					g.hold()
 				}
 			}
 			decided := make(chan error, 1)
-			go func() { decided <- c.decide(h, mt) }()
-			<-writing
+			go func() { decided <- c.decide(r) }()
+			<-g.reached
 
-			again := newFiring("f1", "rs", false, invSpec{action: "x"})
-			again.Redelivered = true
-			h.submit(again)
+			if err := <-r.redeliver(1); err != nil {
+				t.Fatal(err)
+			}
 			waitFor(t, "the redelivered job waits for the decision, or parks", func() bool {
-				return notified.Load() > 1 || parkWaitsForDecideMu()
+				return r.notified.Load() > 1 || parkWaitsForDecideMu()
 			})
-			releaseOnce.Do(func() { close(release) })
+			g.open()
 			if err := <-decided; err != nil {
 				t.Fatal(err)
 			}
 			want := engine.StatusCancelled
 			if c.ran > 0 {
 				want = engine.StatusSucceeded
-				waitFor(t, "f1/0 run", func() bool { return mem.status("f1/0") == want })
+				waitFor(t, "f1/0 run", func() bool { return r.mem.status("f1/0") == want })
 			}
-			waitFor(t, "the firing's jobs done", func() bool {
-				h.d.mu.Lock()
-				defer h.d.mu.Unlock()
-				return !h.d.active["f1"]
-			})
-			if p := h.d.Pending(); len(p) != 0 {
+			r.jobsDone(t, "the firing's jobs done")
+			if p := r.d.Pending(); len(p) != 0 {
 				t.Errorf("waiting for approval: %d, want none", len(p))
 			}
-			clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := h.d.Stop(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if s := mem.status("f1/0"); s != want {
-				t.Errorf("f1/0 %s after the deadline, want %s", s, want)
-			}
-			if n := notified.Load(); n != 1 {
-				t.Errorf("%d approval notifications, want 1", n)
-			}
-			if n := act.count(); n != c.ran {
-				t.Errorf("ran %d times, want %d", n, c.ran)
-			}
+			r.afterTheDeadline(t, []engine.InvocationStatus{want}, c.ran, 1)
 		})
 	}
 }
@@ -388,38 +464,23 @@ func TestDecisionWhileRedeliveredFiringReadsItsState(t *testing.T) {
 }
 
 func decisionWhileRedelivered(t *testing.T, readID string) {
-	mem := newMemStore()
-	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
-	act := &script{results: []engine.Result{engine.Success("ok"), engine.Success("ok")}}
-	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
-	var notified atomic.Int32
-	clock := newFakeClock()
-	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
-		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
 	// f1: two approve-mode actions, the second waiting behind the first.
-	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"}))
-	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
-
-	read, proceed := make(chan struct{}), make(chan struct{})
-	var once, proceedOnce sync.Once
-	t.Cleanup(func() { proceedOnce.Do(func() { close(proceed) }) }) // before Stop
-	store.afterRead = func(id string) {
+	r := newRedelivery(t, 2)
+	g := newHoldPoint(t)
+	r.hooked.afterRead = func(id string) {
 		if id == readID {
-			once.Do(func() { close(read); <-proceed })
+			g.hold()
 		}
 	}
-	again := newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"})
-	again.Redelivered = true
-	submitted := make(chan error, 1)
-	go func() { submitted <- h.d.Submit(context.Background(), again) }()
-	<-read // the redelivered firing read f1/0 pending
+	submitted := r.redeliver(2)
+	<-g.reached // the redelivered firing read f1/0 pending
 
 	// f1/0 approved now; then it runs, and f1/1 waits for approval. (Were
 	// the read held here park's, under decideMu, the decision would wait
 	// for it: fail, not hang.)
 	decided := make(chan error, 1)
 	go func() {
-		_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
+		_, err := r.d.Decide(context.Background(), "f1/0", engine.DecisionApproved, "dave", "")
 		decided <- err
 	}()
 	var err error
@@ -434,51 +495,27 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	onlyPending := func(id string) bool {
-		p := h.d.Pending()
-		return len(p) == 1 && p[0].Invocation.ID == id
-	}
+	ranThenF1Waits := func() bool { return r.mem.status("f1/0") == engine.StatusSucceeded && r.onlyPending("f1/1") }
 	if readID == "f1" {
 		// The job that waited runs it, before the redelivered one goes on.
-		waitFor(t, "f1/0 run, f1/1 pending", func() bool {
-			return mem.status("f1/0") == engine.StatusSucceeded && onlyPending("f1/1")
-		})
+		waitFor(t, "f1/0 run, f1/1 pending", ranThenF1Waits)
 	}
-	proceedOnce.Do(func() { close(proceed) })
+	g.open()
 	if err := <-submitted; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "f1/0 run, f1/1 pending", func() bool {
-		return mem.status("f1/0") == engine.StatusSucceeded && onlyPending("f1/1")
-	})
-	waitFor(t, "the redelivered firing's job done", func() bool {
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		return !h.d.active["f1"]
-	})
-	if !onlyPending("f1/1") {
-		t.Fatalf("waiting for approval: %v, want f1/1 only", h.d.Pending())
+	waitFor(t, "f1/0 run, f1/1 pending", ranThenF1Waits)
+	r.jobsDone(t, "the redelivered firing's job done")
+	if !r.onlyPending("f1/1") {
+		t.Fatalf("waiting for approval: %v, want f1/1 only", r.d.Pending())
 	}
-	if _, err := h.d.Decide(context.Background(), "f1/1", engine.DecisionApproved, "dave", ""); err != nil {
+	if _, err := r.d.Decide(context.Background(), "f1/1", engine.DecisionApproved, "dave", ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "f1/1 run", func() bool { return mem.status("f1/1") == engine.StatusSucceeded })
-	// Past the approvals' deadline: nothing expires the approved actions.
-	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.d.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s0, s1 := mem.status("f1/0"), mem.status("f1/1"); s0 != engine.StatusSucceeded || s1 != engine.StatusSucceeded {
-		t.Errorf("after the deadline: %s, %s; want both succeeded", s0, s1)
-	}
-	if n := act.count(); n != 2 {
-		t.Errorf("ran %d actions, want 2 (each once)", n)
-	}
-	if n := notified.Load(); n != 2 {
-		t.Errorf("%d approval notifications, want 2 (one per action)", n)
-	}
+	waitFor(t, "f1/1 run", func() bool { return r.mem.status("f1/1") == engine.StatusSucceeded })
+	// Past the approvals' deadline: nothing expires the approved actions;
+	// one notification per action.
+	r.afterTheDeadline(t, []engine.InvocationStatus{engine.StatusSucceeded, engine.StatusSucceeded}, 2, 2)
 }
 
 // A redelivered firing whose invocations all ran, each approved, after it
@@ -488,73 +525,33 @@ func decisionWhileRedelivered(t *testing.T, readID string) {
 // be parked as a new request: a third notification, its pending state
 // written over its success, and at the deadline recorded rejected.
 func TestRedeliveredFiringReadsEachStateWhenItRuns(t *testing.T) {
-	mem := newMemStore()
-	store := &hookedStore{invStore: &invStore{readerStore: &readerStore{memStore: mem}}}
-	act := &script{results: []engine.Result{engine.Success("ok"), engine.Success("ok")}}
-	mt := &modeTable{modes: map[string]string{"rule-rs": engine.ModeApprove}}
-	var notified atomic.Int32
-	clock := newFakeClock()
-	h := start(t, mem, clock, Config{Store: store, Actions: ActionMap(map[string]engine.Action{"x": act}), Mode: mt.get,
-		OnApprovalRequested: func(*engine.InvocationState) { notified.Add(1) }})
-	h.submit(newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"}))
-	waitFor(t, "f1/0 pending", func() bool { return len(h.d.Pending()) == 1 })
-
-	read, proceed := make(chan struct{}), make(chan struct{})
-	var once, proceedOnce sync.Once
-	t.Cleanup(func() { proceedOnce.Do(func() { close(proceed) }) }) // before Stop
-	store.afterRead = func(id string) {
+	r := newRedelivery(t, 2)
+	g := newHoldPoint(t)
+	r.hooked.afterRead = func(id string) {
 		if id == "f1" {
-			once.Do(func() { close(read); <-proceed })
+			g.hold()
 		}
 	}
-	again := newFiring("f1", "rs", false, invSpec{action: "x"}, invSpec{action: "x"})
-	again.Redelivered = true
-	submitted := make(chan error, 1)
-	go func() { submitted <- h.d.Submit(context.Background(), again) }()
-	<-read // f1/0 pending, f1/1 queued
+	submitted := r.redeliver(2)
+	<-g.reached // f1/0 pending, f1/1 queued
 
 	for _, id := range []string{"f1/0", "f1/1"} {
-		waitFor(t, id+" pending", func() bool {
-			p := h.d.Pending()
-			return len(p) == 1 && p[0].Invocation.ID == id
-		})
-		if _, err := h.d.Decide(context.Background(), id, engine.DecisionApproved, "dave", ""); err != nil {
+		waitFor(t, id+" pending", func() bool { return r.onlyPending(id) })
+		if _, err := r.d.Decide(context.Background(), id, engine.DecisionApproved, "dave", ""); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, id+" run", func() bool { return mem.status(id) == engine.StatusSucceeded })
+		waitFor(t, id+" run", func() bool { return r.mem.status(id) == engine.StatusSucceeded })
 	}
-	waitFor(t, "the job that waited done", func() bool {
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		return !h.d.active["f1"]
-	})
-	proceedOnce.Do(func() { close(proceed) })
+	r.jobsDone(t, "the job that waited done")
+	g.open()
 	if err := <-submitted; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the redelivered firing's job done", func() bool {
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		return !h.d.active["f1"]
-	})
-	if p := h.d.Pending(); len(p) != 0 {
+	r.jobsDone(t, "the redelivered firing's job done")
+	if p := r.d.Pending(); len(p) != 0 {
 		t.Errorf("waiting for approval: %d, want none", len(p))
 	}
-	clock.Advance(engine.DefaultApprovalTimeout + time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.d.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s0, s1 := mem.status("f1/0"), mem.status("f1/1"); s0 != engine.StatusSucceeded || s1 != engine.StatusSucceeded {
-		t.Errorf("after the deadline: %s, %s; want both succeeded", s0, s1)
-	}
-	if n := act.count(); n != 2 {
-		t.Errorf("ran %d actions, want 2 (each once)", n)
-	}
-	if n := notified.Load(); n != 2 {
-		t.Errorf("%d approval notifications, want 2 (one per action)", n)
-	}
+	r.afterTheDeadline(t, []engine.InvocationStatus{engine.StatusSucceeded, engine.StatusSucceeded}, 2, 2)
 }
 
 func TestModesChangedOnReload(t *testing.T) {
