@@ -146,17 +146,15 @@ func (d *Dispatcher) park(j *job, st *engine.InvocationState) (bool, *engine.Inv
 			close(p.stored)
 			return false, nil
 		}
-		if d.cfg.OnApprovalRequested != nil {
-			d.cfg.OnApprovalRequested(snapshot(st))
-		}
 	}
-	close(p.stored)
-	if !record && d.cfg.OnApprovalRequested != nil {
-		// Found waiting at Start: whether the earlier process notified
-		// anyone is not recorded (a crash may have come first), so the
-		// request is notified again.
+	if d.cfg.OnApprovalRequested != nil {
+		// A new request, or one found waiting at Start: whether the
+		// earlier process notified anyone is not recorded (a crash may
+		// have come first), so it is notified again. Before stored is
+		// closed, so before any decision of it.
 		d.cfg.OnApprovalRequested(snapshot(st))
 	}
+	close(p.stored)
 	wait := st.Approval.Deadline.Sub(d.clock.Now())
 	d.wg.Add(1)
 	go func() {
