@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,16 +71,12 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 	}
 	components, sourceLines := map[string]bool{}, 0
 	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
-		keys, err := topLevelKeys(line)
+		repeated, err := rbtest.RepeatedKeys(line)
 		if err != nil {
-			t.Fatalf("log line %q: %v", line, err)
+			t.Fatalf("log line: %v", err)
 		}
-		seen := map[string]bool{}
-		for _, k := range keys {
-			if seen[k] {
-				t.Errorf("key %q twice in log line %s", k, line)
-			}
-			seen[k] = true
+		for _, k := range repeated {
+			t.Errorf("key %q twice in log line %s", k, line)
 		}
 		var m map[string]any
 		_ = json.Unmarshal([]byte(line), &m)
@@ -102,26 +96,4 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 			t.Errorf("no log line of component %q in:\n%s", c, stderr.String())
 		}
 	}
-}
-
-// topLevelKeys returns the keys of the JSON object in line, in order, with
-// repeats (encoding/json keeps only the last of a repeated key).
-func topLevelKeys(line string) ([]string, error) {
-	dec := json.NewDecoder(bytes.NewReader([]byte(line)))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, io.ErrUnexpectedEOF
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, tok.(string))
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-	}
-	return keys, nil
 }

@@ -374,3 +374,32 @@ func ParseAudit(out []byte) ([]AuditLine, error) {
 	}
 	return lines, sc.Err()
 }
+
+// RepeatedKeys returns the keys that appear more than once at the top of
+// the JSON object in line (encoding/json keeps only the last of a repeat,
+// so a log line's map cannot show them), or an error when line is not one
+// object.
+func RepeatedKeys(line string) ([]string, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object: %q", line)
+	}
+	seen := map[string]bool{}
+	var repeated []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k := tok.(string)
+		if seen[k] {
+			repeated = append(repeated, k)
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+	}
+	return repeated, nil
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,22 @@ func TestWaitForPollsUntilTrue(t *testing.T) {
 	WaitFor(t, 5*time.Second, "the third call", func() bool { n++; return n == 3 })
 	if n != 3 {
 		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+func TestRepeatedKeys(t *testing.T) {
+	for line, want := range map[string][]string{
+		`{"a":1,"b":{"a":2},"c":[1]}`:     nil,
+		`{"a":1,"b":2,"a":3,"b":4,"a":5}`: {"a", "b", "a"},
+	} {
+		got, err := RepeatedKeys(line)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("RepeatedKeys(%s) = %q, %v; want %q", line, got, err, want)
+		}
+	}
+	for _, line := range []string{``, `[1]`, `{"a":`} {
+		if _, err := RepeatedKeys(line); err == nil {
+			t.Errorf("RepeatedKeys(%q): no error", line)
+		}
 	}
 }
