@@ -11,7 +11,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rulebook-dev/rulebook/engine"
@@ -264,14 +263,4 @@ func Partitions(ctx context.Context, cfg Config) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("bus: brokers %q: %w", cfg.Brokers, err)
-}
-
-// kafkaGoLog passes kafka-go's log lines to log at lvl, marked as the
-// library's. The mark is library, not component: the consumer's logger
-// names its component (bus) already, and a key twice in a JSON line is
-// kept differently by each log processor.
-func kafkaGoLog(log zerolog.Logger, lvl zerolog.Level) kafkago.LoggerFunc {
-	return func(msg string, args ...any) {
-		log.WithLevel(lvl).Str("library", "kafka-go").Msgf(msg, args...)
-	}
 }

@@ -193,8 +193,8 @@ func (c *Consumer) Run(ctx context.Context, open func(partition int) (PartitionH
 		PartitionWatchInterval: c.cc.PartitionWatchInterval,
 		WatchPartitionChanges:  true,
 		StartOffset:            kafkago.FirstOffset,
-		Logger:                 kafkaGoLog(log, zerolog.DebugLevel),
-		ErrorLogger:            kafkaGoLog(log, zerolog.WarnLevel),
+		Logger:                 kafkaconn.Log(log, zerolog.DebugLevel),
+		ErrorLogger:            kafkaconn.Log(log, zerolog.WarnLevel),
 	})
 	if err != nil {
 		return fmt.Errorf("bus: consumer group: %w", err)
@@ -439,7 +439,7 @@ func (c *Consumer) consumePartition(ctx context.Context, p *partition, assigned 
 		MaxWait:        c.cc.MaxWait,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
-		ErrorLogger:    kafkaGoLog(log, zerolog.WarnLevel),
+		ErrorLogger:    kafkaconn.Log(log, zerolog.WarnLevel),
 	})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {

@@ -68,7 +68,7 @@ func NewProducer(cfg Config, key KeyFunc, log zerolog.Logger) (*Producer, error)
 		WriteTimeout:    cfg.WriteTimeout,
 		ReadTimeout:     cfg.WriteTimeout,
 		Transport:       newTransport(cfg, min(5*time.Second, cfg.WriteTimeout)),
-		ErrorLogger:     kafkaGoLog(log, zerolog.DebugLevel),
+		ErrorLogger:     kafkaconn.Log(log, zerolog.DebugLevel),
 	}
 	return p, nil
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -351,4 +352,14 @@ func SecurityError(err error) bool {
 		errors.Is(err, kafkago.IllegalSASLState) || errors.As(err, &alert) || remoteAlert ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &verify) || errors.As(err, &header)
+}
+
+// Log passes kafka-go's log lines to log at lvl, marked as the library's
+// (library: kafka-go). The mark is not component: the logger of the bus
+// names its own component, and a key twice in a JSON line is kept
+// differently by each log processor.
+func Log(log zerolog.Logger, lvl zerolog.Level) kafkago.LoggerFunc {
+	return func(msg string, args ...any) {
+		log.WithLevel(lvl).Str("library", "kafka-go").Msgf(msg, args...)
+	}
 }

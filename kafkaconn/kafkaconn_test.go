@@ -1,16 +1,20 @@
 package kafkaconn
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go/sasl/plain"
 
 	"github.com/rulebook-dev/rulebook/engine"
 	"github.com/rulebook-dev/rulebook/internal/testcerts"
+	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
 func secretRef(s string) bool { return engine.HasSecretRef(s) }
@@ -316,5 +320,30 @@ func TestPathArgs(t *testing.T) {
 	a[0] = "changed"
 	if PathArgs()[0] != "tls.ca" {
 		t.Fatal("PathArgs shares its slice with callers")
+	}
+}
+
+// kafka-go's lines, logged through a logger that names its component (the
+// bus's), hold each key once and say whose they are: library kafka-go.
+func TestLogMarksTheLibraryNotAComponent(t *testing.T) {
+	var buf bytes.Buffer
+	log := zerolog.New(&buf).Level(zerolog.DebugLevel).With().Str("component", "bus").Str("topic", "t").Logger()
+	Log(log, zerolog.WarnLevel)("no leader for partition %d", 3)
+	line := strings.TrimSpace(buf.String())
+	repeated, err := rbtest.RepeatedKeys(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repeated) > 0 {
+		t.Errorf("keys %q twice in log line %s", repeated, line)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"component": "bus", "library": "kafka-go", "level": "warn", "message": "no leader for partition 3"} {
+		if got, _ := m[k].(string); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
 	}
 }

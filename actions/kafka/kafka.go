@@ -152,9 +152,7 @@ func (p *Producer) writer(a args) (*kafkago.Writer, error) {
 		MaxAttempts:  3,
 		BatchTimeout: 2 * time.Millisecond,
 		Transport:    sec.Transport(),
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("library", "kafka-go").Msgf(msg, args...)
-		}),
+		ErrorLogger:  kafkaconn.Log(log, zerolog.DebugLevel),
 	}
 	p.writers[key] = w
 	return w, nil

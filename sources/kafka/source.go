@@ -471,12 +471,8 @@ func (s *Source) newReader(topics []string) *kafkago.Reader {
 		PartitionWatchInterval: s.cfg.TopicRefresh,
 		ReadBackoffMin:         50 * time.Millisecond,
 		ReadBackoffMax:         time.Second,
-		Logger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug().Str("library", "kafka-go").Msgf(msg, args...)
-		}),
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Warn().Str("library", "kafka-go").Msgf(msg, args...)
-		}),
+		Logger:                 kafkaconn.Log(log, zerolog.DebugLevel),
+		ErrorLogger:            kafkaconn.Log(log, zerolog.WarnLevel),
 	})
 }
 
