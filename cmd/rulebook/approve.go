@@ -167,47 +167,59 @@ func (a *app) sendApprovalNotify(st *engine.InvocationState) {
 	if timeout <= 0 {
 		timeout = notifyTimeout
 	}
-	var deadline time.Time
+	r := notifyRetry{policy: def.Policy, clock: a.clock, jitter: rand.Float64, redact: n.Redact, stop: a.stopped, log: log}
 	if st.Approval != nil {
-		deadline = st.Approval.Deadline
+		r.deadline = st.Approval.Deadline
 	}
-	retryNotify(func() engine.Result {
+	r.run(func() engine.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		return act.Run(ctx, &run)
-	}, def.Policy, deadline, a.clock, rand.Float64, n.Redact, a.stopped, log)
+	})
 }
 
-// retryNotify runs send until it succeeds, fails for good, or has failed
-// with a retryable error 1+policy.Retries times, waiting dispatch.Backoff
-// on clock between attempts; it gives up before a wait that would end
-// after deadline (when set), and stops waiting once stop is closed (the
-// run ends; its next start sends the notification again). It logs how it
-// ended.
-func retryNotify(send func() engine.Result, policy engine.Policy, deadline time.Time, clock engine.Clock, jitter func() float64, redact func(string) string, stop <-chan struct{}, log zerolog.Logger) {
+// notifyRetry says how an approval notification is tried again: as the
+// notify action's policy says (retries, delay, max_delay: the
+// dispatcher's backoff, waited on clock with jitter), not beginning a
+// wait that would end after deadline (when set), and giving up once stop
+// is closed (the run ends; its next start sends the notification again).
+// Errors are logged through redact.
+type notifyRetry struct {
+	policy   engine.Policy
+	deadline time.Time
+	clock    engine.Clock
+	jitter   func() float64
+	redact   func(string) string
+	stop     <-chan struct{}
+	log      zerolog.Logger
+}
+
+// run calls send until it succeeds, fails for good or runs out of
+// retries, time or run, and logs how it ended.
+func (r notifyRetry) run(send func() engine.Result) {
 	for attempt := 1; ; attempt++ {
 		res := send()
 		if res.Status == engine.Succeeded {
-			log.Info().Int("attempt", attempt).Msg("approval notify sent")
+			r.log.Info().Int("attempt", attempt).Msg("approval notify sent")
 			return
 		}
-		errText := redact(res.Error)
-		if res.Status != engine.Retryable || attempt > policy.Retries {
-			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed")
+		errText := r.redact(res.Error)
+		if res.Status != engine.Retryable || attempt > r.policy.Retries {
+			r.log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed")
 			return
 		}
-		wait := dispatch.Backoff(policy, attempt, jitter())
-		if !deadline.IsZero() && clock.Now().Add(wait).After(deadline) {
-			log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed; the approval's deadline leaves no time to try again")
+		wait := dispatch.Backoff(r.policy, attempt, r.jitter())
+		if !r.deadline.IsZero() && r.clock.Now().Add(wait).After(r.deadline) {
+			r.log.Error().Int("attempt", attempt).Str("error", errText).Msg("approval notify failed; the approval's deadline leaves no time to try again")
 			return
 		}
-		log.Warn().Int("attempt", attempt).Dur("retry_in", wait).Str("error", errText).Msg("approval notify failed; trying again")
-		t := engine.NewTimer(clock, wait)
+		r.log.Warn().Int("attempt", attempt).Dur("retry_in", wait).Str("error", errText).Msg("approval notify failed; trying again")
+		t := engine.NewTimer(r.clock, wait)
 		select {
 		case <-t.C():
-		case <-stop:
+		case <-r.stop:
 			t.Stop()
-			log.Warn().Int("attempt", attempt).Msg("approval notify not tried again: the run is ending (the next start sends it again)")
+			r.log.Warn().Int("attempt", attempt).Msg("approval notify not tried again: the run is ending (the next start sends it again)")
 			return
 		}
 	}

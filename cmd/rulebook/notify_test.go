@@ -13,7 +13,7 @@ import (
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
-// retryNotify tries a retryable failure again as the notify action's
+// notifyRetry tries a retryable failure again as the notify action's
 // policy says, waiting its backoff on the clock, and gives up on a
 // failure that is not retryable, when the retries are spent, or before a
 // wait that would end after the approval's deadline.
@@ -48,12 +48,13 @@ func TestRetryNotify(t *testing.T) {
 			n := 0
 			go func() {
 				defer close(done)
-				retryNotify(func() engine.Result {
+				r := notifyRetry{policy: policy, deadline: deadline, clock: clock, jitter: func() float64 { return 0 },
+					redact: func(s string) string { return strings.ReplaceAll(s, "s3cret", "***") }, log: zerolog.New(&logs)}
+				r.run(func() engine.Result {
 					sent <- clock.Now()
 					n++
 					return tc.results[n-1]
-				}, policy, deadline, clock, func() float64 { return 0 },
-					func(s string) string { return strings.ReplaceAll(s, "s3cret", "***") }, nil, zerolog.New(&logs))
+				})
 			}()
 			next := func(what string) time.Time {
 				t.Helper()
@@ -114,11 +115,12 @@ func TestRetryNotifyStopsWithTheRun(t *testing.T) {
 	sends := 0
 	go func() {
 		defer close(done)
-		retryNotify(func() engine.Result {
+		r := notifyRetry{policy: engine.Policy{Retries: 5, Delay: time.Minute}, clock: clock, jitter: func() float64 { return 0 },
+			redact: func(s string) string { return s }, stop: stop, log: zerolog.New(&logs)}
+		r.run(func() engine.Result {
 			sends++
 			return engine.Result{Status: engine.Retryable, Error: "502"}
-		}, engine.Policy{Retries: 5, Delay: time.Minute}, time.Time{}, clock, func() float64 { return 0 },
-			func(s string) string { return s }, stop, zerolog.New(&logs))
+		})
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
