@@ -124,7 +124,7 @@ func TestPowerLossUnderConcurrentLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range recs {
-				found[r.Source.Name+"/"+keyOf(t, c, r)] = true
+				found[r.Source.Name+"/"+keyOf(t, r)] = true
 			}
 			after = recs[len(recs)-1].Seq
 		}
@@ -147,7 +147,7 @@ func TestPowerLossUnderConcurrentLoad(t *testing.T) {
 // keyOf returns the dedupe key the test's emitters gave the record: the
 // emitter's call number is the event's n, and the emitter's number is in
 // its source name.
-func keyOf(t *testing.T, _ *Store, r engine.Record) string {
+func keyOf(t *testing.T, r engine.Record) string {
 	t.Helper()
 	var w int
 	if _, err := fmt.Sscanf(r.Source.Name, "src-%d", &w); err != nil {

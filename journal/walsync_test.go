@@ -64,12 +64,10 @@ func (f countingFile) SyncTo(n int64) (bool, error) {
 func TestEventAndFiringShareOneSync(t *testing.T) {
 	ctx := context.Background()
 	var syncs atomic.Int64
-	mem := vfs.NewCrashableMem()
-	s, err := Open(Options{Dir: "/data", Clock: engine.NewFakeClock(t0), fs: countingFS{FS: mem, syncs: &syncs}, syncGather: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	mem, s := openCrashable(t, func(o *Options) {
+		o.Clock, o.syncGather = engine.NewFakeClock(t0), time.Hour
+		o.fs = countingFS{FS: o.fs, syncs: &syncs}
+	})
 	as := s.Actions().(engine.BatchActionStore)
 
 	// The engine is reading, caught up (nothing yet).
