@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rulebook-dev/rulebook/plugins"
 	"github.com/rulebook-dev/rulebook/test/rbtest"
 )
 
@@ -23,17 +21,7 @@ func TestJSONLogLinesHaveNoDuplicateKeys(t *testing.T) {
 	// An action plugin and a source plugin, for the lines of their hosts.
 	sums := map[string]string{}
 	for _, name := range []string{"rulebook-plugin-ticket", "rulebook-source-jsonl"} {
-		bin := filepath.Join(dir, "bin", name)
-		build := exec.Command("go", "build", "-o", bin, ".")
-		build.Dir = filepath.Join(repoRoot(t), "cmd", name)
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-		sum, err := plugins.FileSHA256(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sums[name] = sum
+		sums[name] = buildPlugin(t, dir, name)
 	}
 	in := filepath.Join(dir, "in.jsonl")
 	if err := os.WriteFile(in, []byte(`{"n":1}`+"\n"), 0o644); err != nil {

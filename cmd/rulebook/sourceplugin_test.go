@@ -17,16 +17,7 @@ import (
 // and `describe` show it.
 func TestDeclaredSourcePlugin(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin", "rulebook-source-jsonl")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(repoRoot(t), "cmd", "rulebook-source-jsonl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the plugin: %v\n%s", err, out)
-	}
-	sum, err := plugins.FileSHA256(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := buildPlugin(t, dir, "rulebook-source-jsonl")
 	write := func(name, sum, args string) string {
 		p := filepath.Join(dir, name)
 		rb := fmt.Sprintf("- name: audit\n  plugins:\n    - {path: bin/rulebook-source-jsonl, sha256: %s}\n  sources:\n    - name: log\n      jsonl: %s\n  rules:\n    - {name: r, condition: event.line.n == 1, action: {none: {}}}\n", sum, args)
@@ -58,4 +49,21 @@ func TestDeclaredSourcePlugin(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "kind:        source") || !strings.Contains(out, `"poll_interval"`) {
 		t.Fatalf("plugins describe: exit %d\n%s", code, out)
 	}
+}
+
+// buildPlugin builds the first-party plugin cmd/NAME into DIR/bin/NAME
+// and returns its sha256, as a rulebook's plugins: entry names it.
+func buildPlugin(t *testing.T, dir, name string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin", name)
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(repoRoot(t), "cmd", name)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	sum, err := plugins.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
