@@ -1009,7 +1009,9 @@ func (s *Store) Read(ctx context.Context, after uint64, max int) ([]engine.Recor
 	if max < 1 {
 		max = 1
 	}
-	s.hasReader.Store(true)
+	if !s.hasReader.Load() {
+		s.hasReader.Store(true) // once: not a shared write per Read
+	}
 	for {
 		s.notifyMu.Lock()
 		changed := s.notify
