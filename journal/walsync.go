@@ -154,22 +154,23 @@ func (w *walSyncer) gather(r *syncRound, until uint64) bool {
 		defer w.mu.Unlock()
 		return r.joined
 	}
-	if joined() {
-		return true
+	// ended: a synced write joined (paid), or the records are done.
+	ended := func() (paid, over bool) {
+		if joined() {
+			return true, true
+		}
+		return false, w.doneAsked.Load() >= until
 	}
-	if w.doneAsked.Load() >= until {
-		return false
+	if paid, over := ended(); over {
+		return paid
 	}
 	t := time.NewTimer(w.gatherMax)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.hurry:
-			if joined() {
-				return true
-			}
-			if w.doneAsked.Load() >= until {
-				return false
+			if paid, over := ended(); over {
+				return paid
 			}
 		case <-t.C:
 			return joined()
