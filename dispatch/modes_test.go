@@ -263,17 +263,30 @@ func (s *hookedStore) Invocation(ctx context.Context, id string) (*engine.Invoca
 // parkWaitsForDecideMu reports whether a goroutine waits in park for
 // decideMu (or mu): the frame above park is a mutex's Lock.
 func parkWaitsForDecideMu() bool {
+	return blockedIn("dispatch.(*Dispatcher).park(", "sync.(*Mutex).Lock(")
+}
+
+// blockedIn reports whether a goroutine is in the function fn (a frame
+// of its stack starts with it) and waits there on what waiting names:
+// the frame above fn, or the goroutine's header when fn is its top frame
+// (the runtime leaves its own frames out: "[chan receive]"), holds it.
+func blockedIn(fn, waiting string) bool {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		i := bytes.Index(g, []byte("dispatch.(*Dispatcher).park("))
+		i := bytes.Index(g, []byte(fn))
 		if i < 0 {
 			continue
 		}
 		lines := bytes.Split(g[:i], []byte("\n"))
-		// lines ends with "" (park's own line starts at i); before it
-		// the frame above park: its file line, then its function.
-		if n := len(lines); n >= 3 && bytes.HasPrefix(lines[n-3], []byte("sync.(*Mutex).Lock(")) {
+		// lines ends with "" (fn's own line starts at i); before it the
+		// frame above fn (its function, then its file line), or the
+		// header alone.
+		above := lines[0]
+		if n := len(lines); n >= 3 {
+			above = lines[n-3]
+		}
+		if bytes.Contains(above, []byte(waiting)) {
 			return true
 		}
 	}
@@ -676,11 +689,16 @@ func TestDecideWhilePendingStateIsWritten(t *testing.T) {
 		_, err := h.d.Decide(context.Background(), "f1/0", engine.DecisionRejected, "carol", "")
 		decided <- err
 	}()
-	select {
-	case err := <-decided:
-		t.Fatalf("Decide returned (%v) while the pending state was being written", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	// Decide waits for the write (the pending state marked stored), not
+	// for time to pass.
+	waitFor(t, "Decide waiting for the pending state's write", func() bool {
+		select {
+		case err := <-decided:
+			t.Fatalf("Decide returned (%v) while the pending state was being written", err)
+		default:
+		}
+		return blockedIn("dispatch.(*Dispatcher).decide(", "[chan receive")
+	})
 	release()
 	if err := <-decided; err != nil {
 		t.Fatalf("Decide: %v", err)
